@@ -1,0 +1,1 @@
+//! drctl configuration (in progress).

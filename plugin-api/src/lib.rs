@@ -1,0 +1,1 @@
+//! drctl plugin ABI (in progress).
