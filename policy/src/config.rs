@@ -1,0 +1,180 @@
+//! The engine's configuration: plain values, already validated by the caller's
+//! config layer (`drctl-config`) and checked again by [`EngineConfig::validate`].
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A site's name as operators write it (`site1`), cheap to clone into decisions.
+pub type SiteName = Arc<str>;
+
+/// One site as the local configuration knows it (S1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SiteConfig {
+    /// The operator's name for the site.
+    pub name: SiteName,
+    /// Configuration Server Proxy `host:port`.
+    pub cs_proxy: String,
+    /// The site's AIL Application object name.
+    pub app_name: String,
+}
+
+/// Exponential backoff with jitter between connect rounds (S1, W4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BackoffConfig {
+    /// Delay before the first retry round.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    /// Growth factor per round.
+    pub factor: f64,
+    /// Cap of the delay before jitter is applied.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+    /// Relative jitter: the delay is scaled by a factor drawn from `[1 - jitter, 1 + jitter)`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Whether and when to return to the preferred site on its own (E2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum Failback {
+    /// Stay on the secondary until an operator switches back (the seed's behaviour).
+    #[default]
+    Manual,
+    /// Return to the preferred site after `after` healthy on the secondary.
+    Auto {
+        /// How long the secondary must have been healthy first.
+        #[serde(with = "humantime_serde")]
+        after: Duration,
+    },
+}
+
+/// Everything the engine needs to know before it starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EngineConfig {
+    /// The agent's login name (not a secret; the password never enters the engine).
+    pub username: String,
+    /// The two sites, in configuration order.
+    pub sites: [SiteConfig; 2],
+    /// The site tried first when no cached preferred site applies (S1).
+    pub first_site: SiteName,
+    /// The cached preferred site, if caching is enabled and a cache exists (S5).
+    pub cached_preferred: Option<SiteName>,
+    /// Give up startup after this long (`drctl startup`); `None` retries forever.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Option<Duration>,
+    /// Backoff between connect rounds.
+    pub backoff: BackoffConfig,
+    /// Overrides the AIL Application's `site-timeout` when set (D1).
+    #[serde(with = "humantime_serde")]
+    pub site_timeout: Option<Duration>,
+    /// Overrides the AIL Application's `site-sip-register-timeout` when set (D4).
+    #[serde(with = "humantime_serde")]
+    pub site_sip_register_timeout: Option<Duration>,
+    /// Logout reasons that mean "a supervisor logged the agent out" (D4).
+    pub supervisor_logout_reasons: Vec<String>,
+    /// The desktop has an embedded SIP endpoint to relaunch after `dr-force_logout` (D4).
+    pub embedded_endpoint: bool,
+    /// Suppress automatic switchovers this long after one completes (E1); zero is off.
+    #[serde(with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// Failback mode (E2).
+    pub failback: Failback,
+    /// Upper bound of the random delay before an automatic switchover (E4); zero is off.
+    #[serde(with = "humantime_serde")]
+    pub switchover_jitter: Duration,
+    /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    /// A configuration with the seed's defaults for two sites named `site1` and `site2`.
+    pub fn two_sites(username: &str) -> Self {
+        let site = |n: u8| SiteConfig {
+            name: format!("site{n}").into(),
+            cs_proxy: format!("csproxy{n}:7000"),
+            app_name: format!("AIL_site{n}"),
+        };
+        EngineConfig {
+            username: username.to_owned(),
+            sites: [site(1), site(2)],
+            first_site: "site1".into(),
+            cached_preferred: None,
+            startup_timeout: None,
+            backoff: BackoffConfig::default(),
+            site_timeout: None,
+            site_sip_register_timeout: None,
+            supervisor_logout_reasons: vec!["supervisor_forced_logout".to_owned()],
+            embedded_endpoint: false,
+            hold_down: Duration::ZERO,
+            failback: Failback::Manual,
+            switchover_jitter: Duration::ZERO,
+            seed: 0,
+        }
+    }
+
+    /// Checks what the engine relies on; the config layer reports friendlier errors first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let [a, b] = &self.sites;
+        if a.name == b.name {
+            return Err(ConfigError::DuplicateSite(a.name.to_string()));
+        }
+        for name in std::iter::once(&self.first_site).chain(self.cached_preferred.iter()) {
+            if self.site_index(name).is_none() {
+                return Err(ConfigError::UnknownSite(name.to_string()));
+            }
+        }
+        let bo = &self.backoff;
+        if bo.initial.is_zero() || bo.max < bo.initial || !(bo.factor >= 1.0) {
+            return Err(ConfigError::Backoff(
+                "initial > 0, factor >= 1 and max >= initial",
+            ));
+        }
+        if !(0.0..1.0).contains(&bo.jitter) {
+            return Err(ConfigError::Backoff("0 <= jitter < 1"));
+        }
+        Ok(())
+    }
+
+    /// Index of the site called `name`.
+    pub fn site_index(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| &*s.name == name)
+    }
+}
+
+/// Why an [`EngineConfig`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Both sites have the same name.
+    DuplicateSite(String),
+    /// A site name that is not one of the two sites.
+    UnknownSite(String),
+    /// Backoff parameters out of range; the text says what is expected.
+    Backoff(&'static str),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::DuplicateSite(n) => write!(f, "both sites are named {n:?}"),
+            ConfigError::UnknownSite(n) => write!(f, "unknown site {n:?}"),
+            ConfigError::Backoff(what) => write!(f, "backoff: expected {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

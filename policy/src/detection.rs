@@ -1,0 +1,173 @@
+//! Detection: D1 telephony, D2 configuration, D3 statistic, D4 agent logout,
+//! D5 stale epochs. The same rules apply on either site.
+
+use crate::engine::{Engine, ListenerStatus, Phase};
+use crate::input::{BackendEvent, Epoch, Service, ServiceStatus};
+use crate::output::{Alarm, CommandKind, Decision, LogoutClass, Reason};
+
+/// The reason code of a logout caused by an expired SIP registration (D4).
+pub const DR_FORCE_LOGOUT: &str = "dr-force_logout";
+/// The reason code of a logout caused by SIP Server's graceful shutdown (D4).
+pub const GRACEFUL_SHUTDOWN_LOGOUT: &str = "graceful_shutdown_logout";
+
+impl Engine {
+    /// D5: only events of the current connection count.
+    pub(crate) fn on_backend(&mut self, epoch: Epoch, event: BackendEvent) {
+        if self.epoch != Some(epoch) || matches!(self.phase, Phase::Stopped | Phase::GaveUp) {
+            return;
+        }
+        match event {
+            BackendEvent::ServiceStatus { service, status } => match service {
+                Service::Telephony => self.on_telephony(status),
+                Service::Configuration => self.on_configuration(status),
+                Service::Statistic => self.on_statistic(status),
+            },
+            BackendEvent::AgentLogout { reason, .. } => self.on_agent_logout(reason),
+            BackendEvent::DnBackInService { .. } => self.on_dn_back_in_service(),
+            BackendEvent::DnOutOfService { .. } => self.listeners.dn = ListenerStatus::Off,
+            BackendEvent::Disconnected => self.on_disconnected(),
+        }
+    }
+
+    /// D1: OFF starts the site timer (once), ON cancels it.
+    fn on_telephony(&mut self, status: ServiceStatus) {
+        self.listeners.telephony = status.into();
+        match status {
+            ServiceStatus::Off => {
+                self.listeners.telephony_off_since.get_or_insert(self.now);
+            }
+            ServiceStatus::On => {
+                if self.listeners.telephony_off_since.take().is_some() && self.due.telephony {
+                    self.due.telephony = false;
+                    self.evaluate();
+                }
+            }
+        }
+        self.sync_telephony_alarm();
+    }
+
+    /// D1: with `site-timeout` off, telephony down is an alarm instead of a switchover.
+    pub(crate) fn sync_telephony_alarm(&mut self) {
+        let timeout_off = self.dr.site_timeout.is_none_or(|t| t.is_zero());
+        if self.listeners.telephony_off_since.is_some() && self.dr.known && timeout_off {
+            self.raise(Alarm::TelephonyServiceDown);
+        } else {
+            self.clear(Alarm::TelephonyServiceDown);
+        }
+    }
+
+    /// D2: warn and alarm, never switch.
+    fn on_configuration(&mut self, status: ServiceStatus) {
+        self.listeners.configuration = status.into();
+        self.alarm_while(
+            status == ServiceStatus::Off,
+            Alarm::ConfigurationServiceDown,
+        );
+    }
+
+    /// D3: warn and alarm, never switch.
+    fn on_statistic(&mut self, status: ServiceStatus) {
+        self.listeners.statistic = status.into();
+        self.alarm_while(status == ServiceStatus::Off, Alarm::StatisticServiceDown);
+    }
+
+    fn alarm_while(&mut self, condition: bool, alarm: Alarm) {
+        if condition {
+            self.raise(alarm);
+        } else {
+            self.clear(alarm);
+        }
+    }
+
+    /// D4: classify the logout reason and act on it.
+    fn on_agent_logout(&mut self, reason: Option<String>) {
+        let reason = reason.unwrap_or_default();
+        let class = self.classify_logout(&reason);
+        self.decide(Decision::LogoutClassified { reason, class });
+        match class {
+            LogoutClass::Manual | LogoutClass::Supervisor => {}
+            LogoutClass::DrForce => {
+                self.listeners.dn = ListenerStatus::Off;
+                // Repeated dr-force_logout does not restart the wait.
+                self.listeners.sip_wait_since.get_or_insert(self.now);
+                if self.cfg.embedded_endpoint {
+                    self.command(CommandKind::RelaunchEndpoint);
+                }
+            }
+            LogoutClass::GracefulShutdown => {
+                self.due.graceful = true;
+                self.evaluate();
+            }
+        }
+    }
+
+    /// D4: which of the seed's four cases a reason code is.
+    pub fn classify_logout(&self, reason: &str) -> LogoutClass {
+        match reason {
+            DR_FORCE_LOGOUT => LogoutClass::DrForce,
+            GRACEFUL_SHUTDOWN_LOGOUT => LogoutClass::GracefulShutdown,
+            r if self.cfg.supervisor_logout_reasons.iter().any(|s| s == r) => {
+                LogoutClass::Supervisor
+            }
+            _ => LogoutClass::Manual,
+        }
+    }
+
+    /// D4: re-registration ends the wait.
+    fn on_dn_back_in_service(&mut self) {
+        self.listeners.dn = ListenerStatus::On;
+        if self.listeners.sip_wait_since.take().is_some() && self.due.sip {
+            self.due.sip = false;
+            self.evaluate();
+        }
+    }
+
+    /// The backend lost the AIL session: alarm, then reconnect as at startup,
+    /// beginning with the site we were on.
+    fn on_disconnected(&mut self) {
+        self.raise(Alarm::BackendDisconnected);
+        let site = self.site.unwrap_or_else(|| self.first_site());
+        if self.switchover.is_some() {
+            return self.connect_failed(site, "backend disconnected".to_owned());
+        }
+        self.leave_site();
+        self.backoff.reset();
+        self.begin_round(site);
+    }
+
+    /// Forget everything about the current connection (D5: its events are now stale).
+    pub(crate) fn leave_site(&mut self) {
+        self.epoch = None;
+        self.listeners = Default::default();
+        self.due = Default::default();
+        self.suppressed = None;
+        self.jitter_until = None;
+        self.failback_at = None;
+        for alarm in [
+            Alarm::TelephonyServiceDown,
+            Alarm::ConfigurationServiceDown,
+            Alarm::StatisticServiceDown,
+        ] {
+            self.clear(alarm);
+        }
+    }
+
+    /// The trigger to act on now, by precedence, and its target.
+    pub(crate) fn due_trigger(&self) -> Option<(Reason, usize)> {
+        let site = self.site?;
+        let other = crate::engine::other(site);
+        if self.due.graceful {
+            Some((Reason::GracefulShutdown, other))
+        } else if self.due.telephony {
+            Some((Reason::TelephonyTimeout, other))
+        } else if self.due.sip {
+            Some((Reason::SipRegisterTimeout, other))
+        } else if self.due.failback {
+            self.preferred
+                .filter(|p| *p != site)
+                .map(|p| (Reason::Failback, p))
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The engine object: state, the public sans-IO API, timers and the state view.
+//!
+//! The rules themselves live next door: `startup` (S1–S5), `detection`
+//! (D1–D6), `switchover` (W1–W4, E1–E4).
+
+use crate::backoff::Backoff;
+use crate::config::{ConfigError, EngineConfig, Failback, SiteName};
+use crate::input::{CommandId, Epoch, Event, ServiceStatus};
+use crate::output::{Action, Alarm, Command, CommandKind, Decision, Reason, SuppressWhy};
+use crate::time::Timestamp;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// Index of a site in [`EngineConfig::sites`].
+pub(crate) type SiteIdx = usize;
+
+/// The other of the two sites.
+pub(crate) fn other(site: SiteIdx) -> SiteIdx {
+    1 - site
+}
+
+/// Where the engine is in its life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseKind {
+    /// Not started.
+    Idle,
+    /// Connecting to a CS Proxy (startup, reconnect or switchover).
+    Connecting,
+    /// Waiting before the next connect round (S1/W4 backoff).
+    Backoff,
+    /// Reading the Person and AIL Application objects (S2, S3).
+    ReadingConfiguration,
+    /// Killing the AIL factory (W1).
+    KillingFactory,
+    /// Subscribing the listeners (W2).
+    Subscribing,
+    /// Connected and watching the listeners.
+    Watching,
+    /// Startup gave up (S1 `startup.timeout`).
+    GaveUp,
+    /// Shut down.
+    Stopped,
+}
+
+/// A pending command and what the engine waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Idle,
+    Connecting {
+        cmd: CommandId,
+        site: SiteIdx,
+    },
+    Backoff {
+        until: Timestamp,
+    },
+    ReadingPerson {
+        cmd: CommandId,
+    },
+    ReadingApplication {
+        cmd: CommandId,
+        preferred_app: String,
+    },
+    KillingFactory {
+        cmd: CommandId,
+    },
+    Subscribing {
+        cmd: CommandId,
+    },
+    Watching,
+    GaveUp,
+    Stopped,
+}
+
+impl Phase {
+    fn kind(&self) -> PhaseKind {
+        match self {
+            Phase::Idle => PhaseKind::Idle,
+            Phase::Connecting { .. } => PhaseKind::Connecting,
+            Phase::Backoff { .. } => PhaseKind::Backoff,
+            Phase::ReadingPerson { .. } | Phase::ReadingApplication { .. } => {
+                PhaseKind::ReadingConfiguration
+            }
+            Phase::KillingFactory { .. } => PhaseKind::KillingFactory,
+            Phase::Subscribing { .. } => PhaseKind::Subscribing,
+            Phase::Watching => PhaseKind::Watching,
+            Phase::GaveUp => PhaseKind::GaveUp,
+            Phase::Stopped => PhaseKind::Stopped,
+        }
+    }
+
+    pub(crate) fn pending_command(&self) -> Option<CommandId> {
+        match *self {
+            Phase::Connecting { cmd, .. }
+            | Phase::ReadingPerson { cmd }
+            | Phase::ReadingApplication { cmd, .. }
+            | Phase::KillingFactory { cmd }
+            | Phase::Subscribing { cmd } => Some(cmd),
+            _ => None,
+        }
+    }
+}
+
+/// A listener's last known status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenerStatus {
+    /// Nothing heard on this connection yet.
+    #[default]
+    Unknown,
+    /// Service on / DN in service.
+    On,
+    /// Service off / DN out of service.
+    Off,
+}
+
+impl From<ServiceStatus> for ListenerStatus {
+    fn from(s: ServiceStatus) -> Self {
+        match s {
+            ServiceStatus::On => ListenerStatus::On,
+            ServiceStatus::Off => ListenerStatus::Off,
+        }
+    }
+}
+
+/// The switchover in flight (D6: at most one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Switchover {
+    pub reason: Reason,
+    pub from: SiteIdx,
+    pub to: SiteIdx,
+}
+
+/// A round of connect attempts over both sites (S1, W4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Round {
+    pub order: [SiteIdx; 2],
+    pub next: usize,
+}
+
+/// The DR options in force (S3, with the config's overrides).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DrOptions {
+    pub known: bool,
+    pub site_timeout: Option<std::time::Duration>,
+    pub sip_register_timeout: Option<std::time::Duration>,
+}
+
+/// Per-connection listener state; reset whenever the epoch changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Listeners {
+    pub telephony: ListenerStatus,
+    pub configuration: ListenerStatus,
+    pub statistic: ListenerStatus,
+    pub dn: ListenerStatus,
+    /// D1: when telephony went OFF (not restarted by repeated OFF).
+    pub telephony_off_since: Option<Timestamp>,
+    /// D4: when `dr-force_logout` arrived, while waiting for re-registration.
+    pub sip_wait_since: Option<Timestamp>,
+}
+
+/// Switchover triggers whose condition holds (their timer fired) but which
+/// have not started a switchover yet; re-evaluated whenever that may change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Due {
+    pub graceful: bool,
+    pub telephony: bool,
+    pub sip: bool,
+    pub failback: bool,
+}
+
+/// The DR policy engine for one agent. See the crate docs for the calling loop.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) actions: VecDeque<Action>,
+    next_cmd: u64,
+    /// Latest `now` seen; time never goes backwards inside the engine.
+    pub(crate) now: Timestamp,
+    pub(crate) phase: Phase,
+    /// The site connected to (or last connected to while reconnecting).
+    pub(crate) site: Option<SiteIdx>,
+    /// The current connection; `None` while there is none (D5 drops everything).
+    pub(crate) epoch: Option<Epoch>,
+    pub(crate) preferred: Option<SiteIdx>,
+    pub(crate) dr: DrOptions,
+    pub(crate) listeners: Listeners,
+    pub(crate) due: Due,
+    /// The last suppression reported, so a held trigger is reported once.
+    pub(crate) suppressed: Option<(Reason, SuppressWhy)>,
+    pub(crate) switchover: Option<Switchover>,
+    /// E4: an automatic switchover waiting out its random delay.
+    pub(crate) jitter_until: Option<Timestamp>,
+    pub(crate) hold_down_until: Option<Timestamp>,
+    pub(crate) failback_at: Option<Timestamp>,
+    pub(crate) paused: bool,
+    alarms: u16,
+    pub(crate) round: Round,
+    pub(crate) backoff: Backoff,
+    pub(crate) startup_deadline: Option<Timestamp>,
+    /// True until the first time the engine reaches `Watching`.
+    pub(crate) in_startup: bool,
+}
+
+impl Engine {
+    /// An engine that has not started; feed it [`Event::Start`].
+    pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
+        cfg.validate()?;
+        let backoff = Backoff::new(cfg.backoff.clone());
+        Ok(Engine {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            cfg,
+            actions: VecDeque::new(),
+            next_cmd: 0,
+            now: Timestamp::ZERO,
+            phase: Phase::Idle,
+            site: None,
+            epoch: None,
+            preferred: None,
+            dr: DrOptions::default(),
+            listeners: Listeners::default(),
+            due: Due::default(),
+            suppressed: None,
+            switchover: None,
+            jitter_until: None,
+            hold_down_until: None,
+            failback_at: None,
+            paused: false,
+            alarms: 0,
+            round: Round {
+                order: [0, 1],
+                next: 0,
+            },
+            backoff,
+            startup_deadline: None,
+            in_startup: true,
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Feeds one input. Timers due at or before `now` fire first, so an event
+    /// that arrives exactly at a deadline comes after that deadline's action.
+    pub fn handle_event(&mut self, now: Timestamp, event: Event) {
+        self.handle_timeout(now);
+        match event {
+            Event::Start => self.start(),
+            Event::CommandResult { id, result } => self.on_result(id, result),
+            Event::Backend { epoch, event } => self.on_backend(epoch, event),
+            Event::OperatorSwitch { to } => self.on_operator_switch(to),
+            Event::Pause => self.set_paused(true),
+            Event::Resume => self.set_paused(false),
+            Event::Shutdown => self.shutdown(),
+        }
+    }
+
+    /// Fires every timer due at or before `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if matches!(self.phase, Phase::Stopped | Phase::GaveUp | Phase::Idle) {
+            return;
+        }
+        if self.startup_deadline.is_some_and(|d| d <= now) {
+            self.startup_deadline = None;
+            self.give_up();
+            return;
+        }
+        if let Phase::Backoff { until } = self.phase {
+            if until <= now {
+                self.connect_next();
+            }
+        }
+        let mut changed = false;
+        if self.telephony_deadline().is_some_and(|d| d <= now) {
+            self.due.telephony = true;
+            changed = true;
+        }
+        if self.sip_deadline().is_some_and(|d| d <= now) {
+            self.due.sip = true;
+            changed = true;
+        }
+        if self.failback_at.is_some_and(|d| d <= now) {
+            self.failback_at = None;
+            self.due.failback = true;
+            changed = true;
+        }
+        if self.jitter_until.is_some_and(|d| d <= now) {
+            changed = true;
+        }
+        if self.hold_down_until.is_some_and(|d| d <= now) {
+            self.hold_down_until = None;
+            changed = true;
+        }
+        if changed {
+            self.evaluate();
+        }
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if matches!(self.phase, Phase::Stopped | Phase::GaveUp | Phase::Idle) {
+            return None;
+        }
+        let backoff = match self.phase {
+            Phase::Backoff { until } => Some(until),
+            _ => None,
+        };
+        // Hold-down end only matters while a trigger waits for it.
+        let hold = self.hold_down_until.filter(|_| self.suppressed.is_some());
+        [
+            self.startup_deadline,
+            backoff,
+            self.telephony_deadline(),
+            self.sip_deadline(),
+            self.failback_at,
+            self.jitter_until,
+            hold,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// D1: when the site timer fires, if it runs.
+    pub(crate) fn telephony_deadline(&self) -> Option<Timestamp> {
+        if self.due.telephony {
+            return None;
+        }
+        let since = self.listeners.telephony_off_since?;
+        let timeout = self.dr.site_timeout.filter(|t| !t.is_zero())?;
+        Some(since + timeout)
+    }
+
+    /// D4: when the re-registration wait ends, if it runs.
+    pub(crate) fn sip_deadline(&self) -> Option<Timestamp> {
+        if self.due.sip {
+            return None;
+        }
+        let since = self.listeners.sip_wait_since?;
+        let timeout = self.dr.sip_register_timeout.filter(|t| !t.is_zero())?;
+        Some(since + timeout)
+    }
+
+    /// Queues a backend command and returns its id.
+    pub(crate) fn command(&mut self, kind: CommandKind) -> CommandId {
+        self.next_cmd += 1;
+        let id = CommandId(self.next_cmd);
+        self.actions
+            .push_back(Action::Command(Command { id, kind }));
+        id
+    }
+
+    /// Queues a decision record.
+    pub(crate) fn decide(&mut self, d: Decision) {
+        self.actions.push_back(Action::Decision(d));
+    }
+
+    pub(crate) fn site_name(&self, idx: SiteIdx) -> SiteName {
+        self.cfg.sites[idx].name.clone()
+    }
+
+    /// Raises `alarm` unless it is already up.
+    pub(crate) fn raise(&mut self, alarm: Alarm) {
+        if self.alarms & alarm.bit() == 0 {
+            self.alarms |= alarm.bit();
+            self.decide(Decision::AlarmRaised { alarm });
+        }
+    }
+
+    /// Clears `alarm` if it is up.
+    pub(crate) fn clear(&mut self, alarm: Alarm) {
+        if self.alarms & alarm.bit() != 0 {
+            self.alarms &= !alarm.bit();
+            self.decide(Decision::AlarmCleared { alarm });
+        }
+    }
+
+    /// Whether `alarm` is up.
+    pub fn alarm_active(&self, alarm: Alarm) -> bool {
+        self.alarms & alarm.bit() != 0
+    }
+
+    fn shutdown(&mut self) {
+        if matches!(self.phase, Phase::Stopped) {
+            return;
+        }
+        self.command(CommandKind::Shutdown);
+        self.phase = Phase::Stopped;
+        self.epoch = None;
+        self.startup_deadline = None;
+        self.jitter_until = None;
+        self.failback_at = None;
+    }
+
+    /// A read-only snapshot of the engine's state, for status displays.
+    pub fn view(&self) -> View {
+        let mut timers = Vec::new();
+        let mut push = |kind: TimerKind, at: Option<Timestamp>| {
+            if let Some(at) = at {
+                timers.push(PendingTimer { kind, at });
+            }
+        };
+        push(TimerKind::StartupTimeout, self.startup_deadline);
+        if let Phase::Backoff { until } = self.phase {
+            push(TimerKind::Backoff, Some(until));
+        }
+        push(TimerKind::SiteTimeout, self.telephony_deadline());
+        push(TimerKind::SipRegisterTimeout, self.sip_deadline());
+        push(TimerKind::SwitchoverJitter, self.jitter_until);
+        push(TimerKind::HoldDown, self.hold_down_until);
+        push(TimerKind::Failback, self.failback_at);
+        View {
+            now: self.now,
+            phase: self.phase.kind(),
+            site: self.site.map(|s| self.site_name(s)),
+            preferred_site: self.preferred.map(|s| self.site_name(s)),
+            epoch: self.epoch,
+            telephony: self.listeners.telephony,
+            configuration: self.listeners.configuration,
+            statistic: self.listeners.statistic,
+            dn: self.listeners.dn,
+            timers,
+            alarms: Alarm::ALL
+                .into_iter()
+                .filter(|a| self.alarm_active(*a))
+                .collect(),
+            paused: self.paused,
+            switchover: self.switchover.map(|s| SwitchoverView {
+                reason: s.reason,
+                from: self.site_name(s.from),
+                to: self.site_name(s.to),
+            }),
+            site_timeout: self.dr.site_timeout,
+            site_sip_register_timeout: self.dr.sip_register_timeout,
+        }
+    }
+}
+
+/// Which timer a [`PendingTimer`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimerKind {
+    /// S1: startup gives up.
+    StartupTimeout,
+    /// S1/W4: next connect round.
+    Backoff,
+    /// D1: `site-timeout`.
+    SiteTimeout,
+    /// D4: `site-sip-register-timeout`.
+    SipRegisterTimeout,
+    /// E4: delayed automatic switchover.
+    SwitchoverJitter,
+    /// E1: hold-down ends.
+    HoldDown,
+    /// E2: failback to the preferred site.
+    Failback,
+}
+
+/// A timer that will fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingTimer {
+    /// Which timer.
+    pub kind: TimerKind,
+    /// When it fires.
+    pub at: Timestamp,
+}
+
+/// The switchover in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SwitchoverView {
+    /// Why.
+    pub reason: Reason,
+    /// The site left.
+    pub from: SiteName,
+    /// The target.
+    pub to: SiteName,
+}
+
+/// A read-only snapshot of an [`Engine`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct View {
+    /// The latest time the engine has seen.
+    pub now: Timestamp,
+    /// Life-cycle phase.
+    pub phase: PhaseKind,
+    /// The site connected to (or being reconnected).
+    pub site: Option<SiteName>,
+    /// The agent's preferred site, once read (S2/S3).
+    pub preferred_site: Option<SiteName>,
+    /// The current connection's epoch.
+    pub epoch: Option<Epoch>,
+    /// Telephony service listener.
+    pub telephony: ListenerStatus,
+    /// Configuration service listener.
+    pub configuration: ListenerStatus,
+    /// Statistic service listener.
+    pub statistic: ListenerStatus,
+    /// The agent's DN.
+    pub dn: ListenerStatus,
+    /// Timers that will fire, unordered.
+    pub timers: Vec<PendingTimer>,
+    /// Alarms that are up.
+    pub alarms: Vec<Alarm>,
+    /// E3: automatic switchovers paused.
+    pub paused: bool,
+    /// The switchover in flight.
+    pub switchover: Option<SwitchoverView>,
+    /// `site-timeout` in force, once known.
+    #[serde(with = "humantime_serde")]
+    pub site_timeout: Option<std::time::Duration>,
+    /// `site-sip-register-timeout` in force, once known.
+    #[serde(with = "humantime_serde")]
+    pub site_sip_register_timeout: Option<std::time::Duration>,
+}
+
+impl Engine {
+    /// E2: arm the failback timer when watching a site that is not the preferred one.
+    pub(crate) fn arm_failback(&mut self) {
+        self.failback_at = None;
+        self.due.failback = false;
+        if let (Failback::Auto { after }, Some(site), Some(pref)) =
+            (self.cfg.failback, self.site, self.preferred)
+        {
+            if site != pref {
+                self.failback_at = Some(self.now + after);
+            }
+        }
+    }
+}

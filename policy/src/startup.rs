@@ -1,0 +1,254 @@
+//! Startup: S1 connect (with backoff), S2 Person, S3 AIL Application, S4
+//! relocation to the preferred site, S5 cached preferred site. Reconnecting
+//! after a lost backend session follows the same path.
+
+use crate::engine::{other, DrOptions, Engine, Listeners, Phase, Round, SiteIdx};
+use crate::input::{CommandId, CommandOutput};
+use crate::output::{Alarm, CommandKind, Decision, Listener, Reason};
+
+impl Engine {
+    /// S1: begin startup at the first site.
+    pub(crate) fn start(&mut self) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.startup_deadline = self.cfg.startup_timeout.map(|t| self.now + t);
+        let first = self.first_site();
+        self.begin_round(first);
+    }
+
+    /// S5: the cached preferred site if there is one, else the configured first site.
+    pub(crate) fn first_site(&self) -> SiteIdx {
+        self.cfg
+            .cached_preferred
+            .as_deref()
+            .and_then(|name| self.cfg.site_index(name))
+            .or_else(|| self.cfg.site_index(&self.cfg.first_site))
+            .unwrap_or(0)
+    }
+
+    /// S1/W4: a fresh round of attempts, `first` then the other site.
+    pub(crate) fn begin_round(&mut self, first: SiteIdx) {
+        self.round = Round {
+            order: [first, other(first)],
+            next: 0,
+        };
+        self.connect_next();
+    }
+
+    /// S1/W1: connect to the next site of the round.
+    pub(crate) fn connect_next(&mut self) {
+        let site = self.round.order[self.round.next];
+        let s = &self.cfg.sites[site];
+        let kind = CommandKind::Connect {
+            site: s.name.clone(),
+            cs_proxy: s.cs_proxy.clone(),
+            app_name: s.app_name.clone(),
+            username: self.cfg.username.clone(),
+            // W1: on-demand loading shortens the AIL restart of a switchover.
+            on_demand_loading: self.switchover.is_some(),
+        };
+        let cmd = self.command(kind);
+        self.phase = Phase::Connecting { cmd, site };
+    }
+
+    /// S1: the answer to `connect`.
+    pub(crate) fn on_connect_result(
+        &mut self,
+        site: SiteIdx,
+        result: Result<CommandOutput, String>,
+    ) {
+        let epoch = match result {
+            Ok(CommandOutput::Connected { epoch }) => epoch,
+            Ok(other) => return self.connect_failed(site, unexpected("connect", &other)),
+            Err(error) => return self.connect_failed(site, error),
+        };
+        self.backoff.reset();
+        self.epoch = Some(epoch);
+        self.site = Some(site);
+        self.listeners = Listeners::default();
+        if self.switchover.is_some() {
+            self.subscribe();
+            return;
+        }
+        self.decide(Decision::StartupConnected {
+            site: self.site_name(site),
+        });
+        self.clear(Alarm::BackendDisconnected);
+        // S2: always read the Person object, even with a cached preferred site (S5).
+        let cmd = self.command(CommandKind::ReadPersonSites {
+            username: self.cfg.username.clone(),
+        });
+        self.phase = Phase::ReadingPerson { cmd };
+    }
+
+    /// S1/W4: try the other site of the round, or back off after both failed.
+    pub(crate) fn connect_failed(&mut self, site: SiteIdx, error: String) {
+        self.epoch = None;
+        if let Some(sw) = self.switchover {
+            self.decide(Decision::SwitchoverFailed {
+                to: self.site_name(site),
+                error,
+            });
+            // S4: a relocation whose preferred site is down stays where it was.
+            let alarm = if sw.reason == Reason::StartupRelocate && site == sw.to {
+                Alarm::PreferredSiteUnreachable
+            } else {
+                Alarm::SwitchoverFailed
+            };
+            self.raise(alarm);
+        }
+        self.round.next += 1;
+        if self.round.next < self.round.order.len() {
+            self.connect_next();
+        } else {
+            self.round.next = 0;
+            let delay = self.backoff.next_delay(&mut self.rng);
+            self.phase = Phase::Backoff {
+                until: self.now + delay,
+            };
+        }
+    }
+
+    /// S2: the Person object names the preferred AIL Application; read it (S3).
+    pub(crate) fn on_person_sites(&mut self, result: Result<CommandOutput, String>) {
+        match result {
+            Ok(CommandOutput::PersonSites { preferred_app, .. }) => {
+                let cmd = self.command(CommandKind::ReadApplication {
+                    app_name: preferred_app.clone(),
+                });
+                self.phase = Phase::ReadingApplication { cmd, preferred_app };
+            }
+            _ => self.preferred_unknown(),
+        }
+    }
+
+    /// S3: learn the preferred site and the DR options; S4: relocate if needed.
+    pub(crate) fn on_application(
+        &mut self,
+        preferred_app: &str,
+        result: Result<CommandOutput, String>,
+    ) {
+        let Ok(CommandOutput::Application {
+            app_name,
+            cs_proxy,
+            site_timeout,
+            site_sip_register_timeout,
+        }) = result
+        else {
+            return self.preferred_unknown();
+        };
+        self.set_dr_options(site_timeout, site_sip_register_timeout);
+        let sites = &self.cfg.sites;
+        let preferred = sites
+            .iter()
+            .position(|s| s.app_name == preferred_app || s.app_name == app_name)
+            .or_else(|| sites.iter().position(|s| s.cs_proxy == cs_proxy));
+        let Some(preferred) = preferred else {
+            return self.preferred_unknown();
+        };
+        // S3: the application's CS Proxy address wins over the local one.
+        self.cfg.sites[preferred].cs_proxy = cs_proxy;
+        self.preferred = Some(preferred);
+        self.clear(Alarm::PreferredSiteUnknown);
+        match self.site {
+            Some(site) if site != preferred => {
+                self.start_switchover(Reason::StartupRelocate, preferred)
+            }
+            _ => self.subscribe(),
+        }
+    }
+
+    /// S2/S3 failed: watch where we are with the configured DR options.
+    fn preferred_unknown(&mut self) {
+        self.set_dr_options(None, None);
+        self.raise(Alarm::PreferredSiteUnknown);
+        self.subscribe();
+    }
+
+    /// S3: the application's DR options, unless the config overrides them.
+    fn set_dr_options(
+        &mut self,
+        site_timeout: Option<std::time::Duration>,
+        sip_register_timeout: Option<std::time::Duration>,
+    ) {
+        self.dr = DrOptions {
+            known: true,
+            site_timeout: self.cfg.site_timeout.or(site_timeout),
+            sip_register_timeout: self.cfg.site_sip_register_timeout.or(sip_register_timeout),
+        };
+        self.sync_telephony_alarm();
+    }
+
+    /// W2: subscribe the four listeners of the current connection.
+    pub(crate) fn subscribe(&mut self) {
+        let Some(epoch) = self.epoch else { return };
+        let cmd = self.command(CommandKind::Subscribe {
+            epoch,
+            listeners: Listener::ALL.to_vec(),
+        });
+        self.phase = Phase::Subscribing { cmd };
+    }
+
+    /// W2 done: the agent is on a site and watching.
+    pub(crate) fn on_subscribed(&mut self, result: Result<CommandOutput, String>) {
+        if let Err(error) = result {
+            let site = self.site.unwrap_or(0);
+            return self.connect_failed(site, error);
+        }
+        self.phase = Phase::Watching;
+        self.startup_deadline = None;
+        self.in_startup = false;
+        if let Some(sw) = self.switchover.take() {
+            let to = self.site.unwrap_or(sw.to);
+            self.decide(Decision::SwitchoverCompleted {
+                reason: sw.reason,
+                from: self.site_name(sw.from),
+                to: self.site_name(to),
+            });
+            self.clear(Alarm::SwitchoverFailed);
+            if !self.cfg.hold_down.is_zero() {
+                self.hold_down_until = Some(self.now + self.cfg.hold_down);
+            }
+        }
+        if self.site.is_some() && self.site == self.preferred {
+            self.clear(Alarm::PreferredSiteUnreachable);
+        }
+        self.arm_failback();
+        self.evaluate();
+    }
+
+    /// S1: `startup.timeout` passed before the agent was watching anywhere.
+    pub(crate) fn give_up(&mut self) {
+        let timeout = self.cfg.startup_timeout.unwrap_or_default();
+        self.decide(Decision::StartupFailed {
+            error: format!(
+                "no site could be reached within startup.timeout ({}s)",
+                timeout.as_secs_f64()
+            ),
+        });
+        self.phase = Phase::GaveUp;
+        self.epoch = None;
+    }
+
+    /// Routes a command result to the step waiting for it; others are stale.
+    pub(crate) fn on_result(&mut self, id: CommandId, result: Result<CommandOutput, String>) {
+        if self.phase.pending_command() != Some(id) {
+            return;
+        }
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Connecting { site, .. } => self.on_connect_result(site, result),
+            Phase::ReadingPerson { .. } => self.on_person_sites(result),
+            Phase::ReadingApplication { preferred_app, .. } => {
+                self.on_application(&preferred_app, result)
+            }
+            Phase::KillingFactory { .. } => self.on_factory_killed(result),
+            Phase::Subscribing { .. } => self.on_subscribed(result),
+            other => self.phase = other,
+        }
+    }
+}
+
+fn unexpected(command: &str, output: &CommandOutput) -> String {
+    format!("unexpected answer to {command}: {output:?}")
+}

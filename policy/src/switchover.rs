@@ -1,0 +1,114 @@
+//! Switchover: W1 kill factory + reconnect, W2 listeners, W3 target, W4
+//! retries; D6 one at a time; E1 hold-down, E3 pause, E4 jitter.
+
+use crate::backoff::unit;
+use crate::config::SiteName;
+use crate::engine::{other, Engine, Phase, SiteIdx, Switchover};
+use crate::input::CommandOutput;
+use crate::output::{CommandKind, Decision, Reason, SuppressWhy};
+
+impl Engine {
+    /// Decides whether a due trigger starts a switchover now (D6, E1, E3, E4).
+    /// Called whenever a trigger, the pause, hold-down or jitter may have changed.
+    pub(crate) fn evaluate(&mut self) {
+        if self.phase != Phase::Watching || self.switchover.is_some() {
+            return;
+        }
+        let Some((reason, target)) = self.due_trigger() else {
+            // E4: the condition went away while waiting out the jitter.
+            self.jitter_until = None;
+            self.suppressed = None;
+            return;
+        };
+        if self.paused {
+            self.jitter_until = None;
+            return self.report_suppressed(reason, SuppressWhy::Paused);
+        }
+        if reason.held_down() && self.hold_down_until.is_some_and(|t| t > self.now) {
+            return self.report_suppressed(reason, SuppressWhy::HoldDown);
+        }
+        let jitter = self.cfg.switchover_jitter;
+        if reason.is_automatic() && !jitter.is_zero() {
+            match self.jitter_until {
+                None => {
+                    let delay = jitter.mul_f64(unit(&mut self.rng));
+                    self.jitter_until = Some(self.now + delay);
+                    // A zero draw starts at once; anything else waits for its timer.
+                    if !delay.is_zero() {
+                        return;
+                    }
+                }
+                Some(t) if t > self.now => return,
+                Some(_) => {}
+            }
+        }
+        self.start_switchover(reason, target);
+    }
+
+    /// Reports a held trigger once, not at every re-evaluation.
+    fn report_suppressed(&mut self, reason: Reason, why: SuppressWhy) {
+        if self.suppressed != Some((reason, why)) {
+            self.suppressed = Some((reason, why));
+            self.decide(Decision::SwitchoverSuppressed { reason, why });
+        }
+    }
+
+    /// E3: pause or resume automatic switchovers.
+    pub(crate) fn set_paused(&mut self, paused: bool) {
+        if self.paused != paused {
+            self.paused = paused;
+            self.suppressed = None;
+            self.evaluate();
+        }
+    }
+
+    /// W3: an operator's switchover, exempt from pause, hold-down and jitter.
+    pub(crate) fn on_operator_switch(&mut self, to: Option<SiteName>) {
+        let suppressed = |why| Decision::SwitchoverSuppressed {
+            reason: Reason::Operator,
+            why,
+        };
+        let target = match to {
+            Some(name) => match self.cfg.site_index(&name) {
+                Some(idx) => Some(idx),
+                None => return self.decide(suppressed(SuppressWhy::UnknownSite)),
+            },
+            None => self.site.map(other),
+        };
+        let Some(target) = target else {
+            return self.decide(suppressed(SuppressWhy::InProgress));
+        };
+        if self.phase != Phase::Watching || self.switchover.is_some() {
+            return self.decide(suppressed(SuppressWhy::InProgress));
+        }
+        if self.site == Some(target) {
+            return self.decide(suppressed(SuppressWhy::AlreadyOnSite));
+        }
+        self.start_switchover(Reason::Operator, target);
+    }
+
+    /// W1: announce, drop the old connection, kill the AIL factory.
+    pub(crate) fn start_switchover(&mut self, reason: Reason, to: SiteIdx) {
+        let Some(from) = self.site else { return };
+        self.switchover = Some(Switchover { reason, from, to });
+        self.decide(Decision::SwitchoverStarted {
+            reason,
+            from: self.site_name(from),
+            to: self.site_name(to),
+        });
+        self.leave_site();
+        self.backoff.reset();
+        // W4: the round alternates the target and the origin.
+        self.round = crate::engine::Round {
+            order: [to, from],
+            next: 0,
+        };
+        let cmd = self.command(CommandKind::KillFactory);
+        self.phase = Phase::KillingFactory { cmd };
+    }
+
+    /// W1: the factory is gone (or failed to die: AIL is restarted regardless).
+    pub(crate) fn on_factory_killed(&mut self, _result: Result<CommandOutput, String>) {
+        self.connect_next();
+    }
+}

@@ -1,0 +1,313 @@
+//! A scripted two-site deployment that answers the engine's commands, so
+//! tests read as timelines: what happened when, and what the engine did.
+#![allow(dead_code)]
+
+use drctl_policy::*;
+use std::time::Duration;
+
+/// Shorthand: seconds as a `Timestamp`.
+pub fn secs(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
+}
+
+/// Shorthand: milliseconds as a `Timestamp`.
+pub fn ms(m: u64) -> Timestamp {
+    Timestamp::from_millis(m)
+}
+
+/// Drives an engine against a simulated deployment with synthetic time.
+pub struct Harness {
+    pub engine: Engine,
+    pub now: Timestamp,
+    /// Everything the engine asked for, with the time it asked.
+    pub log: Vec<(Timestamp, Action)>,
+    /// Whether each site's CS Proxy accepts connections.
+    pub reachable: [bool; 2],
+    /// The AIL Application the Person object names as preferred.
+    pub preferred_app: String,
+    /// DR options the preferred AIL Application carries.
+    pub app_site_timeout: Option<Duration>,
+    pub app_sip_timeout: Option<Duration>,
+    /// How long a connect takes to answer.
+    pub connect_latency: Duration,
+    /// When false, commands are logged but never answered.
+    pub answer: bool,
+    answers: Vec<(
+        Timestamp,
+        CommandId,
+        Result<CommandOutput, String>,
+        Option<Epoch>,
+    )>,
+    next_epoch: Epoch,
+    /// The epoch the simulated backend is connected with.
+    pub epoch: Option<Epoch>,
+}
+
+impl Harness {
+    /// A harness with site1 preferred, 30 s site-timeout, 60 s register timeout.
+    pub fn new(cfg: EngineConfig) -> Harness {
+        Harness {
+            engine: Engine::new(cfg).expect("valid config"),
+            now: Timestamp::ZERO,
+            log: Vec::new(),
+            reachable: [true, true],
+            preferred_app: "AIL_site1".into(),
+            app_site_timeout: Some(Duration::from_secs(30)),
+            app_sip_timeout: Some(Duration::from_secs(60)),
+            connect_latency: Duration::ZERO,
+            answer: true,
+            answers: Vec::new(),
+            next_epoch: 0,
+            epoch: None,
+        }
+    }
+
+    /// The default two-site config.
+    pub fn default_config() -> EngineConfig {
+        EngineConfig::two_sites("agent007")
+    }
+
+    /// Starts the engine at the current time and runs to `now`.
+    pub fn start(&mut self) -> &mut Self {
+        self.feed(Event::Start);
+        self
+    }
+
+    /// Feeds one event at the current time and carries out the actions.
+    pub fn feed(&mut self, event: Event) {
+        self.engine.handle_event(self.now, event);
+        self.drain();
+        self.settle();
+    }
+
+    /// A backend event on the current connection.
+    pub fn backend(&mut self, event: BackendEvent) {
+        let epoch = self.epoch.expect("connected");
+        self.feed(Event::Backend { epoch, event });
+    }
+
+    pub fn telephony(&mut self, status: ServiceStatus) {
+        self.backend(BackendEvent::ServiceStatus {
+            service: Service::Telephony,
+            status,
+        });
+    }
+
+    pub fn service(&mut self, service: Service, status: ServiceStatus) {
+        self.backend(BackendEvent::ServiceStatus { service, status });
+    }
+
+    pub fn logout(&mut self, reason: &str) {
+        self.backend(BackendEvent::AgentLogout {
+            dn: "7001".into(),
+            reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        });
+    }
+
+    pub fn back_in_service(&mut self) {
+        self.backend(BackendEvent::DnBackInService { dn: "7001".into() });
+    }
+
+    /// Advances synthetic time to `t`, delivering answers and firing timers in order.
+    pub fn run_until(&mut self, t: Timestamp) -> &mut Self {
+        loop {
+            let next_answer = self.answers.iter().map(|a| a.0).min();
+            let next_timer = self.engine.poll_timeout();
+            let next = [next_answer, next_timer].into_iter().flatten().min();
+            match next {
+                Some(n) if n <= t => {
+                    assert!(
+                        n >= self.now,
+                        "deadline {n} is in the past (now {})",
+                        self.now
+                    );
+                    self.now = n;
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(t);
+        self
+    }
+
+    /// Runs until nothing is pending at the current time.
+    pub fn settle(&mut self) {
+        let now = self.now;
+        self.run_until(now);
+    }
+
+    fn step(&mut self) {
+        if let Some(i) = self.answers.iter().position(|a| a.0 <= self.now) {
+            let (_, id, result, epoch) = self.answers.remove(i);
+            if let Some(e) = epoch {
+                self.epoch = Some(e);
+            }
+            self.engine
+                .handle_event(self.now, Event::CommandResult { id, result });
+        } else {
+            self.engine.handle_timeout(self.now);
+        }
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.engine.poll_action() {
+            if let Action::Command(cmd) = &action {
+                self.answer_command(cmd);
+            }
+            self.log.push((self.now, action));
+        }
+    }
+
+    fn answer_command(&mut self, cmd: &Command) {
+        if !self.answer {
+            return;
+        }
+        let now = self.now;
+        let (at, result, epoch) = match &cmd.kind {
+            CommandKind::Connect { site, .. } => {
+                let idx = if &**site == "site1" { 0 } else { 1 };
+                let at = now + self.connect_latency;
+                if self.reachable[idx] {
+                    self.next_epoch += 1;
+                    let epoch = self.next_epoch;
+                    (at, Ok(CommandOutput::Connected { epoch }), Some(epoch))
+                } else {
+                    (at, Err(format!("{site}: connection refused")), None)
+                }
+            }
+            CommandKind::ReadPersonSites { .. } => (
+                now,
+                Ok(CommandOutput::PersonSites {
+                    preferred_app: self.preferred_app.clone(),
+                    secondary_app: "other".into(),
+                }),
+                None,
+            ),
+            CommandKind::ReadApplication { app_name } => (
+                now,
+                Ok(CommandOutput::Application {
+                    app_name: app_name.clone(),
+                    cs_proxy: if app_name == "AIL_site1" {
+                        "csproxy1:7000".into()
+                    } else {
+                        "csproxy2:7000".into()
+                    },
+                    site_timeout: self.app_site_timeout,
+                    site_sip_register_timeout: self.app_sip_timeout,
+                }),
+                None,
+            ),
+            CommandKind::KillFactory => {
+                self.epoch = None;
+                (now, Ok(CommandOutput::Done), None)
+            }
+            _ => (now, Ok(CommandOutput::Done), None),
+        };
+        self.answers.push((at, cmd.id, result, epoch));
+    }
+
+    /// Decisions, with their times.
+    pub fn decisions(&self) -> Vec<(Timestamp, Decision)> {
+        self.log
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Action::Decision(d) => Some((*t, d.clone())),
+                Action::Command(_) => None,
+            })
+            .collect()
+    }
+
+    /// Commands, with their times.
+    pub fn commands(&self) -> Vec<(Timestamp, CommandKind)> {
+        self.log
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Action::Command(c) => Some((*t, c.kind.clone())),
+                Action::Decision(_) => None,
+            })
+            .collect()
+    }
+
+    /// Decisions as `(time, "type detail")` strings: compact for exact assertions.
+    pub fn timeline(&self) -> Vec<(Timestamp, String)> {
+        self.decisions()
+            .into_iter()
+            .map(|(t, d)| (t, describe(&d)))
+            .collect()
+    }
+
+    /// Commands as `(time, name)` strings.
+    pub fn command_names(&self) -> Vec<(Timestamp, String)> {
+        self.commands()
+            .into_iter()
+            .map(|(t, c)| {
+                let name = match c {
+                    CommandKind::Connect {
+                        site,
+                        on_demand_loading,
+                        ..
+                    } => {
+                        format!(
+                            "connect {site}{}",
+                            if on_demand_loading { " on-demand" } else { "" }
+                        )
+                    }
+                    CommandKind::ReadPersonSites { .. } => "read_person_sites".into(),
+                    CommandKind::ReadApplication { app_name } => {
+                        format!("read_application {app_name}")
+                    }
+                    CommandKind::Subscribe { epoch, listeners } => {
+                        format!("subscribe {epoch} x{}", listeners.len())
+                    }
+                    CommandKind::KillFactory => "kill_factory".into(),
+                    CommandKind::RelaunchEndpoint => "relaunch_endpoint".into(),
+                    CommandKind::Shutdown => "shutdown".into(),
+                };
+                (t, name)
+            })
+            .collect()
+    }
+
+    /// Forgets the log so far (after a setup phase).
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+    }
+
+    /// Switchover decisions only, as strings.
+    pub fn switchovers(&self) -> Vec<(Timestamp, String)> {
+        self.timeline()
+            .into_iter()
+            .filter(|(_, d)| d.starts_with("switchover"))
+            .collect()
+    }
+}
+
+/// A one-line description of a decision.
+pub fn describe(d: &Decision) -> String {
+    match d {
+        Decision::StartupConnected { site } => format!("startup-connected {site}"),
+        Decision::StartupFailed { .. } => "startup-failed".into(),
+        Decision::SwitchoverStarted { reason, from, to } => {
+            format!("switchover-started {} {from}->{to}", reason.as_str())
+        }
+        Decision::SwitchoverCompleted { reason, from, to } => {
+            format!("switchover-completed {} {from}->{to}", reason.as_str())
+        }
+        Decision::SwitchoverFailed { to, .. } => format!("switchover-failed {to}"),
+        Decision::SwitchoverSuppressed { reason, why } => {
+            format!("switchover-suppressed {} {why:?}", reason.as_str())
+        }
+        Decision::AlarmRaised { alarm } => format!("alarm-raised {}", alarm.as_str()),
+        Decision::AlarmCleared { alarm } => format!("alarm-cleared {}", alarm.as_str()),
+        Decision::LogoutClassified { reason, class } => {
+            format!("logout-classified {reason:?} {class:?}")
+        }
+    }
+}
+
+/// `(t, s)` pairs from literals, for comparing with `timeline()`.
+pub fn tl(items: &[(Timestamp, &str)]) -> Vec<(Timestamp, String)> {
+    items.iter().map(|(t, s)| (*t, s.to_string())).collect()
+}

@@ -1,0 +1,441 @@
+//! D1–D6: detecting a site failure, on either site.
+mod common;
+use common::*;
+use drctl_policy::*;
+use std::time::Duration;
+
+/// Started on site1 (preferred), log cleared, at t = 0.
+fn watching(cfg: EngineConfig) -> Harness {
+    let mut h = Harness::new(cfg);
+    h.start();
+    h.clear_log();
+    h
+}
+
+fn default() -> Harness {
+    watching(Harness::default_config())
+}
+
+const SWITCH_TO_SITE2: [&str; 2] = [
+    "switchover-started telephony-timeout site1->site2",
+    "switchover-completed telephony-timeout site1->site2",
+];
+
+#[test]
+fn d1_telephony_off_longer_than_site_timeout_switches_at_exactly_the_timeout() {
+    let mut h = default();
+    h.run_until(secs(10));
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(39) + Duration::from_nanos(999_999_999));
+    assert!(h.switchovers().is_empty());
+    h.run_until(secs(100));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(40), SWITCH_TO_SITE2[0]),
+            (secs(40), SWITCH_TO_SITE2[1])
+        ])
+    );
+    assert_eq!(
+        h.command_names(),
+        tl(&[
+            (secs(40), "kill_factory"),
+            (secs(40), "connect site2 on-demand"),
+            (secs(40), "subscribe 2 x4"),
+        ])
+    );
+}
+
+#[test]
+fn d1_telephony_on_before_timeout_cancels() {
+    let mut h = default();
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(29));
+    h.telephony(ServiceStatus::On);
+    h.run_until(secs(300));
+    assert!(h.switchovers().is_empty());
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn d1_repeated_off_does_not_restart_the_timer() {
+    let mut h = default();
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(20));
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(29));
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(100));
+    assert_eq!(h.switchovers()[0].0, secs(30));
+}
+
+#[test]
+fn d1_flapping_restarts_the_timer_from_the_last_off() {
+    let mut h = default();
+    for s in [0, 10, 20] {
+        h.run_until(secs(s));
+        h.telephony(ServiceStatus::Off);
+        h.run_until(secs(s + 5));
+        h.telephony(ServiceStatus::On);
+    }
+    h.run_until(secs(40));
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(200));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(70), SWITCH_TO_SITE2[0]),
+            (secs(70), SWITCH_TO_SITE2[1])
+        ])
+    );
+}
+
+#[test]
+fn d1_site_timeout_zero_never_switches_and_alarms_instead() {
+    let mut h = Harness::new(Harness::default_config());
+    h.app_site_timeout = Some(Duration::ZERO);
+    h.start();
+    h.clear_log();
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(3600));
+    h.telephony(ServiceStatus::On);
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "alarm-raised telephony-service-down"),
+            (secs(3600), "alarm-cleared telephony-service-down"),
+        ])
+    );
+}
+
+#[test]
+fn d1_site_timeout_absent_never_switches_and_alarms_instead() {
+    let mut h = Harness::new(Harness::default_config());
+    h.app_site_timeout = None;
+    h.start();
+    h.clear_log();
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(3600));
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), "alarm-raised telephony-service-down")])
+    );
+    assert_eq!(h.engine.poll_timeout(), None);
+}
+
+#[test]
+fn d1_works_the_same_on_the_secondary_site() {
+    let mut h = default();
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(30));
+    h.clear_log();
+    h.run_until(secs(100));
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(200));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (
+                secs(130),
+                "switchover-started telephony-timeout site2->site1"
+            ),
+            (
+                secs(130),
+                "switchover-completed telephony-timeout site2->site1"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn d2_configuration_off_alarms_and_never_switches() {
+    let mut h = default();
+    h.service(Service::Configuration, ServiceStatus::Off);
+    h.run_until(secs(3600));
+    h.service(Service::Configuration, ServiceStatus::On);
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "alarm-raised configuration-service-down"),
+            (secs(3600), "alarm-cleared configuration-service-down"),
+        ])
+    );
+    assert!(h.commands().is_empty());
+}
+
+#[test]
+fn d3_statistic_off_alarms_and_never_switches() {
+    let mut h = default();
+    h.service(Service::Statistic, ServiceStatus::Off);
+    h.service(Service::Statistic, ServiceStatus::Off);
+    h.run_until(secs(3600));
+    h.service(Service::Statistic, ServiceStatus::On);
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "alarm-raised statistic-service-down"),
+            (secs(3600), "alarm-cleared statistic-service-down"),
+        ])
+    );
+    assert!(h.commands().is_empty());
+}
+
+#[test]
+fn d4_manual_logout_is_recorded_and_nothing_else() {
+    let mut h = default();
+    h.logout("");
+    h.run_until(secs(3600));
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), "logout-classified \"\" Manual")])
+    );
+    assert!(h.commands().is_empty());
+}
+
+#[test]
+fn d4_supervisor_forced_logout_does_nothing() {
+    let mut h = default();
+    h.logout("supervisor_forced_logout");
+    h.run_until(secs(3600));
+    assert_eq!(
+        h.timeline(),
+        tl(&[(
+            secs(0),
+            "logout-classified \"supervisor_forced_logout\" Supervisor"
+        )])
+    );
+    assert!(h.commands().is_empty());
+}
+
+#[test]
+fn d4_unknown_reason_is_treated_as_manual() {
+    let mut h = default();
+    h.logout("lunch");
+    h.run_until(secs(3600));
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), "logout-classified \"lunch\" Manual")])
+    );
+}
+
+#[test]
+fn d4_dr_force_logout_without_reregistration_switches_at_the_register_timeout() {
+    let mut h = default();
+    h.run_until(secs(5));
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(200));
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(5), "logout-classified \"dr-force_logout\" DrForce"),
+            (
+                secs(65),
+                "switchover-started sip-register-timeout site1->site2"
+            ),
+            (
+                secs(65),
+                "switchover-completed sip-register-timeout site1->site2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn d4_back_in_service_one_nanosecond_before_the_deadline_cancels() {
+    let mut h = default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(60) - Duration::from_nanos(1));
+    h.back_in_service();
+    h.run_until(secs(600));
+    assert!(h.switchovers().is_empty());
+}
+
+#[test]
+fn d4_back_in_service_one_nanosecond_after_the_deadline_is_too_late() {
+    let mut h = default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(60) + Duration::from_nanos(1));
+    // The old connection's late event is stale now (D5).
+    h.feed(Event::Backend {
+        epoch: 1,
+        event: BackendEvent::DnBackInService { dn: "7001".into() },
+    });
+    assert_eq!(h.switchovers()[0].0, secs(60));
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+}
+
+#[test]
+fn d4_back_in_service_exactly_at_the_deadline_comes_after_it() {
+    let mut h = default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.answer = false;
+    h.run_until(secs(60) - Duration::from_nanos(1));
+    h.now = secs(60);
+    h.back_in_service();
+    assert_eq!(h.switchovers()[0].0, secs(60));
+}
+
+#[test]
+fn d4_register_timeout_zero_or_absent_never_switches() {
+    for timeout in [Some(Duration::ZERO), None] {
+        let mut h = Harness::new(Harness::default_config());
+        h.app_sip_timeout = timeout;
+        h.start();
+        h.logout(DR_FORCE_LOGOUT);
+        h.run_until(secs(3600));
+        assert!(h.switchovers().is_empty(), "{timeout:?}");
+        assert_eq!(h.engine.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn d4_repeated_dr_force_logout_does_not_restart_the_wait() {
+    let mut h = default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(50));
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(200));
+    assert_eq!(h.switchovers()[0].0, secs(60));
+}
+
+#[test]
+fn d4_embedded_endpoint_is_relaunched_after_dr_force_logout() {
+    let mut cfg = Harness::default_config();
+    cfg.embedded_endpoint = true;
+    let mut h = watching(cfg);
+    h.logout(DR_FORCE_LOGOUT);
+    assert_eq!(h.command_names(), tl(&[(secs(0), "relaunch_endpoint")]));
+    h.back_in_service();
+    h.run_until(secs(600));
+    assert!(h.switchovers().is_empty());
+}
+
+#[test]
+fn d4_graceful_shutdown_switches_now() {
+    let mut h = default();
+    h.run_until(secs(7));
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (
+                secs(7),
+                "logout-classified \"graceful_shutdown_logout\" GracefulShutdown"
+            ),
+            (secs(7), "switchover-started graceful-shutdown site1->site2"),
+            (
+                secs(7),
+                "switchover-completed graceful-shutdown site1->site2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn d4_dr_force_logout_then_graceful_shutdown_switches_once_for_graceful() {
+    let mut h = default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(10));
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(600));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (
+                secs(10),
+                "switchover-started graceful-shutdown site1->site2"
+            ),
+            (
+                secs(10),
+                "switchover-completed graceful-shutdown site1->site2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn d5_events_of_a_stale_epoch_are_dropped() {
+    let mut h = default();
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.clear_log();
+    let timeout_before = h.engine.poll_timeout();
+    let view_before = h.engine.view();
+    for event in [
+        BackendEvent::ServiceStatus {
+            service: Service::Telephony,
+            status: ServiceStatus::Off,
+        },
+        BackendEvent::AgentLogout {
+            dn: "7001".into(),
+            reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+        },
+        BackendEvent::Disconnected,
+    ] {
+        for epoch in [1, 99] {
+            h.feed(Event::Backend {
+                epoch,
+                event: event.clone(),
+            });
+        }
+    }
+    assert!(h.log.is_empty(), "{:?}", h.log);
+    assert_eq!(h.engine.poll_timeout(), timeout_before);
+    assert_eq!(h.engine.view(), view_before);
+}
+
+#[test]
+fn d5_events_during_a_switchover_are_dropped() {
+    let mut h = default();
+    h.answer = false;
+    h.feed(Event::OperatorSwitch { to: None });
+    h.clear_log();
+    h.feed(Event::Backend {
+        epoch: 1,
+        event: BackendEvent::AgentLogout {
+            dn: "7001".into(),
+            reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+        },
+    });
+    assert!(h.log.is_empty());
+}
+
+#[test]
+fn d6_a_trigger_during_a_switchover_is_coalesced() {
+    let mut h = default();
+    h.connect_latency = Duration::from_secs(2);
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(1));
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(10));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(0), "switchover-started graceful-shutdown site1->site2"),
+            (secs(1), "switchover-suppressed operator InProgress"),
+            (
+                secs(2),
+                "switchover-completed graceful-shutdown site1->site2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn d6_triggers_during_the_jitter_wait_are_coalesced() {
+    let mut cfg = Harness::default_config();
+    cfg.switchover_jitter = Duration::from_secs(10);
+    let mut h = watching(cfg);
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(30));
+    h.logout(DR_FORCE_LOGOUT);
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(100));
+    let started: Vec<_> = h
+        .switchovers()
+        .into_iter()
+        .filter(|(_, d)| d.starts_with("switchover-started"))
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    // The strongest trigger wins when the delay ends.
+    assert!(started[0].1.contains("graceful-shutdown"));
+}

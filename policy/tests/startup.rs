@@ -1,0 +1,292 @@
+//! S1–S5: startup.
+mod common;
+use common::*;
+use drctl_policy::*;
+use std::time::Duration;
+
+fn started(cfg: EngineConfig) -> Harness {
+    let mut h = Harness::new(cfg);
+    h.start();
+    h
+}
+
+#[test]
+fn s1_connects_to_first_site_then_reads_configuration() {
+    let h = started(Harness::default_config());
+    assert_eq!(
+        h.command_names(),
+        tl(&[
+            (secs(0), "connect site1"),
+            (secs(0), "read_person_sites"),
+            (secs(0), "read_application AIL_site1"),
+            (secs(0), "subscribe 1 x4"),
+        ])
+    );
+    assert_eq!(h.timeline(), tl(&[(secs(0), "startup-connected site1")]));
+    let view = h.engine.view();
+    assert_eq!(view.phase, PhaseKind::Watching);
+    assert_eq!(view.site.as_deref(), Some("site1"));
+    assert_eq!(view.epoch, Some(1));
+}
+
+#[test]
+fn s1_first_site_unreachable_tries_the_other() {
+    let mut h = Harness::new(Harness::default_config());
+    h.reachable = [false, true];
+    h.preferred_app = "AIL_site2".into();
+    h.connect_latency = Duration::from_millis(200);
+    h.start().run_until(secs(1));
+    let names = h.command_names();
+    assert_eq!(names[0], (ms(0), "connect site1".to_string()));
+    assert_eq!(names[1], (ms(200), "connect site2".to_string()));
+    assert_eq!(h.timeline(), tl(&[(ms(400), "startup-connected site2")]));
+}
+
+/// Times at which a connect to `site1` was issued.
+fn connect_times(h: &Harness) -> Vec<Timestamp> {
+    h.command_names()
+        .into_iter()
+        .filter(|(_, n)| n == "connect site1")
+        .map(|(t, _)| t)
+        .collect()
+}
+
+#[test]
+fn s1_both_sites_down_backoff_grows_is_capped_and_jittered() {
+    let mut h = Harness::new(Harness::default_config());
+    h.reachable = [false, false];
+    h.connect_latency = Duration::from_millis(100);
+    h.start().run_until(secs(1200));
+    let rounds = connect_times(&h);
+    assert!(rounds.len() > 15, "kept retrying: {} rounds", rounds.len());
+    // Gap between rounds = 200 ms of two refused connects + the backoff delay.
+    let delays: Vec<f64> = rounds
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() - 0.2)
+        .collect();
+    for (n, d) in delays.iter().enumerate() {
+        let base = (1.0 * 2f64.powi(n as i32)).min(60.0);
+        assert!(
+            *d >= base * 0.8 - 1e-9 && *d < base * 1.2 + 1e-9,
+            "round {n}: delay {d} outside {base}±20%"
+        );
+    }
+    // Never a tight loop: every delay at least 0.8 s, capped near 60 s.
+    assert!(delays.iter().all(|d| *d >= 0.8 && *d < 72.0));
+    // Jitter really varies the delays.
+    let capped: Vec<&f64> = delays.iter().skip(7).collect();
+    assert!(capped.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6));
+    // Every connect in a round alternates the two sites.
+    let names = h.command_names();
+    assert!(names.windows(2).all(|w| w[0].1 != w[1].1));
+}
+
+#[test]
+fn s1_backoff_is_reproducible_from_the_seed() {
+    let run = |seed| {
+        let mut cfg = Harness::default_config();
+        cfg.seed = seed;
+        let mut h = Harness::new(cfg);
+        h.reachable = [false, false];
+        h.start().run_until(secs(600));
+        connect_times(&h)
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn s1_startup_gives_up_after_startup_timeout() {
+    let mut cfg = Harness::default_config();
+    cfg.startup_timeout = Some(Duration::from_secs(10));
+    let mut h = Harness::new(cfg);
+    h.reachable = [false, false];
+    h.start().run_until(secs(100));
+    assert_eq!(h.timeline(), tl(&[(secs(10), "startup-failed")]));
+    assert_eq!(h.engine.view().phase, PhaseKind::GaveUp);
+    assert_eq!(h.engine.poll_timeout(), None);
+    assert!(h.commands().iter().all(|(t, _)| *t < secs(10)));
+}
+
+#[test]
+fn s2_s3_reads_person_then_preferred_application() {
+    let h = started(Harness::default_config());
+    let cmds = h.commands();
+    assert_eq!(
+        cmds[1].1,
+        CommandKind::ReadPersonSites {
+            username: "agent007".into()
+        }
+    );
+    assert_eq!(
+        cmds[2].1,
+        CommandKind::ReadApplication {
+            app_name: "AIL_site1".into()
+        }
+    );
+    let view = h.engine.view();
+    assert_eq!(view.preferred_site.as_deref(), Some("site1"));
+    assert_eq!(view.site_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(
+        view.site_sip_register_timeout,
+        Some(Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn s3_config_overrides_win_over_the_application_dr_options() {
+    let mut cfg = Harness::default_config();
+    cfg.site_timeout = Some(Duration::from_secs(5));
+    cfg.site_sip_register_timeout = Some(Duration::ZERO);
+    let h = started(cfg);
+    let view = h.engine.view();
+    assert_eq!(view.site_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(view.site_sip_register_timeout, Some(Duration::ZERO));
+}
+
+#[test]
+fn s3_preferred_application_cs_proxy_is_used_for_relocation() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site2".into();
+    cfg.sites[0].cs_proxy = "stale-local:1".into();
+    let h = started(cfg);
+    let connects: Vec<String> = h
+        .commands()
+        .into_iter()
+        .filter_map(|(_, c)| match c {
+            CommandKind::Connect { cs_proxy, .. } => Some(cs_proxy),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connects, vec!["csproxy2:7000", "csproxy1:7000"]);
+}
+
+#[test]
+fn s4_relocates_from_secondary_to_preferred() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site2".into();
+    let h = started(cfg);
+    assert_eq!(
+        h.command_names(),
+        tl(&[
+            (secs(0), "connect site2"),
+            (secs(0), "read_person_sites"),
+            (secs(0), "read_application AIL_site1"),
+            (secs(0), "kill_factory"),
+            (secs(0), "connect site1 on-demand"),
+            (secs(0), "subscribe 2 x4"),
+        ])
+    );
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site2"),
+            (secs(0), "switchover-started startup-relocate site2->site1"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site2->site1"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn s4_preferred_unreachable_stays_and_raises_alarm() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site2".into();
+    let mut h = Harness::new(cfg);
+    h.reachable = [false, true];
+    h.start();
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site2"),
+            (secs(0), "switchover-started startup-relocate site2->site1"),
+            (secs(0), "switchover-failed site1"),
+            (secs(0), "alarm-raised preferred-site-unreachable"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site2->site2"
+            ),
+        ])
+    );
+    let view = h.engine.view();
+    assert_eq!(view.site.as_deref(), Some("site2"));
+    assert_eq!(view.phase, PhaseKind::Watching);
+    assert_eq!(view.alarms, vec![Alarm::PreferredSiteUnreachable]);
+}
+
+#[test]
+fn s5_cached_preferred_site_is_tried_first_but_s2_to_s4_still_run() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site1".into();
+    cfg.cached_preferred = Some("site2".into());
+    let h = started(cfg);
+    // The cache picked site2 first; the Person object says site1: relocate.
+    let names = h.command_names();
+    assert_eq!(names[0].1, "connect site2");
+    assert_eq!(names[1].1, "read_person_sites");
+    assert_eq!(
+        h.switchovers().last().map(|s| s.1.clone()).as_deref(),
+        Some("switchover-completed startup-relocate site2->site1")
+    );
+}
+
+#[test]
+fn s5_no_cache_uses_the_configured_first_site() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site2".into();
+    let h = started(cfg);
+    assert_eq!(h.command_names()[0].1, "connect site2");
+}
+
+#[test]
+fn s2_unknown_preferred_application_stays_and_alarms() {
+    let mut h = Harness::new(Harness::default_config());
+    h.preferred_app = "AIL_nowhere".into();
+    h.start();
+    // The application's CS Proxy (csproxy2:7000) identifies the site.
+    assert_eq!(h.engine.view().preferred_site.as_deref(), Some("site2"));
+
+    let mut h = Harness::new(Harness::default_config());
+    h.preferred_app = "AIL_nowhere".into();
+    h.engine = Engine::new({
+        let mut c = Harness::default_config();
+        c.sites[1].cs_proxy = "elsewhere:1".into();
+        c
+    })
+    .unwrap();
+    h.start();
+    assert!(h
+        .timeline()
+        .contains(&(secs(0), "alarm-raised preferred-site-unknown".into())));
+    assert_eq!(h.engine.view().phase, PhaseKind::Watching);
+}
+
+#[test]
+fn reconnects_like_startup_after_the_backend_disconnects() {
+    let mut h = started(Harness::default_config());
+    h.clear_log();
+    h.run_until(secs(5));
+    h.backend(BackendEvent::Disconnected);
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(5), "alarm-raised backend-disconnected"),
+            (secs(5), "startup-connected site1"),
+            (secs(5), "alarm-cleared backend-disconnected"),
+        ])
+    );
+    assert_eq!(h.engine.view().epoch, Some(2));
+}
+
+#[test]
+fn shutdown_sends_shutdown_and_goes_quiet() {
+    let mut h = started(Harness::default_config());
+    h.clear_log();
+    h.telephony(ServiceStatus::Off);
+    h.feed(Event::Shutdown);
+    assert_eq!(h.command_names(), tl(&[(secs(0), "shutdown")]));
+    assert_eq!(h.engine.poll_timeout(), None);
+    assert_eq!(h.engine.view().phase, PhaseKind::Stopped);
+}
