@@ -139,7 +139,7 @@ impl EngineConfig {
             }
         }
         let bo = &self.backoff;
-        if bo.initial.is_zero() || bo.max < bo.initial || !(bo.factor >= 1.0) {
+        if bo.initial.is_zero() || bo.max < bo.initial || bo.factor.is_nan() || bo.factor < 1.0 {
             return Err(ConfigError::Backoff(
                 "initial > 0, factor >= 1 and max >= initial",
             ));

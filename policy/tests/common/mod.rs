@@ -15,6 +15,14 @@ pub fn ms(m: u64) -> Timestamp {
     Timestamp::from_millis(m)
 }
 
+/// A scheduled answer: when, to which command, what, and the epoch it opens.
+type Answer = (
+    Timestamp,
+    CommandId,
+    Result<CommandOutput, String>,
+    Option<Epoch>,
+);
+
 /// Drives an engine against a simulated deployment with synthetic time.
 pub struct Harness {
     pub engine: Engine,
@@ -32,12 +40,7 @@ pub struct Harness {
     pub connect_latency: Duration,
     /// When false, commands are logged but never answered.
     pub answer: bool,
-    answers: Vec<(
-        Timestamp,
-        CommandId,
-        Result<CommandOutput, String>,
-        Option<Epoch>,
-    )>,
+    answers: Vec<Answer>,
     next_epoch: Epoch,
     /// The epoch the simulated backend is connected with.
     pub epoch: Option<Epoch>,
@@ -110,6 +113,7 @@ impl Harness {
 
     /// Advances synthetic time to `t`, delivering answers and firing timers in order.
     pub fn run_until(&mut self, t: Timestamp) -> &mut Self {
+        let mut steps_at_this_instant = 0;
         loop {
             let next_answer = self.answers.iter().map(|a| a.0).min();
             let next_timer = self.engine.poll_timeout();
@@ -121,6 +125,12 @@ impl Harness {
                         "deadline {n} is in the past (now {})",
                         self.now
                     );
+                    steps_at_this_instant = if n == self.now {
+                        steps_at_this_instant + 1
+                    } else {
+                        0
+                    };
+                    assert!(steps_at_this_instant < 1000, "tight loop at {n}");
                     self.now = n;
                     self.step();
                 }
@@ -129,6 +139,12 @@ impl Harness {
         }
         self.now = self.now.max(t);
         self
+    }
+
+    /// Lets the engine see the current time (it only learns time from calls).
+    pub fn tick(&mut self) {
+        self.engine.handle_timeout(self.now);
+        self.drain();
     }
 
     /// Runs until nothing is pending at the current time.

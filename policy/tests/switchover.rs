@@ -1,0 +1,385 @@
+//! W1–W4 (the switchover) and E1–E4 (drctl's additions).
+mod common;
+use common::*;
+use drctl_policy::*;
+use std::time::Duration;
+
+fn watching(cfg: EngineConfig) -> Harness {
+    let mut h = Harness::new(cfg);
+    h.start();
+    h.clear_log();
+    h
+}
+
+fn default() -> Harness {
+    watching(Harness::default_config())
+}
+
+/// Fails site1's telephony at `at` (site-timeout 30 s).
+fn telephony_down_at(h: &mut Harness, at: Timestamp) {
+    h.run_until(at);
+    h.telephony(ServiceStatus::Off);
+}
+
+fn started(h: &Harness) -> Vec<(Timestamp, String)> {
+    h.switchovers()
+        .into_iter()
+        .filter(|(_, d)| d.starts_with("switchover-started"))
+        .collect()
+}
+
+#[test]
+fn w1_kills_the_factory_before_connecting_with_on_demand_loading() {
+    let mut h = default();
+    h.feed(Event::OperatorSwitch { to: None });
+    let cmds = h.commands();
+    assert_eq!(cmds[0].1, CommandKind::KillFactory);
+    match &cmds[1].1 {
+        CommandKind::Connect {
+            site,
+            cs_proxy,
+            on_demand_loading,
+            ..
+        } => {
+            assert_eq!(&**site, "site2");
+            assert_eq!(cs_proxy, "csproxy2:7000");
+            assert!(on_demand_loading);
+        }
+        other => panic!("expected connect, got {other:?}"),
+    }
+}
+
+#[test]
+fn w1_startup_connect_does_not_ask_for_on_demand_loading() {
+    let h = Harness::new(Harness::default_config());
+    let mut h = h;
+    h.start();
+    assert!(matches!(
+        h.commands()[0].1,
+        CommandKind::Connect {
+            on_demand_loading: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
+    let mut h = default();
+    h.feed(Event::OperatorSwitch { to: None });
+    let subscribe = h
+        .commands()
+        .into_iter()
+        .find_map(|(_, c)| match c {
+            CommandKind::Subscribe { epoch, listeners } => Some((epoch, listeners)),
+            _ => None,
+        })
+        .expect("subscribed");
+    assert_eq!(subscribe, (2, Listener::ALL.to_vec()));
+    assert_eq!(h.engine.view().epoch, Some(2));
+    // The new site's listeners start unknown and are watched anew.
+    h.telephony(ServiceStatus::Off);
+    h.run_until(secs(30));
+    assert_eq!(
+        started(&h).last().map(|s| s.1.clone()).as_deref(),
+        Some("switchover-started telephony-timeout site2->site1")
+    );
+}
+
+#[test]
+fn w3_operator_names_the_target() {
+    let mut h = default();
+    h.feed(Event::OperatorSwitch {
+        to: Some("site2".into()),
+    });
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(0), "switchover-started operator site1->site2"),
+            (secs(0), "switchover-completed operator site1->site2"),
+        ])
+    );
+}
+
+#[test]
+fn w3_operator_naming_the_current_or_an_unknown_site_is_refused() {
+    let mut h = default();
+    h.feed(Event::OperatorSwitch {
+        to: Some("site1".into()),
+    });
+    h.feed(Event::OperatorSwitch {
+        to: Some("site9".into()),
+    });
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "switchover-suppressed operator AlreadyOnSite"),
+            (secs(0), "switchover-suppressed operator UnknownSite"),
+        ])
+    );
+    assert!(h.commands().is_empty());
+}
+
+#[test]
+fn w4_unreachable_target_alternates_with_origin_and_backs_off() {
+    let mut h = default();
+    h.reachable = [true, false];
+    h.connect_latency = Duration::from_millis(100);
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(5));
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "switchover-started operator site1->site2"),
+            (ms(100), "switchover-failed site2"),
+            (ms(100), "alarm-raised switchover-failed"),
+            (ms(200), "switchover-completed operator site1->site1"),
+            (ms(200), "alarm-cleared switchover-failed"),
+        ])
+    );
+}
+
+#[test]
+fn w4_both_unreachable_retries_with_backoff_until_one_answers() {
+    let mut h = default();
+    h.reachable = [false, false];
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(20));
+    let connects: Vec<Timestamp> = h
+        .commands()
+        .into_iter()
+        .filter(|(_, c)| matches!(c, CommandKind::Connect { .. }))
+        .map(|(t, _)| t)
+        .collect();
+    // Rounds of two attempts, spaced 1 s, 2 s, 4 s, ... ±20 %.
+    assert_eq!(connects[0], connects[1]);
+    let gap1 = (connects[2] - connects[1]).as_secs_f64();
+    let gap2 = (connects[4] - connects[3]).as_secs_f64();
+    assert!((0.8..1.2).contains(&gap1), "{gap1}");
+    assert!((1.6..2.4).contains(&gap2), "{gap2}");
+    h.reachable = [false, true];
+    h.run_until(secs(100));
+    let last = h.switchovers().last().cloned().unwrap();
+    assert_eq!(last.1, "switchover-completed operator site1->site2");
+    assert!(!h.engine.alarm_active(Alarm::SwitchoverFailed));
+}
+
+#[test]
+fn e1_hold_down_suppresses_automatic_switchovers_then_acts() {
+    let mut cfg = Harness::default_config();
+    cfg.hold_down = Duration::from_secs(120);
+    let mut h = watching(cfg);
+    h.feed(Event::OperatorSwitch { to: None });
+    // On site2 from t=0; hold-down until t=120.
+    telephony_down_at(&mut h, secs(10));
+    h.run_until(secs(300));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(0), "switchover-started operator site1->site2"),
+            (secs(0), "switchover-completed operator site1->site2"),
+            (secs(40), "switchover-suppressed telephony-timeout HoldDown"),
+            (
+                secs(120),
+                "switchover-started telephony-timeout site2->site1"
+            ),
+            (
+                secs(120),
+                "switchover-completed telephony-timeout site2->site1"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn e1_hold_down_does_not_hold_graceful_shutdown_or_operators() {
+    let mut cfg = Harness::default_config();
+    cfg.hold_down = Duration::from_secs(600);
+    let mut h = watching(cfg);
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(5));
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(6));
+    h.feed(Event::OperatorSwitch { to: None });
+    assert_eq!(started(&h).len(), 3);
+}
+
+#[test]
+fn e1_hold_down_suppression_ends_if_the_site_recovers() {
+    let mut cfg = Harness::default_config();
+    cfg.hold_down = Duration::from_secs(120);
+    let mut h = watching(cfg);
+    h.feed(Event::OperatorSwitch { to: None });
+    telephony_down_at(&mut h, secs(10));
+    h.run_until(secs(50));
+    h.telephony(ServiceStatus::On);
+    h.run_until(secs(300));
+    assert_eq!(started(&h).len(), 1);
+}
+
+#[test]
+fn e2_failback_manual_stays_on_the_secondary() {
+    let mut h = default();
+    telephony_down_at(&mut h, secs(0));
+    h.run_until(secs(86_400));
+    assert_eq!(started(&h).len(), 1);
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+}
+
+#[test]
+fn e2_failback_auto_returns_to_the_preferred_site() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(600),
+    };
+    let mut h = watching(cfg);
+    telephony_down_at(&mut h, secs(0));
+    h.run_until(secs(3600));
+    assert_eq!(
+        started(&h),
+        tl(&[
+            (
+                secs(30),
+                "switchover-started telephony-timeout site1->site2"
+            ),
+            (secs(630), "switchover-started failback site2->site1"),
+        ])
+    );
+    assert_eq!(h.engine.view().site.as_deref(), Some("site1"));
+}
+
+#[test]
+fn e2_failback_to_an_unreachable_preferred_site_retries_later() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(600),
+    };
+    let mut h = watching(cfg);
+    h.reachable = [false, true];
+    telephony_down_at(&mut h, secs(0));
+    h.run_until(secs(1300));
+    let fb: Vec<_> = started(&h)
+        .into_iter()
+        .filter(|(_, d)| d.contains("failback"))
+        .collect();
+    assert_eq!(
+        fb,
+        tl(&[
+            (secs(630), "switchover-started failback site2->site1"),
+            (secs(1230), "switchover-started failback site2->site1"),
+        ])
+    );
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+}
+
+#[test]
+fn e3_paused_reports_suppressed_and_resume_acts() {
+    let mut h = default();
+    h.feed(Event::Pause);
+    telephony_down_at(&mut h, secs(0));
+    h.run_until(secs(100));
+    h.feed(Event::Resume);
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(30), "switchover-suppressed telephony-timeout Paused"),
+            (
+                secs(100),
+                "switchover-started telephony-timeout site1->site2"
+            ),
+            (
+                secs(100),
+                "switchover-completed telephony-timeout site1->site2"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn e3_paused_holds_graceful_shutdown_but_not_an_operator() {
+    let mut h = default();
+    h.feed(Event::Pause);
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(5));
+    h.feed(Event::OperatorSwitch { to: None });
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(0), "switchover-suppressed graceful-shutdown Paused"),
+            (secs(5), "switchover-started operator site1->site2"),
+            (secs(5), "switchover-completed operator site1->site2"),
+        ])
+    );
+    assert!(h.engine.view().paused);
+}
+
+#[test]
+fn e3_detection_and_alarms_go_on_while_paused() {
+    let mut h = default();
+    h.feed(Event::Pause);
+    h.service(Service::Statistic, ServiceStatus::Off);
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), "alarm-raised statistic-service-down")])
+    );
+}
+
+fn jittered(seed: u64) -> Harness {
+    let mut cfg = Harness::default_config();
+    cfg.switchover_jitter = Duration::from_secs(20);
+    cfg.seed = seed;
+    let mut h = watching(cfg);
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(100));
+    h
+}
+
+#[test]
+fn e4_switchover_jitter_delays_automatic_switchovers_within_bound() {
+    let mut delays = Vec::new();
+    for seed in 0..50 {
+        let h = jittered(seed);
+        let s = started(&h);
+        assert_eq!(s.len(), 1);
+        assert!(s[0].0 < secs(20), "seed {seed}: {:?}", s[0]);
+        delays.push(s[0].0);
+    }
+    delays.sort();
+    delays.dedup();
+    assert!(delays.len() > 40, "delays spread out: {delays:?}");
+}
+
+#[test]
+fn e4_switchover_jitter_is_reproducible_from_the_seed() {
+    assert_eq!(started(&jittered(3)), started(&jittered(3)));
+    assert_ne!(started(&jittered(3)), started(&jittered(4)));
+}
+
+#[test]
+fn e4_operator_switchovers_are_not_jittered() {
+    let mut cfg = Harness::default_config();
+    cfg.switchover_jitter = Duration::from_secs(20);
+    let mut h = watching(cfg);
+    h.run_until(secs(3));
+    h.feed(Event::OperatorSwitch { to: None });
+    assert_eq!(started(&h)[0].0, secs(3));
+}
+
+#[test]
+fn e4_jitter_wait_is_cancelled_if_the_trigger_goes_away() {
+    let mut cfg = Harness::default_config();
+    cfg.switchover_jitter = Duration::from_secs(20);
+    cfg.seed = 1;
+    let mut h = watching(cfg);
+    telephony_down_at(&mut h, secs(0));
+    h.run_until(secs(30));
+    assert!(h
+        .engine
+        .view()
+        .timers
+        .iter()
+        .any(|t| t.kind == TimerKind::SwitchoverJitter));
+    h.telephony(ServiceStatus::On);
+    h.run_until(secs(100));
+    assert!(started(&h).is_empty());
+}
