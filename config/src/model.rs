@@ -1,0 +1,323 @@
+//! The configuration schema: one struct per `[section]`, kebab-case keys, defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::{redact, Secret};
+use crate::serde_util::{duration, opt_duration, opt_lenient_string};
+
+/// The whole drctl configuration, as extracted from all layers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// `[agent]`: who logs in and how.
+    pub agent: AgentConfig,
+    /// `[[sites]]`: exactly two sites.
+    pub sites: Vec<SiteConfig>,
+    /// `[startup]`: S1 and S5.
+    pub startup: StartupConfig,
+    /// `[policy]`: detection timers and drctl's additions (D1, D4, E1-E4).
+    pub policy: PolicyConfig,
+    /// `[backend]`: which plugin and its own settings.
+    pub backend: BackendConfig,
+    /// `[genesys]`: Genesys-side names the public docs do not pin down.
+    pub genesys: GenesysConfig,
+    /// Where the values came from (set by [`Config::load`]).
+    #[serde(skip)]
+    pub(crate) sources: Sources,
+}
+
+/// `[agent]`: the agent's identity and the source of the password.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The agent's login name (required for real runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password (preferred).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// File holding the password; must not be readable by group or others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The password itself, in clear (discouraged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// The agent's DN.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_lenient_string"
+    )]
+    pub dn: Option<String>,
+    /// The desktop has an embedded SIP endpoint to relaunch after `dr-force_logout` (D4).
+    pub embedded_endpoint: bool,
+    /// Hot (hotel) seating is used; forbids `startup.cache-preferred` (S5).
+    pub hot_seating: bool,
+}
+
+/// One `[[sites]]` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The operator's name for the site (`site1`).
+    pub name: String,
+    /// Configuration Server Proxy `host:port`.
+    pub cs_proxy: String,
+    /// The site's AIL Application object name.
+    pub app_name: String,
+}
+
+impl SiteConfig {
+    /// Splits `cs-proxy` into host and port, if it is a valid `host:port`.
+    pub fn cs_proxy_host_port(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.cs_proxy.rsplit_once(':')?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port: u16 = port.parse().ok()?;
+        (!host.is_empty() && port != 0).then_some((host, port))
+    }
+}
+
+/// `[startup]`: where to connect first and how to retry (S1, S5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct StartupConfig {
+    /// The site tried first; absent means the first `[[sites]]` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_site: Option<String>,
+    /// Cache the preferred site and try it first next time (S5).
+    pub cache_preferred: bool,
+    /// Where the preferred-site cache lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_file: Option<PathBuf>,
+    /// `drctl startup` gives up after this long; `0s` retries forever.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Backoff between connect rounds (S1, W4).
+    pub backoff: BackoffConfig,
+}
+
+impl Default for StartupConfig {
+    fn default() -> Self {
+        StartupConfig {
+            first_site: None,
+            cache_preferred: false,
+            cache_file: None,
+            timeout: Duration::from_secs(300),
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// `startup.backoff`: exponential backoff with jitter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    /// Delay before the first retry round (> 0).
+    #[serde(with = "duration")]
+    pub initial: Duration,
+    /// Growth factor per round (>= 1).
+    pub factor: f64,
+    /// Cap of the delay (>= initial).
+    #[serde(with = "duration")]
+    pub max: Duration,
+    /// Relative jitter in `[0, 1)`: the delay is scaled by `1 ± jitter`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// `policy.failback` (E2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailbackMode {
+    /// Stay on the secondary until an operator switches back.
+    #[default]
+    Manual,
+    /// Return to the preferred site once healthy for `policy.failback-after`.
+    Auto,
+}
+
+/// `[policy]`: detection overrides and drctl's additions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Overrides the AIL Application's `site-timeout` (D1); absent uses the app's, `0s` disables.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub site_timeout: Option<Duration>,
+    /// Overrides the AIL Application's `site-sip-register-timeout` (D4); same semantics.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub site_sip_register_timeout: Option<Duration>,
+    /// Logout reasons meaning "a supervisor logged the agent out" (D4).
+    pub supervisor_logout_reasons: Vec<String>,
+    /// Suppress automatic switchovers this long after one (E1); `0s` is off.
+    #[serde(with = "duration")]
+    pub hold_down: Duration,
+    /// Failback mode (E2).
+    pub failback: FailbackMode,
+    /// With `failback = "auto"`: how long the preferred site must be healthy first.
+    #[serde(with = "duration")]
+    pub failback_after: Duration,
+    /// Upper bound of the random delay before an automatic switchover (E4); `0s` is off.
+    #[serde(with = "duration")]
+    pub switchover_jitter: Duration,
+    /// Seed of the engine's RNG.
+    pub seed: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            site_timeout: None,
+            site_sip_register_timeout: None,
+            supervisor_logout_reasons: vec!["supervisor_forced_logout".to_owned()],
+            hold_down: Duration::ZERO,
+            failback: FailbackMode::Manual,
+            failback_after: Duration::from_secs(600),
+            switchover_jitter: Duration::ZERO,
+            seed: 0,
+        }
+    }
+}
+
+/// `[backend]`: the plugin to load and its settings.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct BackendConfig {
+    /// The backend plugin's name (`mock`, `replay`, `ail-bridge`).
+    pub name: String,
+    /// Extra directories searched for plugins.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// `[backend.<plugin>]` tables, free-form, passed to that plugin as JSON.
+    #[serde(flatten)]
+    pub tables: BTreeMap<String, toml::Value>,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            name: "mock".to_owned(),
+            plugin_dirs: Vec::new(),
+            tables: BTreeMap::new(),
+        }
+    }
+}
+
+impl fmt::Debug for BackendConfig {
+    /// Secret-looking keys of the plugin tables print as `<redacted>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("name", &self.name)
+            .field("plugin_dirs", &self.plugin_dirs)
+            .field("tables", &self.redacted_tables())
+            .finish()
+    }
+}
+
+impl BackendConfig {
+    /// The plugin tables with secret-looking values replaced by `<redacted>`.
+    pub fn redacted_tables(&self) -> BTreeMap<String, toml::Value> {
+        let mut tables = self.tables.clone();
+        tables.values_mut().for_each(redact);
+        tables
+    }
+
+    /// The `[backend.<name>]` table as JSON (an empty object if absent).
+    pub fn table_json(&self, name: &str) -> serde_json::Value {
+        match self.tables.get(name) {
+            Some(value) => serde_json::to_value(value)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
+            None => serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// The table of the selected backend (`[backend.<backend.name>]`) as JSON.
+    pub fn selected_json(&self) -> serde_json::Value {
+        self.table_json(&self.name)
+    }
+}
+
+/// `[genesys]`: Genesys-side names that the public docs do not pin down (S2, S3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct GenesysConfig {
+    /// Section of the Person object's annex naming the agent's two AIL Applications.
+    pub person_annex_section: String,
+    /// Option (in that section) naming the preferred (site 1) AIL Application.
+    pub preferred_app_option: String,
+    /// Option (in that section) naming the secondary (site 2) AIL Application.
+    pub secondary_app_option: String,
+    /// Section of the AIL Application's options holding the DR options.
+    pub dr_options_section: String,
+}
+
+impl Default for GenesysConfig {
+    fn default() -> Self {
+        GenesysConfig {
+            person_annex_section: "dr".to_owned(),
+            preferred_app_option: "site1-application".to_owned(),
+            secondary_app_option: "site2-application".to_owned(),
+            dr_options_section: "dr".to_owned(),
+        }
+    }
+}
+
+/// Where a loaded config came from: the figment (for metadata) and the files read.
+#[derive(Clone, Default)]
+pub(crate) struct Sources {
+    /// The figment the config was extracted from.
+    pub(crate) figment: Option<Figment>,
+    /// Config files that existed and were read, lowest layer first.
+    pub(crate) files: Vec<PathBuf>,
+}
+
+impl fmt::Debug for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sources")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Sources {
+    /// Provenance never makes two configs different.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Config {
+    /// The config files that were read, lowest layer first.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.sources.files
+    }
+
+    /// The site tried first (S1): `startup.first-site`, else the first `[[sites]]` entry.
+    pub fn first_site(&self) -> Option<&SiteConfig> {
+        match &self.startup.first_site {
+            Some(name) => self.site(name),
+            None => self.sites.first(),
+        }
+    }
+
+    /// The site called `name`.
+    pub fn site(&self, name: &str) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+}

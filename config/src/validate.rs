@@ -1,0 +1,361 @@
+//! Checks after extraction: each error names origin, key and what was expected.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::error::{ConfigError, Origin};
+use crate::model::{Config, FailbackMode};
+use crate::origin::{display_key, Origins};
+use crate::secret::Secret;
+
+/// The password keys, in the order they are preferred.
+const PASSWORD_KEYS: [&str; 3] = ["password-env", "password-file", "password"];
+
+impl Config {
+    /// Checks what extraction cannot: two distinct sites, site references, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_sites()?;
+        self.validate_startup()?;
+        self.validate_agent_sources()?;
+        self.validate_policy()?;
+        self.validate_backend()?;
+        for (key, value) in [
+            ("person-annex-section", &self.genesys.person_annex_section),
+            ("preferred-app-option", &self.genesys.preferred_app_option),
+            ("secondary-app-option", &self.genesys.secondary_app_option),
+            ("dr-options-section", &self.genesys.dr_options_section),
+        ] {
+            if value.trim().is_empty() {
+                return Err(self.invalid(&["genesys", key], "empty: expected a name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what a real run needs on top of [`Config::validate`]: the agent's
+    /// username and one password source.
+    pub fn validate_agent(&self) -> Result<(), ConfigError> {
+        if self
+            .agent
+            .username
+            .as_deref()
+            .is_none_or(|u| u.trim().is_empty())
+        {
+            return Err(self.invalid(
+                &["agent", "username"],
+                "missing: expected the agent's login name",
+            ));
+        }
+        if self.password_key().is_none() {
+            return Err(self.invalid(
+                &["agent", "password-env"],
+                "missing password source: expected one of agent.password-env (recommended), \
+                 agent.password-file or agent.password",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the agent's password from its configured source, now.
+    pub fn resolve_password(&self) -> Result<Secret, ConfigError> {
+        let agent = &self.agent;
+        if let Some(var) = &agent.password_env {
+            let fail = |message: String| self.password_error("password-env", message);
+            return match std::env::var(var) {
+                Ok(v) if v.is_empty() => Err(fail(format!("environment variable {var} is empty"))),
+                Ok(v) => Ok(Secret::new(v)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(fail(format!("environment variable {var} is not set")))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(fail(format!("environment variable {var} is not UTF-8")))
+                }
+            };
+        }
+        if let Some(path) = &agent.password_file {
+            let fail = |message: String| self.password_error("password-file", message);
+            let shown = path.display();
+            let mut file =
+                std::fs::File::open(path).map_err(|e| fail(format!("cannot open {shown}: {e}")))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = file
+                    .metadata()
+                    .map_err(|e| fail(format!("cannot stat {shown}: {e}")))?
+                    .permissions()
+                    .mode();
+                if mode & 0o044 != 0 {
+                    return Err(fail(format!(
+                        "{shown} is readable by group or others (mode {:o}): \
+                         expected mode 0600 or 0400 (chmod 600 {shown})",
+                        mode & 0o777
+                    )));
+                }
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text)
+                .map_err(|e| fail(format!("cannot read {shown}: {e}")))?;
+            let password = text.strip_suffix('\n').unwrap_or(&text);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                return Err(fail(format!("{shown} is empty")));
+            }
+            return Ok(Secret::new(password));
+        }
+        if let Some(secret) = &agent.password {
+            return Ok(secret.clone());
+        }
+        Err(self.password_error(
+            "password-env",
+            "missing password source: expected one of agent.password-env (recommended), \
+             agent.password-file or agent.password"
+                .to_owned(),
+        ))
+    }
+
+    /// Warnings worth showing on `config check` that do not make the config unusable.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.agent.password.is_some() {
+            let origin = self.origin(&["agent", "password"]);
+            out.push(format!(
+                "{origin}: agent.password: a plain-text password is discouraged; \
+                 use agent.password-env or agent.password-file"
+            ));
+        }
+        if self.agent.password_env.is_some() || self.agent.password_file.is_some() {
+            if let Err(e) = self.resolve_password() {
+                out.push(format!("{e} (needed at run time)"));
+            }
+        }
+        out
+    }
+
+    /// The password key in use (`password-env`, `password-file` or `password`).
+    fn password_key(&self) -> Option<&'static str> {
+        let a = &self.agent;
+        let set = [
+            a.password_env.is_some(),
+            a.password_file.is_some(),
+            a.password.is_some(),
+        ];
+        PASSWORD_KEYS
+            .iter()
+            .zip(set)
+            .find(|(_, is_set)| *is_set)
+            .map(|(k, _)| *k)
+    }
+
+    fn validate_sites(&self) -> Result<(), ConfigError> {
+        if self.sites.len() != 2 {
+            return Err(self.invalid(
+                &["sites"],
+                format!(
+                    "expected exactly two [[sites]] tables, found {}",
+                    self.sites.len()
+                ),
+            ));
+        }
+        for (i, site) in self.sites.iter().enumerate() {
+            let idx = i.to_string();
+            if site.name.trim().is_empty() {
+                return Err(self.invalid(&["sites", &idx, "name"], "empty: expected a site name"));
+            }
+            if site.cs_proxy_host_port().is_none() {
+                return Err(self.invalid(
+                    &["sites", &idx, "cs-proxy"],
+                    format!(
+                        "invalid value {:?}: expected host:port with a port in 1..65535",
+                        site.cs_proxy
+                    ),
+                ));
+            }
+            if site.app_name.trim().is_empty() {
+                return Err(self.invalid(
+                    &["sites", &idx, "app-name"],
+                    "empty: expected the AIL Application object's name",
+                ));
+            }
+        }
+        if self.sites[0].name == self.sites[1].name {
+            return Err(self.invalid(
+                &["sites", "1", "name"],
+                format!(
+                    "duplicate site name {:?}: expected two distinct names",
+                    self.sites[1].name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_startup(&self) -> Result<(), ConfigError> {
+        let st = &self.startup;
+        if let Some(first) = &st.first_site {
+            if self.site(first).is_none() {
+                return Err(self.invalid(
+                    &["startup", "first-site"],
+                    format!(
+                        "invalid value {first:?}: expected one of: {}",
+                        self.site_names()
+                    ),
+                ));
+            }
+        }
+        if st.cache_preferred && self.agent.hot_seating {
+            return Err(self.invalid(
+                &["startup", "cache-preferred"],
+                "must be false when agent.hot-seating = true (S5: no preferred-site cache with hot seating)",
+            ));
+        }
+        let bo = &st.backoff;
+        let key = |k| ["startup", "backoff", k];
+        if bo.initial.is_zero() {
+            return Err(self.invalid(
+                &key("initial"),
+                "invalid value \"0s\": expected a duration > 0",
+            ));
+        }
+        if !bo.factor.is_finite() || bo.factor < 1.0 {
+            return Err(self.invalid(
+                &key("factor"),
+                format!("invalid value {}: expected a number >= 1", bo.factor),
+            ));
+        }
+        if bo.max < bo.initial {
+            return Err(self.invalid(
+                &key("max"),
+                format!(
+                    "invalid value {:?}: expected a duration >= startup.backoff.initial ({})",
+                    show(bo.max),
+                    show(bo.initial)
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&bo.jitter) {
+            return Err(self.invalid(
+                &key("jitter"),
+                format!("invalid value {}: expected a number in [0, 1)", bo.jitter),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_agent_sources(&self) -> Result<(), ConfigError> {
+        let a = &self.agent;
+        let set = [
+            a.password_env.is_some(),
+            a.password_file.is_some(),
+            a.password.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() > 1 {
+            let second = PASSWORD_KEYS
+                .iter()
+                .zip(set)
+                .filter(|(_, s)| *s)
+                .nth(1)
+                .map_or("password", |(k, _)| *k);
+            return Err(self.invalid(
+                &["agent", second],
+                "conflicting password sources: expected only one of agent.password-env, \
+                 agent.password-file, agent.password",
+            ));
+        }
+        if let Some(var) = &a.password_env {
+            let valid = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(self.invalid(
+                    &["agent", "password-env"],
+                    format!("invalid value {var:?}: expected an environment variable name"),
+                ));
+            }
+        }
+        if let Some(path) = &a.password_file {
+            if path.as_os_str().is_empty() {
+                return Err(self.invalid(&["agent", "password-file"], "empty: expected a path"));
+            }
+        }
+        if a.dn.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            return Err(self.invalid(&["agent", "dn"], "empty: expected the agent's DN"));
+        }
+        Ok(())
+    }
+
+    fn validate_policy(&self) -> Result<(), ConfigError> {
+        let p = &self.policy;
+        if p.failback == FailbackMode::Auto && p.failback_after.is_zero() {
+            return Err(self.invalid(
+                &["policy", "failback-after"],
+                "invalid value \"0s\": expected a duration > 0 when policy.failback = \"auto\"",
+            ));
+        }
+        if let Some(i) = p
+            .supervisor_logout_reasons
+            .iter()
+            .position(|r| r.trim().is_empty())
+        {
+            return Err(self.invalid(
+                &["policy", "supervisor-logout-reasons", &i.to_string()],
+                "empty: expected a logout reason",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_backend(&self) -> Result<(), ConfigError> {
+        if self.backend.name.trim().is_empty() {
+            return Err(self.invalid(
+                &["backend", "name"],
+                "empty: expected a backend name such as \"mock\"",
+            ));
+        }
+        for (name, value) in &self.backend.tables {
+            if !value.is_table() {
+                return Err(self.invalid(
+                    &["backend", name],
+                    "unknown key: expected one of: name, plugin-dirs, or a [backend.<plugin>] table",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The site names, for "expected one of" messages.
+    fn site_names(&self) -> String {
+        let names: Vec<&str> = self.sites.iter().map(|s| s.name.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// Where the key `segs` came from (or its nearest configured neighbour).
+    pub(crate) fn origin(&self, segs: &[&str]) -> Origin {
+        let segs: Vec<String> = segs.iter().map(|s| (*s).to_owned()).collect();
+        Origins::new(self.sources.figment.as_ref(), &self.sources.files).near(&segs)
+    }
+
+    /// An [`ConfigError::Invalid`] about `segs`.
+    fn invalid(&self, segs: &[&str], message: impl Into<String>) -> ConfigError {
+        let owned: Vec<String> = segs.iter().map(|s| (*s).to_owned()).collect();
+        ConfigError::Invalid {
+            origin: self.origin(segs),
+            key: display_key(&owned),
+            message: message.into(),
+        }
+    }
+
+    /// A [`ConfigError::Password`] about `agent.<key>`.
+    fn password_error(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Password {
+            origin: self.origin(&["agent", key]),
+            key: format!("agent.{key}"),
+            message,
+        }
+    }
+}
+
+/// A duration as config files write it.
+fn show(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
