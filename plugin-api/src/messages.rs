@@ -1,0 +1,683 @@
+//! The backend messages (SPEC §5), as they cross the plugin boundary: UTF-8 JSON.
+//!
+//! Host → plugin: [`Input`] (today only [`Input::Command`]).
+//! Plugin → host: [`Output`] ([`Output::Result`] answers a command by its id,
+//! [`Output::Event`] reports something the deployment did).
+//!
+//! Wire shapes (one JSON object each; the outer enums are tagged `kind`, the
+//! inner ones `type`, all snake_case):
+//!
+//! ```json
+//! {"kind":"command","session":"agent-1","id":7,"command":{"type":"read_application","app_name":"AIL_site1"}}
+//! {"kind":"result","session":"agent-1","id":7,"result":{"type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000","site_timeout_s":30,"site_sip_register_timeout_s":null}}
+//! {"kind":"result","session":"agent-1","id":8,"result":{"type":"error","message":"login failed"}}
+//! {"kind":"event","session":"agent-1","epoch":2,"event":{"type":"service_status","service":"telephony","status":"off"}}
+//! ```
+//!
+//! Time never appears in a message: it is the `now_ns` argument of every ABI
+//! call, nanoseconds since the session start on the host's clock.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The agent session a message belongs to (one backend instance may serve many).
+pub type SessionId = String;
+
+/// A message from the host to a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// A command for one agent session; answered by exactly one [`Output::Result`] with the same `id`.
+    Command {
+        /// Agent session id.
+        session: SessionId,
+        /// Host-chosen id, echoed in the result.
+        id: u64,
+        /// What to do.
+        command: Command,
+    },
+}
+
+impl Input {
+    /// A copy safe to log or record: every password replaced by `<redacted>`.
+    pub fn redacted(&self) -> Input {
+        match self {
+            Input::Command {
+                session,
+                id,
+                command,
+            } => Input::Command {
+                session: session.clone(),
+                id: *id,
+                command: command.redacted(),
+            },
+        }
+    }
+
+    /// The JSON of [`Input::redacted`], for recorders and logs.
+    pub fn to_redacted_json(&self) -> String {
+        serde_json::to_string(&self.redacted()).expect("an Input always serializes")
+    }
+}
+
+/// A command (SPEC §5), tagged `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// (Re)start AIL against a site's CS Proxy; answered by [`Reply::Connected`] with a new epoch.
+    Connect {
+        /// Site name, e.g. `site1`.
+        site: String,
+        /// CS Proxy `host:port`.
+        cs_proxy: String,
+        /// The AIL Application object to log in as.
+        app_name: String,
+        /// Agent user name.
+        username: String,
+        /// Agent password; travels to the backend, never into logs.
+        password: Password,
+        /// AIL `loading/on-demand`.
+        on_demand_loading: bool,
+    },
+    /// Read the agent's Person object; answered by [`Reply::PersonSites`].
+    ReadPersonSites {
+        /// Agent user name.
+        username: String,
+    },
+    /// Read an AIL Application object; answered by [`Reply::Application`].
+    ReadApplication {
+        /// Application name.
+        app_name: String,
+    },
+    /// Subscribe listeners for an epoch; answered by [`Reply::Done`].
+    Subscribe {
+        /// The connection epoch the listeners belong to.
+        epoch: u64,
+        /// Which listeners.
+        listeners: Vec<Listener>,
+    },
+    /// Kill the AIL factory (first step of a switchover); answered by [`Reply::Done`].
+    KillFactory,
+    /// Relaunch the embedded SIP endpoint; answered by [`Reply::Done`].
+    RelaunchEndpoint,
+    /// Stop serving this session; answered by [`Reply::Done`].
+    Shutdown,
+}
+
+impl Command {
+    /// The snake_case `type` tag of this command, e.g. `"connect"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Command::Connect { .. } => "connect",
+            Command::ReadPersonSites { .. } => "read_person_sites",
+            Command::ReadApplication { .. } => "read_application",
+            Command::Subscribe { .. } => "subscribe",
+            Command::KillFactory => "kill_factory",
+            Command::RelaunchEndpoint => "relaunch_endpoint",
+            Command::Shutdown => "shutdown",
+        }
+    }
+
+    /// A copy with every password replaced by `<redacted>`.
+    pub fn redacted(&self) -> Command {
+        match self {
+            Command::Connect {
+                site,
+                cs_proxy,
+                app_name,
+                username,
+                on_demand_loading,
+                ..
+            } => Command::Connect {
+                site: site.clone(),
+                cs_proxy: cs_proxy.clone(),
+                app_name: app_name.clone(),
+                username: username.clone(),
+                password: Password::redacted(),
+                on_demand_loading: *on_demand_loading,
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+/// A listener kind for [`Command::Subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listener {
+    /// Telephony service status.
+    Telephony,
+    /// Configuration service status.
+    Configuration,
+    /// Statistic service status.
+    Statistic,
+    /// The agent's DN (logout, in/out of service).
+    Dn,
+}
+
+/// A secret that must reach the backend but never a log: serializes its value,
+/// `Debug` prints `<redacted>`, and there is no `Display`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// The placeholder used by [`Password::redacted`].
+    pub const REDACTED: &'static str = "<redacted>";
+
+    /// Wrap a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Password(secret.into())
+    }
+
+    /// The placeholder password `<redacted>`.
+    pub fn redacted() -> Self {
+        Password(Self::REDACTED.to_owned())
+    }
+
+    /// The secret itself: only for handing it to the real backend.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+/// A message from a backend to the host.
+///
+/// Non-exhaustive: a later ABI minor may add kinds (e.g. a replay backend's
+/// `divergence`). A host reading a kind it does not know gets [`Output::Unknown`]
+/// and should skip it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Output {
+    /// The answer to the command with this `id`.
+    Result {
+        /// Agent session id.
+        session: SessionId,
+        /// The command's id.
+        id: u64,
+        /// Success payload or error; on the wire one object tagged `type`
+        /// (`"error"` for the error case).
+        #[serde(with = "command_result")]
+        result: CommandResult,
+    },
+    /// Something happened in the deployment.
+    Event {
+        /// Agent session id.
+        session: SessionId,
+        /// The connection epoch the event came from (D5).
+        epoch: u64,
+        /// What happened.
+        event: Event,
+    },
+    /// An output kind this version of the crate does not know (from a newer plugin).
+    /// Never sent; only produced when reading.
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+/// The outcome of a command: a [`Reply`] or a [`CommandError`].
+pub type CommandResult = Result<Reply, CommandError>;
+
+/// A successful command's payload, tagged `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// [`Command::Connect`] succeeded; events of this connection carry `epoch`.
+    Connected {
+        /// The new connection epoch.
+        epoch: u64,
+    },
+    /// [`Command::ReadPersonSites`]: the agent's two AIL Application names.
+    PersonSites {
+        /// Site 1 (preferred) AIL Application.
+        preferred_app: String,
+        /// Site 2 (secondary) AIL Application.
+        secondary_app: String,
+    },
+    /// [`Command::ReadApplication`]: the application's CS Proxy and DR options.
+    Application {
+        /// Application name.
+        app_name: String,
+        /// CS Proxy `host:port`.
+        cs_proxy: String,
+        /// DR option `site-timeout`, seconds; absent = `null`.
+        site_timeout_s: Option<u64>,
+        /// DR option `site-sip-register-timeout`, seconds; absent = `null`.
+        site_sip_register_timeout_s: Option<u64>,
+    },
+    /// The command was carried out; nothing to report.
+    Done,
+}
+
+/// A failed command, on the wire `{"type":"error","message":...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandError {
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+impl CommandError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CommandError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// A backend event (SPEC §5), tagged `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A listener's service went on or off.
+    ServiceStatus {
+        /// Which service.
+        service: Service,
+        /// Its new status.
+        status: ServiceState,
+    },
+    /// EventAgentLogout on the agent's DN.
+    AgentLogout {
+        /// The DN.
+        dn: String,
+        /// The logout reason, e.g. `dr-force_logout`; `null` = none.
+        reason: Option<String>,
+        /// The event's other extensions.
+        #[serde(default)]
+        extensions: BTreeMap<String, String>,
+    },
+    /// EventDNBackInService.
+    DnBackInService {
+        /// The DN.
+        dn: String,
+    },
+    /// EventDNOutOfService.
+    DnOutOfService {
+        /// The DN.
+        dn: String,
+    },
+    /// The connection of this epoch is gone.
+    Disconnected,
+}
+
+impl Event {
+    /// The snake_case `type` tag of this event, e.g. `"service_status"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::ServiceStatus { .. } => "service_status",
+            Event::AgentLogout { .. } => "agent_logout",
+            Event::DnBackInService { .. } => "dn_back_in_service",
+            Event::DnOutOfService { .. } => "dn_out_of_service",
+            Event::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// A service whose status a listener reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// Telephony (SIP Server).
+    Telephony,
+    /// Configuration Server.
+    Configuration,
+    /// Stat Server.
+    Statistic,
+}
+
+/// A service status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Service available.
+    On,
+    /// Service lost.
+    Off,
+}
+
+/// Serde for [`CommandResult`]: `Ok(reply)` is the reply's object, `Err(e)` is
+/// `{"type":"error","message":...}`.
+mod command_result {
+    use super::*;
+
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "error")]
+    struct ErrorRef<'a> {
+        message: &'a str,
+    }
+
+    /// Every `type` a result may carry, for reading.
+    #[derive(Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Wire {
+        Connected {
+            epoch: u64,
+        },
+        PersonSites {
+            preferred_app: String,
+            secondary_app: String,
+        },
+        Application {
+            app_name: String,
+            cs_proxy: String,
+            site_timeout_s: Option<u64>,
+            site_sip_register_timeout_s: Option<u64>,
+        },
+        Done,
+        Error {
+            message: String,
+        },
+    }
+
+    pub fn serialize<S: Serializer>(r: &CommandResult, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Ok(reply) => reply.serialize(s),
+            Err(e) => ErrorRef {
+                message: &e.message,
+            }
+            .serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CommandResult, D::Error> {
+        Ok(match Wire::deserialize(d)? {
+            Wire::Connected { epoch } => Ok(Reply::Connected { epoch }),
+            Wire::PersonSites {
+                preferred_app,
+                secondary_app,
+            } => Ok(Reply::PersonSites {
+                preferred_app,
+                secondary_app,
+            }),
+            Wire::Application {
+                app_name,
+                cs_proxy,
+                site_timeout_s,
+                site_sip_register_timeout_s,
+            } => Ok(Reply::Application {
+                app_name,
+                cs_proxy,
+                site_timeout_s,
+                site_sip_register_timeout_s,
+            }),
+            Wire::Done => Ok(Reply::Done),
+            Wire::Error { message } => Err(CommandError { message }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip<T>(value: &T, expected: serde_json::Value)
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug,
+    {
+        let text = serde_json::to_string(value).unwrap();
+        let as_value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(as_value, expected, "serialized shape of {value:?}");
+        let back: T = serde_json::from_str(&text).unwrap();
+        assert_eq!(&back, value, "round trip of {text}");
+        let from_expected: T = serde_json::from_value(expected).unwrap();
+        assert_eq!(&from_expected, value);
+    }
+
+    fn cmd(id: u64, command: Command) -> Input {
+        Input::Command {
+            session: "agent-1".into(),
+            id,
+            command,
+        }
+    }
+
+    #[test]
+    fn connect_command_shape() {
+        round_trip(
+            &cmd(
+                1,
+                Command::Connect {
+                    site: "site1".into(),
+                    cs_proxy: "csp1.example:7000".into(),
+                    app_name: "AIL_site1".into(),
+                    username: "jdoe".into(),
+                    password: Password::new("s3cret"),
+                    on_demand_loading: true,
+                },
+            ),
+            json!({"kind":"command","session":"agent-1","id":1,"command":{
+                "type":"connect","site":"site1","cs_proxy":"csp1.example:7000",
+                "app_name":"AIL_site1","username":"jdoe","password":"s3cret",
+                "on_demand_loading":true}}),
+        );
+    }
+
+    #[test]
+    fn other_command_shapes() {
+        round_trip(
+            &cmd(
+                2,
+                Command::ReadPersonSites {
+                    username: "jdoe".into(),
+                },
+            ),
+            json!({"kind":"command","session":"agent-1","id":2,
+                   "command":{"type":"read_person_sites","username":"jdoe"}}),
+        );
+        round_trip(
+            &cmd(
+                3,
+                Command::ReadApplication {
+                    app_name: "AIL_site1".into(),
+                },
+            ),
+            json!({"kind":"command","session":"agent-1","id":3,
+                   "command":{"type":"read_application","app_name":"AIL_site1"}}),
+        );
+        round_trip(
+            &cmd(
+                4,
+                Command::Subscribe {
+                    epoch: 2,
+                    listeners: vec![
+                        Listener::Telephony,
+                        Listener::Configuration,
+                        Listener::Statistic,
+                        Listener::Dn,
+                    ],
+                },
+            ),
+            json!({"kind":"command","session":"agent-1","id":4,"command":{
+                "type":"subscribe","epoch":2,
+                "listeners":["telephony","configuration","statistic","dn"]}}),
+        );
+        for (command, tag) in [
+            (Command::KillFactory, "kill_factory"),
+            (Command::RelaunchEndpoint, "relaunch_endpoint"),
+            (Command::Shutdown, "shutdown"),
+        ] {
+            assert_eq!(command.type_name(), tag);
+            round_trip(
+                &cmd(5, command),
+                json!({"kind":"command","session":"agent-1","id":5,"command":{"type":tag}}),
+            );
+        }
+    }
+
+    #[test]
+    fn result_shapes() {
+        let result = |id, result| Output::Result {
+            session: "agent-1".into(),
+            id,
+            result,
+        };
+        round_trip(
+            &result(1, Ok(Reply::Connected { epoch: 3 })),
+            json!({"kind":"result","session":"agent-1","id":1,
+                   "result":{"type":"connected","epoch":3}}),
+        );
+        round_trip(
+            &result(
+                2,
+                Ok(Reply::PersonSites {
+                    preferred_app: "AIL_site1".into(),
+                    secondary_app: "AIL_site2".into(),
+                }),
+            ),
+            json!({"kind":"result","session":"agent-1","id":2,"result":{
+                "type":"person_sites","preferred_app":"AIL_site1","secondary_app":"AIL_site2"}}),
+        );
+        round_trip(
+            &result(
+                3,
+                Ok(Reply::Application {
+                    app_name: "AIL_site1".into(),
+                    cs_proxy: "csp1:7000".into(),
+                    site_timeout_s: Some(30),
+                    site_sip_register_timeout_s: None,
+                }),
+            ),
+            json!({"kind":"result","session":"agent-1","id":3,"result":{
+                "type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000",
+                "site_timeout_s":30,"site_sip_register_timeout_s":null}}),
+        );
+        round_trip(
+            &result(4, Ok(Reply::Done)),
+            json!({"kind":"result","session":"agent-1","id":4,"result":{"type":"done"}}),
+        );
+        round_trip(
+            &result(5, Err(CommandError::new("CS Proxy unreachable"))),
+            json!({"kind":"result","session":"agent-1","id":5,
+                   "result":{"type":"error","message":"CS Proxy unreachable"}}),
+        );
+    }
+
+    #[test]
+    fn event_shapes() {
+        let event = |event| Output::Event {
+            session: "agent-1".into(),
+            epoch: 2,
+            event,
+        };
+        round_trip(
+            &event(Event::ServiceStatus {
+                service: Service::Telephony,
+                status: ServiceState::Off,
+            }),
+            json!({"kind":"event","session":"agent-1","epoch":2,"event":{
+                "type":"service_status","service":"telephony","status":"off"}}),
+        );
+        round_trip(
+            &event(Event::ServiceStatus {
+                service: Service::Statistic,
+                status: ServiceState::On,
+            }),
+            json!({"kind":"event","session":"agent-1","epoch":2,"event":{
+                "type":"service_status","service":"statistic","status":"on"}}),
+        );
+        round_trip(
+            &event(Event::AgentLogout {
+                dn: "5001".into(),
+                reason: Some("dr-force_logout".into()),
+                extensions: BTreeMap::from([("ReasonCode".into(), "7".into())]),
+            }),
+            json!({"kind":"event","session":"agent-1","epoch":2,"event":{
+                "type":"agent_logout","dn":"5001","reason":"dr-force_logout",
+                "extensions":{"ReasonCode":"7"}}}),
+        );
+        round_trip(
+            &event(Event::AgentLogout {
+                dn: "5001".into(),
+                reason: None,
+                extensions: BTreeMap::new(),
+            }),
+            json!({"kind":"event","session":"agent-1","epoch":2,"event":{
+                "type":"agent_logout","dn":"5001","reason":null,"extensions":{}}}),
+        );
+        round_trip(
+            &event(Event::DnBackInService { dn: "5001".into() }),
+            json!({"kind":"event","session":"agent-1","epoch":2,
+                   "event":{"type":"dn_back_in_service","dn":"5001"}}),
+        );
+        round_trip(
+            &event(Event::DnOutOfService { dn: "5001".into() }),
+            json!({"kind":"event","session":"agent-1","epoch":2,
+                   "event":{"type":"dn_out_of_service","dn":"5001"}}),
+        );
+        round_trip(
+            &event(Event::Disconnected),
+            json!({"kind":"event","session":"agent-1","epoch":2,"event":{"type":"disconnected"}}),
+        );
+    }
+
+    #[test]
+    fn lenient_reading() {
+        // Field order does not matter, missing optional fields default.
+        let out: Output = serde_json::from_value(json!({
+            "event":{"dn":"5001","type":"agent_logout"},"epoch":1,"session":"s","kind":"event"}))
+        .unwrap();
+        assert_eq!(
+            out,
+            Output::Event {
+                session: "s".into(),
+                epoch: 1,
+                event: Event::AgentLogout {
+                    dn: "5001".into(),
+                    reason: None,
+                    extensions: BTreeMap::new()
+                }
+            }
+        );
+        // An output kind from a newer plugin is readable and skippable.
+        let out: Output =
+            serde_json::from_value(json!({"kind":"divergence","at":5,"what":"x"})).unwrap();
+        assert_eq!(out, Output::Unknown);
+    }
+
+    #[test]
+    fn password_never_in_debug_and_redacted_json() {
+        let input = cmd(
+            1,
+            Command::Connect {
+                site: "site1".into(),
+                cs_proxy: "csp1:7000".into(),
+                app_name: "AIL_site1".into(),
+                username: "jdoe".into(),
+                password: Password::new("s3cret"),
+                on_demand_loading: true,
+            },
+        );
+        let debug = format!("{input:?} {input:#?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+        // The real wire form carries the secret (it must reach the backend) ...
+        assert!(serde_json::to_string(&input).unwrap().contains("s3cret"));
+        // ... the recorder form does not.
+        let redacted = input.to_redacted_json();
+        assert!(!redacted.contains("s3cret"), "{redacted}");
+        assert!(
+            redacted.contains(r#""password":"<redacted>""#),
+            "{redacted}"
+        );
+        let Input::Command { command, .. } = &input;
+        assert_eq!(command.type_name(), "connect");
+    }
+}
