@@ -22,6 +22,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod de;
+
 /// The agent session a message belongs to (one backend instance may serve many).
 pub type SessionId = String;
 
@@ -194,7 +196,8 @@ impl fmt::Debug for Password {
 /// Non-exhaustive: a later ABI minor may add kinds (e.g. a replay backend's
 /// `divergence`). A host reading a kind it does not know gets [`Output::Unknown`]
 /// and should skip it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Deserialize: hand-written in `de.rs` (fast path when the tag comes first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Output {
@@ -220,7 +223,7 @@ pub enum Output {
     },
     /// An output kind this version of the crate does not know (from a newer plugin).
     /// Never sent; only produced when reading.
-    #[serde(other, skip_serializing)]
+    #[serde(skip_serializing)]
     Unknown,
 }
 
@@ -283,7 +286,8 @@ impl fmt::Display for CommandError {
 impl std::error::Error for CommandError {}
 
 /// A backend event (SPEC §5), tagged `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Deserialize: hand-written in `de.rs` (fast path when the tag comes first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A listener's service went on or off.
@@ -300,7 +304,6 @@ pub enum Event {
         /// The logout reason, e.g. `dr-force_logout`; `null` = none.
         reason: Option<String>,
         /// The event's other extensions.
-        #[serde(default)]
         extensions: BTreeMap<String, String>,
     },
     /// EventDNBackInService.
@@ -354,7 +357,7 @@ pub enum ServiceState {
 
 /// Serde for [`CommandResult`]: `Ok(reply)` is the reply's object, `Err(e)` is
 /// `{"type":"error","message":...}`.
-mod command_result {
+pub(crate) mod command_result {
     use super::*;
 
     #[derive(Serialize)]
@@ -679,5 +682,134 @@ mod tests {
         );
         let Input::Command { command, .. } = &input;
         assert_eq!(command.type_name(), "connect");
+    }
+    /// Writes `v` as JSON with every object's keys in reverse order (tags last).
+    fn reversed_json(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Object(map) => {
+                let items: Vec<String> = map
+                    .iter()
+                    .rev()
+                    .map(|(k, v)| {
+                        format!("{}:{}", serde_json::to_string(k).unwrap(), reversed_json(v))
+                    })
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn sample_outputs() -> Vec<Output> {
+        let event = |event| Output::Event {
+            session: "agent-1".into(),
+            epoch: 7,
+            event,
+        };
+        vec![
+            event(Event::ServiceStatus {
+                service: Service::Configuration,
+                status: ServiceState::Off,
+            }),
+            event(Event::AgentLogout {
+                dn: "5001".into(),
+                reason: Some("graceful_shutdown_logout".into()),
+                extensions: BTreeMap::from([("a".into(), "b\"q\"".into())]),
+            }),
+            event(Event::DnBackInService { dn: "5001".into() }),
+            event(Event::DnOutOfService { dn: "5001".into() }),
+            event(Event::Disconnected),
+            Output::Result {
+                session: "agent-\u{e9}".into(),
+                id: u64::MAX,
+                result: Ok(Reply::PersonSites {
+                    preferred_app: "A".into(),
+                    secondary_app: "B".into(),
+                }),
+            },
+            Output::Result {
+                session: "s".into(),
+                id: 0,
+                result: Err(CommandError::new("no")),
+            },
+        ]
+    }
+
+    #[test]
+    fn fast_path_and_fallback_agree() {
+        for output in sample_outputs() {
+            let text = serde_json::to_string(&output).unwrap();
+            assert!(text.starts_with(r#"{"kind":"#), "tag first: {text}");
+            let fast: Output = serde_json::from_str(&text).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let reversed = reversed_json(&value);
+            let slow: Output =
+                serde_json::from_str(&reversed).unwrap_or_else(|e| panic!("{reversed}: {e}"));
+            assert_eq!(fast, output);
+            assert_eq!(slow, output, "{reversed}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_unknown_kinds_skippable() {
+        let out: Output = serde_json::from_str(
+            r#"{"kind":"event","x":[1,{"y":2}],"session":"s","epoch":1,
+                "event":{"type":"dn_back_in_service","dn":"5001","extra":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            Output::Event {
+                session: "s".into(),
+                epoch: 1,
+                event: Event::DnBackInService { dn: "5001".into() }
+            }
+        );
+        let out: Output =
+            serde_json::from_str(r#"{"kind":"divergence","at":{"t":5},"what":"x"}"#).unwrap();
+        assert_eq!(out, Output::Unknown);
+        assert!(
+            serde_json::to_string(&Output::Unknown).is_err(),
+            "never sent"
+        );
+    }
+
+    #[test]
+    fn bad_outputs_are_errors() {
+        for (text, expect) in [
+            (
+                r#"{"kind":"event","session":"s","epoch":1}"#,
+                "missing field `event`",
+            ),
+            (r#"{"session":"s","epoch":1}"#, "missing field `kind`"),
+            (r#"{}"#, "missing field `kind`"),
+            (
+                r#"{"kind":"event","session":"s","session":"t","epoch":1,"event":{"type":"disconnected"}}"#,
+                "duplicate field `session`",
+            ),
+            (
+                r#"{"kind":"event","session":"s","epoch":1,"event":{"type":"bogus"}}"#,
+                "unknown variant `bogus`",
+            ),
+            (
+                r#"{"kind":"event","session":"s","epoch":-1,"event":{"type":"disconnected"}}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"kind":"event","session":"s","epoch":1,"event":{"type":"service_status","service":"telephony","status":"maybe"}}"#,
+                "unknown variant `maybe`",
+            ),
+            (r#"{"kind":7}"#, "invalid type"),
+            (r#"[1,2]"#, "invalid type"),
+            (
+                r#"{"kind":"result","session":"s","id":1,"result":{"type":"nope"}}"#,
+                "unknown variant `nope`",
+            ),
+        ] {
+            let err = serde_json::from_str::<Output>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expect), "{text}: {err}");
+        }
     }
 }

@@ -702,3 +702,206 @@ macro_rules! __plugin_capabilities {
         $caps
     };
 }
+
+#[cfg(test)]
+mod tests {
+    //! The glue in-process, through its `extern "C"` functions, with inputs a
+    //! well-behaved host never sends.
+
+    use super::__private as glue;
+    use super::*;
+    use crate::messages::{Command, Reply};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Handles kept by backends, to check they go quiet after destroy.
+    static KEPT: Mutex<Vec<HostHandle>> = Mutex::new(Vec::new());
+
+    struct Answer {
+        out: Vec<Output>,
+    }
+
+    impl Backend for Answer {
+        fn create(config: serde_json::Value, host: HostHandle) -> Result<Self, String> {
+            if config.get("keep_host").is_some() {
+                KEPT.lock().unwrap().push(host);
+            }
+            Ok(Answer { out: Vec::new() })
+        }
+        fn handle(&mut self, _now_ns: u64, input: Input) -> Result<(), String> {
+            let Input::Command { session, id, .. } = input;
+            self.out.push(Output::Result {
+                session,
+                id,
+                result: Ok(Reply::Done),
+            });
+            Ok(())
+        }
+        fn poll_output(&mut self, _now_ns: u64) -> Option<Output> {
+            self.out.pop()
+        }
+        fn poll_timeout(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    unsafe extern "C" fn count_wake(ctx: *const c_void) {
+        // SAFETY: ctx is the test's AtomicUsize.
+        unsafe { &*ctx.cast::<AtomicUsize>() }.fetch_add(1, Ordering::SeqCst);
+    }
+
+    unsafe extern "C" fn no_log(_ctx: *const c_void, _level: u32, _msg: *const u8, _len: usize) {}
+
+    fn vtable(wakes: &AtomicUsize) -> HostVtable {
+        HostVtable {
+            struct_size: std::mem::size_of::<HostVtable>(),
+            ctx: (wakes as *const AtomicUsize).cast(),
+            wake: count_wake,
+            log: no_log,
+            max_log_level: LogLevel::Trace as u32,
+        }
+    }
+
+    /// Take a message the glue wrote.
+    fn message(buf: Buf) -> String {
+        // SAFETY: buf was filled by the glue (from_vec) in this binary.
+        let v = unsafe { buf.into_vec() }.unwrap_or_default();
+        String::from_utf8(v).unwrap()
+    }
+
+    fn create(wakes: &AtomicUsize, config: &[u8]) -> Result<*mut c_void, (i32, String)> {
+        let vt = vtable(wakes);
+        let mut inst = std::ptr::null_mut();
+        let mut err = Buf::EMPTY;
+        // SAFETY: valid pointers for the call.
+        let code = unsafe {
+            glue::create::<Answer>(&vt, config.as_ptr(), config.len(), &mut inst, &mut err)
+        };
+        if code == status::OK {
+            Ok(inst)
+        } else {
+            Err((code, message(err)))
+        }
+    }
+
+    #[test]
+    fn bad_config_json_is_an_error() {
+        let wakes = AtomicUsize::new(0);
+        let (code, msg) = create(&wakes, b"{not json").unwrap_err();
+        assert_eq!(code, status::BAD_INPUT);
+        assert!(msg.starts_with("config is not valid JSON: "), "{msg}");
+    }
+
+    #[test]
+    fn bad_input_json_is_an_error_and_the_instance_goes_on() {
+        let wakes = AtomicUsize::new(0);
+        let inst = create(&wakes, b"{}").unwrap();
+        for bad in [&b"garbage"[..], b"{\"kind\":\"command\"}", b"\xff", b""] {
+            let mut err = Buf::EMPTY;
+            // SAFETY: live instance, valid pointers.
+            let code =
+                unsafe { glue::handle::<Answer>(inst, 0, bad.as_ptr(), bad.len(), &mut err) };
+            assert_eq!(code, status::BAD_INPUT);
+            let msg = message(err);
+            assert!(
+                msg.starts_with("input is not a valid drctl Input: "),
+                "{msg}"
+            );
+        }
+        let input = serde_json::to_vec(&Input::Command {
+            session: "s".into(),
+            id: 9,
+            command: Command::Shutdown,
+        })
+        .unwrap();
+        let mut err = Buf::EMPTY;
+        // SAFETY: live instance, valid pointers.
+        let code =
+            unsafe { glue::handle::<Answer>(inst, 0, input.as_ptr(), input.len(), &mut err) };
+        assert_eq!(code, status::OK);
+        let mut out = Buf::EMPTY;
+        // SAFETY: live instance, valid pointer.
+        assert_eq!(
+            unsafe { glue::poll_output::<Answer>(inst, 0, &mut out) },
+            status::OUTPUT
+        );
+        // SAFETY: filled by the glue just above.
+        let output: Output = serde_json::from_slice(unsafe { out.as_slice() }).unwrap();
+        // SAFETY: freed once, by the side that allocated it.
+        unsafe { glue::free_buf(out) };
+        assert!(matches!(output, Output::Result { id: 9, .. }));
+        // SAFETY: live instance, given back once.
+        unsafe { glue::destroy::<Answer>(inst) };
+    }
+
+    #[test]
+    fn null_pointers_are_errors_not_crashes() {
+        let wakes = AtomicUsize::new(0);
+        let mut err = Buf::EMPTY;
+        let mut inst = std::ptr::null_mut();
+        // SAFETY: the glue checks for null before dereferencing.
+        unsafe {
+            assert_eq!(
+                glue::create::<Answer>(std::ptr::null(), b"{}".as_ptr(), 2, &mut inst, &mut err),
+                status::BAD_INPUT
+            );
+            glue::free_buf(std::mem::replace(&mut err, Buf::EMPTY));
+            let vt = vtable(&wakes);
+            assert_eq!(
+                glue::create::<Answer>(&vt, std::ptr::null(), 0, &mut inst, &mut err),
+                status::OK,
+                "no config is null config"
+            );
+            assert_eq!(
+                glue::handle::<Answer>(std::ptr::null_mut(), 0, b"{}".as_ptr(), 2, &mut err),
+                status::BAD_INPUT
+            );
+            glue::free_buf(std::mem::replace(&mut err, Buf::EMPTY));
+            assert_eq!(
+                glue::poll_output::<Answer>(inst, 0, std::ptr::null_mut()),
+                status::BAD_INPUT
+            );
+            assert_eq!(
+                glue::poll_timeout::<Answer>(inst, std::ptr::null_mut(), &mut err),
+                status::BAD_INPUT
+            );
+            glue::free_buf(std::mem::replace(&mut err, Buf::EMPTY));
+            glue::free_buf(Buf::EMPTY);
+            glue::destroy::<Answer>(inst);
+            glue::destroy::<Answer>(std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn host_handles_go_quiet_after_destroy() {
+        let wakes = AtomicUsize::new(0);
+        let inst = create(&wakes, br#"{"keep_host":true}"#).unwrap();
+        let host = KEPT.lock().unwrap().pop().unwrap();
+        host.wake();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        // SAFETY: live instance, given back once.
+        unsafe { glue::destroy::<Answer>(inst) };
+        host.wake();
+        host.error("after destroy");
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "no call after destroy");
+    }
+
+    #[test]
+    fn local_handle_for_backend_unit_tests() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let host = HostHandle::local(
+            || {},
+            move |level, msg| sink.lock().unwrap().push(format!("{level} {msg}")),
+        );
+        host.info(format_args!("x={}", 1));
+        tracing::dispatcher::with_default(&host.dispatch(), || {
+            tracing::warn!(n = 2, "from tracing");
+        });
+        assert_eq!(
+            *lines.lock().unwrap(),
+            vec!["info x=1".to_owned(), "warn from tracing n=2".to_owned()]
+        );
+        HostHandle::detached().wake();
+    }
+}
