@@ -14,18 +14,20 @@
 //!   the host are only borrowed for the duration of the call.
 //! - No panic or exception crosses: a failing export returns a negative
 //!   [`status`] with a UTF-8 message in its `out_err`/`out` buffer.
-//! - Calls on one instance are never concurrent (the host serializes them);
-//!   different instances may be used from different threads. Only
-//!   [`HostVtable::wake`] and [`HostVtable::log`] may be called by the plugin
-//!   from any thread, and only until `destroy` returns.
+//! - Calls on one instance are never concurrent (the host serializes them),
+//!   but successive calls may come from different threads; different
+//!   instances may be used in parallel. The plugin may call
+//!   [`HostVtable::wake`] and [`HostVtable::log`] from any thread, but only
+//!   until `destroy` returns, and must not expect them to block.
 //! - `now_ns` is nanoseconds since the session start on the host's clock
 //!   (real or virtual). A [`Capabilities::DETERMINISTIC`] plugin reads no
 //!   other clock.
 //!
 //! Versioning: the host refuses a plugin whose `abi_major` differs from
 //! [`ABI_MAJOR`]. A newer `abi_minor` only appends fields to the end of the
-//! header (hence `struct_size`) and may add output kinds, which an older host
-//! skips.
+//! header and of the host vtable (hence their `struct_size`: neither side
+//! reads past the size the other declared) and may add output kinds, which an
+//! older host reads as `Output::Unknown` and skips.
 
 use std::ffi::{c_char, c_void};
 use std::fmt;
@@ -379,6 +381,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PluginHeader, abi_minor), 12);
         assert_eq!(std::mem::offset_of!(PluginHeader, struct_size), 16);
         assert_eq!(&MAGIC.to_be_bytes(), b"DRCTLPLG");
+        assert_eq!(std::mem::offset_of!(HostVtable, struct_size), 0);
     }
 
     #[test]

@@ -433,7 +433,20 @@ pub mod __private {
             );
             return status::BAD_INPUT;
         }
-        // SAFETY: non-null, and the host passes a valid vtable for the call; we copy it.
+        // SAFETY: non-null; every vtable version starts with `struct_size`.
+        let host_size = unsafe { std::ptr::addr_of!((*host).struct_size).read() };
+        if host_size < std::mem::size_of::<HostVtable>() {
+            write_msg(
+                out_err,
+                &format!(
+                    "host vtable is {host_size} bytes, ABI {}.0 needs {}",
+                    crate::abi::ABI_MAJOR,
+                    std::mem::size_of::<HostVtable>()
+                ),
+            );
+            return status::BAD_INPUT;
+        }
+        // SAFETY: non-null, large enough, valid for the call; we copy it.
         let vtable = unsafe { host.read() };
         // SAFETY: the ABI contract keeps the vtable valid until destroy, which detaches.
         let handle = unsafe { HostHandle::from_vtable(vtable) };
@@ -790,6 +803,20 @@ mod tests {
         let (code, msg) = create(&wakes, b"{not json").unwrap_err();
         assert_eq!(code, status::BAD_INPUT);
         assert!(msg.starts_with("config is not valid JSON: "), "{msg}");
+    }
+
+    #[test]
+    fn a_too_small_host_vtable_is_refused() {
+        let wakes = AtomicUsize::new(0);
+        let mut vt = vtable(&wakes);
+        vt.struct_size = 8;
+        let mut inst = std::ptr::null_mut();
+        let mut err = Buf::EMPTY;
+        // SAFETY: valid pointers for the call.
+        let code = unsafe { glue::create::<Answer>(&vt, b"{}".as_ptr(), 2, &mut inst, &mut err) };
+        assert_eq!(code, status::BAD_INPUT);
+        assert!(message(err).starts_with("host vtable is 8 bytes"));
+        assert!(inst.is_null());
     }
 
     #[test]
