@@ -104,18 +104,19 @@ impl Config {
             check_override_key(key)?;
         }
         let figment = figment(opts);
-        let files: Vec<PathBuf> = opts
+        let searched: Vec<PathBuf> = opts
             .file_layers()
             .into_iter()
-            .filter(|(p, _)| p.is_file())
             .map(|(p, _)| p.to_path_buf())
             .collect();
+        let files: Vec<PathBuf> = searched.iter().filter(|p| p.is_file()).cloned().collect();
         let mut config: Config = figment
             .extract()
             .map_err(|e| extraction_error(e, &figment, &files))?;
         config.sources = Sources {
             figment: Some(figment),
             files,
+            searched,
         };
         config.validate()?;
         Ok(config)

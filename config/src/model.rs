@@ -285,6 +285,8 @@ pub(crate) struct Sources {
     pub(crate) figment: Option<Figment>,
     /// Config files that existed and were read, lowest layer first.
     pub(crate) files: Vec<PathBuf>,
+    /// Every config file layer looked at, whether it existed or not.
+    pub(crate) searched: Vec<PathBuf>,
 }
 
 impl fmt::Debug for Sources {

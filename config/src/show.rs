@@ -24,7 +24,7 @@ impl Config {
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 
-    /// Every leaf key with its value (secrets redacted) and origin, in schema order.
+    /// Every leaf key with its value (secrets redacted) and origin, sorted by key.
     pub fn origins(&self) -> Vec<OriginLine> {
         let mut root = match toml::Value::try_from(self) {
             Ok(v) => v,

@@ -149,13 +149,23 @@ impl Config {
 
     fn validate_sites(&self) -> Result<(), ConfigError> {
         if self.sites.len() != 2 {
-            return Err(self.invalid(
-                &["sites"],
-                format!(
-                    "expected exactly two [[sites]] tables, found {}",
-                    self.sites.len()
-                ),
-            ));
+            let mut message = format!(
+                "expected exactly two [[sites]] tables, found {}",
+                self.sites.len()
+            );
+            let src = &self.sources;
+            if src.files.is_empty() && !src.searched.is_empty() {
+                let searched: Vec<String> = src
+                    .searched
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                message += &format!(
+                    " (no config file found; looked for {})",
+                    searched.join(", ")
+                );
+            }
+            return Err(self.invalid(&["sites"], message));
         }
         for (i, site) in self.sites.iter().enumerate() {
             let idx = i.to_string();
