@@ -1,0 +1,36 @@
+//! One module per subcommand; [`run`] dispatches. To add a subcommand: a file
+//! here, a variant in [`Command`], an arm in [`run`].
+
+pub mod config;
+
+use std::io::Write;
+
+use clap::Subcommand;
+
+use crate::args::GlobalArgs;
+use crate::exit::{CliError, CliResult};
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show or check the configuration.
+    Config(config::ConfigArgs),
+}
+
+/// Runs `command`.
+pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
+    match command {
+        Command::Config(args) => config::run(args, global),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
+pub fn print_stdout(text: &str) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+        _ => Ok(()),
+    }
+}

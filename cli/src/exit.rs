@@ -1,0 +1,81 @@
+//! Exit codes of `drctl`, and the error type commands return.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use drctl_config::ConfigError;
+
+/// How `drctl` exits; the only place the numbers are defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// 0: the command did what was asked.
+    Ok = 0,
+    /// 1: the operation failed at run time (a backend, a site, I/O).
+    Failed = 1,
+    /// 2: bad input (config, scenario, recording or command-line usage); nothing was done.
+    BadInput = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// A command's failure: the error to print and the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    /// The exit code.
+    pub exit: Exit,
+    /// What went wrong (printed with its causes).
+    pub error: anyhow::Error,
+}
+
+/// What a command returns.
+pub type CliResult = Result<(), CliError>;
+
+impl CliError {
+    /// A failure caused by bad input: exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            exit: Exit::BadInput,
+            error: error.into(),
+        }
+    }
+
+    /// A failure of the operation itself: exit code 1.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            exit: Exit::Failed,
+            error: error.into(),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(error: ConfigError) -> Self {
+        CliError::bad_input(error)
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    /// A config error anywhere in the chain is bad input; anything else a failure.
+    fn from(error: anyhow::Error) -> Self {
+        let bad_input = error.chain().any(|e| e.is::<ConfigError>());
+        CliError {
+            exit: if bad_input {
+                Exit::BadInput
+            } else {
+                Exit::Failed
+            },
+            error,
+        }
+    }
+}
