@@ -1,0 +1,72 @@
+//! `mock`: a drctl backend that simulates a two-site Genesys deployment from
+//! a scenario file (SPEC §6), driven only by host time (`DETERMINISTIC`), so
+//! scenarios run on drctl's virtual clock at full speed.
+//!
+//! Config (JSON, from the host): `{"scenario": "/abs/path.toml",
+//! "sites": [{"name", "cs_proxy", "app_name"}, ...], "dn": "7001"}`.
+
+pub mod scenario;
+pub mod sim;
+
+use drctl_plugin_api::abi::Capabilities;
+use drctl_plugin_api::messages::{Input, Output};
+use drctl_plugin_api::plugin::{Backend, HostHandle};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+pub use scenario::{Scenario, ScenarioError};
+pub use sim::{Sim, SiteInfo};
+
+/// The mock's config, as the host sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MockConfig {
+    scenario: PathBuf,
+    sites: Vec<SiteInfo>,
+    #[serde(default = "default_dn")]
+    dn: String,
+}
+
+fn default_dn() -> String {
+    "7001".to_owned()
+}
+
+/// The plugin: a [`Sim`] behind the ABI.
+pub struct MockBackend {
+    sim: Sim,
+}
+
+impl Backend for MockBackend {
+    fn create(config: serde_json::Value, host: HostHandle) -> Result<Self, String> {
+        let cfg: MockConfig =
+            serde_json::from_value(config).map_err(|e| format!("mock backend config: {e}"))?;
+        let names: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
+        let scenario = Scenario::load(&cfg.scenario, &names).map_err(|e| e.to_string())?;
+        host.debug(format!(
+            "scenario {} loaded: {} timeline entries",
+            cfg.scenario.display(),
+            scenario.timeline.len()
+        ));
+        Ok(MockBackend {
+            sim: Sim::new(scenario, cfg.sites, cfg.dn),
+        })
+    }
+
+    fn handle(&mut self, now_ns: u64, input: Input) -> Result<(), String> {
+        self.sim.handle(now_ns, input)
+    }
+
+    fn poll_output(&mut self, now_ns: u64) -> Option<Output> {
+        self.sim.poll_output(now_ns)
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        self.sim.poll_timeout()
+    }
+}
+
+drctl_plugin_api::export_plugin! {
+    backend: MockBackend,
+    name: "mock",
+    capabilities: Capabilities::DETERMINISTIC,
+}
