@@ -4,7 +4,9 @@
 mod args;
 mod commands;
 mod exit;
+mod host;
 mod logging;
+mod session;
 
 use std::process::ExitCode;
 

@@ -186,6 +186,9 @@ pub fn default_dirs() -> Vec<PathBuf> {
             dirs.push(parent.to_path_buf());
         }
     }
+    // In a cargo target dir a plugin the binary depends on is built into
+    // `deps/` (cargo only copies the top-level package's artifacts up).
+    dirs.push(dir.join("deps"));
     if let Some(prefix) = dir.parent() {
         dirs.push(prefix.join("lib").join("drctl"));
     }

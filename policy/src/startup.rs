@@ -206,7 +206,11 @@ impl Engine {
                 from: self.site_name(sw.from),
                 to: self.site_name(to),
             });
-            self.clear(Alarm::SwitchoverFailed);
+            // W4: landing back on the origin leaves the alarm up until a
+            // later switchover reaches its target.
+            if to == sw.to {
+                self.clear(Alarm::SwitchoverFailed);
+            }
             if !self.cfg.hold_down.is_zero() {
                 self.hold_down_until = Some(self.now + self.cfg.hold_down);
             }

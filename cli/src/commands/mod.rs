@@ -2,6 +2,7 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod watch;
 
 use std::io::Write;
 
@@ -15,12 +16,15 @@ use crate::exit::{CliError, CliResult};
 pub enum Command {
     /// Show or check the configuration.
     Config(config::ConfigArgs),
+    /// Start up, watch the listeners, alarm and switch sites until stopped.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs `command`.
 pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
     match command {
         Command::Config(args) => config::run(args, global),
+        Command::Watch(args) => watch::run(args, global),
     }
 }
 

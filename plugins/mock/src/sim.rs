@@ -286,7 +286,7 @@ impl Sim {
                     Ok(Reply::Connected { epoch })
                 } else {
                     Err(CommandError::new(format!(
-                        "{site}: CS Proxy refused the connection"
+                        "CS Proxy {site} refused the connection"
                     )))
                 };
                 self.ready.push_back(Output::Result {

@@ -1,0 +1,279 @@
+//! The host loop: joins the policy engine and a backend, on the real clock
+//! (tokio) or on a virtual clock that jumps to the next deadline.
+//!
+//! One pass of the loop: drain the backend's outputs into the engine, carry
+//! out the engine's actions (commands to the backend, decisions to the
+//! observers), fire due timers; then wait for the earliest deadline of
+//! either side, a wake from the backend or a signal.
+
+pub mod observe;
+pub mod translate;
+
+use crate::host::observe::Observer;
+use drctl_plugin_api::messages::{Input, Output, Password};
+use drctl_policy::{Action, Engine, Event, Timestamp};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A fault on the backend side of the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The plugin failed a call (panic, bad JSON, error status).
+    #[error(transparent)]
+    Plugin(#[from] drctl_plugin_api::loader::PluginError),
+    /// The backend keeps naming a deadline that produces nothing.
+    #[error("backend {0} keeps asking to be polled without producing output (a plugin bug)")]
+    Spinning(String),
+}
+
+/// The backend as the loop sees it.
+pub trait Backend {
+    /// The plugin's name, for messages.
+    fn name(&self) -> &str;
+    /// Hand over one input.
+    fn handle(&mut self, now: u64, input: &Input) -> Result<(), HostError>;
+    /// The next output due at `now`.
+    fn poll_output(&mut self, now: u64) -> Result<Option<Output>, HostError>;
+    /// When to poll again without input.
+    fn poll_timeout(&self) -> Option<u64>;
+}
+
+impl Backend for drctl_plugin_api::loader::Instance {
+    fn name(&self) -> &str {
+        drctl_plugin_api::loader::Instance::name(self)
+    }
+    fn handle(&mut self, now: u64, input: &Input) -> Result<(), HostError> {
+        Ok(drctl_plugin_api::loader::Instance::handle(
+            self, now, input,
+        )?)
+    }
+    fn poll_output(&mut self, now: u64) -> Result<Option<Output>, HostError> {
+        Ok(drctl_plugin_api::loader::Instance::poll_output(self, now)?)
+    }
+    fn poll_timeout(&self) -> Option<u64> {
+        drctl_plugin_api::loader::Instance::poll_timeout(self)
+    }
+}
+
+/// Which clock drives the loop.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// Wall-clock time from `start`.
+    Real {
+        /// The session's start.
+        start: tokio::time::Instant,
+    },
+    /// Time that jumps to the next deadline; only for `DETERMINISTIC` backends.
+    Virtual {
+        /// The current virtual time.
+        now: Timestamp,
+    },
+}
+
+impl Clock {
+    /// A real clock starting now.
+    pub fn real() -> Clock {
+        Clock::Real {
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// A virtual clock at zero.
+    pub fn virtual_at_zero() -> Clock {
+        Clock::Virtual {
+            now: Timestamp::ZERO,
+        }
+    }
+
+    /// Session time now.
+    pub fn now(&self) -> Timestamp {
+        match *self {
+            Clock::Real { start } => {
+                let nanos = start.elapsed().as_nanos();
+                Timestamp::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+            Clock::Virtual { now } => now,
+        }
+    }
+}
+
+/// Why [`Host::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The caller's condition holds.
+    Done,
+    /// The end time was reached.
+    End,
+    /// SIGINT/SIGTERM (or the caller's stop future).
+    Signal,
+    /// Virtual clock with nothing left that could ever happen.
+    Idle,
+}
+
+/// A future that resolves when the run should stop (a signal).
+pub type StopFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// The engine, the backend and the observers of one agent session.
+pub struct Host<B: Backend> {
+    /// The policy engine.
+    pub engine: Engine,
+    backend: B,
+    session: String,
+    password: Password,
+    clock: Clock,
+    observers: Vec<Box<dyn Observer>>,
+    wake: Arc<Notify>,
+}
+
+impl<B: Backend> Host<B> {
+    /// A host for one agent `session`; `wake` is what the backend's wake callback notifies.
+    pub fn new(
+        engine: Engine,
+        backend: B,
+        session: String,
+        password: Password,
+        clock: Clock,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Host {
+            engine,
+            backend,
+            session,
+            password,
+            clock,
+            observers: Vec::new(),
+            wake,
+        }
+    }
+
+    /// Adds an observer of commands, outputs and decisions.
+    pub fn observe(&mut self, observer: Box<dyn Observer>) {
+        self.observers.push(observer);
+    }
+
+    /// Session time now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Feeds an event to the engine now and carries out what follows.
+    pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
+        let now = self.now();
+        self.engine.handle_event(now, event);
+        self.pump(now)
+    }
+
+    /// Everything due at `now`: backend outputs, engine timers, actions.
+    fn pump(&mut self, now: Timestamp) -> Result<(), HostError> {
+        self.engine.handle_timeout(now);
+        self.carry_out(now)?;
+        while let Some(output) = self.backend.poll_output(now.as_nanos())? {
+            for o in &mut self.observers {
+                o.output(now, &output);
+            }
+            if let Some(event) = translate::output_to_event(output) {
+                self.engine.handle_event(now, event);
+                self.carry_out(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the engine's queued actions.
+    fn carry_out(&mut self, now: Timestamp) -> Result<(), HostError> {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Command(cmd) => {
+                    let input = translate::command_to_input(&self.session, cmd, &self.password);
+                    for o in &mut self.observers {
+                        o.command(now, &input);
+                    }
+                    self.backend.handle(now.as_nanos(), &input)?;
+                }
+                Action::Decision(d) => {
+                    for o in &mut self.observers {
+                        o.decision(now, &d);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest deadline of engine and backend.
+    fn next_deadline(&self) -> Option<Timestamp> {
+        let backend = self.backend.poll_timeout().map(Timestamp::from_nanos);
+        [self.engine.poll_timeout(), backend]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs until `done` holds, `end` is reached, `stop` resolves, or (virtual
+    /// clock) nothing can happen any more.
+    pub async fn run(
+        &mut self,
+        end: Option<Timestamp>,
+        stop: &mut StopFuture<'_>,
+        mut done: impl FnMut(&Engine) -> bool,
+    ) -> Result<Stop, HostError> {
+        let mut spins = 0u32;
+        loop {
+            let now = self.now();
+            self.pump(now)?;
+            for o in &mut self.observers {
+                o.settled(now, &self.engine);
+            }
+            if done(&self.engine) {
+                return Ok(Stop::Done);
+            }
+            if end.is_some_and(|e| now >= e) {
+                return Ok(Stop::End);
+            }
+            let deadline = [self.next_deadline(), end].into_iter().flatten().min();
+            // A deadline that does not move time forward must produce something.
+            if deadline.is_some_and(|d| d <= now) {
+                spins += 1;
+                if spins > 10_000 {
+                    return Err(HostError::Spinning(self.backend.name().to_owned()));
+                }
+                if matches!(self.clock, Clock::Virtual { .. }) {
+                    continue;
+                }
+            } else {
+                spins = 0;
+            }
+            match &mut self.clock {
+                Clock::Virtual { now: vnow } => match deadline {
+                    Some(d) => *vnow = d.max(*vnow),
+                    None => return Ok(Stop::Idle),
+                },
+                Clock::Real { start } => {
+                    let start = *start;
+                    let sleep = async {
+                        match deadline {
+                            Some(d) => {
+                                tokio::time::sleep_until(start + d.since_start()).await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = sleep => {}
+                        _ = self.wake.notified() => {}
+                        _ = stop.as_mut() => return Ok(Stop::Signal),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `shutdown` through the engine and drains what follows.
+    pub fn shutdown(&mut self) -> Result<(), HostError> {
+        self.inject(Event::Shutdown)?;
+        let now = self.now();
+        self.pump(now)
+    }
+}

@@ -1,0 +1,249 @@
+//! Wiring for the commands that run the DR procedure: config -> engine
+//! config, plugin loading, and the host loop with its observers.
+
+use crate::exit::CliError;
+use crate::host::observe::{DecisionPrinter, Format};
+use crate::host::{Clock, Host};
+use anyhow::{anyhow, Context};
+use clap::{Args, ValueEnum};
+use drctl_config::{Config, FailbackMode};
+use drctl_plugin_api::abi::Capabilities;
+use drctl_plugin_api::loader::{self, Instance};
+use drctl_plugin_api::messages::Password;
+use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, SiteConfig, Timestamp};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Which clock runs the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// Wall-clock time.
+    Real,
+    /// Jump to the next deadline (scenarios at full speed; DETERMINISTIC backends only).
+    Virtual,
+}
+
+/// How decisions are printed on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One line a decision, for people.
+    Text,
+    /// One JSON object a line: exactly the decision records (SPEC §6).
+    Json,
+}
+
+/// Options shared by `watch`, `startup` and `switch`.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Backend plugin to use (overrides `backend.name`).
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Scenario file for the mock backend (sets `backend.mock.scenario`).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// The clock: `real`, or `virtual` to run a scenario at full speed.
+    #[arg(long, value_enum, default_value_t = ClockKind::Real)]
+    pub clock: ClockKind,
+    /// Decisions on stdout as text or JSON lines.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// The session id of the one agent a single-agent command runs.
+pub const SESSION: &str = "agent-1";
+
+/// The two sites a mock scenario assumes when the config names none.
+fn default_mock_sites() -> [SiteConfig; 2] {
+    [1, 2].map(|n| SiteConfig {
+        name: format!("site{n}").into(),
+        cs_proxy: format!("csproxy{n}.mock:7000"),
+        app_name: format!("AIL_site{n}"),
+    })
+}
+
+/// A prepared session: the engine config, the plugin instance and what the
+/// host needs to run it.
+pub struct Prepared {
+    /// The backend's name.
+    pub backend: String,
+    /// Where the scenario ends (`--until-end`), for mock runs.
+    pub end: Option<Timestamp>,
+    /// The host loop, ready to run.
+    pub host: Host<Instance>,
+}
+
+/// Loads config and plugin and builds the host (SPEC §4, §7).
+pub fn prepare(
+    global: &crate::args::GlobalArgs,
+    args: &SessionArgs,
+    startup_timeout: Option<std::time::Duration>,
+) -> Result<Prepared, CliError> {
+    let mut opts = global.load_options();
+    if let Some(b) = &args.backend {
+        opts.overrides.push(("backend.name".into(), b.clone()));
+    }
+    let cfg: Config = Config::load(&opts).or_else(|e| {
+        // A mock drill needs no site config: it brings its own deployment.
+        if args.scenario.is_some() && e.key() == Some("sites") {
+            Config::load(&mock_sites_options(opts.clone()))
+        } else {
+            Err(e)
+        }
+    })?;
+    let backend = cfg.backend.name.clone();
+    let sites: [SiteConfig; 2] = match cfg.sites.as_slice() {
+        [a, b] => [a, b].map(|s| SiteConfig {
+            name: s.name.as_str().into(),
+            cs_proxy: s.cs_proxy.clone(),
+            app_name: s.app_name.clone(),
+        }),
+        _ => default_mock_sites(),
+    };
+    let mut plugin_cfg = cfg.backend.table_json(&backend);
+    let mut end = None;
+    let mut first_site = cfg.first_site().map(|s| s.name.clone());
+    if backend == "mock" {
+        let scenario = match &args.scenario {
+            Some(p) => p.clone(),
+            None => plugin_cfg
+                .get("scenario")
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    CliError::bad_input(anyhow!(
+                        "the mock backend needs a scenario: --scenario FILE or backend.mock.scenario"
+                    ))
+                })?,
+        };
+        let scenario = std::fs::canonicalize(&scenario)
+            .with_context(|| format!("scenario {}", scenario.display()))
+            .map_err(CliError::bad_input)?;
+        let meta = scenario_meta(&scenario).map_err(CliError::bad_input)?;
+        end = meta.end.map(|d| Timestamp::ZERO + d);
+        if meta.first_site.is_some() {
+            first_site = meta.first_site;
+        }
+        plugin_cfg = serde_json::json!({
+            "scenario": scenario,
+            "sites": sites.iter().map(|s| serde_json::json!({
+                "name": &*s.name, "cs_proxy": s.cs_proxy, "app_name": s.app_name
+            })).collect::<Vec<_>>(),
+            "dn": cfg.agent.dn.clone().unwrap_or_else(|| "7001".into()),
+        });
+    }
+    let engine_cfg = EngineConfig {
+        username: cfg.agent.username.clone().unwrap_or_else(|| "agent".into()),
+        first_site: first_site
+            .map(Into::into)
+            .unwrap_or_else(|| sites[0].name.clone()),
+        sites,
+        cached_preferred: None,
+        startup_timeout,
+        backoff: BackoffConfig {
+            initial: cfg.startup.backoff.initial,
+            factor: cfg.startup.backoff.factor,
+            max: cfg.startup.backoff.max,
+            jitter: cfg.startup.backoff.jitter,
+        },
+        site_timeout: cfg.policy.site_timeout,
+        site_sip_register_timeout: cfg.policy.site_sip_register_timeout,
+        supervisor_logout_reasons: cfg.policy.supervisor_logout_reasons.clone(),
+        embedded_endpoint: cfg.agent.embedded_endpoint,
+        hold_down: cfg.policy.hold_down,
+        failback: match cfg.policy.failback {
+            FailbackMode::Manual => Failback::Manual,
+            FailbackMode::Auto => Failback::Auto {
+                after: cfg.policy.failback_after,
+            },
+        },
+        switchover_jitter: cfg.policy.switchover_jitter,
+        seed: cfg.policy.seed,
+    };
+    let engine =
+        Engine::new(engine_cfg).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
+    let path =
+        loader::find_plugin(&backend, &cfg.backend.plugin_dirs).map_err(CliError::bad_input)?;
+    let plugin = loader::load(&path).map_err(CliError::bad_input)?;
+    let deterministic = plugin.capabilities().contains(Capabilities::DETERMINISTIC);
+    if args.clock == ClockKind::Virtual && !deterministic {
+        return Err(CliError::bad_input(anyhow!(
+            "--clock virtual needs a DETERMINISTIC backend; {} ({}) is driven by real I/O",
+            backend,
+            path.display()
+        )));
+    }
+    // The mock needs no credentials; a real backend does.
+    let password = if backend == "mock" {
+        Password::new("")
+    } else {
+        Password::new(cfg.resolve_password()?.expose())
+    };
+    let wake = Arc::new(Notify::new());
+    let notify = wake.clone();
+    let instance = plugin
+        .create(
+            &plugin_cfg,
+            Arc::new(move || notify.notify_one()),
+            plugin.tracing_log_sink(),
+        )
+        // A backend refusing its config or scenario is bad input.
+        .map_err(CliError::bad_input)?;
+    let clock = match args.clock {
+        ClockKind::Real => Clock::real(),
+        ClockKind::Virtual => Clock::virtual_at_zero(),
+    };
+    let mut host = Host::new(engine, instance, SESSION.into(), password, clock, wake);
+    let format = match args.output {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+    };
+    host.observe(Box::new(DecisionPrinter::new(std::io::stdout(), format)));
+    Ok(Prepared { backend, end, host })
+}
+
+/// The layers of `opts` plus the two default mock sites.
+fn mock_sites_options(mut opts: drctl_config::LoadOptions) -> drctl_config::LoadOptions {
+    let sites = default_mock_sites()
+        .iter()
+        .map(|s| {
+            format!(
+                "{{ name = \"{}\", cs-proxy = \"{}\", app-name = \"{}\" }}",
+                s.name, s.cs_proxy, s.app_name
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    opts.overrides
+        .insert(0, ("sites".into(), format!("[{sites}]")));
+    opts
+}
+
+/// What the host itself needs from a scenario: where it starts and ends.
+/// The plugin validates the rest (with line numbers) when it loads it.
+struct ScenarioMeta {
+    first_site: Option<String>,
+    end: Option<std::time::Duration>,
+}
+
+fn scenario_meta(path: &std::path::Path) -> anyhow::Result<ScenarioMeta> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let deployment = value.get("deployment").and_then(|d| d.as_table());
+    let get = |k: &str| deployment.and_then(|d| d.get(k)).and_then(|v| v.as_str());
+    let end = get("end")
+        .map(|s| {
+            humantime::parse_duration(s).map_err(|e| {
+                anyhow!(
+                    "{}: deployment.end: {e}: expected a duration like \"5m\"",
+                    path.display()
+                )
+            })
+        })
+        .transpose()?;
+    Ok(ScenarioMeta {
+        first_site: get("first-site").map(str::to_owned),
+        end,
+    })
+}
