@@ -15,6 +15,10 @@ pub enum Exit {
     Failed = 1,
     /// 2: bad input (config, scenario, recording or command-line usage); nothing was done.
     BadInput = 2,
+    /// 3 (`startup`): only the secondary site could be reached.
+    Secondary = 3,
+    /// 4 (`startup`): no site could be reached within `startup.timeout`.
+    NoSite = 4,
 }
 
 impl From<Exit> for ExitCode {

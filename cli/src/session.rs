@@ -77,7 +77,7 @@ pub struct Prepared {
 pub fn prepare(
     global: &crate::args::GlobalArgs,
     args: &SessionArgs,
-    startup_timeout: Option<std::time::Duration>,
+    give_up_after_startup_timeout: bool,
 ) -> Result<Prepared, CliError> {
     let mut opts = global.load_options();
     if let Some(b) = &args.backend {
@@ -139,7 +139,7 @@ pub fn prepare(
             .unwrap_or_else(|| sites[0].name.clone()),
         sites,
         cached_preferred: None,
-        startup_timeout,
+        startup_timeout: give_up_after_startup_timeout.then_some(cfg.startup.timeout),
         backoff: BackoffConfig {
             initial: cfg.startup.backoff.initial,
             factor: cfg.startup.backoff.factor,
@@ -246,4 +246,34 @@ fn scenario_meta(path: &std::path::Path) -> anyhow::Result<ScenarioMeta> {
         first_site: get("first-site").map(str::to_owned),
         end,
     })
+}
+
+/// The single-threaded runtime the host loop runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)
+}
+
+/// A stop future for [`Host::run`](crate::host::Host::run): SIGINT or SIGTERM.
+pub fn stop_on_signal() -> crate::host::StopFuture<'static> {
+    Box::pin(shutdown_signal())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let ctrl_c = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }

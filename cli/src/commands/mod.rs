@@ -2,6 +2,8 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod startup;
+pub mod switch;
 pub mod watch;
 
 use std::io::Write;
@@ -16,15 +18,21 @@ use crate::exit::{CliError, CliResult};
 pub enum Command {
     /// Show or check the configuration.
     Config(config::ConfigArgs),
+    /// Run startup (S1-S4) once and report where the agent landed.
+    Startup(startup::StartupArgs),
     /// Start up, watch the listeners, alarm and switch sites until stopped.
     Watch(watch::WatchArgs),
+    /// A forced switchover (failover drill), verified, with a timing table.
+    Switch(switch::SwitchArgs),
 }
 
 /// Runs `command`.
 pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
     match command {
         Command::Config(args) => config::run(args, global),
+        Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),
+        Command::Switch(args) => switch::run(args, global),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult};
-use crate::host::{Stop, StopFuture};
-use crate::session::{prepare, SessionArgs};
+use crate::host::Stop;
+use crate::session::{prepare, runtime, stop_on_signal, SessionArgs};
 use clap::Args;
 
 /// Start up on the preferred site, watch the four listeners, raise alarms and
@@ -19,7 +19,7 @@ pub struct WatchArgs {
 
 /// Runs `drctl watch`.
 pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
-    let mut prepared = prepare(global, &args.session, None)?;
+    let mut prepared = prepare(global, &args.session, false)?;
     let end = if args.until_end {
         Some(prepared.end.ok_or_else(|| {
             CliError::bad_input(anyhow::anyhow!(
@@ -30,15 +30,11 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
     } else {
         None
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::failed)?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         let host = &mut prepared.host;
         host.inject(drctl_policy::Event::Start)
             .map_err(CliError::failed)?;
-        let mut stop: StopFuture = Box::pin(shutdown_signal());
+        let mut stop = stop_on_signal();
         let why = host
             .run(end, &mut stop, |_| false)
             .await
@@ -50,28 +46,4 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
         }
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

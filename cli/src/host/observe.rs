@@ -100,3 +100,109 @@ impl<W: Write> Observer for DecisionPrinter<W> {
         let _ = written.and_then(|()| self.out.flush());
     }
 }
+
+/// When each phase of the first switchover began and ended, as the loop saw it.
+#[derive(Debug, Default, Clone)]
+pub struct PhaseTimes {
+    /// `switchover-started`.
+    pub started: Option<Timestamp>,
+    /// `switchover-completed`, and the site it landed on.
+    pub completed: Option<(Timestamp, String)>,
+    kill: Span,
+    connect: Span,
+    subscribe: Span,
+    /// EventDNBackInService after completion.
+    pub dn_back: Option<Timestamp>,
+    /// Telephony ON after completion.
+    pub telephony_on: Option<Timestamp>,
+}
+
+/// A command's send and answer times, matched by id.
+#[derive(Debug, Default, Clone)]
+struct Span {
+    id: Option<u64>,
+    sent: Option<Timestamp>,
+    done: Option<Timestamp>,
+}
+
+impl PhaseTimes {
+    /// `(phase, duration)` rows of the timing table.
+    pub fn rows(&self) -> Vec<(&'static str, Option<std::time::Duration>)> {
+        let span = |s: &Span| Some(s.done? - s.sent?);
+        let between = |a: Option<Timestamp>, b: Option<Timestamp>| Some(b? - a?);
+        vec![
+            ("kill factory", span(&self.kill)),
+            ("connect", span(&self.connect)),
+            ("listeners", span(&self.subscribe)),
+            (
+                "DN back in service",
+                between(self.subscribe.done, self.dn_back),
+            ),
+            ("total", between(self.started, self.dn_back)),
+        ]
+    }
+
+    fn in_flight(&self) -> bool {
+        self.started.is_some() && self.completed.is_none()
+    }
+}
+
+/// Fills a shared [`PhaseTimes`] for `drctl switch`.
+pub struct PhaseTimer(pub std::rc::Rc<std::cell::RefCell<PhaseTimes>>);
+
+impl Observer for PhaseTimer {
+    fn command(&mut self, t: Timestamp, input: &Input) {
+        use drctl_plugin_api::messages::Command;
+        let mut p = self.0.borrow_mut();
+        if !p.in_flight() {
+            return;
+        }
+        let Input::Command { id, command, .. } = input;
+        let span = match command {
+            Command::KillFactory => &mut p.kill,
+            Command::Connect { .. } => &mut p.connect,
+            Command::Subscribe { .. } => &mut p.subscribe,
+            _ => return,
+        };
+        *span = Span {
+            id: Some(*id),
+            sent: Some(t),
+            done: None,
+        };
+    }
+
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        use drctl_plugin_api::messages::{Event, Service, ServiceState};
+        let mut guard = self.0.borrow_mut();
+        let p = &mut *guard;
+        match output {
+            Output::Result { id, .. } => {
+                for span in [&mut p.kill, &mut p.connect, &mut p.subscribe] {
+                    if span.id == Some(*id) && span.done.is_none() {
+                        span.done = Some(t);
+                    }
+                }
+            }
+            Output::Event { event, .. } if p.completed.is_some() => match event {
+                Event::DnBackInService { .. } if p.dn_back.is_none() => p.dn_back = Some(t),
+                Event::ServiceStatus {
+                    service: Service::Telephony,
+                    status: ServiceState::On,
+                } if p.telephony_on.is_none() => p.telephony_on = Some(t),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn decision(&mut self, t: Timestamp, d: &Decision) {
+        let mut p = self.0.borrow_mut();
+        match d {
+            Decision::SwitchoverStarted { .. } if p.started.is_none() => p.started = Some(t),
+            Decision::SwitchoverCompleted { to, .. } if p.in_flight() => {
+                p.completed = Some((t, to.to_string()))
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `drctl switch`: a forced switchover (failover drill, W1–W3, reason
+//! `operator`), verified at the target, with a per-phase timing table.
+
+use crate::args::GlobalArgs;
+use crate::exit::{CliError, CliResult};
+use crate::host::observe::{PhaseTimer, PhaseTimes};
+use crate::session::{prepare, runtime, stop_on_signal, SessionArgs};
+use anyhow::anyhow;
+use clap::Args;
+use drctl_policy::{Event, ListenerStatus, PhaseKind};
+use std::cell::RefCell;
+use std::io::{BufRead, IsTerminal, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Start up, then switch the agent to the other site (or `--to SITE`): kill
+/// the AIL factory, restart AIL there, subscribe the listeners, and verify
+/// that telephony is ON and the DN back in service at the target.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// The target site (default: the site the agent is not on).
+    #[arg(long, value_name = "SITE")]
+    to: Option<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Give up verifying after this long (e.g. "2m").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    timeout: Duration,
+}
+
+/// Runs `drctl switch`.
+pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
+    let target = args.to.as_deref().unwrap_or("the other site");
+    let plan = format!(
+        "plan: start up (S1-S4), then switch to {target} (reason operator):\n  \
+         1. kill the AIL factory\n  2. restart AIL against {target}'s CS Proxy with loading/on-demand\n  \
+         3. subscribe the telephony, configuration, statistic and DN listeners\n  \
+         4. verify telephony ON and the DN back in service (within {})",
+        humantime::format_duration(args.timeout)
+    );
+    if args.dry_run {
+        println!("{plan}\n(dry run: nothing was changed)");
+        return Ok(());
+    }
+    if !args.yes {
+        confirm(target)?;
+    }
+    let mut prepared = prepare(global, &args.session, true)?;
+    let times = Rc::new(RefCell::new(PhaseTimes::default()));
+    prepared.host.observe(Box::new(PhaseTimer(times.clone())));
+    let host = &mut prepared.host;
+    runtime()?.block_on(async {
+        host.inject(Event::Start).map_err(CliError::failed)?;
+        let mut stop = stop_on_signal();
+        host.run(None, &mut stop, |e| {
+            matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp)
+        })
+        .await
+        .map_err(CliError::failed)?;
+        let view = host.engine.view();
+        if view.phase != PhaseKind::Watching {
+            return Err(CliError::failed(anyhow!("startup failed: no site reached")));
+        }
+        let from = view.site.as_deref().unwrap_or_default().to_owned();
+        host.inject(Event::OperatorSwitch {
+            to: args.to.as_deref().map(Into::into),
+        })
+        .map_err(CliError::failed)?;
+        if times.borrow().started.is_none() {
+            return Err(CliError::bad_input(anyhow!(
+                "no switchover from {from}: see the switchover-suppressed record"
+            )));
+        }
+        let deadline = host.now() + args.timeout;
+        let verified = |e: &drctl_policy::Engine| {
+            let v = e.view();
+            times.borrow().completed.is_some()
+                && v.telephony == ListenerStatus::On
+                && v.dn == ListenerStatus::On
+        };
+        host.run(Some(deadline), &mut stop, verified)
+            .await
+            .map_err(CliError::failed)?;
+        let ok = verified(&host.engine);
+        let view = host.engine.view();
+        host.shutdown().map_err(CliError::failed)?;
+        print_table(&times.borrow());
+        let landed = view.site.as_deref().unwrap_or("-");
+        match &times.borrow().completed {
+            Some((_, to)) if ok && args.to.as_deref().is_none_or(|t| t == to) && *to != from => {
+                eprintln!("switched {from} -> {to}: telephony ON, DN back in service");
+                Ok(())
+            }
+            _ => Err(CliError::failed(anyhow!(
+                "switchover from {from} not verified: the agent is on {landed}, telephony {:?}, DN {:?}",
+                view.telephony,
+                view.dn
+            ))),
+        }
+    })
+}
+
+/// Asks on the terminal; refuses without one.
+fn confirm(target: &str) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::bad_input(anyhow!(
+            "refusing to switch without confirmation: stdin is not a terminal; pass --yes"
+        )));
+    }
+    eprint!("Switch the agent to {target}? This logs the agent in again. [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CliError::failed)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::bad_input(anyhow!(
+            "not confirmed; nothing was changed"
+        )))
+    }
+}
+
+/// The per-phase timing table, on stderr (stdout carries the decisions).
+fn print_table(times: &PhaseTimes) {
+    eprintln!("{:<20} {:>12}", "phase", "duration");
+    for (phase, d) in times.rows() {
+        let d = d.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d.as_secs_f64()));
+        eprintln!("{phase:<20} {d:>12}");
+    }
+}

@@ -1,0 +1,178 @@
+//! `drctl startup`, `drctl switch` and `watch` on the real clock, end to end.
+
+use drctl_e2e::{drctl, records};
+
+const SC: &str = "plugins/mock/scenarios";
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn startup(scenario: &str, extra: &[&str]) -> std::process::Output {
+    let path = format!("{SC}/{scenario}");
+    let mut args = vec![
+        "startup",
+        "--backend",
+        "mock",
+        "--scenario",
+        &path,
+        "--clock",
+        "virtual",
+    ];
+    args.extend_from_slice(extra);
+    drctl(&args)
+}
+
+#[test]
+fn startup_exit_codes_say_where_the_agent_landed() {
+    assert_eq!(
+        code(&startup("s4-relocate-to-preferred.toml", &[])),
+        Some(0)
+    );
+    assert_eq!(
+        code(&startup("s4-preferred-unreachable.toml", &[])),
+        Some(3)
+    );
+    let out = startup(
+        "s1-both-sites-down-backoff.toml",
+        &["--set", "startup.timeout=10s"],
+    );
+    assert_eq!(code(&out), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("startup.timeout"));
+}
+
+fn switch(extra: &[&str]) -> std::process::Output {
+    let path = format!("{SC}/w3-operator-switch.toml");
+    let mut args = vec![
+        "switch",
+        "--backend",
+        "mock",
+        "--scenario",
+        &path,
+        "--clock",
+        "virtual",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    drctl(&args)
+}
+
+#[test]
+fn switch_runs_the_drill_verifies_and_prints_the_timing_table() {
+    let out = switch(&["--yes", "--to", "site2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), Some(0), "{stderr}");
+    assert_eq!(
+        records(&out.stdout),
+        vec![
+            "200000000 startup-connected site1",
+            "200000000 switchover-started operator site1 site2",
+            "400000000 switchover-completed operator site1 site2",
+        ]
+    );
+    // connect-latency 200 ms, register-delay 1 s in the scenario.
+    for row in [
+        "kill factory               0.000s",
+        "connect                    0.200s",
+        "listeners                  0.000s",
+        "DN back in service         1.000s",
+        "total                      1.200s",
+    ] {
+        assert!(stderr.contains(row), "{row:?} not in\n{stderr}");
+    }
+}
+
+#[test]
+fn switch_to_the_current_site_fails_without_changing_anything() {
+    let out = switch(&["--yes", "--to", "site1"]);
+    assert_eq!(code(&out), Some(2));
+    let recs = records(&out.stdout);
+    assert!(
+        recs.iter().all(|r| !r.contains("switchover-started")),
+        "{recs:?}"
+    );
+}
+
+#[test]
+fn switch_refuses_without_yes_when_not_on_a_terminal() {
+    let out = switch(&[]);
+    assert_eq!(code(&out), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn switch_dry_run_prints_the_plan_and_connects_nowhere() {
+    let out = switch(&["--dry-run", "--to", "site2"]);
+    assert_eq!(code(&out), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("kill the AIL factory") && stdout.contains("dry run"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("startup-connected"));
+}
+
+#[test]
+fn watch_runs_on_the_real_clock() {
+    // The demo's story, scaled down to about two seconds of wall time.
+    let dir = std::env::temp_dir().join(format!("drctl-e2e-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("short-demo.toml");
+    std::fs::write(
+        &path,
+        r#"
+[deployment]
+preferred-site = "site1"
+first-site = "site2"
+connect-latency = "50ms"
+register-delay = "100ms"
+site-timeout = "1s"
+end = "2500ms"
+
+[[events]]
+at = "500ms"
+site = "site1"
+set = { telephony = "off" }
+"#,
+    )
+    .unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let out = drctl(&[
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        &p,
+        "--until-end",
+        "--output",
+        "json",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&out.stdout);
+    let kinds: Vec<String> = recs
+        .iter()
+        .map(|r| r.split(' ').skip(1).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "startup-connected site2",
+            "switchover-started startup-relocate site2 site1",
+            "switchover-completed startup-relocate site2 site1",
+            "switchover-started telephony-timeout site1 site2",
+            "switchover-completed telephony-timeout site1 site2",
+        ]
+    );
+    // Real time never runs early: the site timer fires no sooner than
+    // 500 ms + site-timeout (1 s) after the start.
+    let t: u64 = recs[3].split(' ').next().unwrap().parse().unwrap();
+    assert!(t >= 1_500_000_000, "{t}");
+}
