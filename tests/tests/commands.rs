@@ -176,3 +176,19 @@ set = { telephony = "off" }
     let t: u64 = recs[3].split(' ').next().unwrap().parse().unwrap();
     assert!(t >= 1_500_000_000, "{t}");
 }
+
+#[test]
+fn plugins_list_shows_the_mock_with_its_abi_and_capabilities() {
+    let out = drctl(&["plugins", "list"]);
+    assert_eq!(code(&out), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("mock "))
+        .unwrap_or_else(|| panic!("no mock in {stdout}"));
+    assert!(
+        line.contains("ABI 1.0") && line.contains("deterministic"),
+        "{line}"
+    );
+    assert!(line.contains("libdrctl_plugin_mock"), "{line}");
+}

@@ -2,6 +2,7 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod plugins;
 pub mod startup;
 pub mod switch;
 pub mod watch;
@@ -18,6 +19,8 @@ use crate::exit::{CliError, CliResult};
 pub enum Command {
     /// Show or check the configuration.
     Config(config::ConfigArgs),
+    /// List the backend plugins drctl can load.
+    Plugins(plugins::PluginsArgs),
     /// Run startup (S1-S4) once and report where the agent landed.
     Startup(startup::StartupArgs),
     /// Start up, watch the listeners, alarm and switch sites until stopped.
@@ -30,6 +33,7 @@ pub enum Command {
 pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
     match command {
         Command::Config(args) => config::run(args, global),
+        Command::Plugins(args) => plugins::run(args, global),
         Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),
