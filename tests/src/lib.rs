@@ -26,7 +26,15 @@ pub fn drctl_bin() -> PathBuf {
             .expect("target/<profile>")
             .to_path_buf();
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "drctl", "-p", "drctl-plugin-mock"]);
+        build.args([
+            "build",
+            "-p",
+            "drctl",
+            "-p",
+            "drctl-plugin-mock",
+            "-p",
+            "drctl-fixture-abi2",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

@@ -95,3 +95,30 @@ fn missing_scenario_file_is_named() {
     let out = watch("plugins/mock/scenarios/does-not-exist.toml");
     assert_bad_input(&out, &["does-not-exist.toml"]);
 }
+
+#[test]
+fn plugin_of_another_abi_major_is_refused_naming_both_versions() {
+    let bin = drctl_e2e::drctl_bin();
+    let lib = bin.with_file_name(format!(
+        "{}drctl_fixture_abi2{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let lib = if lib.exists() {
+        lib
+    } else {
+        bin.parent()
+            .unwrap()
+            .join("deps")
+            .join(lib.file_name().unwrap())
+    };
+    let lib = lib.to_string_lossy().into_owned();
+    let out = drctl(&[
+        "watch",
+        "--backend",
+        &lib,
+        "--scenario",
+        "plugins/mock/scenarios/demo.toml",
+    ]);
+    assert_bad_input(&out, &[&lib, "ABI 2", "1.0"]);
+}

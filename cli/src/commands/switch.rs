@@ -4,7 +4,7 @@
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::{PhaseTimer, PhaseTimes};
-use crate::session::{prepare, runtime, stop_on_signal, SessionArgs};
+use crate::session::{prepare, runtime, stop_on_signal, OutputFormat, SessionArgs};
 use anyhow::anyhow;
 use clap::Args;
 use drctl_policy::{Event, ListenerStatus, PhaseKind};
@@ -51,6 +51,8 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     if !args.yes {
         confirm(target)?;
     }
+    let progress = Progress::new(args.session.output == OutputFormat::Text);
+    progress.say("starting up (S1-S4)");
     let mut prepared = prepare(global, &args.session, true)?;
     let times = Rc::new(RefCell::new(PhaseTimes::default()));
     prepared.host.observe(Box::new(PhaseTimer(times.clone())));
@@ -68,6 +70,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
             return Err(CliError::failed(anyhow!("startup failed: no site reached")));
         }
         let from = view.site.as_deref().unwrap_or_default().to_owned();
+        progress.say(&format!("switching from {from}: kill factory, connect, listeners"));
         host.inject(Event::OperatorSwitch {
             to: args.to.as_deref().map(Into::into),
         })
@@ -77,6 +80,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
                 "no switchover from {from}: see the switchover-suppressed record"
             )));
         }
+        progress.say("verifying: telephony ON and DN back in service");
         let deadline = host.now() + args.timeout;
         let verified = |e: &drctl_policy::Engine| {
             let v = e.view();
@@ -90,6 +94,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         let ok = verified(&host.engine);
         let view = host.engine.view();
         host.shutdown().map_err(CliError::failed)?;
+        progress.finish();
         print_table(&times.borrow());
         let landed = view.site.as_deref().unwrap_or("-");
         match &times.borrow().completed {
@@ -135,5 +140,31 @@ fn print_table(times: &PhaseTimes) {
     for (phase, d) in times.rows() {
         let d = d.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d.as_secs_f64()));
         eprintln!("{phase:<20} {d:>12}");
+    }
+}
+
+/// A spinner on stderr, only when stderr is a terminal and output is for people.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(for_people: bool) -> Self {
+        let on_terminal = std::io::stderr().is_terminal();
+        Progress((for_people && on_terminal).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    fn say(&self, msg: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(msg.to_owned());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
