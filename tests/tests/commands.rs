@@ -192,3 +192,39 @@ fn plugins_list_shows_the_mock_with_its_abi_and_capabilities() {
     );
     assert!(line.contains("libdrctl_plugin_mock"), "{line}");
 }
+
+#[test]
+fn watch_stops_cleanly_on_sigint() {
+    let child = std::process::Command::new(drctl_e2e::drctl_bin())
+        .args([
+            "watch",
+            "--backend",
+            "mock",
+            "--scenario",
+            "plugins/mock/scenarios/demo.toml",
+            "--output",
+            "json",
+        ])
+        .current_dir(drctl_e2e::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn drctl");
+    // Give it time to start up (connect-latency 200 ms, a relocation).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watch stopped"));
+}
