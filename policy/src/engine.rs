@@ -201,8 +201,6 @@ pub struct Engine {
     pub(crate) round: Round,
     pub(crate) backoff: Backoff,
     pub(crate) startup_deadline: Option<Timestamp>,
-    /// True until the first time the engine reaches `Watching`.
-    pub(crate) in_startup: bool,
 }
 
 impl Engine {
@@ -236,7 +234,6 @@ impl Engine {
             },
             backoff,
             startup_deadline: None,
-            in_startup: true,
         })
     }
 

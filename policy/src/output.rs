@@ -186,6 +186,18 @@ pub enum LogoutClass {
     GracefulShutdown,
 }
 
+impl LogoutClass {
+    /// The stable name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogoutClass::Manual => "manual",
+            LogoutClass::Supervisor => "supervisor",
+            LogoutClass::DrForce => "dr-force",
+            LogoutClass::GracefulShutdown => "graceful-shutdown",
+        }
+    }
+}
+
 /// Why a switchover trigger did not start one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -200,6 +212,19 @@ pub enum SuppressWhy {
     AlreadyOnSite,
     /// W3: the operator named a site that is not configured.
     UnknownSite,
+}
+
+impl SuppressWhy {
+    /// The stable name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressWhy::HoldDown => "hold-down",
+            SuppressWhy::Paused => "paused",
+            SuppressWhy::InProgress => "in-progress",
+            SuppressWhy::AlreadyOnSite => "already-on-site",
+            SuppressWhy::UnknownSite => "unknown-site",
+        }
+    }
 }
 
 /// A decision record (SPEC §6): every choice the engine makes, with a stable `type`.
@@ -291,4 +316,51 @@ pub enum Action {
     Command(Command),
     /// Record (print, log, alarm) a decision.
     Decision(Decision),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str` (for text output) and serde (for records) name things alike.
+    #[test]
+    fn as_str_matches_the_serialized_names() {
+        fn name<T: Serialize>(v: T) -> String {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        for a in Alarm::ALL {
+            assert_eq!(a.as_str(), name(a));
+        }
+        for r in [
+            Reason::StartupRelocate,
+            Reason::TelephonyTimeout,
+            Reason::SipRegisterTimeout,
+            Reason::GracefulShutdown,
+            Reason::Operator,
+            Reason::Failback,
+        ] {
+            assert_eq!(r.as_str(), name(r));
+        }
+        for c in [
+            LogoutClass::Manual,
+            LogoutClass::Supervisor,
+            LogoutClass::DrForce,
+            LogoutClass::GracefulShutdown,
+        ] {
+            assert_eq!(c.as_str(), name(c));
+        }
+        for w in [
+            SuppressWhy::HoldDown,
+            SuppressWhy::Paused,
+            SuppressWhy::InProgress,
+            SuppressWhy::AlreadyOnSite,
+            SuppressWhy::UnknownSite,
+        ] {
+            assert_eq!(w.as_str(), name(w));
+        }
+    }
 }

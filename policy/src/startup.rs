@@ -198,7 +198,6 @@ impl Engine {
         }
         self.phase = Phase::Watching;
         self.startup_deadline = None;
-        self.in_startup = false;
         if let Some(sw) = self.switchover.take() {
             let to = self.site.unwrap_or(sw.to);
             self.decide(Decision::SwitchoverCompleted {

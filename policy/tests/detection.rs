@@ -4,18 +4,6 @@ use common::*;
 use drctl_policy::*;
 use std::time::Duration;
 
-/// Started on site1 (preferred), log cleared, at t = 0.
-fn watching(cfg: EngineConfig) -> Harness {
-    let mut h = Harness::new(cfg);
-    h.start();
-    h.clear_log();
-    h
-}
-
-fn default() -> Harness {
-    watching(Harness::default_config())
-}
-
 const SWITCH_TO_SITE2: [&str; 2] = [
     "switchover-started telephony-timeout site1->site2",
     "switchover-completed telephony-timeout site1->site2",
@@ -23,7 +11,7 @@ const SWITCH_TO_SITE2: [&str; 2] = [
 
 #[test]
 fn d1_telephony_off_longer_than_site_timeout_switches_at_exactly_the_timeout() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.run_until(secs(10));
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(39) + Duration::from_nanos(999_999_999));
@@ -48,7 +36,7 @@ fn d1_telephony_off_longer_than_site_timeout_switches_at_exactly_the_timeout() {
 
 #[test]
 fn d1_telephony_on_before_timeout_cancels() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(29));
     h.telephony(ServiceStatus::On);
@@ -59,7 +47,7 @@ fn d1_telephony_on_before_timeout_cancels() {
 
 #[test]
 fn d1_repeated_off_does_not_restart_the_timer() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(20));
     h.telephony(ServiceStatus::Off);
@@ -71,7 +59,7 @@ fn d1_repeated_off_does_not_restart_the_timer() {
 
 #[test]
 fn d1_flapping_restarts_the_timer_from_the_last_off() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     for s in [0, 10, 20] {
         h.run_until(secs(s));
         h.telephony(ServiceStatus::Off);
@@ -125,7 +113,7 @@ fn d1_site_timeout_absent_never_switches_and_alarms_instead() {
 
 #[test]
 fn d1_works_the_same_on_the_secondary_site() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(30));
     h.clear_log();
@@ -149,7 +137,7 @@ fn d1_works_the_same_on_the_secondary_site() {
 
 #[test]
 fn d2_configuration_off_alarms_and_never_switches() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.service(Service::Configuration, ServiceStatus::Off);
     h.run_until(secs(3600));
     h.service(Service::Configuration, ServiceStatus::On);
@@ -165,7 +153,7 @@ fn d2_configuration_off_alarms_and_never_switches() {
 
 #[test]
 fn d3_statistic_off_alarms_and_never_switches() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.service(Service::Statistic, ServiceStatus::Off);
     h.service(Service::Statistic, ServiceStatus::Off);
     h.run_until(secs(3600));
@@ -182,7 +170,7 @@ fn d3_statistic_off_alarms_and_never_switches() {
 
 #[test]
 fn d4_manual_logout_is_recorded_and_nothing_else() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout("");
     h.run_until(secs(3600));
     assert_eq!(
@@ -194,7 +182,7 @@ fn d4_manual_logout_is_recorded_and_nothing_else() {
 
 #[test]
 fn d4_supervisor_forced_logout_does_nothing() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout("supervisor_forced_logout");
     h.run_until(secs(3600));
     assert_eq!(
@@ -209,7 +197,7 @@ fn d4_supervisor_forced_logout_does_nothing() {
 
 #[test]
 fn d4_unknown_reason_is_treated_as_manual() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout("lunch");
     h.run_until(secs(3600));
     assert_eq!(
@@ -220,7 +208,7 @@ fn d4_unknown_reason_is_treated_as_manual() {
 
 #[test]
 fn d4_dr_force_logout_without_reregistration_switches_at_the_register_timeout() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.run_until(secs(5));
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(200));
@@ -242,7 +230,7 @@ fn d4_dr_force_logout_without_reregistration_switches_at_the_register_timeout() 
 
 #[test]
 fn d4_back_in_service_one_nanosecond_before_the_deadline_cancels() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(60) - Duration::from_nanos(1));
     h.back_in_service();
@@ -252,7 +240,7 @@ fn d4_back_in_service_one_nanosecond_before_the_deadline_cancels() {
 
 #[test]
 fn d4_back_in_service_one_nanosecond_after_the_deadline_is_too_late() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(60) + Duration::from_nanos(1));
     // The old connection's late event is stale now (D5).
@@ -266,7 +254,7 @@ fn d4_back_in_service_one_nanosecond_after_the_deadline_is_too_late() {
 
 #[test]
 fn d4_back_in_service_exactly_at_the_deadline_comes_after_it() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.answer = false;
     h.run_until(secs(60) - Duration::from_nanos(1));
@@ -290,7 +278,7 @@ fn d4_register_timeout_zero_or_absent_never_switches() {
 
 #[test]
 fn d4_repeated_dr_force_logout_does_not_restart_the_wait() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(50));
     h.logout(DR_FORCE_LOGOUT);
@@ -302,7 +290,7 @@ fn d4_repeated_dr_force_logout_does_not_restart_the_wait() {
 fn d4_embedded_endpoint_is_relaunched_after_dr_force_logout() {
     let mut cfg = Harness::default_config();
     cfg.embedded_endpoint = true;
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.logout(DR_FORCE_LOGOUT);
     assert_eq!(h.command_names(), tl(&[(secs(0), "relaunch_endpoint")]));
     h.back_in_service();
@@ -312,7 +300,7 @@ fn d4_embedded_endpoint_is_relaunched_after_dr_force_logout() {
 
 #[test]
 fn d4_graceful_shutdown_switches_now() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.run_until(secs(7));
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     assert_eq!(
@@ -333,7 +321,7 @@ fn d4_graceful_shutdown_switches_now() {
 
 #[test]
 fn d4_dr_force_logout_then_graceful_shutdown_switches_once_for_graceful() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(10));
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
@@ -355,7 +343,7 @@ fn d4_dr_force_logout_then_graceful_shutdown_switches_once_for_graceful() {
 
 #[test]
 fn d5_events_of_a_stale_epoch_are_dropped() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.clear_log();
     let timeout_before = h.engine.poll_timeout();
@@ -385,7 +373,7 @@ fn d5_events_of_a_stale_epoch_are_dropped() {
 
 #[test]
 fn d5_events_during_a_switchover_are_dropped() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.answer = false;
     h.feed(Event::OperatorSwitch { to: None });
     h.clear_log();
@@ -401,7 +389,7 @@ fn d5_events_during_a_switchover_are_dropped() {
 
 #[test]
 fn d6_a_trigger_during_a_switchover_is_coalesced() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.connect_latency = Duration::from_secs(2);
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(1));
@@ -424,7 +412,7 @@ fn d6_a_trigger_during_a_switchover_is_coalesced() {
 fn d6_triggers_during_the_jitter_wait_are_coalesced() {
     let mut cfg = Harness::default_config();
     cfg.switchover_jitter = Duration::from_secs(10);
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(30));
     h.logout(DR_FORCE_LOGOUT);

@@ -4,17 +4,6 @@ use common::*;
 use drctl_policy::*;
 use std::time::Duration;
 
-fn watching(cfg: EngineConfig) -> Harness {
-    let mut h = Harness::new(cfg);
-    h.start();
-    h.clear_log();
-    h
-}
-
-fn default() -> Harness {
-    watching(Harness::default_config())
-}
-
 /// Fails site1's telephony at `at` (site-timeout 30 s).
 fn telephony_down_at(h: &mut Harness, at: Timestamp) {
     h.run_until(at);
@@ -30,7 +19,7 @@ fn started(h: &Harness) -> Vec<(Timestamp, String)> {
 
 #[test]
 fn w1_kills_the_factory_before_connecting_with_on_demand_loading() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::OperatorSwitch { to: None });
     let cmds = h.commands();
     assert_eq!(cmds[0].1, CommandKind::KillFactory);
@@ -65,7 +54,7 @@ fn w1_startup_connect_does_not_ask_for_on_demand_loading() {
 
 #[test]
 fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::OperatorSwitch { to: None });
     let subscribe = h
         .commands()
@@ -88,7 +77,7 @@ fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
 
 #[test]
 fn w3_operator_names_the_target() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::OperatorSwitch {
         to: Some("site2".into()),
     });
@@ -103,7 +92,7 @@ fn w3_operator_names_the_target() {
 
 #[test]
 fn w3_operator_naming_the_current_or_an_unknown_site_is_refused() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::OperatorSwitch {
         to: Some("site1".into()),
     });
@@ -122,7 +111,7 @@ fn w3_operator_naming_the_current_or_an_unknown_site_is_refused() {
 
 #[test]
 fn w4_unreachable_target_alternates_with_origin_and_backs_off() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.reachable = [true, false];
     h.connect_latency = Duration::from_millis(100);
     h.feed(Event::OperatorSwitch { to: None });
@@ -141,7 +130,7 @@ fn w4_unreachable_target_alternates_with_origin_and_backs_off() {
 
 #[test]
 fn w4_both_unreachable_retries_with_backoff_until_one_answers() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.reachable = [false, false];
     h.feed(Event::OperatorSwitch { to: None });
     h.run_until(secs(20));
@@ -168,7 +157,7 @@ fn w4_both_unreachable_retries_with_backoff_until_one_answers() {
 fn e1_hold_down_suppresses_automatic_switchovers_then_acts() {
     let mut cfg = Harness::default_config();
     cfg.hold_down = Duration::from_secs(120);
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.feed(Event::OperatorSwitch { to: None });
     // On site2 from t=0; hold-down until t=120.
     telephony_down_at(&mut h, secs(10));
@@ -195,7 +184,7 @@ fn e1_hold_down_suppresses_automatic_switchovers_then_acts() {
 fn e1_hold_down_does_not_hold_graceful_shutdown_or_operators() {
     let mut cfg = Harness::default_config();
     cfg.hold_down = Duration::from_secs(600);
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.feed(Event::OperatorSwitch { to: None });
     h.run_until(secs(5));
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
@@ -208,7 +197,7 @@ fn e1_hold_down_does_not_hold_graceful_shutdown_or_operators() {
 fn e1_hold_down_suppression_ends_if_the_site_recovers() {
     let mut cfg = Harness::default_config();
     cfg.hold_down = Duration::from_secs(120);
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.feed(Event::OperatorSwitch { to: None });
     telephony_down_at(&mut h, secs(10));
     h.run_until(secs(50));
@@ -219,7 +208,7 @@ fn e1_hold_down_suppression_ends_if_the_site_recovers() {
 
 #[test]
 fn e2_failback_manual_stays_on_the_secondary() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(86_400));
     assert_eq!(started(&h).len(), 1);
@@ -232,7 +221,7 @@ fn e2_failback_auto_returns_to_the_preferred_site() {
     cfg.failback = Failback::Auto {
         after: Duration::from_secs(600),
     };
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(3600));
     assert_eq!(
@@ -254,7 +243,7 @@ fn e2_failback_to_an_unreachable_preferred_site_retries_later() {
     cfg.failback = Failback::Auto {
         after: Duration::from_secs(600),
     };
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.reachable = [false, true];
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(1300));
@@ -274,7 +263,7 @@ fn e2_failback_to_an_unreachable_preferred_site_retries_later() {
 
 #[test]
 fn e3_paused_reports_suppressed_and_resume_acts() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::Pause);
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(100));
@@ -297,7 +286,7 @@ fn e3_paused_reports_suppressed_and_resume_acts() {
 
 #[test]
 fn e3_paused_holds_graceful_shutdown_but_not_an_operator() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::Pause);
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(5));
@@ -315,7 +304,7 @@ fn e3_paused_holds_graceful_shutdown_but_not_an_operator() {
 
 #[test]
 fn e3_detection_and_alarms_go_on_while_paused() {
-    let mut h = default();
+    let mut h = Harness::watching_default();
     h.feed(Event::Pause);
     h.service(Service::Statistic, ServiceStatus::Off);
     assert_eq!(
@@ -328,7 +317,7 @@ fn jittered(seed: u64) -> Harness {
     let mut cfg = Harness::default_config();
     cfg.switchover_jitter = Duration::from_secs(20);
     cfg.seed = seed;
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(100));
     h
@@ -359,7 +348,7 @@ fn e4_switchover_jitter_is_reproducible_from_the_seed() {
 fn e4_operator_switchovers_are_not_jittered() {
     let mut cfg = Harness::default_config();
     cfg.switchover_jitter = Duration::from_secs(20);
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     h.run_until(secs(3));
     h.feed(Event::OperatorSwitch { to: None });
     assert_eq!(started(&h)[0].0, secs(3));
@@ -370,7 +359,7 @@ fn e4_jitter_wait_is_cancelled_if_the_trigger_goes_away() {
     let mut cfg = Harness::default_config();
     cfg.switchover_jitter = Duration::from_secs(20);
     cfg.seed = 1;
-    let mut h = watching(cfg);
+    let mut h = Harness::watching(cfg);
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(30));
     assert!(h

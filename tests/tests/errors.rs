@@ -3,31 +3,14 @@
 use drctl_e2e::drctl;
 use std::io::Write;
 
-fn scenario(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::write(text)
-}
-
-/// A tiny temp-file helper (no extra dependency).
-mod tempfile_path {
-    use std::path::PathBuf;
-    pub struct TempPath(pub PathBuf);
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    pub fn write(text: &str) -> TempPath {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "drctl-e2e-{}-{}.toml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let mut f = std::fs::File::create(&path).expect("temp file");
-        super::Write::write_all(&mut f, text.as_bytes()).expect("write temp file");
-        TempPath(path)
-    }
+/// A scenario file with `text`, removed when dropped.
+fn scenario(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    f.write_all(text.as_bytes()).expect("write temp file");
+    f
 }
 
 fn watch(path: &str) -> std::process::Output {
@@ -55,14 +38,14 @@ fn assert_bad_input(out: &std::process::Output, needles: &[&str]) {
 #[test]
 fn bad_duration_in_a_scenario_names_file_and_line() {
     let f = scenario("[deployment]\npreferred-site = \"site1\"\nsite-timeout = \"3x\"\n");
-    let p = f.0.to_string_lossy().into_owned();
+    let p = f.path().to_string_lossy().into_owned();
     assert_bad_input(&watch(&p), &[&p, ":3:"]);
 }
 
 #[test]
 fn unknown_site_in_a_scenario_names_file_line_and_key() {
     let f = scenario("[deployment]\npreferred-site = \"site9\"\n");
-    let p = f.0.to_string_lossy().into_owned();
+    let p = f.path().to_string_lossy().into_owned();
     assert_bad_input(
         &watch(&p),
         &[&p, ":2:", "deployment.preferred-site", "site1, site2"],
@@ -72,7 +55,7 @@ fn unknown_site_in_a_scenario_names_file_line_and_key() {
 #[test]
 fn unknown_key_in_a_scenario_names_file_line_and_key() {
     let f = scenario("[deployment]\npreferred-site = \"site1\"\ncolour = \"blue\"\n");
-    let p = f.0.to_string_lossy().into_owned();
+    let p = f.path().to_string_lossy().into_owned();
     assert_bad_input(&watch(&p), &[&p, ":3:", "colour"]);
 }
 

@@ -60,22 +60,14 @@ pub fn describe(t: Timestamp, d: &Decision) -> String {
         }
         Decision::SwitchoverFailed { to, error } => format!("{to}: {error}"),
         Decision::SwitchoverSuppressed { reason, why } => {
-            let why = serde_json::to_value(why)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            format!("{} ({why})", reason.as_str())
+            format!("{} ({})", reason.as_str(), why.as_str())
         }
         Decision::AlarmRaised { alarm } | Decision::AlarmCleared { alarm } => {
             alarm.as_str().to_owned()
         }
         Decision::LogoutClassified { reason, class } => {
-            let class = serde_json::to_value(class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
             let reason = if reason.is_empty() { "(none)" } else { reason };
-            format!("reason {reason}: {class}")
+            format!("reason {reason}: {}", class.as_str())
         }
     };
     format!("{:>12}  {:<22} {detail}", t.to_string(), d.type_name())

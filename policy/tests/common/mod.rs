@@ -65,6 +65,19 @@ impl Harness {
         }
     }
 
+    /// Started on site1 (preferred) at t = 0, with the startup log cleared.
+    pub fn watching(cfg: EngineConfig) -> Harness {
+        let mut h = Harness::new(cfg);
+        h.start();
+        h.clear_log();
+        h
+    }
+
+    /// [`Harness::watching`] with the default config.
+    pub fn watching_default() -> Harness {
+        Harness::watching(Harness::default_config())
+    }
+
     /// The default two-site config.
     pub fn default_config() -> EngineConfig {
         EngineConfig::two_sites("agent007")
