@@ -3,13 +3,15 @@
 
 use crate::exit::CliError;
 use crate::host::observe::{DecisionPrinter, Format};
+use crate::host::record::Recorder;
 use crate::host::{Clock, Host};
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use drctl_config::{Config, FailbackMode};
 use drctl_plugin_api::abi::Capabilities;
-use drctl_plugin_api::loader::{self, Instance};
+use drctl_plugin_api::loader::{self, Instance, Plugin};
 use drctl_plugin_api::messages::Password;
+use drctl_plugin_api::recording::{self, Header};
 use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, SiteConfig, Timestamp};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,15 +50,57 @@ pub struct SessionArgs {
     /// Decisions on stdout as text or JSON lines.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Record the session (JSON Lines, SPEC §6) for `drctl replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+/// Which subcommand runs the session (recorded in the header; `startup` gives
+/// up after `startup.timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `drctl watch`.
+    Watch,
+    /// `drctl startup`.
+    Startup,
+    /// `drctl switch`.
+    Switch,
+}
+
+impl SessionKind {
+    /// The subcommand's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Watch => "watch",
+            SessionKind::Startup => "startup",
+            SessionKind::Switch => "switch",
+        }
+    }
+
+    /// The kind a recording header names.
+    pub fn from_name(name: &str) -> Option<SessionKind> {
+        [
+            SessionKind::Watch,
+            SessionKind::Startup,
+            SessionKind::Switch,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// Whether S1 gives up after `startup.timeout` (a one-shot command) or retries forever.
+    fn gives_up(self) -> bool {
+        self != SessionKind::Watch
+    }
 }
 
 /// The session id of the one agent a single-agent command runs.
 pub const SESSION: &str = "agent-1";
 
 /// The two sites a mock scenario assumes when the config names none.
-fn default_mock_sites() -> [SiteConfig; 2] {
-    [1, 2].map(|n| SiteConfig {
-        name: format!("site{n}").into(),
+fn default_mock_sites() -> [drctl_config::SiteConfig; 2] {
+    [1, 2].map(|n| drctl_config::SiteConfig {
+        name: format!("site{n}"),
         cs_proxy: format!("csproxy{n}.mock:7000"),
         app_name: format!("AIL_site{n}"),
     })
@@ -77,13 +121,13 @@ pub struct Prepared {
 pub fn prepare(
     global: &crate::args::GlobalArgs,
     args: &SessionArgs,
-    give_up_after_startup_timeout: bool,
+    kind: SessionKind,
 ) -> Result<Prepared, CliError> {
     let mut opts = global.load_options();
     if let Some(b) = &args.backend {
         opts.overrides.push(("backend.name".into(), b.clone()));
     }
-    let cfg: Config = Config::load(&opts).or_else(|e| {
+    let mut cfg: Config = Config::load(&opts).or_else(|e| {
         // A mock drill needs no site config: it brings its own deployment.
         if args.scenario.is_some() && e.key() == Some("sites") {
             Config::load(&mock_sites_options(opts.clone()))
@@ -92,17 +136,11 @@ pub fn prepare(
         }
     })?;
     let backend = cfg.backend.name.clone();
-    let sites: [SiteConfig; 2] = match cfg.sites.as_slice() {
-        [a, b] => [a, b].map(|s| SiteConfig {
-            name: s.name.as_str().into(),
-            cs_proxy: s.cs_proxy.clone(),
-            app_name: s.app_name.clone(),
-        }),
-        _ => default_mock_sites(),
-    };
+    if cfg.sites.len() != 2 {
+        cfg.sites = default_mock_sites().to_vec();
+    }
     let mut plugin_cfg = cfg.backend.table_json(&backend);
     let mut end = None;
-    let mut first_site = cfg.first_site().map(|s| s.name.clone());
     if backend == "mock" {
         let scenario = match &args.scenario {
             Some(p) => p.clone(),
@@ -122,24 +160,79 @@ pub fn prepare(
         let meta = scenario_meta(&scenario).map_err(CliError::bad_input)?;
         end = meta.end.map(|d| Timestamp::ZERO + d);
         if meta.first_site.is_some() {
-            first_site = meta.first_site;
+            cfg.startup.first_site = meta.first_site;
         }
         plugin_cfg = serde_json::json!({
             "scenario": scenario,
-            "sites": sites.iter().map(|s| serde_json::json!({
-                "name": &*s.name, "cs_proxy": s.cs_proxy, "app_name": s.app_name
+            "sites": cfg.sites.iter().map(|s| serde_json::json!({
+                "name": s.name, "cs_proxy": s.cs_proxy, "app_name": s.app_name
             })).collect::<Vec<_>>(),
             "dn": cfg.agent.dn.clone().unwrap_or_else(|| "7001".into()),
         });
     }
+    // What the engine runs with is exactly what a recording keeps.
+    if cfg.startup.first_site.is_none() {
+        cfg.startup.first_site = cfg.sites.first().map(|s| s.name.clone());
+    }
+    let engine = new_engine(&cfg, kind)?;
+    let plugin = load_backend(&cfg, &backend, args.clock)?;
+    // The mock needs no credentials (it takes them if configured); a real backend does.
+    let password = if backend == "mock" && !cfg.has_password_source() {
+        Password::new("")
+    } else {
+        Password::new(cfg.resolve_password()?.expose())
+    };
+    let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
+    let clock = match args.clock {
+        ClockKind::Real => Clock::real(),
+        ClockKind::Virtual => Clock::virtual_at_zero(),
+    };
+    let mut host = Host::new(engine, instance, SESSION.into(), password, clock, wake);
+    if let Some(path) = &args.record {
+        let header = recording_header(&cfg, &backend, kind, args.clock, SESSION);
+        let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
+        host.observe(Box::new(recorder));
+    }
+    host.observe(Box::new(DecisionPrinter::new(
+        std::io::stdout(),
+        args.output.into(),
+    )));
+    Ok(Prepared { backend, end, host })
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// The engine for `cfg` (sites and first site resolved), as `kind` runs it.
+pub fn new_engine(cfg: &Config, kind: SessionKind) -> Result<Engine, CliError> {
+    let sites: [SiteConfig; 2] = match cfg.sites.as_slice() {
+        [a, b] => [a, b].map(|s| SiteConfig {
+            name: s.name.as_str().into(),
+            cs_proxy: s.cs_proxy.clone(),
+            app_name: s.app_name.clone(),
+        }),
+        _ => {
+            return Err(CliError::bad_input(anyhow!(
+                "config: expected exactly two [[sites]], found {}",
+                cfg.sites.len()
+            )))
+        }
+    };
     let engine_cfg = EngineConfig {
         username: cfg.agent.username.clone().unwrap_or_else(|| "agent".into()),
-        first_site: first_site
-            .map(Into::into)
+        first_site: cfg
+            .first_site()
+            .map(|s| s.name.as_str().into())
             .unwrap_or_else(|| sites[0].name.clone()),
         sites,
         cached_preferred: None,
-        startup_timeout: give_up_after_startup_timeout.then_some(cfg.startup.timeout),
+        startup_timeout: kind.gives_up().then_some(cfg.startup.timeout),
         backoff: BackoffConfig {
             initial: cfg.startup.backoff.initial,
             factor: cfg.startup.backoff.factor,
@@ -160,46 +253,66 @@ pub fn prepare(
         switchover_jitter: cfg.policy.switchover_jitter,
         seed: cfg.policy.seed,
     };
-    let engine =
-        Engine::new(engine_cfg).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
-    let path =
-        loader::find_plugin(&backend, &cfg.backend.plugin_dirs).map_err(CliError::bad_input)?;
+    Engine::new(engine_cfg).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))
+}
+
+/// Finds and loads the backend plugin `name`; refuses a virtual clock for a
+/// backend driven by real I/O.
+pub fn load_backend(cfg: &Config, name: &str, clock: ClockKind) -> Result<Plugin, CliError> {
+    let path = loader::find_plugin(name, &cfg.backend.plugin_dirs).map_err(CliError::bad_input)?;
     let plugin = loader::load(&path).map_err(CliError::bad_input)?;
     let deterministic = plugin.capabilities().contains(Capabilities::DETERMINISTIC);
-    if args.clock == ClockKind::Virtual && !deterministic {
+    if clock == ClockKind::Virtual && !deterministic {
         return Err(CliError::bad_input(anyhow!(
             "--clock virtual needs a DETERMINISTIC backend; {} ({}) is driven by real I/O",
-            backend,
+            name,
             path.display()
         )));
     }
-    // The mock needs no credentials; a real backend does.
-    let password = if backend == "mock" {
-        Password::new("")
-    } else {
-        Password::new(cfg.resolve_password()?.expose())
-    };
+    Ok(plugin)
+}
+
+/// Starts an instance of `plugin` with its JSON config; its wakes notify the returned `Notify`.
+pub fn start_backend(
+    plugin: &Plugin,
+    plugin_cfg: &serde_json::Value,
+) -> Result<(Instance, Arc<Notify>), CliError> {
     let wake = Arc::new(Notify::new());
     let notify = wake.clone();
     let instance = plugin
         .create(
-            &plugin_cfg,
+            plugin_cfg,
             Arc::new(move || notify.notify_one()),
             plugin.tracing_log_sink(),
         )
         // A backend refusing its config or scenario is bad input.
         .map_err(CliError::bad_input)?;
-    let clock = match args.clock {
-        ClockKind::Real => Clock::real(),
-        ClockKind::Virtual => Clock::virtual_at_zero(),
-    };
-    let mut host = Host::new(engine, instance, SESSION.into(), password, clock, wake);
-    let format = match args.output {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-    };
-    host.observe(Box::new(DecisionPrinter::new(std::io::stdout(), format)));
-    Ok(Prepared { backend, end, host })
+    Ok((instance, wake))
+}
+
+/// The header of a recording of this session.
+fn recording_header(
+    cfg: &Config,
+    backend: &str,
+    kind: SessionKind,
+    clock: ClockKind,
+    session: &str,
+) -> Header {
+    Header {
+        format: recording::FORMAT.to_owned(),
+        version: recording::VERSION,
+        drctl: env!("CARGO_PKG_VERSION").to_owned(),
+        backend: backend.to_owned(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        command: kind.as_str().to_owned(),
+        clock: match clock {
+            ClockKind::Real => "real",
+            ClockKind::Virtual => "virtual",
+        }
+        .to_owned(),
+        session: session.to_owned(),
+        config: cfg.recordable(),
+    }
 }
 
 /// The layers of `opts` plus the two default mock sites.

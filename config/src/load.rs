@@ -123,6 +123,58 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The config a recording ran with (its header's `config`, see
+    /// [`Config::recordable`]) with `--set` overrides on top: what `drctl replay`
+    /// runs. No files, no environment: a replay depends only on the recording.
+    pub fn from_recording(
+        recorded: &serde_json::Value,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        for (key, _) in overrides {
+            check_override_key(key)?;
+        }
+        let figment = Figment::from(Defaults)
+            .merge(Recorded(recorded.clone()))
+            .merge(Overrides(overrides.to_vec()));
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| extraction_error(e, &figment, &[]))?;
+        config.sources = Sources {
+            figment: Some(figment),
+            files: Vec::new(),
+            searched: Vec::new(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// This config as a recording's header keeps it: secrets dropped (the
+    /// password itself) or redacted (secret-looking keys of backend tables).
+    pub fn recordable(&self) -> serde_json::Value {
+        let mut shown = self.clone();
+        shown.agent.password = None;
+        shown.backend.tables = self.backend.redacted_tables();
+        serde_json::to_value(&shown).unwrap_or_default()
+    }
+}
+
+/// The config layer of a recording (`drctl replay`).
+struct Recorded(serde_json::Value);
+
+impl Provider for Recorded {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("recording")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict = Value::serialize(&self.0)?
+            .into_dict()
+            .ok_or_else(|| figment::Error::from("the recording's config is not a table"))?;
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
 /// A `--set` key must be dotted kebab-case words.
 fn check_override_key(key: &str) -> Result<(), ConfigError> {
     let ok = key.split('.').all(|seg| {

@@ -132,6 +132,11 @@ impl Config {
         out
     }
 
+    /// Whether any password source is configured.
+    pub fn has_password_source(&self) -> bool {
+        self.password_key().is_some()
+    }
+
     /// The password key in use (`password-env`, `password-file` or `password`).
     fn password_key(&self) -> Option<&'static str> {
         let a = &self.agent;

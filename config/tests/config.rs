@@ -639,3 +639,29 @@ fn redacted_toml_loads_back() {
         Ok(())
     });
 }
+
+#[test]
+fn a_recordings_config_reloads_with_overrides_and_without_the_password() {
+    Jail::expect_with(|jail| {
+        let cfg = load_with(jail, "[policy]\nsite-timeout = \"30s\"\n")?;
+        let mut with_password = cfg.clone();
+        with_password.agent.password = Some(drctl_config::Secret::new("hunter2-known"));
+        let recorded = with_password.recordable();
+        assert!(
+            !recorded.to_string().contains("hunter2-known"),
+            "{recorded}"
+        );
+        let same = Config::from_recording(&recorded, &[]).map_err(|e| e.to_string())?;
+        assert_eq!(same.policy, cfg.policy);
+        assert_eq!(same.sites, cfg.sites);
+        let what_if =
+            Config::from_recording(&recorded, &[("policy.site-timeout".into(), "10s".into())])
+                .map_err(|e| e.to_string())?;
+        assert_eq!(what_if.policy.site_timeout, Some(Duration::from_secs(10)));
+        let bad =
+            Config::from_recording(&recorded, &[("policy.site-timeout".into(), "soon".into())])
+                .expect_err("a bad duration is refused");
+        assert_eq!(bad.key(), Some("policy.site-timeout"), "{bad}");
+        Ok(())
+    });
+}

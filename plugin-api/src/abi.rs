@@ -37,7 +37,8 @@ pub const MAGIC: u64 = u64::from_be_bytes(*b"DRCTLPLG");
 /// The ABI major version this crate speaks; a different major is refused.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version this crate speaks; minors only add.
-pub const ABI_MINOR: u32 = 0;
+/// 1: the `divergence` output kind (replay backend).
+pub const ABI_MINOR: u32 = 1;
 /// The name of the one symbol a plugin exports, NUL-terminated.
 pub const ENTRY_SYMBOL: &[u8] = b"drctl_plugin_entry\0";
 

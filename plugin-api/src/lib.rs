@@ -4,6 +4,7 @@
 //! - [`messages`]: [`Input`] / [`Output`] and friends (SPEC §5), JSON on the wire.
 //! - [`abi`]: the `#[repr(C)]` header, vtable and buffer types (SPEC §4).
 //! - [`plugin`]: for plugin authors, the [`Backend`] trait and [`export_plugin!`].
+//! - [`recording`]: the recording format (SPEC §6), its writer and streaming reader.
 //! - [`loader`]: for the host, [`find_plugin`](loader::find_plugin),
 //!   [`load`](loader::load), [`Plugin`](loader::Plugin) and [`Instance`](loader::Instance).
 //!
@@ -42,11 +43,12 @@ pub mod abi;
 pub mod loader;
 pub mod messages;
 pub mod plugin;
+pub mod recording;
 
 pub use abi::{Capabilities, LogLevel, ABI_MAJOR, ABI_MINOR};
 pub use loader::{Instance, LogSink, Plugin, PluginError, PluginInfo};
 pub use messages::{
-    Command, CommandError, CommandResult, Event, Input, Listener, Output, Password, Reply, Service,
-    ServiceState, SessionId,
+    Command, CommandError, CommandResult, Event, Input, Listener, Output, Password,
+    RecordedCommand, Reply, Service, ServiceState, SessionId,
 };
 pub use plugin::{Backend, HostHandle};

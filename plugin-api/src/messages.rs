@@ -221,10 +221,34 @@ pub enum Output {
         /// What happened.
         event: Event,
     },
+    /// A replay backend's report: the host sent a command that the recording
+    /// does not have next (today's policy decides differently). The command is
+    /// still answered, by an ordinary [`Output::Result`].
+    Divergence {
+        /// Agent session id.
+        session: SessionId,
+        /// The host's id of the command sent.
+        id: u64,
+        /// The command the host sent (passwords redacted).
+        sent: Command,
+        /// The command the recording has next, if any is left.
+        recorded: Option<RecordedCommand>,
+    },
     /// An output kind this version of the crate does not know (from a newer plugin).
     /// Never sent; only produced when reading.
     #[serde(skip_serializing)]
     Unknown,
+}
+
+/// A command as found in a recording: when it was sent (ns since the start) and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedCommand {
+    /// Nanoseconds since the recorded session's start.
+    pub t: u64,
+    /// 1-based line of the recording.
+    pub line: u64,
+    /// The command (as recorded: passwords redacted).
+    pub command: Command,
 }
 
 /// The outcome of a command: a [`Reply`] or a [`CommandError`].
@@ -651,7 +675,7 @@ mod tests {
         );
         // An output kind from a newer plugin is readable and skippable.
         let out: Output =
-            serde_json::from_value(json!({"kind":"divergence","at":5,"what":"x"})).unwrap();
+            serde_json::from_value(json!({"kind":"telemetry","at":5,"what":"x"})).unwrap();
         assert_eq!(out, Output::Unknown);
     }
 
@@ -766,7 +790,7 @@ mod tests {
             }
         );
         let out: Output =
-            serde_json::from_str(r#"{"kind":"divergence","at":{"t":5},"what":"x"}"#).unwrap();
+            serde_json::from_str(r#"{"kind":"telemetry","at":{"t":5},"what":"x"}"#).unwrap();
         assert_eq!(out, Output::Unknown);
         assert!(
             serde_json::to_string(&Output::Unknown).is_err(),

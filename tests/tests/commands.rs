@@ -178,19 +178,21 @@ set = { telephony = "off" }
 }
 
 #[test]
-fn plugins_list_shows_the_mock_with_its_abi_and_capabilities() {
+fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
     let out = drctl(&["plugins", "list"]);
     assert_eq!(code(&out), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("mock "))
-        .unwrap_or_else(|| panic!("no mock in {stdout}"));
-    assert!(
-        line.contains("ABI 1.0") && line.contains("deterministic"),
-        "{line}"
-    );
-    assert!(line.contains("libdrctl_plugin_mock"), "{line}");
+    for name in ["mock", "replay"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"));
+        assert!(
+            line.contains("ABI 1.1") && line.contains("deterministic"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("libdrctl_plugin_{name}")), "{line}");
+    }
 }
 
 #[test]

@@ -103,5 +103,5 @@ fn plugin_of_another_abi_major_is_refused_naming_both_versions() {
         "--scenario",
         "plugins/mock/scenarios/demo.toml",
     ]);
-    assert_bad_input(&out, &[&lib, "ABI 2", "1.0"]);
+    assert_bad_input(&out, &[&lib, "ABI 2", "1.1"]);
 }

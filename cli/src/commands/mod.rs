@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod plugins;
+pub mod replay;
 pub mod startup;
 pub mod switch;
 pub mod watch;
@@ -27,6 +28,8 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// A forced switchover (failover drill), verified, with a timing table.
     Switch(switch::SwitchArgs),
+    /// Replay a recorded session through today's policy; --check compares.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs `command`.
@@ -37,6 +40,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),
+        Command::Replay(args) => replay::run(args, global),
     }
 }
 

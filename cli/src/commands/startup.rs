@@ -2,7 +2,7 @@
 
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::session::{prepare, runtime, SessionArgs};
+use crate::session::{prepare, runtime, SessionArgs, SessionKind};
 use clap::Args;
 use drctl_policy::{Event, PhaseKind};
 
@@ -17,7 +17,7 @@ pub struct StartupArgs {
 
 /// Runs `drctl startup`.
 pub fn run(args: StartupArgs, global: &GlobalArgs) -> CliResult {
-    let mut prepared = prepare(global, &args.session, true)?;
+    let mut prepared = prepare(global, &args.session, SessionKind::Startup)?;
     let host = &mut prepared.host;
     let view = runtime()?.block_on(async {
         host.inject(Event::Start).map_err(CliError::failed)?;

@@ -4,7 +4,7 @@
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::{PhaseTimer, PhaseTimes};
-use crate::session::{prepare, runtime, stop_on_signal, OutputFormat, SessionArgs};
+use crate::session::{prepare, runtime, stop_on_signal, OutputFormat, SessionArgs, SessionKind};
 use anyhow::anyhow;
 use clap::Args;
 use drctl_policy::{Event, ListenerStatus, PhaseKind};
@@ -53,7 +53,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
     progress.say("starting up (S1-S4)");
-    let mut prepared = prepare(global, &args.session, true)?;
+    let mut prepared = prepare(global, &args.session, SessionKind::Switch)?;
     let times = Rc::new(RefCell::new(PhaseTimes::default()));
     prepared.host.observe(Box::new(PhaseTimer(times.clone())));
     let host = &mut prepared.host;

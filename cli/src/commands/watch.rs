@@ -3,7 +3,7 @@
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult};
 use crate::host::Stop;
-use crate::session::{prepare, runtime, stop_on_signal, SessionArgs};
+use crate::session::{prepare, runtime, stop_on_signal, SessionArgs, SessionKind};
 use clap::Args;
 
 /// Start up on the preferred site, watch the four listeners, raise alarms and
@@ -19,7 +19,7 @@ pub struct WatchArgs {
 
 /// Runs `drctl watch`.
 pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
-    let mut prepared = prepare(global, &args.session, false)?;
+    let mut prepared = prepare(global, &args.session, SessionKind::Watch)?;
     let end = if args.until_end {
         Some(prepared.end.ok_or_else(|| {
             CliError::bad_input(anyhow::anyhow!(

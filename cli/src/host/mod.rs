@@ -6,7 +6,9 @@
 //! observers), fire due timers; then wait for the earliest deadline of
 //! either side, a wake from the backend or a signal.
 
+pub mod check;
 pub mod observe;
+pub mod record;
 pub mod translate;
 
 use crate::host::observe::Observer;
@@ -60,10 +62,12 @@ impl Backend for drctl_plugin_api::loader::Instance {
 /// Which clock drives the loop.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
-    /// Wall-clock time from `start`.
+    /// Wall-clock time from `start`, `speed` times faster (1 for a live session).
     Real {
         /// The session's start.
         start: tokio::time::Instant,
+        /// Session seconds per wall-clock second (`drctl replay --speed`).
+        speed: f64,
     },
     /// Time that jumps to the next deadline; only for `DETERMINISTIC` backends.
     Virtual {
@@ -75,8 +79,24 @@ pub enum Clock {
 impl Clock {
     /// A real clock starting now.
     pub fn real() -> Clock {
+        Clock::scaled(1.0)
+    }
+
+    /// A real clock starting now that runs `speed` times faster than the wall clock.
+    pub fn scaled(speed: f64) -> Clock {
         Clock::Real {
             start: tokio::time::Instant::now(),
+            speed,
+        }
+    }
+
+    /// When session time `t` falls on the wall clock.
+    fn wall(start: tokio::time::Instant, speed: f64, t: Timestamp) -> tokio::time::Instant {
+        let since = t.since_start();
+        if speed == 1.0 {
+            start + since
+        } else {
+            start + since.div_f64(speed)
         }
     }
 
@@ -90,9 +110,14 @@ impl Clock {
     /// Session time now.
     pub fn now(&self) -> Timestamp {
         match *self {
-            Clock::Real { start } => {
-                let nanos = start.elapsed().as_nanos();
-                Timestamp::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            Clock::Real { start, speed } => {
+                let elapsed = start.elapsed();
+                let elapsed = if speed == 1.0 {
+                    elapsed
+                } else {
+                    elapsed.mul_f64(speed)
+                };
+                Timestamp::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
             }
             Clock::Virtual { now } => now,
         }
@@ -161,6 +186,9 @@ impl<B: Backend> Host<B> {
     /// Feeds an event to the engine now and carries out what follows.
     pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
         let now = self.now();
+        for o in &mut self.observers {
+            o.input(now, &event);
+        }
         self.engine.handle_event(now, event);
         self.pump(now)
     }
@@ -250,12 +278,12 @@ impl<B: Backend> Host<B> {
                     Some(d) => *vnow = d.max(*vnow),
                     None => return Ok(Stop::Idle),
                 },
-                Clock::Real { start } => {
-                    let start = *start;
+                Clock::Real { start, speed } => {
+                    let (start, speed) = (*start, *speed);
                     let sleep = async {
                         match deadline {
                             Some(d) => {
-                                tokio::time::sleep_until(start + d.since_start()).await;
+                                tokio::time::sleep_until(Clock::wall(start, speed, d)).await;
                             }
                             None => std::future::pending::<()>().await,
                         }
@@ -270,10 +298,19 @@ impl<B: Backend> Host<B> {
         }
     }
 
-    /// Sends `shutdown` through the engine and drains what follows.
+    /// Sends `shutdown` through the engine, drains what follows and closes the observers.
     pub fn shutdown(&mut self) -> Result<(), HostError> {
         self.inject(Event::Shutdown)?;
         let now = self.now();
-        self.pump(now)
+        let drained = self.pump(now);
+        self.close();
+        drained
+    }
+
+    /// Tells the observers the session is over (flushes a recording).
+    pub fn close(&mut self) {
+        for o in &mut self.observers {
+            o.close();
+        }
     }
 }

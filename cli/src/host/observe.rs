@@ -1,7 +1,7 @@
 //! Observers of the host loop: decision output (text or JSON lines).
 
 use drctl_plugin_api::messages::{Input, Output};
-use drctl_policy::{Decision, Engine, Timestamp};
+use drctl_policy::{Decision, Engine, Event, Timestamp};
 use serde::Serialize;
 use std::io::Write;
 
@@ -15,6 +15,34 @@ pub trait Observer {
     fn decision(&mut self, _t: Timestamp, _decision: &Decision) {}
     /// Everything due at `t` has been handled.
     fn settled(&mut self, _t: Timestamp, _engine: &Engine) {}
+    /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
+    fn input(&mut self, _t: Timestamp, _event: &Event) {}
+    /// The session is over: flush what is buffered.
+    fn close(&mut self) {}
+}
+
+/// An observer the caller keeps a handle on (to read its findings after the run).
+pub struct Shared<T>(pub std::rc::Rc<std::cell::RefCell<T>>);
+
+impl<T: Observer> Observer for Shared<T> {
+    fn command(&mut self, t: Timestamp, input: &Input) {
+        self.0.borrow_mut().command(t, input)
+    }
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        self.0.borrow_mut().output(t, output)
+    }
+    fn decision(&mut self, t: Timestamp, decision: &Decision) {
+        self.0.borrow_mut().decision(t, decision)
+    }
+    fn settled(&mut self, t: Timestamp, engine: &Engine) {
+        self.0.borrow_mut().settled(t, engine)
+    }
+    fn input(&mut self, t: Timestamp, event: &Event) {
+        self.0.borrow_mut().input(t, event)
+    }
+    fn close(&mut self) {
+        self.0.borrow_mut().close()
+    }
 }
 
 /// A decision record as printed with `--output json` (SPEC §6).

@@ -14,7 +14,9 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::{command_result, CommandResult, Event, Output, Service, ServiceState};
+use super::{
+    command_result, Command, CommandResult, Event, Output, RecordedCommand, Service, ServiceState,
+};
 
 /// The derived reader for [`Output`], used when `kind` is not the first key.
 #[derive(Deserialize)]
@@ -30,6 +32,12 @@ enum OutputDef {
         session: String,
         epoch: u64,
         event: Event,
+    },
+    Divergence {
+        session: String,
+        id: u64,
+        sent: Command,
+        recorded: Option<RecordedCommand>,
     },
     #[serde(other)]
     Unknown,
@@ -154,7 +162,9 @@ fields!(OutputField {
     Id = "id",
     Epoch = "epoch",
     Event = "event",
-    Result = "result"
+    Result = "result",
+    Sent = "sent",
+    Recorded = "recorded"
 });
 
 fields!(EventField {
@@ -187,7 +197,7 @@ impl<'de> Deserialize<'de> for ResultField {
     }
 }
 
-const OUTPUT_KINDS: &[&str] = &["result", "event"];
+const OUTPUT_KINDS: &[&str] = &["result", "event", "divergence"];
 
 impl<'de> Deserialize<'de> for Output {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -219,12 +229,19 @@ impl<'de> Visitor<'de> for OutputVisitor {
         })?;
         let (mut session, mut id, mut epoch, mut event, mut result) =
             (None, None, None, None, None);
+        let (mut sent, mut recorded) = (None, None);
         while let Some(field) = map.next_key::<OutputField>()? {
             match (kind, field) {
-                (0 | 1, OutputField::Session) => {
+                (0..=2, OutputField::Session) => {
                     set(&mut session, map.next_value::<String>()?, "session")?
                 }
-                (0, OutputField::Id) => set(&mut id, map.next_value::<u64>()?, "id")?,
+                (0 | 2, OutputField::Id) => set(&mut id, map.next_value::<u64>()?, "id")?,
+                (2, OutputField::Sent) => set(&mut sent, map.next_value::<Command>()?, "sent")?,
+                (2, OutputField::Recorded) => set(
+                    &mut recorded,
+                    map.next_value::<Option<RecordedCommand>>()?,
+                    "recorded",
+                )?,
                 (0, OutputField::Result) => {
                     set(&mut result, map.next_value::<ResultField>()?.0, "result")?
                 }
@@ -245,6 +262,12 @@ impl<'de> Visitor<'de> for OutputVisitor {
                 session: need(session, "session")?,
                 epoch: need(epoch, "epoch")?,
                 event: need(event, "event")?,
+            },
+            2 => Output::Divergence {
+                session: need(session, "session")?,
+                id: need(id, "id")?,
+                sent: need(sent, "sent")?,
+                recorded: recorded.flatten(),
             },
             _ => Output::Unknown,
         })

@@ -1,0 +1,413 @@
+//! For `drctl replay`: reading a recording's host-side records (the scan
+//! before a replay, operator inputs, recorded decisions) and comparing
+//! today's decisions with the recorded ones, all streaming.
+
+use crate::host::observe::{describe, DecisionRecord, Observer};
+use drctl_plugin_api::messages::{Input, Output};
+use drctl_plugin_api::recording::{Kind, OperatorAction, RecordReader, RecordingError};
+use drctl_policy::{Decision, Event, Timestamp};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+/// What a full read of a recording found.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Records after the header.
+    pub records: u64,
+    /// Recorded decisions.
+    pub decisions: u64,
+    /// `t` of the last record (where a replay ends).
+    pub last_t: u64,
+    /// The line cut by a crash, if the file ends mid-line.
+    pub truncated: Option<u64>,
+}
+
+/// Reads every record once, each parsed as its kind, so that a bad recording
+/// is refused (naming the line) before the replay prints anything.
+pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
+    let (_, reader) = RecordReader::open(path)?;
+    let mut reader = reader.validate_all(true);
+    let mut s = Summary::default();
+    while let Some(rec) = reader.next_record()? {
+        let (line, t) = (rec.line, rec.t);
+        let parsed = match rec.kind {
+            Kind::Event | Kind::Result => serde_json::from_str::<Output>(rec.body).map(drop),
+            Kind::Command => serde_json::from_str::<Input>(rec.body).map(drop),
+            Kind::Decision => serde_json::from_str::<Decision>(rec.body).map(drop),
+            Kind::Operator => serde_json::from_str::<OperatorAction>(rec.body).map(drop),
+            Kind::Other => Ok(()),
+        };
+        if let Err(e) = parsed {
+            return Err(reader.corrupt(line, e));
+        }
+        if t < s.last_t {
+            return Err(reader.corrupt(
+                line,
+                format!(
+                    "t = {t} goes back in time (the line before has {})",
+                    s.last_t
+                ),
+            ));
+        }
+        s.last_t = t;
+        s.records += 1;
+        s.decisions += u64::from(rec.kind == Kind::Decision);
+    }
+    s.truncated = reader.truncated();
+    Ok(s)
+}
+
+/// The recording's operator inputs, in order, one ahead.
+pub struct OperatorInputs {
+    reader: RecordReader,
+    next: Option<(Timestamp, Event)>,
+    done: bool,
+}
+
+impl OperatorInputs {
+    /// A cursor over `path` (already [`scan`]ned).
+    pub fn open(path: &Path) -> Result<Self, RecordingError> {
+        let (_, reader) = RecordReader::open(path)?;
+        Ok(OperatorInputs {
+            reader,
+            next: None,
+            done: false,
+        })
+    }
+
+    /// When the next operator input is due.
+    pub fn next_at(&mut self) -> Result<Option<Timestamp>, RecordingError> {
+        while self.next.is_none() && !self.done {
+            let Some(rec) = self.reader.next_record()? else {
+                self.done = true;
+                break;
+            };
+            if rec.kind != Kind::Operator {
+                continue;
+            }
+            let line = rec.line;
+            let t = Timestamp::from_nanos(rec.t);
+            let action: OperatorAction =
+                serde_json::from_str(rec.body).map_err(|e| self.reader.corrupt(line, e))?;
+            let event = match action {
+                OperatorAction::Switch { to } => Event::OperatorSwitch {
+                    to: to.map(Into::into),
+                },
+                OperatorAction::Pause => Event::Pause,
+                OperatorAction::Resume => Event::Resume,
+                OperatorAction::Shutdown => Event::Shutdown,
+            };
+            self.next = Some((t, event));
+        }
+        Ok(self.next.as_ref().map(|(t, _)| *t))
+    }
+
+    /// The next input if it is due at `now`.
+    pub fn take_due(&mut self, now: Timestamp) -> Result<Option<Event>, RecordingError> {
+        match self.next_at()? {
+            Some(t) if t <= now => Ok(self.next.take().map(|(_, e)| e)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A decision with its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timed {
+    /// When.
+    pub t: Timestamp,
+    /// What.
+    pub decision: Decision,
+}
+
+/// The first place where today's decisions differ from the recorded ones.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    /// 1-based index of the decision.
+    pub index: u64,
+    /// The recorded decision there (`None`: the recording has no more).
+    pub recorded: Option<Timed>,
+    /// Today's decision there (`None`: today's replay made no more).
+    pub now: Option<Timed>,
+}
+
+/// Compares today's decisions with the recorded ones, pair by pair, as they come.
+///
+/// Two decisions agree when they are equal and their times differ by at most
+/// `tolerance` (zero for a virtual-clock recording; a real clock records the
+/// few milliseconds a timer fired late, which a virtual replay does not repeat).
+pub struct Checker {
+    reader: RecordReader,
+    tolerance: Duration,
+    compared: u64,
+    now_count: u64,
+    /// The last few agreeing decisions, shown before a mismatch.
+    context: VecDeque<Timed>,
+    mismatch: Option<Mismatch>,
+    divergences: u64,
+    fault: Option<RecordingError>,
+    /// Where a crash cut the recording (its last whole record's time).
+    cut: Option<Timestamp>,
+    /// Today's decisions at or after the cut, past the recorded ones.
+    uncompared: u64,
+}
+
+/// How many agreeing decisions a diff shows before the first mismatch.
+const CONTEXT: usize = 3;
+/// How many command divergences are logged one by one.
+const LOGGED_DIVERGENCES: u64 = 10;
+
+impl Checker {
+    /// A checker reading the recorded decisions of `path`; `cut` is the time of
+    /// the last whole record of a recording cut by a crash: what today's replay
+    /// decides from then on, past the recorded decisions, cannot be compared.
+    pub fn open(
+        path: &Path,
+        tolerance: Duration,
+        cut: Option<Timestamp>,
+    ) -> Result<Self, RecordingError> {
+        let (_, reader) = RecordReader::open(path)?;
+        Ok(Checker {
+            reader,
+            tolerance,
+            compared: 0,
+            now_count: 0,
+            context: VecDeque::with_capacity(CONTEXT + 1),
+            mismatch: None,
+            divergences: 0,
+            fault: None,
+            cut,
+            uncompared: 0,
+        })
+    }
+
+    fn next_recorded(&mut self) -> Result<Option<Timed>, RecordingError> {
+        while let Some(rec) = self.reader.next_record()? {
+            if rec.kind != Kind::Decision {
+                continue;
+            }
+            let line = rec.line;
+            let t = Timestamp::from_nanos(rec.t);
+            let decision: Decision =
+                serde_json::from_str(rec.body).map_err(|e| self.reader.corrupt(line, e))?;
+            return Ok(Some(Timed { t, decision }));
+        }
+        Ok(None)
+    }
+
+    fn agree(&self, a: &Timed, b: &Timed) -> bool {
+        let dt = if a.t >= b.t { a.t - b.t } else { b.t - a.t };
+        a.decision == b.decision && dt <= self.tolerance
+    }
+
+    /// Reads the rest of the recorded decisions; then the verdict.
+    pub fn finish(&mut self) -> Result<Verdict, RecordingError> {
+        if let Some(e) = self.fault.take() {
+            return Err(e);
+        }
+        let mut recorded = self.compared;
+        while let Some(rest) = self.next_recorded()? {
+            recorded += 1;
+            if self.mismatch.is_none() {
+                self.mismatch = Some(Mismatch {
+                    index: recorded,
+                    recorded: Some(rest),
+                    now: None,
+                });
+            }
+        }
+        Ok(Verdict {
+            recorded,
+            now: self.now_count,
+            mismatch: self.mismatch.take(),
+            context: self.context.drain(..).collect(),
+            divergences: self.divergences,
+            cut: self.cut,
+            uncompared: self.uncompared,
+        })
+    }
+}
+
+impl Observer for Checker {
+    fn decision(&mut self, t: Timestamp, d: &Decision) {
+        self.now_count += 1;
+        let now = Timed {
+            t,
+            decision: d.clone(),
+        };
+        if self.mismatch.is_some() || self.fault.is_some() {
+            return;
+        }
+        let recorded = match self.next_recorded() {
+            Ok(r) => r,
+            Err(e) => {
+                self.fault = Some(e);
+                return;
+            }
+        };
+        if recorded.is_some() {
+            self.compared += 1;
+        }
+        match recorded {
+            None if self.cut.is_some_and(|cut| t >= cut) => self.uncompared += 1,
+            Some(r) if self.agree(&r, &now) => {
+                if self.context.len() == CONTEXT {
+                    self.context.pop_front();
+                }
+                self.context.push_back(now);
+            }
+            recorded => {
+                self.mismatch = Some(Mismatch {
+                    index: self.now_count,
+                    recorded,
+                    now: Some(now),
+                })
+            }
+        }
+    }
+
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        let Output::Divergence { sent, recorded, .. } = output else {
+            return;
+        };
+        self.divergences += 1;
+        if self.divergences <= LOGGED_DIVERGENCES {
+            let recorded = match recorded {
+                Some(r) => format!(
+                    "{} (line {}, recorded at {})",
+                    r.command.type_name(),
+                    r.line,
+                    Timestamp::from_nanos(r.t)
+                ),
+                None => "no command left".to_owned(),
+            };
+            tracing::warn!(
+                "{t}: the policy sent {} where the recording has {recorded}; answered with an error",
+                sent.type_name()
+            );
+        } else if self.divergences == LOGGED_DIVERGENCES + 1 {
+            tracing::warn!("more command divergences follow; counting them only");
+        }
+    }
+}
+
+/// The outcome of a replay against its recording.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Decisions in the recording.
+    pub recorded: u64,
+    /// Decisions today.
+    pub now: u64,
+    /// The first difference, if any.
+    pub mismatch: Option<Mismatch>,
+    /// Agreeing decisions just before it.
+    pub context: Vec<Timed>,
+    /// Commands the recording did not have next.
+    pub divergences: u64,
+    /// Where a crash cut the recording.
+    pub cut: Option<Timestamp>,
+    /// Today's decisions past the cut, not compared.
+    pub uncompared: u64,
+}
+
+impl Verdict {
+    /// Whether today's decisions are the recorded ones.
+    pub fn identical(&self) -> bool {
+        self.mismatch.is_none()
+    }
+
+    /// The verdict for people: the first divergence with a little context.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let Some(m) = &self.mismatch else {
+            let _ = write!(out, "identical: {} decisions, as recorded", self.recorded);
+            if let Some(cut) = self.cut {
+                let _ = write!(
+                    out,
+                    " (the recording is cut at {cut}; {} later decision(s) not compared)",
+                    self.uncompared
+                );
+            }
+            out.push('\n');
+            return out;
+        };
+        let first_t = [&m.recorded, &m.now]
+            .into_iter()
+            .flatten()
+            .map(|d| d.t)
+            .min()
+            .unwrap_or(Timestamp::ZERO);
+        let _ = writeln!(
+            out,
+            "differs: first divergence at {first_t}, decision {}",
+            m.index
+        );
+        let line = |d: &Option<Timed>| match d {
+            Some(d) => describe(d.t, &d.decision),
+            None => format!("{:>12}  (no decision)", "-"),
+        };
+        let _ = writeln!(out, "  recorded {}", line(&m.recorded));
+        let _ = writeln!(out, "  now      {}", line(&m.now));
+        if !self.context.is_empty() {
+            let _ = writeln!(out, "identical before it:");
+            for d in &self.context {
+                let _ = writeln!(out, "           {}", describe(d.t, &d.decision));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "decisions: {} recorded, {} now; {} command divergence(s)",
+            self.recorded, self.now, self.divergences
+        );
+        out
+    }
+
+    /// The verdict as one JSON object.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            check: &'static str,
+            recorded: u64,
+            now: u64,
+            divergences: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cut: Option<u64>,
+            uncompared: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            first: Option<First<'a>>,
+        }
+        #[derive(Serialize)]
+        struct First<'a> {
+            index: u64,
+            recorded: Option<DecisionRecord<'a>>,
+            now: Option<DecisionRecord<'a>>,
+        }
+        fn record(d: &Option<Timed>) -> Option<DecisionRecord<'_>> {
+            d.as_ref().map(|d| DecisionRecord {
+                t: d.t.as_nanos(),
+                decision: &d.decision,
+            })
+        }
+        let json = Json {
+            check: if self.identical() {
+                "identical"
+            } else {
+                "differs"
+            },
+            recorded: self.recorded,
+            now: self.now,
+            divergences: self.divergences,
+            cut: self.cut.map(Timestamp::as_nanos),
+            uncompared: self.uncompared,
+            first: self.mismatch.as_ref().map(|m| First {
+                index: m.index,
+                recorded: record(&m.recorded),
+                now: record(&m.now),
+            }),
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+}

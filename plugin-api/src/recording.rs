@@ -1,0 +1,653 @@
+//! Recordings (SPEC §6): JSON Lines. Line 1 is a [`Header`]; then one record
+//! a line, each an object with `t` (ns since the session start) and `kind`:
+//!
+//! ```json
+//! {"format":"drctl-recording","version":1,"drctl":"0.1.0","backend":"mock",...}
+//! {"t":0,"kind":"command","session":"agent-1","id":1,"command":{"type":"connect",...}}
+//! {"t":200000000,"kind":"result","session":"agent-1","id":1,"result":{"type":"connected","epoch":1}}
+//! {"t":200000000,"kind":"event","session":"agent-1","epoch":1,"event":{"type":"service_status",...}}
+//! {"t":40200000000,"kind":"decision","type":"switchover-started","reason":"telephony-timeout","from":"site1","to":"site2"}
+//! {"t":300000000000,"kind":"operator","action":"shutdown"}
+//! ```
+//!
+//! `command`, `result` and `event` records are the plugin messages of
+//! [`crate::messages`] with `t` in front; `decision` records are the decision
+//! lines of `--output json` with `kind` added. drctl adds one kind to the four
+//! of SPEC §6: `operator`, what the host itself fed the engine (a forced
+//! switch, pause, resume, the final shutdown), so that a replay can feed it
+//! again at the same time. Readers skip kinds they do not know.
+//!
+//! The reader streams: it holds one line at a time, whatever the file's size.
+//! A last line without its newline (a crash mid-write) that does not parse is
+//! reported by [`RecordReader::truncated`], not as an error.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::messages::{Input, Output};
+
+/// The header's `format`.
+pub const FORMAT: &str = "drctl-recording";
+/// The format version this crate writes and reads; a newer one is refused.
+pub const VERSION: u32 = 1;
+
+/// Line 1 of a recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`] when written by this crate.
+    pub version: u32,
+    /// The drctl version that wrote it.
+    pub drctl: String,
+    /// The backend plugin that ran (`mock`, `ail-bridge`, …).
+    pub backend: String,
+    /// Wall-clock start, RFC 3339.
+    pub started: String,
+    /// The subcommand that ran: `watch`, `startup` or `switch`.
+    pub command: String,
+    /// The clock: `real` or `virtual`.
+    pub clock: String,
+    /// The agent session id the records carry.
+    pub session: String,
+    /// The effective config, secrets redacted (what the engine ran with).
+    pub config: serde_json::Value,
+}
+
+/// What the host itself fed the engine, recorded as `kind: "operator"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum OperatorAction {
+    /// A forced switchover, to a named site or the other one.
+    Switch {
+        /// The target site; `None` is the other site.
+        to: Option<String>,
+    },
+    /// E3: hold automatic switchovers.
+    Pause,
+    /// E3: release them.
+    Resume,
+    /// The session ends (end of the command, SIGINT/SIGTERM).
+    Shutdown,
+}
+
+/// The `kind` of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A backend event (an [`Output::Event`]).
+    Event,
+    /// A command sent to the backend (an [`Input::Command`], passwords redacted).
+    Command,
+    /// A command's result (an [`Output::Result`]).
+    Result,
+    /// A decision of the engine.
+    Decision,
+    /// An [`OperatorAction`].
+    Operator,
+    /// A kind this version does not know; readers skip it.
+    Other,
+}
+
+impl Kind {
+    fn from_tag(tag: &str) -> Kind {
+        match tag {
+            "event" => Kind::Event,
+            "command" => Kind::Command,
+            "result" => Kind::Result,
+            "decision" => Kind::Decision,
+            "operator" => Kind::Operator,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// Why a recording cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The file cannot be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The recording.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Line 1 is not a drctl recording header.
+    #[error("{path}:1: not a drctl recording: {message}")]
+    Header {
+        /// The recording.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The recording was written in a newer format.
+    #[error(
+        "{path}: recording format version {found} is newer than this drctl reads (version {VERSION}); \
+         it was written by drctl {writer}: replay it with that version or later"
+    )]
+    Newer {
+        /// The recording.
+        path: PathBuf,
+        /// Its format version.
+        found: u64,
+        /// The drctl version that wrote it.
+        writer: String,
+    },
+    /// A line that is not a record.
+    #[error("{path}:{line}: corrupt record: {message}")]
+    Corrupt {
+        /// The recording.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One record as read: `body` is the record's JSON object without `t`, so it
+/// parses directly as the message of its kind (e.g. an [`Output`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// 1-based line number.
+    pub line: u64,
+    /// Nanoseconds since the session start.
+    pub t: u64,
+    /// The record's kind.
+    pub kind: Kind,
+    /// The object without `t`: `{"kind":...,...}`.
+    pub body: &'a str,
+}
+
+/// Streams the records of a recording, one line in memory at a time.
+pub struct RecordReader<R = BufReader<File>> {
+    input: R,
+    path: PathBuf,
+    line: u64,
+    raw: Vec<u8>,
+    body: String,
+    validate: bool,
+    truncated: Option<u64>,
+    done: bool,
+}
+
+impl RecordReader {
+    /// Opens `path` and reads its header. Refuses another format, a newer version,
+    /// and a header it cannot read.
+    pub fn open(path: &Path) -> Result<(Header, RecordReader), RecordingError> {
+        let file = File::open(path).map_err(|source| RecordingError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        RecordReader::new(BufReader::with_capacity(1 << 16, file), path)
+    }
+}
+
+impl<R: BufRead> RecordReader<R> {
+    /// Reads the header from `input`; `path` names the recording in errors.
+    pub fn new(mut input: R, path: &Path) -> Result<(Header, Self), RecordingError> {
+        let mut first = Vec::new();
+        input
+            .read_until(b'\n', &mut first)
+            .map_err(|source| RecordingError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let header = parse_header(&first, path)?;
+        let reader = RecordReader {
+            input,
+            path: path.to_owned(),
+            line: 1,
+            raw: Vec::with_capacity(256),
+            body: String::with_capacity(256),
+            validate: false,
+            truncated: None,
+            done: false,
+        };
+        Ok((header, reader))
+    }
+
+    /// Also check that lines of every kind are well-formed JSON, not only
+    /// that they have `t` and `kind` (the consumer parses the kinds it takes).
+    pub fn validate_all(mut self, on: bool) -> Self {
+        self.validate = on;
+        self
+    }
+
+    /// The line number of a last line cut mid-write (a crash), once the reader reached it.
+    pub fn truncated(&self) -> Option<u64> {
+        self.truncated
+    }
+
+    /// The recording's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An error about `line` of this recording.
+    pub fn corrupt(&self, line: u64, message: impl std::fmt::Display) -> RecordingError {
+        RecordingError::Corrupt {
+            path: self.path.clone(),
+            line,
+            message: message.to_string(),
+        }
+    }
+
+    /// The next record, or `None` at the end (or at a cut last line).
+    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>, RecordingError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            self.raw.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.raw)
+                .map_err(|source| RecordingError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            self.line += 1;
+            let whole = self.raw.last() == Some(&b'\n');
+            let text = trim_line(&self.raw);
+            if text.is_empty() {
+                continue;
+            }
+            // A last line without its newline may be cut mid-record: check it whole.
+            match split_record(text, &mut self.body, self.validate || !whole) {
+                Ok((t, kind)) => {
+                    return Ok(Some(RawRecord {
+                        line: self.line,
+                        t,
+                        kind,
+                        body: &self.body,
+                    }));
+                }
+                // A crash cut the last line: replay up to the line before.
+                Err(_) if !whole => {
+                    self.truncated = Some(self.line);
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(message) => {
+                    return Err(RecordingError::Corrupt {
+                        path: self.path.clone(),
+                        line: self.line,
+                        message,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The line without its `\n` (and a `\r` before it).
+fn trim_line(raw: &[u8]) -> &[u8] {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    raw.strip_suffix(b"\r").unwrap_or(raw)
+}
+
+/// Reads the header line, version first so a newer file says so before anything else.
+fn parse_header(line: &[u8], path: &Path) -> Result<Header, RecordingError> {
+    let bad = |message: String| RecordingError::Header {
+        path: path.to_owned(),
+        message,
+    };
+    let text = trim_line(line);
+    if text.is_empty() {
+        return Err(bad("empty: expected a header line like \
+             {\"format\":\"drctl-recording\",\"version\":1,...}"
+            .to_owned()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| bad(format!("line 1 is not JSON: {e}")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(bad(format!(
+            "expected \"format\":\"{FORMAT}\" in the header, found {}",
+            value
+                .get("format")
+                .map_or_else(|| "no format".to_owned(), |f| f.to_string())
+        )));
+    }
+    let version = value
+        .get("version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| bad("expected a numeric \"version\" in the header".to_owned()))?;
+    if version > u64::from(VERSION) {
+        return Err(RecordingError::Newer {
+            path: path.to_owned(),
+            found: version,
+            writer: value
+                .get("drctl")
+                .and_then(|v| v.as_str())
+                .unwrap_or("(unknown)")
+                .to_owned(),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| bad(format!("header: {e}")))
+}
+
+/// Splits a record line into `t`, `kind` and the body without `t` (into `body`).
+///
+/// Fast path for the layout this crate writes (`{"t":N,"kind":"...",...}`):
+/// no parse beyond the two leading keys. Any other layout is parsed whole.
+fn split_record(line: &[u8], body: &mut String, validate: bool) -> Result<(u64, Kind), String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+    if let Some((t, rest)) = fast_prefix(text) {
+        if let Some(tag) = rest
+            .strip_prefix("\"kind\":\"")
+            .and_then(|r| r.split_once('"'))
+            .map(|(tag, _)| tag)
+        {
+            body.clear();
+            body.push('{');
+            body.push_str(rest);
+            if validate {
+                serde_json::from_str::<IgnoredAny>(body).map_err(|e| e.to_string())?;
+            }
+            return Ok((t, Kind::from_tag(tag)));
+        }
+    }
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("expected a JSON object: {e}"))?;
+    let t = object
+        .remove("t")
+        .ok_or("missing \"t\" (ns since the start)")?
+        .as_u64()
+        .ok_or("\"t\" must be a whole number of ns")?;
+    let kind = match object.get("kind") {
+        Some(serde_json::Value::String(k)) => Kind::from_tag(k),
+        _ => return Err("missing \"kind\" (event, command, result, decision)".to_owned()),
+    };
+    // The kind tag first, as the fast message readers expect it.
+    let mut ordered = serde_json::Map::new();
+    if let Some(k) = object.remove("kind") {
+        ordered.insert("kind".to_owned(), k);
+    }
+    ordered.extend(object);
+    *body = serde_json::Value::Object(ordered).to_string();
+    Ok((t, kind))
+}
+
+/// `{"t":123,` → `(123, the rest after the comma)`.
+fn fast_prefix(text: &str) -> Option<(u64, &str)> {
+    let rest = text.strip_prefix("{\"t\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    let t = rest[..end].parse().ok()?;
+    let rest = rest[end..].strip_prefix(',')?;
+    Some((t, rest))
+}
+
+/// Writes a recording: a header, then records, one line each.
+///
+/// Write errors are returned to the caller (who decides whether the session
+/// goes on without its recording); nothing here panics.
+pub struct RecordWriter<W: Write> {
+    out: W,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> RecordWriter<W> {
+    /// Writes `header` as line 1.
+    pub fn new(mut out: W, header: &Header) -> io::Result<Self> {
+        serde_json::to_writer(&mut out, header)?;
+        out.write_all(b"\n")?;
+        Ok(RecordWriter {
+            out,
+            scratch: Vec::with_capacity(256),
+        })
+    }
+
+    /// A backend output (`event` or `result`; other kinds are written as they are).
+    pub fn output(&mut self, t: u64, output: &Output) -> io::Result<()> {
+        self.record(t, None, output)
+    }
+
+    /// A command sent to the backend, passwords redacted.
+    pub fn command(&mut self, t: u64, input: &Input) -> io::Result<()> {
+        self.record(t, None, &input.redacted())
+    }
+
+    /// A decision: any object tagged `type`.
+    pub fn decision<D: Serialize>(&mut self, t: u64, decision: &D) -> io::Result<()> {
+        self.record(t, Some("decision"), decision)
+    }
+
+    /// What the host fed the engine.
+    pub fn operator(&mut self, t: u64, action: &OperatorAction) -> io::Result<()> {
+        self.record(t, Some("operator"), action)
+    }
+
+    /// Flushes what is buffered.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// `{"t":N,` [`"kind":"K",`] then the message's own fields.
+    fn record<M: Serialize>(&mut self, t: u64, kind: Option<&str>, message: &M) -> io::Result<()> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, message)?;
+        let fields = match self.scratch.split_first() {
+            Some((b'{', rest)) => rest,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a record must serialize as a JSON object",
+                ))
+            }
+        };
+        write!(self.out, "{{\"t\":{t},")?;
+        if let Some(kind) = kind {
+            write!(self.out, "\"kind\":\"{kind}\"")?;
+            if fields != b"}" {
+                self.out.write_all(b",")?;
+            }
+        }
+        self.out.write_all(fields)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{Command, Event, Password, Reply, Service, ServiceState};
+
+    fn header() -> Header {
+        Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            drctl: "0.1.0".into(),
+            backend: "mock".into(),
+            started: "2026-11-24T19:00:00Z".into(),
+            command: "watch".into(),
+            clock: "virtual".into(),
+            session: "agent-1".into(),
+            config: serde_json::json!({"policy": {"seed": 0}}),
+        }
+    }
+
+    fn write_sample() -> Vec<u8> {
+        let mut w = RecordWriter::new(Vec::new(), &header()).unwrap();
+        w.command(
+            0,
+            &Input::Command {
+                session: "agent-1".into(),
+                id: 1,
+                command: Command::Connect {
+                    site: "site1".into(),
+                    cs_proxy: "csp1:7000".into(),
+                    app_name: "AIL_site1".into(),
+                    username: "agent".into(),
+                    password: Password::new("hunter2-secret"),
+                    on_demand_loading: false,
+                },
+            },
+        )
+        .unwrap();
+        w.output(
+            200,
+            &Output::Result {
+                session: "agent-1".into(),
+                id: 1,
+                result: Ok(Reply::Connected { epoch: 1 }),
+            },
+        )
+        .unwrap();
+        w.output(
+            300,
+            &Output::Event {
+                session: "agent-1".into(),
+                epoch: 1,
+                event: Event::ServiceStatus {
+                    service: Service::Telephony,
+                    status: ServiceState::Off,
+                },
+            },
+        )
+        .unwrap();
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Decision {
+            AlarmRaised { alarm: &'static str },
+        }
+        w.decision(
+            400,
+            &Decision::AlarmRaised {
+                alarm: "statistic-service-down",
+            },
+        )
+        .unwrap();
+        w.operator(500, &OperatorAction::Shutdown).unwrap();
+        w.out
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<Vec<(u64, u64, Kind, String)>, RecordingError> {
+        let (_, mut r) = RecordReader::new(bytes, Path::new("rec.jsonl"))?;
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record()? {
+            out.push((rec.line, rec.t, rec.kind, rec.body.to_owned()));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn round_trip_keeps_kinds_times_and_messages() {
+        let bytes = write_sample();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("{\"t\":0,\"kind\":\"command\""));
+        assert!(text.contains("{\"t\":400,\"kind\":\"decision\",\"type\":\"alarm-raised\""));
+        assert!(text.contains("{\"t\":500,\"kind\":\"operator\",\"action\":\"shutdown\"}"));
+        let records = read_all(&bytes).unwrap();
+        let kinds: Vec<_> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (2, 0, Kind::Command),
+                (3, 200, Kind::Result),
+                (4, 300, Kind::Event),
+                (5, 400, Kind::Decision),
+                (6, 500, Kind::Operator)
+            ]
+        );
+        let event: Output = serde_json::from_str(&records[2].3).unwrap();
+        assert!(matches!(event, Output::Event { epoch: 1, .. }));
+        let op: OperatorAction = serde_json::from_str(&records[4].3).unwrap();
+        assert_eq!(op, OperatorAction::Shutdown);
+    }
+
+    #[test]
+    fn other_key_orders_read_the_same() {
+        let mut bytes = serde_json::to_vec(&header()).unwrap();
+        bytes.extend_from_slice(
+            b"\n{ \"kind\": \"event\", \"session\":\"a\", \"epoch\": 2, \"t\": 7, \
+              \"event\": {\"type\":\"disconnected\"} }\n",
+        );
+        let records = read_all(&bytes).unwrap();
+        assert_eq!((records[0].1, records[0].2), (7, Kind::Event));
+        let out: Output = serde_json::from_str(&records[0].3).unwrap();
+        assert_eq!(
+            out,
+            Output::Event {
+                session: "a".into(),
+                epoch: 2,
+                event: Event::Disconnected
+            }
+        );
+    }
+
+    #[test]
+    fn a_cut_last_line_ends_the_records_without_error() {
+        let mut bytes = write_sample();
+        bytes.extend_from_slice(b"{\"t\":600,\"kind\":\"ev");
+        let (_, mut r) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        let mut n = 0;
+        while r.next_record().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!((n, r.truncated()), (5, Some(7)));
+    }
+
+    #[test]
+    fn a_corrupt_line_names_its_number() {
+        let mut bytes = write_sample();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[3] = "{\"t\":300,\"kind\":\"event\",\"session\":";
+        bytes = (lines.join("\n") + "\n").into_bytes();
+        let err = read_all_validated(&bytes).unwrap_err().to_string();
+        assert!(err.starts_with("rec.jsonl:4: corrupt record:"), "{err}");
+        let mut no_t = write_sample();
+        no_t.extend_from_slice(b"{\"kind\":\"event\"}\n");
+        let err = read_all(&no_t).unwrap_err().to_string();
+        assert!(err.contains(":7: corrupt record: missing \"t\""), "{err}");
+    }
+
+    fn read_all_validated(bytes: &[u8]) -> Result<usize, RecordingError> {
+        let (_, r) = RecordReader::new(bytes, Path::new("rec.jsonl"))?;
+        let mut r = r.validate_all(true);
+        let mut n = 0;
+        while r.next_record()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn headers_of_another_format_or_a_newer_version_are_refused() {
+        let newer = br#"{"format":"drctl-recording","version":2,"drctl":"9.0.0"}
+"#;
+        let err = read_all(newer).unwrap_err().to_string();
+        assert!(
+            err.contains("version 2 is newer than this drctl reads (version 1)")
+                && err.contains("drctl 9.0.0"),
+            "{err}"
+        );
+        let other = b"{\"t\":0,\"kind\":\"event\"}\n";
+        let err = read_all(other).unwrap_err().to_string();
+        assert!(
+            err.starts_with("rec.jsonl:1: not a drctl recording"),
+            "{err}"
+        );
+        let err = read_all(b"").unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+}

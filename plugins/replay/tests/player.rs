@@ -1,0 +1,221 @@
+//! The replay player on hand-made recordings: events by time, commands by
+//! kind and order with their recorded latency, divergence, cut recordings.
+
+use drctl_plugin_api::messages::{
+    Command, Event, Input, Output, Password, Reply, Service, ServiceState,
+};
+use drctl_plugin_api::recording::{Header, OperatorAction, RecordWriter, FORMAT, VERSION};
+use drctl_plugin_replay::Player;
+use std::io::Write;
+
+const MS: u64 = 1_000_000;
+
+fn cmd(id: u64, command: Command) -> Input {
+    Input::Command {
+        session: "agent-1".into(),
+        id,
+        command,
+    }
+}
+
+fn connect(site: &str) -> Command {
+    Command::Connect {
+        site: site.into(),
+        cs_proxy: format!("{site}:7000"),
+        app_name: format!("AIL_{site}"),
+        username: "agent".into(),
+        password: Password::new("s3cret"),
+        on_demand_loading: false,
+    }
+}
+
+fn result(id: u64, reply: Reply) -> Output {
+    Output::Result {
+        session: "agent-1".into(),
+        id,
+        result: Ok(reply),
+    }
+}
+
+fn telephony(epoch: u64, status: ServiceState) -> Output {
+    Output::Event {
+        session: "agent-1".into(),
+        epoch,
+        event: Event::ServiceStatus {
+            service: Service::Telephony,
+            status,
+        },
+    }
+}
+
+/// connect site1 (answered 200 ms later, epoch 1), telephony off at 1 s,
+/// kill_factory at 31 s (answered at once), connect site2 (answered 250 ms later).
+fn recording() -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        drctl: "0.1.0".into(),
+        backend: "mock".into(),
+        started: "2026-11-24T19:00:00Z".into(),
+        command: "watch".into(),
+        clock: "virtual".into(),
+        session: "agent-1".into(),
+        config: serde_json::json!({}),
+    };
+    let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
+    w.command(0, &cmd(1, connect("site1"))).unwrap();
+    w.output(200 * MS, &result(1, Reply::Connected { epoch: 1 }))
+        .unwrap();
+    w.output(1_000 * MS, &telephony(1, ServiceState::Off))
+        .unwrap();
+    w.command(31_000 * MS, &cmd(2, Command::KillFactory))
+        .unwrap();
+    w.output(31_000 * MS, &result(2, Reply::Done)).unwrap();
+    w.command(31_000 * MS, &cmd(3, connect("site2"))).unwrap();
+    w.operator(31_100 * MS, &OperatorAction::Pause).unwrap();
+    w.output(31_250 * MS, &result(3, Reply::Connected { epoch: 2 }))
+        .unwrap();
+    w.output(31_300 * MS, &telephony(2, ServiceState::On))
+        .unwrap();
+    file.write_all(&w.into_inner()).unwrap();
+    file
+}
+
+/// Everything the player emits up to `until`, jumping deadline to deadline.
+fn drain(p: &mut Player, from: u64, until: u64) -> Vec<(u64, Output)> {
+    let mut out = Vec::new();
+    let mut now = from;
+    loop {
+        while let Some(o) = p.poll_output(now) {
+            out.push((now, o));
+        }
+        match p.poll_timeout() {
+            Some(t) if t <= until => now = now.max(t),
+            _ => return out,
+        }
+    }
+}
+
+#[test]
+fn matching_commands_get_the_recorded_results_with_their_latency_and_the_hosts_id() {
+    let file = recording();
+    let mut p = Player::open(file.path()).unwrap();
+    // The host's ids differ from the recorded ones; its times differ too.
+    p.handle(0, cmd(10, connect("site1")));
+    let out = drain(&mut p, 0, 2_000 * MS);
+    assert_eq!(
+        out,
+        [
+            (200 * MS, result(10, Reply::Connected { epoch: 1 })),
+            (1_000 * MS, telephony(1, ServiceState::Off)),
+        ]
+    );
+    // A shorter site-timeout: kill_factory at 5 s instead of 31 s still matches.
+    p.handle(5_000 * MS, cmd(11, Command::KillFactory));
+    assert_eq!(p.poll_output(5_000 * MS), Some(result(11, Reply::Done)));
+    p.handle(5_000 * MS, cmd(12, connect("site2")));
+    assert_eq!(p.poll_output(5_000 * MS), None);
+    assert_eq!(p.poll_timeout(), Some(5_250 * MS));
+    assert_eq!(
+        p.poll_output(5_250 * MS),
+        Some(result(12, Reply::Connected { epoch: 2 }))
+    );
+    // Events keep their recorded times whatever the host did.
+    assert_eq!(p.poll_timeout(), Some(31_300 * MS));
+    assert!(p.fault().is_none());
+}
+
+#[test]
+fn a_command_the_recording_does_not_have_next_is_a_divergence_answered_with_an_error() {
+    let file = recording();
+    let mut p = Player::open(file.path()).unwrap();
+    p.handle(0, cmd(1, connect("site2")));
+    let Some(Output::Divergence {
+        id, sent, recorded, ..
+    }) = p.poll_output(0)
+    else {
+        panic!("expected a divergence first");
+    };
+    assert_eq!(id, 1);
+    assert_eq!(sent, connect("site2").redacted());
+    let recorded = recorded.expect("the recording has a command next");
+    assert_eq!((recorded.t, recorded.line), (0, 2));
+    assert_eq!(recorded.command, connect("site1").redacted());
+    let Some(Output::Result {
+        id: 1,
+        result: Err(e),
+        ..
+    }) = p.poll_output(0)
+    else {
+        panic!("expected an error result");
+    };
+    assert_eq!(
+        e.message,
+        "replay: diverged: the recording has connect site1 next (line 2), not connect site2"
+    );
+    // The recorded command stays next in line.
+    p.handle(MS, cmd(2, connect("site1")));
+    assert_eq!(
+        drain(&mut p, MS, 300 * MS),
+        [(201 * MS, result(2, Reply::Connected { epoch: 1 }))]
+    );
+}
+
+#[test]
+fn past_the_last_recorded_command_every_command_diverges() {
+    let file = recording();
+    let mut p = Player::open(file.path()).unwrap();
+    for (id, c) in [
+        (1, connect("site1")),
+        (2, Command::KillFactory),
+        (3, connect("site2")),
+    ] {
+        p.handle(0, cmd(id, c));
+    }
+    drain(&mut p, 0, 40_000 * MS);
+    p.handle(40_000 * MS, cmd(4, Command::Shutdown));
+    let out = drain(&mut p, 40_000 * MS, 40_000 * MS);
+    assert!(
+        matches!(&out[0].1, Output::Divergence { recorded: None, .. }),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[1].1, Output::Result { result: Err(e), .. }
+            if e.message == "replay: diverged: the recording has no command left for shutdown"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_command_recorded_without_a_result_is_never_answered() {
+    let file = recording();
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    // Cut after the last connect was sent: its result never made it to disk.
+    let cut: String = text
+        .lines()
+        .take(7)
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "{\"t\":31250000000,\"kind\":\"res";
+    std::fs::write(file.path(), cut).unwrap();
+    let mut p = Player::open(file.path()).unwrap();
+    for (id, c) in [
+        (1, connect("site1")),
+        (2, Command::KillFactory),
+        (3, connect("site2")),
+    ] {
+        p.handle(0, cmd(id, c));
+    }
+    let out = drain(&mut p, 0, u64::MAX);
+    let mut answered: Vec<u64> = out
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Result { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    answered.sort();
+    assert_eq!(answered, [1, 2], "connect site2 is never answered");
+    assert!(p.fault().is_none());
+}
