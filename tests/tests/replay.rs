@@ -377,3 +377,25 @@ fn speed_replays_on_the_real_clock() {
     let bad = replay(&file, &["--speed", "0"]);
     assert_eq!(code(&bad), Some(2));
 }
+
+#[test]
+fn a_full_disk_stops_the_recording_once_and_the_watch_goes_on() {
+    let out = drctl(&[
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        &format!("{SC}/demo.toml"),
+        "--clock",
+        "virtual",
+        "--until-end",
+        "--output",
+        "json",
+        "--record",
+        "/dev/full",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(records(&out.stdout).len(), 9);
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("recording stopped").count(), 1, "{stderr}");
+}
