@@ -1,11 +1,14 @@
 //! `drctl`: parse the command line, set up logging, run the subcommand, map
 //! its outcome to an exit code ([`exit::Exit`]).
 
+mod alarms;
 mod args;
 mod commands;
+mod control;
 mod exit;
 mod host;
 mod logging;
+mod metrics;
 mod session;
 
 use std::process::ExitCode;

@@ -115,6 +115,8 @@ pub struct Prepared {
     pub end: Option<Timestamp>,
     /// The host loop, ready to run.
     pub host: Host<Instance>,
+    /// The effective config (sites and first site resolved).
+    pub config: Config,
 }
 
 /// Loads config and plugin and builds the host (SPEC §4, §7).
@@ -170,6 +172,18 @@ pub fn prepare(
             "dn": cfg.agent.dn.clone().unwrap_or_else(|| "7001".into()),
         });
     }
+    if backend == "ail-bridge" {
+        // The bridge reads the Person and Application objects itself (S2, S3):
+        // it needs the [genesys] names and the agent's DN from the main config.
+        if let Some(table) = plugin_cfg.as_object_mut() {
+            if let Ok(genesys) = serde_json::to_value(&cfg.genesys) {
+                table.entry("genesys").or_insert(genesys);
+            }
+            if let Some(dn) = &cfg.agent.dn {
+                table.entry("dn").or_insert_with(|| dn.clone().into());
+            }
+        }
+    }
     // What the engine runs with is exactly what a recording keeps.
     if cfg.startup.first_site.is_none() {
         cfg.startup.first_site = cfg.sites.first().map(|s| s.name.clone());
@@ -197,7 +211,12 @@ pub fn prepare(
         std::io::stdout(),
         args.output.into(),
     )));
-    Ok(Prepared { backend, end, host })
+    Ok(Prepared {
+        backend,
+        end,
+        host,
+        config: cfg,
+    })
 }
 
 impl From<OutputFormat> for Format {
@@ -313,6 +332,29 @@ fn recording_header(
         session: session.to_owned(),
         config: cfg.recordable(),
     }
+}
+
+/// The config for a client of a running watcher (`status`, `pause`, …): only
+/// the agent and the control socket matter, so missing sites are no error.
+pub fn client_config(global: &crate::args::GlobalArgs) -> Result<Config, CliError> {
+    let opts = global.load_options();
+    Ok(Config::load(&opts).or_else(|e| {
+        if e.key() == Some("sites") {
+            Config::load(&mock_sites_options(opts.clone()))
+        } else {
+            Err(e)
+        }
+    })?)
+}
+
+/// The agent's name as the control socket and metrics know it.
+pub fn agent_name(cfg: &Config) -> String {
+    cfg.agent.username.clone().unwrap_or_else(|| "agent".into())
+}
+
+/// The control socket for `cfg`'s agent.
+pub fn control_socket(cfg: &Config) -> PathBuf {
+    crate::control::socket_path(cfg.control.socket.as_deref(), &agent_name(cfg))
 }
 
 /// The layers of `opts` plus the two default mock sites.

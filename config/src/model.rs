@@ -27,6 +27,12 @@ pub struct Config {
     pub backend: BackendConfig,
     /// `[genesys]`: Genesys-side names the public docs do not pin down.
     pub genesys: GenesysConfig,
+    /// `[control]`: the control socket of `drctl watch`.
+    pub control: ControlConfig,
+    /// `[alarms]`: where alarms and switchovers are sent.
+    pub alarms: AlarmsConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
     /// Where the values came from (set by [`Config::load`]).
     #[serde(skip)]
     pub(crate) sources: Sources,
@@ -276,6 +282,81 @@ impl Default for GenesysConfig {
             dr_options_section: "dr".to_owned(),
         }
     }
+}
+
+/// `[control]`: how `drctl status|pause|resume|switch` reach a running `drctl watch`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The Unix socket; absent: `$XDG_RUNTIME_DIR/drctl/<agent>.sock`, else
+    /// `/run/drctl/<agent>.sock` (the directory is made 0700, the socket 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `[alarms]`: upstream monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AlarmsConfig {
+    /// `[[alarms.sinks]]`: each gets every alarm raised/cleared and every
+    /// switchover started/completed/failed.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// The kind of an alarm sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// HTTP POST of a JSON body to `url`.
+    #[default]
+    Webhook,
+    /// Run `command` with the alarm in `DRCTL_*` environment variables.
+    Exec,
+}
+
+/// One `[[alarms.sinks]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// `webhook` or `exec`.
+    #[serde(rename = "type")]
+    pub kind: SinkKind,
+    /// webhook: the URL (`http://` or `https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// exec: the program and its arguments (no shell).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// How long one attempt may take.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// webhook: attempts after the first failed one.
+    pub retries: u32,
+    /// webhook: delay before the first retry, doubled for each next one.
+    #[serde(with = "duration")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            kind: SinkKind::Webhook,
+            url: None,
+            command: Vec::new(),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[metrics]`: a read-only Prometheus endpoint (`GET /metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to listen on; absent: no endpoint (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 /// Where a loaded config came from: the figment (for metadata) and the files read.

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Origin};
-use crate::model::{Config, FailbackMode};
+use crate::model::{Config, FailbackMode, SinkKind};
 use crate::origin::{display_key, Origins};
 use crate::secret::Secret;
 
@@ -19,6 +19,7 @@ impl Config {
         self.validate_agent_sources()?;
         self.validate_policy()?;
         self.validate_backend()?;
+        self.validate_monitoring()?;
         for (key, value) in [
             ("person-annex-section", &self.genesys.person_annex_section),
             ("preferred-app-option", &self.genesys.preferred_app_option),
@@ -332,6 +333,47 @@ impl Config {
                 return Err(self.invalid(
                     &["backend", name],
                     "unknown key: expected one of: name, plugin-dirs, or a [backend.<plugin>] table",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[alarms.sinks]]` and `[metrics]`.
+    fn validate_monitoring(&self) -> Result<(), ConfigError> {
+        for (i, sink) in self.alarms.sinks.iter().enumerate() {
+            let key = |k: &str| format!("alarms.sinks[{i}].{k}");
+            let invalid = |k: &str, message: &str| ConfigError::Invalid {
+                origin: self.origin(&["alarms", "sinks"]),
+                key: key(k),
+                message: message.to_owned(),
+            };
+            match sink.kind {
+                SinkKind::Webhook => match sink.url.as_deref() {
+                    Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                    Some(_) => return Err(invalid("url", "expected an http:// or https:// URL")),
+                    None => return Err(invalid("url", "missing: a webhook sink needs a url")),
+                },
+                SinkKind::Exec => {
+                    if sink.command.first().is_none_or(|c| c.trim().is_empty()) {
+                        return Err(invalid(
+                            "command",
+                            "missing: an exec sink needs a command, e.g. [\"/usr/local/bin/page\", \"--team\", \"ops\"]",
+                        ));
+                    }
+                }
+            }
+            if sink.timeout.is_zero() {
+                return Err(invalid("timeout", "must be more than 0s"));
+            }
+        }
+        if let Some(listen) = &self.metrics.listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(self.invalid(
+                    &["metrics", "listen"],
+                    format!(
+                        "{listen:?} is not an address: expected ip:port like \"127.0.0.1:9464\""
+                    ),
                 ));
             }
         }

@@ -83,6 +83,13 @@ fn the_example_is_valid_and_complete() {
     full.startup.cache_file = Some("/x".into());
     full.policy.site_timeout = Some(Duration::from_secs(1));
     full.policy.site_sip_register_timeout = Some(Duration::from_secs(1));
+    full.control.socket = Some("/x".into());
+    full.metrics.listen = Some("127.0.0.1:1".into());
+    full.alarms.sinks = vec![drctl_config::SinkConfig {
+        url: Some("http://x".into()),
+        command: vec!["x".into()],
+        ..Default::default()
+    }];
     for line in full.origins() {
         let leaf = line.key.rsplit(['.', ']']).next().unwrap_or_default();
         assert!(
@@ -662,6 +669,40 @@ fn a_recordings_config_reloads_with_overrides_and_without_the_password() {
             Config::from_recording(&recorded, &[("policy.site-timeout".into(), "soon".into())])
                 .expect_err("a bad duration is refused");
         assert_eq!(bad.key(), Some("policy.site-timeout"), "{bad}");
+        Ok(())
+    });
+}
+
+#[test]
+fn alarm_sinks_and_metrics_are_checked() {
+    expect_invalid(
+        "[[alarms.sinks]]\ntype = \"webhook\"\n",
+        "alarms.sinks[0].url",
+        "needs a url",
+    );
+    expect_invalid(
+        "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"ftp://x\"\n",
+        "alarms.sinks[0].url",
+        "http:// or https://",
+    );
+    expect_invalid(
+        "[[alarms.sinks]]\ntype = \"exec\"\n",
+        "alarms.sinks[0].command",
+        "needs a command",
+    );
+    expect_invalid(
+        "[metrics]\nlisten = \"localhost\"\n",
+        "metrics.listen",
+        "expected ip:port",
+    );
+    Jail::expect_with(|jail| {
+        let cfg = load_with(
+            jail,
+            "[[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\ntimeout = \"2s\"\n",
+        )?;
+        assert_eq!(cfg.alarms.sinks[0].kind, drctl_config::SinkKind::Exec);
+        assert_eq!(cfg.alarms.sinks[0].timeout, Duration::from_secs(2));
+        assert_eq!(cfg.alarms.sinks[0].retries, 3);
         Ok(())
     });
 }

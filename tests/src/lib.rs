@@ -47,18 +47,26 @@ pub fn drctl_bin() -> PathBuf {
     .clone()
 }
 
-/// Runs `drctl` with `args` from the repository root, with no user config.
+/// Runs `drctl` with `args` from the repository root, with no user config
+/// and a runtime dir of its own (so no two runs share a control socket).
 pub fn drctl(args: &[&str]) -> Output {
+    let runtime = tempfile::tempdir().expect("a runtime dir");
+    command(args, runtime.path()).output().expect("run drctl")
+}
+
+/// `drctl args` from the repository root with no user config and
+/// `XDG_RUNTIME_DIR=runtime`, not started yet.
+pub fn command(args: &[&str], runtime: &Path) -> Command {
     let empty = std::env::temp_dir().join("drctl-e2e-no-config");
     let _ = std::fs::create_dir_all(&empty);
-    Command::new(drctl_bin())
-        .args(args)
+    let mut cmd = Command::new(drctl_bin());
+    cmd.args(args)
         .current_dir(repo())
         .env("XDG_CONFIG_HOME", &empty)
         .env("HOME", &empty)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run drctl")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env_remove("RUST_LOG");
+    cmd
 }
 
 /// Decision records on stdout (`--output json`), one compact line each:

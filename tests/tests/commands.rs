@@ -197,8 +197,9 @@ fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
 
 #[test]
 fn watch_stops_cleanly_on_sigint() {
-    let child = std::process::Command::new(drctl_e2e::drctl_bin())
-        .args([
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let child = drctl_e2e::command(
+        &[
             "watch",
             "--backend",
             "mock",
@@ -206,12 +207,13 @@ fn watch_stops_cleanly_on_sigint() {
             "plugins/mock/scenarios/demo.toml",
             "--output",
             "json",
-        ])
-        .current_dir(drctl_e2e::repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn drctl");
+        ],
+        runtime.path(),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn drctl");
     // Give it time to start up (connect-latency 200 ms, a relocation).
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let status = std::process::Command::new("kill")

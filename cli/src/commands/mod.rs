@@ -2,9 +2,11 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod pause;
 pub mod plugins;
 pub mod replay;
 pub mod startup;
+pub mod status;
 pub mod switch;
 pub mod watch;
 
@@ -30,6 +32,12 @@ pub enum Command {
     Switch(switch::SwitchArgs),
     /// Replay a recorded session through today's policy; --check compares.
     Replay(replay::ReplayArgs),
+    /// Show what the running watcher sees (site, listeners, timers, alarms).
+    Status(status::StatusArgs),
+    /// Hold the running watcher's automatic switchovers (E3).
+    Pause(pause::PauseArgs),
+    /// Release the running watcher's automatic switchovers (E3).
+    Resume(pause::ResumeArgs),
 }
 
 /// Runs `command`.
@@ -41,6 +49,9 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),
         Command::Replay(args) => replay::run(args, global),
+        Command::Status(args) => status::run(args, global),
+        Command::Pause(args) => pause::pause(args, global),
+        Command::Resume(args) => pause::resume(args, global),
     }
 }
 

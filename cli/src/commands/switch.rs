@@ -2,9 +2,13 @@
 //! `operator`), verified at the target, with a per-phase timing table.
 
 use crate::args::GlobalArgs;
+use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
-use crate::host::observe::{PhaseTimer, PhaseTimes};
-use crate::session::{prepare, runtime, stop_on_signal, OutputFormat, SessionArgs, SessionKind};
+use crate::host::observe::{describe, PhaseTimer, PhaseTimes};
+use crate::session::{
+    client_config, control_socket, prepare, runtime, stop_on_signal, OutputFormat, SessionArgs,
+    SessionKind,
+};
 use anyhow::anyhow;
 use clap::Args;
 use drctl_policy::{Event, ListenerStatus, PhaseKind};
@@ -50,6 +54,13 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     }
     if !args.yes {
         confirm(target)?;
+    }
+    // A running watcher performs the switchover with its own AIL session.
+    if let Ok(cfg) = client_config(global) {
+        let path = control_socket(&cfg);
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return through_watcher(&path, &args);
+        }
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
     progress.say("starting up (S1-S4)");
@@ -109,6 +120,54 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
             ))),
         }
     })
+}
+
+/// Asks the running watcher at `path` to switch; shows its decisions as they
+/// come and the timing table at the end.
+fn through_watcher(path: &std::path::Path, args: &SwitchArgs) -> CliResult {
+    eprintln!(
+        "a drctl watch runs for this agent ({}): it performs the switchover",
+        path.display()
+    );
+    let json = args.session.output == OutputFormat::Json;
+    let request = Request::Switch {
+        to: args.to.clone(),
+    };
+    // The watcher answers when the switchover is verified; allow for the connect first.
+    let wait = args.timeout + Duration::from_secs(10);
+    let reply = control::request(path, &request, wait, |line| {
+        let Some(record) = &line.progress else {
+            return;
+        };
+        if json {
+            println!("{record}");
+        } else if let (Some(t), Ok(d)) = (
+            record.get("t").and_then(|t| t.as_u64()),
+            serde_json::from_value::<drctl_policy::Decision>(record.clone()),
+        ) {
+            println!("{}", describe(drctl_policy::Timestamp::from_nanos(t), &d));
+        }
+    })
+    .map_err(CliError::failed)?;
+    let Some(switched) = reply.switched.filter(|_| reply.ok == Some(true)) else {
+        return Err(CliError::failed(anyhow!(
+            "the watcher did not switch: {}",
+            reply.error.unwrap_or_default()
+        )));
+    };
+    eprintln!("{:<20} {:>12}", "phase", "duration");
+    for row in switched["phases"].as_array().into_iter().flatten() {
+        let d = row["seconds"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s"));
+        eprintln!("{:<20} {d:>12}", row["phase"].as_str().unwrap_or_default());
+    }
+    eprintln!(
+        "switched {} -> {}: telephony ON, DN back in service",
+        switched["from"].as_str().unwrap_or_default(),
+        switched["to"].as_str().unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Asks on the terminal; refuses without one.

@@ -9,11 +9,15 @@
 pub mod check;
 pub mod observe;
 pub mod record;
+pub mod serve;
 pub mod translate;
 
+use crate::control::Incoming;
 use crate::host::observe::Observer;
+use crate::host::serve::Identity;
 use drctl_plugin_api::messages::{Input, Output, Password};
-use drctl_policy::{Action, Engine, Event, Timestamp};
+use drctl_policy::{Action, Decision, Engine, Event, Timestamp};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -150,7 +154,15 @@ pub struct Host<B: Backend> {
     clock: Clock,
     observers: Vec<Box<dyn Observer>>,
     wake: Arc<Notify>,
+    /// Control requests (a watcher's socket), handled inside the loop.
+    inbox: Option<tokio::sync::mpsc::UnboundedReceiver<Incoming>>,
+    identity: Option<Identity>,
+    /// The last few decisions, for `status`.
+    recent: VecDeque<(Timestamp, Decision)>,
 }
+
+/// How many decisions `status` shows.
+const RECENT: usize = 10;
 
 impl<B: Backend> Host<B> {
     /// A host for one agent `session`; `wake` is what the backend's wake callback notifies.
@@ -170,7 +182,20 @@ impl<B: Backend> Host<B> {
             clock,
             observers: Vec::new(),
             wake,
+            inbox: None,
+            identity: None,
+            recent: VecDeque::with_capacity(RECENT),
         }
+    }
+
+    /// Takes control requests from `inbox` while running (`drctl watch`).
+    pub fn serve(
+        &mut self,
+        inbox: tokio::sync::mpsc::UnboundedReceiver<Incoming>,
+        identity: Identity,
+    ) {
+        self.inbox = Some(inbox);
+        self.identity = Some(identity);
     }
 
     /// Adds an observer of commands, outputs and decisions.
@@ -224,6 +249,10 @@ impl<B: Backend> Host<B> {
                     for o in &mut self.observers {
                         o.decision(now, &d);
                     }
+                    if self.recent.len() == RECENT {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((now, d));
                 }
             }
         }
@@ -254,6 +283,7 @@ impl<B: Backend> Host<B> {
             for o in &mut self.observers {
                 o.settled(now, &self.engine);
             }
+            self.observers.retain(|o| !o.done());
             if done(&self.engine) {
                 return Ok(Stop::Done);
             }
@@ -288,9 +318,21 @@ impl<B: Backend> Host<B> {
                             None => std::future::pending::<()>().await,
                         }
                     };
+                    let inbox = async {
+                        match &mut self.inbox {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = sleep => {}
                         _ = self.wake.notified() => {}
+                        request = inbox => {
+                            match request {
+                                Some(request) => self.on_control(request)?,
+                                None => self.inbox = None,
+                            }
+                        }
                         _ = stop.as_mut() => return Ok(Stop::Signal),
                     }
                 }

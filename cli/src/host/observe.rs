@@ -19,6 +19,10 @@ pub trait Observer {
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
     /// The session is over: flush what is buffered.
     fn close(&mut self) {}
+    /// Whether this observer has finished its job (the host then drops it).
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 /// An observer the caller keeps a handle on (to read its findings after the run).
@@ -103,7 +107,22 @@ pub fn describe(t: Timestamp, d: &Decision) -> String {
 
 impl<W: Write> Observer for DecisionPrinter<W> {
     fn decision(&mut self, t: Timestamp, d: &Decision) {
-        tracing::info!(target: "drctl::decision", t = t.as_nanos(), r#type = d.type_name(), "{}", describe(t, d).trim_start());
+        let f = Fields::of(d);
+        tracing::info!(
+            target: "drctl::decision",
+            t = t.as_nanos(),
+            r#type = d.type_name(),
+            site = f.site,
+            reason = f.reason,
+            from = f.from,
+            to = f.to,
+            alarm = f.alarm,
+            class = f.class,
+            why = f.why,
+            error = f.error,
+            "{}",
+            describe(t, d).trim_start()
+        );
         let written = match self.format {
             Format::Json => {
                 let record = DecisionRecord {
@@ -118,6 +137,60 @@ impl<W: Write> Observer for DecisionPrinter<W> {
         };
         // stdout closed (a pipe's reader left): nothing useful left to do with it.
         let _ = written.and_then(|()| self.out.flush());
+    }
+}
+
+/// A decision's fields as log fields (`--log-format json` carries them all).
+#[derive(Default)]
+struct Fields<'a> {
+    site: Option<&'a str>,
+    reason: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    alarm: Option<&'a str>,
+    class: Option<&'a str>,
+    why: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(d: &'a Decision) -> Fields<'a> {
+        match d {
+            Decision::StartupConnected { site } => Fields {
+                site: Some(site),
+                ..Default::default()
+            },
+            Decision::StartupFailed { error } => Fields {
+                error: Some(error),
+                ..Default::default()
+            },
+            Decision::SwitchoverStarted { reason, from, to }
+            | Decision::SwitchoverCompleted { reason, from, to } => Fields {
+                reason: Some(reason.as_str()),
+                from: Some(from),
+                to: Some(to),
+                ..Default::default()
+            },
+            Decision::SwitchoverFailed { to, error } => Fields {
+                to: Some(to),
+                error: Some(error),
+                ..Default::default()
+            },
+            Decision::SwitchoverSuppressed { reason, why } => Fields {
+                reason: Some(reason.as_str()),
+                why: Some(why.as_str()),
+                ..Default::default()
+            },
+            Decision::AlarmRaised { alarm } | Decision::AlarmCleared { alarm } => Fields {
+                alarm: Some(alarm.as_str()),
+                ..Default::default()
+            },
+            Decision::LogoutClassified { reason, class } => Fields {
+                reason: Some(reason),
+                class: Some(class.as_str()),
+                ..Default::default()
+            },
+        }
     }
 }
 

@@ -1,0 +1,296 @@
+//! Alarms to upstream monitoring (`[[alarms.sinks]]`): every alarm raised or
+//! cleared and every switchover started, completed or failed goes to each
+//! sink. The engine never waits: decisions are queued to one task per sink,
+//! which delivers them in order (webhook: HTTP POST with timeout and retries;
+//! exec: a command with the notification in its environment, with a timeout).
+
+use crate::host::observe::Observer;
+use drctl_config::{SinkConfig, SinkKind};
+use drctl_policy::{Decision, Engine, Timestamp};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What a sink receives (the webhook's JSON body; exec's `DRCTL_*` variables).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Notification {
+    /// `alarm` or `switchover`.
+    pub event: &'static str,
+    /// alarm: `raised`/`cleared`; switchover: `started`/`completed`/`failed`.
+    pub state: &'static str,
+    /// The alarm's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<&'static str>,
+    /// The switchover's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The site left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A failed switchover's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The agent.
+    pub agent: String,
+    /// The site the agent is on (when the decision was made).
+    pub site: Option<String>,
+    /// Wall-clock time, RFC 3339.
+    pub time: String,
+    /// Nanoseconds since the session start.
+    pub t: u64,
+}
+
+impl Notification {
+    /// The notification for a decision, if sinks get it.
+    fn from_decision(
+        d: &Decision,
+        agent: &str,
+        site: Option<String>,
+        t: Timestamp,
+    ) -> Option<Self> {
+        let base = |event, state| Notification {
+            event,
+            state,
+            alarm: None,
+            reason: None,
+            from: None,
+            to: None,
+            error: None,
+            agent: agent.to_owned(),
+            site: site.clone(),
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            t: t.as_nanos(),
+        };
+        Some(match d {
+            Decision::AlarmRaised { alarm } => Notification {
+                alarm: Some(alarm.as_str()),
+                ..base("alarm", "raised")
+            },
+            Decision::AlarmCleared { alarm } => Notification {
+                alarm: Some(alarm.as_str()),
+                ..base("alarm", "cleared")
+            },
+            Decision::SwitchoverStarted { reason, from, to } => Notification {
+                reason: Some(reason.as_str()),
+                from: Some(from.to_string()),
+                to: Some(to.to_string()),
+                ..base("switchover", "started")
+            },
+            Decision::SwitchoverCompleted { reason, from, to } => Notification {
+                reason: Some(reason.as_str()),
+                from: Some(from.to_string()),
+                to: Some(to.to_string()),
+                ..base("switchover", "completed")
+            },
+            Decision::SwitchoverFailed { to, error } => Notification {
+                to: Some(to.to_string()),
+                error: Some(error.clone()),
+                ..base("switchover", "failed")
+            },
+            _ => return None,
+        })
+    }
+
+    /// The `DRCTL_*` environment of an exec sink.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("DRCTL_EVENT", self.event.to_owned()),
+            ("DRCTL_STATE", self.state.to_owned()),
+            ("DRCTL_AGENT", self.agent.clone()),
+            ("DRCTL_TIME", self.time.clone()),
+        ];
+        let optional = [
+            ("DRCTL_ALARM", self.alarm.map(str::to_owned)),
+            ("DRCTL_REASON", self.reason.map(str::to_owned)),
+            ("DRCTL_FROM", self.from.clone()),
+            ("DRCTL_TO", self.to.clone()),
+            ("DRCTL_ERROR", self.error.clone()),
+            ("DRCTL_SITE", self.site.clone()),
+        ];
+        env.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        env
+    }
+}
+
+/// How many notifications wait per sink before new ones are dropped (logged).
+const QUEUE: usize = 1024;
+
+/// The observer: queues notifications to each sink's task, never blocking.
+pub struct AlarmSinks {
+    agent: String,
+    site: Option<String>,
+    queues: Vec<(String, mpsc::Sender<Notification>)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    dropped: u64,
+}
+
+impl AlarmSinks {
+    /// Starts one delivery task per sink (on the current tokio runtime).
+    pub fn start(sinks: &[SinkConfig], agent: &str) -> anyhow::Result<AlarmSinks> {
+        let mut queues = Vec::new();
+        let mut tasks = Vec::new();
+        for sink in sinks {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let name = match sink.kind {
+                SinkKind::Webhook => format!("webhook {}", sink.url.as_deref().unwrap_or("")),
+                SinkKind::Exec => format!("exec {}", sink.command.join(" ")),
+            };
+            let deliver = Delivery::new(sink)?;
+            tasks.push(tokio::spawn(deliver.run(rx, name.clone())));
+            queues.push((name, tx));
+        }
+        Ok(AlarmSinks {
+            agent: agent.to_owned(),
+            site: None,
+            queues,
+            tasks,
+            dropped: 0,
+        })
+    }
+
+    /// Closes the queues (no more notifications); the delivery tasks finish
+    /// what is queued. Await them with [`drain`].
+    pub fn close(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.queues.clear();
+        std::mem::take(&mut self.tasks)
+    }
+}
+
+/// Waits up to `grace` for the sinks' queued notifications to go out (at shutdown).
+pub async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!(
+            "alarm sinks: undelivered notifications dropped after {} at shutdown",
+            humantime::format_duration(grace)
+        );
+    }
+}
+
+impl Observer for AlarmSinks {
+    fn decision(&mut self, t: Timestamp, d: &Decision) {
+        let Some(n) = Notification::from_decision(d, &self.agent, self.site.clone(), t) else {
+            return;
+        };
+        for (name, q) in &self.queues {
+            if q.try_send(n.clone()).is_err() {
+                self.dropped += 1;
+                // Log the first drop and then every 100th, not each one.
+                if self.dropped % 100 == 1 {
+                    tracing::warn!(
+                        "alarm sink {name} is behind: notification dropped ({} so far)",
+                        self.dropped
+                    );
+                }
+            }
+        }
+    }
+
+    fn settled(&mut self, _t: Timestamp, engine: &Engine) {
+        self.site = engine.view().site.map(|s| s.to_string());
+    }
+}
+
+/// One sink's delivery.
+enum Delivery {
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+        retries: u32,
+        backoff: Duration,
+    },
+    Exec {
+        command: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+impl Delivery {
+    fn new(sink: &SinkConfig) -> anyhow::Result<Delivery> {
+        Ok(match sink.kind {
+            SinkKind::Webhook => Delivery::Webhook {
+                client: reqwest::Client::builder()
+                    .timeout(sink.timeout)
+                    .user_agent(concat!("drctl/", env!("CARGO_PKG_VERSION")))
+                    .build()?,
+                url: sink.url.clone().unwrap_or_default(),
+                retries: sink.retries,
+                backoff: sink.retry_backoff,
+            },
+            SinkKind::Exec => Delivery::Exec {
+                command: sink.command.clone(),
+                timeout: sink.timeout,
+            },
+        })
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Notification>, name: String) {
+        while let Some(n) = rx.recv().await {
+            if let Err(e) = self.deliver(&n).await {
+                tracing::warn!(
+                    "alarm sink {name}: {} {} not delivered: {e}",
+                    n.event,
+                    n.state
+                );
+            }
+        }
+    }
+
+    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+        match self {
+            Delivery::Webhook {
+                client,
+                url,
+                retries,
+                backoff,
+            } => {
+                let mut delay = *backoff;
+                let mut attempt = 0;
+                loop {
+                    let sent = client.post(url).json(n).send().await;
+                    let err = match sent {
+                        Ok(r) if r.status().is_success() => return Ok(()),
+                        Ok(r) => anyhow::anyhow!("HTTP {}", r.status()),
+                        Err(e) => anyhow::anyhow!(e),
+                    };
+                    if attempt >= *retries {
+                        return Err(err.context(format!("after {} attempt(s)", attempt + 1)));
+                    }
+                    attempt += 1;
+                    tracing::debug!("alarm webhook {url}: {err}; retry {attempt} in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+            }
+            Delivery::Exec { command, timeout } => {
+                let (program, args) = command
+                    .split_first()
+                    .ok_or_else(|| anyhow::anyhow!("empty command"))?;
+                let mut child = tokio::process::Command::new(program)
+                    .args(args)
+                    .envs(n.env())
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()?;
+                match tokio::time::timeout(*timeout, child.wait()).await {
+                    Ok(status) => {
+                        let status = status?;
+                        anyhow::ensure!(status.success(), "exited with {status}");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        anyhow::bail!("killed after {}", humantime::format_duration(*timeout))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Prometheus metrics (`[metrics] listen`): a read-only `GET /metrics` in the
+//! OpenMetrics text format, fed by an observer of the host loop.
+
+use crate::host::observe::Observer;
+use bytes::Bytes;
+use drctl_plugin_api::messages::{Event as WireEvent, Output};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, Timestamp};
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabel {
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlarmLabel {
+    alarm: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SwitchLabel {
+    reason: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+/// The metrics of one agent session, and the observer that keeps them current.
+pub struct Metrics {
+    registry: Arc<Registry>,
+    site: Family<SiteLabel, Gauge>,
+    epoch: Gauge,
+    listener: Family<ListenerLabel, Gauge>,
+    alarm: Family<AlarmLabel, Gauge>,
+    alarms_active: Gauge,
+    paused: Gauge,
+    switchovers: Family<SwitchLabel, Counter>,
+    duration: Histogram,
+    phase: Family<PhaseLabel, Gauge>,
+    phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
+    faults: Counter,
+    in_flight: Option<(Timestamp, &'static str)>,
+    last: Option<(Timestamp, String, Option<String>)>,
+}
+
+impl Metrics {
+    /// Registers every metric, labelled with the agent.
+    pub fn new(agent: &str) -> Metrics {
+        let mut r = Registry::with_prefix_and_labels(
+            "drctl",
+            [(Cow::Borrowed("agent"), Cow::Owned(agent.to_owned()))].into_iter(),
+        );
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            site: Family::default(),
+            epoch: Gauge::default(),
+            listener: Family::default(),
+            alarm: Family::default(),
+            alarms_active: Gauge::default(),
+            paused: Gauge::default(),
+            switchovers: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            phase: Family::default(),
+            phase_seconds: Family::default(),
+            faults: Counter::default(),
+            in_flight: None,
+            last: None,
+        };
+        r.register(
+            "site",
+            "1 for the site the agent is on, 0 for the other",
+            m.site.clone(),
+        );
+        r.register(
+            "epoch",
+            "the current AIL connection's epoch",
+            m.epoch.clone(),
+        );
+        r.register(
+            "listener_up",
+            "1 when the listener's service is on (DN in service), 0 when off or unknown",
+            m.listener.clone(),
+        );
+        r.register("alarm_active", "1 while the alarm is up", m.alarm.clone());
+        r.register("alarms_active", "alarms up", m.alarms_active.clone());
+        r.register(
+            "paused",
+            "1 while automatic switchovers are paused (E3)",
+            m.paused.clone(),
+        );
+        r.register(
+            "switchovers",
+            "switchover outcomes by reason: completed, failed (one per failed attempt), suppressed",
+            m.switchovers.clone(),
+        );
+        r.register(
+            "switchover_duration_seconds",
+            "from switchover-started to switchover-completed",
+            m.duration.clone(),
+        );
+        r.register("phase", "1 for the engine's current phase", m.phase.clone());
+        r.register(
+            "phase_seconds",
+            "time spent in each phase",
+            m.phase_seconds.clone(),
+        );
+        r.register(
+            "backend_faults",
+            "backend disconnections and failed commands",
+            m.faults.clone(),
+        );
+        Metrics {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// The registry, for the HTTP endpoint.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+}
+
+fn up(s: ListenerStatus) -> i64 {
+    i64::from(s == ListenerStatus::On)
+}
+
+impl Observer for Metrics {
+    fn output(&mut self, _t: Timestamp, output: &Output) {
+        match output {
+            Output::Event {
+                event: WireEvent::Disconnected,
+                ..
+            }
+            | Output::Result { result: Err(_), .. } => {
+                self.faults.inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn decision(&mut self, t: Timestamp, d: &Decision) {
+        let count = |reason, outcome| SwitchLabel { reason, outcome };
+        match d {
+            Decision::SwitchoverStarted { reason, .. } => {
+                self.in_flight = Some((t, reason.as_str()))
+            }
+            Decision::SwitchoverCompleted { reason, .. } => {
+                self.switchovers
+                    .get_or_create(&count(reason.as_str(), "completed"))
+                    .inc();
+                if let Some((start, _)) = self.in_flight.take() {
+                    self.duration.observe((t - start).as_secs_f64());
+                }
+            }
+            Decision::SwitchoverFailed { .. } => {
+                let reason = self.in_flight.map_or("unknown", |(_, r)| r);
+                self.switchovers
+                    .get_or_create(&count(reason, "failed"))
+                    .inc();
+            }
+            Decision::SwitchoverSuppressed { reason, .. } => {
+                self.switchovers
+                    .get_or_create(&count(reason.as_str(), "suppressed"))
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn settled(&mut self, t: Timestamp, engine: &Engine) {
+        let v = engine.view();
+        let phase = serde_json::to_value(v.phase)
+            .ok()
+            .and_then(|p| p.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let site = v.site.map(|s| s.to_string());
+        if let Some((since, last_phase, last_site)) = self.last.take() {
+            let label = PhaseLabel {
+                phase: last_phase.clone(),
+            };
+            self.phase_seconds
+                .get_or_create(&label)
+                .inc_by((t - since).as_secs_f64());
+            if last_phase != phase {
+                self.phase.get_or_create(&label).set(0);
+            }
+            if let Some(s) = last_site.filter(|s| Some(s) != site.as_ref()) {
+                self.site.get_or_create(&SiteLabel { site: s }).set(0);
+            }
+        }
+        self.phase
+            .get_or_create(&PhaseLabel {
+                phase: phase.clone(),
+            })
+            .set(1);
+        if let Some(s) = &site {
+            self.site
+                .get_or_create(&SiteLabel { site: s.clone() })
+                .set(1);
+        }
+        self.last = Some((t, phase, site));
+        self.epoch
+            .set(v.epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
+        for (name, s) in [
+            ("telephony", v.telephony),
+            ("configuration", v.configuration),
+            ("statistic", v.statistic),
+            ("dn", v.dn),
+        ] {
+            self.listener
+                .get_or_create(&ListenerLabel { listener: name })
+                .set(up(s));
+        }
+        for a in Alarm::ALL {
+            let on = v.alarms.contains(&a);
+            self.alarm
+                .get_or_create(&AlarmLabel { alarm: a.as_str() })
+                .set(i64::from(on));
+        }
+        self.alarms_active
+            .set(i64::try_from(v.alarms.len()).unwrap_or(i64::MAX));
+        self.paused.set(i64::from(v.paused));
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("metrics endpoint: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let registry = registry.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &registry)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!("metrics connection: {e}");
+            }
+        });
+    }
+}
+
+fn respond<B>(req: &Request<B>, registry: &Registry) -> Response<Full<Bytes>> {
+    let reply = |status, content_type, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if req.method() != hyper::Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "read-only: GET /metrics\n".to_owned(),
+        );
+    }
+    if req.uri().path() != "/metrics" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "GET /metrics\n".to_owned(),
+        );
+    }
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
+        Ok(()) => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        ),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("encoding metrics: {e}\n"),
+        ),
+    }
+}

@@ -1,0 +1,407 @@
+//! The operator's surface of a running `drctl watch`, end to end on the real
+//! clock: control socket (status, pause, resume, switch through the watcher),
+//! alarm sinks (a webhook server and an exec command started by the test),
+//! the Prometheus endpoint, one watcher per agent, stale sockets.
+
+use drctl_e2e::{command, drctl};
+use std::io::Read;
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Starts on site1; site2's telephony goes off at 6 s (site-timeout 1 s).
+const SCENARIO: &str = r#"
+[deployment]
+preferred-site = "site1"
+first-site = "site1"
+register-delay = "200ms"
+site-timeout = "1s"
+end = "2m"
+
+[[events]]
+at = "6s"
+site = "site2"
+set = { telephony = "off" }
+"#;
+
+struct Watcher {
+    child: Child,
+    dir: tempfile::TempDir,
+    config: String,
+}
+
+impl Watcher {
+    fn start(extra_config: &str) -> Watcher {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ops.toml"), SCENARIO).unwrap();
+        let config = dir.path().join("drctl.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[control]\nsocket = \"{}\"\n{extra_config}",
+                dir.path().join("ctl.sock").display()
+            ),
+        )
+        .unwrap();
+        let config = config.to_string_lossy().into_owned();
+        let scenario = dir.path().join("ops.toml").to_string_lossy().into_owned();
+        let child = command(
+            &[
+                "--config",
+                &config,
+                "watch",
+                "--backend",
+                "mock",
+                "--scenario",
+                &scenario,
+                "--output",
+                "json",
+            ],
+            dir.path(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let w = Watcher { child, dir, config };
+        w.wait_for("the watcher to be up", |s| {
+            s["phase"] == "watching" && s["listeners"]["dn"] == "on"
+        });
+        w
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut full = vec!["--config", &self.config];
+        full.extend_from_slice(args);
+        command(&full, self.dir.path()).output().unwrap()
+    }
+
+    fn status(&self) -> Option<serde_json::Value> {
+        let out = self.run(&["status", "--output", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.status() {
+                if cond(&s) {
+                    return s;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(mut self) -> (Output, tempfile::TempDir) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "watcher did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_end(&mut stderr)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        (
+            Output {
+                status,
+                stdout,
+                stderr,
+            },
+            self.dir,
+        )
+    }
+}
+
+fn has_decision(s: &serde_json::Value, ty: &str, key: &str, value: &str) -> bool {
+    s["last_decisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["type"] == ty && d[key] == value)
+}
+
+/// A webhook receiver on loopback: collects the JSON bodies it is sent.
+fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let got = bodies.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            if let Ok(v) = serde_json::from_str(&body) {
+                got.lock().unwrap().push(v);
+            }
+            let _ = req.respond(tiny_http::Response::empty(204));
+        }
+    });
+    (url, bodies)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() {
+    let (url, bodies) = webhook();
+    let port = free_port();
+    let exec_log = tempfile::NamedTempFile::new().unwrap();
+    let extra = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{url}\"\n\
+         [[alarms.sinks]]\ntype = \"exec\"\n\
+         command = [\"sh\", \"-c\", \"echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON $DRCTL_FROM $DRCTL_TO >> {}\"]\n",
+        exec_log.path().display()
+    );
+    let w = Watcher::start(&extra);
+
+    // status: where the agent is.
+    let out = w.run(&["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("site1 (preferred site1), epoch 1, watching"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("telephony on, configuration on, statistic on, DN on"),
+        "{shown}"
+    );
+
+    // switch: the watcher performs it and answers with the timing table.
+    let out = w.run(&["switch", "--yes", "--to", "site2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a drctl watch runs for this agent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("switched site1 -> site2"), "{stderr}");
+    assert!(stderr.contains("DN back in service"), "{stderr}");
+    let progress = text(&out.stdout);
+    assert!(
+        progress.contains("switchover-started     operator site1 -> site2")
+            && progress.contains("switchover-completed   operator site1 -> site2"),
+        "{progress}"
+    );
+
+    // pause, then the trigger at 6 s is held.
+    assert!(w.run(&["pause"]).status.success());
+    let s = w.wait_for("the held trigger", |s| {
+        has_decision(s, "switchover-suppressed", "why", "paused")
+    });
+    assert_eq!(s["paused"], true);
+    assert_eq!(s["site"], "site2");
+    assert_eq!(s["listeners"]["telephony"], "off");
+
+    // resume: the trigger still holds, so the switchover goes ahead.
+    assert!(w.run(&["resume"]).status.success());
+    let s = w.wait_for("the switchover after resume", |s| {
+        s["site"] == "site1" && s["phase"] == "watching"
+    });
+    assert_eq!(s["paused"], false);
+    assert!(has_decision(
+        &s,
+        "switchover-completed",
+        "reason",
+        "telephony-timeout"
+    ));
+
+    // metrics: the outcomes, by reason.
+    let metrics = scrape(port);
+    for line in [
+        "drctl_site{agent=\"agent\",site=\"site1\"} 1",
+        "drctl_site{agent=\"agent\",site=\"site2\"} 0",
+        "drctl_paused{agent=\"agent\"} 0",
+        "drctl_switchovers_total{agent=\"agent\",reason=\"operator\",outcome=\"completed\"} 1",
+        "drctl_switchovers_total{agent=\"agent\",reason=\"telephony-timeout\",outcome=\"suppressed\"} 1",
+        "drctl_switchovers_total{agent=\"agent\",reason=\"telephony-timeout\",outcome=\"completed\"} 1",
+        "drctl_switchover_duration_seconds_count{agent=\"agent\"} 2",
+        "drctl_phase{agent=\"agent\",phase=\"watching\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+
+    let (out, _dir) = w.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // The webhook got every switchover start and completion, in order.
+    let got: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            assert_eq!(b["agent"], "agent");
+            assert!(b["time"].as_str().unwrap().ends_with('Z'));
+            format!(
+                "{} {} {} {}>{}",
+                b["event"].as_str().unwrap(),
+                b["state"].as_str().unwrap(),
+                b["reason"].as_str().unwrap_or("-"),
+                b["from"].as_str().unwrap_or("-"),
+                b["to"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "switchover started operator site1>site2",
+            "switchover completed operator site1>site2",
+            "switchover started telephony-timeout site2>site1",
+            "switchover completed telephony-timeout site2>site1",
+        ]
+    );
+    let exec = std::fs::read_to_string(exec_log.path()).unwrap();
+    assert_eq!(
+        exec,
+        "switchover started operator site1 site2\n\
+         switchover completed operator site1 site2\n\
+         switchover started telephony-timeout site2 site1\n\
+         switchover completed telephony-timeout site2 site1\n"
+    );
+}
+
+#[test]
+fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
+    let w = Watcher::start("");
+    let socket = w.dir.path().join("ctl.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let second = w.run(&[
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        "plugins/mock/scenarios/demo.toml",
+    ]);
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = text(&second.stderr);
+    assert!(
+        stderr.contains("another drctl watch is running for agent agent"),
+        "{stderr}"
+    );
+    let (out, dir) = w.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!socket.exists(), "the socket is removed on a clean stop");
+
+    // A socket left behind by a watcher that died: nobody answers on it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let config = dir.path().join("drctl.toml");
+    let w = Watcher {
+        child: command(
+            &[
+                "--config",
+                &config.to_string_lossy(),
+                "watch",
+                "--backend",
+                "mock",
+                "--scenario",
+                &dir.path().join("ops.toml").to_string_lossy(),
+            ],
+            dir.path(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+        config: config.to_string_lossy().into_owned(),
+        dir,
+    };
+    w.wait_for("the watcher on the recovered socket", |s| {
+        s["phase"] == "watching"
+    });
+    let (out, _) = w.stop();
+    assert!(
+        text(&out.stderr).contains("replacing the stale control socket"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn clients_without_a_watcher_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket = \"{}\"\n",
+            dir.path().join("none.sock").display()
+        ),
+    )
+    .unwrap();
+    let out = drctl(&["--config", &config.to_string_lossy(), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no drctl watch answers on"));
+}
+
+#[test]
+fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
+    // Accepts connections and never answers.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_url = format!("http://{}/hook", hang.local_addr().unwrap());
+    let down_url = format!("http://127.0.0.1:{}/hook", free_port());
+    let extra = format!(
+        "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"30s\"\n\
+         [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{down_url}\"\nretries = 5\n\
+         [[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"sleep\", \"60\"]\ntimeout = \"30s\"\n"
+    );
+    let w = Watcher::start(&extra);
+    for to in ["site2", "site1", "site2"] {
+        let out = w.run(&["switch", "--yes", "--to", to]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let s = w.status().unwrap();
+    assert_eq!(s["site"], "site2");
+    drop(hang);
+    let (out, _) = w.stop();
+    assert_eq!(out.status.code(), Some(0));
+}
