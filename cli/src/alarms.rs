@@ -121,6 +121,8 @@ const QUEUE: usize = 1024;
 /// The observer: queues notifications to each sink's task, never blocking.
 pub struct AlarmSinks {
     agent: String,
+    /// Fleet mode: name each decision's own agent.
+    fleet: bool,
     site: Option<String>,
     queues: Vec<(String, mpsc::Sender<Notification>)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -128,8 +130,9 @@ pub struct AlarmSinks {
 }
 
 impl AlarmSinks {
-    /// Starts one delivery task per sink (on the current tokio runtime).
-    pub fn start(sinks: &[SinkConfig], agent: &str) -> anyhow::Result<AlarmSinks> {
+    /// Starts one delivery task per sink (on the current tokio runtime);
+    /// `fleet`: notifications name each decision's agent instead of `agent`.
+    pub fn start(sinks: &[SinkConfig], agent: &str, fleet: bool) -> anyhow::Result<AlarmSinks> {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         for sink in sinks {
@@ -144,6 +147,7 @@ impl AlarmSinks {
         }
         Ok(AlarmSinks {
             agent: agent.to_owned(),
+            fleet,
             site: None,
             queues,
             tasks,
@@ -175,8 +179,13 @@ pub async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
 }
 
 impl Observer for AlarmSinks {
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
-        let Some(n) = Notification::from_decision(d, &self.agent, self.site.clone(), t) else {
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        let (name, site) = if self.fleet {
+            (agent, None)
+        } else {
+            (self.agent.as_str(), self.site.clone())
+        };
+        let Some(n) = Notification::from_decision(d, name, site, t) else {
             return;
         };
         for (name, q) in &self.queues {

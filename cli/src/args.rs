@@ -20,7 +20,7 @@ pub struct Cli {
 }
 
 /// Options every subcommand accepts.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Config file to read instead of ./drctl.toml (it must exist).
     #[arg(long, global = true, value_name = "FILE")]

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod control;
 mod exit;
+mod fleet;
 mod host;
 mod logging;
 mod metrics;

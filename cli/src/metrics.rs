@@ -157,7 +157,7 @@ impl Observer for Metrics {
         }
     }
 
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         let count = |reason, outcome| SwitchLabel { reason, outcome };
         match d {
             Decision::SwitchoverStarted { reason, .. } => {

@@ -119,19 +119,35 @@ pub struct Prepared {
     pub config: Config,
 }
 
-/// Loads config and plugin and builds the host (SPEC §4, §7).
-pub fn prepare(
+/// What a session runs with before anything starts: the effective config
+/// (sites and first site resolved), the backend and its JSON config, and what
+/// a mock scenario says about its end and its fleet.
+pub struct Setup {
+    /// The effective config.
+    pub cfg: Config,
+    /// The backend's name.
+    pub backend: String,
+    /// The backend's JSON config.
+    pub plugin_cfg: serde_json::Value,
+    /// Where the scenario ends (mock).
+    pub end: Option<Timestamp>,
+    /// How many agents the scenario is written for (mock `deployment.agents`).
+    pub agents: Option<u32>,
+}
+
+/// Loads the config layers and, for the mock, the scenario's own settings (SPEC §6, §7).
+pub fn setup(
     global: &crate::args::GlobalArgs,
-    args: &SessionArgs,
-    kind: SessionKind,
-) -> Result<Prepared, CliError> {
+    backend: Option<&str>,
+    scenario: Option<&std::path::Path>,
+) -> Result<Setup, CliError> {
     let mut opts = global.load_options();
-    if let Some(b) = &args.backend {
-        opts.overrides.push(("backend.name".into(), b.clone()));
+    if let Some(b) = backend {
+        opts.overrides.push(("backend.name".into(), b.to_owned()));
     }
     let mut cfg: Config = Config::load(&opts).or_else(|e| {
         // A mock drill needs no site config: it brings its own deployment.
-        if args.scenario.is_some() && e.key() == Some("sites") {
+        if scenario.is_some() && e.key() == Some("sites") {
             Config::load(&mock_sites_options(opts.clone()))
         } else {
             Err(e)
@@ -143,9 +159,10 @@ pub fn prepare(
     }
     let mut plugin_cfg = cfg.backend.table_json(&backend);
     let mut end = None;
+    let mut agents = None;
     if backend == "mock" {
-        let scenario = match &args.scenario {
-            Some(p) => p.clone(),
+        let scenario = match scenario {
+            Some(p) => p.to_owned(),
             None => plugin_cfg
                 .get("scenario")
                 .and_then(|v| v.as_str())
@@ -161,6 +178,7 @@ pub fn prepare(
             .map_err(CliError::bad_input)?;
         let meta = scenario_meta(&scenario).map_err(CliError::bad_input)?;
         end = meta.end.map(|d| Timestamp::ZERO + d);
+        agents = meta.agents;
         if meta.first_site.is_some() {
             cfg.startup.first_site = meta.first_site;
         }
@@ -188,35 +206,77 @@ pub fn prepare(
     if cfg.startup.first_site.is_none() {
         cfg.startup.first_site = cfg.sites.first().map(|s| s.name.clone());
     }
-    let engine = new_engine(&cfg, kind)?;
+    Ok(Setup {
+        cfg,
+        backend,
+        plugin_cfg,
+        end,
+        agents,
+    })
+}
+
+/// Loads config and plugin and builds the host (SPEC §4, §7).
+pub fn prepare(
+    global: &crate::args::GlobalArgs,
+    args: &SessionArgs,
+    kind: SessionKind,
+) -> Result<Prepared, CliError> {
+    let Setup {
+        cfg,
+        backend,
+        plugin_cfg,
+        end,
+        ..
+    } = setup(global, args.backend.as_deref(), args.scenario.as_deref())?;
     let plugin = load_backend(&cfg, &backend, args.clock)?;
-    // The mock needs no credentials (it takes them if configured); a real backend does.
-    let password = if backend == "mock" && !cfg.has_password_source() {
-        Password::new("")
+    let fleet = kind == SessionKind::Watch && !cfg.agents.is_empty();
+    let agents = if fleet {
+        if args.record.is_some() {
+            return Err(CliError::bad_input(anyhow!(
+                "--record is not supported in fleet mode ([[agents]]) yet: record one agent at a time"
+            )));
+        }
+        crate::fleet::configured_agents(&cfg, kind, &backend)?
     } else {
-        Password::new(cfg.resolve_password()?.expose())
+        vec![(
+            SESSION.to_owned(),
+            password_for(&cfg, &backend)?,
+            new_engine(&cfg, kind)?,
+        )]
     };
     let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
     let clock = match args.clock {
         ClockKind::Real => Clock::real(),
         ClockKind::Virtual => Clock::virtual_at_zero(),
     };
-    let mut host = Host::new(engine, instance, SESSION.into(), password, clock, wake);
+    let mut host = Host::fleet(agents, instance, clock, wake);
     if let Some(path) = &args.record {
         let header = recording_header(&cfg, &backend, kind, args.clock, SESSION);
         let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
         host.observe(Box::new(recorder));
     }
-    host.observe(Box::new(DecisionPrinter::new(
-        std::io::stdout(),
-        args.output.into(),
-    )));
+    let printer = DecisionPrinter::new(std::io::stdout(), args.output.into());
+    host.observe(Box::new(if fleet {
+        printer.with_agents()
+    } else {
+        printer
+    }));
     Ok(Prepared {
         backend,
         end,
         host,
         config: cfg,
     })
+}
+
+/// The password for `cfg`'s `[agent]`: the mock needs none (it takes one if
+/// configured); a real backend does.
+pub fn password_for(cfg: &Config, backend: &str) -> Result<Password, CliError> {
+    if backend == "mock" && !cfg.has_password_source() {
+        Ok(Password::new(""))
+    } else {
+        Ok(Password::new(cfg.resolve_password()?.expose()))
+    }
 }
 
 impl From<OutputFormat> for Format {
@@ -230,6 +290,11 @@ impl From<OutputFormat> for Format {
 
 /// The engine for `cfg` (sites and first site resolved), as `kind` runs it.
 pub fn new_engine(cfg: &Config, kind: SessionKind) -> Result<Engine, CliError> {
+    Engine::new(engine_config(cfg, kind)?).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))
+}
+
+/// The engine config for `cfg` (sites and first site resolved), as `kind` runs it.
+pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, CliError> {
     let sites: [SiteConfig; 2] = match cfg.sites.as_slice() {
         [a, b] => [a, b].map(|s| SiteConfig {
             name: s.name.as_str().into(),
@@ -272,7 +337,7 @@ pub fn new_engine(cfg: &Config, kind: SessionKind) -> Result<Engine, CliError> {
         switchover_jitter: cfg.policy.switchover_jitter,
         seed: cfg.policy.seed,
     };
-    Engine::new(engine_cfg).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))
+    Ok(engine_cfg)
 }
 
 /// Finds and loads the backend plugin `name`; refuses a virtual clock for a
@@ -379,6 +444,7 @@ fn mock_sites_options(mut opts: drctl_config::LoadOptions) -> drctl_config::Load
 struct ScenarioMeta {
     first_site: Option<String>,
     end: Option<std::time::Duration>,
+    agents: Option<u32>,
 }
 
 fn scenario_meta(path: &std::path::Path) -> anyhow::Result<ScenarioMeta> {
@@ -397,9 +463,14 @@ fn scenario_meta(path: &std::path::Path) -> anyhow::Result<ScenarioMeta> {
             })
         })
         .transpose()?;
+    let agents = deployment
+        .and_then(|d| d.get("agents"))
+        .and_then(|v| v.as_integer())
+        .and_then(|n| u32::try_from(n).ok());
     Ok(ScenarioMeta {
         first_site: get("first-site").map(str::to_owned),
         end,
+        agents,
     })
 }
 

@@ -17,6 +17,9 @@ use crate::serde_util::{duration, opt_duration, opt_lenient_string};
 pub struct Config {
     /// `[agent]`: who logs in and how.
     pub agent: AgentConfig,
+    /// `[[agents]]`: fleet mode, many agents in one watcher (each like
+    /// `[agent]`; a missing password source falls back to `[agent]`'s).
+    pub agents: Vec<AgentConfig>,
     /// `[[sites]]`: exactly two sites.
     pub sites: Vec<SiteConfig>,
     /// `[startup]`: S1 and S5.

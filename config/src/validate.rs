@@ -20,6 +20,7 @@ impl Config {
         self.validate_policy()?;
         self.validate_backend()?;
         self.validate_monitoring()?;
+        self.validate_fleet()?;
         for (key, value) in [
             ("person-annex-section", &self.genesys.person_annex_section),
             ("preferred-app-option", &self.genesys.preferred_app_option),
@@ -334,6 +335,30 @@ impl Config {
                     &["backend", name],
                     "unknown key: expected one of: name, plugin-dirs, or a [backend.<plugin>] table",
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[agents]]`: each named, no name twice.
+    fn validate_fleet(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            let name = a.username.as_deref().unwrap_or("").trim();
+            let invalid = |message: String| ConfigError::Invalid {
+                origin: self.origin(&["agents"]),
+                key: format!("agents[{i}].username"),
+                message,
+            };
+            if name.is_empty() {
+                return Err(invalid(
+                    "missing: every [[agents]] entry needs a username".to_owned(),
+                ));
+            }
+            if !seen.insert(name.to_owned()) {
+                return Err(invalid(format!(
+                    "{name:?} appears twice: expected one entry per agent"
+                )));
             }
         }
         Ok(())

@@ -84,6 +84,7 @@ fn the_example_is_valid_and_complete() {
     full.policy.site_timeout = Some(Duration::from_secs(1));
     full.policy.site_sip_register_timeout = Some(Duration::from_secs(1));
     full.control.socket = Some("/x".into());
+    full.agents = vec![config.agent.clone()];
     full.metrics.listen = Some("127.0.0.1:1".into());
     full.alarms.sinks = vec![drctl_config::SinkConfig {
         url: Some("http://x".into()),
@@ -292,7 +293,7 @@ fn unknown_keys() {
     expect_invalid(
         "[polcy]\nx = 1\n",
         "polcy",
-        "unknown key: expected one of: agent, sites",
+        "unknown key: expected one of: agent, agents, sites",
     );
     expect_invalid(
         "[[sites]]\nname = \"s3\"\ncs-proxy = \"h:1\"\napp-name = \"a\"\nport = 1\n",

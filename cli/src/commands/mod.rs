@@ -5,6 +5,7 @@ pub mod config;
 pub mod pause;
 pub mod plugins;
 pub mod replay;
+pub mod simulate;
 pub mod startup;
 pub mod status;
 pub mod switch;
@@ -32,6 +33,8 @@ pub enum Command {
     Switch(switch::SwitchArgs),
     /// Replay a recorded session through today's policy; --check compares.
     Replay(replay::ReplayArgs),
+    /// Run a fleet of agents through a mock scenario and report how it recovers.
+    Simulate(simulate::SimulateArgs),
     /// Show what the running watcher sees (site, listeners, timers, alarms).
     Status(status::StatusArgs),
     /// Hold the running watcher's automatic switchovers (E3).
@@ -49,6 +52,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),
         Command::Replay(args) => replay::run(args, global),
+        Command::Simulate(args) => simulate::run(args, global),
         Command::Status(args) => status::run(args, global),
         Command::Pause(args) => pause::pause(args, global),
         Command::Resume(args) => pause::resume(args, global),

@@ -27,7 +27,7 @@ pub fn run(args: StartupArgs, global: &GlobalArgs) -> CliResult {
         })
         .await
         .map_err(CliError::failed)?;
-        let view = host.engine.view();
+        let view = host.engine().view();
         host.shutdown().map_err(CliError::failed)?;
         Ok::<_, CliError>(view)
     })?;

@@ -76,7 +76,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         })
         .await
         .map_err(CliError::failed)?;
-        let view = host.engine.view();
+        let view = host.engine().view();
         if view.phase != PhaseKind::Watching {
             return Err(CliError::failed(anyhow!("startup failed: no site reached")));
         }
@@ -102,8 +102,8 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         host.run(Some(deadline), &mut stop, verified)
             .await
             .map_err(CliError::failed)?;
-        let ok = verified(&host.engine);
-        let view = host.engine.view();
+        let ok = verified(host.engine());
+        let view = host.engine().view();
         host.shutdown().map_err(CliError::failed)?;
         progress.finish();
         print_table(&times.borrow());

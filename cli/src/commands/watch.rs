@@ -28,6 +28,27 @@ pub struct WatchArgs {
     /// Stop at the scenario's `end` (mock backend).
     #[arg(long)]
     until_end: bool,
+    /// Fleet mode: a TOML file of `[[agents]]` entries (like `[agent]`), one
+    /// backend session each; replaces the config's `[[agents]]`.
+    #[arg(long, value_name = "FILE")]
+    agents: Option<std::path::PathBuf>,
+}
+
+/// A `--agents FILE`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsFile {
+    agents: Vec<drctl_config::AgentConfig>,
+}
+
+/// The `--set agents=[...]` override that puts `file`'s agents in the config.
+fn agents_override(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("--agents {}", file.display()))?;
+    let parsed: AgentsFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim()))?;
+    let value = toml::Value::try_from(&parsed.agents)?;
+    Ok(("agents".to_owned(), value.to_string()))
 }
 
 /// How long queued alarm notifications may take to go out at shutdown.
@@ -35,7 +56,14 @@ const SINK_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs `drctl watch`.
 pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
-    let mut prepared = prepare(global, &args.session, SessionKind::Watch)?;
+    let mut global = global.clone();
+    if let Some(file) = &args.agents {
+        global
+            .set
+            .push(agents_override(file).map_err(CliError::bad_input)?);
+    }
+    let mut prepared = prepare(&global, &args.session, SessionKind::Watch)?;
+    let fleet = prepared.host.len() > 1 || !prepared.config.agents.is_empty();
     let end = if args.until_end {
         Some(prepared.end.ok_or_else(|| {
             CliError::bad_input(anyhow::anyhow!(
@@ -50,7 +78,14 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
     let agent = agent_name(&cfg);
     // A live watcher owns the agent's control socket; a virtual-clock run is
     // over in milliseconds and takes none (so drills can run side by side).
-    let live = args.session.clock == ClockKind::Real;
+    // Fleet mode has no per-agent control socket or metrics yet (they follow one agent).
+    let live = args.session.clock == ClockKind::Real && !fleet;
+    if fleet {
+        tracing::info!(
+            "fleet mode: {} agents; no control socket or metrics endpoint (one-agent features)",
+            prepared.host.len()
+        );
+    }
     let server = if live {
         let path = control_socket(&cfg);
         Some(std::sync::Arc::new(
@@ -61,7 +96,7 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
     };
     runtime()?.block_on(async {
         let host = &mut prepared.host;
-        if let Some(listen) = &cfg.metrics.listen {
+        if let Some(listen) = cfg.metrics.listen.as_ref().filter(|_| !fleet) {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("metrics.listen {listen}"))
@@ -74,7 +109,8 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
         let sinks = if cfg.alarms.sinks.is_empty() {
             None
         } else {
-            let sinks = AlarmSinks::start(&cfg.alarms.sinks, &agent).map_err(CliError::failed)?;
+            let sinks =
+                AlarmSinks::start(&cfg.alarms.sinks, &agent, fleet).map_err(CliError::failed)?;
             let sinks = Rc::new(RefCell::new(sinks));
             host.observe(Box::new(Shared(sinks.clone())));
             Some(sinks)
@@ -93,7 +129,7 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
             let server = server.clone();
             tokio::spawn(async move { server.serve(tx).await })
         });
-        host.inject(drctl_policy::Event::Start)
+        host.inject_all(drctl_policy::Event::Start)
             .map_err(CliError::failed)?;
         let mut stop = stop_on_signal();
         let why = host

@@ -231,7 +231,7 @@ impl Checker {
 }
 
 impl Observer for Checker {
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         self.now_count += 1;
         let now = Timed {
             t,
@@ -387,6 +387,7 @@ impl Verdict {
         }
         fn record(d: &Option<Timed>) -> Option<DecisionRecord<'_>> {
             d.as_ref().map(|d| DecisionRecord {
+                agent: None,
                 t: d.t.as_nanos(),
                 decision: &d.decision,
             })

@@ -17,7 +17,8 @@ use crate::host::observe::Observer;
 use crate::host::serve::Identity;
 use drctl_plugin_api::messages::{Input, Output, Password};
 use drctl_policy::{Action, Decision, Engine, Event, Timestamp};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -144,20 +145,34 @@ pub enum Stop {
 /// A future that resolves when the run should stop (a signal).
 pub type StopFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
-/// The engine, the backend and the observers of one agent session.
-pub struct Host<B: Backend> {
-    /// The policy engine.
-    pub engine: Engine,
-    backend: B,
+/// One agent's session: its engine and what the host needs to speak for it.
+struct Agent {
     session: String,
     password: Password,
+    engine: Engine,
+    /// The deadline last pushed on the timer heap for this agent.
+    armed: Option<Timestamp>,
+    /// The engine panicked: this agent is stopped, the others go on.
+    failed: bool,
+}
+
+/// The engines, the backend and the observers of one host: one agent
+/// session (`watch`, `startup`, `switch`, `replay`) or a fleet of them, all
+/// served by one backend instance through their session ids (SPEC §5).
+pub struct Host<B: Backend> {
+    agents: Vec<Agent>,
+    /// Session id -> index in `agents`.
+    by_session: HashMap<String, usize>,
+    /// Every agent's next deadline; stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    backend: B,
     clock: Clock,
     observers: Vec<Box<dyn Observer>>,
     wake: Arc<Notify>,
     /// Control requests (a watcher's socket), handled inside the loop.
     inbox: Option<tokio::sync::mpsc::UnboundedReceiver<Incoming>>,
     identity: Option<Identity>,
-    /// The last few decisions, for `status`.
+    /// The first agent's last few decisions, for `status`.
     recent: VecDeque<(Timestamp, Decision)>,
 }
 
@@ -174,11 +189,36 @@ impl<B: Backend> Host<B> {
         clock: Clock,
         wake: Arc<Notify>,
     ) -> Self {
+        Self::fleet(vec![(session, password, engine)], backend, clock, wake)
+    }
+
+    /// A host for many agents `(session, password, engine)` on one backend.
+    pub fn fleet(
+        agents: Vec<(String, Password, Engine)>,
+        backend: B,
+        clock: Clock,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let by_session = agents
+            .iter()
+            .enumerate()
+            .map(|(i, (session, _, _))| (session.clone(), i))
+            .collect();
+        let agents = agents
+            .into_iter()
+            .map(|(session, password, engine)| Agent {
+                session,
+                password,
+                engine,
+                armed: None,
+                failed: false,
+            })
+            .collect();
         Host {
-            engine,
+            agents,
+            by_session,
+            timers: BinaryHeap::new(),
             backend,
-            session,
-            password,
             clock,
             observers: Vec::new(),
             wake,
@@ -186,6 +226,16 @@ impl<B: Backend> Host<B> {
             identity: None,
             recent: VecDeque::with_capacity(RECENT),
         }
+    }
+
+    /// The (first) agent's engine.
+    pub fn engine(&self) -> &Engine {
+        &self.agents[0].engine
+    }
+
+    /// How many agents this host runs.
+    pub fn len(&self) -> usize {
+        self.agents.len()
     }
 
     /// Takes control requests from `inbox` while running (`drctl watch`).
@@ -208,64 +258,145 @@ impl<B: Backend> Host<B> {
         self.clock.now()
     }
 
-    /// Feeds an event to the engine now and carries out what follows.
+    /// Feeds an event to the (first) agent's engine now and carries out what follows.
     pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
         let now = self.now();
         for o in &mut self.observers {
             o.input(now, &event);
         }
-        self.engine.handle_event(now, event);
+        self.engine_call(0, |e| e.handle_event(now, event));
+        self.carry_out(0, now)?;
         self.pump(now)
     }
 
-    /// Everything due at `now`: backend outputs, engine timers, actions.
+    /// Feeds `event` to every agent's engine now (fleet start and stop).
+    pub fn inject_all(&mut self, event: Event) -> Result<(), HostError> {
+        let now = self.now();
+        for o in &mut self.observers {
+            o.input(now, &event);
+        }
+        for i in 0..self.agents.len() {
+            let ev = event.clone();
+            self.engine_call(i, |e| e.handle_event(now, ev));
+            self.carry_out(i, now)?;
+        }
+        self.pump(now)
+    }
+
+    /// Runs `f` on agent `i`'s engine, unless it failed before; a panic stops
+    /// that agent only (logged), never the host or the other agents.
+    fn engine_call(&mut self, i: usize, f: impl FnOnce(&mut Engine)) {
+        let Some(agent) = self.agents.get_mut(i) else {
+            return;
+        };
+        if agent.failed {
+            return;
+        }
+        let engine = &mut agent.engine;
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))) {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(
+                agent = %agent.session,
+                "the policy engine of {} panicked ({what}); this agent is stopped, the others go on",
+                agent.session
+            );
+            agent.failed = true;
+            agent.armed = None;
+        }
+    }
+
+    /// Everything due at `now`: agents' timers, backend outputs, actions.
     fn pump(&mut self, now: Timestamp) -> Result<(), HostError> {
-        self.engine.handle_timeout(now);
-        self.carry_out(now)?;
+        while let Some(&Reverse((at, i))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            // Only the latest deadline pushed for an agent is live.
+            if self.agents[i].armed != Some(at) {
+                continue;
+            }
+            self.agents[i].armed = None;
+            self.engine_call(i, |e| e.handle_timeout(now));
+            self.carry_out(i, now)?;
+        }
         while let Some(output) = self.backend.poll_output(now.as_nanos())? {
             for o in &mut self.observers {
                 o.output(now, &output);
             }
+            let session = match &output {
+                Output::Result { session, .. } | Output::Event { session, .. } => session,
+                _ => continue,
+            };
+            let Some(&i) = self.by_session.get(session) else {
+                tracing::debug!("output for unknown session {session:?} ignored");
+                continue;
+            };
             if let Some(event) = translate::output_to_event(output) {
-                self.engine.handle_event(now, event);
-                self.carry_out(now)?;
+                self.engine_call(i, |e| e.handle_event(now, event));
+                self.carry_out(i, now)?;
             }
         }
         Ok(())
     }
 
-    /// Carries out the engine's queued actions.
-    fn carry_out(&mut self, now: Timestamp) -> Result<(), HostError> {
-        while let Some(action) = self.engine.poll_action() {
+    /// Carries out agent `i`'s queued actions and re-arms its timer.
+    fn carry_out(&mut self, i: usize, now: Timestamp) -> Result<(), HostError> {
+        while let Some(action) = self.agents[i].engine.poll_action() {
             match action {
                 Action::Command(cmd) => {
-                    let input = translate::command_to_input(&self.session, cmd, &self.password);
+                    let agent = &self.agents[i];
+                    let input = translate::command_to_input(&agent.session, cmd, &agent.password);
                     for o in &mut self.observers {
                         o.command(now, &input);
                     }
                     self.backend.handle(now.as_nanos(), &input)?;
                 }
                 Action::Decision(d) => {
+                    let session = &self.agents[i].session;
                     for o in &mut self.observers {
-                        o.decision(now, &d);
+                        o.decision(now, session, &d);
                     }
-                    if self.recent.len() == RECENT {
-                        self.recent.pop_front();
+                    if i == 0 {
+                        if self.recent.len() == RECENT {
+                            self.recent.pop_front();
+                        }
+                        self.recent.push_back((now, d));
                     }
-                    self.recent.push_back((now, d));
                 }
+            }
+        }
+        let agent = &mut self.agents[i];
+        let next = if agent.failed {
+            None
+        } else {
+            agent.engine.poll_timeout()
+        };
+        if next != agent.armed {
+            agent.armed = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, i)));
             }
         }
         Ok(())
     }
 
-    /// The earliest deadline of engine and backend.
-    fn next_deadline(&self) -> Option<Timestamp> {
+    /// The earliest deadline of the agents and the backend.
+    fn next_deadline(&mut self) -> Option<Timestamp> {
+        // Drop stale heap entries so the top is a live deadline.
+        while let Some(&Reverse((at, i))) = self.timers.peek() {
+            if self.agents[i].armed == Some(at) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let engines = self.timers.peek().map(|Reverse((at, _))| *at);
         let backend = self.backend.poll_timeout().map(Timestamp::from_nanos);
-        [self.engine.poll_timeout(), backend]
-            .into_iter()
-            .flatten()
-            .min()
+        [engines, backend].into_iter().flatten().min()
     }
 
     /// Runs until `done` holds, `end` is reached, `stop` resolves, or (virtual
@@ -281,10 +412,10 @@ impl<B: Backend> Host<B> {
             let now = self.now();
             self.pump(now)?;
             for o in &mut self.observers {
-                o.settled(now, &self.engine);
+                o.settled(now, &self.agents[0].engine);
             }
             self.observers.retain(|o| !o.done());
-            if done(&self.engine) {
+            if done(&self.agents[0].engine) {
                 return Ok(Stop::Done);
             }
             if end.is_some_and(|e| now >= e) {
@@ -342,7 +473,7 @@ impl<B: Backend> Host<B> {
 
     /// Sends `shutdown` through the engine, drains what follows and closes the observers.
     pub fn shutdown(&mut self) -> Result<(), HostError> {
-        self.inject(Event::Shutdown)?;
+        self.inject_all(Event::Shutdown)?;
         let now = self.now();
         let drained = self.pump(now);
         self.close();
@@ -354,5 +485,101 @@ impl<B: Backend> Host<B> {
         for o in &mut self.observers {
             o.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::observe::Observer;
+    use drctl_policy::EngineConfig;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A backend that takes every command and never answers.
+    struct Silent;
+
+    impl Backend for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn handle(&mut self, _now: u64, _input: &Input) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn poll_output(&mut self, _now: u64) -> Result<Option<Output>, HostError> {
+            Ok(None)
+        }
+        fn poll_timeout(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    /// The sessions commands were sent for.
+    struct Sent(Rc<RefCell<Vec<String>>>);
+
+    impl Observer for Sent {
+        fn command(&mut self, _t: Timestamp, input: &Input) {
+            let Input::Command { session, .. } = input;
+            self.0.borrow_mut().push(session.clone());
+        }
+    }
+
+    fn fleet(names: &[&str]) -> Host<Silent> {
+        let agents = names
+            .iter()
+            .map(|n| {
+                let engine = Engine::new(EngineConfig::two_sites(n)).unwrap();
+                ((*n).to_owned(), Password::new(""), engine)
+            })
+            .collect();
+        Host::fleet(
+            agents,
+            Silent,
+            Clock::virtual_at_zero(),
+            Arc::new(Notify::new()),
+        )
+    }
+
+    #[test]
+    fn a_panicking_engine_stops_its_agent_only() {
+        let mut host = fleet(&["ann", "bob", "cid"]);
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        host.observe(Box::new(Sent(sent.clone())));
+        host.engine_call(1, |_| panic!("a bug in the policy"));
+        assert!(host.agents[1].failed);
+        host.inject_all(Event::Start).unwrap();
+        // ann and cid connect (S1); bob's engine is stopped and sends nothing.
+        assert_eq!(*sent.borrow(), ["ann", "cid"]);
+        assert!(!host.agents[0].failed && !host.agents[2].failed);
+    }
+
+    #[test]
+    fn each_agent_keeps_one_live_timer_and_stale_heap_entries_are_skipped() {
+        let agents = ["ann", "bob"]
+            .iter()
+            .map(|n| {
+                let mut cfg = EngineConfig::two_sites(n);
+                cfg.startup_timeout = Some(std::time::Duration::from_secs(10));
+                let engine = Engine::new(cfg).unwrap();
+                ((*n).to_owned(), Password::new(""), engine)
+            })
+            .collect();
+        let mut host = Host::fleet(
+            agents,
+            Silent,
+            Clock::virtual_at_zero(),
+            Arc::new(Notify::new()),
+        );
+        host.inject_all(Event::Start).unwrap();
+        let ten = Timestamp::ZERO + std::time::Duration::from_secs(10);
+        let live: Vec<_> = host.agents.iter().map(|a| a.armed).collect();
+        assert_eq!(live, [Some(ten), Some(ten)]);
+        // A deadline an agent no longer has is skipped, not slept to.
+        host.timers.push(Reverse((
+            Timestamp::ZERO + std::time::Duration::from_secs(5),
+            0,
+        )));
+        assert_eq!(host.next_deadline(), Some(ten));
+        assert_eq!(host.timers.len(), 2);
     }
 }

@@ -12,7 +12,7 @@ pub trait Observer {
     /// The backend produced an output.
     fn output(&mut self, _t: Timestamp, _output: &Output) {}
     /// The engine decided something.
-    fn decision(&mut self, _t: Timestamp, _decision: &Decision) {}
+    fn decision(&mut self, _t: Timestamp, _agent: &str, _decision: &Decision) {}
     /// Everything due at `t` has been handled.
     fn settled(&mut self, _t: Timestamp, _engine: &Engine) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
@@ -35,8 +35,8 @@ impl<T: Observer> Observer for Shared<T> {
     fn output(&mut self, t: Timestamp, output: &Output) {
         self.0.borrow_mut().output(t, output)
     }
-    fn decision(&mut self, t: Timestamp, decision: &Decision) {
-        self.0.borrow_mut().decision(t, decision)
+    fn decision(&mut self, t: Timestamp, agent: &str, decision: &Decision) {
+        self.0.borrow_mut().decision(t, agent, decision)
     }
     fn settled(&mut self, t: Timestamp, engine: &Engine) {
         self.0.borrow_mut().settled(t, engine)
@@ -54,6 +54,9 @@ impl<T: Observer> Observer for Shared<T> {
 pub struct DecisionRecord<'a> {
     /// Nanoseconds since the session start.
     pub t: u64,
+    /// The agent (fleet mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<&'a str>,
     /// The decision, flattened: `type` and its fields.
     #[serde(flatten)]
     pub decision: &'a Decision,
@@ -72,12 +75,23 @@ pub enum Format {
 pub struct DecisionPrinter<W: Write> {
     out: W,
     format: Format,
+    fleet: bool,
 }
 
 impl<W: Write> DecisionPrinter<W> {
     /// A printer in `format` to `out`.
     pub fn new(out: W, format: Format) -> Self {
-        DecisionPrinter { out, format }
+        DecisionPrinter {
+            out,
+            format,
+            fleet: false,
+        }
+    }
+
+    /// A printer that names the agent of every decision (fleet mode).
+    pub fn with_agents(mut self) -> Self {
+        self.fleet = true;
+        self
     }
 }
 
@@ -106,11 +120,13 @@ pub fn describe(t: Timestamp, d: &Decision) -> String {
 }
 
 impl<W: Write> Observer for DecisionPrinter<W> {
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
         let f = Fields::of(d);
+        let line = describe(t, d);
         tracing::info!(
             target: "drctl::decision",
             t = t.as_nanos(),
+            agent = self.fleet.then_some(agent),
             r#type = d.type_name(),
             site = f.site,
             reason = f.reason,
@@ -121,19 +137,24 @@ impl<W: Write> Observer for DecisionPrinter<W> {
             why = f.why,
             error = f.error,
             "{}",
-            describe(t, d).trim_start()
+            line.trim_start()
         );
         let written = match self.format {
             Format::Json => {
                 let record = DecisionRecord {
                     t: t.as_nanos(),
+                    agent: self.fleet.then_some(agent),
                     decision: d,
                 };
                 serde_json::to_writer(&mut self.out, &record)
                     .map_err(std::io::Error::from)
                     .and_then(|()| writeln!(self.out))
             }
-            Format::Text => writeln!(self.out, "{}", describe(t, d)),
+            Format::Text if self.fleet => {
+                let (time, rest) = line.split_at(12);
+                writeln!(self.out, "{time}  {agent:<10} {}", rest.trim_start())
+            }
+            Format::Text => writeln!(self.out, "{line}"),
         };
         // stdout closed (a pipe's reader left): nothing useful left to do with it.
         let _ = written.and_then(|()| self.out.flush());
@@ -288,7 +309,7 @@ impl Observer for PhaseTimer {
         }
     }
 
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         let mut p = self.0.borrow_mut();
         match d {
             Decision::SwitchoverStarted { .. } if p.started.is_none() => p.started = Some(t),

@@ -55,7 +55,7 @@ impl Observer for Recorder {
         self.write(|w| w.output(t.as_nanos(), output));
     }
 
-    fn decision(&mut self, t: Timestamp, decision: &Decision) {
+    fn decision(&mut self, t: Timestamp, _agent: &str, decision: &Decision) {
         self.write(|w| {
             w.decision(t.as_nanos(), decision)?;
             w.flush()

@@ -60,7 +60,7 @@ impl<B: Backend> Host<B> {
         to: Option<String>,
         reply: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Option<Reply>, HostError> {
-        let view = self.engine.view();
+        let view = self.engine().view();
         if view.phase != PhaseKind::Watching {
             return Ok(Some(Reply::error(format!(
                 "the watcher is not watching a site now (phase {}); try again",
@@ -101,7 +101,7 @@ impl<B: Backend> Host<B> {
 
     /// The watcher's state for `drctl status`.
     pub(crate) fn status(&self) -> serde_json::Value {
-        let v = self.engine.view();
+        let v = self.engine().view();
         let now = v.now;
         let uptime = self
             .identity
@@ -131,6 +131,7 @@ impl<B: Backend> Host<B> {
             .iter()
             .map(|(t, d)| {
                 serde_json::to_value(DecisionRecord {
+                    agent: None,
                     t: t.as_nanos(),
                     decision: d,
                 })
@@ -201,9 +202,10 @@ impl Observer for SwitchProgress {
         self.timer.output(t, output);
     }
 
-    fn decision(&mut self, t: Timestamp, d: &Decision) {
-        self.timer.decision(t, d);
+    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
+        self.timer.decision(t, _agent, d);
         let record = DecisionRecord {
+            agent: None,
             t: t.as_nanos(),
             decision: d,
         };

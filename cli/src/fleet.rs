@@ -1,0 +1,359 @@
+//! Fleet mode: many agents in one host, and the statistics `drctl simulate`
+//! reports (time to recover, login rates, failures, agents still down).
+
+use crate::exit::CliError;
+use crate::host::observe::Observer;
+use crate::session::{engine_config, SessionKind};
+use anyhow::anyhow;
+use drctl_config::Config;
+use drctl_plugin_api::messages::{
+    Command, Event, Input, Output, Password, Reply, Service, ServiceState,
+};
+use drctl_policy::{Decision, Engine, Timestamp};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The session id of fleet agent `i` (0-based): `agent-1`, `agent-2`, …
+pub fn session_id(i: usize) -> String {
+    format!("agent-{}", i + 1)
+}
+
+/// `n` identical agents `agent-1..n`: each its own engine (username = session
+/// id) with its own RNG seed, so E4 jitter and backoff spread across the fleet.
+pub fn identical_agents(
+    cfg: &Config,
+    kind: SessionKind,
+    n: usize,
+) -> Result<Vec<(String, Password, Engine)>, CliError> {
+    let base = engine_config(cfg, kind)?;
+    (0..n)
+        .map(|i| {
+            let session = session_id(i);
+            let mut c = base.clone();
+            c.username = session.clone();
+            c.seed = splitmix(base.seed ^ (i as u64));
+            let engine = Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
+            Ok((session, Password::new(""), engine))
+        })
+        .collect()
+}
+
+/// The `[[agents]]` of `cfg`: one engine each (session id = username), a
+/// password each (its own source, else `[agent]`'s), seeds spread like
+/// [`identical_agents`].
+pub fn configured_agents(
+    cfg: &Config,
+    kind: SessionKind,
+    backend: &str,
+) -> Result<Vec<(String, Password, Engine)>, CliError> {
+    cfg.agents
+        .iter()
+        .enumerate()
+        .map(|(i, agent)| {
+            let mut one = cfg.clone();
+            let mut a = agent.clone();
+            if a.password_env.is_none() && a.password_file.is_none() && a.password.is_none() {
+                a.password_env.clone_from(&cfg.agent.password_env);
+                a.password_file.clone_from(&cfg.agent.password_file);
+                a.password.clone_from(&cfg.agent.password);
+            }
+            one.agent = a;
+            let mut c = engine_config(&one, kind)?;
+            let session = c.username.clone();
+            c.seed = splitmix(cfg.policy.seed ^ (i as u64));
+            let engine = Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
+            let password = crate::session::password_for(&one, backend)?;
+            Ok((session, password, engine))
+        })
+        .collect()
+}
+
+/// A well-mixed seed per agent from the fleet's seed (SplitMix64's finaliser).
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One agent as the statistics follow it.
+#[derive(Debug, Default, Clone)]
+struct Follow {
+    /// The site the agent is on, once connected.
+    site: Option<usize>,
+    /// In service (DN back in service) at `site`.
+    in_service: bool,
+    /// When the current outage began (first sign of trouble while in service).
+    down_since: Option<Timestamp>,
+    /// A switchover completed since the outage began.
+    switched: bool,
+}
+
+/// What `drctl simulate` measures, fed by the host loop.
+pub struct FleetStats {
+    sites: Vec<String>,
+    agents: Vec<Follow>,
+    by_session: HashMap<String, usize>,
+    /// (agent, command id) -> site of a connect in flight.
+    connects: HashMap<(usize, u64), usize>,
+    /// Successful logins per site per second of session time.
+    logins: Vec<Vec<u32>>,
+    failed_logins: Vec<u64>,
+    recover: Vec<f64>,
+    /// Agents in service per site, sampled each second: (second, counts).
+    series: Vec<Vec<u32>>,
+    in_service: Vec<u32>,
+}
+
+impl FleetStats {
+    /// Statistics for `n` agents `agent-1..n` over the two `sites`.
+    pub fn new(sites: Vec<String>, n: usize) -> FleetStats {
+        let by_session = (0..n).map(|i| (session_id(i), i)).collect();
+        let k = sites.len();
+        FleetStats {
+            sites,
+            agents: vec![Follow::default(); n],
+            by_session,
+            connects: HashMap::new(),
+            logins: vec![Vec::new(); k],
+            failed_logins: vec![0; k],
+            recover: Vec::new(),
+            series: Vec::new(),
+            in_service: vec![0; k],
+        }
+    }
+
+    fn site_index(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s == name)
+    }
+
+    /// Records the in-service counts up to second `sec`.
+    fn sample(&mut self, t: Timestamp) {
+        let sec = usize::try_from(t.as_nanos() / 1_000_000_000).unwrap_or(usize::MAX);
+        while self.series.len() <= sec.min(1_000_000) {
+            self.series.push(self.in_service.clone());
+        }
+        if let Some(last) = self.series.last_mut() {
+            last.clone_from(&self.in_service);
+        }
+    }
+
+    fn leave_service(&mut self, i: usize, t: Timestamp) {
+        let a = &mut self.agents[i];
+        if a.in_service {
+            a.in_service = false;
+            if let Some(s) = a.site {
+                self.in_service[s] -= 1;
+            }
+            a.down_since.get_or_insert(t);
+            a.switched = false;
+            self.sample(t);
+        }
+    }
+
+    /// The report at session time `end`.
+    pub fn report(&self, end: Timestamp) -> Report {
+        let mut ttr = self.recover.clone();
+        ttr.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> Option<f64> {
+            if ttr.is_empty() {
+                return None;
+            }
+            // Nearest rank.
+            let rank = ((p / 100.0) * ttr.len() as f64).ceil() as usize;
+            ttr.get(rank.clamp(1, ttr.len()) - 1).copied()
+        };
+        let down = self
+            .agents
+            .iter()
+            .filter(|a| a.down_since.is_some() || !a.in_service)
+            .count();
+        Report {
+            agents: self.agents.len(),
+            end_s: end.as_nanos() as f64 / 1e9,
+            recovered: ttr.len(),
+            still_down: down,
+            ttr_p50_s: pct(50.0),
+            ttr_p95_s: pct(95.0),
+            ttr_p99_s: pct(99.0),
+            ttr_max_s: ttr.last().copied(),
+            sites: self
+                .sites
+                .iter()
+                .enumerate()
+                .map(|(i, name)| SiteReport {
+                    site: name.clone(),
+                    peak_logins_per_s: self.logins[i].iter().copied().max().unwrap_or(0),
+                    logins: self.logins[i].iter().map(|&n| u64::from(n)).sum(),
+                    failed_logins: self.failed_logins[i],
+                    in_service_at_end: self.in_service[i],
+                })
+                .collect(),
+        }
+    }
+
+    /// Agents in service per site, one sample a second.
+    pub fn series(&self) -> &[Vec<u32>] {
+        &self.series
+    }
+}
+
+impl Observer for FleetStats {
+    fn command(&mut self, _t: Timestamp, input: &Input) {
+        let Input::Command {
+            session,
+            id,
+            command: Command::Connect { site, .. },
+        } = input
+        else {
+            return;
+        };
+        if let (Some(&i), Some(s)) = (self.by_session.get(session), self.site_index(site)) {
+            self.connects.insert((i, *id), s);
+            // Connecting elsewhere: out of service until the DN is back.
+            self.leave_service(i, _t);
+        }
+    }
+
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        match output {
+            Output::Result {
+                session,
+                id,
+                result,
+            } => {
+                let Some(&i) = self.by_session.get(session) else {
+                    return;
+                };
+                let Some(s) = self.connects.remove(&(i, *id)) else {
+                    return;
+                };
+                match result {
+                    Ok(Reply::Connected { .. }) => {
+                        let sec = usize::try_from(t.as_nanos() / 1_000_000_000).unwrap_or(0);
+                        let per_s = &mut self.logins[s];
+                        if per_s.len() <= sec {
+                            per_s.resize(sec + 1, 0);
+                        }
+                        per_s[sec] += 1;
+                    }
+                    _ => self.failed_logins[s] += 1,
+                }
+            }
+            Output::Event { session, event, .. } => {
+                let Some(&i) = self.by_session.get(session) else {
+                    return;
+                };
+                match event {
+                    Event::DnBackInService { .. } => {
+                        let a = &mut self.agents[i];
+                        let Some(s) = a.site else { return };
+                        if !a.in_service {
+                            a.in_service = true;
+                            self.in_service[s] += 1;
+                            if let Some(since) = a.down_since.take() {
+                                if a.switched {
+                                    self.recover.push((t - since).as_secs_f64());
+                                } else {
+                                    // Back where it was without a switch: not a DR recovery.
+                                    a.down_since = None;
+                                }
+                            }
+                            self.sample(t);
+                        }
+                    }
+                    Event::ServiceStatus {
+                        service: Service::Telephony,
+                        status: ServiceState::Off,
+                    }
+                    | Event::DnOutOfService { .. }
+                    | Event::Disconnected
+                    | Event::AgentLogout { .. } => self.leave_service(i, t),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn decision(&mut self, _t: Timestamp, agent: &str, d: &Decision) {
+        let Some(&i) = self.by_session.get(agent) else {
+            return;
+        };
+        match d {
+            Decision::StartupConnected { site } => {
+                self.agents[i].site = self.site_index(site);
+            }
+            Decision::SwitchoverCompleted { to, from, .. } => {
+                let to_index = self.site_index(to);
+                let a = &mut self.agents[i];
+                a.site = to_index;
+                if to != from {
+                    a.switched = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One site's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteReport {
+    /// Site name.
+    pub site: String,
+    /// The most successful logins in one second.
+    pub peak_logins_per_s: u32,
+    /// Successful logins in all.
+    pub logins: u64,
+    /// Connects that failed (unreachable, overloaded).
+    pub failed_logins: u64,
+    /// Agents in service there at the end.
+    pub in_service_at_end: u32,
+}
+
+/// What `drctl simulate` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Agents simulated.
+    pub agents: usize,
+    /// Session time simulated, seconds.
+    pub end_s: f64,
+    /// Agents back in service at another site after an outage.
+    pub recovered: usize,
+    /// Agents not in service at the end.
+    pub still_down: usize,
+    /// Time to recover (outage start to DN back in service at the new site), seconds.
+    pub ttr_p50_s: Option<f64>,
+    /// 95th percentile.
+    pub ttr_p95_s: Option<f64>,
+    /// 99th percentile.
+    pub ttr_p99_s: Option<f64>,
+    /// Maximum.
+    pub ttr_max_s: Option<f64>,
+    /// Per site.
+    pub sites: Vec<SiteReport>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ_per_agent_and_are_stable() {
+        let seeds: std::collections::HashSet<u64> = (0..1000).map(splitmix).collect();
+        assert_eq!(seeds.len(), 1000);
+        assert_eq!(splitmix(7), splitmix(7));
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut s = FleetStats::new(vec!["site1".into(), "site2".into()], 0);
+        s.recover = (1..=100).map(f64::from).collect();
+        let r = s.report(Timestamp::ZERO);
+        assert_eq!(
+            (r.ttr_p50_s, r.ttr_p95_s, r.ttr_p99_s, r.ttr_max_s),
+            (Some(50.0), Some(95.0), Some(99.0), Some(100.0))
+        );
+    }
+}
