@@ -75,5 +75,39 @@ fn steady_state(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, steady_state);
+/// D4 graceful shutdown: from the EventAgentLogout to the kill-factory command
+/// in hand (SPEC §8: ≤ 1 ms; the host sends it in the same loop pass).
+fn graceful_shutdown_to_kill_factory(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine");
+    group.bench_function("graceful_shutdown_to_kill_factory", |b| {
+        b.iter_batched_ref(
+            watching_engine,
+            |engine| {
+                let logout = Event::Backend {
+                    epoch: 1,
+                    event: BackendEvent::AgentLogout {
+                        dn: "7001".into(),
+                        reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+                    },
+                };
+                engine.handle_event(Timestamp::from_nanos(1_000), black_box(logout));
+                loop {
+                    match engine.poll_action() {
+                        Some(Action::Command(cmd)) if matches!(cmd.kind, CommandKind::KillFactory) => {
+                            break black_box(cmd);
+                        }
+                        Some(other) => {
+                            black_box(other);
+                        }
+                        None => panic!("no kill-factory after a graceful-shutdown logout"),
+                    }
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, steady_state, graceful_shutdown_to_kill_factory);
 criterion_main!(benches);
