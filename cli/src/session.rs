@@ -4,6 +4,7 @@
 use crate::exit::CliError;
 use crate::host::observe::{DecisionPrinter, Format};
 use crate::host::record::Recorder;
+use crate::host::supervise::Supervised;
 use crate::host::{Clock, Host};
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
@@ -114,7 +115,7 @@ pub struct Prepared {
     /// Where the scenario ends (`--until-end`), for mock runs.
     pub end: Option<Timestamp>,
     /// The host loop, ready to run.
-    pub host: Host<Instance>,
+    pub host: Host<Supervised>,
     /// The effective config (sites and first site resolved).
     pub config: Config,
 }
@@ -244,7 +245,15 @@ pub fn prepare(
             new_engine(&cfg, kind)?,
         )]
     };
-    let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
+    let wake = Arc::new(Notify::new());
+    let instance = Supervised::start(
+        plugin,
+        plugin_cfg,
+        wake.clone(),
+        cfg.backend.command_timeout,
+    )
+    // A backend refusing its config or scenario is bad input.
+    .map_err(CliError::bad_input)?;
     let clock = match args.clock {
         ClockKind::Real => Clock::real(),
         ClockKind::Virtual => Clock::virtual_at_zero(),

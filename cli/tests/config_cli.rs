@@ -223,7 +223,7 @@ fn set_overrides_file_and_env() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("policy.site-timeout = \"10s\""), "{stdout}");
     assert!(
-        !stdout.contains("\"30s\"") && !stdout.contains("\"20s\""),
+        !stdout.contains("site-timeout = \"30s\"") && !stdout.contains("\"20s\""),
         "{stdout}"
     );
 

@@ -213,6 +213,10 @@ pub struct BackendConfig {
     pub name: String,
     /// Extra directories searched for plugins.
     pub plugin_dirs: Vec<PathBuf>,
+    /// A command the backend has not answered after this long counts as a
+    /// backend fault: the instance is replaced (SPEC §9).
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
     /// `[backend.<plugin>]` tables, free-form, passed to that plugin as JSON.
     #[serde(flatten)]
     pub tables: BTreeMap<String, toml::Value>,
@@ -223,6 +227,7 @@ impl Default for BackendConfig {
         BackendConfig {
             name: "mock".to_owned(),
             plugin_dirs: Vec::new(),
+            command_timeout: Duration::from_secs(30),
             tables: BTreeMap::new(),
         }
     }
@@ -234,6 +239,7 @@ impl fmt::Debug for BackendConfig {
         f.debug_struct("BackendConfig")
             .field("name", &self.name)
             .field("plugin_dirs", &self.plugin_dirs)
+            .field("command_timeout", &self.command_timeout)
             .field("tables", &self.redacted_tables())
             .finish()
     }

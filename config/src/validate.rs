@@ -323,6 +323,12 @@ impl Config {
     }
 
     fn validate_backend(&self) -> Result<(), ConfigError> {
+        if self.backend.command_timeout.is_zero() {
+            return Err(self.invalid(
+                &["backend", "command-timeout"],
+                "must be more than 0s: expected a duration like \"30s\"",
+            ));
+        }
         if self.backend.name.trim().is_empty() {
             return Err(self.invalid(
                 &["backend", "name"],
@@ -333,7 +339,7 @@ impl Config {
             if !value.is_table() {
                 return Err(self.invalid(
                     &["backend", name],
-                    "unknown key: expected one of: name, plugin-dirs, or a [backend.<plugin>] table",
+                    "unknown key: expected one of: name, plugin-dirs, command-timeout, or a [backend.<plugin>] table",
                 ));
             }
         }

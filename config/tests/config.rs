@@ -303,7 +303,7 @@ fn unknown_keys() {
     expect_invalid(
         "[backend]\nplugin-dir = \"x\"\n",
         "backend.plugin-dir",
-        "expected one of: name, plugin-dirs, or a [backend.<plugin>] table",
+        "expected one of: name, plugin-dirs, command-timeout, or a [backend.<plugin>] table",
     );
 }
 

@@ -27,6 +27,9 @@ use crate::abi::{
 };
 use crate::messages::{Input, Output};
 
+/// The largest output the host reads (1 MiB): real outputs are a few hundred bytes.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
 /// Anything that can go wrong finding, loading or driving a plugin. Every
 /// message names the plugin file.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -705,12 +708,25 @@ impl Instance {
                 other => Err(self.plugin.error(other, "poll_output", message)),
             };
         }
-        // SAFETY: on OUTPUT the plugin filled `out`; we parse before freeing.
-        let parsed = serde_json::from_slice::<Output>(unsafe { out.as_slice() }).map_err(|e| {
+        // SAFETY: on OUTPUT the plugin filled `out`; we read it before freeing.
+        let size = unsafe { out.as_slice() }.len();
+        let parsed = if size > MAX_OUTPUT_BYTES {
+            // A runaway plugin must not make the host parse (or hold) gigabytes.
+            Err(PluginError::Malformed {
+                plugin: self.plugin.inner.label.clone(),
+                export: "poll_output",
+                message: format!(
+                    "an output of {size} bytes exceeds the limit of {MAX_OUTPUT_BYTES} bytes"
+                ),
+            })
+        } else {
             // SAFETY: as above, still before freeing.
-            let bytes = unsafe { out.as_slice() };
-            self.malformed("poll_output", &e, bytes)
-        });
+            serde_json::from_slice::<Output>(unsafe { out.as_slice() }).map_err(|e| {
+                // SAFETY: as above, still before freeing.
+                let bytes = unsafe { out.as_slice() };
+                self.malformed("poll_output", &e, bytes)
+            })
+        };
         // SAFETY: the buffer came from this plugin and is freed once, by it.
         unsafe { (self.plugin.inner.header.free_buf)(out) };
         parsed.map(Some)

@@ -93,7 +93,9 @@ fn graceful_shutdown_to_kill_factory(c: &mut Criterion) {
                 engine.handle_event(Timestamp::from_nanos(1_000), black_box(logout));
                 loop {
                     match engine.poll_action() {
-                        Some(Action::Command(cmd)) if matches!(cmd.kind, CommandKind::KillFactory) => {
+                        Some(Action::Command(cmd))
+                            if matches!(cmd.kind, CommandKind::KillFactory) =>
+                        {
                             break black_box(cmd);
                         }
                         Some(other) => {

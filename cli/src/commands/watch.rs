@@ -28,6 +28,9 @@ pub struct WatchArgs {
     /// Stop at the scenario's `end` (mock backend).
     #[arg(long)]
     until_end: bool,
+    /// Stop after this much session time (e.g. "1h"; on the virtual clock, at once).
+    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    run_for: Option<Duration>,
     /// Fleet mode: a TOML file of `[[agents]]` entries (like `[agent]`), one
     /// backend session each; replaces the config's `[[agents]]`.
     #[arg(long, value_name = "FILE")]
@@ -72,7 +75,7 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
             ))
         })?)
     } else {
-        None
+        args.run_for.map(|d| drctl_policy::Timestamp::ZERO + d)
     };
     let cfg = prepared.config.clone();
     let agent = agent_name(&cfg);

@@ -10,6 +10,7 @@ pub mod check;
 pub mod observe;
 pub mod record;
 pub mod serve;
+pub mod supervise;
 pub mod translate;
 
 use crate::control::Incoming;
@@ -45,6 +46,12 @@ pub trait Backend {
     fn poll_output(&mut self, now: u64) -> Result<Option<Output>, HostError>;
     /// When to poll again without input.
     fn poll_timeout(&self) -> Option<u64>;
+    /// The backend keeps naming deadlines that produce nothing: `true` when it
+    /// dealt with that itself (a supervisor replaces the instance), `false`
+    /// to make it a host error.
+    fn stalled(&mut self) -> bool {
+        false
+    }
 }
 
 impl Backend for drctl_plugin_api::loader::Instance {
@@ -426,7 +433,10 @@ impl<B: Backend> Host<B> {
             if deadline.is_some_and(|d| d <= now) {
                 spins += 1;
                 if spins > 10_000 {
-                    return Err(HostError::Spinning(self.backend.name().to_owned()));
+                    if !self.backend.stalled() {
+                        return Err(HostError::Spinning(self.backend.name().to_owned()));
+                    }
+                    spins = 0;
                 }
                 if matches!(self.clock, Clock::Virtual { .. }) {
                     continue;
