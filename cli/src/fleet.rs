@@ -98,6 +98,8 @@ pub struct FleetStats {
     connects: HashMap<(usize, u64), usize>,
     /// Successful logins per site per second of session time.
     logins: Vec<Vec<u32>>,
+    /// Login attempts (connects sent) per site per second: the load a CS Proxy sees.
+    attempts: Vec<Vec<u32>>,
     failed_logins: Vec<u64>,
     recover: Vec<f64>,
     /// Agents in service per site, sampled each second: (second, counts).
@@ -116,6 +118,7 @@ impl FleetStats {
             by_session,
             connects: HashMap::new(),
             logins: vec![Vec::new(); k],
+            attempts: vec![Vec::new(); k],
             failed_logins: vec![0; k],
             recover: Vec::new(),
             series: Vec::new(),
@@ -183,6 +186,7 @@ impl FleetStats {
                 .enumerate()
                 .map(|(i, name)| SiteReport {
                     site: name.clone(),
+                    peak_attempts_per_s: self.attempts[i].iter().copied().max().unwrap_or(0),
                     peak_logins_per_s: self.logins[i].iter().copied().max().unwrap_or(0),
                     logins: self.logins[i].iter().map(|&n| u64::from(n)).sum(),
                     failed_logins: self.failed_logins[i],
@@ -199,7 +203,7 @@ impl FleetStats {
 }
 
 impl Observer for FleetStats {
-    fn command(&mut self, _t: Timestamp, input: &Input) {
+    fn command(&mut self, t: Timestamp, input: &Input) {
         let Input::Command {
             session,
             id,
@@ -210,8 +214,9 @@ impl Observer for FleetStats {
         };
         if let (Some(&i), Some(s)) = (self.by_session.get(session), self.site_index(site)) {
             self.connects.insert((i, *id), s);
+            bump(&mut self.attempts[s], t);
             // Connecting elsewhere: out of service until the DN is back.
-            self.leave_service(i, _t);
+            self.leave_service(i, t);
         }
     }
 
@@ -229,14 +234,7 @@ impl Observer for FleetStats {
                     return;
                 };
                 match result {
-                    Ok(Reply::Connected { .. }) => {
-                        let sec = usize::try_from(t.as_nanos() / 1_000_000_000).unwrap_or(0);
-                        let per_s = &mut self.logins[s];
-                        if per_s.len() <= sec {
-                            per_s.resize(sec + 1, 0);
-                        }
-                        per_s[sec] += 1;
-                    }
+                    Ok(Reply::Connected { .. }) => bump(&mut self.logins[s], t),
                     _ => self.failed_logins[s] += 1,
                 }
             }
@@ -297,11 +295,22 @@ impl Observer for FleetStats {
     }
 }
 
+/// Counts one more in the second of `t`.
+fn bump(per_second: &mut Vec<u32>, t: Timestamp) {
+    let sec = usize::try_from(t.as_nanos() / 1_000_000_000).unwrap_or(0);
+    if per_second.len() <= sec {
+        per_second.resize(sec + 1, 0);
+    }
+    per_second[sec] += 1;
+}
+
 /// One site's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteReport {
     /// Site name.
     pub site: String,
+    /// The most login attempts (connects) the site saw in one second.
+    pub peak_attempts_per_s: u32,
     /// The most successful logins in one second.
     pub peak_logins_per_s: u32,
     /// Successful logins in all.

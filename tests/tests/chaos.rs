@@ -104,7 +104,11 @@ fn a_panic_in_poll_output_replaces_the_instance() {
 #[test]
 fn a_panic_in_poll_timeout_replaces_the_instance() {
     let (out, rec, _dir) = watch(r#"{ mode = "panic-timeout", at = "0s" }"#);
-    survived(&out, &rec, "panic in poll_timeout: chaos: panic in poll_timeout");
+    survived(
+        &out,
+        &rec,
+        "panic in poll_timeout: chaos: panic in poll_timeout",
+    );
     let got = decisions(&out);
     assert_eq!(
         got[1], "100000000 alarm-raised backend-disconnected",

@@ -211,3 +211,27 @@ fn simulate_refuses_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("KEY=V1,V2"));
 }
+
+#[test]
+fn the_shipped_fleet_outage_queues_logins_at_the_proxy_capacity() {
+    let out = drctl(&[
+        "simulate",
+        "--scenario",
+        "plugins/mock/scenarios/fleet-site-outage.toml",
+        "--agents",
+        "1000",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["recovered"], 1000);
+    let site2 = &r["sites"][1];
+    // All 1000 try at once (no jitter); the proxy lets 200 a second in.
+    assert_eq!(site2["peak_attempts_per_s"], 1000);
+    assert_eq!(site2["peak_logins_per_s"], 200);
+    assert_eq!(site2["failed_logins"], 0);
+    // 30 s site-timeout + up to 5 s in the queue + 200 ms + 2 s register.
+    let max = r["ttr_max_s"].as_f64().unwrap();
+    assert!((36.0..38.0).contains(&max), "{max}");
+}

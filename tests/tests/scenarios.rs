@@ -241,6 +241,24 @@ fn expectations() -> Vec<(&'static str, Vec<String>)> {
             ],
         ),
         (
+            // One agent of the fleet drill: site1's Configuration and Stat
+            // Servers go with it at 60 s (alarms at once, D2/D3), telephony
+            // times out at +30 s and leaving site1 clears both alarms.
+            "fleet-site-outage.toml",
+            vec![
+                connected1.clone(),
+                at(120 * S, "alarm-raised configuration-service-down"),
+                at(120 * S, "alarm-raised statistic-service-down"),
+                at(150 * S, "switchover-started telephony-timeout site1 site2"),
+                at(150 * S, "alarm-cleared configuration-service-down"),
+                at(150 * S, "alarm-cleared statistic-service-down"),
+                at(
+                    150 * S + 200 * MS,
+                    "switchover-completed telephony-timeout site1 site2",
+                ),
+            ],
+        ),
+        (
             "demo.toml",
             vec![
                 at(200 * MS, "startup-connected site2"),

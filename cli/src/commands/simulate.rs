@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 /// Run N identical agents through a mock scenario on the virtual clock and
 /// report the time to recover (p50/p95/p99/max), the peak login rate each
-/// site saw, failed logins and agents still down.
+/// site saw (attempts and successful logins), failed logins and agents still down.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The mock scenario (SPEC §6; `deployment.agents` is the default fleet size).
@@ -166,14 +166,19 @@ fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>16} {:>8} {:>14} {:>18}",
-        "site", "peak logins/s", "logins", "failed logins", "in service at end"
+        "{:<8} {:>16} {:>14} {:>8} {:>14} {:>18}",
+        "site", "peak attempts/s", "peak logins/s", "logins", "failed logins", "in service at end"
     );
     for s in &r.sites {
         let _ = writeln!(
             out,
-            "{:<8} {:>16} {:>8} {:>14} {:>18}",
-            s.site, s.peak_logins_per_s, s.logins, s.failed_logins, s.in_service_at_end
+            "{:<8} {:>16} {:>14} {:>8} {:>14} {:>18}",
+            s.site,
+            s.peak_attempts_per_s,
+            s.peak_logins_per_s,
+            s.logins,
+            s.failed_logins,
+            s.in_service_at_end
         );
     }
     out
@@ -192,7 +197,7 @@ fn render_compare(key: &str, reports: &[(Option<(String, String)>, Report)]) -> 
         "p50", "p95", "p99", "max"
     );
     for s in &sites {
-        let _ = write!(out, " {:>16}", format!("{s} peak/s"));
+        let _ = write!(out, " {:>18}", format!("{s} attempts/s"));
     }
     let _ = writeln!(out, " {:>8} {:>10}", "failed", "still down");
     for (set, r) in reports {
@@ -206,7 +211,7 @@ fn render_compare(key: &str, reports: &[(Option<(String, String)>, Report)]) -> 
             secs(r.ttr_max_s)
         );
         for s in &r.sites {
-            let _ = write!(out, " {:>16}", s.peak_logins_per_s);
+            let _ = write!(out, " {:>18}", s.peak_attempts_per_s);
         }
         let failed: u64 = r.sites.iter().map(|s| s.failed_logins).sum();
         let _ = writeln!(out, " {failed:>8} {:>10}", r.still_down);

@@ -42,10 +42,16 @@ impl Backend for MockBackend {
             serde_json::from_value(config).map_err(|e| format!("mock backend config: {e}"))?;
         let names: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
         let scenario = Scenario::load(&cfg.scenario, &names).map_err(|e| e.to_string())?;
+        let capacity = match scenario.deployment.capacity() {
+            Some(c) => format!("{}/s per site, queue {}", c.per_second, c.queue),
+            None => "unlimited".to_owned(),
+        };
         host.debug(format!(
-            "scenario {} loaded: {} timeline entries",
+            "scenario {} loaded: {} timeline entries, written for {} agent(s), \
+             CS Proxy capacity {capacity}",
             cfg.scenario.display(),
-            scenario.timeline.len()
+            scenario.timeline.len(),
+            scenario.deployment.agents,
         ));
         Ok(MockBackend {
             sim: Sim::new(scenario, cfg.sites, cfg.dn),

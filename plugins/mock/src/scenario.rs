@@ -1,7 +1,23 @@
 //! The scenario file (SPEC §6): a simulated two-site deployment and a
 //! timeline of what happens to it. Ops write these by hand for drills, so
 //! every error names the file, the line and the key.
+//!
+//! Fleet keys (issue 7), all optional:
+//!
+//! - `deployment.agents = N`: how many agents the scenario is written for
+//!   (a whole number ≥ 1, default 1). The mock serves whatever sessions
+//!   come; `drctl simulate` reads it when `--agents` is not given.
+//! - `deployment.cs-proxy-capacity = R`: logins per second each site's CS
+//!   Proxy serves (a positive number, default unlimited), and
+//!   `deployment.cs-proxy-queue = Q`: how many logins may wait per site
+//!   (a whole number ≥ 1, default `ceil(10 × R)`; only with a capacity).
+//!   The model is in [`crate::sim`].
+//! - `agents` on an agent event (`logout`, `dn-back-in-service`,
+//!   `dn-out-of-service`, `disconnect`, and their `stale` form): which
+//!   sessions it reaches, see [`Targets`]. Site events (`site` + `set`)
+//!   always reach every session connected at the site.
 
+use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +58,143 @@ pub struct Deployment {
     /// Where `--until-end` stops.
     #[serde(default, with = "humantime_serde")]
     pub end: Option<Duration>,
+    /// How many agents the scenario is written for (`drctl simulate`'s default fleet).
+    #[serde(default = "one_agent", deserialize_with = "agent_count")]
+    pub agents: u32,
+    /// Logins per second each site's CS Proxy serves; absent = unlimited.
+    #[serde(default, deserialize_with = "login_rate")]
+    pub cs_proxy_capacity: Option<f64>,
+    /// How many logins may wait per site; use [`Deployment::capacity`] for the default.
+    #[serde(default, deserialize_with = "queue_len")]
+    pub cs_proxy_queue: Option<Spanned<u32>>,
+}
+
+/// A site's CS Proxy login capacity, resolved from the deployment keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Capacity {
+    /// Logins served per second.
+    pub per_second: f64,
+    /// Logins that may wait at once; the next one is refused.
+    pub queue: u32,
+}
+
+impl Deployment {
+    /// The CS Proxy capacity, `None` when unlimited; the queue defaults to `ceil(10 × R)`.
+    pub fn capacity(&self) -> Option<Capacity> {
+        let per_second = self.cs_proxy_capacity?;
+        let queue = match &self.cs_proxy_queue {
+            Some(q) => *q.get_ref(),
+            // `as` saturates, so a huge rate gives the largest queue, not a wrap.
+            None => (tolerant_ceil(10.0 * per_second) as u32).max(1),
+        };
+        Some(Capacity { per_second, queue })
+    }
+}
+
+fn one_agent() -> u32 {
+    1
+}
+
+/// A whole number in `1..=u32::MAX` for `key`, or why not.
+fn count(v: &toml::Value, key: &str, expected: &str) -> Result<u32, String> {
+    let got = match v {
+        toml::Value::Integer(n) => match u32::try_from(*n) {
+            Ok(n) if n >= 1 => return Ok(n),
+            _ => n.to_string(),
+        },
+        toml::Value::Float(f) => f.to_string(),
+        other => format!("a {}", other.type_str()),
+    };
+    Err(format!("{key}: expected {expected}, got {got}"))
+}
+
+/// `deployment.agents`: a whole number ≥ 1.
+fn agent_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    count(&v, "deployment.agents", "a whole number of agents ≥ 1").map_err(de::Error::custom)
+}
+
+/// `deployment.cs-proxy-queue`: a whole number ≥ 1, with its place for later checks.
+fn queue_len<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {
+    let v = Spanned::<toml::Value>::deserialize(d)?;
+    let n = count(
+        v.get_ref(),
+        "deployment.cs-proxy-queue",
+        "how many logins may wait per site, a whole number ≥ 1",
+    )
+    .map_err(de::Error::custom)?;
+    Ok(Some(Spanned::new(v.span(), n)))
+}
+
+/// `deployment.cs-proxy-capacity`: a positive, finite number of logins per second.
+fn login_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let rate = match toml::Value::deserialize(d)? {
+        // Login rates are far below 2^53: the conversion is exact.
+        toml::Value::Integer(n) if n > 0 => return Ok(Some(n as f64)),
+        toml::Value::Float(f) if f.is_finite() && f > 0.0 => return Ok(Some(f)),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        other => format!("a {}", other.type_str()),
+    };
+    Err(de::Error::custom(format!(
+        "deployment.cs-proxy-capacity: expected logins per second per site, \
+         a number > 0 such as 200, got {rate}"
+    )))
+}
+
+/// `ceil(x)`, except that an `x` within 1e-9 (relative) of a whole number is
+/// that number: binary floats make `0.07 × 100` come out as 7.000000000000001,
+/// and ops who write 0.07 of 100 agents mean 7, not 8.
+pub fn tolerant_ceil(x: f64) -> f64 {
+    let nearest = x.round();
+    if (x - nearest).abs() <= 1e-9 * nearest.abs().max(1.0) {
+        nearest
+    } else {
+        x.ceil()
+    }
+}
+
+/// Which agent sessions an agent event reaches (the event's `agents` key).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Targets {
+    /// `"all"` (the default): every session.
+    #[default]
+    All,
+    /// One session by id, e.g. `"agent-17"`; no effect while the mock does not know it.
+    One(String),
+    /// `0 < f ≤ 1`: the first `ceil(f × n)` of the `n` sessions known when the
+    /// event plays, in the order of their first command.
+    Fraction(f64),
+}
+
+impl Targets {
+    /// How many of `n` known sessions a fraction reaches: `ceil(f × n)` (see [`tolerant_ceil`]).
+    pub fn fraction_of(f: f64, n: usize) -> usize {
+        // `as` saturates; the `min` keeps a rounding artefact from exceeding `n`.
+        (tolerant_ceil(f * n as f64) as usize).min(n)
+    }
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Targets, D::Error> {
+        const WHAT: &str =
+            "\"all\", a session id such as \"agent-17\", or a fraction 0 < f ≤ 1 such as 0.25";
+        let got = match toml::Value::deserialize(d)? {
+            toml::Value::String(s) if s == "all" => return Ok(Targets::All),
+            toml::Value::String(s) if !s.is_empty() => return Ok(Targets::One(s)),
+            toml::Value::Float(f) if f > 0.0 && f <= 1.0 => return Ok(Targets::Fraction(f)),
+            // An integer is ambiguous (agent number? everyone?): ask for the form meant.
+            toml::Value::Integer(n) => {
+                format!("the integer {n} (write \"agent-{n}\" for one agent, 1.0 for all of them)")
+            }
+            toml::Value::String(_) => "\"\"".to_owned(),
+            toml::Value::Float(f) => f.to_string(),
+            other => format!("a {}", other.type_str()),
+        };
+        Err(de::Error::custom(format!(
+            "events.agents: expected {WHAT}, got {got}"
+        )))
+    }
 }
 
 fn default_connect_latency() -> Duration {
@@ -117,6 +270,8 @@ struct RawEvent {
     /// D5 drills: deliver the event on the previous connection's epoch.
     #[serde(default)]
     stale: bool,
+    /// Which sessions an agent event reaches.
+    agents: Option<Spanned<Targets>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -153,7 +308,7 @@ pub enum Happening {
 }
 
 /// A happening at a time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TimedHappening {
     /// When, from the session start.
     pub at: Duration,
@@ -161,6 +316,9 @@ pub struct TimedHappening {
     pub what: Happening,
     /// Delivered on the previous connection's epoch (a late event, D5).
     pub stale: bool,
+    /// The sessions an agent event reaches; [`Targets::All`] for a site event
+    /// (which reaches the sessions at its site).
+    pub agents: Targets,
 }
 
 /// A parsed, validated scenario.
@@ -244,6 +402,16 @@ impl Scenario {
         if let Some(first) = &raw.deployment.first_site {
             known(first, "deployment.first-site")?;
         }
+        if let Some(q) = &raw.deployment.cs_proxy_queue {
+            if raw.deployment.cs_proxy_capacity.is_none() {
+                return Err(at(
+                    q.span(),
+                    "deployment.cs-proxy-queue: only meaningful with \
+                     deployment.cs-proxy-capacity (logins per second per site)"
+                        .into(),
+                ));
+            }
+        }
         let mut states: BTreeMap<String, SiteState> = sites
             .iter()
             .map(|s| (s.clone(), SiteState::default()))
@@ -292,7 +460,25 @@ impl Scenario {
                         .into(),
                 ));
             }
+            let for_agents = whats.iter().any(|w| !matches!(w, Happening::Set { .. }));
+            let agents = match &e.agents {
+                Some(t) if !for_agents => {
+                    return Err(at(
+                        t.span(),
+                        "events.agents: only agent events (`logout`, `dn-back-in-service`, \
+                         `dn-out-of-service`, `disconnect`) take `agents`; a site event \
+                         reaches every agent connected at its site"
+                            .into(),
+                    ))
+                }
+                Some(t) => t.get_ref().clone(),
+                None => Targets::All,
+            };
             timeline.extend(whats.into_iter().map(|what| TimedHappening {
+                agents: match what {
+                    Happening::Set { .. } => Targets::All,
+                    _ => agents.clone(),
+                },
                 at: e.at,
                 what,
                 stale: e.stale,
@@ -399,6 +585,145 @@ dn-back-in-service = true
         let e = error("[deployment]\npreferred-site = \"site1\"\nsite-timout = \"3s\"\n");
         assert!(e.starts_with("s.toml:3:"), "{e}");
         assert!(e.contains("site-timout"), "{e}");
+    }
+
+    #[test]
+    fn fleet_keys_parse_with_their_defaults() {
+        let base = "[deployment]\npreferred-site = \"site1\"\n";
+        let s = parse(base).unwrap();
+        assert_eq!(s.deployment.agents, 1);
+        assert_eq!(s.deployment.capacity(), None);
+        let s = parse(&format!("{base}agents = 10000\ncs-proxy-capacity = 200\n")).unwrap();
+        assert_eq!(s.deployment.agents, 10_000);
+        assert_eq!(
+            s.deployment.capacity(),
+            Some(Capacity {
+                per_second: 200.0,
+                queue: 2000
+            })
+        );
+        // ceil(10 × 0.25) = ceil(2.5) = 3; ceil(10 × 0.21) = ceil(2.1) = 3.
+        let q = |r: &str| {
+            parse(&format!("{base}cs-proxy-capacity = {r}\n"))
+                .unwrap()
+                .deployment
+                .capacity()
+                .unwrap()
+                .queue
+        };
+        assert_eq!(q("0.25"), 3);
+        assert_eq!(q("0.21"), 3);
+        assert_eq!(q("0.3"), 3);
+        assert_eq!(q("0.01"), 1);
+        let s = parse(&format!(
+            "{base}cs-proxy-capacity = 2.5\ncs-proxy-queue = 7\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.deployment.capacity(),
+            Some(Capacity {
+                per_second: 2.5,
+                queue: 7
+            })
+        );
+    }
+
+    #[test]
+    fn bad_fleet_keys_name_line_and_key() {
+        let base = "[deployment]\npreferred-site = \"site1\"\n";
+        for (extra, key) in [
+            ("agents = 0", "deployment.agents"),
+            ("agents = -3", "deployment.agents"),
+            ("cs-proxy-capacity = 0", "deployment.cs-proxy-capacity"),
+            ("cs-proxy-capacity = -1.5", "deployment.cs-proxy-capacity"),
+            ("agents = 2.5", "deployment.agents"),
+            ("agents = \"many\"", "deployment.agents"),
+            (
+                "cs-proxy-capacity = \"fast\"",
+                "deployment.cs-proxy-capacity",
+            ),
+            ("cs-proxy-queue = 5", "deployment.cs-proxy-queue"),
+            (
+                "cs-proxy-capacity = 5\ncs-proxy-queue = -1",
+                "deployment.cs-proxy-queue",
+            ),
+            (
+                "cs-proxy-capacity = 5\ncs-proxy-queue = 2.5",
+                "deployment.cs-proxy-queue",
+            ),
+            (
+                "cs-proxy-capacity = 5\ncs-proxy-queue = 0",
+                "deployment.cs-proxy-queue",
+            ),
+        ] {
+            let e = error(&format!("{base}{extra}\n"));
+            let line = 2 + extra.lines().count();
+            assert!(e.starts_with(&format!("s.toml:{line}:")), "{extra}: {e}");
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn event_targets_parse_in_every_form() {
+        let text = "[deployment]\npreferred-site = \"site1\"\n\
+                    [[events]]\nat = \"1s\"\nlogout = \"\"\n\
+                    [[events]]\nat = \"2s\"\nlogout = \"\"\nagents = \"all\"\n\
+                    [[events]]\nat = \"3s\"\ndisconnect = true\nagents = \"agent-17\"\n\
+                    [[events]]\nat = \"4s\"\ndn-out-of-service = true\nagents = 0.25\n\
+                    [[events]]\nat = \"5s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n";
+        let s = parse(text).unwrap();
+        let agents: Vec<Targets> = s.timeline.iter().map(|h| h.agents.clone()).collect();
+        assert_eq!(
+            agents,
+            [
+                Targets::All,
+                Targets::All,
+                Targets::One("agent-17".into()),
+                Targets::Fraction(0.25),
+                Targets::All,
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_event_targets_name_line_and_key() {
+        let base = "[deployment]\npreferred-site = \"site1\"\n[[events]]\nat = \"1s\"\n";
+        for (extra, want) in [
+            ("logout = \"\"\nagents = 0.0", "0 < f ≤ 1"),
+            ("logout = \"\"\nagents = 1.5", "0 < f ≤ 1"),
+            ("logout = \"\"\nagents = 3", "\"agent-3\""),
+            ("logout = \"\"\nagents = \"\"", "session id"),
+            ("logout = \"\"\nagents = true", "got a boolean"),
+            (
+                "site = \"site1\"\nset = { telephony = \"off\" }\nagents = \"all\"",
+                "only agent events",
+            ),
+        ] {
+            // The error points at the `agents` line, the last one.
+            let e = error(&format!("{base}{extra}\n"));
+            let line = 4 + extra.lines().count();
+            assert!(e.starts_with(&format!("s.toml:{line}:")), "{extra}: {e}");
+            assert!(
+                e.contains("events.agents") && e.contains(want),
+                "{extra}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn fraction_rounding_is_ceil_with_float_noise_ignored() {
+        assert_eq!(Targets::fraction_of(0.25, 10), 3);
+        assert_eq!(Targets::fraction_of(0.21, 10), 3);
+        assert_eq!(Targets::fraction_of(0.2, 10), 2);
+        // Float noise: 0.07 × 100 = 7.000000000000001 and 0.0051 × 10 000 =
+        // 51.00000000000001, which a plain ceil turns into 8 and 52.
+        assert_eq!(Targets::fraction_of(0.07, 100), 7);
+        assert_eq!(Targets::fraction_of(0.0051, 10_000), 51);
+        assert_eq!(Targets::fraction_of(0.57, 100), 57);
+        assert_eq!(Targets::fraction_of(0.01, 10), 1);
+        assert_eq!(Targets::fraction_of(1.0, 10), 10);
+        assert_eq!(Targets::fraction_of(0.5, 0), 0);
+        assert_eq!(Targets::fraction_of(0.1, 10_000), 1000);
     }
 
     #[test]

@@ -1,11 +1,58 @@
 //! The simulated deployment: answers commands and plays the scenario's
 //! timeline exactly as SPEC §6 describes, driven only by host time.
+//!
+//! # Sessions (fleet mode)
+//!
+//! One [`Sim`] serves any number of agent sessions: every command names its
+//! session, and the first command of an unknown session id creates it. Each
+//! session has its own connection, epoch, subscription and DN; epochs come
+//! from one counter, so they are unique across sessions. A site change
+//! (`site` + `set`) is reported to every session connected and subscribed
+//! at that site, in the order the sessions first spoke; a stale one (D5) to
+//! every session whose previous connection was at that site, on that epoch.
+//! Two overlapping connects of one session both answer; the later
+//! connection replaces the earlier one.
+//!
+//! # Targeting agent events
+//!
+//! An agent event (`logout`, `dn-back-in-service`, `dn-out-of-service`,
+//! `disconnect`) reaches the sessions its `agents` key names
+//! ([`Targets`]): all of them, one by id (none if the mock does not know
+//! that id yet), or the first `ceil(f × n)` of the `n` sessions known when
+//! the event plays, in the order of their first command (deterministic,
+//! whatever the ids). Of those, the event is heard only by sessions
+//! connected and subscribed (a stale event: by those with a previous
+//! connection, on its epoch); `disconnect` drops every targeted connection.
+//!
+//! # CS Proxy capacity
+//!
+//! Without `deployment.cs-proxy-capacity` a connect resolves after
+//! `connect-latency`, whatever the load. With a capacity of `R` logins per
+//! second and a queue of `Q` (`cs-proxy-queue`, default `ceil(10 × R)`),
+//! each site's CS Proxy serves connects one after another:
+//!
+//! - a connect arriving at `t` completes at
+//!   `max(t + connect-latency, previous completion at that site + 1/R)`
+//!   (`1/R` rounded to the nanosecond), so completions at a busy site are
+//!   exactly `1/R` apart;
+//! - a connect is *waiting* from its arrival until its completion; when `Q`
+//!   connects are waiting at that site, a new one fails at
+//!   `t + connect-latency` with `CS Proxy <site> overloaded: <Q> logins
+//!   queued` and takes no place in the queue;
+//! - a connect that arrives while the site is unreachable (or names a site
+//!   the scenario does not know) takes no place either and fails at
+//!   `t + connect-latency` as without a capacity. Reachability is checked
+//!   when a connect completes, as without a capacity, so a site lost while
+//!   logins wait refuses them at their completion time;
+//! - a waiting login whose session gives up (another connect,
+//!   `kill_factory`) still holds its place: the proxy already has it.
 
-use crate::scenario::{Happening, OnOff, Scenario, SitePatch, SiteState};
+use crate::scenario::{Happening, OnOff, Scenario, SitePatch, SiteState, Targets};
 use drctl_plugin_api::messages::{
     Command, CommandError, Event, Input, Output, Reply, Service, ServiceState,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Range;
 use std::time::Duration;
 
 /// A site as the host's config names it.
@@ -20,52 +67,75 @@ pub struct SiteInfo {
 }
 
 /// One agent's connection state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Session {
-    /// Connected site and epoch.
-    connected: Option<(String, u64)>,
+    /// The session id, as the host names it.
+    id: String,
+    /// Connected site (index into `Sim::sites`) and epoch.
+    connected: Option<(usize, u64)>,
     subscribed: bool,
-    /// The epoch of the connection before this one (for late, stale events).
-    previous: Option<u64>,
+    /// The connection before this one (for late, stale events).
+    previous: Option<(usize, u64)>,
 }
 
-impl Session {
-    /// Drops the connection, remembering its epoch.
-    fn disconnect(&mut self) {
-        self.previous = self.connected.take().map(|c| c.1).or(self.previous);
-        self.subscribed = false;
-    }
+/// A site of the simulated deployment.
+#[derive(Clone, Debug)]
+struct Site {
+    name: String,
+    state: SiteState,
+    /// Sessions connected and subscribed here, by index: a site change
+    /// reaches them without a scan of every session.
+    listeners: BTreeSet<usize>,
+    /// Completion times of the logins waiting at this CS Proxy, ascending
+    /// (capacity model only).
+    waiting: VecDeque<u64>,
+    /// When the last accepted login completes (capacity model only).
+    last_completion: Option<u64>,
+}
+
+/// The capacity model's settings, in the units the sim counts in.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    /// `1/R` in nanoseconds.
+    period: u64,
+    /// `Q`.
+    queue: usize,
 }
 
 /// Work scheduled for a later time.
 #[derive(Clone, Debug)]
 enum Pending {
-    /// A connect attempt resolves (reachability is checked then).
+    /// A connect attempt resolves: `refusal` if decided on arrival
+    /// (overloaded), else reachability is checked then.
     Connect {
-        session: String,
+        session: usize,
         id: u64,
         site: String,
+        refusal: Option<String>,
     },
     /// The DN re-registers, if the session is still on that epoch and SIP is up.
-    DnBack { session: String, epoch: u64 },
+    DnBack { session: usize, epoch: u64 },
 }
 
 /// The simulated two-site deployment.
 #[derive(Debug)]
 pub struct Sim {
     scenario: Scenario,
-    sites: Vec<SiteInfo>,
+    infos: Vec<SiteInfo>,
     dn: String,
-    state: BTreeMap<String, SiteState>,
+    /// The scenario's sites, in name order.
+    sites: Vec<Site>,
+    limit: Option<Limit>,
     next_happening: usize,
-    sessions: BTreeMap<String, Session>,
+    /// Sessions in the order of their first command (the order fractions take).
+    sessions: Vec<Session>,
+    /// Session id -> index in `sessions`.
+    by_id: HashMap<String, usize>,
     /// Scheduled work by (time ns, sequence) so equal times keep their order.
     pending: BTreeMap<(u64, u64), Pending>,
     seq: u64,
     next_epoch: u64,
     ready: VecDeque<Output>,
-    /// The happening being played is a late event of the previous connection.
-    stale: bool,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -80,20 +150,36 @@ fn state(s: OnOff) -> ServiceState {
 }
 
 impl Sim {
-    /// A simulation of `scenario` for the host's `sites`; `dn` is the agent's DN.
+    /// A simulation of `scenario` for the host's `sites`; `dn` is every agent's DN.
     pub fn new(scenario: Scenario, sites: Vec<SiteInfo>, dn: String) -> Sim {
+        let limit = scenario.deployment.capacity().map(|c| Limit {
+            // `as` saturates: a vanishing rate gives the longest period, not a wrap.
+            period: ((1e9 / c.per_second).round() as u64).max(1),
+            queue: usize::try_from(c.queue).unwrap_or(usize::MAX),
+        });
         Sim {
-            state: scenario.sites.clone(),
+            sites: scenario
+                .sites
+                .iter()
+                .map(|(name, state)| Site {
+                    name: name.clone(),
+                    state: *state,
+                    listeners: BTreeSet::new(),
+                    waiting: VecDeque::new(),
+                    last_completion: None,
+                })
+                .collect(),
+            limit,
             scenario,
-            sites,
+            infos: sites,
             dn,
             next_happening: 0,
-            sessions: BTreeMap::new(),
+            sessions: Vec::new(),
+            by_id: HashMap::new(),
             pending: BTreeMap::new(),
             seq: 0,
             next_epoch: 0,
             ready: VecDeque::new(),
-            stale: false,
         }
     }
 
@@ -104,10 +190,10 @@ impl Sim {
             id,
             command,
         } = input;
-        let reply = self.command(now, &session, id, command);
-        if let Some(result) = reply {
+        let i = self.session_index(session);
+        if let Some(result) = self.command(now, i, id, command) {
             self.ready.push_back(Output::Result {
-                session,
+                session: self.sessions[i].id.clone(),
                 id,
                 result,
             });
@@ -115,36 +201,62 @@ impl Sim {
         Ok(())
     }
 
+    /// The index of session `id`, created on its first command.
+    fn session_index(&mut self, id: String) -> usize {
+        if let Some(&i) = self.by_id.get(&id) {
+            return i;
+        }
+        let i = self.sessions.len();
+        self.by_id.insert(id.clone(), i);
+        self.sessions.push(Session {
+            id,
+            connected: None,
+            subscribed: false,
+            previous: None,
+        });
+        i
+    }
+
+    fn site_index(&self, name: &str) -> Option<usize> {
+        // Two sites: a scan is cheaper than a map.
+        self.sites.iter().position(|s| s.name == name)
+    }
+
+    /// Drops session `i`'s connection, remembering it for stale events.
+    fn disconnect(&mut self, i: usize) {
+        let s = &mut self.sessions[i];
+        if let Some((site, epoch)) = s.connected.take() {
+            s.previous = Some((site, epoch));
+            self.sites[site].listeners.remove(&i);
+        }
+        s.subscribed = false;
+    }
+
     /// Answers a command now, or schedules its answer (`None`).
     fn command(
         &mut self,
         now: u64,
-        session: &str,
+        i: usize,
         id: u64,
         command: Command,
     ) -> Option<Result<Reply, CommandError>> {
-        let latency = ns(self.scenario.deployment.connect_latency);
-        let s = self.sessions.entry(session.to_owned()).or_default();
+        let connected = self.sessions[i].connected;
         match command {
             Command::Connect { site, .. } => {
-                s.disconnect();
-                let session = session.to_owned();
-                self.schedule(
-                    now.saturating_add(latency),
-                    Pending::Connect { session, id, site },
-                );
+                self.disconnect(i);
+                self.connect(now, i, id, site);
                 None
             }
             Command::ReadPersonSites { .. } => {
-                if s.connected.is_none() {
-                    return Some(Err(CommandError::new("not connected to a CS Proxy")));
+                if connected.is_none() {
+                    return Some(Err(not_connected()));
                 }
                 let preferred = self.scenario.deployment.preferred_site.get_ref();
                 let app = |pref: bool| {
-                    self.sites
+                    self.infos
                         .iter()
-                        .find(|i| (&i.name == preferred) == pref)
-                        .map(|i| i.app_name.clone())
+                        .find(|s| (&s.name == preferred) == pref)
+                        .map(|s| s.app_name.clone())
                         .unwrap_or_default()
                 };
                 Some(Ok(Reply::PersonSites {
@@ -153,10 +265,10 @@ impl Sim {
                 }))
             }
             Command::ReadApplication { app_name } => {
-                if s.connected.is_none() {
-                    return Some(Err(CommandError::new("not connected to a CS Proxy")));
+                if connected.is_none() {
+                    return Some(Err(not_connected()));
                 }
-                let Some(info) = self.sites.iter().find(|i| i.app_name == app_name) else {
+                let Some(info) = self.infos.iter().find(|s| s.app_name == app_name) else {
                     return Some(Err(CommandError::new(format!(
                         "no AIL Application named {app_name:?}"
                     ))));
@@ -170,49 +282,91 @@ impl Sim {
                 }))
             }
             Command::Subscribe { epoch, .. } => {
-                let Some((site, current)) = s.connected.clone() else {
-                    return Some(Err(CommandError::new("not connected to a CS Proxy")));
+                let Some((site, current)) = connected else {
+                    return Some(Err(not_connected()));
                 };
                 if current != epoch {
                     return Some(Err(CommandError::new(format!(
                         "epoch {epoch} is not the current connection ({current})"
                     ))));
                 }
-                s.subscribed = true;
-                self.after_login(now, session, &site, epoch, id);
+                self.sessions[i].subscribed = true;
+                self.sites[site].listeners.insert(i);
+                self.after_login(now, i, site, epoch, id);
                 None
             }
             Command::KillFactory | Command::Shutdown => {
-                s.disconnect();
+                self.disconnect(i);
                 Some(Ok(Reply::Done))
             }
             Command::RelaunchEndpoint => {
-                if let Some((_, epoch)) = s.connected {
+                if let Some((_, epoch)) = connected {
                     let at = now.saturating_add(ns(self.scenario.deployment.register_delay));
-                    let session = session.to_owned();
-                    self.schedule(at, Pending::DnBack { session, epoch });
+                    self.schedule(at, Pending::DnBack { session: i, epoch });
                 }
                 Some(Ok(Reply::Done))
             }
         }
     }
 
+    /// Schedules a connect's answer: after `connect-latency`, or later (or
+    /// refused) under the capacity model (module docs).
+    fn connect(&mut self, now: u64, session: usize, id: u64, site: String) {
+        let arrived = now.saturating_add(ns(self.scenario.deployment.connect_latency));
+        let mut at = arrived;
+        let mut refusal = None;
+        let target = self.site_index(&site);
+        if let (Some(limit), Some(t)) = (self.limit, target) {
+            let s = &mut self.sites[t];
+            if s.state.reachable {
+                // Logins completed by now no longer wait; completions are
+                // ascending, so they sit at the front.
+                while s.waiting.front().is_some_and(|&c| c <= now) {
+                    s.waiting.pop_front();
+                }
+                if s.waiting.len() >= limit.queue {
+                    refusal = Some(format!(
+                        "CS Proxy {site} overloaded: {} logins queued",
+                        limit.queue
+                    ));
+                } else {
+                    let next_slot = s
+                        .last_completion
+                        .map_or(0, |c| c.saturating_add(limit.period));
+                    at = arrived.max(next_slot);
+                    s.waiting.push_back(at);
+                    s.last_completion = Some(at);
+                }
+            }
+        }
+        self.schedule(
+            at,
+            Pending::Connect {
+                session,
+                id,
+                site,
+                refusal,
+            },
+        );
+    }
+
     /// After a (re)login: the subscribe answer, the services' current status,
     /// and the DN back in service after `register-delay`.
-    fn after_login(&mut self, now: u64, session: &str, site: &str, epoch: u64, id: u64) {
+    fn after_login(&mut self, now: u64, i: usize, site: usize, epoch: u64, id: u64) {
+        let session = &self.sessions[i].id;
         self.ready.push_back(Output::Result {
-            session: session.to_owned(),
+            session: session.clone(),
             id,
             result: Ok(Reply::Done),
         });
-        let st = self.state.get(site).copied().unwrap_or_default();
+        let st = self.sites[site].state;
         for (service, status) in [
             (Service::Telephony, st.telephony),
             (Service::Configuration, st.configuration),
             (Service::Statistic, st.statistic),
         ] {
             self.ready.push_back(Output::Event {
-                session: session.to_owned(),
+                session: session.clone(),
                 epoch,
                 event: Event::ServiceStatus {
                     service,
@@ -221,8 +375,7 @@ impl Sim {
             });
         }
         let at = now.saturating_add(ns(self.scenario.deployment.register_delay));
-        let session = session.to_owned();
-        self.schedule(at, Pending::DnBack { session, epoch });
+        self.schedule(at, Pending::DnBack { session: i, epoch });
     }
 
     fn schedule(&mut self, at: u64, what: Pending) {
@@ -247,8 +400,7 @@ impl Sim {
                 (Some(h), p) if h <= now && p.is_none_or(|p| h <= p) => {
                     let h = self.scenario.timeline[self.next_happening].clone();
                     self.next_happening += 1;
-                    self.stale = h.stale;
-                    self.happen(h.what);
+                    self.happen(h.what, &h.agents, h.stale);
                 }
                 (_, Some(p)) if p <= now => {
                     if let Some((_, what)) = self.pending.pop_first() {
@@ -276,42 +428,50 @@ impl Sim {
 
     fn resolve(&mut self, what: Pending) {
         match what {
-            Pending::Connect { session, id, site } => {
-                let reachable = self.state.get(&site).is_some_and(|s| s.reachable);
-                let result = if reachable {
-                    self.next_epoch += 1;
-                    let epoch = self.next_epoch;
-                    self.sessions.entry(session.clone()).or_default().connected =
-                        Some((site, epoch));
-                    Ok(Reply::Connected { epoch })
-                } else {
-                    Err(CommandError::new(format!(
+            Pending::Connect {
+                session,
+                id,
+                site,
+                refusal,
+            } => {
+                let reachable = self
+                    .site_index(&site)
+                    .filter(|&t| self.sites[t].state.reachable);
+                let result = match (refusal, reachable) {
+                    (Some(why), _) => Err(CommandError::new(why)),
+                    (None, Some(t)) => {
+                        // Overlapping connects of one session: the later
+                        // connection replaces the earlier one, which must
+                        // also leave its site's listeners.
+                        self.disconnect(session);
+                        self.next_epoch += 1;
+                        let epoch = self.next_epoch;
+                        self.sessions[session].connected = Some((t, epoch));
+                        Ok(Reply::Connected { epoch })
+                    }
+                    (None, None) => Err(CommandError::new(format!(
                         "CS Proxy {site} refused the connection"
-                    )))
+                    ))),
                 };
                 self.ready.push_back(Output::Result {
-                    session,
+                    session: self.sessions[session].id.clone(),
                     id,
                     result,
                 });
             }
             Pending::DnBack { session, epoch } => {
-                let Some(s) = self.sessions.get(&session) else {
+                let s = &self.sessions[session];
+                let Some((site, current)) = s.connected else {
                     return;
                 };
-                let Some((site, current)) = &s.connected else {
-                    return;
-                };
-                let sip_up = self
-                    .state
-                    .get(site)
-                    .is_some_and(|st| st.telephony == OnOff::On);
-                if *current == epoch && s.subscribed && sip_up {
-                    let dn = self.dn.clone();
+                let sip_up = self.sites[site].state.telephony == OnOff::On;
+                if current == epoch && s.subscribed && sip_up {
                     self.ready.push_back(Output::Event {
-                        session,
+                        session: s.id.clone(),
                         epoch,
-                        event: Event::DnBackInService { dn },
+                        event: Event::DnBackInService {
+                            dn: self.dn.clone(),
+                        },
                     });
                 }
             }
@@ -319,45 +479,66 @@ impl Sim {
     }
 
     /// Plays one timeline entry.
-    fn happen(&mut self, what: Happening) {
-        match what {
-            Happening::Set { site, patch } => self.set(&site, patch),
-            Happening::Logout { reason } => {
-                let dn = self.dn.clone();
-                self.send_to_listeners(None, || Event::AgentLogout {
-                    dn: dn.clone(),
-                    reason: reason.clone(),
-                    extensions: Default::default(),
+    fn happen(&mut self, what: Happening, agents: &Targets, stale: bool) {
+        let dn = &self.dn;
+        let event = match what {
+            Happening::Set { site, patch } => return self.set(&site, patch, stale),
+            Happening::Disconnect => return self.drop_targets(agents),
+            Happening::Logout { reason } => Event::AgentLogout {
+                dn: dn.clone(),
+                reason,
+                extensions: Default::default(),
+            },
+            Happening::DnBackInService => Event::DnBackInService { dn: dn.clone() },
+            Happening::DnOutOfService => Event::DnOutOfService { dn: dn.clone() },
+        };
+        for i in self.targets(agents) {
+            let s = &self.sessions[i];
+            let epoch = if stale {
+                s.previous.map(|p| p.1)
+            } else {
+                s.connected.filter(|_| s.subscribed).map(|c| c.1)
+            };
+            if let Some(epoch) = epoch {
+                self.ready.push_back(Output::Event {
+                    session: s.id.clone(),
+                    epoch,
+                    event: event.clone(),
                 });
-            }
-            Happening::DnBackInService => {
-                let dn = self.dn.clone();
-                self.send_to_listeners(None, || Event::DnBackInService { dn: dn.clone() });
-            }
-            Happening::DnOutOfService => {
-                let dn = self.dn.clone();
-                self.send_to_listeners(None, || Event::DnOutOfService { dn: dn.clone() });
-            }
-            Happening::Disconnect => {
-                for (session, s) in &mut self.sessions {
-                    if let Some((_, epoch)) = s.connected {
-                        self.ready.push_back(Output::Event {
-                            session: session.clone(),
-                            epoch,
-                            event: Event::Disconnected,
-                        });
-                    }
-                    s.disconnect();
-                }
             }
         }
     }
 
+    /// The sessions `agents` names, as a range of indices (see [`Targets`]).
+    fn targets(&self, agents: &Targets) -> Range<usize> {
+        let n = self.sessions.len();
+        match agents {
+            Targets::All => 0..n,
+            Targets::Fraction(f) => 0..Targets::fraction_of(*f, n),
+            Targets::One(id) => self.by_id.get(id).map_or(0..0, |&i| i..i + 1),
+        }
+    }
+
+    /// The backend loses the AIL session of every targeted agent.
+    fn drop_targets(&mut self, agents: &Targets) {
+        for i in self.targets(agents) {
+            if let Some((_, epoch)) = self.sessions[i].connected {
+                self.ready.push_back(Output::Event {
+                    session: self.sessions[i].id.clone(),
+                    epoch,
+                    event: Event::Disconnected,
+                });
+            }
+            self.disconnect(i);
+        }
+    }
+
     /// A site changes; sessions listening there hear about changed services only.
-    fn set(&mut self, site: &str, patch: SitePatch) {
-        let Some(st) = self.state.get_mut(site) else {
+    fn set(&mut self, site: &str, patch: SitePatch, stale: bool) {
+        let Some(t) = self.site_index(site) else {
             return;
         };
+        let st = &mut self.sites[t].state;
         let before = *st;
         if let Some(v) = patch.telephony {
             st.telephony = v;
@@ -372,6 +553,17 @@ impl Sim {
             st.reachable = v;
         }
         let after = *st;
+        // A stale change went out on the previous connection there; there is
+        // no index of those, but stale drills are single events, so a scan is fine.
+        let hearing: Vec<(usize, u64)> = if stale {
+            self.sessions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.previous.filter(|p| p.0 == t).map(|p| (i, p.1)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         for (service, old, new) in [
             (Service::Telephony, before.telephony, after.telephony),
             (
@@ -381,36 +573,35 @@ impl Sim {
             ),
             (Service::Statistic, before.statistic, after.statistic),
         ] {
-            if old != new {
-                self.send_to_listeners(Some(site), || Event::ServiceStatus {
-                    service,
-                    status: state(new),
-                });
+            if old == new {
+                continue;
             }
-        }
-    }
-
-    /// Sends an event to every session listening (at `site`, if given); a
-    /// stale happening goes out on each session's previous epoch instead.
-    fn send_to_listeners(&mut self, site: Option<&str>, event: impl Fn() -> Event) {
-        for (session, s) in &self.sessions {
-            let epoch = if self.stale {
-                s.previous
-            } else {
-                match &s.connected {
-                    Some((at, epoch)) if s.subscribed && site.is_none_or(|x| x == at) => {
-                        Some(*epoch)
-                    }
-                    _ => None,
-                }
+            let event = Event::ServiceStatus {
+                service,
+                status: state(new),
             };
-            if let Some(epoch) = epoch {
+            let mut send = |i: usize, epoch: u64| {
                 self.ready.push_back(Output::Event {
-                    session: session.clone(),
+                    session: self.sessions[i].id.clone(),
                     epoch,
-                    event: event(),
+                    event: event.clone(),
                 });
+            };
+            if stale {
+                for &(i, epoch) in &hearing {
+                    send(i, epoch);
+                }
+            } else {
+                for &i in &self.sites[t].listeners {
+                    if let Some((_, epoch)) = self.sessions[i].connected {
+                        send(i, epoch);
+                    }
+                }
             }
         }
     }
+}
+
+fn not_connected() -> CommandError {
+    CommandError::new("not connected to a CS Proxy")
 }

@@ -142,3 +142,649 @@ fn subscribe_reports_statuses_then_dn_back_after_register_delay_and_scenario_cha
         }
     ));
 }
+
+// ---- fleet mode: many sessions, the capacity model, event targeting ----------
+
+/// Drives a [`Sim`] like the host does: steps to each due time, drains
+/// the outputs, and (if `subscribe`) subscribes every new connection at once.
+struct Driver {
+    sim: Sim,
+    now: u64,
+    next_id: u64,
+    subscribe: bool,
+    /// Every output, with the time it came out.
+    seen: Vec<(u64, Output)>,
+}
+
+impl Driver {
+    fn new(scenario: &str, subscribe: bool) -> Driver {
+        let sc = Scenario::parse(scenario, Path::new("t.toml"), &names()).unwrap();
+        Driver {
+            sim: Sim::new(sc, sites(), "7001".into()),
+            now: 0,
+            next_id: 0,
+            subscribe,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Sends a command from `session` now.
+    fn send(&mut self, session: &str, command: Command) {
+        self.next_id += 1;
+        let input = Input::Command {
+            session: session.into(),
+            id: self.next_id,
+            command,
+        };
+        self.sim.handle(self.now, input).unwrap();
+    }
+
+    /// Runs to `t` (inclusive); returns the outputs of this stretch.
+    fn run_until(&mut self, t: u64) -> Vec<(u64, Output)> {
+        let start = self.seen.len();
+        loop {
+            while let Some(out) = self.sim.poll_output(self.now) {
+                if let Output::Result {
+                    session,
+                    result: Ok(Reply::Connected { epoch }),
+                    ..
+                } = &out
+                {
+                    if self.subscribe {
+                        let sub = Command::Subscribe {
+                            epoch: *epoch,
+                            listeners: vec![],
+                        };
+                        let session = session.clone();
+                        self.send(&session, sub);
+                    }
+                }
+                self.seen.push((self.now, out));
+            }
+            match self.sim.poll_timeout() {
+                Some(due) if due <= t => self.now = self.now.max(due),
+                _ => break,
+            }
+        }
+        self.now = self.now.max(t);
+        self.seen[start..].to_vec()
+    }
+}
+
+/// One output as a line: `<ms> <session> <what>`; subscribe answers are `ok`.
+fn line(t: u64, out: &Output) -> String {
+    let what = match out {
+        Output::Result { result, .. } => match result {
+            Ok(Reply::Connected { epoch }) => format!("connected {epoch}"),
+            Ok(_) => "ok".into(),
+            Err(e) => format!("error {}", e.message),
+        },
+        Output::Event { epoch, event, .. } => {
+            let e = match event {
+                Event::ServiceStatus { service, status } => format!("{service:?} {status:?}"),
+                Event::AgentLogout { reason, .. } => format!("logout {reason:?}"),
+                Event::DnBackInService { .. } => "dn-back".into(),
+                Event::DnOutOfService { .. } => "dn-out".into(),
+                Event::Disconnected => "disconnected".into(),
+            };
+            format!("@{epoch} {e}")
+        }
+        other => format!("{other:?}"),
+    };
+    let session = match out {
+        Output::Result { session, .. } | Output::Event { session, .. } => session.as_str(),
+        _ => "?",
+    };
+    format!("{} {session} {what}", t / MS)
+}
+
+fn lines(outs: &[(u64, Output)]) -> Vec<String> {
+    outs.iter().map(|(t, o)| line(*t, o)).collect()
+}
+
+/// Lines without the subscribe answers and the statuses a login reports.
+fn notable(outs: &[(u64, Output)]) -> Vec<String> {
+    lines(outs)
+        .into_iter()
+        .filter(|l| !l.ends_with(" ok") && !l.contains(" On"))
+        .collect()
+}
+
+const DEPLOYMENT: &str = "[deployment]\npreferred-site = \"site1\"\nconnect-latency = \"200ms\"\nregister-delay = \"2s\"\n";
+
+#[test]
+fn sessions_have_independent_connections_and_epochs() {
+    let mut d = Driver::new(DEPLOYMENT, false);
+    d.send("agent-a", connect("site1"));
+    d.send("agent-b", connect("site2"));
+    assert_eq!(
+        lines(&d.run_until(200 * MS)),
+        ["200 agent-a connected 1", "200 agent-b connected 2"]
+    );
+    // One session's epoch is not another's.
+    d.send(
+        "agent-b",
+        Command::Subscribe {
+            epoch: 1,
+            listeners: vec![],
+        },
+    );
+    d.send(
+        "agent-a",
+        Command::Subscribe {
+            epoch: 1,
+            listeners: vec![],
+        },
+    );
+    d.send(
+        "agent-b",
+        Command::Subscribe {
+            epoch: 2,
+            listeners: vec![],
+        },
+    );
+    let out = lines(&d.run_until(200 * MS));
+    assert_eq!(
+        out[0],
+        "200 agent-b error epoch 1 is not the current connection (2)"
+    );
+    assert_eq!(
+        out[1..5].iter().filter(|l| l.contains("agent-a")).count(),
+        4
+    );
+    assert_eq!(out[5..].iter().filter(|l| l.contains("agent-b")).count(), 4);
+    // agent-a's kill_factory leaves agent-b connected and re-registering.
+    d.run_until(1_000 * MS);
+    d.send("agent-a", Command::KillFactory);
+    d.send(
+        "agent-a",
+        Command::ReadPersonSites {
+            username: "u".into(),
+        },
+    );
+    d.send(
+        "agent-b",
+        Command::ReadPersonSites {
+            username: "u".into(),
+        },
+    );
+    d.send("agent-a", connect("site2"));
+    assert_eq!(
+        lines(&d.run_until(3_000 * MS)),
+        [
+            "1000 agent-a ok",
+            "1000 agent-a error not connected to a CS Proxy",
+            "1000 agent-b ok",
+            "1200 agent-a connected 3",
+            "2200 agent-b @2 dn-back",
+        ]
+    );
+}
+
+#[test]
+fn a_site_event_reaches_every_session_on_that_site_and_no_other() {
+    let text = format!(
+        "{DEPLOYMENT}[[events]]\nat = \"10s\"\nsite = \"site1\"\nset = {{ telephony = \"off\" }}\n\
+         [[events]]\nat = \"11s\"\nsite = \"site2\"\nset = {{ statistic = \"off\", configuration = \"off\" }}\n"
+    );
+    let mut d = Driver::new(&text, true);
+    for (session, site) in [
+        ("agent-1", "site1"),
+        ("agent-2", "site2"),
+        ("agent-3", "site1"),
+        ("agent-4", "site2"),
+        ("agent-5", "site1"),
+    ] {
+        d.send(session, connect(site));
+    }
+    d.run_until(5_000 * MS);
+    // Connected to site1 but not subscribed: hears nothing.
+    d.subscribe = false;
+    d.send("agent-6", connect("site1"));
+    d.run_until(5_000 * MS + 200 * MS);
+    assert_eq!(
+        lines(&d.run_until(10_000 * MS)),
+        [
+            "10000 agent-1 @1 Telephony Off",
+            "10000 agent-3 @3 Telephony Off",
+            "10000 agent-5 @5 Telephony Off",
+        ]
+    );
+    assert_eq!(
+        lines(&d.run_until(11_000 * MS)),
+        [
+            "11000 agent-2 @2 Configuration Off",
+            "11000 agent-4 @4 Configuration Off",
+            "11000 agent-2 @2 Statistic Off",
+            "11000 agent-4 @4 Statistic Off",
+        ]
+    );
+    // A session that left site1 no longer hears it; its new site's state is reported on login.
+    assert!(d.run_until(60_000 * MS).is_empty());
+}
+
+#[test]
+fn overlapping_connects_leave_the_earlier_site() {
+    let text = format!(
+        "{DEPLOYMENT}[[events]]\nat = \"1s\"\nsite = \"site1\"\nset = {{ telephony = \"off\" }}\n\
+         [[events]]\nat = \"2s\"\nsite = \"site2\"\nset = {{ telephony = \"off\" }}\n"
+    );
+    let mut d = Driver::new(&text, true);
+    d.send("agent-1", connect("site1"));
+    d.run_until(100 * MS);
+    // A second connect before the first answers: both answer, the later wins.
+    d.send("agent-1", connect("site2"));
+    assert_eq!(
+        notable(&d.run_until(300 * MS)),
+        ["200 agent-1 connected 1", "300 agent-1 connected 2"]
+    );
+    assert!(d.run_until(1_000 * MS).is_empty());
+    assert_eq!(
+        notable(&d.run_until(2_000 * MS)),
+        ["2000 agent-1 @2 Telephony Off"]
+    );
+}
+
+/// (ms, session, outcome) of every connect answer in `outs`.
+fn connects(outs: &[(u64, Output)]) -> Vec<String> {
+    lines(outs)
+        .into_iter()
+        .filter(|l| l.contains(" connected ") || l.contains(" error CS Proxy"))
+        .collect()
+}
+
+#[test]
+fn capacity_serves_logins_at_exactly_r_per_second_and_refuses_beyond_the_queue() {
+    let text = format!("{DEPLOYMENT}cs-proxy-capacity = 10\ncs-proxy-queue = 3\n");
+    let mut d = Driver::new(&text, false);
+    for n in 1..=5 {
+        d.send(&format!("agent-{n}"), connect("site2"));
+    }
+    // Another site has its own queue.
+    d.send("agent-6", connect("site1"));
+    d.run_until(250 * MS);
+    // At 250 ms agent-1's login has completed: two wait, so one more fits,
+    // served 1/R after the last one.
+    d.send("agent-7", connect("site2"));
+    d.send("agent-8", connect("site2"));
+    d.run_until(2_000 * MS);
+    // An idle proxy serves at connect-latency again.
+    d.send("agent-9", connect("site2"));
+    d.run_until(3_000 * MS);
+    assert_eq!(
+        connects(&d.seen),
+        [
+            "200 agent-1 connected 1",
+            "200 agent-4 error CS Proxy site2 overloaded: 3 logins queued",
+            "200 agent-5 error CS Proxy site2 overloaded: 3 logins queued",
+            "200 agent-6 connected 2",
+            "300 agent-2 connected 3",
+            "400 agent-3 connected 4",
+            "450 agent-8 error CS Proxy site2 overloaded: 3 logins queued",
+            "500 agent-7 connected 5",
+            "2200 agent-9 connected 6",
+        ]
+    );
+}
+
+#[test]
+fn the_default_queue_is_ten_times_the_capacity_rounded_up() {
+    // R = 0.25/s: a login every 4 s, ceil(2.5) = 3 may wait.
+    let text = format!("{DEPLOYMENT}cs-proxy-capacity = 0.25\n");
+    let mut d = Driver::new(&text, false);
+    for n in 1..=4 {
+        d.send(&format!("agent-{n}"), connect("site1"));
+    }
+    d.run_until(20_000 * MS);
+    assert_eq!(
+        connects(&d.seen),
+        [
+            "200 agent-1 connected 1",
+            "200 agent-4 error CS Proxy site1 overloaded: 3 logins queued",
+            "4200 agent-2 connected 2",
+            "8200 agent-3 connected 3",
+        ]
+    );
+}
+
+#[test]
+fn without_a_capacity_every_login_takes_connect_latency() {
+    let mut d = Driver::new(DEPLOYMENT, false);
+    for n in 1..=5000 {
+        d.send(&format!("agent-{n}"), connect("site1"));
+    }
+    let out = connects(&d.run_until(1_000 * MS));
+    let want: Vec<String> = (1..=5000)
+        .map(|n| format!("200 agent-{n} connected {n}"))
+        .collect();
+    assert_eq!(out, want);
+}
+
+#[test]
+fn unreachable_sites_refuse_without_queueing_and_a_lost_site_refuses_waiting_logins() {
+    let text = format!(
+        "{DEPLOYMENT}cs-proxy-capacity = 10\ncs-proxy-queue = 2\n[sites.site2]\nreachable = false\n\
+         [[events]]\nat = \"1s\"\nsite = \"site2\"\nset = {{ reachable = true }}\n\
+         [[events]]\nat = \"1250ms\"\nsite = \"site2\"\nset = {{ reachable = false }}\n"
+    );
+    let mut d = Driver::new(&text, false);
+    for n in 1..=3 {
+        d.send(&format!("agent-{n}"), connect("site2"));
+    }
+    d.run_until(1_000 * MS);
+    // The refusals took no place in the queue: two logins fit now.
+    d.send("agent-4", connect("site2"));
+    d.send("agent-5", connect("site2"));
+    d.run_until(3_000 * MS);
+    assert_eq!(
+        connects(&d.seen),
+        [
+            "200 agent-1 error CS Proxy site2 refused the connection",
+            "200 agent-2 error CS Proxy site2 refused the connection",
+            "200 agent-3 error CS Proxy site2 refused the connection",
+            "1200 agent-4 connected 1",
+            // site2 is lost at 1.25 s while agent-5 waits for its turn at 1.3 s.
+            "1300 agent-5 error CS Proxy site2 refused the connection",
+        ]
+    );
+}
+
+/// Ten sessions known in this first-command order (not id order); agent-3
+/// never connects, the others connect to site1 and subscribe.
+fn ten_sessions(events: &str) -> Driver {
+    let mut d = Driver::new(&format!("{DEPLOYMENT}{events}"), true);
+    for n in [7, 3, 10, 1, 9, 2, 8, 4, 6, 5] {
+        let s = format!("agent-{n}");
+        if n == 3 {
+            d.send(&s, Command::KillFactory);
+        } else {
+            d.send(&s, connect("site1"));
+        }
+    }
+    d.run_until(5_000 * MS);
+    d
+}
+
+fn event(at: &str, what: &str, agents: &str) -> String {
+    format!("[[events]]\nat = \"{at}\"\n{what}\nagents = {agents}\n")
+}
+
+#[test]
+fn targeting_all_reaches_every_subscribed_session_in_first_command_order() {
+    let mut d = ten_sessions(&event("10s", "dn-out-of-service = true", "\"all\""));
+    let sessions: Vec<String> = notable(&d.run_until(10_000 * MS))
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        sessions,
+        [7, 10, 1, 9, 2, 8, 4, 6, 5].map(|n| format!("agent-{n}"))
+    );
+}
+
+#[test]
+fn targeting_one_session_reaches_it_alone_and_an_unknown_id_nobody() {
+    let events = event("10s", "logout = \"dr-force_logout\"", "\"agent-9\"")
+        + &event("11s", "logout = \"\"", "\"agent-99\"");
+    let mut d = ten_sessions(&events);
+    // agent-9 connected fourth (epochs follow the connect order, agent-3 skipped).
+    assert_eq!(
+        notable(&d.run_until(10_000 * MS)),
+        ["10000 agent-9 @4 logout Some(\"dr-force_logout\")"]
+    );
+    assert!(d.run_until(11_000 * MS).is_empty());
+}
+
+#[test]
+fn a_fraction_takes_the_first_ceil_f_n_known_sessions() {
+    // ceil(0.21 × 10) = 3 (rounding up, not to nearest): agent-7, agent-3
+    // (known, never connected: hears nothing), agent-10. 0.2 × 10 = 2 exactly.
+    let events = event("10s", "dn-back-in-service = true", "0.21")
+        + &event("11s", "dn-out-of-service = true", "0.2")
+        + &event("12s", "dn-back-in-service = true", "1.0");
+    let mut d = ten_sessions(&events);
+    assert_eq!(
+        notable(&d.run_until(10_000 * MS)),
+        ["10000 agent-7 @1 dn-back", "10000 agent-10 @2 dn-back"]
+    );
+    assert_eq!(
+        notable(&d.run_until(11_000 * MS)),
+        ["11000 agent-7 @1 dn-out"]
+    );
+    assert_eq!(notable(&d.run_until(12_000 * MS)).len(), 9);
+}
+
+#[test]
+fn a_fraction_ignores_float_noise() {
+    // 0.07 × 100 is 7.000000000000001 in binary floats: 7 sessions, not 8.
+    let mut d = Driver::new(
+        &format!(
+            "{DEPLOYMENT}{}",
+            event("1s", "dn-out-of-service = true", "0.07")
+        ),
+        true,
+    );
+    for n in 1..=100 {
+        d.send(&format!("agent-{n}"), connect("site1"));
+    }
+    let heard: Vec<String> = notable(&d.run_until(1_000 * MS))
+        .into_iter()
+        .filter(|l| l.ends_with("dn-out"))
+        .collect();
+    let want: Vec<String> = (1..=7)
+        .map(|n| format!("1000 agent-{n} @{n} dn-out"))
+        .collect();
+    assert_eq!(heard, want);
+}
+
+#[test]
+fn a_fraction_counts_the_sessions_known_when_the_event_plays() {
+    // At 1 s only four sessions are known: ceil(0.5 × 4) = 2.
+    let mut d = Driver::new(
+        &format!("{DEPLOYMENT}{}", event("1s", "disconnect = true", "0.5")),
+        true,
+    );
+    for n in 1..=4 {
+        d.send(&format!("agent-{n}"), connect("site1"));
+    }
+    d.run_until(500 * MS);
+    assert_eq!(
+        notable(&d.run_until(1_000 * MS)),
+        [
+            "1000 agent-1 @1 disconnected",
+            "1000 agent-2 @2 disconnected"
+        ]
+    );
+    for n in 5..=8 {
+        d.send(&format!("agent-{n}"), connect("site1"));
+    }
+    // Disconnected sessions lose their DN; the others and the newcomers register.
+    let back: Vec<String> = notable(&d.run_until(10_000 * MS))
+        .into_iter()
+        .filter(|l| l.ends_with("dn-back"))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            "2200 agent-3 @3 dn-back",
+            "2200 agent-4 @4 dn-back",
+            "3200 agent-5 @5 dn-back",
+            "3200 agent-6 @6 dn-back",
+            "3200 agent-7 @7 dn-back",
+            "3200 agent-8 @8 dn-back",
+        ]
+    );
+}
+
+#[test]
+fn a_stale_targeted_event_goes_out_on_the_previous_epoch() {
+    let events = event("10s", "disconnect = true", "\"agent-1\"")
+        + &event(
+            "11s",
+            "logout = \"graceful_shutdown_logout\"\nstale = true",
+            "\"agent-1\"",
+        );
+    let mut d = ten_sessions(&events);
+    d.run_until(10_000 * MS);
+    d.send("agent-1", connect("site2"));
+    // agent-1 connected third (epoch 3), reconnected as epoch 10.
+    assert_eq!(
+        notable(&d.run_until(11_000 * MS)),
+        [
+            "10200 agent-1 connected 10",
+            "11000 agent-1 @3 logout Some(\"graceful_shutdown_logout\")",
+        ]
+    );
+}
+
+#[test]
+fn a_stale_site_event_reaches_only_sessions_whose_previous_connection_was_there() {
+    let text = format!(
+        "{DEPLOYMENT}[[events]]\nat = \"10s\"\nsite = \"site1\"\nset = {{ statistic = \"off\" }}\nstale = true\n"
+    );
+    let mut d = Driver::new(&text, true);
+    d.send("agent-a", connect("site1"));
+    d.send("agent-b", connect("site2"));
+    d.send("agent-c", connect("site1"));
+    d.run_until(1_000 * MS);
+    // agent-a leaves site1 (epoch 1) for site2; agent-b leaves site2 for site1.
+    d.send("agent-a", connect("site2"));
+    d.send("agent-b", connect("site1"));
+    d.run_until(5_000 * MS);
+    assert_eq!(
+        notable(&d.run_until(10_000 * MS)),
+        ["10000 agent-a @1 Statistic Off"]
+    );
+}
+
+#[test]
+fn ten_thousand_sessions_through_a_site_outage() {
+    const N: u64 = 10_000;
+    const PERIOD: u64 = 5 * MS; // 1 / 200 per second
+    let text = format!(
+        "{DEPLOYMENT}cs-proxy-capacity = 200\n\
+         [[events]]\nat = \"60s\"\nsite = \"site1\"\nset = {{ telephony = \"off\", reachable = false }}\n"
+    );
+    let mut d = Driver::new(&text, true);
+    let name = |k: u64| format!("agent-{k}");
+    // Startup at exactly the proxy's rate: nobody waits long, nobody is refused.
+    for k in 0..N {
+        d.run_until(k * PERIOD);
+        d.send(&name(k), connect("site1"));
+    }
+    d.run_until(59_000 * MS);
+    let startup = std::mem::take(&mut d.seen);
+    let mut epoch1 = std::collections::HashMap::new();
+    for (t, out) in &startup {
+        if let Output::Result {
+            session,
+            result: Ok(Reply::Connected { epoch }),
+            ..
+        } = out
+        {
+            let k: u64 = session["agent-".len()..].parse().unwrap();
+            assert_eq!(*t, k * PERIOD + 200 * MS, "{session}");
+            epoch1.insert(session.clone(), *epoch);
+        }
+    }
+    assert_eq!(epoch1.len(), N as usize);
+    let dn_back = |outs: &[(u64, Output)]| {
+        outs.iter()
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    Output::Event {
+                        event: Event::DnBackInService { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(dn_back(&startup), N as usize);
+
+    // The outage reaches every session once, on its own epoch, in first-command order.
+    let outage = d.run_until(60_000 * MS);
+    assert_eq!(outage.len(), N as usize);
+    for (k, (_, out)) in outage.iter().enumerate() {
+        let Output::Event {
+            session,
+            epoch,
+            event:
+                Event::ServiceStatus {
+                    service: Service::Telephony,
+                    status: ServiceState::Off,
+                },
+        } = out
+        else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*session, name(k as u64));
+        assert_eq!(Some(epoch), epoch1.get(session));
+    }
+
+    // Everyone fails over at once; whoever is refused retries 11 s later.
+    // Each round the proxy takes 2 000 (its queue) at exactly 200 a second.
+    let mut todo: Vec<u64> = (0..N).collect();
+    let mut epochs2 = std::collections::HashSet::new();
+    let mut round = 0;
+    while !todo.is_empty() {
+        let start = 60_000 * MS + round * 11_000 * MS;
+        d.run_until(start);
+        for &k in &todo {
+            d.send(&name(k), connect("site2"));
+        }
+        let outs = d.run_until(start + 11_000 * MS - 1);
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for (t, out) in &outs {
+            if let Output::Result {
+                session, result, ..
+            } = out
+            {
+                let k: u64 = session["agent-".len()..].parse().unwrap();
+                match result {
+                    Ok(Reply::Connected { epoch }) => {
+                        assert!(epochs2.insert(*epoch), "epoch {epoch} twice");
+                        accepted.push((*t, k));
+                    }
+                    Err(e) => {
+                        assert_eq!(*t, start + 200 * MS);
+                        assert_eq!(e.message, "CS Proxy site2 overloaded: 2000 logins queued");
+                        refused.push(k);
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        let want = todo.len().min(2000);
+        assert_eq!(accepted.len(), want, "round {round}");
+        for (j, (t, k)) in accepted.iter().enumerate() {
+            assert_eq!(*t, start + 200 * MS + j as u64 * PERIOD, "round {round}");
+            assert_eq!(*k, todo[j], "first come, first served");
+        }
+        assert_eq!(refused, todo[want..]);
+        todo = refused;
+        round += 1;
+    }
+    assert_eq!(round, 5);
+    assert_eq!(epochs2.len(), N as usize);
+    assert!(epochs2.iter().all(|e| *e > N));
+    // Every agent is back in service at site2, on its new epoch.
+    d.run_until(d.now + 3_000 * MS);
+    let after: Vec<u64> = d
+        .seen
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Event {
+                epoch,
+                event: Event::DnBackInService { .. },
+                ..
+            } => Some(*epoch),
+            _ => None,
+        })
+        .filter(|e| *e > N)
+        .collect();
+    assert_eq!(after.len(), N as usize);
+    assert!(after.iter().all(|e| epochs2.contains(e)));
+}
