@@ -56,6 +56,15 @@ pub enum PluginError {
         /// The dynamic loader's message.
         message: String,
     },
+    /// Someone other than the operator could have changed the file (like ssh
+    /// with its keys, drctl refuses to run such code).
+    #[error("refusing plugin {}: {why}", path.display())]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        why: String,
+    },
     /// A shared library, but not a drctl plugin (missing symbol, bad magic, bad header).
     #[error("{} is not a drctl plugin: {why}", path.display())]
     NotAPlugin {
@@ -159,6 +168,66 @@ fn display_dirs(dirs: &[PathBuf]) -> String {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Refuses a plugin file, or the directory holding it, that is writable by
+/// group or others or owned by a user other than root or the one running
+/// drctl: its code would run with drctl's rights (the password included).
+#[cfg(unix)]
+pub fn check_ownership(path: &Path) -> Result<(), PluginError> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(path).map_err(|e| PluginError::NotLoadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let insecure = |why: String| PluginError::Insecure {
+        path: path.to_path_buf(),
+        why,
+    };
+    let file = std::fs::metadata(&real).map_err(|e| PluginError::NotLoadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let checks = [
+        ("file", real.as_path(), Some(file)),
+        ("directory", dir, None),
+    ];
+    for (what, p, meta) in checks {
+        let meta = match meta {
+            Some(m) => m,
+            None => std::fs::metadata(p).map_err(|e| PluginError::NotLoadable {
+                path: p.to_path_buf(),
+                message: e.to_string(),
+            })?,
+        };
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(insecure(format!(
+                "the {what} {} is writable by group or others (mode {mode:o}); fix it with: chmod go-w {}",
+                p.display(),
+                p.display()
+            )));
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(insecure(format!(
+                "the {what} {} is owned by uid {}, neither root nor you (uid {me}); \
+                 fix it with: chown {me} {} (or install it as root)",
+                p.display(),
+                meta.uid(),
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Not a Unix: no owner and mode bits to check.
+#[cfg(not(unix))]
+pub fn check_ownership(_path: &Path) -> Result<(), PluginError> {
+    Ok(())
 }
 
 /// The file name of plugin `name` on this platform: `mock` → `libdrctl_plugin_mock.so`
@@ -332,8 +401,10 @@ pub fn load(path: &Path) -> Result<Plugin, PluginError> {
         path: path.to_path_buf(),
         why,
     };
+    check_ownership(path)?;
     // SAFETY: loading a library runs its initializers; we load only files the
-    // operator configured or that sit in drctl's own plugin directories.
+    // operator configured or that sit in drctl's own plugin directories, and
+    // that no one but the operator or root can have written.
     let library =
         unsafe { libloading::Library::new(path) }.map_err(|e| PluginError::NotLoadable {
             path: path.to_path_buf(),

@@ -698,3 +698,47 @@ impl tracing::Subscriber for Capture {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// Like ssh with its keys: a plugin someone else could have written is refused,
+/// with the fix in the message.
+#[cfg(unix)]
+#[test]
+fn plugins_writable_by_others_or_owned_by_another_user_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join(fixture("echo").file_name().unwrap());
+    std::fs::copy(fixture("echo"), &lib).unwrap();
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(dir.path(), 0o755);
+    set(&lib, 0o755);
+    loader::load(&lib).expect("a plugin only its owner can write loads");
+
+    set(&lib, 0o775);
+    let err = loader::load(&lib).unwrap_err().to_string();
+    assert!(
+        err.contains("is writable by group or others (mode 775)")
+            && err.contains(&format!("chmod go-w {}", lib.display())),
+        "{err}"
+    );
+    set(&lib, 0o755);
+    set(dir.path(), 0o777);
+    let err = loader::load(&lib).unwrap_err().to_string();
+    assert!(
+        err.contains("the directory") && err.contains("mode 777"),
+        "{err}"
+    );
+    set(dir.path(), 0o755);
+
+    // Another (non-root) owner: only root can arrange that here.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&lib, Some(4242), None).unwrap();
+        let err = loader::load(&lib).unwrap_err().to_string();
+        assert!(
+            err.contains("is owned by uid 4242, neither root nor you"),
+            "{err}"
+        );
+    }
+}

@@ -332,6 +332,7 @@ impl<B: Backend> Host<B> {
             self.carry_out(i, now)?;
         }
         while let Some(output) = self.backend.poll_output(now.as_nanos())? {
+            tracing::trace!(target: "drctl::wire", t = %now, "<- {}", serde_json::to_string(&output).unwrap_or_default());
             for o in &mut self.observers {
                 o.output(now, &output);
             }
@@ -358,6 +359,7 @@ impl<B: Backend> Host<B> {
                 Action::Command(cmd) => {
                     let agent = &self.agents[i];
                     let input = translate::command_to_input(&agent.session, cmd, &agent.password);
+                    tracing::trace!(target: "drctl::wire", t = %now, "-> {}", input.to_redacted_json());
                     for o in &mut self.observers {
                         o.command(now, &input);
                     }
