@@ -140,11 +140,14 @@ pub enum Alarm {
     SwitchoverFailed,
     /// The backend lost the AIL session; drctl is reconnecting.
     BackendDisconnected,
+    /// Raised by the host, never the engine: the recording could not be
+    /// written (disk full); the session goes on without it.
+    RecordingFailed,
 }
 
 impl Alarm {
     /// Every alarm, in a fixed order (the bit order of the engine's alarm set).
-    pub const ALL: [Alarm; 7] = [
+    pub const ALL: [Alarm; 8] = [
         Alarm::TelephonyServiceDown,
         Alarm::ConfigurationServiceDown,
         Alarm::StatisticServiceDown,
@@ -152,6 +155,7 @@ impl Alarm {
         Alarm::PreferredSiteUnknown,
         Alarm::SwitchoverFailed,
         Alarm::BackendDisconnected,
+        Alarm::RecordingFailed,
     ];
 
     /// The stable name used in records.
@@ -164,6 +168,7 @@ impl Alarm {
             Alarm::PreferredSiteUnknown => "preferred-site-unknown",
             Alarm::SwitchoverFailed => "switchover-failed",
             Alarm::BackendDisconnected => "backend-disconnected",
+            Alarm::RecordingFailed => "recording-failed",
         }
     }
 

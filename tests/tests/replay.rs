@@ -379,7 +379,7 @@ fn speed_replays_on_the_real_clock() {
 }
 
 #[test]
-fn a_full_disk_stops_the_recording_once_and_the_watch_goes_on() {
+fn a_full_disk_stops_the_recording_with_one_error_and_one_alarm_and_the_watch_goes_on() {
     let out = drctl(&[
         "watch",
         "--backend",
@@ -395,7 +395,16 @@ fn a_full_disk_stops_the_recording_once_and_the_watch_goes_on() {
         "/dev/full",
     ]);
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    assert_eq!(records(&out.stdout).len(), 9);
+    let recs = records(&out.stdout);
+    // The nine decisions of the demo, and the alarm once the first flush failed.
+    assert_eq!(recs.len(), 10, "{recs:#?}");
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r.ends_with("alarm-raised recording-failed"))
+            .count(),
+        1,
+        "{recs:#?}"
+    );
     let stderr = text(&out.stderr);
     assert_eq!(stderr.matches("recording stopped").count(), 1, "{stderr}");
 }

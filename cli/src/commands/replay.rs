@@ -63,6 +63,13 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             path.display(),
             line - 1
         );
+    } else if !summary.ended {
+        tracing::warn!(
+            "{}: the recording stops at {} without the session's end (the watcher was killed?); \
+             decisions from then on are not compared",
+            path.display(),
+            Timestamp::from_nanos(summary.last_t)
+        );
     }
     let kind = SessionKind::from_name(&header.command).ok_or_else(|| {
         CliError::bad_input(anyhow!(
@@ -96,9 +103,8 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
         Checker::open(
             path,
             tolerance,
-            summary
-                .truncated
-                .map(|_| Timestamp::from_nanos(summary.last_t)),
+            (summary.truncated.is_some() || !summary.ended)
+                .then(|| Timestamp::from_nanos(summary.last_t)),
         )
         .map_err(CliError::bad_input)?,
     ));

@@ -349,7 +349,28 @@ impl<B: Backend> Host<B> {
                 self.carry_out(i, now)?;
             }
         }
+        self.observer_alarms(now);
         Ok(())
+    }
+
+    /// Alarms raised by observers (the recorder), as decisions of the first agent.
+    fn observer_alarms(&mut self, now: Timestamp) {
+        let raised: Vec<_> = self
+            .observers
+            .iter_mut()
+            .filter_map(|o| o.take_alarm())
+            .collect();
+        for alarm in raised {
+            let d = Decision::AlarmRaised { alarm };
+            let session = &self.agents[0].session;
+            for o in &mut self.observers {
+                o.decision(now, session, &d);
+            }
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((now, d));
+        }
     }
 
     /// Carries out agent `i`'s queued actions and re-arms its timer.

@@ -23,6 +23,11 @@ pub trait Observer {
     fn done(&self) -> bool {
         false
     }
+    /// An alarm the observer itself raises (a recording that failed): the host
+    /// passes it to every observer as an `alarm-raised` decision.
+    fn take_alarm(&mut self) -> Option<drctl_policy::Alarm> {
+        None
+    }
 }
 
 /// An observer the caller keeps a handle on (to read its findings after the run).

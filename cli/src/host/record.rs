@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct Recorder {
     writer: Option<RecordWriter<BufWriter<File>>>,
     path: PathBuf,
+    /// `recording-failed`, raised once when a write fails.
+    alarm: Option<drctl_policy::Alarm>,
 }
 
 impl Recorder {
@@ -28,6 +30,7 @@ impl Recorder {
         Ok(Recorder {
             writer: Some(writer),
             path: path.to_owned(),
+            alarm: None,
         })
     }
 
@@ -42,6 +45,7 @@ impl Recorder {
                 "recording stopped: {e}; the session goes on without it"
             );
             self.writer = None;
+            self.alarm = Some(drctl_policy::Alarm::RecordingFailed);
         }
     }
 }
@@ -78,6 +82,10 @@ impl Observer for Recorder {
 
     fn close(&mut self) {
         self.write(|w| w.flush());
+    }
+
+    fn take_alarm(&mut self) -> Option<drctl_policy::Alarm> {
+        self.alarm.take()
     }
 }
 
