@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: build the binary and its plugins once, run
 //! `drctl`, and read its decision records.
 
+pub mod ail;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

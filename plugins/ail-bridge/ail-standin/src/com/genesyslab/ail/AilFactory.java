@@ -1,0 +1,173 @@
+package com.genesyslab.ail;
+
+import com.genesyslab.ail.event.DnEvent;
+import com.genesyslab.ail.event.ServiceListener;
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * Stand-in for AIL's factory: what one login at one CS Proxy gave. The
+ * deployment (the test) sends the configuration objects and service statuses
+ * at login, then pushes status changes and DN events on the same connection;
+ * losing the connection turns the AIL service OFF.
+ *
+ * <p>Wire, one message a line (tab-separated, URL-encoded fields):
+ * <pre>
+ * desktop:    LOGIN app user password on-demand retry-interval | LISTEN DN id | LISTEN SERVICE type | BYE
+ * deployment: PERSON user section option value | APP name host port | OPTION app section option value
+ *             | STATUS type status | OK | ERR message
+ *             | DN id status [R key value]... [X key value]...
+ * </pre>
+ */
+public final class AilFactory {
+    private final Link link;
+    private final Map<String, Person> persons;
+    private final Map<String, Application> applications;
+    private final Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new ConcurrentHashMap<>();
+    private final Map<ServiceStatus.Type, List<ServiceListener>> serviceListeners = new ConcurrentHashMap<>();
+    private final Map<String, Dn> dns = new ConcurrentHashMap<>();
+    private volatile boolean killed;
+
+    private AilFactory(Link link, Map<String, Person> persons, Map<String, Application> applications) {
+        this.link = link;
+        this.persons = persons;
+        this.applications = applications;
+    }
+
+    static AilFactory login(String host, int port, String app, String user, String password, int retryInterval,
+            String onDemand) throws Exception {
+        Link link = Link.open(host, port, 5000);
+        try {
+            link.timeout(10_000);
+            link.send("LOGIN", app, user, password, onDemand, Integer.toString(retryInterval));
+            Map<String, Map<String, Map<String, String>>> annexes = new LinkedHashMap<>();
+            Map<String, String[]> apps = new LinkedHashMap<>();
+            Map<String, Map<String, Map<String, String>>> options = new LinkedHashMap<>();
+            Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new LinkedHashMap<>();
+            while (true) {
+                String[] m = link.read();
+                if (m == null) {
+                    throw new IOException("CS Proxy " + host + ":" + port + " closed the connection during login");
+                }
+                switch (m[0]) {
+                    case "PERSON":
+                        annexes.computeIfAbsent(m[1], k -> new LinkedHashMap<>())
+                                .computeIfAbsent(m[2], k -> new LinkedHashMap<>()).put(m[3], m[4]);
+                        break;
+                    case "APP":
+                        apps.put(m[1], new String[] {m[2], m[3]});
+                        break;
+                    case "OPTION":
+                        options.computeIfAbsent(m[1], k -> new LinkedHashMap<>())
+                                .computeIfAbsent(m[2], k -> new LinkedHashMap<>()).put(m[3], m[4]);
+                        break;
+                    case "STATUS":
+                        statuses.put(ServiceStatus.Type.valueOf(m[1]), ServiceStatus.Status.valueOf(m[2]));
+                        break;
+                    case "ERR":
+                        throw new Exception(m.length > 1 ? m[1] : "login refused");
+                    case "OK": {
+                        Map<String, Person> persons = new ConcurrentHashMap<>();
+                        annexes.forEach((u, annex) -> persons.put(u, new Person(u, annex)));
+                        Map<String, Application> applications = new ConcurrentHashMap<>();
+                        apps.forEach((name, hp) -> applications.put(name, new Application(name, hp[0],
+                                Integer.parseInt(hp[1]), options.getOrDefault(name, Map.of()))));
+                        AilFactory factory = new AilFactory(link, persons, applications);
+                        factory.statuses.putAll(statuses);
+                        factory.statuses.put(ServiceStatus.Type.AIL, ServiceStatus.Status.ON);
+                        link.timeout(0);
+                        Thread reader = new Thread(factory::read, "ail-standin-events");
+                        reader.setDaemon(true);
+                        reader.start();
+                        return factory;
+                    }
+                    default:
+                        break;
+                }
+            }
+        } catch (Exception e) {
+            link.close();
+            throw e;
+        }
+    }
+
+    /** The Person object of {@code userName}, or null. */
+    public Person getPerson(String userName) {
+        return persons.get(userName);
+    }
+
+    /** The AIL Application called {@code name}, or null. */
+    public Application getApplication(String name) {
+        return applications.get(name);
+    }
+
+    /** A service's current status. */
+    public ServiceStatus.Status getServiceStatus(ServiceStatus.Type type) {
+        return statuses.getOrDefault(type, ServiceStatus.Status.UNKNOWN);
+    }
+
+    /** Listens to one service's status changes. */
+    public void addServiceListener(ServiceStatus.Type type, ServiceListener listener) {
+        serviceListeners.computeIfAbsent(type, k -> new CopyOnWriteArrayList<>()).add(listener);
+        link.send("LISTEN", "SERVICE", type.name());
+    }
+
+    /** Stops listening. */
+    public void removeServiceListener(ServiceStatus.Type type, ServiceListener listener) {
+        List<ServiceListener> list = serviceListeners.get(type);
+        if (list != null) {
+            list.remove(listener);
+        }
+    }
+
+    /** The DN with this number. */
+    public Dn getDn(String id) {
+        return dns.computeIfAbsent(id, k -> new Dn(k, link));
+    }
+
+    void kill() {
+        killed = true;
+        link.send("BYE");
+        link.close();
+    }
+
+    private void setStatus(ServiceStatus.Type type, ServiceStatus.Status status) {
+        statuses.put(type, status);
+        for (ServiceListener l : serviceListeners.getOrDefault(type, List.of())) {
+            l.serviceStatusChanged(type, status);
+        }
+    }
+
+    /** The event thread: deployment messages become listener callbacks. */
+    private void read() {
+        try {
+            String[] m;
+            while ((m = link.read()) != null) {
+                if (m[0].equals("STATUS") && m.length >= 3) {
+                    setStatus(ServiceStatus.Type.valueOf(m[1]), ServiceStatus.Status.valueOf(m[2]));
+                } else if (m[0].equals("DN") && m.length >= 3) {
+                    Dn dn = dns.get(m[1]);
+                    if (dn == null) {
+                        continue;
+                    }
+                    Map<String, String> reasons = new LinkedHashMap<>();
+                    Map<String, String> extensions = new LinkedHashMap<>();
+                    for (int i = 3; i + 2 < m.length; i += 3) {
+                        (m[i].equals("R") ? reasons : extensions).put(m[i + 1], m[i + 2]);
+                    }
+                    dn.fire(new DnEvent(dn, DnEvent.EventReason.STATUS_CHANGED, Dn.Status.valueOf(m[2]), reasons,
+                            extensions));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // Same as end of stream: the session is gone.
+        }
+        if (!killed) {
+            setStatus(ServiceStatus.Type.AIL, ServiceStatus.Status.OFF);
+        }
+    }
+}
