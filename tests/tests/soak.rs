@@ -47,6 +47,8 @@ fn run(days: u64, seed: u64, stop_after_days: Option<u64>) -> Run {
         "json",
     ];
     args.extend(stop.iter().map(String::as_str));
+    // Reaped below with wait4, which also gives this child's own peak RSS.
+    #[allow(clippy::zombie_processes)]
     let mut child = command(&args, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -122,10 +124,8 @@ impl Invariants {
                 self.in_flight = Some(reason.to_owned());
                 self.switchovers += 1;
             }
-            "switchover-completed" => {
-                if self.in_flight.take().is_none() {
-                    return Err("completed without a start".into());
-                }
+            "switchover-completed" if self.in_flight.take().is_none() => {
+                return Err("completed without a start".into());
             }
             "alarm-raised" | "alarm-cleared" => {
                 let alarm = d["alarm"].as_str().unwrap_or_default().to_owned();
