@@ -160,6 +160,17 @@ fn an_oversized_output_is_refused() {
 }
 
 #[test]
+fn a_backend_that_keeps_asking_to_be_polled_is_replaced() {
+    let (out, rec, _dir) = watch(r#"{ mode = "spin", at = "5s" }"#);
+    survived(
+        &out,
+        &rec,
+        "it keeps asking to be polled without producing output",
+    );
+    reconnected_after_fault_at_5s(&out);
+}
+
+#[test]
 fn events_of_another_epoch_and_unknown_results_change_nothing() {
     for mode in ["future-epoch", "stale-epoch", "bad-result"] {
         let (out, rec, _dir) = watch(&format!("{{ mode = \"{mode}\", at = \"5s\" }}"));
