@@ -39,6 +39,8 @@ pub fn drctl_bin() -> PathBuf {
             "-p",
             "drctl-fixture-chaos",
             "-p",
+            "drctl-fixture-badjson",
+            "-p",
             "drctl-fixture-abi2",
         ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
