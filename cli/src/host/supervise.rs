@@ -12,7 +12,7 @@
 use crate::host::{Backend, HostError};
 use drctl_plugin_api::loader::{Instance, Plugin};
 use drctl_plugin_api::messages::{Command, CommandError, Event, Input, Output, Reply};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -31,7 +31,7 @@ pub struct Supervised {
     pending: HashMap<(String, u64), u64>,
     deadlines: BTreeSet<(u64, String, u64)>,
     /// Connects in flight, to learn each session's epoch from the answer.
-    connects: HashMap<(String, u64), ()>,
+    connects: HashSet<(String, u64)>,
     /// Each session's current epoch.
     epochs: HashMap<String, u64>,
     /// Outputs made up by the supervisor (after a fault), sent first.
@@ -59,7 +59,7 @@ impl Supervised {
             command_timeout: u64::try_from(command_timeout.as_nanos()).unwrap_or(u64::MAX),
             pending: HashMap::new(),
             deadlines: BTreeSet::new(),
-            connects: HashMap::new(),
+            connects: HashSet::new(),
             epochs: HashMap::new(),
             synthetic: VecDeque::new(),
             burst: 0,
@@ -160,7 +160,7 @@ impl Backend for Supervised {
         self.pending.insert((session.clone(), *id), deadline);
         self.deadlines.insert((deadline, session.clone(), *id));
         if matches!(command, Command::Connect { .. }) {
-            self.connects.insert((session.clone(), *id), ());
+            self.connects.insert((session.clone(), *id));
         }
         if let Err(e) = instance.handle(now, input) {
             self.fault(&e.to_string());
@@ -213,7 +213,7 @@ impl Backend for Supervised {
         } = &out
         {
             self.answered(session, *id);
-            if self.connects.remove(&(session.clone(), *id)).is_some() {
+            if self.connects.remove(&(session.clone(), *id)) {
                 if let Ok(Reply::Connected { epoch }) = result {
                     self.epochs.insert(session.clone(), *epoch);
                 }
