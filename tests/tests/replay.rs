@@ -344,6 +344,34 @@ fn a_generated_long_recording_replays_identically() {
         "{}",
         text(&check.stdout)
     );
+
+    // Large enough for `--check` to scan the file on a second core while it
+    // replays: a corrupt line deep inside is still exit 2, naming it, with
+    // nothing on stdout; a cut last line still names its line.
+    let full = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<&str> = full.lines().collect();
+    let original = lines[5000];
+    lines[5000] = "{\"t\":1,\"kind\":\"event\",garbage";
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = replay(&file, &["--check"]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(":5001: corrupt record"),
+        "{}",
+        text(&out.stderr)
+    );
+    lines[5000] = original;
+    let cut = lines.join("\n");
+    let cut = &cut[..cut.len() - 10];
+    std::fs::write(&file, cut).unwrap();
+    let out = replay(&file, &["--check"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(":{}: the last line is cut", lines.len())),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::host::check::{scan, Checker, OperatorInputs};
+use crate::host::check::{scan, tail_summary, Checker, OperatorInputs, Summary};
 use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::{Clock, Host, Stop};
 use crate::session::{
@@ -14,7 +14,7 @@ use anyhow::anyhow;
 use clap::Args;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
-use drctl_plugin_api::recording::RecordReader;
+use drctl_plugin_api::recording::{RecordReader, RecordingError};
 use drctl_policy::{Event, Timestamp};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -55,22 +55,33 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
     let path = &args.file;
     let (header, _) = RecordReader::open(path).map_err(CliError::bad_input)?;
-    // The whole file once, before anything is printed: a bad line is exit 2, nothing half-done.
-    let summary = scan(path).map_err(CliError::bad_input)?;
-    if let Some(line) = summary.truncated {
-        tracing::warn!(
-            "{}:{line}: the last line is cut (the recording ended mid-write); replaying up to line {}",
-            path.display(),
-            line - 1
-        );
-    } else if !summary.ended {
-        tracing::warn!(
-            "{}: the recording stops at {} without the session's end (the watcher was killed?); \
-             decisions from then on are not compared",
-            path.display(),
-            Timestamp::from_nanos(summary.last_t)
-        );
-    }
+    // The whole file is read once, every record parsed, so that a bad line is
+    // exit 2 before anything is printed. With --check nothing is printed until
+    // the verdict, so that scan runs on a second core alongside the replay,
+    // which needs only what the file's tail says.
+    let (summary, scanning) = match tail_summary(path).filter(|_| args.check) {
+        Some(tail) => {
+            let path = path.clone();
+            (tail, Some(std::thread::spawn(move || scan(&path))))
+        }
+        None => {
+            let full = scan(path).map_err(CliError::bad_input)?;
+            warn_cut(path, &full);
+            (full, None)
+        }
+    };
+    type Scan = std::thread::JoinHandle<Result<Summary, RecordingError>>;
+    let scanned = |scanning: Option<Scan>| -> Result<(), CliError> {
+        let Some(handle) = scanning else {
+            return Ok(());
+        };
+        let full: Summary = handle
+            .join()
+            .map_err(|_| CliError::failed(anyhow!("the recording scan panicked")))?
+            .map_err(CliError::bad_input)?;
+        warn_cut(path, &full);
+        Ok(())
+    };
     let kind = SessionKind::from_name(&header.command).ok_or_else(|| {
         CliError::bad_input(anyhow!(
             "{}:1: header \"command\" is {:?}: expected watch, startup or switch",
@@ -125,7 +136,7 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
     }
     let mut inputs = OperatorInputs::open(path).map_err(CliError::bad_input)?;
     let end = Timestamp::from_nanos(summary.last_t);
-    runtime()?.block_on(async {
+    let replayed = runtime()?.block_on(async {
         host.inject(Event::Start).map_err(CliError::failed)?;
         let mut stop = stop_on_signal();
         loop {
@@ -148,7 +159,10 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
         }
         host.close();
         Ok::<_, CliError>(())
-    })?;
+    });
+    // A bad line found by the scan explains whatever else went wrong.
+    scanned(scanning)?;
+    replayed?;
     let verdict = checker.borrow_mut().finish().map_err(CliError::bad_input)?;
     if args.check {
         let text = match args.output {
@@ -173,5 +187,23 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             ),
         }
         Ok(())
+    }
+}
+
+/// Warns about a recording cut by a crash (mid-line, or before the session's end).
+fn warn_cut(path: &std::path::Path, s: &Summary) {
+    if let Some(line) = s.truncated {
+        tracing::warn!(
+            "{}:{line}: the last line is cut (the recording ended mid-write); replaying up to line {}",
+            path.display(),
+            line - 1
+        );
+    } else if !s.ended {
+        tracing::warn!(
+            "{}: the recording stops at {} without the session's end (the watcher was killed?); \
+             decisions from then on are not compared",
+            path.display(),
+            Timestamp::from_nanos(s.last_t)
+        );
     }
 }

@@ -64,6 +64,46 @@ pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
     Ok(s)
 }
 
+/// What the end of a recording says, read from its last 64 KiB only: the
+/// last whole record's time, whether the session's end was recorded, whether
+/// the last line is cut. `None` when the tail cannot tell (a huge last line,
+/// a short file): then [`scan`] decides.
+pub fn tail_summary(path: &Path) -> Option<Summary> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len <= TAIL {
+        return None;
+    }
+    file.seek(SeekFrom::Start(len - TAIL)).ok()?;
+    let mut tail = Vec::with_capacity(TAIL as usize);
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    // The first line is (probably) partial: skip it.
+    let mut lines: Vec<&str> = text.split('\n').skip(1).collect();
+    let cut = match lines.pop() {
+        Some("") => false,
+        Some(last) => serde_json::from_str::<serde_json::Value>(last).is_err(),
+        None => return None,
+    };
+    let mut s = Summary::default();
+    let mut whole = 0;
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        s.last_t = v.get("t")?.as_u64()?;
+        s.ended |= v.get("kind") == Some(&"operator".into())
+            && v.get("action") == Some(&"shutdown".into());
+        whole += 1;
+    }
+    if whole == 0 {
+        return None;
+    }
+    // The exact line number comes from the full scan; here only that it is cut.
+    s.truncated = cut.then_some(0);
+    Some(s)
+}
+
 /// The recording's operator inputs, in order, one ahead.
 pub struct OperatorInputs {
     reader: RecordReader,
