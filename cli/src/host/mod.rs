@@ -186,6 +186,9 @@ pub struct Host<B: Backend> {
 /// How many decisions `status` shows.
 const RECENT: usize = 10;
 
+/// The stretch before a real-clock deadline slept precisely (blocking the loop that long at most).
+const PRECISE: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl<B: Backend> Host<B> {
     /// A host for one agent `session`; `wake` is what the backend's wake callback notifies.
     pub fn new(
@@ -474,11 +477,21 @@ impl<B: Backend> Host<B> {
                 },
                 Clock::Real { start, speed } => {
                     let (start, speed) = (*start, *speed);
+                    let target = deadline.map(|d| Clock::wall(start, speed, d));
+                    // tokio's timers tick in whole milliseconds and wake late by up
+                    // to one; the last stretch before a deadline is slept by the
+                    // OS instead, which is accurate to tens of microseconds
+                    // (SPEC §8: a timer fires ≤ 1 ms late).
+                    if let Some(left) = target
+                        .map(|t| t.saturating_duration_since(tokio::time::Instant::now()))
+                        .filter(|left| *left <= PRECISE)
+                    {
+                        std::thread::sleep(left);
+                        continue;
+                    }
                     let sleep = async {
-                        match deadline {
-                            Some(d) => {
-                                tokio::time::sleep_until(Clock::wall(start, speed, d)).await;
-                            }
+                        match target {
+                            Some(t) => tokio::time::sleep_until(t - PRECISE).await,
                             None => std::future::pending::<()>().await,
                         }
                     };
