@@ -631,6 +631,21 @@ mod tests {
         Ok(n)
     }
 
+    /// Found by `fuzz/` (target `recording`): serde_json's default float
+    /// parser may miss the closest f64 by one ulp for 17-digit numbers, so a
+    /// replay ran with another config than the one recorded.
+    #[test]
+    fn header_floats_read_back_exactly() {
+        let mut h = header();
+        h.config = serde_json::json!({"startup": {"backoff": {
+            "factor": 1.000_000_000_000_000_7,
+            "jitter": 6.666_666_666_666_668e108,
+        }}});
+        let bytes = RecordWriter::new(Vec::new(), &h).unwrap().into_inner();
+        let (read, _) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        assert_eq!(read, h, "{}", String::from_utf8_lossy(&bytes));
+    }
+
     #[test]
     fn headers_of_another_format_or_a_newer_version_are_refused() {
         let newer = br#"{"format":"drctl-recording","version":2,"drctl":"9.0.0"}
