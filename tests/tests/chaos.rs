@@ -206,3 +206,58 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
     assert!(stderr.contains("malformed output"), "{stderr}");
     assert!(!stderr.contains(PASSWORD));
 }
+
+/// The metrics endpoint counts backend faults (issue 6's `drctl_backend_faults_total`).
+#[test]
+fn backend_faults_are_counted_in_the_metrics() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config(dir.path(), "chaos", r#"{ mode = "panic-poll", at = "1s" }"#);
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\n[control]\nsocket = \"{}\"\n",
+        dir.path().join("ctl.sock").display()
+    ));
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let mut child = drctl_e2e::command(&["--config", &cfg, "watch", "--for", "60s"], dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let want = "drctl_backend_faults_total{agent=\"agent007\"} 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        if let Some(m) = scrape().filter(|m| m.contains(want)) {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {want} in {:?}",
+            scrape()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        metrics.contains("drctl_alarm_active{agent=\"agent007\",alarm=\"backend-disconnected\"}")
+    );
+}
