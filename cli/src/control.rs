@@ -122,10 +122,17 @@ pub fn socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
     if let Some(p) = configured {
         return p.to_owned();
     }
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|d| !d.is_empty() && Path::new(d).is_absolute())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run"));
+    {
+        Some(runtime) => PathBuf::from(runtime).join("drctl"),
+        // systemd's RuntimeDirectory for the service; a user without a
+        // runtime dir (a shell over ssh) gets a private one in /tmp.
+        None if uid == 0 => PathBuf::from("/run/drctl"),
+        None => std::env::temp_dir().join(format!("drctl-{uid}")),
+    };
     let agent: String = agent
         .chars()
         .map(|c| {
@@ -136,7 +143,7 @@ pub fn socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
             }
         })
         .collect();
-    base.join("drctl").join(format!("{agent}.sock"))
+    dir.join(format!("{agent}.sock"))
 }
 
 /// The watcher's end: a bound socket, removed again when dropped.
@@ -163,6 +170,7 @@ impl Server {
                         )
                     })?;
             }
+            private_dir(dir)?;
         }
         if path.exists() {
             match StdUnixStream::connect(path) {
@@ -229,6 +237,27 @@ impl Server {
             });
         }
     }
+}
+
+/// The socket's directory must be one only we can write: in someone else's
+/// (a directory another user made in /tmp first) the socket could be swapped
+/// under us. The directories drctl makes are 0700.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).with_context(|| format!("{}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(anyhow!(
+            "control socket directory {} must belong to you (uid {me}) and be writable by you only; \
+             it has uid {} and mode {:o} (fix it with: chmod 700 {}, or set control.socket)",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Server {

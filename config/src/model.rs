@@ -298,7 +298,8 @@ impl Default for GenesysConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ControlConfig {
     /// The Unix socket; absent: `$XDG_RUNTIME_DIR/drctl/<agent>.sock`, else
-    /// `/run/drctl/<agent>.sock` (the directory is made 0700, the socket 0600).
+    /// `/run/drctl/<agent>.sock` for root, `/tmp/drctl-<uid>/<agent>.sock` for
+    /// others (the directory is made 0700, the socket 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
 }

@@ -405,3 +405,36 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     let (out, _) = w.stop();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_socket_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("drctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket = \"{}\"\n",
+            shared.join("ctl.sock").display()
+        ),
+    )
+    .unwrap();
+    let out = drctl(&[
+        "--config",
+        &config.to_string_lossy(),
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        "plugins/mock/scenarios/demo.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("must belong to you") && stderr.contains("mode 777"),
+        "{stderr}"
+    );
+}
