@@ -222,6 +222,16 @@ pub fn prepare(
     args: &SessionArgs,
     kind: SessionKind,
 ) -> Result<Prepared, CliError> {
+    prepare_to(global, args, kind, Box::new(std::io::stdout()))
+}
+
+/// [`prepare`], printing decisions to `out` (a progress bar's writer, say).
+pub fn prepare_to(
+    global: &crate::args::GlobalArgs,
+    args: &SessionArgs,
+    kind: SessionKind,
+    out: Box<dyn std::io::Write>,
+) -> Result<Prepared, CliError> {
     let Setup {
         cfg,
         backend,
@@ -264,7 +274,7 @@ pub fn prepare(
         let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
         host.observe(Box::new(recorder));
     }
-    let printer = DecisionPrinter::new(std::io::stdout(), args.output.into());
+    let printer = DecisionPrinter::new(out, args.output.into());
     host.observe(Box::new(if fleet {
         printer.with_agents()
     } else {

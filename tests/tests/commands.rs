@@ -232,3 +232,43 @@ fn watch_stops_cleanly_on_sigint() {
     assert_eq!(recs.len(), 3, "{recs:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("watch stopped"));
 }
+
+/// On a terminal the spinner never shares a line with a decision: each
+/// decision line is written with the spinner cleared (checked under `script`,
+/// which gives drctl a pseudo-terminal; skipped where there is none).
+#[test]
+fn on_a_terminal_decision_lines_are_not_torn_by_the_spinner() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("no `script` here: skipped");
+        return;
+    }
+    let cmd = format!(
+        "{} -q switch --backend mock --scenario {SC}/w3-operator-switch.toml --yes --to site2",
+        drctl_e2e::drctl_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qc", &cmd, "/dev/null"])
+        .current_dir(drctl_e2e::repo())
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    let decisions: Vec<&str> = tty
+        .split('\n')
+        .filter(|l| l.contains("switchover-") || l.contains("startup-connected"))
+        .collect();
+    assert_eq!(decisions.len(), 3, "{tty:?}");
+    for line in decisions {
+        // What the terminal shows on that line: the text after its last clear-line.
+        let shown = line.rsplit("\u{1b}[2K").next().unwrap_or(line);
+        assert!(
+            shown.starts_with('+')
+                && !shown.contains("starting up")
+                && !shown.contains("verifying"),
+            "torn line: {line:?}"
+        );
+    }
+}

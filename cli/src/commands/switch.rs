@@ -6,7 +6,7 @@ use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::{describe, PhaseTimer, PhaseTimes};
 use crate::session::{
-    client_config, control_socket, prepare, runtime, stop_on_signal, OutputFormat, SessionArgs,
+    client_config, control_socket, prepare_to, runtime, stop_on_signal, OutputFormat, SessionArgs,
     SessionKind,
 };
 use anyhow::anyhow;
@@ -64,7 +64,12 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
     progress.say("starting up (S1-S4)");
-    let mut prepared = prepare(global, &args.session, SessionKind::Switch)?;
+    let mut prepared = prepare_to(
+        global,
+        &args.session,
+        SessionKind::Switch,
+        progress.writer(),
+    )?;
     let times = Rc::new(RefCell::new(PhaseTimes::default()));
     prepared.host.observe(Box::new(PhaseTimer(times.clone())));
     let host = &mut prepared.host;
@@ -225,5 +230,41 @@ impl Progress {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
         }
+    }
+
+    /// Where decisions go: stdout, above the spinner when there is one (so
+    /// that a decision line and the spinner never share a terminal line).
+    fn writer(&self) -> Box<dyn Write> {
+        match &self.0 {
+            Some(bar) => Box::new(AboveBar {
+                bar: bar.clone(),
+                line: Vec::new(),
+            }),
+            None => Box::new(std::io::stdout()),
+        }
+    }
+}
+
+/// Writes whole lines to stdout with the spinner cleared meanwhile.
+struct AboveBar {
+    bar: indicatif::ProgressBar,
+    line: Vec<u8>,
+}
+
+impl Write for AboveBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            let whole: Vec<u8> = self.line.drain(..=end).collect();
+            self.bar.suspend(|| {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&whole).and_then(|()| out.flush())
+            })?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
