@@ -14,10 +14,6 @@ use std::time::Duration;
 /// What a full read of a recording found.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    /// Records after the header.
-    pub records: u64,
-    /// Recorded decisions.
-    pub decisions: u64,
     /// `t` of the last record (where a replay ends).
     pub last_t: u64,
     /// The line cut by a crash, if the file ends mid-line.
@@ -57,8 +53,6 @@ pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
             ));
         }
         s.last_t = t;
-        s.records += 1;
-        s.decisions += u64::from(rec.kind == Kind::Decision);
     }
     s.truncated = reader.truncated();
     Ok(s)
