@@ -40,7 +40,7 @@ struct SwitchLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
-    phase: String,
+    phase: &'static str,
 }
 
 /// The metrics of one agent session, and the observer that keeps them current.
@@ -58,7 +58,7 @@ pub struct Metrics {
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
     faults: Counter,
     in_flight: Option<(Timestamp, &'static str)>,
-    last: Option<(Timestamp, String, Option<String>)>,
+    last: Option<(Timestamp, &'static str, Option<String>)>,
 }
 
 impl Metrics {
@@ -188,15 +188,10 @@ impl Observer for Metrics {
 
     fn settled(&mut self, t: Timestamp, engine: &Engine) {
         let v = engine.view();
-        let phase = serde_json::to_value(v.phase)
-            .ok()
-            .and_then(|p| p.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let phase = v.phase.as_str();
         let site = v.site.map(|s| s.to_string());
         if let Some((since, last_phase, last_site)) = self.last.take() {
-            let label = PhaseLabel {
-                phase: last_phase.clone(),
-            };
+            let label = PhaseLabel { phase: last_phase };
             self.phase_seconds
                 .get_or_create(&label)
                 .inc_by((t - since).as_secs_f64());
@@ -207,11 +202,7 @@ impl Observer for Metrics {
                 self.site.get_or_create(&SiteLabel { site: s }).set(0);
             }
         }
-        self.phase
-            .get_or_create(&PhaseLabel {
-                phase: phase.clone(),
-            })
-            .set(1);
+        self.phase.get_or_create(&PhaseLabel { phase }).set(1);
         if let Some(s) = &site {
             self.site
                 .get_or_create(&SiteLabel { site: s.clone() })

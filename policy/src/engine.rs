@@ -45,6 +45,23 @@ pub enum PhaseKind {
     Stopped,
 }
 
+impl PhaseKind {
+    /// The stable name (as serialized), for status and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseKind::Idle => "idle",
+            PhaseKind::Connecting => "connecting",
+            PhaseKind::Backoff => "backoff",
+            PhaseKind::ReadingConfiguration => "reading-configuration",
+            PhaseKind::KillingFactory => "killing-factory",
+            PhaseKind::Subscribing => "subscribing",
+            PhaseKind::Watching => "watching",
+            PhaseKind::GaveUp => "gave-up",
+            PhaseKind::Stopped => "stopped",
+        }
+    }
+}
+
 /// A pending command and what the engine waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -114,6 +131,17 @@ pub enum ListenerStatus {
     On,
     /// Service off / DN out of service.
     Off,
+}
+
+impl ListenerStatus {
+    /// The stable name (as serialized), for status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerStatus::Unknown => "unknown",
+            ListenerStatus::On => "on",
+            ListenerStatus::Off => "off",
+        }
+    }
 }
 
 impl From<ServiceStatus> for ListenerStatus {
@@ -465,6 +493,21 @@ pub enum TimerKind {
     Failback,
 }
 
+impl TimerKind {
+    /// The stable name (as serialized), for status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::StartupTimeout => "startup-timeout",
+            TimerKind::Backoff => "backoff",
+            TimerKind::SiteTimeout => "site-timeout",
+            TimerKind::SipRegisterTimeout => "sip-register-timeout",
+            TimerKind::SwitchoverJitter => "switchover-jitter",
+            TimerKind::HoldDown => "hold-down",
+            TimerKind::Failback => "failback",
+        }
+    }
+}
+
 /// A timer that will fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct PendingTimer {
@@ -533,6 +576,55 @@ impl Engine {
             if site != pref {
                 self.failback_at = Some(self.now + after);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    fn name<T: Serialize>(v: T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// `as_str` (status, metrics) and serde (views) name things alike.
+    #[test]
+    fn as_str_matches_the_serialized_names() {
+        use PhaseKind::*;
+        for p in [
+            Idle,
+            Connecting,
+            Backoff,
+            ReadingConfiguration,
+            KillingFactory,
+            Subscribing,
+            Watching,
+            GaveUp,
+            Stopped,
+        ] {
+            assert_eq!(p.as_str(), name(p));
+        }
+        for l in [
+            ListenerStatus::Unknown,
+            ListenerStatus::On,
+            ListenerStatus::Off,
+        ] {
+            assert_eq!(l.as_str(), name(l));
+        }
+        for t in [
+            TimerKind::StartupTimeout,
+            TimerKind::Backoff,
+            TimerKind::SiteTimeout,
+            TimerKind::SipRegisterTimeout,
+            TimerKind::SwitchoverJitter,
+            TimerKind::HoldDown,
+            TimerKind::Failback,
+        ] {
+            assert_eq!(t.as_str(), name(t));
         }
     }
 }

@@ -64,10 +64,7 @@ impl<B: Backend> Host<B> {
         if view.phase != PhaseKind::Watching {
             return Ok(Some(Reply::error(format!(
                 "the watcher is not watching a site now (phase {}); try again",
-                serde_json::to_value(view.phase)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
+                view.phase.as_str()
             ))));
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
@@ -119,7 +116,7 @@ impl<B: Backend> Host<B> {
                         Default::default()
                     };
                     json!({
-                        "timer": serde_json::to_value(t.kind).unwrap_or_default(),
+                        "timer": t.kind.as_str(),
                         "in": humantime::format_duration(round_ms(left)).to_string(),
                         "at": t.at.as_nanos(),
                     })
@@ -144,15 +141,15 @@ impl<B: Backend> Host<B> {
             "pid": std::process::id(),
             "uptime": humantime::format_duration(std::time::Duration::from_secs(uptime.as_secs())).to_string(),
             "now": now.as_nanos(),
-            "phase": serde_json::to_value(v.phase).unwrap_or_default(),
+            "phase": v.phase.as_str(),
             "site": v.site.map(|s| s.to_string()),
             "preferred_site": v.preferred_site.map(|s| s.to_string()),
             "epoch": v.epoch,
             "listeners": {
-                "telephony": listener(v.telephony),
-                "configuration": listener(v.configuration),
-                "statistic": listener(v.statistic),
-                "dn": listener(v.dn),
+                "telephony": v.telephony.as_str(),
+                "configuration": v.configuration.as_str(),
+                "statistic": v.statistic.as_str(),
+                "dn": v.dn.as_str(),
             },
             "paused": v.paused,
             "alarms": v.alarms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
@@ -165,15 +162,6 @@ impl<B: Backend> Host<B> {
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
-}
-
-/// A listener's status as `status` shows it.
-fn listener(s: ListenerStatus) -> &'static str {
-    match s {
-        ListenerStatus::Unknown => "unknown",
-        ListenerStatus::On => "on",
-        ListenerStatus::Off => "off",
-    }
 }
 
 /// Streams a watcher-run switchover to its client and ends with the verdict.
