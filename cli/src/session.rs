@@ -381,13 +381,7 @@ pub fn start_backend(
     plugin_cfg: &serde_json::Value,
 ) -> Result<(Instance, Arc<Notify>), CliError> {
     let wake = Arc::new(Notify::new());
-    let notify = wake.clone();
-    let instance = plugin
-        .create(
-            plugin_cfg,
-            Arc::new(move || notify.notify_one()),
-            plugin.tracing_log_sink(),
-        )
+    let instance = crate::host::supervise::create_instance(plugin, plugin_cfg, &wake)
         // A backend refusing its config or scenario is bad input.
         .map_err(CliError::bad_input)?;
     Ok((instance, wake))

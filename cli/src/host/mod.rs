@@ -364,11 +364,17 @@ impl<B: Backend> Host<B> {
             .filter_map(|o| o.take_alarm())
             .collect();
         for alarm in raised {
-            let d = Decision::AlarmRaised { alarm };
-            let session = &self.agents[0].session;
-            for o in &mut self.observers {
-                o.decision(now, session, &d);
-            }
+            self.decide(0, now, Decision::AlarmRaised { alarm });
+        }
+    }
+
+    /// A decision of agent `i`: to every observer, and (first agent) to `status`.
+    fn decide(&mut self, i: usize, now: Timestamp, d: Decision) {
+        let session = &self.agents[i].session;
+        for o in &mut self.observers {
+            o.decision(now, session, &d);
+        }
+        if i == 0 {
             if self.recent.len() == RECENT {
                 self.recent.pop_front();
             }
@@ -389,18 +395,7 @@ impl<B: Backend> Host<B> {
                     }
                     self.backend.handle(now.as_nanos(), &input)?;
                 }
-                Action::Decision(d) => {
-                    let session = &self.agents[i].session;
-                    for o in &mut self.observers {
-                        o.decision(now, session, &d);
-                    }
-                    if i == 0 {
-                        if self.recent.len() == RECENT {
-                            self.recent.pop_front();
-                        }
-                        self.recent.push_back((now, d));
-                    }
-                }
+                Action::Decision(d) => self.decide(i, now, d),
             }
         }
         let agent = &mut self.agents[i];

@@ -19,6 +19,20 @@ use tokio::sync::Notify;
 /// How many outputs one instant may carry before the backend counts as flooding.
 const FLOOD: u64 = 100_000;
 
+/// A new instance of `plugin` whose wakes notify `wake` and whose logs go to tracing.
+pub fn create_instance(
+    plugin: &Plugin,
+    config: &serde_json::Value,
+    wake: &Arc<Notify>,
+) -> Result<Instance, drctl_plugin_api::loader::PluginError> {
+    let notify = wake.clone();
+    plugin.create(
+        config,
+        Arc::new(move || notify.notify_one()),
+        plugin.tracing_log_sink(),
+    )
+}
+
 /// The supervised backend.
 pub struct Supervised {
     plugin: Plugin,
@@ -71,12 +85,7 @@ impl Supervised {
     }
 
     fn create(&self) -> Result<Instance, drctl_plugin_api::loader::PluginError> {
-        let notify = self.wake.clone();
-        self.plugin.create(
-            &self.config,
-            Arc::new(move || notify.notify_one()),
-            self.plugin.tracing_log_sink(),
-        )
+        create_instance(&self.plugin, &self.config, &self.wake)
     }
 
     /// The instance is unusable: drop it, tell the engines their sessions are
