@@ -210,13 +210,8 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
 /// The metrics endpoint counts backend faults (issue 6's `drctl_backend_faults_total`).
 #[test]
 fn backend_faults_are_counted_in_the_metrics() {
-    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = drctl_e2e::free_port();
     let cfg = config(dir.path(), "chaos", r#"{ mode = "panic-poll", at = "1s" }"#);
     let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
     text_cfg.push_str(&format!(
@@ -229,17 +224,7 @@ fn backend_faults_are_counted_in_the_metrics() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let scrape = || -> Option<String> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        Some(text)
-    };
+    let scrape = || drctl_e2e::scrape(port);
     let want = "drctl_backend_faults_total{agent=\"agent007\"} 1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let metrics = loop {

@@ -3,7 +3,7 @@
 //! alarm sinks (a webhook server and an exec command started by the test),
 //! the Prometheus endpoint, one watcher per agent, stale sockets.
 
-use drctl_e2e::{command, drctl};
+use drctl_e2e::{command, drctl, free_port, scrape};
 use std::io::Read;
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,16 +34,20 @@ impl Watcher {
     fn start(extra_config: &str) -> Watcher {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ops.toml"), SCENARIO).unwrap();
-        let config = dir.path().join("drctl.toml");
         std::fs::write(
-            &config,
+            dir.path().join("drctl.toml"),
             format!(
                 "[control]\nsocket = \"{}\"\n{extra_config}",
                 dir.path().join("ctl.sock").display()
             ),
         )
         .unwrap();
-        let config = config.to_string_lossy().into_owned();
+        Watcher::spawn(dir)
+    }
+
+    /// `drctl watch` with `dir`'s `drctl.toml` and `ops.toml`, once it is up.
+    fn spawn(dir: tempfile::TempDir) -> Watcher {
+        let config = dir.path().join("drctl.toml").to_string_lossy().into_owned();
         let scenario = dir.path().join("ops.toml").to_string_lossy().into_owned();
         let child = command(
             &[
@@ -158,28 +162,6 @@ fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     (url, bodies)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scrape(port: u16) -> String {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -251,7 +233,8 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     ));
 
     // metrics: the outcomes, by reason.
-    let metrics = scrape(port);
+    let metrics = scrape(port).expect("the metrics endpoint answers");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     for line in [
         "drctl_site{agent=\"agent\",site=\"site1\"} 1",
         "drctl_site{agent=\"agent\",site=\"site2\"} 0",
@@ -334,30 +317,7 @@ fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
     // A socket left behind by a watcher that died: nobody answers on it.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
-    let config = dir.path().join("drctl.toml");
-    let w = Watcher {
-        child: command(
-            &[
-                "--config",
-                &config.to_string_lossy(),
-                "watch",
-                "--backend",
-                "mock",
-                "--scenario",
-                &dir.path().join("ops.toml").to_string_lossy(),
-            ],
-            dir.path(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-        config: config.to_string_lossy().into_owned(),
-        dir,
-    };
-    w.wait_for("the watcher on the recovered socket", |s| {
-        s["phase"] == "watching"
-    });
+    let w = Watcher::spawn(dir);
     let (out, _) = w.stop();
     assert!(
         text(&out.stderr).contains("replacing the stale control socket"),
@@ -390,13 +350,14 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     let hang_url = format!("http://{}/hook", hang.local_addr().unwrap());
     let down_url = format!("http://127.0.0.1:{}/hook", free_port());
     let extra = format!(
-        "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"30s\"\n\
+        "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"1h\"\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{down_url}\"\nretries = 5\n\
-         [[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"sleep\", \"60\"]\ntimeout = \"30s\"\n"
+         [[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"sleep\", \"3600\"]\ntimeout = \"1h\"\n"
     );
     let w = Watcher::start(&extra);
+    // Sinks that waited an hour inside the engine would make each drill time out.
     for to in ["site2", "site1", "site2"] {
-        let out = w.run(&["switch", "--yes", "--to", to]);
+        let out = w.run(&["switch", "--yes", "--to", to, "--timeout", "20s"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let s = w.status().unwrap();

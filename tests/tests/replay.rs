@@ -15,27 +15,31 @@ fn code(out: &Output) -> Option<i32> {
     out.status.code()
 }
 
-/// `drctl watch` of `scenario` on the virtual clock, recorded into `dir`.
-fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Output) {
-    let name = scenario.file_stem().unwrap().to_string_lossy().into_owned();
-    let file = dir.join(format!("{name}.jsonl"));
-    let (scenario, file_arg) = (scenario.to_string_lossy(), file.to_string_lossy());
+/// `drctl watch --output json` of `scenario` on the virtual clock to its end, recorded into `record`.
+fn watch_recorded(scenario: &str, record: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "watch",
         "--backend",
         "mock",
         "--scenario",
-        &scenario,
+        scenario,
         "--clock",
         "virtual",
         "--until-end",
         "--output",
         "json",
         "--record",
-        &file_arg,
+        record,
     ];
     args.extend_from_slice(extra);
-    let out = drctl(&args);
+    drctl(&args)
+}
+
+/// [`watch_recorded`] into `dir/<scenario name>.jsonl`, which must succeed.
+fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Output) {
+    let name = scenario.file_stem().unwrap().to_string_lossy().into_owned();
+    let file = dir.join(format!("{name}.jsonl"));
+    let out = watch_recorded(&scenario.to_string_lossy(), &file.to_string_lossy(), extra);
     assert!(
         out.status.success(),
         "{name}: exit {:?}\n{}",
@@ -408,20 +412,7 @@ fn speed_replays_on_the_real_clock() {
 
 #[test]
 fn a_full_disk_stops_the_recording_with_one_error_and_one_alarm_and_the_watch_goes_on() {
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &format!("{SC}/demo.toml"),
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-        "--record",
-        "/dev/full",
-    ]);
+    let out = watch_recorded(&format!("{SC}/demo.toml"), "/dev/full", &[]);
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
     let recs = records(&out.stdout);
     // The nine decisions of the demo, and the alarm once the first flush failed.
