@@ -622,5 +622,15 @@ mod tests {
         )));
         assert_eq!(host.next_deadline(), Some(ten));
         assert_eq!(host.timers.len(), 2);
+
+        // `drctl status` shows the pending timer with the time left.
+        let status = host.status();
+        assert_eq!(status["phase"], "connecting", "{status}");
+        assert_eq!(
+            status["timers"][0],
+            serde_json::json!({"timer": "startup-timeout", "in": "10s", "at": 10_000_000_000u64}),
+            "{status}"
+        );
+        assert_eq!(status["listeners"]["telephony"], "unknown");
     }
 }
