@@ -243,13 +243,41 @@ fn d4_back_in_service_one_nanosecond_after_the_deadline_is_too_late() {
     let mut h = Harness::watching_default();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(60) + Duration::from_nanos(1));
-    // The old connection's late event is stale now (D5).
+    assert_eq!(h.switchovers()[0].0, secs(60));
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+    // The old connection's late event is stale now (D5): it does nothing at all.
+    h.tick();
+    let log = h.log.len();
+    let view = h.engine.view();
+    let timeout = h.engine.poll_timeout();
     h.feed(Event::Backend {
         epoch: 1,
         event: BackendEvent::DnBackInService { dn: "7001".into() },
     });
-    assert_eq!(h.switchovers()[0].0, secs(60));
-    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+    assert_eq!(h.log[log..], []);
+    assert_eq!(h.engine.view(), view);
+    assert_eq!(h.engine.poll_timeout(), timeout);
+}
+
+#[test]
+fn d4_back_in_service_after_the_deadline_cancels_a_switchover_held_by_pause() {
+    // The deadline passed while paused; re-registration on the same
+    // connection ends the wait, so resuming finds nothing to do.
+    let mut h = Harness::watching_default();
+    h.feed(Event::Pause);
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(61));
+    h.back_in_service();
+    h.run_until(secs(70));
+    h.feed(Event::Resume);
+    h.run_until(secs(600));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[(
+            secs(60),
+            "switchover-suppressed sip-register-timeout Paused"
+        )])
+    );
 }
 
 #[test]

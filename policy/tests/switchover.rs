@@ -112,20 +112,57 @@ fn w3_operator_naming_the_current_or_an_unknown_site_is_refused() {
 #[test]
 fn w4_unreachable_target_alternates_with_origin_and_backs_off() {
     let mut h = Harness::watching_default();
-    h.reachable = [true, false];
+    h.reachable = [false, false];
     h.connect_latency = Duration::from_millis(100);
     h.feed(Event::OperatorSwitch { to: None });
-    h.run_until(secs(5));
-    assert_eq!(
-        h.timeline(),
-        tl(&[
-            (secs(0), "switchover-started operator site1->site2"),
-            (ms(100), "switchover-failed site2"),
-            (ms(100), "alarm-raised switchover-failed"),
-            (ms(200), "switchover-completed operator site1->site1"),
-        ])
-    );
+    h.run_until(secs(400));
+    // Rounds of two refused connects: the target, then the origin 100 ms later.
+    let connects: Vec<(Timestamp, String)> = h
+        .command_names()
+        .into_iter()
+        .filter(|(_, n)| n.starts_with("connect"))
+        .collect();
+    let rounds: Vec<&[(Timestamp, String)]> = connects.chunks(2).collect();
+    assert!(rounds.len() >= 8, "{} rounds by 400 s", rounds.len());
+    for (n, round) in rounds.iter().enumerate() {
+        assert_eq!(round.len(), 2, "round {n}: {round:?}");
+        assert_eq!(round[0].1, "connect site2 on-demand", "round {n}");
+        assert_eq!(round[1].1, "connect site1 on-demand", "round {n}");
+        assert_eq!(round[1].0 - round[0].0, Duration::from_millis(100));
+    }
+    // The wait after a round's last refusal: 1 s, 2 s, 4 s, ... capped at 60 s, ±20 %.
+    for (n, pair) in rounds.windows(2).enumerate() {
+        let last_refused = pair[0][1].0 + Duration::from_millis(100);
+        let delay = (pair[1][0].0 - last_refused).as_secs_f64();
+        let base = 2f64.powi(n as i32).min(60.0);
+        assert!(
+            delay >= base * 0.8 - 1e-9 && delay < base * 1.2 + 1e-9,
+            "round {n}: waited {delay} s, expected {base} s ±20 %"
+        );
+    }
+    // Every refusal is reported; the alarm goes up once and stays up.
+    let failed = h
+        .timeline()
+        .into_iter()
+        .filter(|(_, d)| d.starts_with("switchover-failed"))
+        .count();
+    assert_eq!(failed, connects.len());
+    let raised: Vec<_> = h
+        .timeline()
+        .into_iter()
+        .filter(|(_, d)| d.starts_with("alarm"))
+        .collect();
+    assert_eq!(raised, tl(&[(ms(100), "alarm-raised switchover-failed")]));
+    assert_eq!(h.engine.view().phase, PhaseKind::Backoff);
+    assert!(h.engine.view().switchover.is_some());
+
+    // The origin answers first: the agent lands back on it, alarm still up.
+    h.reachable = [true, false];
+    h.run_until(secs(600));
+    let last = h.switchovers().last().cloned().unwrap();
+    assert_eq!(last.1, "switchover-completed operator site1->site1");
     assert!(h.engine.alarm_active(Alarm::SwitchoverFailed));
+    assert_eq!(h.engine.view().phase, PhaseKind::Watching);
 }
 
 #[test]
