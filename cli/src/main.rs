@@ -8,6 +8,7 @@ mod control;
 mod exit;
 mod fleet;
 mod host;
+mod http;
 mod logging;
 mod metrics;
 mod session;

@@ -1,12 +1,10 @@
 //! Prometheus metrics (`[metrics] listen`): a read-only `GET /metrics` in the
-//! OpenMetrics text format, fed by an observer of the host loop.
+//! OpenMetrics text format (served by `crate::http`), fed by an observer of
+//! the host loop.
 
 use crate::host::observe::Observer;
-use bytes::Bytes;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
 use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, Timestamp};
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -230,71 +228,5 @@ impl Observer for Metrics {
         self.alarms_active
             .set(i64::try_from(v.alarms.len()).unwrap_or(i64::MAX));
         self.paused.set(i64::from(v.paused));
-    }
-}
-
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!("metrics endpoint: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &registry)) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!("metrics connection: {e}");
-            }
-        });
-    }
-}
-
-fn respond<B>(req: &Request<B>, registry: &Registry) -> Response<Full<Bytes>> {
-    let reply = |status, content_type, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-        }
-        r
-    };
-    if req.method() != hyper::Method::GET {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "read-only: GET /metrics\n".to_owned(),
-        );
-    }
-    if req.uri().path() != "/metrics" {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "GET /metrics\n".to_owned(),
-        );
-    }
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body,
-        ),
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            format!("encoding metrics: {e}\n"),
-        ),
     }
 }

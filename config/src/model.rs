@@ -361,12 +361,28 @@ impl Default for SinkConfig {
 }
 
 /// `[metrics]`: a read-only Prometheus endpoint (`GET /metrics`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `host:port` to listen on; absent: no endpoint (the default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// Connections served at once; more are closed at once (1 to 10 000).
+    pub max_connections: u32,
+    /// How long a client may take to send a request's headers (also the
+    /// longest an idle connection is kept).
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Where a loaded config came from: the figment (for metadata) and the files read.

@@ -408,6 +408,21 @@ impl Config {
                 ));
             }
         }
+        if !(1..=10_000).contains(&self.metrics.max_connections) {
+            return Err(self.invalid(
+                &["metrics", "max-connections"],
+                format!(
+                    "{} is out of range: expected 1 to 10000",
+                    self.metrics.max_connections
+                ),
+            ));
+        }
+        if self.metrics.header_timeout.is_zero() {
+            return Err(self.invalid(
+                &["metrics", "header-timeout"],
+                "must be more than 0s".to_owned(),
+            ));
+        }
         Ok(())
     }
 

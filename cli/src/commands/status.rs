@@ -36,7 +36,7 @@ pub fn ask(global: &GlobalArgs, request: Request) -> Result<Value, CliError> {
     let cfg = client_config(global)?;
     let path = control_socket(&cfg);
     let reply =
-        control::request(&path, &request, ANSWER_TIMEOUT, |_| {}).map_err(CliError::failed)?;
+        control::request(&path, &request, ANSWER_TIMEOUT, |_| {}).map_err(CliError::from)?;
     if reply.ok != Some(true) {
         return Err(CliError::failed(anyhow!(
             "the watcher refused: {}",

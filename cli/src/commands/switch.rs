@@ -153,7 +153,7 @@ fn through_watcher(path: &std::path::Path, args: &SwitchArgs) -> CliResult {
             println!("{}", describe(drctl_policy::Timestamp::from_nanos(t), &d));
         }
     })
-    .map_err(CliError::failed)?;
+    .map_err(CliError::from)?;
     let Some(switched) = reply.switched.filter(|_| reply.ok == Some(true)) else {
         return Err(CliError::failed(anyhow!(
             "the watcher did not switch: {}",

@@ -105,7 +105,8 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
                 .with_context(|| format!("metrics.listen {listen}"))
                 .map_err(CliError::bad_input)?;
             let metrics = Metrics::new(&agent);
-            tokio::spawn(crate::metrics::serve(listener, metrics.registry()));
+            let limits = crate::http::Limits::of(&cfg.metrics);
+            tokio::spawn(crate::http::serve(listener, metrics.registry(), limits));
             host.observe(Box::new(metrics));
             tracing::info!("metrics on http://{listen}/metrics");
         }
