@@ -18,6 +18,8 @@ enum Op {
     Reachable(usize, bool),
     Disconnected,
     Latency(u64),
+    /// Make a command (by name) fail, or answer again.
+    Fail(&'static str, bool),
 }
 
 fn service() -> impl Strategy<Value = Service> {
@@ -44,7 +46,29 @@ fn backend_event() -> impl Strategy<Value = BackendEvent> {
             dn: "7001".into(),
             reason: Some(DR_FORCE_LOGOUT.into())
         }),
+        Just(BackendEvent::AgentLogout {
+            dn: "7001".into(),
+            reason: None
+        }),
+        Just(BackendEvent::AgentLogout {
+            dn: "7001".into(),
+            reason: Some("supervisor_forced_logout".into())
+        }),
+        Just(BackendEvent::DnBackInService { dn: "7001".into() }),
+        Just(BackendEvent::DnOutOfService { dn: "7001".into() }),
         Just(BackendEvent::Disconnected),
+    ]
+}
+
+/// Commands the simulated backend can be told to refuse.
+fn failing_command() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("connect"),
+        Just("read_person_sites"),
+        Just("read_application"),
+        Just("subscribe"),
+        Just("kill_factory"),
+        Just("relaunch_endpoint"),
     ]
 }
 
@@ -67,7 +91,23 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..2, any::<bool>()).prop_map(|(s, r)| Op::Reachable(s, r)),
         1 => Just(Op::Disconnected),
         1 => (0u64..3_000).prop_map(Op::Latency),
+        1 => (failing_command(), any::<bool>()).prop_map(|(c, f)| Op::Fail(c, f)),
     ]
+}
+
+fn backoff() -> impl Strategy<Value = BackoffConfig> {
+    (
+        prop_oneof![Just(100u64), Just(1_000), Just(3_000)],
+        prop_oneof![Just(1.0f64), Just(1.5), Just(2.0), Just(3.0)],
+        prop_oneof![Just(1u64), Just(10), Just(60)],
+        prop_oneof![Just(0.0f64), Just(0.2), Just(0.5), Just(0.9)],
+    )
+        .prop_map(|(initial, factor, max_factor, jitter)| BackoffConfig {
+            initial: Duration::from_millis(initial),
+            factor,
+            max: Duration::from_millis(initial * max_factor),
+            jitter,
+        })
 }
 
 fn config() -> impl Strategy<Value = EngineConfig> {
@@ -79,9 +119,23 @@ fn config() -> impl Strategy<Value = EngineConfig> {
         any::<bool>(),
         any::<u64>(),
         any::<bool>(),
+        (
+            backoff(),
+            prop_oneof![
+                Just(None),
+                Just(Some(5u64)),
+                Just(Some(60)),
+                Just(Some(600))
+            ],
+            any::<bool>(),
+        ),
     )
-        .prop_map(|(st, sip, hold, jitter, failback, seed, first2)| {
+        .prop_map(|(st, sip, hold, jitter, failback, seed, first2, more)| {
+            let (backoff, startup_timeout, embedded_endpoint) = more;
             let mut cfg = EngineConfig::two_sites("agent");
+            cfg.backoff = backoff;
+            cfg.startup_timeout = startup_timeout.map(Duration::from_secs);
+            cfg.embedded_endpoint = embedded_endpoint;
             cfg.site_timeout = st.map(Duration::from_secs);
             cfg.site_sip_register_timeout = sip.map(Duration::from_secs);
             cfg.hold_down = Duration::from_secs(hold);
@@ -159,6 +213,8 @@ fn run(cfg: EngineConfig, ops: &[Op]) -> Result<Harness, TestCaseError> {
             Op::Pause(false) => h.feed(Event::Resume),
             Op::Reachable(site, r) => h.reachable[site] = r,
             Op::Latency(ms) => h.connect_latency = Duration::from_millis(ms),
+            Op::Fail(command, true) => h.failing.push(command),
+            Op::Fail(command, false) => h.failing.retain(|c| *c != command),
             _ => {}
         }
         // Never a deadline in the past once everything due has run (no tight
@@ -173,11 +229,10 @@ fn run(cfg: EngineConfig, ops: &[Op]) -> Result<Harness, TestCaseError> {
     Ok(h)
 }
 
-/// Every `switchover-started` is followed by `completed` or `failed` before
-/// the next starts, and no two are in flight at once.
-fn check_switchover_sequence(h: &Harness) -> Result<(), TestCaseError> {
+/// No two switchovers in flight at once; each `failed` or `completed` answers
+/// the one in flight. Returns whether one is still in flight at the end.
+fn check_switchover_sequence(h: &Harness) -> Result<bool, TestCaseError> {
     let mut in_flight = false;
-    let mut answered = true;
     for (t, d) in h.decisions() {
         match d {
             Decision::SwitchoverStarted { .. } => {
@@ -185,25 +240,46 @@ fn check_switchover_sequence(h: &Harness) -> Result<(), TestCaseError> {
                     !in_flight,
                     "second switchover started at {t} while one is in flight"
                 );
-                prop_assert!(
-                    answered,
-                    "switchover at {t} started before the previous was answered"
-                );
                 in_flight = true;
-                answered = false;
             }
             Decision::SwitchoverCompleted { .. } => {
                 prop_assert!(in_flight, "completed at {t} without a start");
                 in_flight = false;
-                answered = true;
             }
             Decision::SwitchoverFailed { .. } => {
                 prop_assert!(in_flight, "failed at {t} without a start");
-                answered = true;
             }
             _ => {}
         }
     }
+    Ok(in_flight)
+}
+
+/// Liveness: once both sites answer again, within an hour the agent is
+/// connected and watching, with nothing in flight (unless startup gave up
+/// before it ever got there).
+fn check_recovers(h: &mut Harness) -> Result<(), TestCaseError> {
+    h.reachable = [true, true];
+    h.failing.clear();
+    let t = h.now + Duration::from_secs(3600);
+    h.run_until(t);
+    h.tick();
+    let in_flight = check_switchover_sequence(h)?;
+    let view = h.engine.view();
+    if view.phase == PhaseKind::GaveUp {
+        prop_assert!(h.engine.config().startup_timeout.is_some());
+        let failed = h
+            .decisions()
+            .iter()
+            .any(|(_, d)| matches!(d, Decision::StartupFailed { .. }));
+        prop_assert!(failed, "gave up without startup-failed");
+        return Ok(());
+    }
+    prop_assert!(!in_flight, "a switchover is still in flight after an hour");
+    prop_assert!(view.switchover.is_none(), "{:?}", view.switchover);
+    prop_assert_eq!(view.phase, PhaseKind::Watching);
+    prop_assert!(view.epoch.is_some(), "not connected");
+    prop_assert_eq!(view.epoch, h.epoch, "not on the backend's connection");
     Ok(())
 }
 
@@ -214,8 +290,9 @@ proptest! {
     fn at_most_one_switchover_in_flight_and_each_is_answered(
         cfg in config(), ops in prop::collection::vec(op(), 1..80)
     ) {
-        let h = run(cfg, &ops)?;
+        let mut h = run(cfg, &ops)?;
         check_switchover_sequence(&h)?;
+        check_recovers(&mut h)?;
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Harness {
     pub connect_latency: Duration,
     /// When false, commands are logged but never answered.
     pub answer: bool,
+    /// Commands (by [`command_name`]) answered with an error instead.
+    pub failing: Vec<&'static str>,
     answers: Vec<Answer>,
     next_epoch: Epoch,
     /// The epoch the simulated backend is connected with.
@@ -59,6 +61,7 @@ impl Harness {
             app_sip_timeout: Some(Duration::from_secs(60)),
             connect_latency: Duration::ZERO,
             answer: true,
+            failing: Vec::new(),
             answers: Vec::new(),
             next_epoch: 0,
             epoch: None,
@@ -194,6 +197,16 @@ impl Harness {
             return;
         }
         let now = self.now;
+        let name = command_name(&cmd.kind);
+        if self.failing.contains(&name) {
+            let at = match cmd.kind {
+                CommandKind::Connect { .. } => now + self.connect_latency,
+                _ => now,
+            };
+            self.answers
+                .push((at, cmd.id, Err(format!("{name}: injected failure")), None));
+            return;
+        }
         let (at, result, epoch) = match &cmd.kind {
             CommandKind::Connect { site, .. } => {
                 let idx = if &**site == "site1" { 0 } else { 1 };
@@ -310,6 +323,19 @@ impl Harness {
             .into_iter()
             .filter(|(_, d)| d.starts_with("switchover"))
             .collect()
+    }
+}
+
+/// A command's name, as `failing` lists it.
+pub fn command_name(kind: &CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Connect { .. } => "connect",
+        CommandKind::ReadPersonSites { .. } => "read_person_sites",
+        CommandKind::ReadApplication { .. } => "read_application",
+        CommandKind::Subscribe { .. } => "subscribe",
+        CommandKind::KillFactory => "kill_factory",
+        CommandKind::RelaunchEndpoint => "relaunch_endpoint",
+        CommandKind::Shutdown => "shutdown",
     }
 }
 
