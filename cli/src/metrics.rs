@@ -219,14 +219,17 @@ impl Observer for Metrics {
                 .get_or_create(&ListenerLabel { listener: name })
                 .set(up(s));
         }
+        self.paused.set(i64::from(v.paused));
+    }
+
+    fn alarms(&mut self, _t: Timestamp, active: &[Alarm]) {
         for a in Alarm::ALL {
-            let on = v.alarms.contains(&a);
+            let on = active.contains(&a);
             self.alarm
                 .get_or_create(&AlarmLabel { alarm: a.as_str() })
                 .set(i64::from(on));
         }
         self.alarms_active
-            .set(i64::try_from(v.alarms.len()).unwrap_or(i64::MAX));
-        self.paused.set(i64::from(v.paused));
+            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
     }
 }

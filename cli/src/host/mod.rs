@@ -17,7 +17,7 @@ use crate::control::Incoming;
 use crate::host::observe::Observer;
 use crate::host::serve::Identity;
 use drctl_plugin_api::messages::{Input, Output, Password};
-use drctl_policy::{Action, Decision, Engine, Event, Timestamp};
+use drctl_policy::{Action, Alarm, Decision, Engine, Event, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
@@ -102,14 +102,18 @@ impl Clock {
         }
     }
 
-    /// When session time `t` falls on the wall clock.
+    /// When session time `t` falls on the wall clock (saturating: a speed
+    /// the caller did not bound gives a far-away instant, never a panic).
     fn wall(start: tokio::time::Instant, speed: f64, t: Timestamp) -> tokio::time::Instant {
         let since = t.since_start();
-        if speed == 1.0 {
-            start + since
+        let wall = if speed == 1.0 {
+            Some(since)
         } else {
-            start + since.div_f64(speed)
-        }
+            std::time::Duration::try_from_secs_f64(since.as_secs_f64() / speed).ok()
+        };
+        wall.and_then(|w| start.checked_add(w))
+            .or_else(|| start.checked_add(FAR_AWAY))
+            .unwrap_or(start)
     }
 
     /// A virtual clock at zero.
@@ -124,12 +128,13 @@ impl Clock {
         match *self {
             Clock::Real { start, speed } => {
                 let elapsed = start.elapsed();
-                let elapsed = if speed == 1.0 {
-                    elapsed
+                let nanos = if speed == 1.0 {
+                    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
                 } else {
-                    elapsed.mul_f64(speed)
+                    // `as` saturates (and maps NaN to 0): never a panic.
+                    (elapsed.as_nanos() as f64 * speed) as u64
                 };
-                Timestamp::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+                Timestamp::from_nanos(nanos)
             }
             Clock::Virtual { now } => now,
         }
@@ -149,6 +154,36 @@ pub enum Stop {
     Idle,
 }
 
+/// The alarms up, in [`Alarm::ALL`] order (no allocation: the loop reads them every pass).
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveAlarms {
+    list: [Alarm; Alarm::ALL.len()],
+    len: usize,
+}
+
+impl Default for ActiveAlarms {
+    fn default() -> Self {
+        ActiveAlarms {
+            list: Alarm::ALL,
+            len: 0,
+        }
+    }
+}
+
+impl ActiveAlarms {
+    fn push(&mut self, a: Alarm) {
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = a;
+            self.len += 1;
+        }
+    }
+
+    /// The alarms, in [`Alarm::ALL`] order.
+    pub fn as_slice(&self) -> &[Alarm] {
+        &self.list[..self.len]
+    }
+}
+
 /// A future that resolves when the run should stop (a signal).
 pub type StopFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
@@ -161,6 +196,29 @@ struct Agent {
     armed: Option<Timestamp>,
     /// The engine panicked: this agent is stopped, the others go on.
     failed: bool,
+    /// Tests: the entry point that panics for this agent.
+    #[cfg(test)]
+    fault: Option<Entry>,
+}
+
+/// The engine's entry points the host calls, each under the panic guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    HandleEvent,
+    HandleTimeout,
+    PollAction,
+    PollTimeout,
+}
+
+impl Entry {
+    fn as_str(self) -> &'static str {
+        match self {
+            Entry::HandleEvent => "handle_event",
+            Entry::HandleTimeout => "handle_timeout",
+            Entry::PollAction => "poll_action",
+            Entry::PollTimeout => "poll_timeout",
+        }
+    }
 }
 
 /// The engines, the backend and the observers of one host: one agent
@@ -181,10 +239,15 @@ pub struct Host<B: Backend> {
     identity: Option<Identity>,
     /// The first agent's last few decisions, for `status`.
     recent: VecDeque<(Timestamp, Decision)>,
+    /// Alarms the host itself raised (a failed recording), as the first agent's.
+    host_alarms: Vec<Alarm>,
 }
 
 /// How many decisions `status` shows.
 const RECENT: usize = 10;
+
+/// Where [`Clock::wall`] puts an instant it cannot represent (about 30 years on).
+const FAR_AWAY: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
 
 /// The stretch before a real-clock deadline slept precisely (blocking the loop that long at most).
 const PRECISE: std::time::Duration = std::time::Duration::from_millis(2);
@@ -222,6 +285,8 @@ impl<B: Backend> Host<B> {
                 engine,
                 armed: None,
                 failed: false,
+                #[cfg(test)]
+                fault: None,
             })
             .collect();
         Host {
@@ -235,6 +300,7 @@ impl<B: Backend> Host<B> {
             inbox: None,
             identity: None,
             recent: VecDeque::with_capacity(RECENT),
+            host_alarms: Vec::new(),
         }
     }
 
@@ -269,53 +335,90 @@ impl<B: Backend> Host<B> {
     }
 
     /// Feeds an event to the (first) agent's engine now and carries out what follows.
+    ///
+    /// What is due first (timers, backend outputs) is handled first, so that a
+    /// recording has it before the input, in the order the engine saw them,
+    /// and a replay, which feeds the input after everything due, agrees.
     pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
         let now = self.now();
+        self.due_before(now, &event)?;
         for o in &mut self.observers {
             o.input(now, &event);
         }
-        self.engine_call(0, |e| e.handle_event(now, event));
+        self.engine_call(0, Entry::HandleEvent, |e| e.handle_event(now, event));
         self.carry_out(0, now)?;
         self.pump(now)
     }
 
-    /// Feeds `event` to every agent's engine now (fleet start and stop).
+    /// Feeds `event` to every agent's engine now (fleet start and stop), after
+    /// what is due (as [`Host::inject`]).
     pub fn inject_all(&mut self, event: Event) -> Result<(), HostError> {
         let now = self.now();
+        self.due_before(now, &event)?;
         for o in &mut self.observers {
             o.input(now, &event);
         }
         for i in 0..self.agents.len() {
             let ev = event.clone();
-            self.engine_call(i, |e| e.handle_event(now, ev));
+            self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, ev));
             self.carry_out(i, now)?;
         }
         self.pump(now)
     }
 
-    /// Runs `f` on agent `i`'s engine, unless it failed before; a panic stops
-    /// that agent only (logged), never the host or the other agents.
-    fn engine_call(&mut self, i: usize, f: impl FnOnce(&mut Engine)) {
-        let Some(agent) = self.agents.get_mut(i) else {
-            return;
-        };
-        if agent.failed {
-            return;
+    /// Handles what is due at `now` before the host feeds `event`: without
+    /// this the engine would fire a due timer inside `handle_event`, after
+    /// the recording already has the input (a `--for` end or an operator
+    /// request landing on a timer's deadline), while a replay fires it first.
+    /// Nothing is due before the start (a replay's t = 0 events follow it).
+    fn due_before(&mut self, now: Timestamp, event: &Event) -> Result<(), HostError> {
+        if matches!(event, Event::Start) {
+            return Ok(());
         }
+        self.pump(now)
+    }
+
+    /// Runs `f` (the engine's entry point `entry`) on agent `i`'s engine,
+    /// unless it failed before; a panic stops that agent only (logged), never
+    /// the host or the other agents. `None` when the agent is stopped.
+    fn engine_call<R>(
+        &mut self,
+        i: usize,
+        entry: Entry,
+        f: impl FnOnce(&mut Engine) -> R,
+    ) -> Option<R> {
+        let agent = self.agents.get_mut(i)?;
+        if agent.failed {
+            return None;
+        }
+        #[cfg(test)]
+        let fault = agent.fault;
         let engine = &mut agent.engine;
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))) {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
-            tracing::error!(
-                agent = %agent.session,
-                "the policy engine of {} panicked ({what}); this agent is stopped, the others go on",
-                agent.session
-            );
-            agent.failed = true;
-            agent.armed = None;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if fault == Some(entry) {
+                panic!("a bug in {}", entry.as_str());
+            }
+            f(engine)
+        }));
+        match outcome {
+            Ok(r) => Some(r),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                tracing::error!(
+                    agent = %agent.session,
+                    "the policy engine of {} panicked in {} ({what}); this agent is stopped, the others go on",
+                    agent.session,
+                    entry.as_str()
+                );
+                agent.failed = true;
+                agent.armed = None;
+                None
+            }
         }
     }
 
@@ -331,7 +434,7 @@ impl<B: Backend> Host<B> {
                 continue;
             }
             self.agents[i].armed = None;
-            self.engine_call(i, |e| e.handle_timeout(now));
+            self.engine_call(i, Entry::HandleTimeout, |e| e.handle_timeout(now));
             self.carry_out(i, now)?;
         }
         while let Some(output) = self.backend.poll_output(now.as_nanos())? {
@@ -348,7 +451,7 @@ impl<B: Backend> Host<B> {
                 continue;
             };
             if let Some(event) = translate::output_to_event(output) {
-                self.engine_call(i, |e| e.handle_event(now, event));
+                self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
                 self.carry_out(i, now)?;
             }
         }
@@ -356,7 +459,8 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
-    /// Alarms raised by observers (the recorder), as decisions of the first agent.
+    /// Alarms raised by observers (the recorder), as decisions of the first
+    /// agent; they stay up (in [`Host::active_alarms`]) for the session.
     fn observer_alarms(&mut self, now: Timestamp) {
         let raised: Vec<_> = self
             .observers
@@ -364,8 +468,25 @@ impl<B: Backend> Host<B> {
             .filter_map(|o| o.take_alarm())
             .collect();
         for alarm in raised {
+            if self.host_alarms.contains(&alarm) || self.agents[0].engine.alarm_active(alarm) {
+                continue;
+            }
+            self.host_alarms.push(alarm);
             self.decide(0, now, Decision::AlarmRaised { alarm });
         }
+    }
+
+    /// The alarms up, raised by the (first) agent's engine or by the host:
+    /// the one set `status` and the metrics read.
+    pub fn active_alarms(&self) -> ActiveAlarms {
+        let engine = &self.agents[0].engine;
+        let mut active = ActiveAlarms::default();
+        for a in Alarm::ALL {
+            if engine.alarm_active(a) || self.host_alarms.contains(&a) {
+                active.push(a);
+            }
+        }
+        active
     }
 
     /// A decision of agent `i`: to every observer, and (first agent) to `status`.
@@ -384,7 +505,10 @@ impl<B: Backend> Host<B> {
 
     /// Carries out agent `i`'s queued actions and re-arms its timer.
     fn carry_out(&mut self, i: usize, now: Timestamp) -> Result<(), HostError> {
-        while let Some(action) = self.agents[i].engine.poll_action() {
+        while let Some(action) = self
+            .engine_call(i, Entry::PollAction, Engine::poll_action)
+            .flatten()
+        {
             match action {
                 Action::Command(cmd) => {
                     let agent = &self.agents[i];
@@ -398,12 +522,10 @@ impl<B: Backend> Host<B> {
                 Action::Decision(d) => self.decide(i, now, d),
             }
         }
+        let next = self
+            .engine_call(i, Entry::PollTimeout, |e| e.poll_timeout())
+            .flatten();
         let agent = &mut self.agents[i];
-        let next = if agent.failed {
-            None
-        } else {
-            agent.engine.poll_timeout()
-        };
         if next != agent.armed {
             agent.armed = next;
             if let Some(at) = next {
@@ -439,8 +561,10 @@ impl<B: Backend> Host<B> {
         loop {
             let now = self.now();
             self.pump(now)?;
+            let alarms = self.active_alarms();
             for o in &mut self.observers {
                 o.settled(now, &self.agents[0].engine);
+                o.alarms(now, alarms.as_slice());
             }
             self.observers.retain(|o| !o.done());
             if done(&self.agents[0].engine) {
@@ -555,43 +679,188 @@ mod tests {
         }
     }
 
-    /// The sessions commands were sent for.
-    struct Sent(Rc<RefCell<Vec<String>>>);
+    /// What the observers saw, one line each: `input start`, `ann command`,
+    /// `ann startup-failed`, `alarms recording-failed`.
+    #[derive(Default)]
+    struct Seen {
+        lines: Vec<String>,
+        /// An alarm to raise from the observer (as the recorder does).
+        raise: Option<Alarm>,
+    }
 
-    impl Observer for Sent {
+    impl Observer for Seen {
         fn command(&mut self, _t: Timestamp, input: &Input) {
             let Input::Command { session, .. } = input;
-            self.0.borrow_mut().push(session.clone());
+            self.lines.push(format!("{session} command"));
+        }
+        fn decision(&mut self, _t: Timestamp, agent: &str, d: &Decision) {
+            self.lines.push(format!("{agent} {}", d.type_name()));
+        }
+        fn input(&mut self, _t: Timestamp, event: &Event) {
+            self.lines.push(format!("input {event:?}").to_lowercase());
+        }
+        fn alarms(&mut self, _t: Timestamp, active: &[Alarm]) {
+            let names: Vec<_> = active.iter().map(|a| a.as_str()).collect();
+            self.lines.push(format!("alarms {}", names.join(",")));
+        }
+        fn take_alarm(&mut self) -> Option<Alarm> {
+            self.raise.take()
         }
     }
 
-    fn fleet(names: &[&str]) -> Host<Silent> {
+    /// A `std::io::Write` into a shared buffer, for captured logs.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` with the logs it writes (text, no colours) captured.
+    fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let r = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        (r, text)
+    }
+
+    const TEN: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Agents `names` on a silent backend, each giving up after 10 s.
+    fn giving_up(names: &[&str]) -> (Host<Silent>, Rc<RefCell<Seen>>) {
         let agents = names
             .iter()
             .map(|n| {
-                let engine = Engine::new(EngineConfig::two_sites(n)).unwrap();
-                ((*n).to_owned(), Password::new(""), engine)
+                let mut cfg = EngineConfig::two_sites(n);
+                cfg.startup_timeout = Some(TEN);
+                (
+                    (*n).to_owned(),
+                    Password::new(""),
+                    Engine::new(cfg).unwrap(),
+                )
             })
             .collect();
-        Host::fleet(
+        let mut host = Host::fleet(
             agents,
             Silent,
             Clock::virtual_at_zero(),
             Arc::new(Notify::new()),
-        )
+        );
+        let seen = Rc::new(RefCell::new(Seen::default()));
+        host.observe(Box::new(crate::host::observe::Shared(seen.clone())));
+        (host, seen)
     }
 
     #[test]
-    fn a_panicking_engine_stops_its_agent_only() {
-        let mut host = fleet(&["ann", "bob", "cid"]);
-        let sent = Rc::new(RefCell::new(Vec::new()));
-        host.observe(Box::new(Sent(sent.clone())));
-        host.engine_call(1, |_| panic!("a bug in the policy"));
-        assert!(host.agents[1].failed);
-        host.inject_all(Event::Start).unwrap();
-        // ann and cid connect (S1); bob's engine is stopped and sends nothing.
-        assert_eq!(*sent.borrow(), ["ann", "cid"]);
-        assert!(!host.agents[0].failed && !host.agents[2].failed);
+    fn a_panic_in_any_engine_entry_point_stops_its_agent_only_and_is_logged() {
+        for entry in [
+            Entry::HandleEvent,
+            Entry::HandleTimeout,
+            Entry::PollAction,
+            Entry::PollTimeout,
+        ] {
+            let (mut host, seen) = giving_up(&["ann", "bob", "cid"]);
+            host.agents[1].fault = Some(entry);
+            let ((), logs) = logged(|| {
+                host.inject_all(Event::Start).unwrap();
+                // The startup timers fire: ann and cid give up; bob is stopped.
+                let ten = Timestamp::ZERO + TEN;
+                host.clock = Clock::Virtual { now: ten };
+                host.pump(ten).unwrap();
+            });
+            let name = entry.as_str();
+            assert!(host.agents[1].failed, "{name}");
+            assert!(!host.agents[0].failed && !host.agents[2].failed, "{name}");
+            let lines = &seen.borrow().lines;
+            for other in ["ann", "cid"] {
+                assert!(
+                    lines.contains(&format!("{other} command")),
+                    "{name}: {lines:?}"
+                );
+                assert!(
+                    lines.contains(&format!("{other} startup-failed")),
+                    "{name}: {lines:?}"
+                );
+            }
+            assert!(
+                !lines.contains(&"bob startup-failed".to_owned()),
+                "{name}: {lines:?}"
+            );
+            let expected = format!(
+                "the policy engine of bob panicked in {name} (a bug in {name}); \
+                 this agent is stopped, the others go on"
+            );
+            let line = logs
+                .lines()
+                .find(|l| l.contains(&expected))
+                .unwrap_or_else(|| panic!("{name}: no log line {expected:?} in {logs}"));
+            assert!(
+                line.contains("ERROR") && line.contains("agent=bob"),
+                "{line}"
+            );
+            assert_eq!(logs.lines().count(), 1, "{name}: one line: {logs}");
+        }
+    }
+
+    #[test]
+    fn a_timer_due_before_an_input_is_fed_and_recorded_before_it() {
+        let (mut host, seen) = giving_up(&["ann"]);
+        host.inject(Event::Start).unwrap();
+        // The clock passes the 10 s startup timer before the loop comes
+        // round (a real clock's `--for` end, an operator request): the
+        // timer still comes first, as a replay of the recording feeds it.
+        host.clock = Clock::Virtual {
+            now: Timestamp::ZERO + TEN + std::time::Duration::from_nanos(1),
+        };
+        host.shutdown().unwrap();
+        let lines = &seen.borrow().lines;
+        let at = |l: &str| lines.iter().position(|x| x == l);
+        assert!(
+            at("ann startup-failed").unwrap() < at("input shutdown").unwrap(),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_host_raised_alarm_is_in_the_one_set_status_and_metrics_read() {
+        let (mut host, seen) = giving_up(&["ann"]);
+        seen.borrow_mut().raise = Some(Alarm::RecordingFailed);
+        host.inject(Event::Start).unwrap();
+        let end = Timestamp::ZERO + std::time::Duration::from_secs(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut stop: StopFuture = Box::pin(std::future::pending());
+        rt.block_on(host.run(Some(end), &mut stop, |_| false))
+            .unwrap();
+        assert_eq!(host.active_alarms().as_slice(), [Alarm::RecordingFailed]);
+        assert_eq!(
+            host.status()["alarms"],
+            serde_json::json!(["recording-failed"])
+        );
+        let lines = &seen.borrow().lines;
+        assert_eq!(
+            lines.iter().filter(|l| *l == "ann alarm-raised").count(),
+            1,
+            "raised once: {lines:?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("alarms recording-failed"),
+            "{lines:?}"
+        );
     }
 
     #[test]

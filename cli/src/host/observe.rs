@@ -15,6 +15,9 @@ pub trait Observer {
     fn decision(&mut self, _t: Timestamp, _agent: &str, _decision: &Decision) {}
     /// Everything due at `t` has been handled.
     fn settled(&mut self, _t: Timestamp, _engine: &Engine) {}
+    /// The alarms up once everything due at `t` is handled, raised by the
+    /// engine or the host alike (the set `status` shows).
+    fn alarms(&mut self, _t: Timestamp, _active: &[drctl_policy::Alarm]) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
     /// The session is over: flush what is buffered.
@@ -46,11 +49,17 @@ impl<T: Observer> Observer for Shared<T> {
     fn settled(&mut self, t: Timestamp, engine: &Engine) {
         self.0.borrow_mut().settled(t, engine)
     }
+    fn alarms(&mut self, t: Timestamp, active: &[drctl_policy::Alarm]) {
+        self.0.borrow_mut().alarms(t, active)
+    }
     fn input(&mut self, t: Timestamp, event: &Event) {
         self.0.borrow_mut().input(t, event)
     }
     fn close(&mut self) {
         self.0.borrow_mut().close()
+    }
+    fn take_alarm(&mut self) -> Option<drctl_policy::Alarm> {
+        self.0.borrow_mut().take_alarm()
     }
 }
 
@@ -121,6 +130,9 @@ pub fn describe(t: Timestamp, d: &Decision) -> String {
             format!("reason {reason}: {}", class.as_str())
         }
     };
+    // Reasons and errors are free text from the backend: one line, no
+    // terminal controls.
+    let detail = crate::logging::escape(&detail);
     format!("{:>12}  {:<22} {detail}", t.to_string(), d.type_name())
 }
 

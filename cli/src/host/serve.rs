@@ -152,7 +152,7 @@ impl<B: Backend> Host<B> {
                 "dn": v.dn.as_str(),
             },
             "paused": v.paused,
-            "alarms": v.alarms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+            "alarms": self.active_alarms().as_slice().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "timers": timers,
             "switchover": v.switchover.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default()),
             "last_decisions": recent,
