@@ -461,19 +461,15 @@ struct ScenarioMeta {
 }
 
 fn scenario_meta(path: &std::path::Path) -> anyhow::Result<ScenarioMeta> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = drctl_plugin_mock::scenario::read_text(path)?;
     let value: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let deployment = value.get("deployment").and_then(|d| d.as_table());
     let get = |k: &str| deployment.and_then(|d| d.get(k)).and_then(|v| v.as_str());
     let end = get("end")
         .map(|s| {
-            humantime::parse_duration(s).map_err(|e| {
-                anyhow!(
-                    "{}: deployment.end: {e}: expected a duration like \"5m\"",
-                    path.display()
-                )
-            })
+            drctl_plugin_api::duration::parse(s)
+                .map_err(|e| anyhow!("{}: deployment.end: {e}", path.display()))
         })
         .transpose()?;
     let agents = deployment

@@ -273,8 +273,14 @@ impl Provider for TomlFile {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
+        let text = match read_bounded(&self.path) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                return Err(format!(
+                    "larger than a config file may be ({MAX_CONFIG_BYTES} bytes, 4 MiB)"
+                )
+                .into())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.required => {
                 return Ok(Map::new());
             }
@@ -289,6 +295,23 @@ impl Provider for TomlFile {
             .ok_or_else(|| figment::Error::from("not a TOML table"))?;
         Ok(Profile::Default.collect(dict))
     }
+}
+
+/// The largest config file read, 4 MiB (a fleet of 10 000 `[[agents]]` is
+/// about 1 MB): parsing holds the file and its TOML tree.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// A file's text, or `None` when it is larger than [`MAX_CONFIG_BYTES`]
+/// (refused by its size before reading, and bounded while reading).
+fn read_bounded(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() > MAX_CONFIG_BYTES {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    Ok((text.len() as u64 <= MAX_CONFIG_BYTES).then_some(text))
 }
 
 /// A one-line TOML syntax error with its line and column.

@@ -1,6 +1,8 @@
 //! [`Secret`]: a string that never shows itself.
 
 use std::fmt;
+use std::io::Read;
+use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -48,6 +50,92 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// The largest `password-file` read: a password is short, and a bound keeps
+/// a wrong path (a log, a device) from being read into memory.
+pub const MAX_PASSWORD_FILE: u64 = 64 * 1024;
+
+/// Reads a password file: a regular file (not a FIFO, device or directory),
+/// not readable by group or others, at most [`MAX_PASSWORD_FILE`] bytes, one
+/// trailing newline dropped. The error names the file and what was expected.
+pub(crate) fn read_password_file(path: &Path) -> Result<Secret, String> {
+    let shown = path.display();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes: O_NONBLOCK
+    // returns at once, and the fstat below refuses it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    // The opened file itself, so that nothing can swap the path in between.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{shown} is not a regular file ({}): expected a file holding the password",
+            file_type_name(&meta.file_type())
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o044 != 0 {
+            return Err(format!(
+                "{shown} is readable by group or others (mode {:o}): \
+                 expected mode 0600 or 0400 (chmod 600 {shown})",
+                mode & 0o777
+            ));
+        }
+    }
+    if meta.len() > MAX_PASSWORD_FILE {
+        return Err(format!(
+            "{shown} is {} bytes: expected a password of at most {MAX_PASSWORD_FILE} bytes",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    // Bounded even if the file grows after the check.
+    file.take(MAX_PASSWORD_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if text.len() as u64 > MAX_PASSWORD_FILE {
+        return Err(format!(
+            "{shown} is more than {MAX_PASSWORD_FILE} bytes: expected a password"
+        ));
+    }
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    Ok(Secret::new(password))
+}
+
+/// What kind of file this is, for an error message.
+fn file_type_name(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
+
 /// Whether a free-form key (in a backend's table) holds a secret.
 pub(crate) fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -86,5 +174,26 @@ mod tests {
             "\"<redacted>\""
         );
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_password_file_must_be_a_small_regular_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let e = read_password_file(dir.path()).unwrap_err();
+        assert!(e.contains("not a regular file (a directory)"), "{e}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; MAX_PASSWORD_FILE as usize + 1]).expect("write");
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let e = read_password_file(&big).unwrap_err();
+        assert!(
+            e.contains("big is 65537 bytes") && e.contains("at most 65536"),
+            "{e}"
+        );
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "pw\n").expect("write");
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert_eq!(read_password_file(&ok).map(|s| s.0), Ok("pw".to_owned()));
     }
 }

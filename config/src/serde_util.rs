@@ -18,7 +18,13 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-        humantime::parse_duration(s.trim()).map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
+        use drctl_plugin_api::duration::{parse, DurationError};
+        // One bound for every duration key (`duration::MAX`): past it, time
+        // in u64 nanoseconds would saturate.
+        parse(s).map_err(|e| match e {
+            DurationError::Invalid { .. } => E::invalid_value(Unexpected::Str(s), &self),
+            DurationError::TooLong { .. } => E::custom(e),
+        })
     }
 }
 

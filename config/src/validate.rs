@@ -1,12 +1,11 @@
 //! Checks after extraction: each error names origin, key and what was expected.
 
-use std::io::Read;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Origin};
 use crate::model::{Config, FailbackMode, SinkKind};
 use crate::origin::{display_key, Origins};
-use crate::secret::Secret;
+use crate::secret::{read_password_file, Secret};
 
 /// The password keys, in the order they are preferred.
 const PASSWORD_KEYS: [&str; 3] = ["password-env", "password-file", "password"];
@@ -75,35 +74,8 @@ impl Config {
             };
         }
         if let Some(path) = &agent.password_file {
-            let fail = |message: String| self.password_error("password-file", message);
-            let shown = path.display();
-            let mut file =
-                std::fs::File::open(path).map_err(|e| fail(format!("cannot open {shown}: {e}")))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = file
-                    .metadata()
-                    .map_err(|e| fail(format!("cannot stat {shown}: {e}")))?
-                    .permissions()
-                    .mode();
-                if mode & 0o044 != 0 {
-                    return Err(fail(format!(
-                        "{shown} is readable by group or others (mode {:o}): \
-                         expected mode 0600 or 0400 (chmod 600 {shown})",
-                        mode & 0o777
-                    )));
-                }
-            }
-            let mut text = String::new();
-            file.read_to_string(&mut text)
-                .map_err(|e| fail(format!("cannot read {shown}: {e}")))?;
-            let password = text.strip_suffix('\n').unwrap_or(&text);
-            let password = password.strip_suffix('\r').unwrap_or(password);
-            if password.is_empty() {
-                return Err(fail(format!("{shown} is empty")));
-            }
-            return Ok(Secret::new(password));
+            return read_password_file(path)
+                .map_err(|message| self.password_error("password-file", message));
         }
         if let Some(secret) = &agent.password {
             return Ok(secret.clone());

@@ -4,6 +4,7 @@
 //! - [`messages`]: [`Input`] / [`Output`] and friends (SPEC §5), JSON on the wire.
 //! - [`abi`]: the `#[repr(C)]` header, vtable and buffer types (SPEC §4).
 //! - [`plugin`]: for plugin authors, the [`Backend`] trait and [`export_plugin!`].
+//! - [`duration`]: durations as people write them, bounded ([`duration::MAX`]).
 //! - [`recording`]: the recording format (SPEC §6), its writer and streaming reader.
 //! - [`loader`]: for the host, [`find_plugin`](loader::find_plugin),
 //!   [`load`](loader::load), [`Plugin`](loader::Plugin) and [`Instance`](loader::Instance).
@@ -40,6 +41,7 @@
 //! ```
 
 pub mod abi;
+pub mod duration;
 pub mod loader;
 pub mod messages;
 pub mod plugin;

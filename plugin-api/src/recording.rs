@@ -17,7 +17,9 @@
 //! switch, pause, resume, the final shutdown), so that a replay can feed it
 //! again at the same time. Readers skip kinds they do not know.
 //!
-//! The reader streams: it holds one line at a time, whatever the file's size.
+//! The reader streams: it holds one line at a time, whatever the file's size,
+//! and refuses a line longer than [`MAX_LINE`] (the header: [`MAX_HEADER`])
+//! without reading the rest of it, so memory stays bounded by the limit.
 //! A last line without its newline (a crash mid-write) that does not parse is
 //! reported by [`RecordReader::truncated`], not as an error.
 
@@ -34,6 +36,10 @@ use crate::messages::{Input, Output};
 pub const FORMAT: &str = "drctl-recording";
 /// The format version this crate writes and reads; a newer one is refused.
 pub const VERSION: u32 = 1;
+/// The longest record line read, 1 MiB (a record is a few hundred bytes).
+pub const MAX_LINE: usize = 1 << 20;
+/// The longest header line read, 1 MiB (the header holds the effective config).
+pub const MAX_HEADER: usize = 1 << 20;
 
 /// Line 1 of a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +143,20 @@ pub enum RecordingError {
         /// The drctl version that wrote it.
         writer: String,
     },
+    /// A line longer than its limit ([`MAX_LINE`], [`MAX_HEADER`] for line 1).
+    #[error(
+        "{path}:{line}: line longer than {limit} bytes, the limit for a recording {what} line"
+    )]
+    LineTooLong {
+        /// The recording.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The limit in bytes.
+        limit: usize,
+        /// `header` or `record`.
+        what: &'static str,
+    },
     /// A line that is not a record.
     #[error("{path}:{line}: corrupt record: {message}")]
     Corrupt {
@@ -191,12 +211,20 @@ impl<R: BufRead> RecordReader<R> {
     /// Reads the header from `input`; `path` names the recording in errors.
     pub fn new(mut input: R, path: &Path) -> Result<(Header, Self), RecordingError> {
         let mut first = Vec::new();
-        input
-            .read_until(b'\n', &mut first)
-            .map_err(|source| RecordingError::Io {
+        let whole = read_line_bounded(&mut input, &mut first, MAX_HEADER).map_err(|source| {
+            RecordingError::Io {
                 path: path.to_owned(),
                 source,
-            })?;
+            }
+        })?;
+        if !whole {
+            return Err(RecordingError::LineTooLong {
+                path: path.to_owned(),
+                line: 1,
+                limit: MAX_HEADER,
+                what: "header",
+            });
+        }
         let header = parse_header(&first, path)?;
         let reader = RecordReader {
             input,
@@ -244,18 +272,27 @@ impl<R: BufRead> RecordReader<R> {
                 return Ok(None);
             }
             self.raw.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.raw)
-                .map_err(|source| RecordingError::Io {
-                    path: self.path.clone(),
-                    source,
+            let within =
+                read_line_bounded(&mut self.input, &mut self.raw, MAX_LINE).map_err(|source| {
+                    RecordingError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }
                 })?;
-            if n == 0 {
+            if self.raw.is_empty() {
                 self.done = true;
                 return Ok(None);
             }
             self.line += 1;
+            if !within {
+                self.done = true;
+                return Err(RecordingError::LineTooLong {
+                    path: self.path.clone(),
+                    line: self.line,
+                    limit: MAX_LINE,
+                    what: "record",
+                });
+            }
             let whole = self.raw.last() == Some(&b'\n');
             let text = trim_line(&self.raw);
             if text.is_empty() {
@@ -285,6 +322,47 @@ impl<R: BufRead> RecordReader<R> {
                     })
                 }
             }
+        }
+    }
+}
+
+/// Appends one line (with its `\n`, if any) to `out`, reading at most
+/// `limit` bytes before the newline: `Ok(false)` when the line is longer
+/// (what was read of it stays in `out`, the rest stays unread).
+fn read_line_bounded<R: BufRead>(
+    input: &mut R,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<bool> {
+    loop {
+        let (done, used) = {
+            let buf = match input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                return Ok(true);
+            }
+            let room = limit.saturating_sub(out.len());
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) if i <= room => {
+                    out.extend_from_slice(&buf[..=i]);
+                    (true, i + 1)
+                }
+                _ if buf.len() > room => {
+                    // The line goes past the limit: keep nothing more of it.
+                    return Ok(false);
+                }
+                _ => {
+                    out.extend_from_slice(buf);
+                    (false, buf.len())
+                }
+            }
+        };
+        input.consume(used);
+        if done {
+            return Ok(true);
         }
     }
 }
@@ -619,6 +697,47 @@ mod tests {
         no_t.extend_from_slice(b"{\"kind\":\"event\"}\n");
         let err = read_all(&no_t).unwrap_err().to_string();
         assert!(err.contains(":7: corrupt record: missing \"t\""), "{err}");
+    }
+
+    #[test]
+    fn lines_past_the_limit_are_refused_by_number_without_reading_them() {
+        use std::io::Read;
+        // 1 GiB of `a` after a good record: never read past the limit.
+        let huge = io::repeat(b'a').take(1 << 30);
+        let mut bytes = write_sample();
+        bytes.truncate(bytes.len() - 1);
+        let input = io::BufReader::new(bytes.as_slice().chain(&b"\n"[..]).chain(huge));
+        let (_, mut r) = RecordReader::new(input, Path::new("rec.jsonl")).unwrap();
+        let mut n = 0;
+        let err = loop {
+            match r.next_record() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("the long line was not refused"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert_eq!(n, 5);
+        assert_eq!(
+            err,
+            "rec.jsonl:7: line longer than 1048576 bytes, the limit for a recording record line"
+        );
+        assert!(r.next_record().unwrap().is_none());
+        // Exactly at the limit is still read (and then judged as a record).
+        let mut at_limit = write_sample();
+        let record = b"{\"t\":600,\"kind\":\"other\"";
+        at_limit.extend_from_slice(record);
+        at_limit.extend(std::iter::repeat_n(b' ', MAX_LINE - record.len() - 1));
+        at_limit.extend_from_slice(b"}\n");
+        assert_eq!(read_all(&at_limit).unwrap().len(), 6);
+        let header = io::BufReader::new(io::repeat(b'{').take(1 << 30));
+        let err = RecordReader::new(header, Path::new("rec.jsonl"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "rec.jsonl:1: line longer than 1048576 bytes, the limit for a recording header line"
+        );
     }
 
     fn read_all_validated(bytes: &[u8]) -> Result<usize, RecordingError> {

@@ -34,7 +34,7 @@ pub struct SwitchArgs {
     #[arg(long)]
     yes: bool,
     /// Give up verifying after this long (e.g. "2m").
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    #[arg(long, value_parser = drctl_plugin_api::duration::parse, default_value = "2m")]
     timeout: Duration,
 }
 

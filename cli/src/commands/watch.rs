@@ -29,7 +29,7 @@ pub struct WatchArgs {
     #[arg(long)]
     until_end: bool,
     /// Stop after this much session time (e.g. "1h"; on the virtual clock, at once).
-    #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
     run_for: Option<Duration>,
     /// Fleet mode: a TOML file of `[[agents]]` entries (like `[agent]`), one
     /// backend session each; replaces the config's `[[agents]]`.

@@ -17,6 +17,7 @@
 //!   sessions it reaches, see [`Targets`]. Site events (`site` + `set`)
 //!   always reach every session connected at the site.
 
+use drctl_plugin_api::duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -44,19 +45,25 @@ pub struct Deployment {
     /// Where the desktop tries first (S1); the host's config decides when absent.
     pub first_site: Option<Spanned<String>>,
     /// CS Proxy connect + AIL load time.
-    #[serde(default = "default_connect_latency", with = "humantime_serde")]
+    #[serde(
+        default = "default_connect_latency",
+        deserialize_with = "connect_latency"
+    )]
     pub connect_latency: Duration,
     /// DN back in service after a (re)login when SIP is up.
-    #[serde(default = "default_register_delay", with = "humantime_serde")]
+    #[serde(
+        default = "default_register_delay",
+        deserialize_with = "register_delay"
+    )]
     pub register_delay: Duration,
     /// `site-timeout` in the AIL Applications; absent = not configured.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "site_timeout")]
     pub site_timeout: Option<Duration>,
     /// `site-sip-register-timeout` in the AIL Applications.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "site_sip_register_timeout")]
     pub site_sip_register_timeout: Option<Duration>,
     /// Where `--until-end` stops.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "end")]
     pub end: Option<Duration>,
     /// How many agents the scenario is written for (`drctl simulate`'s default fleet).
     #[serde(default = "one_agent", deserialize_with = "agent_count")]
@@ -90,6 +97,32 @@ impl Deployment {
         Some(Capacity { per_second, queue })
     }
 }
+
+/// A duration key: humantime text, at most [`duration::MAX`] (time is u64
+/// nanoseconds on the ABI: a longer one would saturate it).
+fn bounded<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)
+        .map_err(|e| de::Error::custom(format!("{key}: {e}: expected a duration like \"30s\"")))?;
+    duration::parse(&text).map_err(|e| de::Error::custom(format!("{key}: {e}")))
+}
+
+/// One deserializer per duration key, so that its error names the key.
+macro_rules! duration_keys {
+    ($($name:ident = $key:literal),* $(,)?) => {$(
+        fn $name<'de, D: Deserializer<'de>, T: From<Duration>>(d: D) -> Result<T, D::Error> {
+            bounded(d, $key).map(T::from)
+        }
+    )*};
+}
+
+duration_keys!(
+    connect_latency = "deployment.connect-latency",
+    register_delay = "deployment.register-delay",
+    site_timeout = "deployment.site-timeout",
+    site_sip_register_timeout = "deployment.site-sip-register-timeout",
+    end = "deployment.end",
+    at = "events.at",
+);
 
 fn one_agent() -> u32 {
     1
@@ -256,7 +289,7 @@ pub struct SitePatch {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawEvent {
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "at")]
     at: Duration,
     site: Option<Spanned<String>>,
     set: Option<SitePatch>,
@@ -345,6 +378,17 @@ pub enum ScenarioError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_SCENARIO_BYTES`].
+    #[error(
+        "{path}: {size} bytes is larger than a scenario may be \
+         ({MAX_SCENARIO_BYTES} bytes, 64 MiB)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (at least).
+        size: u64,
+    },
     /// Bad syntax, an unknown key, a bad value or a reference to nothing.
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
@@ -359,13 +403,43 @@ pub enum ScenarioError {
     },
 }
 
+/// The largest scenario file read, 64 MiB: parsing holds the whole file and
+/// its TOML tree (tens of bytes for each byte of it), so memory stays bounded.
+/// The replay benchmark's 250 000-flap scenario is 35 MB.
+pub const MAX_SCENARIO_BYTES: u64 = 64 << 20;
+
+/// Reads a scenario file's text, refusing one larger than [`MAX_SCENARIO_BYTES`]
+/// before reading it.
+pub fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let io = |source| ScenarioError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let too_large = |size| ScenarioError::TooLarge {
+        path: path.to_owned(),
+        size,
+    };
+    if size > MAX_SCENARIO_BYTES {
+        return Err(too_large(size));
+    }
+    let mut text = String::new();
+    // Bounded even if the file grows (or is not a regular file).
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
+}
+
 impl Scenario {
     /// Reads and validates a scenario file; `sites` are the site names the host knows.
     pub fn load(path: &Path, sites: &[String]) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Scenario::parse(&text, path, sites)
     }
 
@@ -568,6 +642,29 @@ dn-back-in-service = true
         let e = error("[deployment]\npreferred-site = \"site1\"\nsite-timeout = \"3x\"\n");
         assert!(e.starts_with("s.toml:3:"), "{e}");
         assert!(e.contains("3x") || e.contains("unknown time unit"), "{e}");
+    }
+
+    #[test]
+    fn durations_past_the_maximum_are_refused_by_key() {
+        let base = "[deployment]\npreferred-site = \"site1\"\n";
+        for (extra, key) in [
+            ("end = \"585y\"", "deployment.end"),
+            ("site-timeout = \"101y\"", "deployment.site-timeout"),
+            ("connect-latency = \"600y\"", "deployment.connect-latency"),
+            ("[[events]]\nat = \"585y\"\nlogout = \"\"", "events.at"),
+        ] {
+            let e = error(&format!("{base}{extra}\n"));
+            assert!(
+                e.contains(key) && e.contains("longest duration drctl takes, 100y"),
+                "{extra}: {e}"
+            );
+        }
+        let s = parse(&format!(
+            "{base}end = \"100y\"\nsite-timeout = \"1500ms\"\n"
+        ))
+        .unwrap();
+        assert_eq!(s.deployment.end, Some(duration::MAX));
+        assert_eq!(s.deployment.site_timeout, Some(Duration::from_millis(1500)));
     }
 
     #[test]
