@@ -443,6 +443,16 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
     let mut h = Harness::watching(cfg);
     h.telephony(ServiceStatus::Off);
     h.run_until(secs(30));
+    h.tick();
+    let jitter_ends = h
+        .engine
+        .view()
+        .timers
+        .iter()
+        .find(|t| t.kind == TimerKind::SwitchoverJitter)
+        .map(|t| t.at)
+        .expect("waiting out the jitter");
+    assert!(jitter_ends > secs(30), "{jitter_ends}");
     h.logout(DR_FORCE_LOGOUT);
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(100));
@@ -452,6 +462,30 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
         .filter(|(_, d)| d.starts_with("switchover-started"))
         .collect();
     assert_eq!(started.len(), 1, "{started:?}");
-    // The strongest trigger wins when the delay ends.
+    // The strongest trigger wins when the delay ends, not before.
+    assert_eq!(started[0].0, jitter_ends);
     assert!(started[0].1.contains("graceful-shutdown"));
+}
+
+#[test]
+fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
+    let mut h = Harness::new(Harness::default_config());
+    h.hold = vec!["subscribe"];
+    h.start();
+    h.run_until(secs(2));
+    h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
+    h.run_until(secs(3));
+    assert!(h.switchovers().is_empty(), "{:?}", h.switchovers());
+    h.hold.clear();
+    h.reply("subscribe", Ok(CommandOutput::Done));
+    assert_eq!(
+        h.switchovers(),
+        tl(&[
+            (secs(3), "switchover-started graceful-shutdown site1->site2"),
+            (
+                secs(3),
+                "switchover-completed graceful-shutdown site1->site2"
+            ),
+        ])
+    );
 }

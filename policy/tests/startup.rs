@@ -290,3 +290,44 @@ fn shutdown_sends_shutdown_and_goes_quiet() {
     assert_eq!(h.engine.poll_timeout(), None);
     assert_eq!(h.engine.view().phase, PhaseKind::Stopped);
 }
+
+#[test]
+fn s3_preferred_site_is_found_by_the_application_name_read_back() {
+    // The Person object names an alias; the Application read answers with
+    // site2's name and a CS Proxy no local site knows: site2 is preferred,
+    // reached through the application's CS Proxy.
+    let mut h = Harness::new(Harness::default_config());
+    h.preferred_app = "AIL_alias".into();
+    h.hold = vec!["read_application"];
+    h.start();
+    h.hold.clear();
+    h.reply(
+        "read_application",
+        Ok(CommandOutput::Application {
+            app_name: "AIL_site2".into(),
+            cs_proxy: "csproxy2-new:7000".into(),
+            site_timeout: Some(Duration::from_secs(30)),
+            site_sip_register_timeout: Some(Duration::from_secs(60)),
+        }),
+    );
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site1"),
+            (secs(0), "switchover-started startup-relocate site1->site2"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site1->site2"
+            ),
+        ])
+    );
+    let proxies: Vec<String> = h
+        .commands()
+        .into_iter()
+        .filter_map(|(_, c)| match c {
+            CommandKind::Connect { cs_proxy, .. } => Some(cs_proxy),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proxies, vec!["csproxy1:7000", "csproxy2-new:7000"]);
+}

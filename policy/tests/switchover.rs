@@ -409,3 +409,74 @@ fn e4_jitter_wait_is_cancelled_if_the_trigger_goes_away() {
     h.run_until(secs(100));
     assert!(started(&h).is_empty());
 }
+
+#[test]
+fn w4_a_connect_answered_with_anything_but_connected_is_a_failure_naming_the_answer() {
+    let mut h = Harness::watching_default();
+    h.hold = vec!["connect"];
+    h.feed(Event::OperatorSwitch { to: None });
+    h.reply("connect", Ok(CommandOutput::Done));
+    let failed: Vec<(Timestamp, String, String)> = h
+        .decisions()
+        .into_iter()
+        .filter_map(|(t, d)| match d {
+            Decision::SwitchoverFailed { to, error } => Some((t, to.to_string(), error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        vec![(
+            secs(0),
+            "site2".to_string(),
+            "unexpected answer to connect: Done".to_string()
+        )]
+    );
+    // The round goes on to the origin.
+    assert_eq!(
+        h.command_names().last().map(|c| c.1.clone()).as_deref(),
+        Some("connect site1 on-demand")
+    );
+}
+
+#[test]
+fn w3_operator_switch_while_reconnecting_is_refused_as_in_progress() {
+    let mut h = Harness::watching_default();
+    h.reachable = [false, false];
+    h.backend(BackendEvent::Disconnected);
+    assert_eq!(h.engine.view().phase, PhaseKind::Backoff);
+    h.clear_log();
+    h.feed(Event::OperatorSwitch { to: None });
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), "switchover-suppressed operator InProgress")])
+    );
+    assert!(h.commands().is_empty());
+}
+
+/// Connect times after a switchover at t = 5 s into two dead sites.
+fn reconnects_after(switch: impl FnOnce(&mut Harness)) -> Vec<Timestamp> {
+    let mut cfg = Harness::default_config();
+    cfg.seed = 5;
+    let mut h = Harness::watching(cfg);
+    h.run_until(secs(5));
+    h.reachable = [false, false];
+    switch(&mut h);
+    h.run_until(secs(120));
+    h.commands()
+        .into_iter()
+        .filter(|(_, c)| matches!(c, CommandKind::Connect { .. }))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+#[test]
+fn e4_zero_jitter_draws_nothing_from_the_rng() {
+    // With switchover-jitter 0 an automatic switchover is not delayed and
+    // leaves the RNG as an operator's does: the backoff that follows is the same.
+    let automatic = reconnects_after(|h| h.logout(GRACEFUL_SHUTDOWN_LOGOUT));
+    let operator = reconnects_after(|h| h.feed(Event::OperatorSwitch { to: None }));
+    assert!(automatic.len() > 8, "{automatic:?}");
+    assert_eq!(automatic[0], secs(5));
+    assert_eq!(automatic, operator);
+}

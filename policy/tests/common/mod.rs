@@ -42,6 +42,9 @@ pub struct Harness {
     pub answer: bool,
     /// Commands (by [`command_name`]) answered with an error instead.
     pub failing: Vec<&'static str>,
+    /// Commands (by [`command_name`]) kept unanswered until [`Harness::reply`].
+    pub hold: Vec<&'static str>,
+    held: Vec<Command>,
     answers: Vec<Answer>,
     next_epoch: Epoch,
     /// The epoch the simulated backend is connected with.
@@ -62,6 +65,8 @@ impl Harness {
             connect_latency: Duration::ZERO,
             answer: true,
             failing: Vec::new(),
+            hold: Vec::new(),
+            held: Vec::new(),
             answers: Vec::new(),
             next_epoch: 0,
             epoch: None,
@@ -125,6 +130,20 @@ impl Harness {
 
     pub fn back_in_service(&mut self) {
         self.backend(BackendEvent::DnBackInService { dn: "7001".into() });
+    }
+
+    /// Answers the oldest held command called `name` now, with `result`.
+    pub fn reply(&mut self, name: &str, result: Result<CommandOutput, String>) {
+        let i = self
+            .held
+            .iter()
+            .position(|c| command_name(&c.kind) == name)
+            .unwrap_or_else(|| panic!("no held {name}: {:?}", self.held));
+        let cmd = self.held.remove(i);
+        if let Ok(CommandOutput::Connected { epoch }) = &result {
+            self.epoch = Some(*epoch);
+        }
+        self.feed(Event::CommandResult { id: cmd.id, result });
     }
 
     /// Advances synthetic time to `t`, delivering answers and firing timers in order.
@@ -198,6 +217,10 @@ impl Harness {
         }
         let now = self.now;
         let name = command_name(&cmd.kind);
+        if self.hold.contains(&name) {
+            self.held.push(cmd.clone());
+            return;
+        }
         if self.failing.contains(&name) {
             let at = match cmd.kind {
                 CommandKind::Connect { .. } => now + self.connect_latency,
