@@ -135,3 +135,147 @@ fn durations_past_a_hundred_years_are_refused_by_key() {
         );
     }
 }
+
+/// Runs drctl to its end (at most `within`) and returns its output and peak
+/// RSS in KiB, from `wait4` on that very child (not the test's other children).
+fn run_measured(args: &[&str], within: Duration) -> (Output, u64) {
+    use std::io::Read;
+    let runtime = tempfile::tempdir().expect("a runtime dir");
+    let mut child = command(args, runtime.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drctl");
+    // Drain both pipes on threads so that a chatty child never blocks.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let pid = child.id() as libc::pid_t;
+    let deadline = std::time::Instant::now() + within;
+    let (status, rusage) = loop {
+        let mut status = 0;
+        // SAFETY: plain out-parameters; `pid` is our own unreaped child.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        let got = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut rusage) };
+        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if got == pid {
+            break (status, rusage);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("drctl {args:?} still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
+    };
+    // Linux reports ru_maxrss in KiB.
+    (out, rusage.ru_maxrss as u64)
+}
+
+/// Grows `path` by `extra` bytes of zeros without writing them (a sparse
+/// file): the reader sees one long line without a newline.
+fn append_zeros(path: &Path, extra: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open to extend");
+    let len = file.metadata().expect("stat").len();
+    file.set_len(len + extra).expect("extend");
+}
+
+const GIB: u64 = 1 << 30;
+/// What each run below may peak at, whatever its input's size.
+const MAX_RSS_KIB: u64 = 64 * 1024;
+
+#[test]
+fn inputs_past_their_limits_are_refused_by_name_with_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    // A real recording, then a 1 GiB line after its last record.
+    let rec = at("long-line.jsonl");
+    let out = run_within(
+        &[
+            "watch",
+            "--backend",
+            "mock",
+            "--scenario",
+            "plugins/mock/scenarios/demo.toml",
+            "--clock",
+            "virtual",
+            "--until-end",
+            "--record",
+            &rec,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = std::fs::read_to_string(&rec).unwrap().lines().count();
+    append_zeros(Path::new(&rec), GIB);
+    // A 1 GiB header line, a 200 MB scenario, a 200 MB config file.
+    let header = at("long-header.jsonl");
+    std::fs::write(&header, "{\"format\":\"drctl-recording\",").unwrap();
+    append_zeros(Path::new(&header), GIB);
+    let scenario = at("big.toml");
+    std::fs::write(&scenario, "[deployment]\npreferred-site = \"site1\"\n").unwrap();
+    append_zeros(Path::new(&scenario), 200 << 20);
+    let config = at("big-drctl.toml");
+    std::fs::write(&config, "[agent]\n").unwrap();
+    append_zeros(Path::new(&config), 200 << 20);
+
+    let record_line = format!(
+        "{rec}:{}: line longer than 1048576 bytes, the limit for a recording record line",
+        lines + 1
+    );
+    let header_line = format!(
+        "{header}:1: line longer than 1048576 bytes, the limit for a recording header line"
+    );
+    let scenario_size = format!(
+        "{scenario}: {} bytes is larger than a scenario may be (67108864 bytes, 64 MiB)",
+        std::fs::metadata(&scenario).unwrap().len()
+    );
+    let config_size = "larger than a config file may be (4194304 bytes, 4 MiB)".to_owned();
+    let watch_big = [
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        &scenario,
+        "--clock",
+        "virtual",
+        "--until-end",
+    ];
+    let cases: [(Vec<&str>, &str); 6] = [
+        (vec!["replay", &rec], &record_line),
+        (vec!["replay", &rec, "--check"], &record_line),
+        (vec!["replay", &header], &header_line),
+        (vec!["replay", &header, "--check"], &header_line),
+        (watch_big.to_vec(), &scenario_size),
+        (vec!["--config", &config, "config", "check"], &config_size),
+    ];
+    for (args, want) in cases {
+        let (out, peak_kib) = run_measured(&args, Duration::from_secs(60));
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+        assert!(all.contains(want), "{args:?}: expected {want:?} in {all}");
+        if args.contains(&"config") {
+            assert!(all.contains(&config), "{args:?}: {all}");
+        }
+        assert!(
+            peak_kib <= MAX_RSS_KIB,
+            "{args:?}: peak RSS {peak_kib} KiB, more than {MAX_RSS_KIB} KiB"
+        );
+    }
+}
