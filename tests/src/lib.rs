@@ -6,6 +6,7 @@ pub mod ail;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -103,6 +104,107 @@ pub fn records(stdout: &[u8]) -> Vec<String> {
             parts.join(" ")
         })
         .collect()
+}
+
+/// The records of the recording at `path` (line 1, the header, left out),
+/// each as a JSON object.
+pub fn recorded(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("recording {}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a record: {line:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics naming `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The stdout lines of a spawned drctl, read on a thread of their own.
+pub struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Reads `child`'s stdout (which must be piped) line by line.
+    pub fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 30 s) for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {needle:?} in {:#?}", self.seen));
+            let found = line.contains(needle);
+            self.seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
+    /// Every line left, up to the end of the stream (the child has exited).
+    pub fn rest(&mut self) -> &[String] {
+        self.seen.extend(self.rx.iter());
+        &self.seen
+    }
+}
+
+/// Sends signal `sig` (e.g. `"-TERM"`) to `child`.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {}", child.id());
+}
+
+/// Waits for `child` to exit, at most `within`; `None` if it is still running then.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A mock scenario (SPEC §6) in which the statistic service of the site the

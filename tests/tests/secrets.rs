@@ -1,6 +1,11 @@
 //! Least privilege (issue 8): a known password never appears in logs (text
 //! or JSON, at trace level), recordings, `config show`, decision output, or
 //! the messages of a plugin panic; the control socket's directory is 0700.
+//!
+//! The plugin panic is the chaos fixture's `panic-handle`, whose message
+//! `Debug`-prints the connect command as the plugin received it, password
+//! field included: the password stays out of it only because the host's
+//! `Password` type prints `<redacted>`.
 
 use drctl_e2e::drctl;
 use std::path::Path;
@@ -16,7 +21,7 @@ fn config(dir: &Path, source: &str) -> String {
              [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
              [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
              [backend]\nname = \"chaos\"\n\
-             [backend.chaos]\nfault = {{ mode = \"panic-poll\", at = \"5s\" }}\n\
+             [backend.chaos]\nfault = {{ mode = \"panic-handle\", at = \"0s\" }}\n\
              [control]\nsocket = \"{}\"\n",
             dir.join("run").join("ctl.sock").display()
         ),
@@ -79,11 +84,17 @@ fn a_known_password_appears_nowhere() {
             seen.push_str(&all_output(&out));
         }
         seen.push_str(&std::fs::read_to_string(&rec).unwrap());
-        // The runs did what they should: a fault, trace logs, a connect with a password.
-        assert!(seen.contains("panic in poll_output"), "{seen}");
+        assert!(!seen.contains(PASSWORD), "{source}: the password leaked");
+        // The runs did what they should: a panic whose message holds the
+        // connect command with its password field, trace logs, a connect
+        // with a password.
+        assert!(
+            seen.contains("panicked in handle: chaos: panic in handle with Command"),
+            "{seen}"
+        );
+        assert!(seen.contains("password: <redacted>"), "{seen}");
         assert!(seen.contains("TRACE") || seen.contains("\"level\":\"TRACE\""));
         assert!(seen.contains("\"password\":\"<redacted>\""));
-        assert!(!seen.contains(PASSWORD), "{source}: the password leaked");
     }
 }
 
