@@ -195,11 +195,32 @@ fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
     }
 }
 
+/// SIGINT once the demo's relocation has completed: exit 0, the decisions so
+/// far and nothing else, `shutdown` sent to the backend, the recording closed
+/// (it ends with the shutdown and replays identically), and the alarm sink
+/// drained: its two switchover notifications were still queued (each takes
+/// the sink a second) when the signal came, and both went out.
 #[test]
 fn watch_stops_cleanly_on_sigint() {
-    let runtime = tempfile::tempdir().expect("runtime dir");
-    let child = drctl_e2e::command(
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let rec = dir.path().join("run.jsonl");
+    let sink_log = dir.path().join("sink.log");
+    let config = dir.path().join("drctl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket = \"{}\"\n\
+             [[alarms.sinks]]\ntype = \"exec\"\ntimeout = \"10s\"\n\
+             command = [\"sh\", \"-c\", \"sleep 1; echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON >> {}\"]\n",
+            dir.path().join("ctl.sock").display(),
+            sink_log.display()
+        ),
+    )
+    .unwrap();
+    let mut child = drctl_e2e::command(
         &[
+            "--config",
+            &config.to_string_lossy(),
             "watch",
             "--backend",
             "mock",
@@ -207,30 +228,69 @@ fn watch_stops_cleanly_on_sigint() {
             "plugins/mock/scenarios/demo.toml",
             "--output",
             "json",
+            "--record",
+            &rec.to_string_lossy(),
         ],
-        runtime.path(),
+        dir.path(),
     )
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("spawn drctl");
-    // Give it time to start up (connect-latency 200 ms, a relocation).
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    let mut lines = drctl_e2e::Lines::of(&mut child);
+    // The third decision: the relocation to the preferred site is over.
+    lines.wait_for("\"switchover-completed\"");
+    drctl_e2e::signal(&child, "-INT");
     let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("watch stopped"), "{stderr}");
+    let stdout: String = lines.rest().iter().map(|l| format!("{l}\n")).collect();
+    let kinds: Vec<String> = records(stdout.as_bytes())
+        .iter()
+        .map(|r| r.split(' ').skip(1).collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(
-        out.status.code(),
+        kinds,
+        [
+            "startup-connected site2",
+            "switchover-started startup-relocate site2 site1",
+            "switchover-completed startup-relocate site2 site1",
+        ]
+    );
+    // Shutdown sent and the recording closed: it ends with the operator's
+    // shutdown, the shutdown command and its answer, and replays as recorded.
+    let recorded = drctl_e2e::recorded(&rec);
+    let tail: Vec<String> = recorded[recorded.len() - 3..]
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["kind"].as_str().unwrap_or_default(),
+                [&r["action"], &r["command"]["type"], &r["result"]["type"]]
+                    .iter()
+                    .find_map(|v| v.as_str())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        ["operator shutdown", "command shutdown", "result done"]
+    );
+    assert!(std::fs::read_to_string(&rec).unwrap().ends_with('\n'));
+    let check = drctl(&["replay", &rec.to_string_lossy(), "--check"]);
+    assert_eq!(
+        check.status.code(),
         Some(0),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&check.stdout)
     );
-    let recs = records(&out.stdout);
-    assert_eq!(recs.len(), 3, "{recs:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("watch stopped"));
+    // Sinks drained: both notifications went out after the signal.
+    assert_eq!(
+        std::fs::read_to_string(&sink_log).unwrap_or_default(),
+        "switchover started startup-relocate\nswitchover completed startup-relocate\n"
+    );
 }
 
 /// On a terminal the spinner never shares a line with a decision: each

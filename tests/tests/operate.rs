@@ -3,7 +3,7 @@
 //! alarm sinks (a webhook server and an exec command started by the test),
 //! the Prometheus endpoint, one watcher per agent, stale sockets.
 
-use drctl_e2e::{command, drctl, free_port, scrape};
+use drctl_e2e::{command, drctl, free_port, scrape, wait_until};
 use std::io::Read;
 use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -64,7 +64,7 @@ impl Watcher {
             dir.path(),
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
         let w = Watcher { child, dir, config };
@@ -100,30 +100,31 @@ impl Watcher {
         }
     }
 
-    fn stop(mut self) -> (Output, tempfile::TempDir) {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "watcher did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// What the watcher has logged so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// SIGINT; the watcher must be gone within 20 s.
+    fn stop(self) -> (Output, tempfile::TempDir) {
+        self.stop_within(Duration::from_secs(20))
+    }
+
+    /// SIGINT; the watcher must be gone within `bound`.
+    fn stop_within(mut self, bound: Duration) -> (Output, tempfile::TempDir) {
+        drctl_e2e::signal(&self.child, "-INT");
+        let Some(status) = drctl_e2e::wait_within(&mut self.child, bound) else {
+            let _ = self.child.kill();
+            panic!("the watcher did not stop within {bound:?}");
+        };
         let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
         self.child
             .stdout
             .take()
             .unwrap()
             .read_to_end(&mut stdout)
             .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_end(&mut stderr)
-            .unwrap();
-        let status = self.child.wait().unwrap();
+        let stderr = self.stderr().into_bytes();
         (
             Output {
                 status,
@@ -343,28 +344,112 @@ fn clients_without_a_watcher_say_so() {
     assert!(text(&out.stderr).contains("no drctl watch answers on"));
 }
 
+/// A webhook server on loopback that accepts each connection, reads the
+/// request and never answers; returns its URL and the bodies it got.
+fn hanging_webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let got = bodies.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = std::io::BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                got.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            // Never answered, never closed.
+            held.push(reader);
+        }
+    });
+    (url, bodies)
+}
+
+/// Three sinks that never deliver: a webhook that accepts and never answers
+/// (1 h timeout), one nobody listens on (5 retries), an exec command that
+/// runs for an hour. Each is shown to have been called, the watcher keeps
+/// switching past them, and they do not hold its stop past the 5 s drain.
 #[test]
 fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
-    // Accepts connections and never answers.
-    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hang_url = format!("http://{}/hook", hang.local_addr().unwrap());
+    let (hang_url, hang_got) = hanging_webhook();
     let down_url = format!("http://127.0.0.1:{}/hook", free_port());
+    let marker = tempfile::NamedTempFile::new().unwrap();
     let extra = format!(
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"1h\"\n\
-         [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{down_url}\"\nretries = 5\n\
-         [[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"sleep\", \"3600\"]\ntimeout = \"1h\"\n"
+         [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{down_url}\"\nretries = 5\nretry-backoff = \"100ms\"\n\
+         [[alarms.sinks]]\ntype = \"exec\"\ntimeout = \"1h\"\n\
+         command = [\"sh\", \"-c\", \"echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON >> {}; exec sleep 3600\"]\n",
+        marker.path().display()
     );
     let w = Watcher::start(&extra);
-    // Sinks that waited an hour inside the engine would make each drill time out.
-    for to in ["site2", "site1", "site2"] {
+    let switch = |to: &str| {
+        // Sinks that waited an hour inside the engine would make the drill time out.
         let out = w.run(&["switch", "--yes", "--to", to, "--timeout", "20s"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    };
+    switch("site2");
+    // Each sink got the first notification and is stuck on it.
+    wait_until(
+        "the hanging webhook's request",
+        Duration::from_secs(30),
+        || !hang_got.lock().unwrap().is_empty(),
+    );
+    let first = hang_got.lock().unwrap()[0].clone();
+    assert!(
+        first.contains("\"event\":\"switchover\",\"state\":\"started\",\"reason\":\"operator\""),
+        "{first}"
+    );
+    wait_until("the exec sink to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(marker.path()).is_ok_and(|m| !m.is_empty())
+    });
+    let down_failed = format!("alarm sink webhook {down_url}: switchover started not delivered");
+    wait_until(
+        "the down webhook to give up",
+        Duration::from_secs(30),
+        || w.stderr().contains(&down_failed),
+    );
+    // The watcher keeps switching while they hang.
+    switch("site1");
+    switch("site2");
     let s = w.status().unwrap();
     assert_eq!(s["site"], "site2");
-    drop(hang);
-    let (out, _) = w.stop();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        s["last_decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["type"] == "switchover-completed")
+            .count(),
+        3
+    );
+    // Still stuck on the first notification: one request, one command run.
+    assert_eq!(hang_got.lock().unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(marker.path()).unwrap(),
+        "switchover started operator\n"
+    );
+    // The documented 5 s drain, with 2 s to spare for a loaded machine.
+    let (out, _) = w.stop_within(Duration::from_secs(7));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("undelivered notifications dropped after 5s at shutdown"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
