@@ -141,6 +141,8 @@ fn durations_past_a_hundred_years_are_refused_by_key() {
 fn run_measured(args: &[&str], within: Duration) -> (Output, u64) {
     use std::io::Read;
     let runtime = tempfile::tempdir().expect("a runtime dir");
+    // Reaped by `wait4` below (which clippy does not see), for its rusage.
+    #[allow(clippy::zombie_processes)]
     let mut child = command(args, runtime.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
