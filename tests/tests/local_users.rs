@@ -516,3 +516,31 @@ fn control_requests_without_a_newline_are_cut_off() {
     assert!(peak <= 64 * 1024, "the watcher's peak RSS is {peak} KiB");
     assert!(w.status().is_some(), "status after the floods");
 }
+
+/// The metrics endpoint's limits are config keys, checked by name.
+#[test]
+fn metrics_limits_are_checked_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (set, why) in [
+        (
+            "metrics.max-connections=0",
+            "metrics.max-connections: 0 is out of range: expected 1 to 10000",
+        ),
+        (
+            "metrics.header-timeout=0s",
+            "metrics.header-timeout: must be more than 0s",
+        ),
+    ] {
+        let args = [
+            "--config",
+            "config/examples/drctl.toml",
+            "--set",
+            set,
+            "config",
+            "check",
+        ];
+        let out = command(&args, dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    }
+}
