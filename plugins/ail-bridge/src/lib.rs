@@ -32,6 +32,13 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+/// How long the first start waits for a dead JVM's stderr to end (its last
+/// lines say why it died); a grandchild keeping the pipe open costs this much.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
+/// The same after a kill, and in the host's loop, which must not stall long.
+const STDERR_DRAIN_SHORT: Duration = Duration::from_millis(500);
+
 /// Where the sidecar JVM is in its life.
 #[derive(Debug)]
 enum Proc {
@@ -165,6 +172,9 @@ impl AilBridge {
                 )),
                 Ok((_, Msg::Eof)) | Err(RecvTimeoutError::Disconnected) => {
                     let (status, _) = sidecar.wait_or_kill(Duration::from_secs(2));
+                    // Why it exited (a wrong classpath, a bad option) is in
+                    // its last stderr lines, which may still be in the pipe.
+                    sidecar.drain_stderr(STDERR_DRAIN);
                     return Err(BridgeError::EarlyExit {
                         status,
                         tail: sidecar.tail(),
@@ -172,6 +182,7 @@ impl AilBridge {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     sidecar.stop(Duration::ZERO);
+                    sidecar.drain_stderr(STDERR_DRAIN_SHORT);
                     return Err(BridgeError::HandshakeTimeout {
                         timeout: human(self.cfg.startup_timeout),
                         tail: sidecar.tail(),
@@ -281,6 +292,7 @@ impl AilBridge {
                     std::mem::replace(&mut self.proc, Proc::Stopped)
                 {
                     sidecar.stop(Duration::ZERO);
+                    sidecar.drain_stderr(STDERR_DRAIN_SHORT);
                     let why = format!(
                         "no handshake within {}{}",
                         human(self.cfg.startup_timeout),
@@ -388,6 +400,7 @@ impl AilBridge {
             }
         };
         let (status, _) = sidecar.wait_or_kill(Duration::from_secs(1));
+        sidecar.drain_stderr(STDERR_DRAIN_SHORT);
         let pid = sidecar.pid();
         let inflight = std::mem::take(&mut self.inflight);
         if self.stopping {
@@ -914,6 +927,24 @@ done
             "{e}"
         );
         assert!(e.contains("Could not find or load main class"), "{e}");
+
+        // The reason arrives on stderr after stdout ended and the JVM was
+        // reaped (a child still holds the pipe): the error waits for it.
+        let script = dir.path().join("late.sh");
+        std::fs::write(
+            &script,
+            "exec >&-\n(sleep 0.3; echo 'Error: late reason' >&2) &\nexit 1\n",
+        )
+        .unwrap();
+        let e = bridge(&script, serde_json::json!({}))
+            .0
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exited before its handshake (exit status: 1)")
+                && e.contains("Error: late reason"),
+            "{e}"
+        );
 
         let script = dir.path().join("mute.sh");
         std::fs::write(&script, "sleep 5\n").unwrap();

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The sidecar's main class.
@@ -30,6 +30,26 @@ pub enum Msg {
 
 /// How many of the sidecar's last log lines are kept for error messages.
 const TAIL_LINES: usize = 6;
+
+/// The longest line read from the sidecar (1 MiB, the host's output limit);
+/// the rest of a longer line is skipped, so a runaway JVM cannot fill memory.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// How much stderr a drain waits for at most (64 KiB, a full pipe): the
+/// reason a JVM died is in its last lines, not megabytes of them.
+const DRAIN_MAX_BYTES: u64 = 64 << 10;
+
+/// What the stderr thread has read: the last lines, a byte count, whether it
+/// reached the end of the stream.
+#[derive(Debug, Default)]
+struct Stderr {
+    tail: VecDeque<String>,
+    bytes: u64,
+    done: bool,
+}
+
+/// [`Stderr`] and the condition its thread signals after each line and at the end.
+type SharedStderr = Arc<(Mutex<Stderr>, Condvar)>;
 
 /// Environment variables the JVM keeps; everything else (the agent's
 /// password variable among them) is cleared.
@@ -52,7 +72,7 @@ pub struct Sidecar {
     stdin: Option<ChildStdin>,
     pid: u32,
     generation: u64,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    stderr: SharedStderr,
 }
 
 /// The part of the parent's environment the JVM inherits.
@@ -65,21 +85,42 @@ pub(crate) fn inherited_env() -> Vec<(OsString, OsString)> {
         .collect()
 }
 
-/// Reads `reader` line by line (lossy UTF-8, without the newline) until it ends.
-fn each_line(reader: impl Read, mut f: impl FnMut(String) -> bool) {
+/// Reads `reader` line by line (lossy UTF-8, without the newline, at most
+/// `max` bytes of each) until it ends; `f` gets each line and its length in
+/// bytes as read, and returns whether to go on.
+fn each_line(reader: impl Read, max: usize, mut f: impl FnMut(String, usize) -> bool) {
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::with_capacity(256);
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if !line.trim().is_empty() && !f(line.to_owned()) {
-                    return;
-                }
+        let mut read = 0;
+        // One line, keeping at most `max` bytes of it.
+        let ended = loop {
+            let chunk = match reader.fill_buf() {
+                Ok([]) | Err(_) => break true,
+                Ok(chunk) => chunk,
+            };
+            let (used, newline) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            let room = max.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..used.min(room)]);
+            reader.consume(used);
+            read += used;
+            if newline {
+                break false;
             }
+        };
+        if read > 0 {
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if !line.trim().is_empty() && !f(line.to_owned(), read) {
+                return;
+            }
+        }
+        if ended {
+            return;
         }
     }
 }
@@ -100,6 +141,34 @@ fn log_level(line: &str) -> (LogLevel, &str) {
         }
     }
     (LogLevel::Warn, line)
+}
+
+/// The stderr thread: each line to the host's log and the tail, until the end.
+fn read_stderr(pipe: impl Read, pid: u32, host: &HostHandle, stderr: &SharedStderr) {
+    let (state, changed) = &**stderr;
+    each_line(pipe, MAX_LINE_BYTES, |line, read| {
+        let (level, msg) = log_level(&line);
+        host.log(level, format_args!("sidecar[{pid}]: {msg}"));
+        if let Ok(mut s) = state.lock() {
+            if s.tail.len() == TAIL_LINES {
+                s.tail.pop_front();
+            }
+            s.tail.push_back(clip(&line));
+            s.bytes = s.bytes.saturating_add(read as u64);
+        }
+        changed.notify_all();
+        true
+    });
+    finish(stderr);
+}
+
+/// Marks stderr as read to its end and wakes a drain.
+fn finish(stderr: &SharedStderr) {
+    let (state, changed) = &**stderr;
+    if let Ok(mut s) = state.lock() {
+        s.done = true;
+    }
+    changed.notify_all();
 }
 
 impl Sidecar {
@@ -140,21 +209,21 @@ impl Sidecar {
             .spawn()
             .map_err(|source| BridgeError::Spawn { java, source })?;
         let pid = child.id();
-        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let stderr: SharedStderr = Arc::default();
         let stdin = child.stdin.take();
         let mut sidecar = Sidecar {
             child,
             stdin,
             pid,
             generation,
-            tail: tail.clone(),
+            stderr: stderr.clone(),
         };
         if let Some(stdout) = sidecar.child.stdout.take() {
             let (tx, host) = (tx.clone(), host.clone());
             std::thread::Builder::new()
                 .name(format!("ail-sidecar-{pid}-out"))
                 .spawn(move || {
-                    each_line(stdout, |line| {
+                    each_line(stdout, MAX_LINE_BYTES, |line, _| {
                         let sent = tx.send((generation, Msg::Line(Line::parse(&line)))).is_ok();
                         host.wake();
                         sent
@@ -164,24 +233,15 @@ impl Sidecar {
                 })
                 .map_err(BridgeError::Io)?;
         }
-        if let Some(stderr) = sidecar.child.stderr.take() {
-            let host = host.clone();
-            std::thread::Builder::new()
-                .name(format!("ail-sidecar-{pid}-err"))
-                .spawn(move || {
-                    each_line(stderr, |line| {
-                        let (level, msg) = log_level(&line);
-                        host.log(level, format_args!("sidecar[{pid}]: {msg}"));
-                        if let Ok(mut tail) = tail.lock() {
-                            if tail.len() == TAIL_LINES {
-                                tail.pop_front();
-                            }
-                            tail.push_back(clip(&line));
-                        }
-                        true
-                    });
-                })
-                .map_err(BridgeError::Io)?;
+        match sidecar.child.stderr.take() {
+            Some(pipe) => {
+                let host = host.clone();
+                std::thread::Builder::new()
+                    .name(format!("ail-sidecar-{pid}-err"))
+                    .spawn(move || read_stderr(pipe, pid, &host, &stderr))
+                    .map_err(BridgeError::Io)?;
+            }
+            None => finish(&stderr),
         }
         // A JVM that dies at once (no main class, bad option) breaks the pipe;
         // its exit and last log lines, not EPIPE, are what to report: the
@@ -218,10 +278,37 @@ impl Sidecar {
         self.generation
     }
 
-    /// The last log lines, as `; last log: a | b`, or empty.
+    /// Waits until the JVM's stderr has been read to its end, at most `bound`
+    /// and [`DRAIN_MAX_BYTES`] more bytes: call it after the JVM exited and
+    /// before [`Sidecar::tail`], else the lines saying why it died may still
+    /// be in the pipe. Whether the end was reached.
+    pub fn drain_stderr(&self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        let (state, changed) = &*self.stderr;
+        let Ok(mut guard) = state.lock() else {
+            return false;
+        };
+        let start = guard.bytes;
+        loop {
+            if guard.done {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            // A grandchild holding the pipe, or a flood: give up, keep what was read.
+            if left.is_zero() || guard.bytes.saturating_sub(start) > DRAIN_MAX_BYTES {
+                return false;
+            }
+            guard = match changed.wait_timeout(guard, left) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    /// The last log lines, as `; its last log lines: a | b`, or empty.
     pub fn tail(&self) -> String {
-        let lines: Vec<String> = match self.tail.lock() {
-            Ok(t) => t.iter().cloned().collect(),
+        let lines: Vec<String> = match self.stderr.0.lock() {
+            Ok(s) => s.tail.iter().cloned().collect(),
             Err(_) => Vec::new(),
         };
         if lines.is_empty() {
@@ -305,10 +392,22 @@ mod tests {
     #[test]
     fn lines_are_split_and_lossy() {
         let mut got = Vec::new();
-        each_line(&b"a\r\n\nb\xff\nlast"[..], |l| {
+        each_line(&b"a\r\n\nb\xff\nlast"[..], 100, |l, _| {
             got.push(l);
             true
         });
         assert_eq!(got, vec!["a", "b\u{fffd}", "last"]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_the_rest_skipped() {
+        let input = format!("{}\nnext\n", "x".repeat(10_000));
+        let mut got = Vec::new();
+        // Longer than the reader's 8 KiB buffer: the line spans reads.
+        each_line(input.as_bytes(), 16, |l, read| {
+            got.push((l, read));
+            true
+        });
+        assert_eq!(got, vec![("x".repeat(16), 10_001), ("next".to_owned(), 5)]);
     }
 }
