@@ -231,7 +231,7 @@ impl Server {
                 }
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                busy(&stream);
+                busy(stream);
                 continue;
             };
             let inbox = inbox.clone();
@@ -344,9 +344,10 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Answers a connection over the limit with "busy" and closes it, without waiting:
-/// the line fits an empty socket buffer, and a client that reads nothing sees the close.
-fn busy(stream: &tokio::net::UnixStream) {
+/// Answers a connection over the limit with "busy" and closes it, without
+/// waiting: the line fits an empty socket buffer, and a client that reads
+/// nothing just sees the close.
+fn busy(stream: tokio::net::UnixStream) {
     tracing::debug!("control socket: {MAX_CONNECTIONS} connections open; one refused");
     let reply = Reply::error(format!(
         "the watcher is busy: {MAX_CONNECTIONS} control connections are open (the limit); try again"
@@ -665,6 +666,63 @@ mod tests {
         let client = StdUnixStream::connect(&path).unwrap();
         drop(server);
         assert_eq!(peer_uid(&client).unwrap(), euid());
+    }
+
+    /// A watcher's control socket in a fresh private dir, served with an
+    /// inbox nobody answers; returns the path and the inbox (kept alive).
+    fn serving(dir: &Path) -> (PathBuf, mpsc::UnboundedReceiver<Incoming>) {
+        let path = dir.join("run").join("ctl.sock");
+        let server = Server::bind(&path, "agent").unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move { server.serve(tx).await });
+        (path, rx)
+    }
+
+    async fn reply_line(stream: tokio::net::UnixStream) -> String {
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(stream);
+        let read = reader.read_line(&mut line);
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("a reply line")
+            .unwrap();
+        line
+    }
+
+    #[tokio::test]
+    async fn an_overlong_request_line_is_refused_naming_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _inbox) = serving(dir.path());
+        let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        // Exactly one byte over: the watcher stops reading there.
+        s.write_all(&vec![b'x'; MAX_REQUEST + 1]).await.unwrap();
+        let line = reply_line(s).await;
+        assert!(
+            line.contains("request line longer than 65536 bytes (the control request limit)"),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_limit_are_told_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut inbox) = serving(dir.path());
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+            s.write_all(b"{\"v\":1,\"request\":\"status\"}\n")
+                .await
+                .unwrap();
+            // Received by the "host", never answered: the connection stays open.
+            held.push((s, inbox.recv().await.unwrap()));
+        }
+        let s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let line = reply_line(s).await;
+        assert!(
+            line.contains("busy: 16 control connections are open"),
+            "{line}"
+        );
+        drop(held);
     }
 
     #[test]
