@@ -170,64 +170,210 @@ fn display_dirs(dirs: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// Refuses a plugin file, or the directory holding it, that is writable by
-/// group or others or owned by a user other than root or the one running
-/// drctl: its code would run with drctl's rights (the password included).
-#[cfg(unix)]
+/// Opens the plugin file and refuses it unless only root or the user running
+/// drctl could have written it: the open file itself (a regular file, owner
+/// root or you, not writable by group or others) and every directory from
+/// its real location up to `/` (owner root or you; writable by group or
+/// others only if sticky, like /tmp), as sudo and ssh check. Its code would
+/// run with drctl's rights (the password included). Checks only: [`load`]
+/// loads the very file it checked.
 pub fn check_ownership(path: &Path) -> Result<(), PluginError> {
-    use std::os::unix::fs::MetadataExt;
-    let real = std::fs::canonicalize(path).map_err(|e| PluginError::NotLoadable {
-        path: path.to_path_buf(),
+    open_checked(path).map(drop)
+}
+
+/// The checked plugin file, open: what [`load`] hands to the dynamic loader.
+#[cfg(unix)]
+struct CheckedFile {
+    file: std::fs::File,
+    dev: u64,
+    ino: u64,
+}
+
+#[cfg(unix)]
+fn open_checked(path: &Path) -> Result<CheckedFile, PluginError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let unloadable = |p: &Path, e: std::io::Error| PluginError::NotLoadable {
+        path: p.to_path_buf(),
         message: e.to_string(),
-    })?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    };
     let insecure = |why: String| PluginError::Insecure {
         path: path.to_path_buf(),
         why,
     };
-    let file = std::fs::metadata(&real).map_err(|e| PluginError::NotLoadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let checks = [
-        ("file", real.as_path(), Some(file)),
-        ("directory", dir, None),
-    ];
-    for (what, p, meta) in checks {
-        let meta = match meta {
-            Some(m) => m,
-            None => std::fs::metadata(p).map_err(|e| PluginError::NotLoadable {
-                path: p.to_path_buf(),
-                message: e.to_string(),
-            })?,
-        };
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 {
+    // O_NONBLOCK: opening a FIFO planted at the path must not hang drctl
+    // (no effect on a regular file). std adds O_CLOEXEC.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| unloadable(path, e))?;
+    let meta = file.metadata().map_err(|e| unloadable(path, e))?;
+    let real = real_path(&file, path).map_err(|e| unloadable(path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(insecure(format!(
+            "{} is not a regular file",
+            real.display()
+        )));
+    }
+    // The path checked below must be where the open file is now: if not, a
+    // symlink or directory on the way is being swapped.
+    match std::fs::symlink_metadata(&real) {
+        Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
+        _ => {
             return Err(insecure(format!(
-                "the {what} {} is writable by group or others (mode {mode:o}); fix it with: chmod go-w {}",
-                p.display(),
-                p.display()
-            )));
+                "{} changed while it was being checked (is a symlink or directory on its path \
+                 being replaced?)",
+                real.display()
+            )))
         }
-        if meta.uid() != 0 && meta.uid() != me {
-            return Err(insecure(format!(
-                "the {what} {} is owned by uid {}, neither root nor you (uid {me}); \
-                 fix it with: chown {me} {} (or install it as root)",
-                p.display(),
-                meta.uid(),
-                p.display()
-            )));
-        }
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    check_owner_and_mode("file", &real, &meta, me, false).map_err(insecure)?;
+    for dir in real.ancestors().skip(1) {
+        let dir_meta = std::fs::symlink_metadata(dir).map_err(|e| unloadable(dir, e))?;
+        check_owner_and_mode("directory", dir, &dir_meta, me, true).map_err(insecure)?;
+    }
+    Ok(CheckedFile {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        file,
+    })
+}
+
+/// Where the open `file` (opened as `path`) really is, with no symlink in it.
+#[cfg(unix)]
+fn real_path(file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let _ = path;
+        // The kernel's name for the open file: no second lookup of `path`.
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Compared with the open file's identity by the caller.
+        let _ = file;
+        std::fs::canonicalize(path)
+    }
+}
+
+/// The owner/mode rule for one file or directory: `Err(why, with the fix)`.
+#[cfg(unix)]
+fn check_owner_and_mode(
+    what: &str,
+    p: &Path,
+    meta: &std::fs::Metadata,
+    me: u32,
+    sticky_ok: bool,
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!(
+            "the {what} {} is owned by uid {}, neither root nor you (uid {me}); \
+             fix it with: chown {me} {} (or install it as root)",
+            p.display(),
+            meta.uid(),
+            p.display()
+        ));
+    }
+    // In a sticky directory others may add entries but not rename or remove
+    // ours (its owner, root or you, may).
+    let sticky = sticky_ok && mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(format!(
+            "the {what} {} is writable by group or others (mode {mode:o}); fix it with: chmod go-w {}",
+            p.display(),
+            p.display()
+        ));
     }
     Ok(())
 }
 
 /// Not a Unix: no owner and mode bits to check.
 #[cfg(not(unix))]
-pub fn check_ownership(_path: &Path) -> Result<(), PluginError> {
+fn open_checked(_path: &Path) -> Result<(), PluginError> {
     Ok(())
+}
+
+/// A library handed to the dynamic loader as `/proc/self/fd/N`, kept open
+/// for the life of the process: the loader knows the library by that name,
+/// so the number must never name another file (libraries are never unloaded).
+#[cfg(unix)]
+struct Opened {
+    dev: u64,
+    ino: u64,
+    /// The entry point, or `None` for a library without one.
+    entry: Option<EntryFn>,
+    _file: std::fs::File,
+}
+
+/// Every file given to the dynamic loader, by identity: one open file each.
+#[cfg(unix)]
+static OPENED: std::sync::Mutex<Vec<Opened>> = std::sync::Mutex::new(Vec::new());
+
+/// The entry point of the plugin at `path`, from the very file that was checked.
+#[cfg(unix)]
+fn entry_point(path: &Path) -> Result<Option<EntryFn>, PluginError> {
+    use std::os::fd::AsRawFd;
+    let checked = open_checked(path)?;
+    // A poisoned lock only means another load panicked; the list is still whole.
+    let mut opened = OPENED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = opened
+        .iter()
+        .find(|o| o.dev == checked.dev && o.ino == checked.ino)
+    {
+        return Ok(known.entry);
+    }
+    #[cfg(target_os = "linux")]
+    let fd_path = format!("/proc/self/fd/{}", checked.file.as_raw_fd());
+    #[cfg(not(target_os = "linux"))]
+    let fd_path = format!("/dev/fd/{}", checked.file.as_raw_fd());
+    // SAFETY: loading a library runs its initializers; this is the open file
+    // whose owner and mode, and its directories', were just checked.
+    let library =
+        unsafe { libloading::Library::new(&fd_path) }.map_err(|e| PluginError::NotLoadable {
+            path: path.to_path_buf(),
+            message: e.to_string().replace(&fd_path, &path.display().to_string()),
+        })?;
+    // SAFETY: the symbol is declared with the ABI's entry type; a library that
+    // exports the name with another type breaks the ABI contract.
+    let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
+    // Never unload: a plugin's thread-local destructors (and threads it may
+    // have started) would run code from unmapped pages after dlclose and crash
+    // the process. The leak is one handle and one descriptor per distinct file.
+    std::mem::forget(library);
+    opened.push(Opened {
+        dev: checked.dev,
+        ino: checked.ino,
+        entry,
+        _file: checked.file,
+    });
+    Ok(entry)
+}
+
+/// Not a Unix: load by path.
+#[cfg(not(unix))]
+fn entry_point(path: &Path) -> Result<Option<EntryFn>, PluginError> {
+    open_checked(path)?;
+    // SAFETY: as on Unix, without the owner checks this platform lacks.
+    let library =
+        unsafe { libloading::Library::new(path) }.map_err(|e| PluginError::NotLoadable {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    // SAFETY: as on Unix.
+    let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
+    std::mem::forget(library);
+    Ok(entry)
 }
 
 /// The file name of plugin `name` on this platform: `mock` → `libdrctl_plugin_mock.so`
@@ -394,36 +540,21 @@ struct HeaderPrefix {
     struct_size: usize,
 }
 
-/// Load the plugin at `path` and check its header. The library is never
-/// unloaded, so loading the same file twice is cheap and safe.
+/// Load the plugin at `path` and check its header. The file is opened once,
+/// checked as [`check_ownership`] says, and that open file is what the
+/// dynamic loader loads: a path swapped in between cannot change which code
+/// runs. The library is never unloaded, so loading the same file twice is
+/// cheap and safe.
 pub fn load(path: &Path) -> Result<Plugin, PluginError> {
     let not_a_plugin = |why: String| PluginError::NotAPlugin {
         path: path.to_path_buf(),
         why,
     };
-    check_ownership(path)?;
-    // SAFETY: loading a library runs its initializers; we load only files the
-    // operator configured or that sit in drctl's own plugin directories, and
-    // that no one but the operator or root can have written.
-    let library =
-        unsafe { libloading::Library::new(path) }.map_err(|e| PluginError::NotLoadable {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    // SAFETY: the symbol is declared with the ABI's entry type; a library that
-    // exports the name with another type breaks the ABI contract.
-    let entry: EntryFn = match unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) } {
-        Ok(symbol) => *symbol,
-        Err(_) => {
-            return Err(not_a_plugin(
-                "it does not export `drctl_plugin_entry`".to_owned(),
-            ))
-        }
+    let Some(entry) = entry_point(path)? else {
+        return Err(not_a_plugin(
+            "it does not export `drctl_plugin_entry`".to_owned(),
+        ));
     };
-    // Never unload: a plugin's thread-local destructors (and threads it may
-    // have started) would run code from unmapped pages after dlclose and crash
-    // the process. The leak is one handle per distinct file.
-    std::mem::forget(library);
 
     // SAFETY: the entry point of a drctl plugin takes nothing and returns a pointer to static data.
     let header = unsafe { entry() };
