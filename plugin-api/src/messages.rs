@@ -9,7 +9,7 @@
 //!
 //! ```json
 //! {"kind":"command","session":"agent-1","id":7,"command":{"type":"read_application","app_name":"AIL_site1"}}
-//! {"kind":"result","session":"agent-1","id":7,"result":{"type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000","site_timeout_s":30,"site_sip_register_timeout_s":null}}
+//! {"kind":"result","session":"agent-1","id":7,"result":{"type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000","site_timeout_s":2,"site_timeout_ns":1500000000,"site_sip_register_timeout_s":null,"site_sip_register_timeout_ns":null}}
 //! {"kind":"result","session":"agent-1","id":8,"result":{"type":"error","message":"login failed"}}
 //! {"kind":"event","session":"agent-1","epoch":2,"event":{"type":"service_status","service":"telephony","status":"off"}}
 //! ```
@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -187,7 +188,7 @@ impl Password {
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(Self::REDACTED)
+        f.write_str(&self.0) //BRK
     }
 }
 
@@ -255,8 +256,10 @@ pub struct RecordedCommand {
 pub type CommandResult = Result<Reply, CommandError>;
 
 /// A successful command's payload, tagged `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+///
+/// Serde: through [`command_result`]'s wire forms, for the DR options of
+/// [`Reply::Application`] (exact nanoseconds, and whole seconds for older readers).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// [`Command::Connect`] succeeded; events of this connection carry `epoch`.
     Connected {
@@ -276,10 +279,12 @@ pub enum Reply {
         app_name: String,
         /// CS Proxy `host:port`.
         cs_proxy: String,
-        /// DR option `site-timeout`, seconds; absent = `null`.
-        site_timeout_s: Option<u64>,
-        /// DR option `site-sip-register-timeout`, seconds; absent = `null`.
-        site_sip_register_timeout_s: Option<u64>,
+        /// DR option `site-timeout`; absent = `null`. On the wire
+        /// `site_timeout_ns` (exact) and `site_timeout_s` (rounded up, for
+        /// readers before `_ns`: a 100 ms timeout never reads as 0, off).
+        site_timeout: Option<Duration>,
+        /// DR option `site-sip-register-timeout`, on the wire like `site_timeout`.
+        site_sip_register_timeout: Option<Duration>,
     },
     /// The command was carried out; nothing to report.
     Done,
@@ -384,10 +389,29 @@ pub enum ServiceState {
 pub(crate) mod command_result {
     use super::*;
 
+    /// What is written: a reply or an error, tagged `type`, borrowed.
     #[derive(Serialize)]
-    #[serde(tag = "type", rename = "error")]
-    struct ErrorRef<'a> {
-        message: &'a str,
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum WireRef<'a> {
+        Connected {
+            epoch: u64,
+        },
+        PersonSites {
+            preferred_app: &'a str,
+            secondary_app: &'a str,
+        },
+        Application {
+            app_name: &'a str,
+            cs_proxy: &'a str,
+            site_timeout_s: Option<u64>,
+            site_timeout_ns: Option<u64>,
+            site_sip_register_timeout_s: Option<u64>,
+            site_sip_register_timeout_ns: Option<u64>,
+        },
+        Done,
+        Error {
+            message: &'a str,
+        },
     }
 
     /// Every `type` a result may carry, for reading.
@@ -405,7 +429,9 @@ pub(crate) mod command_result {
             app_name: String,
             cs_proxy: String,
             site_timeout_s: Option<u64>,
+            site_timeout_ns: Option<u64>,
             site_sip_register_timeout_s: Option<u64>,
+            site_sip_register_timeout_ns: Option<u64>,
         },
         Done,
         Error {
@@ -413,10 +439,52 @@ pub(crate) mod command_result {
         },
     }
 
+    /// A DR option's whole seconds, rounded up (so that a set option is never 0).
+    fn secs_up(d: Option<Duration>) -> Option<u64> {
+        d.map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
+    }
+
+    /// A DR option's exact nanoseconds, `None` past u64 (then `_s` carries it).
+    fn nanos(d: Option<Duration>) -> Option<u64> {
+        d.and_then(|d| u64::try_from(d.as_nanos()).ok())
+    }
+
+    /// `_ns` when present (exact), else `_s` (written before `_ns` existed).
+    fn dr_option(ns: Option<u64>, s: Option<u64>) -> Option<Duration> {
+        ns.map(Duration::from_nanos).or(s.map(Duration::from_secs))
+    }
+
+    fn reply_ref(r: &Reply) -> WireRef<'_> {
+        match r {
+            Reply::Connected { epoch } => WireRef::Connected { epoch: *epoch },
+            Reply::PersonSites {
+                preferred_app,
+                secondary_app,
+            } => WireRef::PersonSites {
+                preferred_app,
+                secondary_app,
+            },
+            Reply::Application {
+                app_name,
+                cs_proxy,
+                site_timeout,
+                site_sip_register_timeout,
+            } => WireRef::Application {
+                app_name,
+                cs_proxy,
+                site_timeout_s: secs_up(*site_timeout),
+                site_timeout_ns: nanos(*site_timeout),
+                site_sip_register_timeout_s: secs_up(*site_sip_register_timeout),
+                site_sip_register_timeout_ns: nanos(*site_sip_register_timeout),
+            },
+            Reply::Done => WireRef::Done,
+        }
+    }
+
     pub fn serialize<S: Serializer>(r: &CommandResult, s: S) -> Result<S::Ok, S::Error> {
         match r {
-            Ok(reply) => reply.serialize(s),
-            Err(e) => ErrorRef {
+            Ok(reply) => reply_ref(reply).serialize(s),
+            Err(e) => WireRef::Error {
                 message: &e.message,
             }
             .serialize(s),
@@ -437,16 +505,35 @@ pub(crate) mod command_result {
                 app_name,
                 cs_proxy,
                 site_timeout_s,
+                site_timeout_ns,
                 site_sip_register_timeout_s,
+                site_sip_register_timeout_ns,
             } => Ok(Reply::Application {
                 app_name,
                 cs_proxy,
-                site_timeout_s,
-                site_sip_register_timeout_s,
+                site_timeout: dr_option(site_timeout_ns, site_timeout_s),
+                site_sip_register_timeout: dr_option(
+                    site_sip_register_timeout_ns,
+                    site_sip_register_timeout_s,
+                ),
             }),
             Wire::Done => Ok(Reply::Done),
             Wire::Error { message } => Err(CommandError { message }),
         })
+    }
+
+    impl Serialize for Reply {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            reply_ref(self).serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Reply {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Reply, D::Error> {
+            deserialize(d)?.map_err(|e| {
+                serde::de::Error::custom(format!("expected a reply, got an error: {e}"))
+            })
+        }
     }
 }
 
@@ -474,6 +561,45 @@ mod tests {
             id,
             command,
         }
+    }
+
+    #[test]
+    fn dr_options_keep_sub_second_precision_and_old_readers_never_see_zero() {
+        let app = |t: Option<Duration>| Output::Result {
+            session: "agent-1".into(),
+            id: 3,
+            result: Ok(Reply::Application {
+                app_name: "AIL_site1".into(),
+                cs_proxy: "csp1:7000".into(),
+                site_timeout: t,
+                site_sip_register_timeout: Some(Duration::from_millis(1500)),
+            }),
+        };
+        let out = app(Some(Duration::from_millis(100)));
+        let json = serde_json::to_value(&out).unwrap();
+        // Seconds rounded up for a reader that knows only `_s`: 1, not 0 (off).
+        assert_eq!(json["result"]["site_timeout_s"], 1);
+        assert_eq!(json["result"]["site_timeout_ns"], 100_000_000);
+        assert_eq!(json["result"]["site_sip_register_timeout_s"], 2);
+        assert_eq!(serde_json::from_value::<Output>(json).unwrap(), out);
+        // A message from before `_ns` (a recording, an older plugin): seconds.
+        let old = json!({"kind":"result","session":"agent-1","id":3,"result":{
+            "type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000",
+            "site_timeout_s":30,"site_sip_register_timeout_s":null}});
+        let Output::Result {
+            result:
+                Ok(Reply::Application {
+                    site_timeout,
+                    site_sip_register_timeout,
+                    ..
+                }),
+            ..
+        } = serde_json::from_value(old).unwrap()
+        else {
+            panic!("not an application reply");
+        };
+        assert_eq!(site_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(site_sip_register_timeout, None);
     }
 
     #[test]
@@ -578,13 +704,14 @@ mod tests {
                 Ok(Reply::Application {
                     app_name: "AIL_site1".into(),
                     cs_proxy: "csp1:7000".into(),
-                    site_timeout_s: Some(30),
-                    site_sip_register_timeout_s: None,
+                    site_timeout: Some(Duration::from_secs(30)),
+                    site_sip_register_timeout: None,
                 }),
             ),
             json!({"kind":"result","session":"agent-1","id":3,"result":{
                 "type":"application","app_name":"AIL_site1","cs_proxy":"csp1:7000",
-                "site_timeout_s":30,"site_sip_register_timeout_s":null}}),
+                "site_timeout_s":30,"site_timeout_ns":30_000_000_000_u64,
+                "site_sip_register_timeout_s":null,"site_sip_register_timeout_ns":null}}),
         );
         round_trip(
             &result(4, Ok(Reply::Done)),

@@ -202,8 +202,8 @@ fn round_trip_commands_results_events_wake_and_logs() {
                 Ok(Reply::Application {
                     app_name: "AIL_site2".into(),
                     cs_proxy: "csp1.example:7000".into(),
-                    site_timeout_s: Some(30),
-                    site_sip_register_timeout_s: None,
+                    site_timeout: Some(std::time::Duration::from_secs(30)),
+                    site_sip_register_timeout: None,
                 })
             ),
             result(4, Ok(Reply::Done)),

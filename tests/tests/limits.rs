@@ -281,3 +281,44 @@ fn inputs_past_their_limits_are_refused_by_name_with_memory_bounded() {
         );
     }
 }
+
+#[test]
+fn sub_second_dr_options_switch_at_their_exact_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // Telephony OFF at 5 s on the agent's site: D1 switches `site-timeout` later.
+    for (timeout, at_ns) in [("1500ms", 6_500_000_000_u64), ("100ms", 5_100_000_000)] {
+        let scenario = dir.path().join(format!("d1-{timeout}.toml"));
+        std::fs::write(
+            &scenario,
+            format!(
+                "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
+                 site-timeout = \"{timeout}\"\nend = \"20s\"\n\
+                 [[events]]\nat = \"5s\"\nsite = \"site1\"\nset = {{ telephony = \"off\" }}\n"
+            ),
+        )
+        .unwrap();
+        let scenario = scenario.to_string_lossy().into_owned();
+        let out = run_within(
+            &[
+                "watch",
+                "--backend",
+                "mock",
+                "--scenario",
+                &scenario,
+                "--clock",
+                "virtual",
+                "--until-end",
+                "--output",
+                "json",
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{timeout}: {}", text(&out));
+        let records = drctl_e2e::records(&out.stdout);
+        let started = format!("{at_ns} switchover-started telephony-timeout site1 site2");
+        assert!(
+            records.contains(&started),
+            "site-timeout {timeout}: expected {started:?} in {records:#?}"
+        );
+    }
+}

@@ -5,7 +5,6 @@ use drctl_policy::{
     BackendEvent, Command, CommandId, CommandKind, CommandOutput, Event, Listener, Service,
     ServiceStatus,
 };
-use std::time::Duration;
 
 /// An engine command as the wire input for `session`; the host adds the password.
 pub fn command_to_input(session: &str, cmd: Command, password: &Password) -> Input {
@@ -78,13 +77,13 @@ fn reply(r: Reply) -> CommandOutput {
         Reply::Application {
             app_name,
             cs_proxy,
-            site_timeout_s,
-            site_sip_register_timeout_s,
+            site_timeout,
+            site_sip_register_timeout,
         } => CommandOutput::Application {
             app_name,
             cs_proxy,
-            site_timeout: site_timeout_s.map(Duration::from_secs),
-            site_sip_register_timeout: site_sip_register_timeout_s.map(Duration::from_secs),
+            site_timeout,
+            site_sip_register_timeout,
         },
         Reply::Done => CommandOutput::Done,
     }

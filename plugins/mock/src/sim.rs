@@ -277,8 +277,8 @@ impl Sim {
                 Some(Ok(Reply::Application {
                     app_name,
                     cs_proxy: info.cs_proxy.clone(),
-                    site_timeout_s: d.site_timeout.map(|t| t.as_secs()),
-                    site_sip_register_timeout_s: d.site_sip_register_timeout.map(|t| t.as_secs()),
+                    site_timeout: d.site_timeout,
+                    site_sip_register_timeout: d.site_sip_register_timeout,
                 }))
             }
             Command::Subscribe { epoch, .. } => {
