@@ -8,7 +8,7 @@ use std::time::Duration;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{redact, Secret};
+use crate::secret::{redact, Secret, REDACTED};
 use crate::serde_util::{duration, opt_duration, opt_lenient_string};
 
 /// The whole drctl configuration, as extracted from all layers.
@@ -331,12 +331,19 @@ pub struct SinkConfig {
     /// `webhook` or `exec`.
     #[serde(rename = "type")]
     pub kind: SinkKind,
-    /// webhook: the URL (`http://` or `https://`).
+    /// webhook: the URL (`http://` or `https://`); shown redacted everywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<SinkUrl>,
     /// exec: the program and its arguments (no shell).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// exec: variables added to the command's otherwise cleared environment
+    /// (values are shown redacted).
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "serialize_sink_env"
+    )]
+    pub env: BTreeMap<String, String>,
     /// How long one attempt may take.
     #[serde(with = "duration")]
     pub timeout: Duration,
@@ -353,11 +360,119 @@ impl Default for SinkConfig {
             kind: SinkKind::Webhook,
             url: None,
             command: Vec::new(),
+            env: BTreeMap::new(),
             timeout: Duration::from_secs(5),
             retries: 3,
             retry_backoff: Duration::from_secs(1),
         }
     }
+}
+
+/// A webhook sink's URL: it may carry credentials (`user:pass@`, `?token=`),
+/// so `Debug`, `Display` and `Serialize` show it [redacted](redact_url); only
+/// [`SinkUrl::expose`] gives the whole URL, for the request itself.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SinkUrl(String);
+
+impl SinkUrl {
+    /// The whole URL, credentials included: for sending, never for showing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SinkUrl {
+    fn from(url: &str) -> Self {
+        SinkUrl(url.to_owned())
+    }
+}
+
+impl From<String> for SinkUrl {
+    fn from(url: String) -> Self {
+        SinkUrl(url)
+    }
+}
+
+impl fmt::Debug for SinkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for SinkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl Serialize for SinkUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&redact_url(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SinkUrl)
+    }
+}
+
+/// `url` with what may be a credential replaced by [`REDACTED`]: the userinfo
+/// (`user:pass@`), every query value (tokens travel under many names: `token`,
+/// `key`, `sig`, `code`…) and the fragment. Scheme, host, port and path stay,
+/// so the sink can still be told apart in logs.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let fragment = url.contains('#');
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => before_query.split_at(i),
+        None => (before_query, ""),
+    };
+    // The last '@' ends the userinfo (a password may contain '@' unescaped).
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{REDACTED}@{host}"),
+        None => authority.to_owned(),
+    };
+    let mut out = match scheme {
+        Some(scheme) => format!("{scheme}://{host}{path}"),
+        None => format!("{host}{path}"),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) => format!("{k}={REDACTED}"),
+                None if pair.is_empty() => String::new(),
+                // A bare `?abcdef` may itself be the token.
+                None => REDACTED.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    if fragment {
+        out.push('#');
+        out.push_str(REDACTED);
+    }
+    out
+}
+
+/// A sink's `env` as shown: the keys, never the values (this table is where
+/// a sink's own credentials go, under any name).
+fn serialize_sink_env<S: serde::Serializer>(
+    env: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let shown: BTreeMap<&str, &str> = env.keys().map(|k| (k.as_str(), REDACTED)).collect();
+    shown.serialize(serializer)
 }
 
 /// `[metrics]`: a read-only Prometheus endpoint (`GET /metrics`).
@@ -428,5 +543,36 @@ impl Config {
     /// The site called `name`.
     pub fn site(&self, name: &str) -> Option<&SiteConfig> {
         self.sites.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_url_shows_no_credentials() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/drctl",
+                "https://hooks.example.com/drctl",
+            ),
+            (
+                "http://ops:s3cr@t@10.0.0.1:8080/hook?token=abc&team=cc#sig",
+                "http://<redacted>@10.0.0.1:8080/hook?token=<redacted>&team=<redacted>#<redacted>",
+            ),
+            ("https://h/x?abcdef", "https://h/x?<redacted>"),
+            (
+                "https://user@h?key=1",
+                "https://<redacted>@h?key=<redacted>",
+            ),
+        ] {
+            let u = SinkUrl::from(url);
+            assert_eq!(redact_url(url), shown);
+            assert_eq!(u.to_string(), shown);
+            assert_eq!(format!("{u:?}"), format!("{shown:?}"));
+            assert_eq!(serde_json::to_string(&u).ok(), Some(format!("{shown:?}")));
+            assert_eq!(u.expose(), url);
+        }
     }
 }

@@ -352,7 +352,7 @@ impl Config {
                 message: message.to_owned(),
             };
             match sink.kind {
-                SinkKind::Webhook => match sink.url.as_deref() {
+                SinkKind::Webhook => match sink.url.as_ref().map(|u| u.expose()) {
                     Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
                     Some(_) => return Err(invalid("url", "expected an http:// or https:// URL")),
                     None => return Err(invalid("url", "missing: a webhook sink needs a url")),
@@ -368,6 +368,24 @@ impl Config {
             }
             if sink.timeout.is_zero() {
                 return Err(invalid("timeout", "must be more than 0s"));
+            }
+            for (k, v) in &sink.env {
+                let bad_key = k.is_empty() || k.contains(['=', '\0']);
+                if bad_key || k.starts_with("DRCTL_") {
+                    return Err(ConfigError::Invalid {
+                        origin: self.origin(&["alarms", "sinks"]),
+                        key: key(&format!("env.{k}")),
+                        message: if bad_key {
+                            "expected a variable name without '=' or NUL".to_owned()
+                        } else {
+                            "DRCTL_* names are drctl's event variables: choose another name"
+                                .to_owned()
+                        },
+                    });
+                }
+                if v.contains('\0') {
+                    return Err(invalid(&format!("env.{k}"), "a value cannot contain NUL"));
+                }
             }
         }
         if let Some(listen) = &self.metrics.listen {

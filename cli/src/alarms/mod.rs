@@ -3,6 +3,10 @@
 //! sink. The engine never waits: decisions are queued to one task per sink,
 //! which delivers them in order (webhook: HTTP POST with timeout and retries;
 //! exec: a command with the notification in its environment, with a timeout).
+//! `webhook.rs` and `exec.rs` hold the two kinds of delivery.
+
+mod exec;
+mod webhook;
 
 use crate::host::observe::Observer;
 use drctl_config::{SinkConfig, SinkKind};
@@ -95,7 +99,7 @@ impl Notification {
     }
 
     /// The `DRCTL_*` environment of an exec sink.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
             ("DRCTL_EVENT", self.event.to_owned()),
             ("DRCTL_STATE", self.state.to_owned()),
@@ -138,7 +142,14 @@ impl AlarmSinks {
         for sink in sinks {
             let (tx, rx) = mpsc::channel(QUEUE);
             let name = match sink.kind {
-                SinkKind::Webhook => format!("webhook {}", sink.url.as_deref().unwrap_or("")),
+                // The URL as `Display` shows it: credentials redacted.
+                SinkKind::Webhook => format!(
+                    "webhook {}",
+                    sink.url
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
                 SinkKind::Exec => format!("exec {}", sink.command.join(" ")),
             };
             let deliver = Delivery::new(sink)?;
@@ -163,11 +174,15 @@ impl AlarmSinks {
     }
 }
 
-/// Waits up to `grace` for the sinks' queued notifications to go out (at shutdown).
-pub async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
+/// Waits up to `grace` for the sinks' queued notifications to go out (at
+/// shutdown); then stops the deliveries still going, which kills the process
+/// groups of exec sinks still running.
+pub async fn drain(mut tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
+    // Finished tasks leave the list: a JoinHandle must not be awaited twice.
     let all = async {
-        for t in tasks {
+        while let Some(t) = tasks.first_mut() {
             let _ = t.await;
+            tasks.remove(0);
         }
     };
     if tokio::time::timeout(grace, all).await.is_err() {
@@ -175,6 +190,14 @@ pub async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
             "alarm sinks: undelivered notifications dropped after {} at shutdown",
             humantime::format_duration(grace)
         );
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    // An aborted task is dropped at its next poll: its runs' guards kill
+    // their process groups before drctl goes on to exit.
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
@@ -209,96 +232,31 @@ impl Observer for AlarmSinks {
 
 /// One sink's delivery.
 enum Delivery {
-    Webhook {
-        client: reqwest::Client,
-        url: String,
-        retries: u32,
-        backoff: Duration,
-    },
-    Exec {
-        command: Vec<String>,
-        timeout: Duration,
-    },
+    Webhook(webhook::Webhook),
+    Exec(exec::Exec),
 }
 
 impl Delivery {
     fn new(sink: &SinkConfig) -> anyhow::Result<Delivery> {
         Ok(match sink.kind {
-            SinkKind::Webhook => Delivery::Webhook {
-                client: reqwest::Client::builder()
-                    .timeout(sink.timeout)
-                    .user_agent(concat!("drctl/", env!("CARGO_PKG_VERSION")))
-                    .build()?,
-                url: sink.url.clone().unwrap_or_default(),
-                retries: sink.retries,
-                backoff: sink.retry_backoff,
-            },
-            SinkKind::Exec => Delivery::Exec {
-                command: sink.command.clone(),
-                timeout: sink.timeout,
-            },
+            SinkKind::Webhook => Delivery::Webhook(webhook::Webhook::new(sink)?),
+            SinkKind::Exec => Delivery::Exec(exec::Exec::new(sink)),
         })
     }
 
     async fn run(self, mut rx: mpsc::Receiver<Notification>, name: String) {
         while let Some(n) = rx.recv().await {
-            if let Err(e) = self.deliver(&n).await {
+            let sent = match &self {
+                Delivery::Webhook(w) => w.deliver(&n).await,
+                Delivery::Exec(e) => e.deliver(&n, &name).await,
+            };
+            if let Err(e) = sent {
+                // `{e:#}`: the whole chain, so the warning says why.
                 tracing::warn!(
-                    "alarm sink {name}: {} {} not delivered: {e}",
+                    "alarm sink {name}: {} {} not delivered: {e:#}",
                     n.event,
                     n.state
                 );
-            }
-        }
-    }
-
-    async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
-        match self {
-            Delivery::Webhook {
-                client,
-                url,
-                retries,
-                backoff,
-            } => {
-                let mut delay = *backoff;
-                let mut attempt = 0;
-                loop {
-                    let sent = client.post(url).json(n).send().await;
-                    let err = match sent {
-                        Ok(r) if r.status().is_success() => return Ok(()),
-                        Ok(r) => anyhow::anyhow!("HTTP {}", r.status()),
-                        Err(e) => anyhow::anyhow!(e),
-                    };
-                    if attempt >= *retries {
-                        return Err(err.context(format!("after {} attempt(s)", attempt + 1)));
-                    }
-                    attempt += 1;
-                    tracing::debug!("alarm webhook {url}: {err}; retry {attempt} in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
-                }
-            }
-            Delivery::Exec { command, timeout } => {
-                let (program, args) = command
-                    .split_first()
-                    .ok_or_else(|| anyhow::anyhow!("empty command"))?;
-                let mut child = tokio::process::Command::new(program)
-                    .args(args)
-                    .envs(n.env())
-                    .stdin(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()?;
-                match tokio::time::timeout(*timeout, child.wait()).await {
-                    Ok(status) => {
-                        let status = status?;
-                        anyhow::ensure!(status.success(), "exited with {status}");
-                        Ok(())
-                    }
-                    Err(_) => {
-                        let _ = child.kill().await;
-                        anyhow::bail!("killed after {}", humantime::format_duration(*timeout))
-                    }
-                }
             }
         }
     }
