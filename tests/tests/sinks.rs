@@ -501,3 +501,26 @@ fn a_webhook_urls_credentials_appear_nowhere() {
         assert!(!seen.contains(secret), "{secret} leaked:\n{seen}");
     }
 }
+
+#[test]
+fn a_sink_env_may_not_set_drctls_event_variables() {
+    let dir = setup(
+        |_| {
+            "[[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"true\"]\n\
+             env = { DRCTL_ALARM = \"forged\" }\n"
+                .to_owned()
+        },
+        SCENARIO,
+    );
+    let config = path(dir.path(), "drctl.toml");
+    let out = command(&["--config", &config, "config", "check"], dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alarms.sinks[0].env.DRCTL_ALARM")
+            && stderr.contains("drctl's event variables"),
+        "{stderr}"
+    );
+}
