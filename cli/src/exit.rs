@@ -19,6 +19,23 @@ pub enum Exit {
     Secondary = 3,
     /// 4 (`startup`): no site could be reached within `startup.timeout`.
     NoSite = 4,
+    /// 128 + 1: stopped by SIGHUP before it could finish (`replay`).
+    HangUp = 129,
+    /// 128 + 2: stopped by SIGINT before it could finish (`replay`).
+    Interrupt = 130,
+    /// 128 + 15: stopped by SIGTERM before it could finish (`replay`).
+    Terminate = 143,
+}
+
+impl Exit {
+    /// 128 + the signal's number, as shells report a process a signal ended.
+    pub fn signalled(signal: i32) -> Exit {
+        match signal {
+            libc::SIGHUP => Exit::HangUp,
+            libc::SIGINT => Exit::Interrupt,
+            _ => Exit::Terminate,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {

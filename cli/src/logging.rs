@@ -37,9 +37,12 @@ pub fn init(format: LogFormat, verbosity: i16) {
         }),
         _ => EnvFilter::new(default),
     };
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours for people at a terminal, never ESC bytes in a journal or file.
+        .with_ansi(std::io::stderr().is_terminal());
     // A subscriber already installed (tests) is not an error.
     let _ = match format {
         LogFormat::Text => builder.fmt_fields(EscapedFields).try_init(),

@@ -7,8 +7,8 @@ use crate::host::check::{scan, tail_summary, Checker, OperatorInputs, Summary};
 use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::{Clock, Host, Stop};
 use crate::session::{
-    load_backend, new_engine, runtime, start_backend, stop_on_signal, ClockKind, OutputFormat,
-    SessionKind,
+    load_backend, new_engine, received_signal, runtime, signal_name, start_backend, stop_on_signal,
+    ClockKind, OutputFormat, SessionKind,
 };
 use anyhow::anyhow;
 use clap::Args;
@@ -32,8 +32,9 @@ pub struct ReplayArgs {
     /// 1 with the first difference otherwise.
     #[arg(long)]
     check: bool,
-    /// Replay on the real clock, N times faster, instead of the virtual clock.
-    #[arg(long, value_name = "N", value_parser = parse_speed)]
+    /// Replay on the real clock, N times faster (0.001 to 1000000), instead of
+    /// the virtual clock.
+    #[arg(long, value_name = "N", value_parser = parse_speed, allow_hyphen_values = true)]
     speed: Option<f64>,
     /// How far apart two equal decisions may be and still agree (default: 0 for a
     /// virtual-clock recording, 50ms for a real-clock one, whose timers fired a little late).
@@ -44,10 +45,19 @@ pub struct ReplayArgs {
     output: OutputFormat,
 }
 
+/// The `--speed` factors accepted: beyond them the real clock's arithmetic
+/// (session time = wall time × N) leaves what a `Duration` holds, and no
+/// incident is worth watching a thousand times slower or a million times faster.
+const SPEED: std::ops::RangeInclusive<f64> = 0.001..=1_000_000.0;
+
 fn parse_speed(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("expected a speed factor > 0 like 10, got {s:?}")),
+    match s.trim().parse::<f64>() {
+        Ok(v) if SPEED.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a speed factor from {} to {} (e.g. 10), got {s:?}",
+            SPEED.start(),
+            SPEED.end()
+        )),
     }
 }
 
@@ -147,8 +157,9 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
                 .await
                 .map_err(CliError::failed)?;
             if why == Stop::Signal {
-                tracing::info!("replay stopped by signal at {}", host.now());
-                break;
+                // Before the recording's end: no verdict, and no timeline summary.
+                host.close();
+                return Ok(received_signal().map(|n| (n, host.now())));
             }
             while let Some(event) = inputs.take_due(host.now()).map_err(CliError::bad_input)? {
                 host.inject(event).map_err(CliError::failed)?;
@@ -158,8 +169,13 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             }
         }
         host.close();
-        Ok::<_, CliError>(())
+        Ok::<_, CliError>(None)
     });
+    if let Ok(Some((signal, at))) = replayed {
+        // The scan thread is left to the process's exit: it may still have a
+        // large file to read, and a stopped replay has no verdict to back.
+        return Err(interrupted(signal, at, &args));
+    }
     // A bad line found by the scan explains whatever else went wrong.
     scanned(scanning)?;
     replayed?;
@@ -187,6 +203,33 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             ),
         }
         Ok(())
+    }
+}
+
+/// A replay stopped by `signal` at session time `at`: said on stdout as the
+/// outcome (`interrupted`, never a verdict), exit 128 + the signal.
+fn interrupted(signal: i32, at: Timestamp, args: &ReplayArgs) -> CliError {
+    let name = signal_name(signal);
+    if args.check {
+        let text = match args.output {
+            OutputFormat::Text => {
+                format!("interrupted: {name} at {at}, before the recording's end; no verdict\n")
+            }
+            OutputFormat::Json => format!(
+                "{}\n",
+                serde_json::json!({
+                    "check": "interrupted",
+                    "signal": name,
+                    "at": at.as_nanos(),
+                })
+            ),
+        };
+        // stdout gone: the exit code still says it.
+        let _ = super::print_stdout(&text);
+    }
+    CliError {
+        exit: Exit::signalled(signal),
+        error: anyhow!("replay interrupted by {name} at {at}, before the recording's end"),
     }
 }
 

@@ -246,6 +246,9 @@ pub struct Host<B: Backend> {
 /// How many decisions `status` shows.
 const RECENT: usize = 10;
 
+/// How many virtual-clock passes go by between looks for a signal.
+const SIGNAL_CHECK: u32 = 1024;
+
 /// Where [`Clock::wall`] puts an instant it cannot represent (about 30 years on).
 const FAR_AWAY: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
 
@@ -558,6 +561,7 @@ impl<B: Backend> Host<B> {
         mut done: impl FnMut(&Engine) -> bool,
     ) -> Result<Stop, HostError> {
         let mut spins = 0u32;
+        let mut passes = 0u32;
         loop {
             let now = self.now();
             self.pump(now)?;
@@ -590,10 +594,23 @@ impl<B: Backend> Host<B> {
                 spins = 0;
             }
             match &mut self.clock {
-                Clock::Virtual { now: vnow } => match deadline {
-                    Some(d) => *vnow = d.max(*vnow),
-                    None => return Ok(Stop::Idle),
-                },
+                Clock::Virtual { now: vnow } => {
+                    passes = passes.wrapping_add(1);
+                    // The virtual clock never waits: every so often, let the
+                    // runtime see a signal (a long replay must stop on SIGTERM).
+                    if passes % SIGNAL_CHECK == 0 {
+                        tokio::task::yield_now().await;
+                        tokio::select! {
+                            biased;
+                            _ = stop.as_mut() => return Ok(Stop::Signal),
+                            _ = std::future::ready(()) => {}
+                        }
+                    }
+                    match deadline {
+                        Some(d) => *vnow = d.max(*vnow),
+                        None => return Ok(Stop::Idle),
+                    }
+                }
                 Clock::Real { start, speed } => {
                     let (start, speed) = (*start, *speed);
                     let target = deadline.map(|d| Clock::wall(start, speed, d));
