@@ -26,25 +26,49 @@ fn config(dir: &Path, backend: &str, fault: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// `drctl -v watch` on the chaos backend for 60 s of virtual time, recorded.
+/// `drctl -v watch` on the chaos backend for 60 s of virtual time, recorded;
+/// a run still going after 2 minutes (a host stuck on a faulty instance) is
+/// killed and fails the test.
 fn watch(fault: &str) -> (Output, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "chaos", fault);
     let rec = dir.path().join("run.jsonl");
-    let out = drctl(&[
-        "--config",
-        &cfg,
-        "-v",
-        "watch",
-        "--clock",
-        "virtual",
-        "--for",
-        "60s",
-        "--output",
-        "json",
-        "--record",
-        &rec.to_string_lossy(),
-    ]);
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = drctl_e2e::command(
+        &[
+            "--config",
+            &cfg,
+            "-v",
+            "watch",
+            "--clock",
+            "virtual",
+            "--for",
+            "60s",
+            "--output",
+            "json",
+            "--record",
+            &rec.to_string_lossy(),
+        ],
+        dir.path(),
+    )
+    .stdout(std::fs::File::create(&stdout).unwrap())
+    .stderr(std::fs::File::create(&stderr).unwrap())
+    .spawn()
+    .unwrap();
+    let status = drctl_e2e::wait_within(&mut child, Duration::from_secs(120));
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "drctl still running after 2 minutes:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    };
+    let out = Output {
+        status,
+        stdout: std::fs::read(&stdout).unwrap_or_default(),
+        stderr: std::fs::read(&stderr).unwrap_or_default(),
+    };
     let recording = std::fs::read_to_string(&rec).unwrap_or_default();
     (out, recording, dir)
 }

@@ -3,6 +3,12 @@
 //! that memory stays flat as the run gets longer.
 //!
 //! `SOAK_DAYS` (default 7) and `SOAK_SEEDS` (default 3) make it longer.
+//!
+//! Variants (hold-down, failback, switchover jitter, all three) run a
+//! recorded soak and check the cause of every switchover against what the
+//! backend said: configuration and statistic events never switch. Pause
+//! cannot be set on a virtual-clock run (it takes no control socket), so no
+//! variant has it.
 
 use drctl_e2e::{command, soak_scenario};
 use std::collections::HashMap;
@@ -26,6 +32,17 @@ struct Run {
 /// Runs `days` of the soak scenario (the whole of it, or only its first
 /// `stop_after_days`), checks every decision as it streams, returns the run's figures.
 fn run(days: u64, seed: u64, stop_after_days: Option<u64>) -> Run {
+    run_with(days, seed, stop_after_days, &[], None)
+}
+
+/// [`run`] with `--set` for each of `sets`, recorded to `record` if given.
+fn run_with(
+    days: u64,
+    seed: u64,
+    stop_after_days: Option<u64>,
+    sets: &[&str],
+    record: Option<&std::path::Path>,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("soak.toml");
     std::fs::write(&path, soak_scenario(days, seed)).unwrap();
@@ -47,6 +64,13 @@ fn run(days: u64, seed: u64, stop_after_days: Option<u64>) -> Run {
         "json",
     ];
     args.extend(stop.iter().map(String::as_str));
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let record = record.map(|p| p.to_string_lossy().into_owned());
+    if let Some(path) = &record {
+        args.extend(["--record", path]);
+    }
     // Reaped below with wait4, which also gives this child's own peak RSS.
     #[allow(clippy::zombie_processes)]
     let mut child = command(&args, dir.path())
@@ -109,7 +133,8 @@ impl Invariants {
                     return Err(format!("a second switchover while {other} is in flight"));
                 }
                 let reason = d["reason"].as_str().unwrap_or_default();
-                // D2/D3: configuration and statistic never switch.
+                // Every reason is a known one (the causes are checked by
+                // `check_causes` on a recording).
                 if !matches!(
                     reason,
                     "startup-relocate"
@@ -165,5 +190,116 @@ fn days_of_random_faults_keep_the_invariants_and_memory_flat() {
             "seed {seed}: {days} days, {} decisions, {} switchovers, peak RSS {} KB (1 day: {} KB)",
             long.decisions, long.switchovers, long.max_rss_kb, short.max_rss_kb
         );
+    }
+}
+
+/// Checks the cause of every switchover of a soak recording against the
+/// backend events before it (D1, D4, E2, S4): a `telephony-timeout` needs
+/// the current site's telephony OFF for at least `site-timeout` (30 s in the
+/// soak scenario), a `sip-register-timeout` a dr-force logout at that site
+/// at least `site-sip-register-timeout` (60 s) before, a `graceful-shutdown`
+/// a graceful logout there, a `failback` the auto mode and the secondary
+/// site, a `startup-relocate` the secondary site. So a configuration or
+/// statistic event alone never switches (D2, D3). Returns the switchovers by
+/// reason.
+fn check_causes(path: &std::path::Path, failback: bool) -> HashMap<String, u64> {
+    const S: u64 = 1_000_000_000;
+    let rec = drctl_e2e::recorded(path);
+    // The site of each connect, by command id.
+    let mut connecting: HashMap<u64, String> = HashMap::new();
+    let mut site: Option<String> = None;
+    let mut epoch = None;
+    // Since the agent arrived at `site`: telephony OFF since, logouts seen.
+    let mut telephony_off: Option<u64> = None;
+    let mut dr_force: Option<u64> = None;
+    let mut graceful: Option<u64> = None;
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    for r in &rec {
+        let t = r["t"].as_u64().unwrap();
+        match r["kind"].as_str().unwrap_or_default() {
+            "command" if r["command"]["type"] == "connect" => {
+                let to = r["command"]["site"].as_str().unwrap_or_default().to_owned();
+                connecting.insert(r["id"].as_u64().unwrap(), to);
+            }
+            "result" if r["result"]["type"] == "connected" => {
+                let to = connecting.get(&r["id"].as_u64().unwrap()).cloned();
+                if to != site {
+                    (telephony_off, dr_force, graceful) = (None, None, None);
+                }
+                site = to;
+                epoch = r["result"]["epoch"].as_u64();
+            }
+            // D5: only the current connection's events count.
+            "event" if r["epoch"].as_u64() == epoch => {
+                let e = &r["event"];
+                match e["type"].as_str().unwrap_or_default() {
+                    "service_status" if e["service"] == "telephony" => {
+                        if e["status"] == "off" {
+                            telephony_off.get_or_insert(t);
+                        } else {
+                            telephony_off = None;
+                        }
+                    }
+                    "agent_logout" if e["reason"] == "dr-force_logout" => dr_force = Some(t),
+                    "agent_logout" if e["reason"] == "graceful_shutdown_logout" => {
+                        graceful = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            "decision" if r["type"] == "switchover-started" => {
+                let reason = r["reason"].as_str().unwrap_or_default();
+                let on_secondary = site.as_deref() == Some("site2");
+                let caused = match reason {
+                    "telephony-timeout" => telephony_off.is_some_and(|off| t >= off + 30 * S),
+                    "sip-register-timeout" => dr_force.is_some_and(|at| t >= at + 60 * S),
+                    "graceful-shutdown" => graceful.is_some(),
+                    "failback" => failback && on_secondary,
+                    "startup-relocate" => on_secondary,
+                    _ => false,
+                };
+                assert!(
+                    caused,
+                    "{}: a {reason} switchover at {t} on {site:?} without its cause \
+                     (telephony off since {telephony_off:?}, dr-force logout at {dr_force:?}, \
+                     graceful logout at {graceful:?})",
+                    path.display()
+                );
+                *reasons.entry(reason.to_owned()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    reasons
+}
+
+#[test]
+fn soak_variants_switch_only_for_their_causes() {
+    let days = env("SOAK_VARIANT_DAYS", 7);
+    let hold_down = ["policy.hold-down=10m"];
+    let failback = ["policy.failback=auto", "policy.failback-after=5m"];
+    let jitter = ["policy.switchover-jitter=20s"];
+    let all = [hold_down.as_slice(), &failback, &jitter].concat();
+    for (name, sets) in [
+        ("defaults", &[][..]),
+        ("hold-down", &hold_down[..]),
+        ("failback", &failback[..]),
+        ("jitter", &jitter[..]),
+        ("all", &all[..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("soak.jsonl");
+        let seed = 2;
+        let r = run_with(days, seed, None, sets, Some(&rec));
+        let reasons = check_causes(&rec, sets.iter().any(|s| s.contains("failback=auto")));
+        eprintln!("{name}: {} switchovers: {reasons:?}", r.switchovers);
+        // Enough of each kind for the check to mean something.
+        assert!(
+            reasons.get("telephony-timeout").copied().unwrap_or(0) >= 3,
+            "{name}: {reasons:?}"
+        );
+        if sets.iter().any(|s| s.contains("failback=auto")) {
+            assert!(reasons.contains_key("failback"), "{name}: {reasons:?}");
+        }
     }
 }
