@@ -452,8 +452,7 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
     // site1 answers from 400 s on: the first round after that connects.
     let last_refusal = rec
         .iter()
-        .filter(|r| r["kind"] == "result" && r["result"]["type"] == "error")
-        .last()
+        .rfind(|r| r["kind"] == "result" && r["result"]["type"] == "error")
         .and_then(|r| r["t"].as_u64())
         .unwrap();
     assert!(last_refusal < 400 * S, "{last_refusal}");
