@@ -4,6 +4,7 @@
 use crate::engine::{Engine, ListenerStatus, Phase};
 use crate::input::{BackendEvent, Epoch, Service, ServiceStatus};
 use crate::output::{Alarm, CommandKind, Decision, LogoutClass, Reason};
+use crate::timers::TimerKind;
 
 /// The reason code of a logout caused by an expired SIP registration (D4).
 pub const DR_FORCE_LOGOUT: &str = "dr-force_logout";
@@ -34,16 +35,47 @@ impl Engine {
         self.listeners.telephony = status.into();
         match status {
             ServiceStatus::Off => {
-                self.listeners.telephony_off_since.get_or_insert(self.now);
+                if self.listeners.telephony_off_since.is_none() {
+                    self.listeners.telephony_off_since = Some(self.now);
+                    self.d1_arm_site_timer();
+                }
             }
             ServiceStatus::On => {
-                if self.listeners.telephony_off_since.take().is_some() && self.due.telephony {
+                let was_off = self.listeners.telephony_off_since.take().is_some();
+                self.d1_cancel_site_timer();
+                if was_off && self.due.telephony {
                     self.due.telephony = false;
                     self.evaluate();
                 }
             }
         }
         self.sync_telephony_alarm();
+    }
+
+    /// D1: arms the site timer at OFF + `site-timeout` while telephony is
+    /// OFF, the timeout is on and the trigger has not fired yet.
+    pub(crate) fn d1_arm_site_timer(&mut self) {
+        let at = if self.due.telephony {
+            None
+        } else {
+            let timeout = self.dr.site_timeout.filter(|t| !t.is_zero());
+            self.listeners
+                .telephony_off_since
+                .zip(timeout)
+                .map(|(since, timeout)| since + timeout)
+        };
+        self.timers.set_or_stop(TimerKind::SiteTimeout, at);
+    }
+
+    /// D1: telephony is back or forgotten.
+    pub(crate) fn d1_cancel_site_timer(&mut self) {
+        self.timers.stop(TimerKind::SiteTimeout);
+    }
+
+    /// D1: telephony stayed OFF for `site-timeout`; the trigger is due.
+    pub(crate) fn d1_site_timeout_fired(&mut self) {
+        self.d1_cancel_site_timer();
+        self.due.telephony = true;
     }
 
     /// D1: with `site-timeout` off, telephony down is an alarm instead of a switchover.
@@ -89,7 +121,10 @@ impl Engine {
             LogoutClass::DrForce => {
                 self.listeners.dn = ListenerStatus::Off;
                 // Repeated dr-force_logout does not restart the wait.
-                self.listeners.sip_wait_since.get_or_insert(self.now);
+                if self.listeners.sip_wait_since.is_none() {
+                    self.listeners.sip_wait_since = Some(self.now);
+                    self.d4_arm_sip_register_timer();
+                }
                 if self.cfg.embedded_endpoint {
                     self.command(CommandKind::RelaunchEndpoint);
                 }
@@ -116,10 +151,39 @@ impl Engine {
     /// D4: re-registration ends the wait.
     fn on_dn_back_in_service(&mut self) {
         self.listeners.dn = ListenerStatus::On;
-        if self.listeners.sip_wait_since.take().is_some() && self.due.sip {
+        let was_waiting = self.listeners.sip_wait_since.take().is_some();
+        self.d4_cancel_sip_register_timer();
+        if was_waiting && self.due.sip {
             self.due.sip = false;
             self.evaluate();
         }
+    }
+
+    /// D4: arms the re-registration wait at `dr-force_logout` +
+    /// `site-sip-register-timeout` while waiting, the timeout is on and the
+    /// trigger has not fired yet.
+    pub(crate) fn d4_arm_sip_register_timer(&mut self) {
+        let at = if self.due.sip {
+            None
+        } else {
+            let timeout = self.dr.sip_register_timeout.filter(|t| !t.is_zero());
+            self.listeners
+                .sip_wait_since
+                .zip(timeout)
+                .map(|(since, timeout)| since + timeout)
+        };
+        self.timers.set_or_stop(TimerKind::SipRegisterTimeout, at);
+    }
+
+    /// D4: the phone re-registered, or the wait is forgotten.
+    pub(crate) fn d4_cancel_sip_register_timer(&mut self) {
+        self.timers.stop(TimerKind::SipRegisterTimeout);
+    }
+
+    /// D4: no re-registration within `site-sip-register-timeout`; the trigger is due.
+    pub(crate) fn d4_sip_register_timeout_fired(&mut self) {
+        self.d4_cancel_sip_register_timer();
+        self.due.sip = true;
     }
 
     /// The backend lost the AIL session: alarm, then reconnect as at startup,
@@ -141,8 +205,10 @@ impl Engine {
         self.listeners = Default::default();
         self.due = Default::default();
         self.suppressed = None;
-        self.jitter_until = None;
-        self.failback_at = None;
+        self.d1_cancel_site_timer();
+        self.d4_cancel_sip_register_timer();
+        self.e4_cancel_jitter();
+        self.e2_cancel_failback();
         for alarm in [
             Alarm::TelephonyServiceDown,
             Alarm::ConfigurationServiceDown,

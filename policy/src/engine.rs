@@ -4,10 +4,11 @@
 //! (D1–D6), `switchover` (W1–W4, E1–E4).
 
 use crate::backoff::Backoff;
-use crate::config::{ConfigError, EngineConfig, Failback, SiteName};
+use crate::config::{ConfigError, EngineConfig, SiteName};
 use crate::input::{CommandId, Epoch, Event, ServiceStatus};
 use crate::output::{Action, Alarm, Command, CommandKind, Decision, Reason, SuppressWhy};
 use crate::time::Timestamp;
+use crate::timers::{PendingTimer, TimerKind, TimerTable};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -70,9 +71,8 @@ pub(crate) enum Phase {
         cmd: CommandId,
         site: SiteIdx,
     },
-    Backoff {
-        until: Timestamp,
-    },
+    /// Waiting for the [`TimerKind::Backoff`] timer.
+    Backoff,
     ReadingPerson {
         cmd: CommandId,
     },
@@ -96,7 +96,7 @@ impl Phase {
         match self {
             Phase::Idle => PhaseKind::Idle,
             Phase::Connecting { .. } => PhaseKind::Connecting,
-            Phase::Backoff { .. } => PhaseKind::Backoff,
+            Phase::Backoff => PhaseKind::Backoff,
             Phase::ReadingPerson { .. } | Phase::ReadingApplication { .. } => {
                 PhaseKind::ReadingConfiguration
             }
@@ -106,6 +106,11 @@ impl Phase {
             Phase::GaveUp => PhaseKind::GaveUp,
             Phase::Stopped => PhaseKind::Stopped,
         }
+    }
+
+    /// Timers run from startup until the engine stops or gives up.
+    fn runs_timers(&self) -> bool {
+        !matches!(self, Phase::Stopped | Phase::GaveUp | Phase::Idle)
     }
 
     pub(crate) fn pending_command(&self) -> Option<CommandId> {
@@ -220,15 +225,12 @@ pub struct Engine {
     /// The last suppression reported, so a held trigger is reported once.
     pub(crate) suppressed: Option<(Reason, SuppressWhy)>,
     pub(crate) switchover: Option<Switchover>,
-    /// E4: an automatic switchover waiting out its random delay.
-    pub(crate) jitter_until: Option<Timestamp>,
-    pub(crate) hold_down_until: Option<Timestamp>,
-    pub(crate) failback_at: Option<Timestamp>,
     pub(crate) paused: bool,
     alarms: u16,
     pub(crate) round: Round,
     pub(crate) backoff: Backoff,
-    pub(crate) startup_deadline: Option<Timestamp>,
+    /// Every timer; see [`TimerKind`] for which rule arms each.
+    pub(crate) timers: TimerTable,
 }
 
 impl Engine {
@@ -251,9 +253,6 @@ impl Engine {
             due: Due::default(),
             suppressed: None,
             switchover: None,
-            jitter_until: None,
-            hold_down_until: None,
-            failback_at: None,
             paused: false,
             alarms: 0,
             round: Round {
@@ -261,7 +260,7 @@ impl Engine {
                 next: 0,
             },
             backoff,
-            startup_deadline: None,
+            timers: TimerTable::default(),
         })
     }
 
@@ -285,45 +284,42 @@ impl Engine {
         }
     }
 
-    /// Fires every timer due at or before `now`.
+    /// Fires every timer due at or before `now`, in [`TimerKind::VALUES`]
+    /// order, then re-evaluates the switchover triggers once.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
-        let now = self.now;
-        if matches!(self.phase, Phase::Stopped | Phase::GaveUp | Phase::Idle) {
+        if !self.phase.runs_timers() {
             return;
         }
-        if self.startup_deadline.is_some_and(|d| d <= now) {
-            self.startup_deadline = None;
-            self.give_up();
-            return;
-        }
-        if let Phase::Backoff { until } = self.phase {
-            if until <= now {
-                self.connect_next();
+        let mut reevaluate = false;
+        for kind in TimerKind::VALUES {
+            if !self.timers.is_expired(kind, self.now) {
+                continue;
+            }
+            match kind {
+                TimerKind::StartupTimeout => return self.s1_startup_timeout_fired(),
+                TimerKind::Backoff => self.s1_backoff_fired(),
+                TimerKind::SiteTimeout => {
+                    self.d1_site_timeout_fired();
+                    reevaluate = true;
+                }
+                TimerKind::SipRegisterTimeout => {
+                    self.d4_sip_register_timeout_fired();
+                    reevaluate = true;
+                }
+                TimerKind::Failback => {
+                    self.e2_failback_fired();
+                    reevaluate = true;
+                }
+                // E4: the evaluation below starts the switchover that waited.
+                TimerKind::SwitchoverJitter => reevaluate = true,
+                TimerKind::HoldDown => {
+                    self.e1_hold_down_ended();
+                    reevaluate = true;
+                }
             }
         }
-        let mut changed = false;
-        if self.telephony_deadline().is_some_and(|d| d <= now) {
-            self.due.telephony = true;
-            changed = true;
-        }
-        if self.sip_deadline().is_some_and(|d| d <= now) {
-            self.due.sip = true;
-            changed = true;
-        }
-        if self.failback_at.is_some_and(|d| d <= now) {
-            self.failback_at = None;
-            self.due.failback = true;
-            changed = true;
-        }
-        if self.jitter_until.is_some_and(|d| d <= now) {
-            changed = true;
-        }
-        if self.hold_down_until.is_some_and(|d| d <= now) {
-            self.hold_down_until = None;
-            changed = true;
-        }
-        if changed {
+        if reevaluate {
             self.evaluate();
         }
     }
@@ -335,47 +331,13 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        if matches!(self.phase, Phase::Stopped | Phase::GaveUp | Phase::Idle) {
+        if !self.phase.runs_timers() {
             return None;
         }
-        let backoff = match self.phase {
-            Phase::Backoff { until } => Some(until),
-            _ => None,
-        };
-        // Hold-down end only matters while a trigger waits for it.
-        let hold = self.hold_down_until.filter(|_| self.suppressed.is_some());
-        [
-            self.startup_deadline,
-            backoff,
-            self.telephony_deadline(),
-            self.sip_deadline(),
-            self.failback_at,
-            self.jitter_until,
-            hold,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// D1: when the site timer fires, if it runs.
-    pub(crate) fn telephony_deadline(&self) -> Option<Timestamp> {
-        if self.due.telephony {
-            return None;
-        }
-        let since = self.listeners.telephony_off_since?;
-        let timeout = self.dr.site_timeout.filter(|t| !t.is_zero())?;
-        Some(since + timeout)
-    }
-
-    /// D4: when the re-registration wait ends, if it runs.
-    pub(crate) fn sip_deadline(&self) -> Option<Timestamp> {
-        if self.due.sip {
-            return None;
-        }
-        let since = self.listeners.sip_wait_since?;
-        let timeout = self.dr.sip_register_timeout.filter(|t| !t.is_zero())?;
-        Some(since + timeout)
+        // E1: the end of hold-down only matters while a trigger waits for it.
+        let held = self.suppressed.is_some();
+        self.timers
+            .next_timeout(|kind| kind != TimerKind::HoldDown || held)
     }
 
     /// Queues a backend command and returns its id.
@@ -424,28 +386,14 @@ impl Engine {
         self.command(CommandKind::Shutdown);
         self.phase = Phase::Stopped;
         self.epoch = None;
-        self.startup_deadline = None;
-        self.jitter_until = None;
-        self.failback_at = None;
+        self.timers.stop(TimerKind::StartupTimeout);
+        self.timers.stop(TimerKind::Backoff);
+        self.e4_cancel_jitter();
+        self.e2_cancel_failback();
     }
 
     /// A read-only snapshot of the engine's state, for status displays.
     pub fn view(&self) -> View {
-        let mut timers = Vec::new();
-        let mut push = |kind: TimerKind, at: Option<Timestamp>| {
-            if let Some(at) = at {
-                timers.push(PendingTimer { kind, at });
-            }
-        };
-        push(TimerKind::StartupTimeout, self.startup_deadline);
-        if let Phase::Backoff { until } = self.phase {
-            push(TimerKind::Backoff, Some(until));
-        }
-        push(TimerKind::SiteTimeout, self.telephony_deadline());
-        push(TimerKind::SipRegisterTimeout, self.sip_deadline());
-        push(TimerKind::SwitchoverJitter, self.jitter_until);
-        push(TimerKind::HoldDown, self.hold_down_until);
-        push(TimerKind::Failback, self.failback_at);
         View {
             now: self.now,
             phase: self.phase.kind(),
@@ -456,7 +404,7 @@ impl Engine {
             configuration: self.listeners.configuration,
             statistic: self.listeners.statistic,
             dn: self.listeners.dn,
-            timers,
+            timers: self.timers.pending(),
             alarms: Alarm::ALL
                 .into_iter()
                 .filter(|a| self.alarm_active(*a))
@@ -471,50 +419,6 @@ impl Engine {
             site_sip_register_timeout: self.dr.sip_register_timeout,
         }
     }
-}
-
-/// Which timer a [`PendingTimer`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TimerKind {
-    /// S1: startup gives up.
-    StartupTimeout,
-    /// S1/W4: next connect round.
-    Backoff,
-    /// D1: `site-timeout`.
-    SiteTimeout,
-    /// D4: `site-sip-register-timeout`.
-    SipRegisterTimeout,
-    /// E4: delayed automatic switchover.
-    SwitchoverJitter,
-    /// E1: hold-down ends.
-    HoldDown,
-    /// E2: failback to the preferred site.
-    Failback,
-}
-
-impl TimerKind {
-    /// The stable name (as serialized), for status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::StartupTimeout => "startup-timeout",
-            TimerKind::Backoff => "backoff",
-            TimerKind::SiteTimeout => "site-timeout",
-            TimerKind::SipRegisterTimeout => "sip-register-timeout",
-            TimerKind::SwitchoverJitter => "switchover-jitter",
-            TimerKind::HoldDown => "hold-down",
-            TimerKind::Failback => "failback",
-        }
-    }
-}
-
-/// A timer that will fire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct PendingTimer {
-    /// Which timer.
-    pub kind: TimerKind,
-    /// When it fires.
-    pub at: Timestamp,
 }
 
 /// The switchover in flight.
@@ -563,21 +467,6 @@ pub struct View {
     /// `site-sip-register-timeout` in force, once known.
     #[serde(with = "humantime_serde")]
     pub site_sip_register_timeout: Option<std::time::Duration>,
-}
-
-impl Engine {
-    /// E2: arm the failback timer when watching a site that is not the preferred one.
-    pub(crate) fn arm_failback(&mut self) {
-        self.failback_at = None;
-        self.due.failback = false;
-        if let (Failback::Auto { after }, Some(site), Some(pref)) =
-            (self.cfg.failback, self.site, self.preferred)
-        {
-            if site != pref {
-                self.failback_at = Some(self.now + after);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

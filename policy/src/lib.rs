@@ -34,19 +34,23 @@ mod backoff;
 mod config;
 mod detection;
 mod engine;
+mod failback;
 mod input;
 mod output;
 mod startup;
 mod switchover;
 mod time;
+mod timers;
+
+#[cfg(test)]
+mod timer_ties;
 
 pub use config::{BackoffConfig, ConfigError, EngineConfig, Failback, SiteConfig, SiteName};
 pub use detection::{DR_FORCE_LOGOUT, GRACEFUL_SHUTDOWN_LOGOUT};
-pub use engine::{
-    Engine, ListenerStatus, PendingTimer, PhaseKind, SwitchoverView, TimerKind, View,
-};
+pub use engine::{Engine, ListenerStatus, PhaseKind, SwitchoverView, View};
 pub use input::{BackendEvent, CommandId, CommandOutput, Epoch, Event, Service, ServiceStatus};
 pub use output::{
     Action, Alarm, Command, CommandKind, Decision, Listener, LogoutClass, Reason, SuppressWhy,
 };
 pub use time::Timestamp;
+pub use timers::{PendingTimer, TimerKind};

@@ -5,6 +5,7 @@
 use crate::engine::{other, DrOptions, Engine, Listeners, Phase, Round, SiteIdx};
 use crate::input::{CommandId, CommandOutput};
 use crate::output::{Alarm, CommandKind, Decision, Listener, Reason};
+use crate::timers::TimerKind;
 
 impl Engine {
     /// S1: begin startup at the first site.
@@ -12,7 +13,8 @@ impl Engine {
         if self.phase != Phase::Idle {
             return;
         }
-        self.startup_deadline = self.cfg.startup_timeout.map(|t| self.now + t);
+        let deadline = self.cfg.startup_timeout.map(|t| self.now + t);
+        self.timers.set_or_stop(TimerKind::StartupTimeout, deadline);
         let first = self.first_site();
         self.begin_round(first);
     }
@@ -36,8 +38,14 @@ impl Engine {
         self.connect_next();
     }
 
+    /// S1/W4: the backoff is over; start the next round.
+    pub(crate) fn s1_backoff_fired(&mut self) {
+        self.connect_next();
+    }
+
     /// S1/W1: connect to the next site of the round.
     pub(crate) fn connect_next(&mut self) {
+        self.timers.stop(TimerKind::Backoff);
         let site = self.round.order[self.round.next];
         let s = &self.cfg.sites[site];
         let kind = CommandKind::Connect {
@@ -67,6 +75,8 @@ impl Engine {
         self.epoch = Some(epoch);
         self.site = Some(site);
         self.listeners = Listeners::default();
+        self.d1_cancel_site_timer();
+        self.d4_cancel_sip_register_timer();
         if self.switchover.is_some() {
             self.subscribe();
             return;
@@ -104,9 +114,8 @@ impl Engine {
         } else {
             self.round.next = 0;
             let delay = self.backoff.next_delay(&mut self.rng);
-            self.phase = Phase::Backoff {
-                until: self.now + delay,
-            };
+            self.timers.set(TimerKind::Backoff, self.now + delay);
+            self.phase = Phase::Backoff;
         }
     }
 
@@ -177,6 +186,9 @@ impl Engine {
             site_timeout: self.cfg.site_timeout.or(site_timeout),
             sip_register_timeout: self.cfg.site_sip_register_timeout.or(sip_register_timeout),
         };
+        // The OFF or the logout may have come before the options.
+        self.d1_arm_site_timer();
+        self.d4_arm_sip_register_timer();
         self.sync_telephony_alarm();
     }
 
@@ -197,7 +209,7 @@ impl Engine {
             return self.connect_failed(site, error);
         }
         self.phase = Phase::Watching;
-        self.startup_deadline = None;
+        self.timers.stop(TimerKind::StartupTimeout);
         if let Some(sw) = self.switchover.take() {
             let to = self.site.unwrap_or(sw.to);
             self.decide(Decision::SwitchoverCompleted {
@@ -210,19 +222,20 @@ impl Engine {
             if to == sw.to {
                 self.clear(Alarm::SwitchoverFailed);
             }
-            if !self.cfg.hold_down.is_zero() {
-                self.hold_down_until = Some(self.now + self.cfg.hold_down);
-            }
+            self.e1_arm_hold_down();
         }
         if self.site.is_some() && self.site == self.preferred {
             self.clear(Alarm::PreferredSiteUnreachable);
         }
-        self.arm_failback();
+        self.e2_arm_failback();
         self.evaluate();
     }
 
     /// S1: `startup.timeout` passed before the agent was watching anywhere.
-    pub(crate) fn give_up(&mut self) {
+    pub(crate) fn s1_startup_timeout_fired(&mut self) {
+        self.timers.stop(TimerKind::StartupTimeout);
+        // Giving up ends the backoff wait too (no other timer changes).
+        self.timers.stop(TimerKind::Backoff);
         let timeout = self.cfg.startup_timeout.unwrap_or_default();
         self.decide(Decision::StartupFailed {
             error: format!(

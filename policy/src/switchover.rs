@@ -6,6 +6,7 @@ use crate::config::SiteName;
 use crate::engine::{other, Engine, Phase, SiteIdx, Switchover};
 use crate::input::CommandOutput;
 use crate::output::{CommandKind, Decision, Reason, SuppressWhy};
+use crate::timers::TimerKind;
 
 impl Engine {
     /// Decides whether a due trigger starts a switchover now (D6, E1, E3, E4).
@@ -16,23 +17,25 @@ impl Engine {
         }
         let Some((reason, target)) = self.due_trigger() else {
             // E4: the condition went away while waiting out the jitter.
-            self.jitter_until = None;
+            self.e4_cancel_jitter();
             self.suppressed = None;
             return;
         };
         if self.paused {
-            self.jitter_until = None;
+            self.e4_cancel_jitter();
             return self.report_suppressed(reason, SuppressWhy::Paused);
         }
-        if reason.held_down() && self.hold_down_until.is_some_and(|t| t > self.now) {
+        let holding = self.timers.get(TimerKind::HoldDown);
+        if reason.held_down() && holding.is_some_and(|t| t > self.now) {
             return self.report_suppressed(reason, SuppressWhy::HoldDown);
         }
         let jitter = self.cfg.switchover_jitter;
         if reason.is_automatic() && !jitter.is_zero() {
-            match self.jitter_until {
+            match self.timers.get(TimerKind::SwitchoverJitter) {
                 None => {
                     let delay = jitter.mul_f64(unit(&mut self.rng));
-                    self.jitter_until = Some(self.now + delay);
+                    self.timers
+                        .set(TimerKind::SwitchoverJitter, self.now + delay);
                     // A zero draw starts at once; anything else waits for its timer.
                     if !delay.is_zero() {
                         return;
@@ -43,6 +46,24 @@ impl Engine {
             }
         }
         self.start_switchover(reason, target);
+    }
+
+    /// E4: the trigger the jitter delayed is gone (or held); drop the wait.
+    pub(crate) fn e4_cancel_jitter(&mut self) {
+        self.timers.stop(TimerKind::SwitchoverJitter);
+    }
+
+    /// E1: a switchover completed; hold automatic ones off for `hold-down`.
+    pub(crate) fn e1_arm_hold_down(&mut self) {
+        if !self.cfg.hold_down.is_zero() {
+            self.timers
+                .set(TimerKind::HoldDown, self.now + self.cfg.hold_down);
+        }
+    }
+
+    /// E1: hold-down is over; a held trigger may act now.
+    pub(crate) fn e1_hold_down_ended(&mut self) {
+        self.timers.stop(TimerKind::HoldDown);
     }
 
     /// Reports a held trigger once, not at every re-evaluation.

@@ -1,0 +1,138 @@
+//! Timers due at the same nanosecond fire in `TimerKind::VALUES` order, then
+//! one evaluation: these pin the outcome of each tie that order decides.
+
+use crate::{
+    Action, CommandKind, CommandOutput, Decision, Engine, EngineConfig, Event, Failback, Reason,
+    Timestamp,
+};
+use std::time::Duration;
+
+/// Drains the engine, answering each command at `t`: connects fail when
+/// `refuse`, otherwise open a new epoch; the preferred application is
+/// site1's with a 30 s `site-timeout`. Returns the decisions and the commands.
+fn answer(
+    engine: &mut Engine,
+    t: Timestamp,
+    refuse: bool,
+    epoch: &mut u64,
+) -> (Vec<Decision>, Vec<CommandKind>) {
+    let (mut decisions, mut commands) = (Vec::new(), Vec::new());
+    while let Some(action) = engine.poll_action() {
+        let cmd = match action {
+            Action::Decision(d) => {
+                decisions.push(d);
+                continue;
+            }
+            Action::Command(cmd) => cmd,
+        };
+        commands.push(cmd.kind.clone());
+        let result = match cmd.kind {
+            CommandKind::Connect { .. } if refuse => Err("refused".to_owned()),
+            CommandKind::Connect { .. } => {
+                *epoch += 1;
+                Ok(CommandOutput::Connected { epoch: *epoch })
+            }
+            CommandKind::ReadPersonSites { .. } => Ok(CommandOutput::PersonSites {
+                preferred_app: "AIL_site1".into(),
+                secondary_app: "AIL_site2".into(),
+            }),
+            CommandKind::ReadApplication { app_name } => Ok(CommandOutput::Application {
+                app_name,
+                cs_proxy: "csproxy1:7000".into(),
+                site_timeout: Some(Duration::from_secs(30)),
+                site_sip_register_timeout: None,
+            }),
+            _ => Ok(CommandOutput::Done),
+        };
+        let id = cmd.id;
+        engine.handle_event(t, Event::CommandResult { id, result });
+    }
+    (decisions, commands)
+}
+
+fn telephony_off(engine: &mut Engine, t: Timestamp, epoch: u64) {
+    use crate::{BackendEvent, Service, ServiceStatus};
+    let event = BackendEvent::ServiceStatus {
+        service: Service::Telephony,
+        status: ServiceStatus::Off,
+    };
+    engine.handle_event(t, Event::Backend { epoch, event });
+}
+
+/// S1: the startup timeout and the backoff end at the same instant: startup
+/// gives up, and no connect goes out.
+#[test]
+fn s1_startup_timeout_fires_before_a_backoff_due_at_the_same_instant() {
+    let mut cfg = EngineConfig::two_sites("agent");
+    cfg.backoff.jitter = 0.0;
+    cfg.startup_timeout = Some(Duration::from_secs(1));
+    let mut engine = Engine::new(cfg).expect("valid config");
+    let mut epoch = 0;
+    engine.handle_event(Timestamp::ZERO, Event::Start);
+    answer(&mut engine, Timestamp::ZERO, true, &mut epoch);
+    // Both sites refused at 0: the backoff (1 s, no jitter) ends with the timeout.
+    assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(1)));
+    engine.handle_timeout(Timestamp::from_secs(1));
+    let (decisions, commands) = answer(&mut engine, Timestamp::from_secs(1), true, &mut epoch);
+    assert!(commands.is_empty(), "{commands:?}");
+    assert!(
+        matches!(decisions[..], [Decision::StartupFailed { .. }]),
+        "{decisions:?}"
+    );
+}
+
+/// E1 + D1: hold-down ends at the instant the site timer fires: both fire,
+/// then one evaluation, so the switchover starts (not suppressed).
+#[test]
+fn e1_hold_down_ending_with_the_d1_deadline_does_not_hold_it() {
+    let mut cfg = EngineConfig::two_sites("agent");
+    cfg.hold_down = Duration::from_secs(30);
+    let mut engine = Engine::new(cfg).expect("valid config");
+    let mut epoch = 0;
+    engine.handle_event(Timestamp::ZERO, Event::Start);
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    // An operator switch at 0 completes at 0: hold-down until 30 s.
+    engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    // Telephony OFF at 0 on site2: the site timer fires at 30 s too.
+    telephony_off(&mut engine, Timestamp::ZERO, epoch);
+    engine.handle_timeout(Timestamp::from_secs(30));
+    let (decisions, _) = answer(&mut engine, Timestamp::from_secs(30), false, &mut epoch);
+    assert!(
+        matches!(
+            decisions.first(),
+            Some(Decision::SwitchoverStarted {
+                reason: Reason::TelephonyTimeout,
+                ..
+            })
+        ),
+        "{decisions:?}"
+    );
+}
+
+/// E2 + D1: failback and the site timer due at the same instant: one
+/// switchover, for the higher-precedence telephony timeout.
+#[test]
+fn e2_failback_due_with_the_d1_deadline_switches_once_for_telephony() {
+    let mut cfg = EngineConfig::two_sites("agent");
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(30),
+    };
+    let mut engine = Engine::new(cfg).expect("valid config");
+    let mut epoch = 0;
+    engine.handle_event(Timestamp::ZERO, Event::Start);
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    telephony_off(&mut engine, Timestamp::ZERO, epoch);
+    engine.handle_timeout(Timestamp::from_secs(30));
+    let (decisions, _) = answer(&mut engine, Timestamp::from_secs(30), false, &mut epoch);
+    let started: Vec<_> = decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::SwitchoverStarted { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [Reason::TelephonyTimeout]);
+}
