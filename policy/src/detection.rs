@@ -14,7 +14,7 @@ pub const GRACEFUL_SHUTDOWN_LOGOUT: &str = "graceful_shutdown_logout";
 impl Engine {
     /// D5: only events of the current connection count.
     pub(crate) fn on_backend(&mut self, epoch: Epoch, event: BackendEvent) {
-        if self.epoch != Some(epoch) || matches!(self.phase, Phase::Stopped | Phase::GaveUp) {
+        if self.conn.epoch != Some(epoch) || matches!(self.phase, Phase::Stopped | Phase::GaveUp) {
             return;
         }
         match event {
@@ -25,26 +25,26 @@ impl Engine {
             },
             BackendEvent::AgentLogout { reason, .. } => self.on_agent_logout(reason),
             BackendEvent::DnBackInService { .. } => self.on_dn_back_in_service(),
-            BackendEvent::DnOutOfService { .. } => self.listeners.dn = ListenerStatus::Off,
+            BackendEvent::DnOutOfService { .. } => self.conn.listeners.dn = ListenerStatus::Off,
             BackendEvent::Disconnected => self.on_disconnected(),
         }
     }
 
     /// D1: OFF starts the site timer (once), ON cancels it.
     fn on_telephony(&mut self, status: ServiceStatus) {
-        self.listeners.telephony = status.into();
+        self.conn.listeners.telephony = status.into();
         match status {
             ServiceStatus::Off => {
-                if self.listeners.telephony_off_since.is_none() {
-                    self.listeners.telephony_off_since = Some(self.now);
+                if self.conn.listeners.telephony_off_since.is_none() {
+                    self.conn.listeners.telephony_off_since = Some(self.now);
                     self.d1_arm_site_timer();
                 }
             }
             ServiceStatus::On => {
-                let was_off = self.listeners.telephony_off_since.take().is_some();
+                let was_off = self.conn.listeners.telephony_off_since.take().is_some();
                 self.d1_cancel_site_timer();
-                if was_off && self.due.telephony {
-                    self.due.telephony = false;
+                if was_off && self.triggers.due.telephony {
+                    self.triggers.due.telephony = false;
                     self.evaluate();
                 }
             }
@@ -55,11 +55,12 @@ impl Engine {
     /// D1: arms the site timer at OFF + `site-timeout` while telephony is
     /// OFF, the timeout is on and the trigger has not fired yet.
     pub(crate) fn d1_arm_site_timer(&mut self) {
-        let at = if self.due.telephony {
+        let at = if self.triggers.due.telephony {
             None
         } else {
-            let timeout = self.dr.site_timeout.filter(|t| !t.is_zero());
-            self.listeners
+            let timeout = self.learned.dr.site_timeout.filter(|t| !t.is_zero());
+            self.conn
+                .listeners
                 .telephony_off_since
                 .zip(timeout)
                 .map(|(since, timeout)| since + timeout)
@@ -75,13 +76,14 @@ impl Engine {
     /// D1: telephony stayed OFF for `site-timeout`; the trigger is due.
     pub(crate) fn d1_site_timeout_fired(&mut self) {
         self.d1_cancel_site_timer();
-        self.due.telephony = true;
+        self.triggers.due.telephony = true;
     }
 
     /// D1: with `site-timeout` off, telephony down is an alarm instead of a switchover.
     pub(crate) fn sync_telephony_alarm(&mut self) {
-        let timeout_off = self.dr.site_timeout.is_none_or(|t| t.is_zero());
-        if self.listeners.telephony_off_since.is_some() && self.dr.known && timeout_off {
+        let timeout_off = self.learned.dr.site_timeout.is_none_or(|t| t.is_zero());
+        if self.conn.listeners.telephony_off_since.is_some() && self.learned.dr.known && timeout_off
+        {
             self.raise(Alarm::TelephonyServiceDown);
         } else {
             self.clear(Alarm::TelephonyServiceDown);
@@ -90,7 +92,7 @@ impl Engine {
 
     /// D2: warn and alarm, never switch.
     fn on_configuration(&mut self, status: ServiceStatus) {
-        self.listeners.configuration = status.into();
+        self.conn.listeners.configuration = status.into();
         self.alarm_while(
             status == ServiceStatus::Off,
             Alarm::ConfigurationServiceDown,
@@ -99,7 +101,7 @@ impl Engine {
 
     /// D3: warn and alarm, never switch.
     fn on_statistic(&mut self, status: ServiceStatus) {
-        self.listeners.statistic = status.into();
+        self.conn.listeners.statistic = status.into();
         self.alarm_while(status == ServiceStatus::Off, Alarm::StatisticServiceDown);
     }
 
@@ -119,10 +121,10 @@ impl Engine {
         match class {
             LogoutClass::Manual | LogoutClass::Supervisor => {}
             LogoutClass::DrForce => {
-                self.listeners.dn = ListenerStatus::Off;
+                self.conn.listeners.dn = ListenerStatus::Off;
                 // Repeated dr-force_logout does not restart the wait.
-                if self.listeners.sip_wait_since.is_none() {
-                    self.listeners.sip_wait_since = Some(self.now);
+                if self.conn.listeners.sip_wait_since.is_none() {
+                    self.conn.listeners.sip_wait_since = Some(self.now);
                     self.d4_arm_sip_register_timer();
                 }
                 if self.cfg.embedded_endpoint {
@@ -130,7 +132,7 @@ impl Engine {
                 }
             }
             LogoutClass::GracefulShutdown => {
-                self.due.graceful = true;
+                self.triggers.due.graceful = true;
                 self.evaluate();
             }
         }
@@ -150,11 +152,11 @@ impl Engine {
 
     /// D4: re-registration ends the wait.
     fn on_dn_back_in_service(&mut self) {
-        self.listeners.dn = ListenerStatus::On;
-        let was_waiting = self.listeners.sip_wait_since.take().is_some();
+        self.conn.listeners.dn = ListenerStatus::On;
+        let was_waiting = self.conn.listeners.sip_wait_since.take().is_some();
         self.d4_cancel_sip_register_timer();
-        if was_waiting && self.due.sip {
-            self.due.sip = false;
+        if was_waiting && self.triggers.due.sip {
+            self.triggers.due.sip = false;
             self.evaluate();
         }
     }
@@ -163,11 +165,16 @@ impl Engine {
     /// `site-sip-register-timeout` while waiting, the timeout is on and the
     /// trigger has not fired yet.
     pub(crate) fn d4_arm_sip_register_timer(&mut self) {
-        let at = if self.due.sip {
+        let at = if self.triggers.due.sip {
             None
         } else {
-            let timeout = self.dr.sip_register_timeout.filter(|t| !t.is_zero());
-            self.listeners
+            let timeout = self
+                .learned
+                .dr
+                .sip_register_timeout
+                .filter(|t| !t.is_zero());
+            self.conn
+                .listeners
                 .sip_wait_since
                 .zip(timeout)
                 .map(|(since, timeout)| since + timeout)
@@ -183,28 +190,28 @@ impl Engine {
     /// D4: no re-registration within `site-sip-register-timeout`; the trigger is due.
     pub(crate) fn d4_sip_register_timeout_fired(&mut self) {
         self.d4_cancel_sip_register_timer();
-        self.due.sip = true;
+        self.triggers.due.sip = true;
     }
 
     /// The backend lost the AIL session: alarm, then reconnect as at startup,
     /// beginning with the site we were on.
     fn on_disconnected(&mut self) {
         self.raise(Alarm::BackendDisconnected);
-        let site = self.site.unwrap_or_else(|| self.first_site());
+        let site = self.conn.site.unwrap_or_else(|| self.first_site());
         if self.switchover.is_some() {
             return self.connect_failed(site, "backend disconnected".to_owned());
         }
         self.leave_site();
-        self.backoff.reset();
+        self.retry.backoff.reset();
         self.begin_round(site);
     }
 
     /// Forget everything about the current connection (D5: its events are now stale).
     pub(crate) fn leave_site(&mut self) {
-        self.epoch = None;
-        self.listeners = Default::default();
-        self.due = Default::default();
-        self.suppressed = None;
+        self.conn.epoch = None;
+        self.conn.listeners = Default::default();
+        self.triggers.due = Default::default();
+        self.triggers.suppressed = None;
         self.d1_cancel_site_timer();
         self.d4_cancel_sip_register_timer();
         self.e4_cancel_jitter();
@@ -220,16 +227,17 @@ impl Engine {
 
     /// The trigger to act on now, by precedence, and its target.
     pub(crate) fn due_trigger(&self) -> Option<(Reason, usize)> {
-        let site = self.site?;
+        let site = self.conn.site?;
         let other = crate::engine::other(site);
-        if self.due.graceful {
+        if self.triggers.due.graceful {
             Some((Reason::GracefulShutdown, other))
-        } else if self.due.telephony {
+        } else if self.triggers.due.telephony {
             Some((Reason::TelephonyTimeout, other))
-        } else if self.due.sip {
+        } else if self.triggers.due.sip {
             Some((Reason::SipRegisterTimeout, other))
-        } else if self.due.failback {
-            self.preferred
+        } else if self.triggers.due.failback {
+            self.learned
+                .preferred
                 .filter(|p| *p != site)
                 .map(|p| (Reason::Failback, p))
         } else {

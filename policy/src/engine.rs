@@ -204,33 +204,95 @@ pub(crate) struct Due {
     pub failback: bool,
 }
 
+/// The connection the agent is on: reset (but for `site`) when it is left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Connection {
+    /// The site connected to (or last connected to while reconnecting).
+    pub site: Option<SiteIdx>,
+    /// The current connection; `None` while there is none (D5 drops everything).
+    pub epoch: Option<Epoch>,
+    /// What its listeners last said.
+    pub listeners: Listeners,
+}
+
+/// What S2/S3 read from the Person and AIL Application objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Learned {
+    /// The agent's preferred site, once known.
+    pub preferred: Option<SiteIdx>,
+    /// The DR options in force.
+    pub dr: DrOptions,
+}
+
+/// The switchover triggers and what holds them back (D6, E3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Triggers {
+    /// Triggers whose condition holds, waiting to start a switchover.
+    pub due: Due,
+    /// The last suppression reported, so a held trigger is reported once.
+    pub suppressed: Option<(Reason, SuppressWhy)>,
+    /// E3: automatic switchovers paused.
+    pub paused: bool,
+}
+
+/// Connect rounds and the backoff between them (S1, W4).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Retry {
+    /// The round in progress.
+    pub round: Round,
+    /// The delay before the next round.
+    pub backoff: Backoff,
+}
+
+/// What the engine has to say, in order, and the next command id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Outbox {
+    actions: VecDeque<Action>,
+    next_cmd: u64,
+}
+
+/// The alarms that are up, one bit an [`Alarm`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct AlarmSet(u16);
+
+impl AlarmSet {
+    /// Adds `alarm`; false if it was up already.
+    fn insert(&mut self, alarm: Alarm) -> bool {
+        let was_up = self.contains(alarm);
+        self.0 |= alarm.bit();
+        !was_up
+    }
+
+    /// Removes `alarm`; false if it was not up.
+    fn remove(&mut self, alarm: Alarm) -> bool {
+        let was_up = self.contains(alarm);
+        self.0 &= !alarm.bit();
+        was_up
+    }
+
+    fn contains(self, alarm: Alarm) -> bool {
+        self.0 & alarm.bit() != 0
+    }
+}
+
 /// The DR policy engine for one agent. See the crate docs for the calling loop.
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) rng: ChaCha8Rng,
-    pub(crate) actions: VecDeque<Action>,
-    next_cmd: u64,
     /// Latest `now` seen; time never goes backwards inside the engine.
     pub(crate) now: Timestamp,
     pub(crate) phase: Phase,
-    /// The site connected to (or last connected to while reconnecting).
-    pub(crate) site: Option<SiteIdx>,
-    /// The current connection; `None` while there is none (D5 drops everything).
-    pub(crate) epoch: Option<Epoch>,
-    pub(crate) preferred: Option<SiteIdx>,
-    pub(crate) dr: DrOptions,
-    pub(crate) listeners: Listeners,
-    pub(crate) due: Due,
-    /// The last suppression reported, so a held trigger is reported once.
-    pub(crate) suppressed: Option<(Reason, SuppressWhy)>,
+    pub(crate) conn: Connection,
+    pub(crate) learned: Learned,
+    pub(crate) triggers: Triggers,
+    /// The switchover in flight (D6: at most one).
     pub(crate) switchover: Option<Switchover>,
-    pub(crate) paused: bool,
-    alarms: u16,
-    pub(crate) round: Round,
-    pub(crate) backoff: Backoff,
-    /// Every timer; see [`TimerKind`] for which rule arms each.
+    pub(crate) retry: Retry,
+    /// Every timer; each rule's module arms, cancels and fires its own.
     pub(crate) timers: TimerTable,
+    alarms: AlarmSet,
+    out: Outbox,
 }
 
 impl Engine {
@@ -241,26 +303,22 @@ impl Engine {
         Ok(Engine {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             cfg,
-            actions: VecDeque::new(),
-            next_cmd: 0,
             now: Timestamp::ZERO,
             phase: Phase::Idle,
-            site: None,
-            epoch: None,
-            preferred: None,
-            dr: DrOptions::default(),
-            listeners: Listeners::default(),
-            due: Due::default(),
-            suppressed: None,
+            conn: Connection::default(),
+            learned: Learned::default(),
+            triggers: Triggers::default(),
             switchover: None,
-            paused: false,
-            alarms: 0,
-            round: Round {
-                order: [0, 1],
-                next: 0,
+            retry: Retry {
+                round: Round {
+                    order: [0, 1],
+                    next: 0,
+                },
+                backoff,
             },
-            backoff,
             timers: TimerTable::default(),
+            alarms: AlarmSet::default(),
+            out: Outbox::default(),
         })
     }
 
@@ -326,7 +384,7 @@ impl Engine {
 
     /// The next action to carry out, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.out.actions.pop_front()
     }
 
     /// When [`Engine::handle_timeout`] must be called next, if ever.
@@ -335,23 +393,24 @@ impl Engine {
             return None;
         }
         // E1: the end of hold-down only matters while a trigger waits for it.
-        let held = self.suppressed.is_some();
+        let held = self.triggers.suppressed.is_some();
         self.timers
             .next_timeout(|kind| kind != TimerKind::HoldDown || held)
     }
 
     /// Queues a backend command and returns its id.
     pub(crate) fn command(&mut self, kind: CommandKind) -> CommandId {
-        self.next_cmd += 1;
-        let id = CommandId(self.next_cmd);
-        self.actions
+        self.out.next_cmd += 1;
+        let id = CommandId(self.out.next_cmd);
+        self.out
+            .actions
             .push_back(Action::Command(Command { id, kind }));
         id
     }
 
     /// Queues a decision record.
     pub(crate) fn decide(&mut self, d: Decision) {
-        self.actions.push_back(Action::Decision(d));
+        self.out.actions.push_back(Action::Decision(d));
     }
 
     pub(crate) fn site_name(&self, idx: SiteIdx) -> SiteName {
@@ -360,23 +419,21 @@ impl Engine {
 
     /// Raises `alarm` unless it is already up.
     pub(crate) fn raise(&mut self, alarm: Alarm) {
-        if self.alarms & alarm.bit() == 0 {
-            self.alarms |= alarm.bit();
+        if self.alarms.insert(alarm) {
             self.decide(Decision::AlarmRaised { alarm });
         }
     }
 
     /// Clears `alarm` if it is up.
     pub(crate) fn clear(&mut self, alarm: Alarm) {
-        if self.alarms & alarm.bit() != 0 {
-            self.alarms &= !alarm.bit();
+        if self.alarms.remove(alarm) {
             self.decide(Decision::AlarmCleared { alarm });
         }
     }
 
     /// Whether `alarm` is up.
     pub fn alarm_active(&self, alarm: Alarm) -> bool {
-        self.alarms & alarm.bit() != 0
+        self.alarms.contains(alarm)
     }
 
     fn shutdown(&mut self) {
@@ -385,7 +442,7 @@ impl Engine {
         }
         self.command(CommandKind::Shutdown);
         self.phase = Phase::Stopped;
-        self.epoch = None;
+        self.conn.epoch = None;
         self.timers.stop(TimerKind::StartupTimeout);
         self.timers.stop(TimerKind::Backoff);
         self.e4_cancel_jitter();
@@ -397,26 +454,26 @@ impl Engine {
         View {
             now: self.now,
             phase: self.phase.kind(),
-            site: self.site.map(|s| self.site_name(s)),
-            preferred_site: self.preferred.map(|s| self.site_name(s)),
-            epoch: self.epoch,
-            telephony: self.listeners.telephony,
-            configuration: self.listeners.configuration,
-            statistic: self.listeners.statistic,
-            dn: self.listeners.dn,
+            site: self.conn.site.map(|s| self.site_name(s)),
+            preferred_site: self.learned.preferred.map(|s| self.site_name(s)),
+            epoch: self.conn.epoch,
+            telephony: self.conn.listeners.telephony,
+            configuration: self.conn.listeners.configuration,
+            statistic: self.conn.listeners.statistic,
+            dn: self.conn.listeners.dn,
             timers: self.timers.pending(),
             alarms: Alarm::ALL
                 .into_iter()
                 .filter(|a| self.alarm_active(*a))
                 .collect(),
-            paused: self.paused,
+            paused: self.triggers.paused,
             switchover: self.switchover.map(|s| SwitchoverView {
                 reason: s.reason,
                 from: self.site_name(s.from),
                 to: self.site_name(s.to),
             }),
-            site_timeout: self.dr.site_timeout,
-            site_sip_register_timeout: self.dr.sip_register_timeout,
+            site_timeout: self.learned.dr.site_timeout,
+            site_sip_register_timeout: self.learned.dr.sip_register_timeout,
         }
     }
 }

@@ -8,10 +8,10 @@ use crate::timers::TimerKind;
 impl Engine {
     /// E2: arm the failback timer when watching a site that is not the preferred one.
     pub(crate) fn e2_arm_failback(&mut self) {
-        self.due.failback = false;
+        self.triggers.due.failback = false;
         self.e2_cancel_failback();
         if let (Failback::Auto { after }, Some(site), Some(pref)) =
-            (self.cfg.failback, self.site, self.preferred)
+            (self.cfg.failback, self.conn.site, self.learned.preferred)
         {
             if site != pref {
                 self.timers.set(TimerKind::Failback, self.now + after);
@@ -27,6 +27,6 @@ impl Engine {
     /// E2: healthy on the secondary for `failback-after`; the trigger is due.
     pub(crate) fn e2_failback_fired(&mut self) {
         self.timers.stop(TimerKind::Failback);
-        self.due.failback = true;
+        self.triggers.due.failback = true;
     }
 }

@@ -31,7 +31,7 @@ impl Engine {
 
     /// S1/W4: a fresh round of attempts, `first` then the other site.
     pub(crate) fn begin_round(&mut self, first: SiteIdx) {
-        self.round = Round {
+        self.retry.round = Round {
             order: [first, other(first)],
             next: 0,
         };
@@ -46,7 +46,7 @@ impl Engine {
     /// S1/W1: connect to the next site of the round.
     pub(crate) fn connect_next(&mut self) {
         self.timers.stop(TimerKind::Backoff);
-        let site = self.round.order[self.round.next];
+        let site = self.retry.round.order[self.retry.round.next];
         let s = &self.cfg.sites[site];
         let kind = CommandKind::Connect {
             site: s.name.clone(),
@@ -71,10 +71,10 @@ impl Engine {
             Ok(other) => return self.connect_failed(site, unexpected("connect", &other)),
             Err(error) => return self.connect_failed(site, error),
         };
-        self.backoff.reset();
-        self.epoch = Some(epoch);
-        self.site = Some(site);
-        self.listeners = Listeners::default();
+        self.retry.backoff.reset();
+        self.conn.epoch = Some(epoch);
+        self.conn.site = Some(site);
+        self.conn.listeners = Listeners::default();
         self.d1_cancel_site_timer();
         self.d4_cancel_sip_register_timer();
         if self.switchover.is_some() {
@@ -94,7 +94,7 @@ impl Engine {
 
     /// S1/W4: try the other site of the round, or back off after both failed.
     pub(crate) fn connect_failed(&mut self, site: SiteIdx, error: String) {
-        self.epoch = None;
+        self.conn.epoch = None;
         if let Some(sw) = self.switchover {
             self.decide(Decision::SwitchoverFailed {
                 to: self.site_name(site),
@@ -108,12 +108,12 @@ impl Engine {
             };
             self.raise(alarm);
         }
-        self.round.next += 1;
-        if self.round.next < self.round.order.len() {
+        self.retry.round.next += 1;
+        if self.retry.round.next < self.retry.round.order.len() {
             self.connect_next();
         } else {
-            self.round.next = 0;
-            let delay = self.backoff.next_delay(&mut self.rng);
+            self.retry.round.next = 0;
+            let delay = self.retry.backoff.next_delay(&mut self.rng);
             self.timers.set(TimerKind::Backoff, self.now + delay);
             self.phase = Phase::Backoff;
         }
@@ -158,9 +158,9 @@ impl Engine {
         };
         // S3: the application's CS Proxy address wins over the local one.
         self.cfg.sites[preferred].cs_proxy = cs_proxy;
-        self.preferred = Some(preferred);
+        self.learned.preferred = Some(preferred);
         self.clear(Alarm::PreferredSiteUnknown);
-        match self.site {
+        match self.conn.site {
             Some(site) if site != preferred => {
                 self.start_switchover(Reason::StartupRelocate, preferred)
             }
@@ -181,7 +181,7 @@ impl Engine {
         site_timeout: Option<std::time::Duration>,
         sip_register_timeout: Option<std::time::Duration>,
     ) {
-        self.dr = DrOptions {
+        self.learned.dr = DrOptions {
             known: true,
             site_timeout: self.cfg.site_timeout.or(site_timeout),
             sip_register_timeout: self.cfg.site_sip_register_timeout.or(sip_register_timeout),
@@ -194,7 +194,7 @@ impl Engine {
 
     /// W2: subscribe the four listeners of the current connection.
     pub(crate) fn subscribe(&mut self) {
-        let Some(epoch) = self.epoch else { return };
+        let Some(epoch) = self.conn.epoch else { return };
         let cmd = self.command(CommandKind::Subscribe {
             epoch,
             listeners: Listener::ALL.to_vec(),
@@ -205,13 +205,13 @@ impl Engine {
     /// W2 done: the agent is on a site and watching.
     pub(crate) fn on_subscribed(&mut self, result: Result<CommandOutput, String>) {
         if let Err(error) = result {
-            let site = self.site.unwrap_or(0);
+            let site = self.conn.site.unwrap_or(0);
             return self.connect_failed(site, error);
         }
         self.phase = Phase::Watching;
         self.timers.stop(TimerKind::StartupTimeout);
         if let Some(sw) = self.switchover.take() {
-            let to = self.site.unwrap_or(sw.to);
+            let to = self.conn.site.unwrap_or(sw.to);
             self.decide(Decision::SwitchoverCompleted {
                 reason: sw.reason,
                 from: self.site_name(sw.from),
@@ -224,7 +224,7 @@ impl Engine {
             }
             self.e1_arm_hold_down();
         }
-        if self.site.is_some() && self.site == self.preferred {
+        if self.conn.site.is_some() && self.conn.site == self.learned.preferred {
             self.clear(Alarm::PreferredSiteUnreachable);
         }
         self.e2_arm_failback();
@@ -244,7 +244,7 @@ impl Engine {
             ),
         });
         self.phase = Phase::GaveUp;
-        self.epoch = None;
+        self.conn.epoch = None;
     }
 
     /// Routes a command result to the step waiting for it; others are stale.

@@ -18,10 +18,10 @@ impl Engine {
         let Some((reason, target)) = self.due_trigger() else {
             // E4: the condition went away while waiting out the jitter.
             self.e4_cancel_jitter();
-            self.suppressed = None;
+            self.triggers.suppressed = None;
             return;
         };
-        if self.paused {
+        if self.triggers.paused {
             self.e4_cancel_jitter();
             return self.report_suppressed(reason, SuppressWhy::Paused);
         }
@@ -68,17 +68,17 @@ impl Engine {
 
     /// Reports a held trigger once, not at every re-evaluation.
     fn report_suppressed(&mut self, reason: Reason, why: SuppressWhy) {
-        if self.suppressed != Some((reason, why)) {
-            self.suppressed = Some((reason, why));
+        if self.triggers.suppressed != Some((reason, why)) {
+            self.triggers.suppressed = Some((reason, why));
             self.decide(Decision::SwitchoverSuppressed { reason, why });
         }
     }
 
     /// E3: pause or resume automatic switchovers.
     pub(crate) fn set_paused(&mut self, paused: bool) {
-        if self.paused != paused {
-            self.paused = paused;
-            self.suppressed = None;
+        if self.triggers.paused != paused {
+            self.triggers.paused = paused;
+            self.triggers.suppressed = None;
             self.evaluate();
         }
     }
@@ -94,7 +94,7 @@ impl Engine {
                 Some(idx) => Some(idx),
                 None => return self.decide(suppressed(SuppressWhy::UnknownSite)),
             },
-            None => self.site.map(other),
+            None => self.conn.site.map(other),
         };
         let Some(target) = target else {
             return self.decide(suppressed(SuppressWhy::InProgress));
@@ -102,7 +102,7 @@ impl Engine {
         if self.phase != Phase::Watching || self.switchover.is_some() {
             return self.decide(suppressed(SuppressWhy::InProgress));
         }
-        if self.site == Some(target) {
+        if self.conn.site == Some(target) {
             return self.decide(suppressed(SuppressWhy::AlreadyOnSite));
         }
         self.start_switchover(Reason::Operator, target);
@@ -110,7 +110,7 @@ impl Engine {
 
     /// W1: announce, drop the old connection, kill the AIL factory.
     pub(crate) fn start_switchover(&mut self, reason: Reason, to: SiteIdx) {
-        let Some(from) = self.site else { return };
+        let Some(from) = self.conn.site else { return };
         self.switchover = Some(Switchover { reason, from, to });
         self.decide(Decision::SwitchoverStarted {
             reason,
@@ -118,9 +118,9 @@ impl Engine {
             to: self.site_name(to),
         });
         self.leave_site();
-        self.backoff.reset();
+        self.retry.backoff.reset();
         // W4: the round alternates the target and the origin.
-        self.round = crate::engine::Round {
+        self.retry.round = crate::engine::Round {
             order: [to, from],
             next: 0,
         };
