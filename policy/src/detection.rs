@@ -1,9 +1,11 @@
 //! Detection: D1 telephony, D2 configuration, D3 statistic, D4 agent logout,
-//! D5 stale epochs. The same rules apply on either site.
+//! D5 stale epochs. The same rules apply on either site. D1 and D4 are here
+//! end to end: the event, arming and cancelling the timer, and its firing
+//! (which makes the trigger due for D6 in `switchover.rs`).
 
 use crate::engine::{Engine, ListenerStatus, Phase};
 use crate::input::{BackendEvent, Epoch, Service, ServiceStatus};
-use crate::output::{Alarm, CommandKind, Decision, LogoutClass, Reason};
+use crate::output::{Alarm, CommandKind, Decision, LogoutClass};
 use crate::timers::TimerKind;
 
 /// The reason code of a logout caused by an expired SIP registration (D4).
@@ -13,25 +15,25 @@ pub const GRACEFUL_SHUTDOWN_LOGOUT: &str = "graceful_shutdown_logout";
 
 impl Engine {
     /// D5: only events of the current connection count.
-    pub(crate) fn on_backend(&mut self, epoch: Epoch, event: BackendEvent) {
+    pub(crate) fn d5_on_backend(&mut self, epoch: Epoch, event: BackendEvent) {
         if self.conn.epoch != Some(epoch) || matches!(self.phase, Phase::Stopped | Phase::GaveUp) {
             return;
         }
         match event {
             BackendEvent::ServiceStatus { service, status } => match service {
-                Service::Telephony => self.on_telephony(status),
-                Service::Configuration => self.on_configuration(status),
-                Service::Statistic => self.on_statistic(status),
+                Service::Telephony => self.d1_on_telephony(status),
+                Service::Configuration => self.d2_on_configuration(status),
+                Service::Statistic => self.d3_on_statistic(status),
             },
-            BackendEvent::AgentLogout { reason, .. } => self.on_agent_logout(reason),
-            BackendEvent::DnBackInService { .. } => self.on_dn_back_in_service(),
+            BackendEvent::AgentLogout { reason, .. } => self.d4_on_agent_logout(reason),
+            BackendEvent::DnBackInService { .. } => self.d4_on_dn_back_in_service(),
             BackendEvent::DnOutOfService { .. } => self.conn.listeners.dn = ListenerStatus::Off,
             BackendEvent::Disconnected => self.on_disconnected(),
         }
     }
 
     /// D1: OFF starts the site timer (once), ON cancels it.
-    fn on_telephony(&mut self, status: ServiceStatus) {
+    fn d1_on_telephony(&mut self, status: ServiceStatus) {
         self.conn.listeners.telephony = status.into();
         match status {
             ServiceStatus::Off => {
@@ -45,11 +47,11 @@ impl Engine {
                 self.d1_cancel_site_timer();
                 if was_off && self.triggers.due.telephony {
                     self.triggers.due.telephony = false;
-                    self.evaluate();
+                    self.d6_evaluate();
                 }
             }
         }
-        self.sync_telephony_alarm();
+        self.d1_sync_alarm();
     }
 
     /// D1: arms the site timer at OFF + `site-timeout` while telephony is
@@ -80,7 +82,7 @@ impl Engine {
     }
 
     /// D1: with `site-timeout` off, telephony down is an alarm instead of a switchover.
-    pub(crate) fn sync_telephony_alarm(&mut self) {
+    pub(crate) fn d1_sync_alarm(&mut self) {
         let timeout_off = self.learned.dr.site_timeout.is_none_or(|t| t.is_zero());
         if self.conn.listeners.telephony_off_since.is_some() && self.learned.dr.known && timeout_off
         {
@@ -91,7 +93,7 @@ impl Engine {
     }
 
     /// D2: warn and alarm, never switch.
-    fn on_configuration(&mut self, status: ServiceStatus) {
+    fn d2_on_configuration(&mut self, status: ServiceStatus) {
         self.conn.listeners.configuration = status.into();
         self.alarm_while(
             status == ServiceStatus::Off,
@@ -100,7 +102,7 @@ impl Engine {
     }
 
     /// D3: warn and alarm, never switch.
-    fn on_statistic(&mut self, status: ServiceStatus) {
+    fn d3_on_statistic(&mut self, status: ServiceStatus) {
         self.conn.listeners.statistic = status.into();
         self.alarm_while(status == ServiceStatus::Off, Alarm::StatisticServiceDown);
     }
@@ -114,7 +116,7 @@ impl Engine {
     }
 
     /// D4: classify the logout reason and act on it.
-    fn on_agent_logout(&mut self, reason: Option<String>) {
+    fn d4_on_agent_logout(&mut self, reason: Option<String>) {
         let reason = reason.unwrap_or_default();
         let class = self.classify_logout(&reason);
         self.decide(Decision::LogoutClassified { reason, class });
@@ -133,7 +135,7 @@ impl Engine {
             }
             LogoutClass::GracefulShutdown => {
                 self.triggers.due.graceful = true;
-                self.evaluate();
+                self.d6_evaluate();
             }
         }
     }
@@ -151,13 +153,13 @@ impl Engine {
     }
 
     /// D4: re-registration ends the wait.
-    fn on_dn_back_in_service(&mut self) {
+    fn d4_on_dn_back_in_service(&mut self) {
         self.conn.listeners.dn = ListenerStatus::On;
         let was_waiting = self.conn.listeners.sip_wait_since.take().is_some();
         self.d4_cancel_sip_register_timer();
         if was_waiting && self.triggers.due.sip {
             self.triggers.due.sip = false;
-            self.evaluate();
+            self.d6_evaluate();
         }
     }
 
@@ -197,17 +199,17 @@ impl Engine {
     /// beginning with the site we were on.
     fn on_disconnected(&mut self) {
         self.raise(Alarm::BackendDisconnected);
-        let site = self.conn.site.unwrap_or_else(|| self.first_site());
+        let site = self.conn.site.unwrap_or_else(|| self.s5_first_site());
         if self.switchover.is_some() {
-            return self.connect_failed(site, "backend disconnected".to_owned());
+            return self.s1_w4_connect_failed(site, "backend disconnected".to_owned());
         }
-        self.leave_site();
+        self.d5_leave_site();
         self.retry.backoff.reset();
-        self.begin_round(site);
+        self.s1_begin_round(site);
     }
 
     /// Forget everything about the current connection (D5: its events are now stale).
-    pub(crate) fn leave_site(&mut self) {
+    pub(crate) fn d5_leave_site(&mut self) {
         self.conn.epoch = None;
         self.conn.listeners = Default::default();
         self.triggers.due = Default::default();
@@ -222,26 +224,6 @@ impl Engine {
             Alarm::StatisticServiceDown,
         ] {
             self.clear(alarm);
-        }
-    }
-
-    /// The trigger to act on now, by precedence, and its target.
-    pub(crate) fn due_trigger(&self) -> Option<(Reason, usize)> {
-        let site = self.conn.site?;
-        let other = crate::engine::other(site);
-        if self.triggers.due.graceful {
-            Some((Reason::GracefulShutdown, other))
-        } else if self.triggers.due.telephony {
-            Some((Reason::TelephonyTimeout, other))
-        } else if self.triggers.due.sip {
-            Some((Reason::SipRegisterTimeout, other))
-        } else if self.triggers.due.failback {
-            self.learned
-                .preferred
-                .filter(|p| *p != site)
-                .map(|p| (Reason::Failback, p))
-        } else {
-            None
         }
     }
 }

@@ -1,7 +1,10 @@
-//! The engine object: state, the public sans-IO API, timers and the state view.
+//! The engine object: its state (grouped by what it is about), the public
+//! sans-IO API, the walk over the timer table and the status view.
 //!
-//! The rules themselves live next door: `startup` (S1–S5), `detection`
-//! (D1–D6), `switchover` (W1–W4, E1–E4).
+//! The rules themselves live next door, each arming, cancelling and firing
+//! its own timers: `startup` (S1–S5, W2, W4), `detection` (D1–D5),
+//! `switchover` (D6, W1, W3, E1, E3, E4), `failback` (E2); the crate docs
+//! have the full table.
 
 use crate::backoff::Backoff;
 use crate::config::{ConfigError, EngineConfig, SiteName};
@@ -332,18 +335,19 @@ impl Engine {
     pub fn handle_event(&mut self, now: Timestamp, event: Event) {
         self.handle_timeout(now);
         match event {
-            Event::Start => self.start(),
+            Event::Start => self.s1_start(),
             Event::CommandResult { id, result } => self.on_result(id, result),
-            Event::Backend { epoch, event } => self.on_backend(epoch, event),
-            Event::OperatorSwitch { to } => self.on_operator_switch(to),
-            Event::Pause => self.set_paused(true),
-            Event::Resume => self.set_paused(false),
+            Event::Backend { epoch, event } => self.d5_on_backend(epoch, event),
+            Event::OperatorSwitch { to } => self.w3_on_operator_switch(to),
+            Event::Pause => self.e3_set_paused(true),
+            Event::Resume => self.e3_set_paused(false),
             Event::Shutdown => self.shutdown(),
         }
     }
 
-    /// Fires every timer due at or before `now`, in [`TimerKind::VALUES`]
-    /// order, then re-evaluates the switchover triggers once.
+    /// Fires every timer due at or before `now`, in the order of
+    /// `TimerKind::VALUES` (ns ties included), then re-evaluates the
+    /// switchover triggers once.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
         if !self.phase.runs_timers() {
@@ -378,7 +382,7 @@ impl Engine {
             }
         }
         if reevaluate {
-            self.evaluate();
+            self.d6_evaluate();
         }
     }
 

@@ -25,8 +25,36 @@
 //! // call engine.handle_timeout(now).
 //! ```
 //!
-//! Where each rule lives: `startup.rs` (S1–S5), `detection.rs` (D1–D5),
-//! `switchover.rs` (D6, W1–W4, E1, E3, E4), `engine.rs` (timers, E2 arming).
+//! # Where each rule lives
+//!
+//! Each rule's functions carry its id (`d1_…`, `e2_…`), and each rule's
+//! module arms, cancels and fires its own timers in the one table
+//! (`timers.rs`) that `poll_timeout`, `handle_timeout` and `view` read.
+//!
+//! | Rule | File | Functions | Timer |
+//! |---|---|---|---|
+//! | S1 connect, backoff, `startup.timeout` | `startup.rs` | `s1_start`, `s1_begin_round`, `s1_connect_next`, `s1_on_connect_result`, `s1_w4_connect_failed`, `s1_backoff_fired`, `s1_startup_timeout_fired` | `StartupTimeout`, `Backoff` |
+//! | S2 Person object | `startup.rs` | `s2_on_person_sites` | |
+//! | S3 AIL Application, DR options | `startup.rs` | `s3_on_application`, `s3_set_dr_options`, `s3_preferred_unknown` | |
+//! | S4 relocate to the preferred site | `startup.rs` | `s3_on_application` (starts it), `s1_w4_connect_failed` (its alarm) | |
+//! | S5 cached preferred site | `startup.rs` | `s5_first_site` | |
+//! | D1 telephony, `site-timeout` | `detection.rs` | `d1_on_telephony`, `d1_arm_site_timer`, `d1_cancel_site_timer`, `d1_site_timeout_fired`, `d1_sync_alarm` | `SiteTimeout` |
+//! | D2 configuration | `detection.rs` | `d2_on_configuration` | |
+//! | D3 statistic | `detection.rs` | `d3_on_statistic` | |
+//! | D4 agent logout, `site-sip-register-timeout` | `detection.rs` | `d4_on_agent_logout`, `classify_logout`, `d4_on_dn_back_in_service`, `d4_arm_sip_register_timer`, `d4_cancel_sip_register_timer`, `d4_sip_register_timeout_fired` | `SipRegisterTimeout` |
+//! | D5 stale epochs | `detection.rs` | `d5_on_backend`, `d5_leave_site` | |
+//! | D6 one switchover at a time | `switchover.rs` | `d6_evaluate`, `d6_due_trigger` | |
+//! | W1 kill factory, reconnect | `switchover.rs` | `w1_start_switchover`, `w1_on_factory_killed` | |
+//! | W2 listeners | `startup.rs` | `w2_subscribe`, `w2_on_subscribed` | |
+//! | W3 operator's target | `switchover.rs` | `w3_on_operator_switch` | |
+//! | W4 retries | `startup.rs` | `s1_w4_connect_failed` | `Backoff` |
+//! | E1 hold-down | `switchover.rs` | `e1_arm_hold_down`, `e1_holds`, `e1_hold_down_ended` | `HoldDown` |
+//! | E2 failback | `failback.rs` | `e2_arm_failback`, `e2_cancel_failback`, `e2_failback_fired` | `Failback` |
+//! | E3 pause | `switchover.rs` | `e3_set_paused` | |
+//! | E4 jitter | `switchover.rs` | `e4_jitter_elapsed`, `e4_cancel_jitter` | `SwitchoverJitter` |
+//!
+//! `engine.rs` holds the state, the public API and the status view;
+//! `timers.rs` the timer table; `backoff.rs` the S1/W4 delay schedule.
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,8 @@
-//! Startup: S1 connect (with backoff), S2 Person, S3 AIL Application, S4
-//! relocation to the preferred site, S5 cached preferred site. Reconnecting
-//! after a lost backend session follows the same path.
+//! Startup: S1 connect (with backoff and `startup.timeout`, both timers armed,
+//! cancelled and fired here), S2 Person, S3 AIL Application, S4 relocation
+//! to the preferred site, S5 cached preferred site. Reconnecting after a lost
+//! backend session follows the same path, and so does a switchover once the
+//! factory is killed: W2 (subscribe) and W4 (retries) live here too.
 
 use crate::engine::{other, DrOptions, Engine, Listeners, Phase, Round, SiteIdx};
 use crate::input::{CommandId, CommandOutput};
@@ -9,18 +11,18 @@ use crate::timers::TimerKind;
 
 impl Engine {
     /// S1: begin startup at the first site.
-    pub(crate) fn start(&mut self) {
+    pub(crate) fn s1_start(&mut self) {
         if self.phase != Phase::Idle {
             return;
         }
         let deadline = self.cfg.startup_timeout.map(|t| self.now + t);
         self.timers.set_or_stop(TimerKind::StartupTimeout, deadline);
-        let first = self.first_site();
-        self.begin_round(first);
+        let first = self.s5_first_site();
+        self.s1_begin_round(first);
     }
 
     /// S5: the cached preferred site if there is one, else the configured first site.
-    pub(crate) fn first_site(&self) -> SiteIdx {
+    pub(crate) fn s5_first_site(&self) -> SiteIdx {
         self.cfg
             .cached_preferred
             .as_deref()
@@ -30,21 +32,21 @@ impl Engine {
     }
 
     /// S1/W4: a fresh round of attempts, `first` then the other site.
-    pub(crate) fn begin_round(&mut self, first: SiteIdx) {
+    pub(crate) fn s1_begin_round(&mut self, first: SiteIdx) {
         self.retry.round = Round {
             order: [first, other(first)],
             next: 0,
         };
-        self.connect_next();
+        self.s1_connect_next();
     }
 
     /// S1/W4: the backoff is over; start the next round.
     pub(crate) fn s1_backoff_fired(&mut self) {
-        self.connect_next();
+        self.s1_connect_next();
     }
 
     /// S1/W1: connect to the next site of the round.
-    pub(crate) fn connect_next(&mut self) {
+    pub(crate) fn s1_connect_next(&mut self) {
         self.timers.stop(TimerKind::Backoff);
         let site = self.retry.round.order[self.retry.round.next];
         let s = &self.cfg.sites[site];
@@ -61,15 +63,15 @@ impl Engine {
     }
 
     /// S1: the answer to `connect`.
-    pub(crate) fn on_connect_result(
+    pub(crate) fn s1_on_connect_result(
         &mut self,
         site: SiteIdx,
         result: Result<CommandOutput, String>,
     ) {
         let epoch = match result {
             Ok(CommandOutput::Connected { epoch }) => epoch,
-            Ok(other) => return self.connect_failed(site, unexpected("connect", &other)),
-            Err(error) => return self.connect_failed(site, error),
+            Ok(other) => return self.s1_w4_connect_failed(site, unexpected("connect", &other)),
+            Err(error) => return self.s1_w4_connect_failed(site, error),
         };
         self.retry.backoff.reset();
         self.conn.epoch = Some(epoch);
@@ -78,7 +80,7 @@ impl Engine {
         self.d1_cancel_site_timer();
         self.d4_cancel_sip_register_timer();
         if self.switchover.is_some() {
-            self.subscribe();
+            self.w2_subscribe();
             return;
         }
         self.decide(Decision::StartupConnected {
@@ -93,7 +95,7 @@ impl Engine {
     }
 
     /// S1/W4: try the other site of the round, or back off after both failed.
-    pub(crate) fn connect_failed(&mut self, site: SiteIdx, error: String) {
+    pub(crate) fn s1_w4_connect_failed(&mut self, site: SiteIdx, error: String) {
         self.conn.epoch = None;
         if let Some(sw) = self.switchover {
             self.decide(Decision::SwitchoverFailed {
@@ -110,7 +112,7 @@ impl Engine {
         }
         self.retry.round.next += 1;
         if self.retry.round.next < self.retry.round.order.len() {
-            self.connect_next();
+            self.s1_connect_next();
         } else {
             self.retry.round.next = 0;
             let delay = self.retry.backoff.next_delay(&mut self.rng);
@@ -120,7 +122,7 @@ impl Engine {
     }
 
     /// S2: the Person object names the preferred AIL Application; read it (S3).
-    pub(crate) fn on_person_sites(&mut self, result: Result<CommandOutput, String>) {
+    pub(crate) fn s2_on_person_sites(&mut self, result: Result<CommandOutput, String>) {
         match result {
             Ok(CommandOutput::PersonSites { preferred_app, .. }) => {
                 let cmd = self.command(CommandKind::ReadApplication {
@@ -128,12 +130,12 @@ impl Engine {
                 });
                 self.phase = Phase::ReadingApplication { cmd, preferred_app };
             }
-            _ => self.preferred_unknown(),
+            _ => self.s3_preferred_unknown(),
         }
     }
 
     /// S3: learn the preferred site and the DR options; S4: relocate if needed.
-    pub(crate) fn on_application(
+    pub(crate) fn s3_on_application(
         &mut self,
         preferred_app: &str,
         result: Result<CommandOutput, String>,
@@ -145,16 +147,16 @@ impl Engine {
             site_sip_register_timeout,
         }) = result
         else {
-            return self.preferred_unknown();
+            return self.s3_preferred_unknown();
         };
-        self.set_dr_options(site_timeout, site_sip_register_timeout);
+        self.s3_set_dr_options(site_timeout, site_sip_register_timeout);
         let sites = &self.cfg.sites;
         let preferred = sites
             .iter()
             .position(|s| s.app_name == preferred_app || s.app_name == app_name)
             .or_else(|| sites.iter().position(|s| s.cs_proxy == cs_proxy));
         let Some(preferred) = preferred else {
-            return self.preferred_unknown();
+            return self.s3_preferred_unknown();
         };
         // S3: the application's CS Proxy address wins over the local one.
         self.cfg.sites[preferred].cs_proxy = cs_proxy;
@@ -162,21 +164,21 @@ impl Engine {
         self.clear(Alarm::PreferredSiteUnknown);
         match self.conn.site {
             Some(site) if site != preferred => {
-                self.start_switchover(Reason::StartupRelocate, preferred)
+                self.w1_start_switchover(Reason::StartupRelocate, preferred)
             }
-            _ => self.subscribe(),
+            _ => self.w2_subscribe(),
         }
     }
 
     /// S2/S3 failed: watch where we are with the configured DR options.
-    fn preferred_unknown(&mut self) {
-        self.set_dr_options(None, None);
+    fn s3_preferred_unknown(&mut self) {
+        self.s3_set_dr_options(None, None);
         self.raise(Alarm::PreferredSiteUnknown);
-        self.subscribe();
+        self.w2_subscribe();
     }
 
     /// S3: the application's DR options, unless the config overrides them.
-    fn set_dr_options(
+    fn s3_set_dr_options(
         &mut self,
         site_timeout: Option<std::time::Duration>,
         sip_register_timeout: Option<std::time::Duration>,
@@ -189,11 +191,11 @@ impl Engine {
         // The OFF or the logout may have come before the options.
         self.d1_arm_site_timer();
         self.d4_arm_sip_register_timer();
-        self.sync_telephony_alarm();
+        self.d1_sync_alarm();
     }
 
     /// W2: subscribe the four listeners of the current connection.
-    pub(crate) fn subscribe(&mut self) {
+    pub(crate) fn w2_subscribe(&mut self) {
         let Some(epoch) = self.conn.epoch else { return };
         let cmd = self.command(CommandKind::Subscribe {
             epoch,
@@ -203,10 +205,10 @@ impl Engine {
     }
 
     /// W2 done: the agent is on a site and watching.
-    pub(crate) fn on_subscribed(&mut self, result: Result<CommandOutput, String>) {
+    pub(crate) fn w2_on_subscribed(&mut self, result: Result<CommandOutput, String>) {
         if let Err(error) = result {
             let site = self.conn.site.unwrap_or(0);
-            return self.connect_failed(site, error);
+            return self.s1_w4_connect_failed(site, error);
         }
         self.phase = Phase::Watching;
         self.timers.stop(TimerKind::StartupTimeout);
@@ -228,7 +230,7 @@ impl Engine {
             self.clear(Alarm::PreferredSiteUnreachable);
         }
         self.e2_arm_failback();
-        self.evaluate();
+        self.d6_evaluate();
     }
 
     /// S1: `startup.timeout` passed before the agent was watching anywhere.
@@ -253,13 +255,13 @@ impl Engine {
             return;
         }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Connecting { site, .. } => self.on_connect_result(site, result),
-            Phase::ReadingPerson { .. } => self.on_person_sites(result),
+            Phase::Connecting { site, .. } => self.s1_on_connect_result(site, result),
+            Phase::ReadingPerson { .. } => self.s2_on_person_sites(result),
             Phase::ReadingApplication { preferred_app, .. } => {
-                self.on_application(&preferred_app, result)
+                self.s3_on_application(&preferred_app, result)
             }
-            Phase::KillingFactory { .. } => self.on_factory_killed(result),
-            Phase::Subscribing { .. } => self.on_subscribed(result),
+            Phase::KillingFactory { .. } => self.w1_on_factory_killed(result),
+            Phase::Subscribing { .. } => self.w2_on_subscribed(result),
             other => self.phase = other,
         }
     }

@@ -1,21 +1,24 @@
-//! Switchover: W1 kill factory + reconnect, W2 listeners, W3 target, W4
-//! retries; D6 one at a time; E1 hold-down, E3 pause, E4 jitter.
+//! Switchover: D6 one at a time (which trigger acts, and when), W1 kill
+//! factory + reconnect, W3 the operator's target; E1 hold-down, E3 pause and
+//! E4 jitter, which hold automatic switchovers back. W2 (subscribe) and W4
+//! (retries) share the connect path in `startup.rs`.
 
 use crate::backoff::unit;
 use crate::config::SiteName;
-use crate::engine::{other, Engine, Phase, SiteIdx, Switchover};
+use crate::engine::{other, Engine, Phase, Round, SiteIdx, Switchover};
 use crate::input::CommandOutput;
 use crate::output::{CommandKind, Decision, Reason, SuppressWhy};
 use crate::timers::TimerKind;
 
 impl Engine {
-    /// Decides whether a due trigger starts a switchover now (D6, E1, E3, E4).
-    /// Called whenever a trigger, the pause, hold-down or jitter may have changed.
-    pub(crate) fn evaluate(&mut self) {
+    /// D6: decides whether a due trigger starts a switchover now (E1, E3, E4
+    /// may hold it). Called whenever a trigger, the pause, hold-down or
+    /// jitter may have changed.
+    pub(crate) fn d6_evaluate(&mut self) {
         if self.phase != Phase::Watching || self.switchover.is_some() {
             return;
         }
-        let Some((reason, target)) = self.due_trigger() else {
+        let Some((reason, target)) = self.d6_due_trigger() else {
             // E4: the condition went away while waiting out the jitter.
             self.e4_cancel_jitter();
             self.triggers.suppressed = None;
@@ -25,32 +28,33 @@ impl Engine {
             self.e4_cancel_jitter();
             return self.report_suppressed(reason, SuppressWhy::Paused);
         }
-        let holding = self.timers.get(TimerKind::HoldDown);
-        if reason.held_down() && holding.is_some_and(|t| t > self.now) {
+        if self.e1_holds(reason) {
             return self.report_suppressed(reason, SuppressWhy::HoldDown);
         }
-        let jitter = self.cfg.switchover_jitter;
-        if reason.is_automatic() && !jitter.is_zero() {
-            match self.timers.get(TimerKind::SwitchoverJitter) {
-                None => {
-                    let delay = jitter.mul_f64(unit(&mut self.rng));
-                    self.timers
-                        .set(TimerKind::SwitchoverJitter, self.now + delay);
-                    // A zero draw starts at once; anything else waits for its timer.
-                    if !delay.is_zero() {
-                        return;
-                    }
-                }
-                Some(t) if t > self.now => return,
-                Some(_) => {}
-            }
+        if !self.e4_jitter_elapsed(reason) {
+            return;
         }
-        self.start_switchover(reason, target);
+        self.w1_start_switchover(reason, target);
     }
 
-    /// E4: the trigger the jitter delayed is gone (or held); drop the wait.
-    pub(crate) fn e4_cancel_jitter(&mut self) {
-        self.timers.stop(TimerKind::SwitchoverJitter);
+    /// D6: the trigger to act on now, by precedence, and its target.
+    pub(crate) fn d6_due_trigger(&self) -> Option<(Reason, SiteIdx)> {
+        let site = self.conn.site?;
+        let due = &self.triggers.due;
+        if due.graceful {
+            Some((Reason::GracefulShutdown, other(site)))
+        } else if due.telephony {
+            Some((Reason::TelephonyTimeout, other(site)))
+        } else if due.sip {
+            Some((Reason::SipRegisterTimeout, other(site)))
+        } else if due.failback {
+            self.learned
+                .preferred
+                .filter(|p| *p != site)
+                .map(|p| (Reason::Failback, p))
+        } else {
+            None
+        }
     }
 
     /// E1: a switchover completed; hold automatic ones off for `hold-down`.
@@ -61,9 +65,39 @@ impl Engine {
         }
     }
 
+    /// E1: whether hold-down holds `reason` back now.
+    fn e1_holds(&self, reason: Reason) -> bool {
+        let until = self.timers.get(TimerKind::HoldDown);
+        reason.held_down() && until.is_some_and(|t| t > self.now)
+    }
+
     /// E1: hold-down is over; a held trigger may act now.
     pub(crate) fn e1_hold_down_ended(&mut self) {
         self.timers.stop(TimerKind::HoldDown);
+    }
+
+    /// E4: whether an automatic switchover has waited out its random delay;
+    /// the first call draws the delay and arms its timer.
+    fn e4_jitter_elapsed(&mut self, reason: Reason) -> bool {
+        let jitter = self.cfg.switchover_jitter;
+        if !reason.is_automatic() || jitter.is_zero() {
+            return true;
+        }
+        match self.timers.get(TimerKind::SwitchoverJitter) {
+            None => {
+                let delay = jitter.mul_f64(unit(&mut self.rng));
+                self.timers
+                    .set(TimerKind::SwitchoverJitter, self.now + delay);
+                // A zero draw starts at once; anything else waits for its timer.
+                delay.is_zero()
+            }
+            Some(t) => t <= self.now,
+        }
+    }
+
+    /// E4: the trigger the jitter delayed is gone (or held); drop the wait.
+    pub(crate) fn e4_cancel_jitter(&mut self) {
+        self.timers.stop(TimerKind::SwitchoverJitter);
     }
 
     /// Reports a held trigger once, not at every re-evaluation.
@@ -75,16 +109,16 @@ impl Engine {
     }
 
     /// E3: pause or resume automatic switchovers.
-    pub(crate) fn set_paused(&mut self, paused: bool) {
+    pub(crate) fn e3_set_paused(&mut self, paused: bool) {
         if self.triggers.paused != paused {
             self.triggers.paused = paused;
             self.triggers.suppressed = None;
-            self.evaluate();
+            self.d6_evaluate();
         }
     }
 
     /// W3: an operator's switchover, exempt from pause, hold-down and jitter.
-    pub(crate) fn on_operator_switch(&mut self, to: Option<SiteName>) {
+    pub(crate) fn w3_on_operator_switch(&mut self, to: Option<SiteName>) {
         let suppressed = |why| Decision::SwitchoverSuppressed {
             reason: Reason::Operator,
             why,
@@ -105,11 +139,11 @@ impl Engine {
         if self.conn.site == Some(target) {
             return self.decide(suppressed(SuppressWhy::AlreadyOnSite));
         }
-        self.start_switchover(Reason::Operator, target);
+        self.w1_start_switchover(Reason::Operator, target);
     }
 
     /// W1: announce, drop the old connection, kill the AIL factory.
-    pub(crate) fn start_switchover(&mut self, reason: Reason, to: SiteIdx) {
+    pub(crate) fn w1_start_switchover(&mut self, reason: Reason, to: SiteIdx) {
         let Some(from) = self.conn.site else { return };
         self.switchover = Some(Switchover { reason, from, to });
         self.decide(Decision::SwitchoverStarted {
@@ -117,10 +151,10 @@ impl Engine {
             from: self.site_name(from),
             to: self.site_name(to),
         });
-        self.leave_site();
+        self.d5_leave_site();
         self.retry.backoff.reset();
         // W4: the round alternates the target and the origin.
-        self.retry.round = crate::engine::Round {
+        self.retry.round = Round {
             order: [to, from],
             next: 0,
         };
@@ -129,7 +163,7 @@ impl Engine {
     }
 
     /// W1: the factory is gone (or failed to die: AIL is restarted regardless).
-    pub(crate) fn on_factory_killed(&mut self, _result: Result<CommandOutput, String>) {
-        self.connect_next();
+    pub(crate) fn w1_on_factory_killed(&mut self, _result: Result<CommandOutput, String>) {
+        self.s1_connect_next();
     }
 }
