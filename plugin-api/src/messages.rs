@@ -188,7 +188,7 @@ impl Password {
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0) //BRK
+        f.write_str(Self::REDACTED)
     }
 }
 
