@@ -350,7 +350,8 @@ impl Engine {
     /// switchover triggers once.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
-        if !self.phase.runs_timers() {
+        let due = self.timers.next_timeout().is_some_and(|t| t <= self.now);
+        if !due || !self.phase.runs_timers() {
             return;
         }
         let mut reevaluate = false;
@@ -396,10 +397,12 @@ impl Engine {
         if !self.phase.runs_timers() {
             return None;
         }
+        let mut timers = self.timers;
         // E1: the end of hold-down only matters while a trigger waits for it.
-        let held = self.triggers.suppressed.is_some();
-        self.timers
-            .next_timeout(|kind| kind != TimerKind::HoldDown || held)
+        if self.triggers.suppressed.is_none() {
+            timers.stop(TimerKind::HoldDown);
+        }
+        timers.next_timeout()
     }
 
     /// Queues a backend command and returns its id.

@@ -71,7 +71,7 @@ mod time;
 mod timers;
 
 #[cfg(test)]
-mod timer_ties;
+mod timer_tests;
 
 pub use config::{BackoffConfig, ConfigError, EngineConfig, Failback, SiteConfig, SiteName};
 pub use detection::{DR_FORCE_LOGOUT, GRACEFUL_SHUTDOWN_LOGOUT};

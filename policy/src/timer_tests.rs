@@ -1,5 +1,7 @@
-//! Timers due at the same nanosecond fire in `TimerKind::VALUES` order, then
-//! one evaluation: these pin the outcome of each tie that order decides.
+//! Timer tests that need a whole engine: timers due at the same nanosecond
+//! fire in `TimerKind::VALUES` order, then one evaluation (each tie that
+//! order decides is pinned here); and D1/D4 timers armed when S3's options
+//! arrive after the event they time.
 
 use crate::{
     Action, CommandKind, CommandOutput, Decision, Engine, EngineConfig, Event, Failback, Reason,
@@ -135,4 +137,66 @@ fn e2_failback_due_with_the_d1_deadline_switches_once_for_telephony() {
         })
         .collect();
     assert_eq!(started, [Reason::TelephonyTimeout]);
+}
+
+/// Connects at 0 and answers the Person read at 5 s with the application's
+/// DR options, after `early` has been fed at 1 s on the new connection.
+fn options_after(early: crate::BackendEvent) -> Engine {
+    let mut engine = Engine::new(EngineConfig::two_sites("agent")).expect("valid config");
+    engine.handle_event(Timestamp::ZERO, Event::Start);
+    let mut at = Timestamp::ZERO;
+    let mut early = Some(early);
+    while let Some(action) = engine.poll_action() {
+        let Action::Command(cmd) = action else {
+            continue;
+        };
+        let result = match cmd.kind {
+            CommandKind::Connect { .. } => Ok(CommandOutput::Connected { epoch: 1 }),
+            CommandKind::ReadPersonSites { .. } => {
+                // The event comes while the options are still being read.
+                if let Some(event) = early.take() {
+                    engine
+                        .handle_event(Timestamp::from_secs(1), Event::Backend { epoch: 1, event });
+                }
+                at = Timestamp::from_secs(5);
+                Ok(CommandOutput::PersonSites {
+                    preferred_app: "AIL_site1".into(),
+                    secondary_app: "AIL_site2".into(),
+                })
+            }
+            CommandKind::ReadApplication { app_name } => Ok(CommandOutput::Application {
+                app_name,
+                cs_proxy: "csproxy1:7000".into(),
+                site_timeout: Some(Duration::from_secs(30)),
+                site_sip_register_timeout: Some(Duration::from_secs(60)),
+            }),
+            _ => Ok(CommandOutput::Done),
+        };
+        let id = cmd.id;
+        engine.handle_event(at, Event::CommandResult { id, result });
+    }
+    engine
+}
+
+/// D1: telephony OFF before S3 has read `site-timeout`: the site timer is
+/// armed when the option arrives, from the OFF, not from the read.
+#[test]
+fn d1_off_before_the_options_are_read_times_out_from_the_off() {
+    use crate::{BackendEvent, Service, ServiceStatus};
+    let engine = options_after(BackendEvent::ServiceStatus {
+        service: Service::Telephony,
+        status: ServiceStatus::Off,
+    });
+    assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(31)));
+}
+
+/// D4: `dr-force_logout` before S3 has read `site-sip-register-timeout`:
+/// the wait is armed when the option arrives, from the logout.
+#[test]
+fn d4_dr_force_logout_before_the_options_are_read_waits_from_the_logout() {
+    let engine = options_after(crate::BackendEvent::AgentLogout {
+        dn: "7001".into(),
+        reason: Some(crate::DR_FORCE_LOGOUT.into()),
+    });
+    assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(61)));
 }
