@@ -25,9 +25,35 @@ set = { telephony = "off" }
 "#;
 
 struct Watcher {
-    child: Child,
+    child: Reaped,
     dir: tempfile::TempDir,
     config: String,
+}
+
+/// The watcher's process, killed if a test panics before stopping it (a failed
+/// test must not leave a real-clock watcher running).
+struct Reaped(Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 impl Watcher {
@@ -67,7 +93,11 @@ impl Watcher {
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-        let w = Watcher { child, dir, config };
+        let w = Watcher {
+            child: Reaped(child),
+            dir,
+            config,
+        };
         w.wait_for("the watcher to be up", |s| {
             s["phase"] == "watching" && s["listeners"]["dn"] == "on"
         });
