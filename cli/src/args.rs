@@ -1,23 +1,10 @@
-//! The command line: global options shared by every subcommand.
+//! The command line's shared options: the global ones and those of the
+//! commands that run a session.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 use drctl_config::{Config, ConfigError, LoadOptions};
-
-use crate::commands::Command;
-
-/// Site Disaster Recovery orchestrator for two-site Genesys SIP Server contact centres.
-#[derive(Debug, Parser)]
-#[command(name = "drctl", version, propagate_version = true)]
-pub struct Cli {
-    /// Options every subcommand accepts.
-    #[command(flatten)]
-    pub global: GlobalArgs,
-    /// The subcommand.
-    #[command(subcommand)]
-    pub command: Command,
-}
 
 /// Options every subcommand accepts.
 #[derive(Debug, Clone, Args)]
@@ -84,4 +71,52 @@ fn parse_key_value(arg: &str) -> Result<(String, String), String> {
             "expected KEY=VALUE (e.g. policy.site-timeout=10s), got {arg:?}"
         )),
     }
+}
+
+/// Which clock runs the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// Wall-clock time.
+    Real,
+    /// Jump to the next deadline (scenarios at full speed; DETERMINISTIC backends only).
+    Virtual,
+}
+
+impl ClockKind {
+    /// The name a recording header keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::Real => "real",
+            ClockKind::Virtual => "virtual",
+        }
+    }
+}
+
+/// How decisions are printed on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One line a decision, for people.
+    Text,
+    /// One JSON object a line: exactly the decision records (SPEC §6).
+    Json,
+}
+
+/// Options shared by `watch`, `startup` and `switch`.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Backend plugin to use (overrides `backend.name`).
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Scenario file for the mock backend (sets `backend.mock.scenario`).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// The clock: `real`, or `virtual` to run a scenario at full speed.
+    #[arg(long, value_enum, default_value_t = ClockKind::Real)]
+    pub clock: ClockKind,
+    /// Decisions on stdout as text or JSON lines.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Record the session (JSON Lines, SPEC §6) for `drctl replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }

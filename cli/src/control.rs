@@ -79,13 +79,13 @@ pub struct Reply {
     pub error: Option<String>,
     /// `status`: the watcher's state.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_json::Value>,
+    pub status: Option<crate::report::StatusReport>,
     /// `switch`: a decision record while the switchover runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<serde_json::Value>,
     /// `switch`: the outcome and per-phase timings.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub switched: Option<serde_json::Value>,
+    pub switched: Option<crate::report::SwitchReport>,
 }
 
 impl Reply {

@@ -1,80 +1,11 @@
-//! Fleet mode: many agents in one host, and the statistics `drctl simulate`
-//! reports (time to recover, login rates, failures, agents still down).
+//! The statistics `drctl simulate` reports of a fleet (time to recover, login rates, failures, agents still down).
 
-use crate::exit::CliError;
 use crate::host::observe::Observer;
-use crate::session::{engine_config, SessionKind};
-use anyhow::anyhow;
-use drctl_config::Config;
-use drctl_plugin_api::messages::{
-    Command, Event, Input, Output, Password, Reply, Service, ServiceState,
-};
-use drctl_policy::{Decision, Engine, Timestamp};
+use crate::ops::agents::session_id;
+use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
+use drctl_policy::{Decision, Timestamp};
 use serde::Serialize;
 use std::collections::HashMap;
-
-/// The session id of fleet agent `i` (0-based): `agent-1`, `agent-2`, …
-pub fn session_id(i: usize) -> String {
-    format!("agent-{}", i + 1)
-}
-
-/// `n` identical agents `agent-1..n`: each its own engine (username = session
-/// id) with its own RNG seed, so E4 jitter and backoff spread across the fleet.
-pub fn identical_agents(
-    cfg: &Config,
-    kind: SessionKind,
-    n: usize,
-) -> Result<Vec<(String, Password, Engine)>, CliError> {
-    let base = engine_config(cfg, kind)?;
-    (0..n)
-        .map(|i| {
-            let session = session_id(i);
-            let mut c = base.clone();
-            c.username = session.clone();
-            c.seed = splitmix(base.seed ^ (i as u64));
-            let engine = Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
-            Ok((session, Password::new(""), engine))
-        })
-        .collect()
-}
-
-/// The `[[agents]]` of `cfg`: one engine each (session id = username), a
-/// password each (its own source, else `[agent]`'s), seeds spread like
-/// [`identical_agents`].
-pub fn configured_agents(
-    cfg: &Config,
-    kind: SessionKind,
-    backend: &str,
-) -> Result<Vec<(String, Password, Engine)>, CliError> {
-    cfg.agents
-        .iter()
-        .enumerate()
-        .map(|(i, agent)| {
-            let mut one = cfg.clone();
-            let mut a = agent.clone();
-            if a.password_env.is_none() && a.password_file.is_none() && a.password.is_none() {
-                a.password_env.clone_from(&cfg.agent.password_env);
-                a.password_file.clone_from(&cfg.agent.password_file);
-                a.password.clone_from(&cfg.agent.password);
-            }
-            one.agent = a;
-            let mut c = engine_config(&one, kind)?;
-            let session = c.username.clone();
-            c.seed = splitmix(cfg.policy.seed ^ (i as u64));
-            let engine = Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))?;
-            let password = crate::session::password_for(&one, backend)?;
-            Ok((session, password, engine))
-        })
-        .collect()
-}
-
-/// A well-mixed seed per agent from the fleet's seed (SplitMix64's finaliser).
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// One agent as the statistics follow it.
 #[derive(Debug, Default, Clone)]
@@ -347,13 +278,6 @@ pub struct Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seeds_differ_per_agent_and_are_stable() {
-        let seeds: std::collections::HashSet<u64> = (0..1000).map(splitmix).collect();
-        assert_eq!(seeds.len(), 1000);
-        assert_eq!(splitmix(7), splitmix(7));
-    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -11,13 +11,14 @@ mod host;
 mod http;
 mod logging;
 mod metrics;
-mod session;
+mod ops;
+mod report;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::Cli;
+use crate::commands::Cli;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {

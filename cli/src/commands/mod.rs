@@ -13,10 +13,22 @@ pub mod watch;
 
 use std::io::Write;
 
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
 use crate::exit::{CliError, CliResult};
+
+/// Site Disaster Recovery orchestrator for two-site Genesys SIP Server contact centres.
+#[derive(Debug, Parser)]
+#[command(name = "drctl", version, propagate_version = true)]
+pub struct Cli {
+    /// Options every subcommand accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

@@ -2,22 +2,14 @@
 //! the virtual clock; how long they take to recover and what the surviving
 //! site's CS Proxy sees.
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, OutputFormat};
 use crate::exit::{CliError, CliResult};
-use crate::fleet::{identical_agents, FleetStats, Report};
-use crate::host::observe::Shared;
-use crate::host::{Clock, Host};
-use crate::session::{
-    load_backend, runtime, setup, start_backend, stop_on_signal, ClockKind, OutputFormat,
-    SessionKind,
-};
+use crate::fleet::Report;
+use crate::ops::simulate::simulate;
 use anyhow::anyhow;
 use clap::Args;
-use drctl_policy::Event;
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::rc::Rc;
 
 /// Run N identical agents through a mock scenario on the virtual clock and
 /// report the time to recover (p50/p95/p99/max), the peak login rate each
@@ -67,7 +59,7 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
     let mut reports = Vec::new();
     for set in &runs {
         let started = std::time::Instant::now();
-        let (report, series, sites) = simulate(&args, global, set.as_ref())?;
+        let (report, series, sites) = simulate(global, &args.scenario, args.agents, set.as_ref())?;
         tracing::info!(
             "simulated {} agents over {:.0}s in {:.2}s",
             report.agents,
@@ -100,48 +92,6 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
         (OutputFormat::Text, Some((key, _))) => render_compare(key, &reports),
     };
     super::print_stdout(&text)
-}
-
-/// What one fleet run gives: the report, agents in service per site per
-/// second, and the site names.
-type Run = (Report, Vec<Vec<u32>>, Vec<String>);
-
-/// One fleet run; `set` is an extra `--set KEY=VALUE` for `--compare`.
-fn simulate(
-    args: &SimulateArgs,
-    global: &GlobalArgs,
-    set: Option<&(String, String)>,
-) -> Result<Run, CliError> {
-    let mut global = global.clone();
-    global.set.extend(set.cloned());
-    let s = setup(&global, Some("mock"), Some(&args.scenario))?;
-    let n = args.agents.or(s.agents.map(|a| a as usize)).unwrap_or(1);
-    if n == 0 {
-        return Err(CliError::bad_input(anyhow!("--agents must be at least 1")));
-    }
-    let end = s.end.ok_or_else(|| {
-        CliError::bad_input(anyhow!(
-            "{}: simulate needs deployment.end (where the simulation stops)",
-            args.scenario.display()
-        ))
-    })?;
-    let agents = identical_agents(&s.cfg, SessionKind::Watch, n)?;
-    let plugin = load_backend(&s.cfg, "mock", ClockKind::Virtual)?;
-    let (instance, wake) = start_backend(&plugin, &s.plugin_cfg)?;
-    let sites: Vec<String> = s.cfg.sites.iter().map(|x| x.name.clone()).collect();
-    let stats = Rc::new(RefCell::new(FleetStats::new(sites.clone(), n)));
-    let mut host = Host::fleet(agents, instance, Clock::virtual_at_zero(), wake);
-    host.observe(Box::new(Shared(stats.clone())));
-    runtime()?.block_on(async {
-        host.inject_all(Event::Start).map_err(CliError::failed)?;
-        let mut stop = stop_on_signal();
-        host.run(Some(end), &mut stop, |_| false)
-            .await
-            .map_err(CliError::failed)?;
-        Ok::<_, CliError>(())
-    })?;
-    let stats = stats.borrow();
-    Ok((stats.report(end), stats.series().to_vec(), sites))
 }
 
 fn secs(v: Option<f64>) -> String {

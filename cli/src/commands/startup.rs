@@ -1,10 +1,9 @@
 //! `drctl startup`: run S1–S4 once and report where the agent landed.
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, SessionArgs};
 use crate::exit::{CliError, CliResult, Exit};
-use crate::session::{prepare, runtime, SessionArgs, SessionKind};
 use clap::Args;
-use drctl_policy::{Event, PhaseKind};
+use drctl_policy::PhaseKind;
 
 /// Connect to a site's CS Proxy, read the agent's preferred site and move
 /// there (S1–S4), then report. Exit 0 on the preferred site, 3 when only the
@@ -17,20 +16,7 @@ pub struct StartupArgs {
 
 /// Runs `drctl startup`.
 pub fn run(args: StartupArgs, global: &GlobalArgs) -> CliResult {
-    let mut prepared = prepare(global, &args.session, SessionKind::Startup)?;
-    let host = &mut prepared.host;
-    let view = runtime()?.block_on(async {
-        host.inject(Event::Start).map_err(CliError::failed)?;
-        let mut stop = crate::session::stop_on_signal();
-        host.run(None, &mut stop, |e| {
-            matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp)
-        })
-        .await
-        .map_err(CliError::failed)?;
-        let view = host.engine().view();
-        host.shutdown().map_err(CliError::failed)?;
-        Ok::<_, CliError>(view)
-    })?;
+    let view = crate::ops::startup(global, &args.session)?;
     let site = view.site.as_deref().unwrap_or("-");
     let preferred = view.preferred_site.as_deref().unwrap_or("-");
     if view.phase == PhaseKind::GaveUp {

@@ -1,10 +1,11 @@
 //! `drctl status`: what a running `drctl watch` sees, through its control socket.
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, OutputFormat};
 use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
-use crate::session::{client_config, control_socket, OutputFormat};
+use crate::ops::backend::{client_config, control_socket};
+use crate::report::StatusReport;
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::Value;
@@ -26,13 +27,17 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn run(args: StatusArgs, global: &GlobalArgs) -> CliResult {
     let status = ask(global, Request::Status)?;
     match args.output {
-        OutputFormat::Json => super::print_stdout(&format!("{status}\n")),
+        // Through `Value`, whose keys are sorted: the shape scripts read.
+        OutputFormat::Json => {
+            let value = serde_json::to_value(&status).map_err(CliError::failed)?;
+            super::print_stdout(&format!("{value}\n"))
+        }
         OutputFormat::Text => super::print_stdout(&render(&status)),
     }
 }
 
 /// Sends a one-answer request to the watcher; its status on success.
-pub fn ask(global: &GlobalArgs, request: Request) -> Result<Value, CliError> {
+pub fn ask(global: &GlobalArgs, request: Request) -> Result<StatusReport, CliError> {
     let cfg = client_config(global)?;
     let path = control_socket(&cfg);
     let reply =
@@ -46,86 +51,87 @@ pub fn ask(global: &GlobalArgs, request: Request) -> Result<Value, CliError> {
     Ok(reply.status.unwrap_or_default())
 }
 
+/// `-` for what is not known.
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+/// A list, or `none`.
+fn list(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
 /// The status for people.
-pub fn render(s: &Value) -> String {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    };
+pub fn render(s: &StatusReport) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<11}{v}\n"));
     line(
         "agent",
         format!(
             "{} (backend {}, pid {}, up {})",
-            text(&s["agent"]),
-            text(&s["backend"]),
-            text(&s["pid"]),
-            text(&s["uptime"])
+            or_dash(s.agent.as_deref()),
+            or_dash(s.backend.as_deref()),
+            s.pid,
+            s.uptime
         ),
     );
+    let epoch = s.epoch.map_or_else(|| "-".to_owned(), |e| e.to_string());
     line(
         "site",
         format!(
-            "{} (preferred {}), epoch {}, {}",
-            text(&s["site"]),
-            text(&s["preferred_site"]),
-            text(&s["epoch"]),
-            text(&s["phase"])
+            "{} (preferred {}), epoch {epoch}, {}",
+            or_dash(s.site.as_deref()),
+            or_dash(s.preferred_site.as_deref()),
+            s.phase
         ),
     );
-    let l = &s["listeners"];
+    let l = &s.listeners;
     line(
         "listeners",
         format!(
             "telephony {}, configuration {}, statistic {}, DN {}",
-            text(&l["telephony"]),
-            text(&l["configuration"]),
-            text(&l["statistic"]),
-            text(&l["dn"])
+            l.telephony, l.configuration, l.statistic, l.dn
         ),
     );
-    let paused = if s["paused"] == Value::Bool(true) {
+    let paused = if s.paused {
         "yes: automatic switchovers are held (drctl resume)"
     } else {
         "no"
     };
     line("paused", paused.to_owned());
-    let list = |v: &Value, f: &dyn Fn(&Value) -> String| {
-        let items: Vec<String> = v.as_array().into_iter().flatten().map(f).collect();
-        if items.is_empty() {
-            "none".to_owned()
-        } else {
-            items.join(", ")
-        }
-    };
-    line(
-        "timers",
-        list(&s["timers"], &|t| {
-            format!("{} in {}", text(&t["timer"]), text(&t["in"]))
-        }),
-    );
-    line("alarms", list(&s["alarms"], &|a| text(a)));
-    if let Some(sw) = s["switchover"].as_object() {
+    let timers = s
+        .timers
+        .iter()
+        .map(|t| format!("{} in {}", t.timer, t.left));
+    line("timers", list(timers.collect()));
+    line("alarms", list(s.alarms.clone()));
+    if let Some(sw) = &s.switchover {
         line(
             "switchover",
-            format!(
-                "{} {} -> {}",
-                text(&sw["reason"]),
-                text(&sw["from"]),
-                text(&sw["to"])
-            ),
+            format!("{} {} -> {}", sw.reason, sw.from, sw.to),
         );
     }
     out.push_str("last decisions:\n");
-    for d in s["last_decisions"].as_array().into_iter().flatten() {
-        let t = drctl_policy::Timestamp::from_nanos(d["t"].as_u64().unwrap_or_default());
-        match serde_json::from_value::<drctl_policy::Decision>(d.clone()) {
-            Ok(decision) => out.push_str(&format!("  {}\n", describe(t, &decision))),
-            // A watcher of another drctl version may know decisions this one does not.
-            Err(_) => out.push_str(&format!("  {:>12}  {}\n", t.to_string(), text(&d["type"]))),
-        }
+    for d in &s.last_decisions {
+        out.push_str(&decision_line(d));
     }
     out
+}
+
+/// One decision record, as `describe` says it.
+fn decision_line(d: &Value) -> String {
+    let t = drctl_policy::Timestamp::from_nanos(d["t"].as_u64().unwrap_or_default());
+    match serde_json::from_value::<drctl_policy::Decision>(d.clone()) {
+        Ok(decision) => format!("  {}\n", describe(t, &decision)),
+        // A watcher of another drctl version may know decisions this one does not.
+        Err(_) => format!(
+            "  {:>12}  {}\n",
+            t.to_string(),
+            d["type"].as_str().unwrap_or("-")
+        ),
+    }
 }

@@ -1,20 +1,14 @@
 //! `drctl switch`: a forced switchover (failover drill, W1–W3, reason
 //! `operator`), verified at the target, with a per-phase timing table.
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, OutputFormat, SessionArgs};
 use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
-use crate::host::observe::{describe, PhaseTimer, PhaseTimes};
-use crate::session::{
-    client_config, control_socket, prepare_to, runtime, stop_on_signal, OutputFormat, SessionArgs,
-    SessionKind,
-};
+use crate::host::observe::describe;
+use crate::ops::backend::{client_config, control_socket};
 use anyhow::anyhow;
 use clap::Args;
-use drctl_policy::{Event, ListenerStatus, PhaseKind};
-use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal, Write};
-use std::rc::Rc;
 use std::time::Duration;
 
 /// Start up, then switch the agent to the other site (or `--to SITE`): kill
@@ -63,68 +57,22 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         }
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
-    progress.say("starting up (S1-S4)");
-    let mut prepared = prepare_to(
+    let (report, verdict) = crate::ops::switch::switch(
         global,
         &args.session,
-        SessionKind::Switch,
+        args.to.as_deref(),
+        args.timeout,
         progress.writer(),
+        &|msg| progress.say(msg),
     )?;
-    let times = Rc::new(RefCell::new(PhaseTimes::default()));
-    prepared.host.observe(Box::new(PhaseTimer(times.clone())));
-    let host = &mut prepared.host;
-    runtime()?.block_on(async {
-        host.inject(Event::Start).map_err(CliError::failed)?;
-        let mut stop = stop_on_signal();
-        host.run(None, &mut stop, |e| {
-            matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp)
-        })
-        .await
-        .map_err(CliError::failed)?;
-        let view = host.engine().view();
-        if view.phase != PhaseKind::Watching {
-            return Err(CliError::failed(anyhow!("startup failed: no site reached")));
-        }
-        let from = view.site.as_deref().unwrap_or_default().to_owned();
-        progress.say(&format!("switching from {from}: kill factory, connect, listeners"));
-        host.inject(Event::OperatorSwitch {
-            to: args.to.as_deref().map(Into::into),
-        })
-        .map_err(CliError::failed)?;
-        if times.borrow().started.is_none() {
-            return Err(CliError::bad_input(anyhow!(
-                "no switchover from {from}: see the switchover-suppressed record"
-            )));
-        }
-        progress.say("verifying: telephony ON and DN back in service");
-        let deadline = host.now() + args.timeout;
-        let verified = |e: &drctl_policy::Engine| {
-            let v = e.view();
-            times.borrow().completed.is_some()
-                && v.telephony == ListenerStatus::On
-                && v.dn == ListenerStatus::On
-        };
-        host.run(Some(deadline), &mut stop, verified)
-            .await
-            .map_err(CliError::failed)?;
-        let ok = verified(host.engine());
-        let view = host.engine().view();
-        host.shutdown().map_err(CliError::failed)?;
-        progress.finish();
-        print_table(&times.borrow());
-        let landed = view.site.as_deref().unwrap_or("-");
-        match &times.borrow().completed {
-            Some((_, to)) if ok && args.to.as_deref().is_none_or(|t| t == to) && *to != from => {
-                eprintln!("switched {from} -> {to}: telephony ON, DN back in service");
-                Ok(())
-            }
-            _ => Err(CliError::failed(anyhow!(
-                "switchover from {from} not verified: the agent is on {landed}, telephony {:?}, DN {:?}",
-                view.telephony,
-                view.dn
-            ))),
-        }
-    })
+    progress.finish();
+    report.print_table();
+    verdict?;
+    eprintln!(
+        "switched {} -> {}: telephony ON, DN back in service",
+        report.from, report.to
+    );
+    Ok(())
 }
 
 /// Asks the running watcher at `path` to switch; shows its decisions as they
@@ -160,17 +108,10 @@ fn through_watcher(path: &std::path::Path, args: &SwitchArgs) -> CliResult {
             reply.error.unwrap_or_default()
         )));
     };
-    eprintln!("{:<20} {:>12}", "phase", "duration");
-    for row in switched["phases"].as_array().into_iter().flatten() {
-        let d = row["seconds"]
-            .as_f64()
-            .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s"));
-        eprintln!("{:<20} {d:>12}", row["phase"].as_str().unwrap_or_default());
-    }
+    switched.print_table();
     eprintln!(
         "switched {} -> {}: telephony ON, DN back in service",
-        switched["from"].as_str().unwrap_or_default(),
-        switched["to"].as_str().unwrap_or_default()
+        switched.from, switched.to
     );
     Ok(())
 }
@@ -195,15 +136,6 @@ fn confirm(target: &str) -> Result<(), CliError> {
         Err(CliError::bad_input(anyhow!(
             "not confirmed; nothing was changed"
         )))
-    }
-}
-
-/// The per-phase timing table, on stderr (stdout carries the decisions).
-fn print_table(times: &PhaseTimes) {
-    eprintln!("{:<20} {:>12}", "phase", "duration");
-    for (phase, d) in times.rows() {
-        let d = d.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d.as_secs_f64()));
-        eprintln!("{phase:<20} {d:>12}");
     }
 }
 

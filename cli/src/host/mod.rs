@@ -7,15 +7,18 @@
 //! either side, a wake from the backend or a signal.
 
 pub mod check;
+pub mod drill;
 pub mod observe;
 pub mod record;
 pub mod serve;
+pub mod session;
+pub mod signal;
 pub mod supervise;
 pub mod translate;
 
 use crate::control::Incoming;
 use crate::host::observe::Observer;
-use crate::host::serve::Identity;
+use crate::report::Identity;
 use drctl_plugin_api::messages::{Input, Output, Password};
 use drctl_policy::{Action, Alarm, Decision, Engine, Event, Timestamp};
 use std::cmp::Reverse;
@@ -864,7 +867,7 @@ mod tests {
             .unwrap();
         assert_eq!(host.active_alarms().as_slice(), [Alarm::RecordingFailed]);
         assert_eq!(
-            host.status()["alarms"],
+            serde_json::to_value(host.status()).unwrap()["alarms"],
             serde_json::json!(["recording-failed"])
         );
         let lines = &seen.borrow().lines;
@@ -910,7 +913,7 @@ mod tests {
         assert_eq!(host.timers.len(), 2);
 
         // `drctl status` shows the pending timer with the time left.
-        let status = host.status();
+        let status = serde_json::to_value(host.status()).unwrap();
         assert_eq!(status["phase"], "connecting", "{status}");
         assert_eq!(
             status["timers"][0],

@@ -1,0 +1,141 @@
+//! A switchover drill as the loop sees it, for a local `drctl switch` and for
+//! one a watcher runs for its client alike: the phase timings and, once the
+//! agent is in service at the target, the [`SwitchReport`].
+
+use crate::control::Reply;
+use crate::host::observe::{DecisionRecord, Observer, PhaseTimer, PhaseTimes};
+use crate::report::{PhaseRow, SwitchReport};
+use drctl_plugin_api::messages::{Input, Output};
+use drctl_policy::{Decision, Engine, ListenerStatus, Timestamp};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Times a switchover from `from`; with a client, streams it the decisions
+/// and ends with the verdict.
+pub struct Drill {
+    timer: PhaseTimer,
+    /// The timings so far (shared with the caller).
+    pub times: Rc<RefCell<PhaseTimes>>,
+    /// The site the switchover leaves.
+    pub from: String,
+    target: Option<String>,
+    client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
+    done: bool,
+}
+
+impl Drill {
+    /// A drill to `target` (any other site: `None`), streamed to `client` if any.
+    pub fn new(
+        from: String,
+        target: Option<String>,
+        client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
+    ) -> Drill {
+        let times = Rc::new(RefCell::new(PhaseTimes::default()));
+        Drill {
+            timer: PhaseTimer(times.clone()),
+            times,
+            from,
+            target,
+            client,
+            done: false,
+        }
+    }
+
+    /// The report of the switchover, once it completed (verified or not).
+    pub fn report(&self) -> Option<SwitchReport> {
+        let (_, landed) = self.times.borrow().completed.clone()?;
+        Some(SwitchReport {
+            from: self.from.clone(),
+            to: landed,
+            phases: self.phases(),
+        })
+    }
+
+    /// The timing table so far (`None` seconds: not happened).
+    pub fn phases(&self) -> Vec<PhaseRow> {
+        self.times
+            .borrow()
+            .rows()
+            .into_iter()
+            .map(|(phase, d)| PhaseRow {
+                phase: phase.to_owned(),
+                seconds: d.map(|d| d.as_secs_f64()),
+            })
+            .collect()
+    }
+
+    /// Whether the switchover completed with telephony ON and the DN in service.
+    pub fn in_service(&self, engine: &Engine) -> bool {
+        let v = engine.view();
+        self.times.borrow().completed.is_some()
+            && v.telephony == ListenerStatus::On
+            && v.dn == ListenerStatus::On
+    }
+
+    /// The verdict once there is one: the report when the agent is in service
+    /// at the target, what went wrong when it landed elsewhere.
+    pub fn verdict(&self, engine: &Engine) -> Option<Result<SwitchReport, String>> {
+        let report = self.report()?;
+        let wrong_site =
+            report.to == self.from || self.target.as_ref().is_some_and(|t| *t != report.to);
+        if wrong_site {
+            return Some(Err(format!(
+                "switchover from {} did not reach its target: the agent is on {}",
+                self.from, report.to
+            )));
+        }
+        self.in_service(engine).then_some(Ok(report))
+    }
+
+    fn finish(&mut self, reply: Reply) {
+        if let Some(client) = &self.client {
+            let _ = client.send(reply);
+        }
+        self.done = true;
+    }
+}
+
+impl Observer for Drill {
+    fn command(&mut self, t: Timestamp, input: &Input) {
+        self.timer.command(t, input);
+    }
+
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        self.timer.output(t, output);
+    }
+
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        self.timer.decision(t, agent, d);
+        let Some(client) = &self.client else {
+            return;
+        };
+        let record = DecisionRecord {
+            agent: None,
+            t: t.as_nanos(),
+            decision: d,
+        };
+        let value = serde_json::to_value(record).unwrap_or_default();
+        if client.send(Reply::progress(value)).is_err() {
+            // The client left; the switchover goes on without it.
+            self.done = true;
+        }
+    }
+
+    fn settled(&mut self, _t: Timestamp, engine: &Engine) {
+        if self.done || self.client.is_none() {
+            return;
+        }
+        match self.verdict(engine) {
+            None => {}
+            Some(Ok(report)) => self.finish(Reply {
+                switched: Some(report),
+                ..Reply::ok()
+            }),
+            Some(Err(why)) => self.finish(Reply::error(why)),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+}

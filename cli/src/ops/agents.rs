@@ -1,0 +1,217 @@
+//! The agents a session runs: engine config from the config file, one engine
+//! and password per agent, alone or as a fleet.
+
+use crate::exit::CliError;
+use crate::ops::backend::BackendKind;
+use anyhow::anyhow;
+use drctl_config::{Config, FailbackMode};
+use drctl_plugin_api::messages::Password;
+use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, SiteConfig};
+
+/// Which subcommand runs the session (recorded in the header; `startup` gives
+/// up after `startup.timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `drctl watch`.
+    Watch,
+    /// `drctl startup`.
+    Startup,
+    /// `drctl switch`.
+    Switch,
+}
+
+impl SessionKind {
+    /// The subcommand's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Watch => "watch",
+            SessionKind::Startup => "startup",
+            SessionKind::Switch => "switch",
+        }
+    }
+
+    /// The kind a recording header names.
+    pub fn from_name(name: &str) -> Option<SessionKind> {
+        [
+            SessionKind::Watch,
+            SessionKind::Startup,
+            SessionKind::Switch,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// Whether S1 gives up after `startup.timeout` (a one-shot command) or retries forever.
+    fn gives_up(self) -> bool {
+        self != SessionKind::Watch
+    }
+}
+
+/// The session id of the one agent a single-agent command runs.
+pub const SESSION: &str = "agent-1";
+
+/// One agent as the host runs it: session id, password, engine.
+pub type AgentSpec = (String, Password, Engine);
+
+/// The session id of fleet agent `i` (0-based): `agent-1`, `agent-2`, …
+pub fn session_id(i: usize) -> String {
+    format!("agent-{}", i + 1)
+}
+
+/// The password for `cfg`'s `[agent]`: a backend that needs none takes one
+/// if configured; any other needs one.
+pub fn password_for(cfg: &Config, backend: &BackendKind) -> Result<Password, CliError> {
+    if !backend.needs_password() && !cfg.has_password_source() {
+        Ok(Password::new(""))
+    } else {
+        Ok(Password::new(cfg.resolve_password()?.expose()))
+    }
+}
+
+/// The engine for `cfg` (sites and first site resolved), as `kind` runs it.
+pub fn new_engine(cfg: &Config, kind: SessionKind) -> Result<Engine, CliError> {
+    checked(engine_config(cfg, kind)?)
+}
+
+fn checked(c: EngineConfig) -> Result<Engine, CliError> {
+    Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))
+}
+
+/// The engine config for `cfg` (sites and first site resolved), as `kind` runs it.
+pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, CliError> {
+    let sites: [SiteConfig; 2] = match cfg.sites.as_slice() {
+        [a, b] => [a, b].map(|s| SiteConfig {
+            name: s.name.as_str().into(),
+            cs_proxy: s.cs_proxy.clone(),
+            app_name: s.app_name.clone(),
+        }),
+        _ => {
+            return Err(CliError::bad_input(anyhow!(
+                "config: expected exactly two [[sites]], found {}",
+                cfg.sites.len()
+            )))
+        }
+    };
+    let engine_cfg = EngineConfig {
+        username: cfg.agent.username.clone().unwrap_or_else(|| "agent".into()),
+        first_site: cfg
+            .first_site()
+            .map(|s| s.name.as_str().into())
+            .unwrap_or_else(|| sites[0].name.clone()),
+        sites,
+        cached_preferred: None,
+        startup_timeout: kind.gives_up().then_some(cfg.startup.timeout),
+        backoff: BackoffConfig {
+            initial: cfg.startup.backoff.initial,
+            factor: cfg.startup.backoff.factor,
+            max: cfg.startup.backoff.max,
+            jitter: cfg.startup.backoff.jitter,
+        },
+        site_timeout: cfg.policy.site_timeout,
+        site_sip_register_timeout: cfg.policy.site_sip_register_timeout,
+        supervisor_logout_reasons: cfg.policy.supervisor_logout_reasons.clone(),
+        embedded_endpoint: cfg.agent.embedded_endpoint,
+        hold_down: cfg.policy.hold_down,
+        failback: match cfg.policy.failback {
+            FailbackMode::Manual => Failback::Manual,
+            FailbackMode::Auto => Failback::Auto {
+                after: cfg.policy.failback_after,
+            },
+        },
+        switchover_jitter: cfg.policy.switchover_jitter,
+        seed: cfg.policy.seed,
+    };
+    Ok(engine_cfg)
+}
+
+/// The agents of a `watch`, `startup` or `switch`: the config's `[[agents]]`
+/// for a fleet watcher, else the one `[agent]` as [`SESSION`].
+pub fn session_agents(
+    cfg: &Config,
+    kind: SessionKind,
+    backend: &BackendKind,
+) -> Result<Vec<AgentSpec>, CliError> {
+    if is_fleet(cfg, kind) {
+        configured_agents(cfg, kind, backend)
+    } else {
+        Ok(vec![(
+            SESSION.to_owned(),
+            password_for(cfg, backend)?,
+            new_engine(cfg, kind)?,
+        )])
+    }
+}
+
+/// Whether `kind` runs `cfg`'s `[[agents]]` (a fleet watcher).
+pub fn is_fleet(cfg: &Config, kind: SessionKind) -> bool {
+    kind == SessionKind::Watch && !cfg.agents.is_empty()
+}
+
+/// `n` identical agents `agent-1..n`: each its own engine (username = session
+/// id) with its own RNG seed, so E4 jitter and backoff spread across the fleet.
+pub fn identical_agents(
+    cfg: &Config,
+    kind: SessionKind,
+    n: usize,
+) -> Result<Vec<AgentSpec>, CliError> {
+    let base = engine_config(cfg, kind)?;
+    (0..n)
+        .map(|i| {
+            let session = session_id(i);
+            let mut c = base.clone();
+            c.username = session.clone();
+            c.seed = splitmix(base.seed ^ (i as u64));
+            Ok((session, Password::new(""), checked(c)?))
+        })
+        .collect()
+}
+
+/// The `[[agents]]` of `cfg`: one engine each (session id = username), a
+/// password each (its own source, else `[agent]`'s), seeds spread like
+/// [`identical_agents`].
+fn configured_agents(
+    cfg: &Config,
+    kind: SessionKind,
+    backend: &BackendKind,
+) -> Result<Vec<AgentSpec>, CliError> {
+    cfg.agents
+        .iter()
+        .enumerate()
+        .map(|(i, agent)| {
+            let mut one = cfg.clone();
+            let mut a = agent.clone();
+            if a.password_env.is_none() && a.password_file.is_none() && a.password.is_none() {
+                a.password_env.clone_from(&cfg.agent.password_env);
+                a.password_file.clone_from(&cfg.agent.password_file);
+                a.password.clone_from(&cfg.agent.password);
+            }
+            one.agent = a;
+            let mut c = engine_config(&one, kind)?;
+            let session = c.username.clone();
+            c.seed = splitmix(cfg.policy.seed ^ (i as u64));
+            let engine = checked(c)?;
+            let password = password_for(&one, backend)?;
+            Ok((session, password, engine))
+        })
+        .collect()
+}
+
+/// A well-mixed seed per agent from the fleet's seed (SplitMix64's finaliser).
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ_per_agent_and_are_stable() {
+        let seeds: std::collections::HashSet<u64> = (0..1000).map(splitmix).collect();
+        assert_eq!(seeds.len(), 1000);
+        assert_eq!(splitmix(7), splitmix(7));
+    }
+}

@@ -1,0 +1,240 @@
+//! `drctl replay`: a recorded session through today's engine, with the
+//! `replay` backend, on the virtual clock (or `--speed N` on the real one).
+
+use crate::args::{ClockKind, GlobalArgs, OutputFormat};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::host::check::{scan, tail_summary, Checker, OperatorInputs, Summary};
+use crate::host::observe::{DecisionPrinter, Shared};
+use crate::host::session::Session;
+use crate::host::signal::{received_signal, signal_name};
+use crate::host::{Clock, Host, Stop};
+use crate::ops::agents::{new_engine, SessionKind};
+use crate::ops::backend::{load_backend, start_backend, BackendKind};
+use crate::ops::session::format;
+use anyhow::anyhow;
+use drctl_config::Config;
+use drctl_plugin_api::messages::Password;
+use drctl_plugin_api::recording::{RecordReader, RecordingError};
+use drctl_policy::Timestamp;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What to replay and how.
+#[derive(Debug)]
+pub struct Replay {
+    /// The recording.
+    pub file: PathBuf,
+    /// Compare with the recorded decisions.
+    pub check: bool,
+    /// Real clock, N times faster; `None`: the virtual clock.
+    pub speed: Option<f64>,
+    /// How far apart two equal decisions may be.
+    pub tolerance: Option<Duration>,
+    /// Text or JSON.
+    pub output: OutputFormat,
+}
+
+/// Replays a recording (`drctl replay`).
+pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
+    let path = &args.file;
+    let (header, _) = RecordReader::open(path).map_err(CliError::bad_input)?;
+    // The whole file is read once, every record parsed, so that a bad line is
+    // exit 2 before anything is printed. With --check nothing is printed until
+    // the verdict, so that scan runs on a second core alongside the replay,
+    // which needs only what the file's tail says.
+    let (summary, scanning) = match tail_summary(path).filter(|_| args.check) {
+        Some(tail) => {
+            let path = path.clone();
+            (tail, Some(std::thread::spawn(move || scan(&path))))
+        }
+        None => {
+            let full = scan(path).map_err(CliError::bad_input)?;
+            warn_cut(path, &full);
+            (full, None)
+        }
+    };
+    type Scan = std::thread::JoinHandle<Result<Summary, RecordingError>>;
+    let scanned = |scanning: Option<Scan>| -> Result<(), CliError> {
+        let Some(handle) = scanning else {
+            return Ok(());
+        };
+        let full: Summary = handle
+            .join()
+            .map_err(|_| CliError::failed(anyhow!("the recording scan panicked")))?
+            .map_err(CliError::bad_input)?;
+        warn_cut(path, &full);
+        Ok(())
+    };
+    let kind = SessionKind::from_name(&header.command).ok_or_else(|| {
+        CliError::bad_input(anyhow!(
+            "{}:1: header \"command\" is {:?}: expected watch, startup or switch",
+            path.display(),
+            header.command
+        ))
+    })?;
+    let cfg = Config::from_recording(&header.config, &global.set)
+        .map_err(|e| CliError::bad_input(anyhow!("{}: recorded config: {e}", path.display())))?;
+    let engine = new_engine(&cfg, kind)?;
+    let clock_kind = if args.speed.is_some() {
+        ClockKind::Real
+    } else {
+        ClockKind::Virtual
+    };
+    let recording = std::fs::canonicalize(path).map_err(CliError::bad_input)?;
+    let plugin_cfg = serde_json::json!({ "recording": recording });
+    let plugin = load_backend(&cfg, &BackendKind::Replay, clock_kind)?;
+    let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
+    let clock = match args.speed {
+        Some(speed) => Clock::scaled(speed),
+        None => Clock::virtual_at_zero(),
+    };
+    let tolerance = args.tolerance.unwrap_or(if header.clock == "real" {
+        Duration::from_millis(50)
+    } else {
+        Duration::ZERO
+    });
+    let checker = Rc::new(RefCell::new(
+        Checker::open(
+            path,
+            tolerance,
+            (summary.truncated.is_some() || !summary.ended)
+                .then(|| Timestamp::from_nanos(summary.last_t)),
+        )
+        .map_err(CliError::bad_input)?,
+    ));
+    let mut host = Host::new(
+        engine,
+        instance,
+        header.session.clone(),
+        Password::new(""),
+        clock,
+        wake,
+    );
+    host.observe(Box::new(Shared(checker.clone())));
+    if !args.check {
+        host.observe(Box::new(DecisionPrinter::new(
+            std::io::stdout(),
+            format(args.output),
+        )));
+    }
+    let mut inputs = OperatorInputs::open(path).map_err(CliError::bad_input)?;
+    let mut session = Session::new(host).map_err(CliError::failed)?;
+    let replayed = feed(
+        &mut session,
+        &mut inputs,
+        Timestamp::from_nanos(summary.last_t),
+    );
+    if let Ok(Some((signal, at))) = replayed {
+        // The scan thread is left to the process's exit: it may still have a
+        // large file to read, and a stopped replay has no verdict to back.
+        return Err(interrupted(signal, at, &args));
+    }
+    // A bad line found by the scan explains whatever else went wrong.
+    scanned(scanning)?;
+    replayed?;
+    let verdict = checker.borrow_mut().finish().map_err(CliError::bad_input)?;
+    if args.check {
+        let text = match args.output {
+            OutputFormat::Text => verdict.to_text(),
+            OutputFormat::Json => verdict.to_json() + "\n",
+        };
+        crate::commands::print_stdout(&text)?;
+        if verdict.identical() {
+            Ok(())
+        } else {
+            Err(CliError {
+                exit: Exit::Failed,
+                error: anyhow!("today's decisions differ from the recording"),
+            })
+        }
+    } else {
+        match &verdict.mismatch {
+            None => eprintln!("{} decisions, identical to the recording", verdict.now),
+            Some(m) => eprintln!(
+                "{} decisions ({} recorded); they differ from decision {} on (--check shows how)",
+                verdict.now, verdict.recorded, m.index
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// A replay stopped by `signal` at session time `at`: said on stdout as the
+/// outcome (`interrupted`, never a verdict), exit 128 + the signal.
+fn interrupted(signal: i32, at: Timestamp, args: &Replay) -> CliError {
+    let name = signal_name(signal);
+    if args.check {
+        let text = match args.output {
+            OutputFormat::Text => {
+                format!("interrupted: {name} at {at}, before the recording's end; no verdict\n")
+            }
+            OutputFormat::Json => format!(
+                "{}\n",
+                serde_json::json!({
+                    "check": "interrupted",
+                    "signal": name,
+                    "at": at.as_nanos(),
+                })
+            ),
+        };
+        // stdout gone: the exit code still says it.
+        let _ = crate::commands::print_stdout(&text);
+    }
+    CliError {
+        exit: Exit::signalled(signal),
+        error: anyhow!("replay interrupted by {name} at {at}, before the recording's end"),
+    }
+}
+
+/// Warns about a recording cut by a crash (mid-line, or before the session's end).
+fn warn_cut(path: &std::path::Path, s: &Summary) {
+    if let Some(line) = s.truncated {
+        tracing::warn!(
+            "{}:{line}: the last line is cut (the recording ended mid-write); replaying up to line {}",
+            path.display(),
+            line - 1
+        );
+    } else if !s.ended {
+        tracing::warn!(
+            "{}: the recording stops at {} without the session's end (the watcher was killed?); \
+             decisions from then on are not compared",
+            path.display(),
+            Timestamp::from_nanos(s.last_t)
+        );
+    }
+}
+
+/// Runs the replay to the recording's end, feeding the operator inputs when
+/// they are due; `Some((signal, at))` when a signal stopped it first.
+fn feed<B: crate::host::Backend>(
+    session: &mut Session<B>,
+    inputs: &mut OperatorInputs,
+    end: Timestamp,
+) -> Result<Option<(i32, Timestamp)>, CliError> {
+    session.start().map_err(CliError::failed)?;
+    loop {
+        let next = inputs.next_at().map_err(CliError::bad_input)?;
+        let until = next.map_or(end, |t| t.min(end));
+        let why = session
+            .run(Some(until), |_| false)
+            .map_err(CliError::failed)?;
+        if why == Stop::Signal {
+            // Before the recording's end: no verdict, and no timeline summary.
+            session.host.close();
+            return Ok(received_signal().map(|n| (n, session.host.now())));
+        }
+        while let Some(event) = inputs
+            .take_due(session.host.now())
+            .map_err(CliError::bad_input)?
+        {
+            session.inject(event).map_err(CliError::failed)?;
+        }
+        if session.host.now() >= end && inputs.next_at().map_err(CliError::bad_input)?.is_none() {
+            break;
+        }
+    }
+    session.host.close();
+    Ok(None)
+}

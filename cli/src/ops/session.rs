@@ -1,0 +1,129 @@
+//! A `watch`, `startup` or `switch` session made ready: config, agents,
+//! backend, clock, recorder and decision printer on one host loop.
+
+use crate::args::{ClockKind, GlobalArgs, OutputFormat, SessionArgs};
+use crate::exit::CliError;
+use crate::host::observe::{DecisionPrinter, Format};
+use crate::host::record::Recorder;
+use crate::host::session::Session;
+use crate::host::supervise::Supervised;
+use crate::host::{Clock, Host};
+use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
+use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
+use anyhow::anyhow;
+use drctl_config::Config;
+use drctl_plugin_api::recording::{self, Header};
+use drctl_policy::{PhaseKind, Timestamp, View};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A prepared session: the host loop on its runtime and what it runs with.
+pub struct Prepared {
+    /// The backend.
+    pub backend: BackendKind,
+    /// Where the scenario ends (`--until-end`), for mock runs.
+    pub end: Option<Timestamp>,
+    /// The session, ready to start.
+    pub session: Session<Supervised>,
+    /// The effective config (sites and first site resolved).
+    pub config: Config,
+    /// Whether it runs the config's `[[agents]]` (a fleet watcher).
+    pub fleet: bool,
+}
+
+/// Loads config and plugin and builds the session (SPEC §4, §7), printing
+/// decisions to `out` (stdout, or a progress bar's writer).
+pub fn prepare(
+    global: &GlobalArgs,
+    args: &SessionArgs,
+    kind: SessionKind,
+    out: Box<dyn std::io::Write>,
+) -> Result<Prepared, CliError> {
+    let Setup {
+        cfg,
+        backend,
+        plugin_cfg,
+        end,
+        ..
+    } = setup(global, args.backend.as_deref(), args.scenario.as_deref())?;
+    let plugin = load_backend(&cfg, &backend, args.clock)?;
+    let fleet = is_fleet(&cfg, kind);
+    if fleet && args.record.is_some() {
+        return Err(CliError::bad_input(anyhow!(
+            "--record is not supported in fleet mode ([[agents]]) yet: record one agent at a time"
+        )));
+    }
+    let agents = session_agents(&cfg, kind, &backend)?;
+    let wake = Arc::new(Notify::new());
+    let instance = Supervised::start(
+        plugin,
+        plugin_cfg,
+        wake.clone(),
+        cfg.backend.command_timeout,
+    )
+    // A backend refusing its config or scenario is bad input.
+    .map_err(CliError::bad_input)?;
+    let clock = match args.clock {
+        ClockKind::Real => Clock::real(),
+        ClockKind::Virtual => Clock::virtual_at_zero(),
+    };
+    let mut host = Host::fleet(agents, instance, clock, wake);
+    if let Some(path) = &args.record {
+        let header = recording_header(&cfg, &backend, kind, args.clock);
+        let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
+        host.observe(Box::new(recorder));
+    }
+    let printer = DecisionPrinter::new(out, format(args.output));
+    host.observe(Box::new(if fleet {
+        printer.with_agents()
+    } else {
+        printer
+    }));
+    Ok(Prepared {
+        backend,
+        end,
+        session: Session::new(host).map_err(CliError::failed)?,
+        config: cfg,
+        fleet,
+    })
+}
+
+/// The printer's format for `--output`.
+pub fn format(f: OutputFormat) -> Format {
+    match f {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+    }
+}
+
+/// Starts the session and runs it until the agent watches a site or gives
+/// up (S1-S4); the engine's view then.
+pub fn start_up(session: &mut Session<Supervised>) -> Result<View, CliError> {
+    session.start().map_err(CliError::failed)?;
+    session
+        .run(None, |e| {
+            matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp)
+        })
+        .map_err(CliError::failed)?;
+    Ok(session.host.engine().view())
+}
+
+/// The header of a recording of this session.
+fn recording_header(
+    cfg: &Config,
+    backend: &BackendKind,
+    kind: SessionKind,
+    clock: ClockKind,
+) -> Header {
+    Header {
+        format: recording::FORMAT.to_owned(),
+        version: recording::VERSION,
+        drctl: env!("CARGO_PKG_VERSION").to_owned(),
+        backend: backend.name().to_owned(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        command: kind.as_str().to_owned(),
+        clock: clock.as_str().to_owned(),
+        session: SESSION.to_owned(),
+        config: cfg.recordable(),
+    }
+}

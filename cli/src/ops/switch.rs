@@ -1,0 +1,80 @@
+//! `drctl switch` run locally: start up, switch, verify at the target.
+
+use crate::args::{GlobalArgs, SessionArgs};
+use crate::exit::CliError;
+use crate::host::drill::Drill;
+use crate::host::observe::Shared;
+use crate::ops::agents::SessionKind;
+use crate::ops::session::{prepare, start_up};
+use crate::report::SwitchReport;
+use anyhow::anyhow;
+use drctl_policy::{Event, PhaseKind};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Says what the drill is doing (a spinner, say).
+pub type Say<'a> = &'a dyn Fn(&str);
+
+/// Starts up, switches to `to` (any other site: `None`) and verifies within
+/// `timeout`; decisions go to `out`. The report whether verified or not, and
+/// the verdict.
+pub fn switch(
+    global: &GlobalArgs,
+    args: &SessionArgs,
+    to: Option<&str>,
+    timeout: Duration,
+    out: Box<dyn std::io::Write>,
+    say: Say<'_>,
+) -> Result<(SwitchReport, Result<(), CliError>), CliError> {
+    say("starting up (S1-S4)");
+    let mut prepared = prepare(global, args, SessionKind::Switch, out)?;
+    let drill = Rc::new(RefCell::new(Drill::new(
+        String::new(),
+        to.map(str::to_owned),
+        None,
+    )));
+    let s = &mut prepared.session;
+    s.host.observe(Box::new(Shared(drill.clone())));
+    let view = start_up(s)?;
+    if view.phase != PhaseKind::Watching {
+        return Err(CliError::failed(anyhow!("startup failed: no site reached")));
+    }
+    let from = view.site.as_deref().unwrap_or_default().to_owned();
+    drill.borrow_mut().from.clone_from(&from);
+    say(&format!(
+        "switching from {from}: kill factory, connect, listeners"
+    ));
+    s.inject(Event::OperatorSwitch {
+        to: to.map(Into::into),
+    })
+    .map_err(CliError::failed)?;
+    if drill.borrow().times.borrow().started.is_none() {
+        return Err(CliError::bad_input(anyhow!(
+            "no switchover from {from}: see the switchover-suppressed record"
+        )));
+    }
+    say("verifying: telephony ON and DN back in service");
+    let deadline = s.host.now() + timeout;
+    s.run(Some(deadline), |e| drill.borrow().in_service(e))
+        .map_err(CliError::failed)?;
+    let ok = drill.borrow().in_service(s.host.engine());
+    let view = s.host.engine().view();
+    s.shutdown().map_err(CliError::failed)?;
+    let drill = drill.borrow();
+    let report = drill.report().unwrap_or_else(|| SwitchReport {
+        from: from.clone(),
+        to: String::new(),
+        phases: drill.phases(),
+    });
+    let verdict = match drill.times.borrow().completed.as_ref() {
+        Some((_, landed)) if ok && to.is_none_or(|t| t == landed) && *landed != from => Ok(()),
+        _ => Err(CliError::failed(anyhow!(
+            "switchover from {from} not verified: the agent is on {}, telephony {:?}, DN {:?}",
+            view.site.as_deref().unwrap_or("-"),
+            view.telephony,
+            view.dn
+        ))),
+    };
+    Ok((report, verdict))
+}

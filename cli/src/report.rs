@@ -1,0 +1,129 @@
+//! What a watcher tells its clients: the typed `status` and switch reports,
+//! built by the server (`host/serve.rs`) and read by `drctl status` and
+//! `drctl switch`. Printed as JSON through `serde_json::Value`, whose keys are
+//! sorted, so `status --output json` keeps its shape and key order.
+
+use serde::{Deserialize, Serialize};
+
+/// Who the watcher is, for `status`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The agent's login name.
+    pub agent: String,
+    /// The backend plugin.
+    pub backend: String,
+    /// When the watcher started (wall clock).
+    pub started: std::time::SystemTime,
+}
+
+/// The watcher's state (`drctl status`). Fields a watcher of another drctl
+/// version leaves out read as their defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusReport {
+    /// The agent's login name.
+    pub agent: Option<String>,
+    /// The backend plugin.
+    pub backend: Option<String>,
+    /// The watcher's process id.
+    pub pid: u32,
+    /// How long the watcher has run, e.g. "1h 2m 3s".
+    pub uptime: String,
+    /// Session time, nanoseconds.
+    pub now: u64,
+    /// The engine's phase.
+    pub phase: String,
+    /// The site connected to.
+    pub site: Option<String>,
+    /// The agent's preferred site, once read.
+    pub preferred_site: Option<String>,
+    /// The current connection's epoch.
+    pub epoch: Option<u64>,
+    /// The four listeners.
+    pub listeners: Listeners,
+    /// Automatic switchovers held (E3).
+    pub paused: bool,
+    /// The alarms up.
+    pub alarms: Vec<String>,
+    /// Pending timers, soonest first.
+    pub timers: Vec<TimerRow>,
+    /// The switchover in flight.
+    pub switchover: Option<SwitchoverRow>,
+    /// The last decision records (SPEC §6); kept as JSON so that a client
+    /// shows decisions of a newer watcher it cannot parse by their type.
+    pub last_decisions: Vec<serde_json::Value>,
+}
+
+/// The listeners' states, as the engine names them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Listeners {
+    /// Telephony service.
+    pub telephony: String,
+    /// Configuration service.
+    pub configuration: String,
+    /// Statistic service.
+    pub statistic: String,
+    /// The agent's DN.
+    pub dn: String,
+}
+
+/// One pending timer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimerRow {
+    /// The timer's name.
+    pub timer: String,
+    /// Time left, e.g. "10s".
+    #[serde(rename = "in")]
+    pub left: String,
+    /// Its deadline in session time, nanoseconds.
+    pub at: u64,
+}
+
+/// The switchover in flight.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwitchoverRow {
+    /// Why.
+    pub reason: String,
+    /// The site left.
+    pub from: String,
+    /// The target.
+    pub to: String,
+}
+
+/// A verified switchover and its per-phase timings (`drctl switch`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwitchReport {
+    /// The site left.
+    pub from: String,
+    /// The site reached.
+    pub to: String,
+    /// The timing table, in order.
+    pub phases: Vec<PhaseRow>,
+}
+
+/// One row of the timing table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhaseRow {
+    /// The phase's name.
+    pub phase: String,
+    /// How long it took; `None` when it did not happen.
+    pub seconds: Option<f64>,
+}
+
+impl SwitchReport {
+    /// The timing table, on stderr (stdout carries the decisions).
+    pub fn print_table(&self) {
+        eprintln!("{:<20} {:>12}", "phase", "duration");
+        for row in &self.phases {
+            let d = row
+                .seconds
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s"));
+            eprintln!("{:<20} {d:>12}", row.phase);
+        }
+    }
+}
