@@ -34,6 +34,15 @@ impl<B: Backend> Session<B> {
         self.rt.block_on(future)
     }
 
+    /// Spawns `future` on the session's runtime (a server beside the loop).
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.rt.spawn(future)
+    }
+
     /// Starts every agent.
     pub fn start(&mut self) -> Result<(), HostError> {
         let _inside = self.rt.enter();

@@ -129,7 +129,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
     if let Ok(Some((signal, at))) = replayed {
         // The scan thread is left to the process's exit: it may still have a
         // large file to read, and a stopped replay has no verdict to back.
-        return Err(interrupted(signal, at, &args));
+        return Err(interrupted(signal, at, args));
     }
     // A bad line found by the scan explains whatever else went wrong.
     scanned(scanning)?;

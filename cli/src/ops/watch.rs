@@ -123,9 +123,7 @@ fn serve_metrics(
         .map_err(CliError::bad_input)?;
     let metrics = Metrics::new(agent);
     let limits = crate::http::Limits::of(&cfg.metrics);
-    session.block_on(async {
-        tokio::spawn(crate::http::serve(listener, metrics.registry(), limits));
-    });
+    session.spawn(crate::http::serve(listener, metrics.registry(), limits));
     session.host.observe(Box::new(metrics));
     tracing::info!("metrics on http://{listen}/metrics");
     Ok(())
@@ -158,5 +156,5 @@ fn serve_control(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     session.host.serve(rx, identity);
     tracing::info!("control socket {}", server.path().display());
-    session.block_on(async move { tokio::spawn(async move { server.serve(tx).await }) })
+    session.spawn(async move { server.serve(tx).await })
 }
