@@ -244,6 +244,8 @@ pub struct Host<B: Backend> {
     recent: VecDeque<(Timestamp, Decision)>,
     /// Alarms the host itself raised (a failed recording), as the first agent's.
     host_alarms: Vec<Alarm>,
+    /// The latest time pumped: a late deadline is handled no earlier.
+    pumped: Timestamp,
 }
 
 /// How many decisions `status` shows.
@@ -254,6 +256,9 @@ const SIGNAL_CHECK: u32 = 1024;
 
 /// Where [`Clock::wall`] puts an instant it cannot represent (about 30 years on).
 const FAR_AWAY: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+
+/// How many passes at one time a catch-up makes before leaving the rest to `now`.
+const CATCH_UP_REPEATS: u32 = 8;
 
 /// The stretch before a real-clock deadline slept precisely (blocking the loop that long at most).
 const PRECISE: std::time::Duration = std::time::Duration::from_millis(2);
@@ -307,6 +312,7 @@ impl<B: Backend> Host<B> {
             identity: None,
             recent: VecDeque::with_capacity(RECENT),
             host_alarms: Vec::new(),
+            pumped: Timestamp::ZERO,
         }
     }
 
@@ -428,8 +434,29 @@ impl<B: Backend> Host<B> {
         }
     }
 
-    /// Everything due at `now`: agents' timers, backend outputs, actions.
+    /// Everything due up to `now`, each deadline passed handled at its own
+    /// time, in order: a clock that jumped (the process was descheduled; at
+    /// `--speed 2000` 50 ms is 100 s) must not feed a backend's later events
+    /// before the answers to commands sent at an earlier deadline, which a
+    /// late `now` would have it schedule after them (SPEC §9).
     fn pump(&mut self, now: Timestamp) -> Result<(), HostError> {
+        let mut repeats = 0;
+        while let Some(due) = self.next_deadline().filter(|d| *d < now) {
+            let at = due.max(self.pumped);
+            // A deadline that stays put after a pass at its time (a backend
+            // naming a stale one): the pass at `now` below takes the rest.
+            repeats = if at == self.pumped { repeats + 1 } else { 0 };
+            if repeats > CATCH_UP_REPEATS {
+                break;
+            }
+            self.pump_at(at)?;
+        }
+        self.pump_at(now)
+    }
+
+    /// Everything due at `now`: agents' timers, backend outputs, actions.
+    fn pump_at(&mut self, now: Timestamp) -> Result<(), HostError> {
+        self.pumped = self.pumped.max(now);
         while let Some(&Reverse((at, i))) = self.timers.peek() {
             if at > now {
                 break;
@@ -567,7 +594,8 @@ impl<B: Backend> Host<B> {
         let mut passes = 0u32;
         loop {
             let now = self.now();
-            self.pump(now)?;
+            // Past `end` (a late clock), what falls after it is not this run's.
+            self.pump(end.map_or(now, |e| now.min(e)))?;
             let alarms = self.active_alarms();
             for o in &mut self.observers {
                 o.settled(now, &self.agents[0].engine);
@@ -677,6 +705,7 @@ impl<B: Backend> Host<B> {
 mod tests {
     use super::*;
     use crate::host::observe::Observer;
+    use drctl_plugin_api::messages::Command;
     use drctl_policy::EngineConfig;
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -696,6 +725,156 @@ mod tests {
         }
         fn poll_timeout(&self) -> Option<u64> {
             None
+        }
+    }
+
+    /// A deterministic backend like `mock` and `replay`: a command is
+    /// answered `latency` after it was handled (a connect 200 ms, the rest at
+    /// once), events come at fixed times.
+    struct Scripted {
+        answers: std::collections::BTreeMap<(u64, u64), Output>,
+        /// Events by time, earliest last.
+        events: Vec<(u64, Output)>,
+        seq: u64,
+    }
+
+    const MS: u64 = 1_000_000;
+
+    impl Scripted {
+        /// Connected at 200 ms to site1, its listeners on; a graceful-shutdown logout at 5 s.
+        fn w1() -> Scripted {
+            let event = |t: u64, event: serde_json::Value| {
+                let o = serde_json::json!({"kind": "event", "session": "ann", "epoch": 1, "event": event});
+                (t * MS, serde_json::from_value(o).unwrap())
+            };
+            let on = |service: &str| serde_json::json!({"type": "service_status", "service": service, "status": "on"});
+            let mut events = vec![
+                event(200, on("telephony")),
+                event(200, on("configuration")),
+                event(200, on("statistic")),
+                event(
+                    5_000,
+                    serde_json::json!({"type": "agent_logout", "dn": "7001", "reason": "graceful_shutdown_logout"}),
+                ),
+            ];
+            events.reverse();
+            Scripted {
+                answers: Default::default(),
+                events,
+                seq: 0,
+            }
+        }
+    }
+
+    impl Backend for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn handle(&mut self, now: u64, input: &Input) -> Result<(), HostError> {
+            let Input::Command {
+                session,
+                id,
+                command,
+            } = input;
+            let (latency, result) = match command {
+                Command::Connect { site, .. } => {
+                    let epoch = if site.as_str() == "site1" { 1 } else { 2 };
+                    (
+                        200 * MS,
+                        serde_json::json!({"type": "connected", "epoch": epoch}),
+                    )
+                }
+                Command::ReadPersonSites { .. } => (
+                    0,
+                    serde_json::json!({"type": "person_sites", "preferred_app": "AIL_site1", "secondary_app": "AIL_site2"}),
+                ),
+                Command::ReadApplication { app_name } => (
+                    0,
+                    serde_json::json!({"type": "application", "app_name": app_name,
+                        "cs_proxy": "csproxy:7000", "site_timeout_s": 30, "site_timeout_ns": 30_000_000_000u64}),
+                ),
+                _ => (0, serde_json::json!({"type": "done"})),
+            };
+            let o = serde_json::json!({"kind": "result", "session": session, "id": id, "result": result});
+            self.seq += 1;
+            self.answers.insert(
+                (now + latency, self.seq),
+                serde_json::from_value(o).unwrap(),
+            );
+            Ok(())
+        }
+        fn poll_output(&mut self, now: u64) -> Result<Option<Output>, HostError> {
+            let answer = self.answers.keys().next().map(|k| k.0);
+            let event = self.events.last().map(|e| e.0);
+            Ok(match (answer, event) {
+                (Some(a), e) if a <= now && e.is_none_or(|e| a <= e) => {
+                    self.answers.pop_first().map(|(_, o)| o)
+                }
+                (_, Some(e)) if e <= now => self.events.pop().map(|(_, o)| o),
+                _ => None,
+            })
+        }
+        fn poll_timeout(&self) -> Option<u64> {
+            let answer = self.answers.keys().next().map(|k| k.0);
+            let event = self.events.last().map(|e| e.0);
+            answer.into_iter().chain(event).min()
+        }
+    }
+
+    /// Decisions with their times: `5s switchover-started`.
+    #[derive(Default)]
+    struct Decisions(Vec<String>);
+
+    impl Observer for Decisions {
+        fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
+            self.0.push(format!("{t} {}", d.type_name()));
+        }
+    }
+
+    #[test]
+    fn a_clock_that_jumps_past_the_end_handles_what_was_due_at_its_own_time() {
+        // The process is descheduled right after the start: the real clock's
+        // next reading (here 100 s: 50 ms at `--speed 2000`) is past the
+        // run's end. The connect answer was due at 200 ms; the commands that
+        // follow it must be answered before the 5 s logout comes, as they were
+        // when recorded; then the switchover starts at 5 s and completes.
+        let end = Timestamp::ZERO + std::time::Duration::from_secs(60);
+        for jump in [60, 100] {
+            let mut host = Host::new(
+                Engine::new(EngineConfig::two_sites("ann")).unwrap(),
+                Scripted::w1(),
+                "ann".to_owned(),
+                Password::new(""),
+                Clock::virtual_at_zero(),
+                Arc::new(Notify::new()),
+            );
+            let seen = Rc::new(RefCell::new(Decisions::default()));
+            host.observe(Box::new(crate::host::observe::Shared(seen.clone())));
+            host.inject(Event::Start).unwrap();
+            host.clock = Clock::Virtual {
+                now: Timestamp::ZERO + std::time::Duration::from_secs(jump),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut stop: StopFuture = Box::pin(std::future::pending());
+            let why = rt
+                .block_on(host.run(Some(end), &mut stop, |_| false))
+                .unwrap();
+            assert_eq!(why, Stop::End);
+            // Nothing after the end was handled: that is the next run's.
+            assert_eq!(host.pumped, end, "jump to {jump} s");
+            assert_eq!(
+                seen.borrow().0,
+                [
+                    "+0.200s startup-connected",
+                    "+5.000s logout-classified",
+                    "+5.000s switchover-started",
+                    "+5.200s switchover-completed",
+                ],
+                "jump to {jump} s"
+            );
         }
     }
 
