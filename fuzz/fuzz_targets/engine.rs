@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use drctl_policy::{
-    Action, BackendEvent, CommandId, CommandKind, CommandOutput, Decision, Engine, EngineConfig,
-    Event, Failback, PhaseKind, Service, ServiceStatus, Timestamp, DR_FORCE_LOGOUT,
+    Action, BackendEvent, CommandId, CommandKind, Reply, Decision, Engine, EngineConfig,
+    Event, Failback, PhaseKind, Service, ServiceState, Timestamp, DR_FORCE_LOGOUT,
     GRACEFUL_SHUTDOWN_LOGOUT,
 };
 use libfuzzer_sys::fuzz_target;
@@ -301,42 +301,42 @@ impl Run {
         }
     }
 
-    fn result(&mut self, kind: &CommandKind, how: &How) -> Result<CommandOutput, String> {
+    fn result(&mut self, kind: &CommandKind, how: &How) -> Result<Reply, String> {
         let secs = |s: Option<u16>| s.map(|s| Duration::from_secs(u64::from(s)));
         let pick = |n: u8, names: [&str; 3]| names[usize::from(n % 3)].to_owned();
         match how {
             How::Error => Err("fuzzed error".to_owned()),
             How::Wrong(raw) => Ok(match raw {
-                Raw::Connected(sel) => CommandOutput::Connected {
+                Raw::Connected(sel) => Reply::Connected {
                     epoch: self.epoch(*sel),
                 },
-                Raw::PersonSites => CommandOutput::PersonSites {
+                Raw::PersonSites => Reply::PersonSites {
                     preferred_app: "AIL_site2".into(),
                     secondary_app: "AIL_site1".into(),
                 },
-                Raw::Application { site_timeout_s } => CommandOutput::Application {
+                Raw::Application { site_timeout_s } => Reply::Application {
                     app_name: "AIL_site2".into(),
                     cs_proxy: "csproxy2:7000".into(),
                     site_timeout: site_timeout_s.map(Duration::from_secs),
                     site_sip_register_timeout: None,
                 },
-                Raw::Done => CommandOutput::Done,
+                Raw::Done => Reply::Done,
             }),
             How::Right(d) => Ok(match kind {
                 CommandKind::Connect { .. } => {
                     self.last_epoch += 1;
-                    CommandOutput::Connected {
+                    Reply::Connected {
                         epoch: self.last_epoch,
                     }
                 }
-                CommandKind::ReadPersonSites { .. } => CommandOutput::PersonSites {
+                CommandKind::ReadPersonSites { .. } => Reply::PersonSites {
                     preferred_app: pick(d.preferred_app, ["AIL_site1", "AIL_site2", "AIL_gone"]),
                     secondary_app: pick(
                         d.preferred_app.wrapping_add(1),
                         ["AIL_site1", "AIL_site2", "x"],
                     ),
                 },
-                CommandKind::ReadApplication { app_name } => CommandOutput::Application {
+                CommandKind::ReadApplication { app_name } => Reply::Application {
                     app_name: if d.other_app {
                         "AIL_other".into()
                     } else {
@@ -349,7 +349,7 @@ impl Run {
                     site_timeout: secs(d.site_timeout_s),
                     site_sip_register_timeout: secs(d.sip_register_timeout_s),
                 },
-                _ => CommandOutput::Done,
+                _ => Reply::Done,
             }),
         }
     }
@@ -360,9 +360,9 @@ impl Run {
             Ev::Service { service: s, on } => BackendEvent::ServiceStatus {
                 service: service(*s),
                 status: if *on {
-                    ServiceStatus::On
+                    ServiceState::On
                 } else {
-                    ServiceStatus::Off
+                    ServiceState::Off
                 },
             },
             Ev::Logout(why) => BackendEvent::AgentLogout {
@@ -375,6 +375,7 @@ impl Run {
                     Why::Supervisor => Some("supervisor_forced_logout".to_owned()),
                     Why::Other(s) => Some(s.clone()),
                 },
+                extensions: Default::default(),
             },
             Ev::BackInService => BackendEvent::DnBackInService { dn: dn() },
             Ev::OutOfService => BackendEvent::DnOutOfService { dn: dn() },

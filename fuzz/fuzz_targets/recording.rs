@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use drctl_plugin_api::messages::{Input, Output};
-use drctl_plugin_api::recording::{Kind, OperatorAction, RecordReader, RecordWriter};
+use drctl_protocol::recording::{Kind, OperatorAction, RecordReader, RecordWriter};
 use drctl_policy::Decision;
 use libfuzzer_sys::fuzz_target;
 

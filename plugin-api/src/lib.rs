@@ -1,11 +1,11 @@
 //! `drctl-plugin-api`: the stable C ABI between the drctl host and its backend
-//! plugins, the backend message types, and safe helpers for both sides.
+//! plugins, and safe helpers for both sides.
 //!
-//! - [`messages`]: [`Input`] / [`Output`] and friends (SPEC §5), JSON on the wire.
+//! - [`messages`]: [`Input`] / [`Output`] and friends (SPEC §5), JSON on the
+//!   wire: `drctl-protocol`'s, re-exported for plugin authors.
 //! - [`abi`]: the `#[repr(C)]` header, vtable and buffer types (SPEC §4).
 //! - [`plugin`]: for plugin authors, the [`Backend`] trait and [`export_plugin!`].
 //! - [`duration`]: durations as people write them, bounded ([`duration::MAX`]).
-//! - [`recording`]: the recording format (SPEC §6), its writer and streaming reader.
 //! - [`loader`]: for the host, [`find_plugin`](loader::find_plugin),
 //!   [`load`](loader::load), [`Plugin`](loader::Plugin) and [`Instance`](loader::Instance).
 //!
@@ -43,9 +43,9 @@
 pub mod abi;
 pub mod duration;
 pub mod loader;
-pub mod messages;
 pub mod plugin;
-pub mod recording;
+
+pub use drctl_protocol::messages;
 
 pub use abi::{Capabilities, LogLevel, ABI_MAJOR, ABI_MINOR};
 pub use loader::{Instance, LogSink, Plugin, PluginError, PluginInfo};

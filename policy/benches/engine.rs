@@ -16,18 +16,18 @@ fn watching_engine() -> Engine {
             continue;
         };
         let result = match cmd.kind {
-            CommandKind::Connect { .. } => CommandOutput::Connected { epoch: 1 },
-            CommandKind::ReadPersonSites { .. } => CommandOutput::PersonSites {
+            CommandKind::Connect { .. } => Reply::Connected { epoch: 1 },
+            CommandKind::ReadPersonSites { .. } => Reply::PersonSites {
                 preferred_app: "AIL_site1".into(),
                 secondary_app: "AIL_site2".into(),
             },
-            CommandKind::ReadApplication { app_name } => CommandOutput::Application {
+            CommandKind::ReadApplication { app_name } => Reply::Application {
                 app_name,
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(std::time::Duration::from_secs(30)),
                 site_sip_register_timeout: Some(std::time::Duration::from_secs(60)),
             },
-            _ => CommandOutput::Done,
+            _ => Reply::Done,
         };
         engine.handle_event(
             t,
@@ -59,7 +59,7 @@ fn steady_state(c: &mut Criterion) {
                         epoch: 1,
                         event: BackendEvent::ServiceStatus {
                             service: services[(i % 3) as usize],
-                            status: ServiceStatus::On,
+                            status: ServiceState::On,
                         },
                     };
                     engine.handle_event(Timestamp::from_nanos(i * 1_000), black_box(event));
@@ -88,6 +88,7 @@ fn graceful_shutdown_to_kill_factory(c: &mut Criterion) {
                     event: BackendEvent::AgentLogout {
                         dn: "7001".into(),
                         reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+                        extensions: Default::default(),
                     },
                 };
                 engine.handle_event(Timestamp::from_nanos(1_000), black_box(logout));

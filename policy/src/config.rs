@@ -1,16 +1,12 @@
 //! The engine's configuration: plain values, already validated by the caller's
 //! config layer (`drctl-config`) and checked again by [`EngineConfig::validate`].
 
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Duration;
 
-/// A site's name as operators write it (`site1`), cheap to clone into decisions.
-pub type SiteName = Arc<str>;
+pub use drctl_protocol::SiteName;
 
 /// One site as the local configuration knows it (S1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteConfig {
     /// The operator's name for the site.
     pub name: SiteName,
@@ -21,16 +17,13 @@ pub struct SiteConfig {
 }
 
 /// Exponential backoff with jitter between connect rounds (S1, W4).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BackoffConfig {
     /// Delay before the first retry round.
-    #[serde(with = "humantime_serde")]
     pub initial: Duration,
     /// Growth factor per round.
     pub factor: f64,
     /// Cap of the delay before jitter is applied.
-    #[serde(with = "humantime_serde")]
     pub max: Duration,
     /// Relative jitter: the delay is scaled by a factor drawn from `[1 - jitter, 1 + jitter)`.
     pub jitter: f64,
@@ -48,8 +41,7 @@ impl Default for BackoffConfig {
 }
 
 /// Whether and when to return to the preferred site on its own (E2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "mode")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Failback {
     /// Stay on the secondary until an operator switches back (the seed's behaviour).
     #[default]
@@ -57,14 +49,12 @@ pub enum Failback {
     /// Return to the preferred site after `after` healthy on the secondary.
     Auto {
         /// How long the secondary must have been healthy first.
-        #[serde(with = "humantime_serde")]
         after: Duration,
     },
 }
 
 /// Everything the engine needs to know before it starts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     /// The agent's login name (not a secret; the password never enters the engine).
     pub username: String,
@@ -75,27 +65,22 @@ pub struct EngineConfig {
     /// The cached preferred site, if caching is enabled and a cache exists (S5).
     pub cached_preferred: Option<SiteName>,
     /// Give up startup after this long (`drctl startup`); `None` retries forever.
-    #[serde(with = "humantime_serde")]
     pub startup_timeout: Option<Duration>,
     /// Backoff between connect rounds.
     pub backoff: BackoffConfig,
     /// Overrides the AIL Application's `site-timeout` when set (D1).
-    #[serde(with = "humantime_serde")]
     pub site_timeout: Option<Duration>,
     /// Overrides the AIL Application's `site-sip-register-timeout` when set (D4).
-    #[serde(with = "humantime_serde")]
     pub site_sip_register_timeout: Option<Duration>,
     /// Logout reasons that mean "a supervisor logged the agent out" (D4).
     pub supervisor_logout_reasons: Vec<String>,
     /// The desktop has an embedded SIP endpoint to relaunch after `dr-force_logout` (D4).
     pub embedded_endpoint: bool,
     /// Suppress automatic switchovers this long after one completes (E1); zero is off.
-    #[serde(with = "humantime_serde")]
     pub hold_down: Duration,
     /// Failback mode (E2).
     pub failback: Failback,
     /// Upper bound of the random delay before an automatic switchover (E4); zero is off.
-    #[serde(with = "humantime_serde")]
     pub switchover_jitter: Duration,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
     pub seed: u64,

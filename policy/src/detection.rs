@@ -4,9 +4,10 @@
 //! (which makes the trigger due for D6 in `switchover.rs`).
 
 use crate::engine::{Engine, ListenerStatus, Phase};
-use crate::input::{BackendEvent, Epoch, Service, ServiceStatus};
-use crate::output::{Alarm, CommandKind, Decision, LogoutClass};
+use crate::input::{BackendEvent, Epoch};
+use crate::output::CommandKind;
 use crate::timers::TimerKind;
+use drctl_protocol::{Alarm, Decision, LogoutClass, Service, ServiceState};
 
 /// The reason code of a logout caused by an expired SIP registration (D4).
 pub const DR_FORCE_LOGOUT: &str = "dr-force_logout";
@@ -33,16 +34,16 @@ impl Engine {
     }
 
     /// D1: OFF starts the site timer (once), ON cancels it.
-    fn d1_on_telephony(&mut self, status: ServiceStatus) {
+    fn d1_on_telephony(&mut self, status: ServiceState) {
         self.conn.listeners.telephony = status.into();
         match status {
-            ServiceStatus::Off => {
+            ServiceState::Off => {
                 if self.conn.listeners.telephony_off_since.is_none() {
                     self.conn.listeners.telephony_off_since = Some(self.now);
                     self.d1_arm_site_timer();
                 }
             }
-            ServiceStatus::On => {
+            ServiceState::On => {
                 let was_off = self.conn.listeners.telephony_off_since.take().is_some();
                 self.d1_cancel_site_timer();
                 if was_off && self.triggers.due.telephony {
@@ -93,18 +94,15 @@ impl Engine {
     }
 
     /// D2: warn and alarm, never switch.
-    fn d2_on_configuration(&mut self, status: ServiceStatus) {
+    fn d2_on_configuration(&mut self, status: ServiceState) {
         self.conn.listeners.configuration = status.into();
-        self.alarm_while(
-            status == ServiceStatus::Off,
-            Alarm::ConfigurationServiceDown,
-        );
+        self.alarm_while(status == ServiceState::Off, Alarm::ConfigurationServiceDown);
     }
 
     /// D3: warn and alarm, never switch.
-    fn d3_on_statistic(&mut self, status: ServiceStatus) {
+    fn d3_on_statistic(&mut self, status: ServiceState) {
         self.conn.listeners.statistic = status.into();
-        self.alarm_while(status == ServiceStatus::Off, Alarm::StatisticServiceDown);
+        self.alarm_while(status == ServiceState::Off, Alarm::StatisticServiceDown);
     }
 
     fn alarm_while(&mut self, condition: bool, alarm: Alarm) {

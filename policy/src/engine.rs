@@ -8,10 +8,11 @@
 
 use crate::backoff::Backoff;
 use crate::config::{ConfigError, EngineConfig, SiteName};
-use crate::input::{CommandId, Epoch, Event, ServiceStatus};
-use crate::output::{Action, Alarm, Command, CommandKind, Decision, Reason, SuppressWhy};
+use crate::input::{CommandId, Epoch, Event};
+use crate::output::{Action, Command, CommandKind};
 use crate::time::Timestamp;
 use crate::timers::{PendingTimer, TimerKind, TimerTable};
+use drctl_protocol::{Alarm, Decision, Reason, ServiceState, SuppressWhy};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -152,11 +153,11 @@ impl ListenerStatus {
     }
 }
 
-impl From<ServiceStatus> for ListenerStatus {
-    fn from(s: ServiceStatus) -> Self {
+impl From<ServiceState> for ListenerStatus {
+    fn from(s: ServiceState) -> Self {
         match s {
-            ServiceStatus::On => ListenerStatus::On,
-            ServiceStatus::Off => ListenerStatus::Off,
+            ServiceState::On => ListenerStatus::On,
+            ServiceState::Off => ListenerStatus::Off,
         }
     }
 }
@@ -262,20 +263,25 @@ impl AlarmSet {
     /// Adds `alarm`; false if it was up already.
     fn insert(&mut self, alarm: Alarm) -> bool {
         let was_up = self.contains(alarm);
-        self.0 |= alarm.bit();
+        self.0 |= alarm_bit(alarm);
         !was_up
     }
 
     /// Removes `alarm`; false if it was not up.
     fn remove(&mut self, alarm: Alarm) -> bool {
         let was_up = self.contains(alarm);
-        self.0 &= !alarm.bit();
+        self.0 &= !alarm_bit(alarm);
         was_up
     }
 
     fn contains(self, alarm: Alarm) -> bool {
-        self.0 & alarm.bit() != 0
+        self.0 & alarm_bit(alarm) != 0
     }
+}
+
+/// `alarm`'s bit in an [`AlarmSet`]: its place in [`Alarm::ALL`].
+fn alarm_bit(alarm: Alarm) -> u16 {
+    1 << (alarm as u16)
 }
 
 /// The DR policy engine for one agent. See the crate docs for the calling loop.
@@ -336,7 +342,9 @@ impl Engine {
         self.handle_timeout(now);
         match event {
             Event::Start => self.s1_start(),
-            Event::CommandResult { id, result } => self.on_result(id, result),
+            Event::CommandResult { id, result } => {
+                self.on_result(id, result.map_err(|e| e.message))
+            }
             Event::Backend { epoch, event } => self.d5_on_backend(epoch, event),
             Event::OperatorSwitch { to } => self.w3_on_operator_switch(to),
             Event::Pause => self.e3_set_paused(true),

@@ -76,9 +76,13 @@ mod timer_tests;
 pub use config::{BackoffConfig, ConfigError, EngineConfig, Failback, SiteConfig, SiteName};
 pub use detection::{DR_FORCE_LOGOUT, GRACEFUL_SHUTDOWN_LOGOUT};
 pub use engine::{Engine, ListenerStatus, PhaseKind, SwitchoverView, View};
-pub use input::{BackendEvent, CommandId, CommandOutput, Epoch, Event, Service, ServiceStatus};
-pub use output::{
-    Action, Alarm, Command, CommandKind, Decision, Listener, LogoutClass, Reason, SuppressWhy,
+pub use input::{BackendEvent, CommandId, Epoch, Event};
+pub use output::{Action, Command, CommandKind};
+
+// The protocol types the engine takes and gives, for its callers' convenience.
+pub use drctl_protocol::{
+    Alarm, CommandError, CommandResult, Decision, Listener, LogoutClass, Password, Reason, Reply,
+    Service, ServiceState, SuppressWhy,
 };
 pub use time::Timestamp;
 pub use timers::{PendingTimer, TimerKind};

@@ -5,9 +5,10 @@
 //! factory is killed: W2 (subscribe) and W4 (retries) live here too.
 
 use crate::engine::{other, DrOptions, Engine, Listeners, Phase, Round, SiteIdx};
-use crate::input::{CommandId, CommandOutput};
-use crate::output::{Alarm, CommandKind, Decision, Listener, Reason};
+use crate::input::CommandId;
+use crate::output::CommandKind;
 use crate::timers::TimerKind;
+use drctl_protocol::{Alarm, Decision, Listener, Password, Reason, Reply};
 
 impl Engine {
     /// S1: begin startup at the first site.
@@ -51,10 +52,12 @@ impl Engine {
         let site = self.retry.round.order[self.retry.round.next];
         let s = &self.cfg.sites[site];
         let kind = CommandKind::Connect {
-            site: s.name.clone(),
+            site: s.name.to_string(),
             cs_proxy: s.cs_proxy.clone(),
             app_name: s.app_name.clone(),
             username: self.cfg.username.clone(),
+            // The host fills the secret in at the edge; it never reaches the engine.
+            password: Password::default(),
             // W1: on-demand loading shortens the AIL restart of a switchover.
             on_demand_loading: self.switchover.is_some(),
         };
@@ -63,13 +66,9 @@ impl Engine {
     }
 
     /// S1: the answer to `connect`.
-    pub(crate) fn s1_on_connect_result(
-        &mut self,
-        site: SiteIdx,
-        result: Result<CommandOutput, String>,
-    ) {
+    pub(crate) fn s1_on_connect_result(&mut self, site: SiteIdx, result: Result<Reply, String>) {
         let epoch = match result {
-            Ok(CommandOutput::Connected { epoch }) => epoch,
+            Ok(Reply::Connected { epoch }) => epoch,
             Ok(other) => return self.s1_w4_connect_failed(site, unexpected("connect", &other)),
             Err(error) => return self.s1_w4_connect_failed(site, error),
         };
@@ -122,9 +121,9 @@ impl Engine {
     }
 
     /// S2: the Person object names the preferred AIL Application; read it (S3).
-    pub(crate) fn s2_on_person_sites(&mut self, result: Result<CommandOutput, String>) {
+    pub(crate) fn s2_on_person_sites(&mut self, result: Result<Reply, String>) {
         match result {
-            Ok(CommandOutput::PersonSites { preferred_app, .. }) => {
+            Ok(Reply::PersonSites { preferred_app, .. }) => {
                 let cmd = self.command(CommandKind::ReadApplication {
                     app_name: preferred_app.clone(),
                 });
@@ -135,12 +134,8 @@ impl Engine {
     }
 
     /// S3: learn the preferred site and the DR options; S4: relocate if needed.
-    pub(crate) fn s3_on_application(
-        &mut self,
-        preferred_app: &str,
-        result: Result<CommandOutput, String>,
-    ) {
-        let Ok(CommandOutput::Application {
+    pub(crate) fn s3_on_application(&mut self, preferred_app: &str, result: Result<Reply, String>) {
+        let Ok(Reply::Application {
             app_name,
             cs_proxy,
             site_timeout,
@@ -205,7 +200,7 @@ impl Engine {
     }
 
     /// W2 done: the agent is on a site and watching.
-    pub(crate) fn w2_on_subscribed(&mut self, result: Result<CommandOutput, String>) {
+    pub(crate) fn w2_on_subscribed(&mut self, result: Result<Reply, String>) {
         if let Err(error) = result {
             let site = self.conn.site.unwrap_or(0);
             return self.s1_w4_connect_failed(site, error);
@@ -250,7 +245,7 @@ impl Engine {
     }
 
     /// Routes a command result to the step waiting for it; others are stale.
-    pub(crate) fn on_result(&mut self, id: CommandId, result: Result<CommandOutput, String>) {
+    pub(crate) fn on_result(&mut self, id: CommandId, result: Result<Reply, String>) {
         if self.phase.pending_command() != Some(id) {
             return;
         }
@@ -267,6 +262,6 @@ impl Engine {
     }
 }
 
-fn unexpected(command: &str, output: &CommandOutput) -> String {
+fn unexpected(command: &str, output: &Reply) -> String {
     format!("unexpected answer to {command}: {output:?}")
 }

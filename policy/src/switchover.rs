@@ -6,9 +6,9 @@
 use crate::backoff::unit;
 use crate::config::SiteName;
 use crate::engine::{other, Engine, Phase, Round, SiteIdx, Switchover};
-use crate::input::CommandOutput;
-use crate::output::{CommandKind, Decision, Reason, SuppressWhy};
+use crate::output::CommandKind;
 use crate::timers::TimerKind;
+use drctl_protocol::{Decision, Reason, Reply, SuppressWhy};
 
 impl Engine {
     /// D6: decides whether a due trigger starts a switchover now (E1, E3, E4
@@ -163,7 +163,7 @@ impl Engine {
     }
 
     /// W1: the factory is gone (or failed to die: AIL is restarted regardless).
-    pub(crate) fn w1_on_factory_killed(&mut self, _result: Result<CommandOutput, String>) {
+    pub(crate) fn w1_on_factory_killed(&mut self, _result: Result<Reply, String>) {
         self.s1_connect_next();
     }
 }

@@ -4,8 +4,7 @@
 //! arrive after the event they time.
 
 use crate::{
-    Action, CommandKind, CommandOutput, Decision, Engine, EngineConfig, Event, Failback, Reason,
-    Timestamp,
+    Action, CommandKind, Decision, Engine, EngineConfig, Event, Failback, Reason, Reply, Timestamp,
 };
 use std::time::Duration;
 
@@ -29,22 +28,22 @@ fn answer(
         };
         commands.push(cmd.kind.clone());
         let result = match cmd.kind {
-            CommandKind::Connect { .. } if refuse => Err("refused".to_owned()),
+            CommandKind::Connect { .. } if refuse => Err("refused".into()),
             CommandKind::Connect { .. } => {
                 *epoch += 1;
-                Ok(CommandOutput::Connected { epoch: *epoch })
+                Ok(Reply::Connected { epoch: *epoch })
             }
-            CommandKind::ReadPersonSites { .. } => Ok(CommandOutput::PersonSites {
+            CommandKind::ReadPersonSites { .. } => Ok(Reply::PersonSites {
                 preferred_app: "AIL_site1".into(),
                 secondary_app: "AIL_site2".into(),
             }),
-            CommandKind::ReadApplication { app_name } => Ok(CommandOutput::Application {
+            CommandKind::ReadApplication { app_name } => Ok(Reply::Application {
                 app_name,
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(Duration::from_secs(30)),
                 site_sip_register_timeout: None,
             }),
-            _ => Ok(CommandOutput::Done),
+            _ => Ok(Reply::Done),
         };
         let id = cmd.id;
         engine.handle_event(t, Event::CommandResult { id, result });
@@ -53,10 +52,10 @@ fn answer(
 }
 
 fn telephony_off(engine: &mut Engine, t: Timestamp, epoch: u64) {
-    use crate::{BackendEvent, Service, ServiceStatus};
+    use crate::{BackendEvent, Service, ServiceState};
     let event = BackendEvent::ServiceStatus {
         service: Service::Telephony,
-        status: ServiceStatus::Off,
+        status: ServiceState::Off,
     };
     engine.handle_event(t, Event::Backend { epoch, event });
 }
@@ -151,7 +150,7 @@ fn options_after(early: crate::BackendEvent) -> Engine {
             continue;
         };
         let result = match cmd.kind {
-            CommandKind::Connect { .. } => Ok(CommandOutput::Connected { epoch: 1 }),
+            CommandKind::Connect { .. } => Ok(Reply::Connected { epoch: 1 }),
             CommandKind::ReadPersonSites { .. } => {
                 // The event comes while the options are still being read.
                 if let Some(event) = early.take() {
@@ -159,18 +158,18 @@ fn options_after(early: crate::BackendEvent) -> Engine {
                         .handle_event(Timestamp::from_secs(1), Event::Backend { epoch: 1, event });
                 }
                 at = Timestamp::from_secs(5);
-                Ok(CommandOutput::PersonSites {
+                Ok(Reply::PersonSites {
                     preferred_app: "AIL_site1".into(),
                     secondary_app: "AIL_site2".into(),
                 })
             }
-            CommandKind::ReadApplication { app_name } => Ok(CommandOutput::Application {
+            CommandKind::ReadApplication { app_name } => Ok(Reply::Application {
                 app_name,
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(Duration::from_secs(30)),
                 site_sip_register_timeout: Some(Duration::from_secs(60)),
             }),
-            _ => Ok(CommandOutput::Done),
+            _ => Ok(Reply::Done),
         };
         let id = cmd.id;
         engine.handle_event(at, Event::CommandResult { id, result });
@@ -182,10 +181,10 @@ fn options_after(early: crate::BackendEvent) -> Engine {
 /// armed when the option arrives, from the OFF, not from the read.
 #[test]
 fn d1_off_before_the_options_are_read_times_out_from_the_off() {
-    use crate::{BackendEvent, Service, ServiceStatus};
+    use crate::{BackendEvent, Service, ServiceState};
     let engine = options_after(BackendEvent::ServiceStatus {
         service: Service::Telephony,
-        status: ServiceStatus::Off,
+        status: ServiceState::Off,
     });
     assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(31)));
 }
@@ -197,6 +196,7 @@ fn d4_dr_force_logout_before_the_options_are_read_waits_from_the_logout() {
     let engine = options_after(crate::BackendEvent::AgentLogout {
         dn: "7001".into(),
         reason: Some(crate::DR_FORCE_LOGOUT.into()),
+        extensions: Default::default(),
     });
     assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(61)));
 }

@@ -13,7 +13,7 @@ const SWITCH_TO_SITE2: [&str; 2] = [
 fn d1_telephony_off_longer_than_site_timeout_switches_at_exactly_the_timeout() {
     let mut h = Harness::watching_default();
     h.run_until(secs(10));
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(39) + Duration::from_nanos(999_999_999));
     assert!(h.switchovers().is_empty());
     h.run_until(secs(100));
@@ -37,9 +37,9 @@ fn d1_telephony_off_longer_than_site_timeout_switches_at_exactly_the_timeout() {
 #[test]
 fn d1_telephony_on_before_timeout_cancels() {
     let mut h = Harness::watching_default();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(29));
-    h.telephony(ServiceStatus::On);
+    h.telephony(ServiceState::On);
     h.run_until(secs(300));
     assert!(h.switchovers().is_empty());
     assert_eq!(h.engine.poll_timeout(), None);
@@ -48,11 +48,11 @@ fn d1_telephony_on_before_timeout_cancels() {
 #[test]
 fn d1_repeated_off_does_not_restart_the_timer() {
     let mut h = Harness::watching_default();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(20));
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(29));
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(100));
     assert_eq!(h.switchovers()[0].0, secs(30));
 }
@@ -62,12 +62,12 @@ fn d1_flapping_restarts_the_timer_from_the_last_off() {
     let mut h = Harness::watching_default();
     for s in [0, 10, 20] {
         h.run_until(secs(s));
-        h.telephony(ServiceStatus::Off);
+        h.telephony(ServiceState::Off);
         h.run_until(secs(s + 5));
-        h.telephony(ServiceStatus::On);
+        h.telephony(ServiceState::On);
     }
     h.run_until(secs(40));
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(200));
     assert_eq!(
         h.switchovers(),
@@ -84,9 +84,9 @@ fn d1_site_timeout_zero_never_switches_and_alarms_instead() {
     h.app_site_timeout = Some(Duration::ZERO);
     h.start();
     h.clear_log();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(3600));
-    h.telephony(ServiceStatus::On);
+    h.telephony(ServiceState::On);
     assert_eq!(
         h.timeline(),
         tl(&[
@@ -102,7 +102,7 @@ fn d1_site_timeout_absent_never_switches_and_alarms_instead() {
     h.app_site_timeout = None;
     h.start();
     h.clear_log();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(3600));
     assert_eq!(
         h.timeline(),
@@ -114,11 +114,11 @@ fn d1_site_timeout_absent_never_switches_and_alarms_instead() {
 #[test]
 fn d1_works_the_same_on_the_secondary_site() {
     let mut h = Harness::watching_default();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(30));
     h.clear_log();
     h.run_until(secs(100));
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(200));
     assert_eq!(
         h.switchovers(),
@@ -138,9 +138,9 @@ fn d1_works_the_same_on_the_secondary_site() {
 #[test]
 fn d2_configuration_off_alarms_and_never_switches() {
     let mut h = Harness::watching_default();
-    h.service(Service::Configuration, ServiceStatus::Off);
+    h.service(Service::Configuration, ServiceState::Off);
     h.run_until(secs(3600));
-    h.service(Service::Configuration, ServiceStatus::On);
+    h.service(Service::Configuration, ServiceState::On);
     assert_eq!(
         h.timeline(),
         tl(&[
@@ -154,10 +154,10 @@ fn d2_configuration_off_alarms_and_never_switches() {
 #[test]
 fn d3_statistic_off_alarms_and_never_switches() {
     let mut h = Harness::watching_default();
-    h.service(Service::Statistic, ServiceStatus::Off);
-    h.service(Service::Statistic, ServiceStatus::Off);
+    h.service(Service::Statistic, ServiceState::Off);
+    h.service(Service::Statistic, ServiceState::Off);
     h.run_until(secs(3600));
-    h.service(Service::Statistic, ServiceStatus::On);
+    h.service(Service::Statistic, ServiceState::On);
     assert_eq!(
         h.timeline(),
         tl(&[
@@ -379,11 +379,12 @@ fn d5_events_of_a_stale_epoch_are_dropped() {
     for event in [
         BackendEvent::ServiceStatus {
             service: Service::Telephony,
-            status: ServiceStatus::Off,
+            status: ServiceState::Off,
         },
         BackendEvent::AgentLogout {
             dn: "7001".into(),
             reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+            extensions: Default::default(),
         },
         BackendEvent::Disconnected,
     ] {
@@ -410,6 +411,7 @@ fn d5_events_during_a_switchover_are_dropped() {
         event: BackendEvent::AgentLogout {
             dn: "7001".into(),
             reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+            extensions: Default::default(),
         },
     });
     assert!(h.log.is_empty());
@@ -441,7 +443,7 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
     let mut cfg = Harness::default_config();
     cfg.switchover_jitter = Duration::from_secs(10);
     let mut h = Harness::watching(cfg);
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(30));
     h.tick();
     let jitter_ends = h
@@ -477,7 +479,7 @@ fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
     h.run_until(secs(3));
     assert!(h.switchovers().is_empty(), "{:?}", h.switchovers());
     h.hold.clear();
-    h.reply("subscribe", Ok(CommandOutput::Done));
+    h.reply("subscribe", Ok(Reply::Done));
     assert_eq!(
         h.switchovers(),
         tl(&[

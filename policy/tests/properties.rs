@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 enum Op {
     Advance(u64),
-    Service(Service, ServiceStatus),
+    Service(Service, ServiceState),
     Logout(&'static str),
     BackInService,
     OutOfService,
@@ -30,8 +30,8 @@ fn service() -> impl Strategy<Value = Service> {
     ]
 }
 
-fn status() -> impl Strategy<Value = ServiceStatus> {
-    prop_oneof![Just(ServiceStatus::On), Just(ServiceStatus::Off)]
+fn status() -> impl Strategy<Value = ServiceState> {
+    prop_oneof![Just(ServiceState::On), Just(ServiceState::Off)]
 }
 
 fn backend_event() -> impl Strategy<Value = BackendEvent> {
@@ -40,19 +40,23 @@ fn backend_event() -> impl Strategy<Value = BackendEvent> {
             .prop_map(|(service, status)| BackendEvent::ServiceStatus { service, status }),
         Just(BackendEvent::AgentLogout {
             dn: "7001".into(),
-            reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into())
+            reason: Some(GRACEFUL_SHUTDOWN_LOGOUT.into()),
+            extensions: Default::default(),
         }),
         Just(BackendEvent::AgentLogout {
             dn: "7001".into(),
-            reason: Some(DR_FORCE_LOGOUT.into())
+            reason: Some(DR_FORCE_LOGOUT.into()),
+            extensions: Default::default(),
         }),
         Just(BackendEvent::AgentLogout {
             dn: "7001".into(),
-            reason: None
+            reason: None,
+            extensions: Default::default(),
         }),
         Just(BackendEvent::AgentLogout {
             dn: "7001".into(),
-            reason: Some("supervisor_forced_logout".into())
+            reason: Some("supervisor_forced_logout".into()),
+            extensions: Default::default(),
         }),
         Just(BackendEvent::DnBackInService { dn: "7001".into() }),
         Just(BackendEvent::DnOutOfService { dn: "7001".into() }),

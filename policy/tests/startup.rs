@@ -284,7 +284,7 @@ fn reconnects_like_startup_after_the_backend_disconnects() {
 fn shutdown_sends_shutdown_and_goes_quiet() {
     let mut h = started(Harness::default_config());
     h.clear_log();
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.feed(Event::Shutdown);
     assert_eq!(h.command_names(), tl(&[(secs(0), "shutdown")]));
     assert_eq!(h.engine.poll_timeout(), None);
@@ -303,7 +303,7 @@ fn s3_preferred_site_is_found_by_the_application_name_read_back() {
     h.hold.clear();
     h.reply(
         "read_application",
-        Ok(CommandOutput::Application {
+        Ok(Reply::Application {
             app_name: "AIL_site2".into(),
             cs_proxy: "csproxy2-new:7000".into(),
             site_timeout: Some(Duration::from_secs(30)),

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Fails site1's telephony at `at` (site-timeout 30 s).
 fn telephony_down_at(h: &mut Harness, at: Timestamp) {
     h.run_until(at);
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
 }
 
 fn started(h: &Harness) -> Vec<(Timestamp, String)> {
@@ -67,7 +67,7 @@ fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
     assert_eq!(subscribe, (2, Listener::ALL.to_vec()));
     assert_eq!(h.engine.view().epoch, Some(2));
     // The new site's listeners start unknown and are watched anew.
-    h.telephony(ServiceStatus::Off);
+    h.telephony(ServiceState::Off);
     h.run_until(secs(30));
     assert_eq!(
         started(&h).last().map(|s| s.1.clone()).as_deref(),
@@ -238,7 +238,7 @@ fn e1_hold_down_suppression_ends_if_the_site_recovers() {
     h.feed(Event::OperatorSwitch { to: None });
     telephony_down_at(&mut h, secs(10));
     h.run_until(secs(50));
-    h.telephony(ServiceStatus::On);
+    h.telephony(ServiceState::On);
     h.run_until(secs(300));
     assert_eq!(started(&h).len(), 1);
 }
@@ -343,7 +343,7 @@ fn e3_paused_holds_graceful_shutdown_but_not_an_operator() {
 fn e3_detection_and_alarms_go_on_while_paused() {
     let mut h = Harness::watching_default();
     h.feed(Event::Pause);
-    h.service(Service::Statistic, ServiceStatus::Off);
+    h.service(Service::Statistic, ServiceState::Off);
     assert_eq!(
         h.timeline(),
         tl(&[(secs(0), "alarm-raised statistic-service-down")])
@@ -405,7 +405,7 @@ fn e4_jitter_wait_is_cancelled_if_the_trigger_goes_away() {
         .timers
         .iter()
         .any(|t| t.kind == TimerKind::SwitchoverJitter));
-    h.telephony(ServiceStatus::On);
+    h.telephony(ServiceState::On);
     h.run_until(secs(100));
     assert!(started(&h).is_empty());
 }
@@ -415,7 +415,7 @@ fn w4_a_connect_answered_with_anything_but_connected_is_a_failure_naming_the_ans
     let mut h = Harness::watching_default();
     h.hold = vec!["connect"];
     h.feed(Event::OperatorSwitch { to: None });
-    h.reply("connect", Ok(CommandOutput::Done));
+    h.reply("connect", Ok(Reply::Done));
     let failed: Vec<(Timestamp, String, String)> = h
         .decisions()
         .into_iter()

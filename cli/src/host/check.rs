@@ -4,8 +4,8 @@
 
 use crate::host::observe::{describe, DecisionRecord, Observer};
 use drctl_plugin_api::messages::{Input, Output};
-use drctl_plugin_api::recording::{Kind, OperatorAction, RecordReader, RecordingError};
 use drctl_policy::{Decision, Event, Timestamp};
+use drctl_protocol::recording::{Kind, OperatorAction, RecordReader, RecordingError};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::Path;

@@ -14,13 +14,12 @@ pub mod serve;
 pub mod session;
 pub mod signal;
 pub mod supervise;
-pub mod translate;
 
 use crate::control::Incoming;
 use crate::host::observe::Observer;
 use crate::report::Identity;
 use drctl_plugin_api::messages::{Input, Output, Password};
-use drctl_policy::{Action, Alarm, Decision, Engine, Event, Timestamp};
+use drctl_policy::{Action, Alarm, CommandId, Decision, Engine, Event, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
@@ -483,10 +482,17 @@ impl<B: Backend> Host<B> {
                 tracing::debug!("output for unknown session {session:?} ignored");
                 continue;
             };
-            if let Some(event) = translate::output_to_event(output) {
-                self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
-                self.carry_out(i, now)?;
-            }
+            // The engine takes the wire's results and events as they are.
+            let event = match output {
+                Output::Result { id, result, .. } => Event::CommandResult {
+                    id: CommandId(id),
+                    result,
+                },
+                Output::Event { epoch, event, .. } => Event::Backend { epoch, event },
+                _ => continue,
+            };
+            self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
+            self.carry_out(i, now)?;
         }
         self.observer_alarms(now);
         Ok(())
@@ -545,7 +551,13 @@ impl<B: Backend> Host<B> {
             match action {
                 Action::Command(cmd) => {
                     let agent = &self.agents[i];
-                    let input = translate::command_to_input(&agent.session, cmd, &agent.password);
+                    // The edge: the engine's wire command, enveloped for the
+                    // session and given the password the engine never sees.
+                    let input = Input::Command {
+                        session: agent.session.clone(),
+                        id: cmd.id.0,
+                        command: cmd.kind.with_password(&agent.password),
+                    };
                     tracing::trace!(target: "drctl::wire", t = %now, "-> {}", input.to_redacted_json());
                     for o in &mut self.observers {
                         o.command(now, &input);

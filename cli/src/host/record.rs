@@ -3,8 +3,8 @@
 
 use crate::host::observe::Observer;
 use drctl_plugin_api::messages::{Input, Output};
-use drctl_plugin_api::recording::{Header, OperatorAction, RecordWriter};
 use drctl_policy::{Decision, Event, Timestamp};
+use drctl_protocol::recording::{Header, OperatorAction, RecordWriter};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use crate::ops::session::format;
 use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
-use drctl_plugin_api::recording::{RecordReader, RecordingError};
+use drctl_protocol::recording::{RecordReader, RecordingError};
 use drctl_policy::Timestamp;
 use std::cell::RefCell;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
 use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
 use anyhow::anyhow;
 use drctl_config::Config;
-use drctl_plugin_api::recording::{self, Header};
+use drctl_protocol::recording::{self, Header};
 use drctl_policy::{PhaseKind, Timestamp, View};
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -3,7 +3,7 @@
 use drctl_plugin_api::messages::{
     Command, CommandError, CommandResult, Input, Output, RecordedCommand,
 };
-use drctl_plugin_api::recording::{Kind, RecordReader, RecordingError};
+use drctl_protocol::recording::{Kind, RecordReader, RecordingError};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 use drctl_plugin_api::messages::{
     Command, Event, Input, Output, Password, Reply, Service, ServiceState,
 };
-use drctl_plugin_api::recording::{Header, OperatorAction, RecordWriter, FORMAT, VERSION};
 use drctl_plugin_replay::Player;
+use drctl_protocol::recording::{Header, OperatorAction, RecordWriter, FORMAT, VERSION};
 use std::io::Write;
 
 const MS: u64 = 1_000_000;

@@ -16,12 +16,7 @@ pub fn ms(m: u64) -> Timestamp {
 }
 
 /// A scheduled answer: when, to which command, what, and the epoch it opens.
-type Answer = (
-    Timestamp,
-    CommandId,
-    Result<CommandOutput, String>,
-    Option<Epoch>,
-);
+type Answer = (Timestamp, CommandId, Result<Reply, String>, Option<Epoch>);
 
 /// Drives an engine against a simulated deployment with synthetic time.
 pub struct Harness {
@@ -110,14 +105,14 @@ impl Harness {
         self.feed(Event::Backend { epoch, event });
     }
 
-    pub fn telephony(&mut self, status: ServiceStatus) {
+    pub fn telephony(&mut self, status: ServiceState) {
         self.backend(BackendEvent::ServiceStatus {
             service: Service::Telephony,
             status,
         });
     }
 
-    pub fn service(&mut self, service: Service, status: ServiceStatus) {
+    pub fn service(&mut self, service: Service, status: ServiceState) {
         self.backend(BackendEvent::ServiceStatus { service, status });
     }
 
@@ -125,6 +120,7 @@ impl Harness {
         self.backend(BackendEvent::AgentLogout {
             dn: "7001".into(),
             reason: (!reason.is_empty()).then(|| reason.to_owned()),
+            extensions: Default::default(),
         });
     }
 
@@ -133,17 +129,20 @@ impl Harness {
     }
 
     /// Answers the oldest held command called `name` now, with `result`.
-    pub fn reply(&mut self, name: &str, result: Result<CommandOutput, String>) {
+    pub fn reply(&mut self, name: &str, result: Result<Reply, String>) {
         let i = self
             .held
             .iter()
             .position(|c| command_name(&c.kind) == name)
             .unwrap_or_else(|| panic!("no held {name}: {:?}", self.held));
         let cmd = self.held.remove(i);
-        if let Ok(CommandOutput::Connected { epoch }) = &result {
+        if let Ok(Reply::Connected { epoch }) = &result {
             self.epoch = Some(*epoch);
         }
-        self.feed(Event::CommandResult { id: cmd.id, result });
+        self.feed(Event::CommandResult {
+            id: cmd.id,
+            result: result.map_err(CommandError::from),
+        });
     }
 
     /// Advances synthetic time to `t`, delivering answers and firing timers in order.
@@ -194,8 +193,13 @@ impl Harness {
             if let Some(e) = epoch {
                 self.epoch = Some(e);
             }
-            self.engine
-                .handle_event(self.now, Event::CommandResult { id, result });
+            self.engine.handle_event(
+                self.now,
+                Event::CommandResult {
+                    id,
+                    result: result.map_err(CommandError::from),
+                },
+            );
         } else {
             self.engine.handle_timeout(self.now);
         }
@@ -237,14 +241,14 @@ impl Harness {
                 if self.reachable[idx] {
                     self.next_epoch += 1;
                     let epoch = self.next_epoch;
-                    (at, Ok(CommandOutput::Connected { epoch }), Some(epoch))
+                    (at, Ok(Reply::Connected { epoch }), Some(epoch))
                 } else {
                     (at, Err(format!("{site}: connection refused")), None)
                 }
             }
             CommandKind::ReadPersonSites { .. } => (
                 now,
-                Ok(CommandOutput::PersonSites {
+                Ok(Reply::PersonSites {
                     preferred_app: self.preferred_app.clone(),
                     secondary_app: "other".into(),
                 }),
@@ -252,7 +256,7 @@ impl Harness {
             ),
             CommandKind::ReadApplication { app_name } => (
                 now,
-                Ok(CommandOutput::Application {
+                Ok(Reply::Application {
                     app_name: app_name.clone(),
                     cs_proxy: if app_name == "AIL_site1" {
                         "csproxy1:7000".into()
@@ -266,9 +270,9 @@ impl Harness {
             ),
             CommandKind::KillFactory => {
                 self.epoch = None;
-                (now, Ok(CommandOutput::Done), None)
+                (now, Ok(Reply::Done), None)
             }
-            _ => (now, Ok(CommandOutput::Done), None),
+            _ => (now, Ok(Reply::Done), None),
         };
         self.answers.push((at, cmd.id, result, epoch));
     }

@@ -79,7 +79,9 @@ pub enum Command {
         app_name: String,
         /// Agent user name.
         username: String,
-        /// Agent password; travels to the backend, never into logs.
+        /// Agent password; travels to the backend, never into logs. The policy
+        /// engine leaves it empty: the host fills it in at the edge
+        /// ([`Command::with_password`]), so the secret never reaches the engine.
         password: Password,
         /// AIL `loading/on-demand`.
         on_demand_loading: bool,
@@ -123,6 +125,14 @@ impl Command {
         }
     }
 
+    /// This command with `Connect`'s password set to `password` (others unchanged).
+    pub fn with_password(mut self, secret: &Password) -> Command {
+        if let Command::Connect { password, .. } = &mut self {
+            *password = secret.clone();
+        }
+        self
+    }
+
     /// A copy with every password replaced by `<redacted>`.
     pub fn redacted(&self) -> Command {
         match self {
@@ -158,6 +168,16 @@ pub enum Listener {
     Statistic,
     /// The agent's DN (logout, in/out of service).
     Dn,
+}
+
+impl Listener {
+    /// The four listeners of the seed, in its order (W2 subscribes them all).
+    pub const ALL: [Listener; 4] = [
+        Listener::Telephony,
+        Listener::Configuration,
+        Listener::Statistic,
+        Listener::Dn,
+    ];
 }
 
 /// A secret that must reach the backend but never a log: serializes its value,
@@ -306,6 +326,18 @@ impl CommandError {
     }
 }
 
+impl From<&str> for CommandError {
+    fn from(message: &str) -> Self {
+        CommandError::new(message)
+    }
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        CommandError::new(message)
+    }
+}
+
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -382,6 +414,16 @@ pub enum ServiceState {
     On,
     /// Service lost.
     Off,
+}
+
+impl ServiceState {
+    /// The snake_case name, `on` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::On => "on",
+            ServiceState::Off => "off",
+        }
+    }
 }
 
 /// Serde for [`CommandResult`]: `Ok(reply)` is the reply's object, `Err(e)` is
