@@ -18,23 +18,14 @@
 //!   always reach every session connected at the site.
 
 use drctl_plugin_api::duration;
+/// A service's status in a scenario: `on` or `off`, as on the wire.
+pub use drctl_plugin_api::ServiceState;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-
-/// A service's status in a scenario.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnOff {
-    /// Up.
-    #[default]
-    On,
-    /// Down.
-    Off,
-}
 
 /// The deployment-wide settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -243,14 +234,14 @@ fn default_register_delay() -> Duration {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SiteState {
     /// SIP Server pair.
-    #[serde(default)]
-    pub telephony: OnOff,
+    #[serde(default = "on")]
+    pub telephony: ServiceState,
     /// Configuration Server pair.
-    #[serde(default)]
-    pub configuration: OnOff,
+    #[serde(default = "on")]
+    pub configuration: ServiceState,
     /// Stat Server pair.
-    #[serde(default)]
-    pub statistic: OnOff,
+    #[serde(default = "on")]
+    pub statistic: ServiceState,
     /// CS Proxy accepts connections.
     #[serde(default = "yes")]
     pub reachable: bool,
@@ -260,12 +251,16 @@ fn yes() -> bool {
     true
 }
 
+fn on() -> ServiceState {
+    ServiceState::On
+}
+
 impl Default for SiteState {
     fn default() -> Self {
         SiteState {
-            telephony: OnOff::On,
-            configuration: OnOff::On,
-            statistic: OnOff::On,
+            telephony: ServiceState::On,
+            configuration: ServiceState::On,
+            statistic: ServiceState::On,
             reachable: true,
         }
     }
@@ -276,11 +271,11 @@ impl Default for SiteState {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SitePatch {
     /// New telephony status.
-    pub telephony: Option<OnOff>,
+    pub telephony: Option<ServiceState>,
     /// New configuration status.
-    pub configuration: Option<OnOff>,
+    pub configuration: Option<ServiceState>,
     /// New statistic status.
-    pub statistic: Option<OnOff>,
+    pub statistic: Option<ServiceState>,
     /// New reachability.
     pub reachable: Option<bool>,
 }

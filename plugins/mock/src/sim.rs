@@ -47,7 +47,7 @@
 //! - a waiting login whose session gives up (another connect,
 //!   `kill_factory`) still holds its place: the proxy already has it.
 
-use crate::scenario::{Happening, OnOff, Scenario, SitePatch, SiteState, Targets};
+use crate::scenario::{Happening, Scenario, SitePatch, SiteState, Targets};
 use drctl_plugin_api::messages::{
     Command, CommandError, Event, Input, Output, Reply, Service, ServiceState,
 };
@@ -140,13 +140,6 @@ pub struct Sim {
 
 fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-fn state(s: OnOff) -> ServiceState {
-    match s {
-        OnOff::On => ServiceState::On,
-        OnOff::Off => ServiceState::Off,
-    }
 }
 
 impl Sim {
@@ -370,7 +363,7 @@ impl Sim {
                 epoch,
                 event: Event::ServiceStatus {
                     service,
-                    status: state(status),
+                    status: status,
                 },
             });
         }
@@ -464,7 +457,7 @@ impl Sim {
                 let Some((site, current)) = s.connected else {
                     return;
                 };
-                let sip_up = self.sites[site].state.telephony == OnOff::On;
+                let sip_up = self.sites[site].state.telephony == ServiceState::On;
                 if current == epoch && s.subscribed && sip_up {
                     self.ready.push_back(Output::Event {
                         session: s.id.clone(),
@@ -578,7 +571,7 @@ impl Sim {
             }
             let event = Event::ServiceStatus {
                 service,
-                status: state(new),
+                status: new,
             };
             let mut send = |i: usize, epoch: u64| {
                 self.ready.push_back(Output::Event {
