@@ -14,7 +14,7 @@
 //!
 //! Wire to the stand-in: see `AilFactory.java` (tab-separated, URL-encoded).
 
-use drctl_plugin_mock::scenario::{Happening, OnOff, Scenario, SiteState};
+use drctl_plugin_mock::scenario::{Happening, Scenario, ServiceState, SiteState};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -357,10 +357,10 @@ fn push(conn: &mut Conn, seen: &mut Seen, fields: &[&str]) {
         .push(format!("{} {}", conn.site, fields.join(" ")));
 }
 
-fn on_off(s: OnOff) -> &'static str {
+fn on_off(s: ServiceState) -> &'static str {
     match s {
-        OnOff::On => "ON",
-        OnOff::Off => "OFF",
+        ServiceState::On => "ON",
+        ServiceState::Off => "OFF",
     }
 }
 
@@ -641,7 +641,7 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
                     let up = st
                         .sites
                         .get(&site)
-                        .is_some_and(|x| x.telephony == OnOff::On);
+                        .is_some_and(|x| x.telephony == ServiceState::On);
                     if let Some(c) = st.conn.as_mut().filter(|c| c.id == id) {
                         if up {
                             push(c, &mut st.seen, &["DN", &dn, "IN_SERVICE"]);

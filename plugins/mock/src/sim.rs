@@ -361,10 +361,7 @@ impl Sim {
             self.ready.push_back(Output::Event {
                 session: session.clone(),
                 epoch,
-                event: Event::ServiceStatus {
-                    service,
-                    status: status,
-                },
+                event: Event::ServiceStatus { service, status },
             });
         }
         let at = now.saturating_add(ns(self.scenario.deployment.register_delay));
