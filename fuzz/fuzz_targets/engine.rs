@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use drctl_policy::{
-    Action, BackendEvent, CommandId, CommandKind, Reply, Decision, Engine, EngineConfig,
-    Event, Failback, PhaseKind, Service, ServiceState, Timestamp, DR_FORCE_LOGOUT,
+    Action, BackendEvent, CommandError, CommandId, CommandKind, Decision, Engine, EngineConfig,
+    Event, Failback, PhaseKind, Reply, Service, ServiceState, Timestamp, DR_FORCE_LOGOUT,
     GRACEFUL_SHUTDOWN_LOGOUT,
 };
 use libfuzzer_sys::fuzz_target;
@@ -301,11 +301,11 @@ impl Run {
         }
     }
 
-    fn result(&mut self, kind: &CommandKind, how: &How) -> Result<Reply, String> {
+    fn result(&mut self, kind: &CommandKind, how: &How) -> Result<Reply, CommandError> {
         let secs = |s: Option<u16>| s.map(|s| Duration::from_secs(u64::from(s)));
         let pick = |n: u8, names: [&str; 3]| names[usize::from(n % 3)].to_owned();
         match how {
-            How::Error => Err("fuzzed error".to_owned()),
+            How::Error => Err("fuzzed error".into()),
             How::Wrong(raw) => Ok(match raw {
                 Raw::Connected(sel) => Reply::Connected {
                     epoch: self.epoch(*sel),

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use drctl_plugin_api::messages::Output;
+use drctl_protocol::messages::Output;
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 

@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
-use drctl_plugin_api::messages::{Input, Output};
+use drctl_protocol::messages::{Input, Output};
 use drctl_protocol::recording::{Kind, OperatorAction, RecordReader, RecordWriter};
-use drctl_policy::Decision;
+use drctl_protocol::Decision;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
