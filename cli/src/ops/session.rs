@@ -12,8 +12,8 @@ use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
 use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
 use anyhow::anyhow;
 use drctl_config::Config;
-use drctl_protocol::recording::{self, Header};
 use drctl_policy::{PhaseKind, Timestamp, View};
+use drctl_protocol::recording::{self, Header};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
