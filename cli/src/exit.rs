@@ -1,6 +1,7 @@
 //! Exit codes of `drctl`, and the error type commands return.
 
 use std::fmt;
+use std::io::Write;
 use std::process::ExitCode;
 
 use drctl_config::ConfigError;
@@ -98,5 +99,16 @@ impl From<anyhow::Error> for CliError {
             },
             error,
         }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
+pub fn print_stdout(text: &str) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+        _ => Ok(()),
     }
 }

@@ -11,12 +11,10 @@ pub mod status;
 pub mod switch;
 pub mod watch;
 
-use std::io::Write;
-
 use clap::{Parser, Subcommand};
 
 use crate::args::GlobalArgs;
-use crate::exit::{CliError, CliResult};
+use crate::exit::CliResult;
 
 /// Site Disaster Recovery orchestrator for two-site Genesys SIP Server contact centres.
 #[derive(Debug, Parser)]
@@ -71,13 +69,4 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
     }
 }
 
-/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
-pub fn print_stdout(text: &str) -> CliResult {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
-            anyhow::Error::new(e).context("writing to stdout"),
-        )),
-        _ => Ok(()),
-    }
-}
+pub use crate::exit::print_stdout;

@@ -140,7 +140,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
             OutputFormat::Text => verdict.to_text(),
             OutputFormat::Json => verdict.to_json() + "\n",
         };
-        crate::commands::print_stdout(&text)?;
+        crate::exit::print_stdout(&text)?;
         if verdict.identical() {
             Ok(())
         } else {
@@ -180,7 +180,7 @@ fn interrupted(signal: i32, at: Timestamp, args: &Replay) -> CliError {
             ),
         };
         // stdout gone: the exit code still says it.
-        let _ = crate::commands::print_stdout(&text);
+        let _ = crate::exit::print_stdout(&text);
     }
     CliError {
         exit: Exit::signalled(signal),
