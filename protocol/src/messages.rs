@@ -430,21 +430,22 @@ impl ServiceState {
 /// `{"type":"error","message":...}`.
 pub(crate) mod command_result {
     use super::*;
+    use std::borrow::Cow;
 
-    /// What is written: a reply or an error, tagged `type`, borrowed.
-    #[derive(Serialize)]
+    /// A result on the wire, tagged `type`: borrowed when written, owned when read.
+    #[derive(Serialize, Deserialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
-    enum WireRef<'a> {
+    enum Wire<'a> {
         Connected {
             epoch: u64,
         },
         PersonSites {
-            preferred_app: &'a str,
-            secondary_app: &'a str,
+            preferred_app: Cow<'a, str>,
+            secondary_app: Cow<'a, str>,
         },
         Application {
-            app_name: &'a str,
-            cs_proxy: &'a str,
+            app_name: Cow<'a, str>,
+            cs_proxy: Cow<'a, str>,
             site_timeout_s: Option<u64>,
             site_timeout_ns: Option<u64>,
             site_sip_register_timeout_s: Option<u64>,
@@ -452,32 +453,7 @@ pub(crate) mod command_result {
         },
         Done,
         Error {
-            message: &'a str,
-        },
-    }
-
-    /// Every `type` a result may carry, for reading.
-    #[derive(Deserialize)]
-    #[serde(tag = "type", rename_all = "snake_case")]
-    enum Wire {
-        Connected {
-            epoch: u64,
-        },
-        PersonSites {
-            preferred_app: String,
-            secondary_app: String,
-        },
-        Application {
-            app_name: String,
-            cs_proxy: String,
-            site_timeout_s: Option<u64>,
-            site_timeout_ns: Option<u64>,
-            site_sip_register_timeout_s: Option<u64>,
-            site_sip_register_timeout_ns: Option<u64>,
-        },
-        Done,
-        Error {
-            message: String,
+            message: Cow<'a, str>,
         },
     }
 
@@ -496,38 +472,38 @@ pub(crate) mod command_result {
         ns.map(Duration::from_nanos).or(s.map(Duration::from_secs))
     }
 
-    fn reply_ref(r: &Reply) -> WireRef<'_> {
+    fn reply_ref(r: &Reply) -> Wire<'_> {
         match r {
-            Reply::Connected { epoch } => WireRef::Connected { epoch: *epoch },
+            Reply::Connected { epoch } => Wire::Connected { epoch: *epoch },
             Reply::PersonSites {
                 preferred_app,
                 secondary_app,
-            } => WireRef::PersonSites {
-                preferred_app,
-                secondary_app,
+            } => Wire::PersonSites {
+                preferred_app: Cow::Borrowed(preferred_app),
+                secondary_app: Cow::Borrowed(secondary_app),
             },
             Reply::Application {
                 app_name,
                 cs_proxy,
                 site_timeout,
                 site_sip_register_timeout,
-            } => WireRef::Application {
-                app_name,
-                cs_proxy,
+            } => Wire::Application {
+                app_name: Cow::Borrowed(app_name),
+                cs_proxy: Cow::Borrowed(cs_proxy),
                 site_timeout_s: secs_up(*site_timeout),
                 site_timeout_ns: nanos(*site_timeout),
                 site_sip_register_timeout_s: secs_up(*site_sip_register_timeout),
                 site_sip_register_timeout_ns: nanos(*site_sip_register_timeout),
             },
-            Reply::Done => WireRef::Done,
+            Reply::Done => Wire::Done,
         }
     }
 
     pub fn serialize<S: Serializer>(r: &CommandResult, s: S) -> Result<S::Ok, S::Error> {
         match r {
             Ok(reply) => reply_ref(reply).serialize(s),
-            Err(e) => WireRef::Error {
-                message: &e.message,
+            Err(e) => Wire::Error {
+                message: Cow::Borrowed(&e.message),
             }
             .serialize(s),
         }
@@ -540,8 +516,8 @@ pub(crate) mod command_result {
                 preferred_app,
                 secondary_app,
             } => Ok(Reply::PersonSites {
-                preferred_app,
-                secondary_app,
+                preferred_app: preferred_app.into_owned(),
+                secondary_app: secondary_app.into_owned(),
             }),
             Wire::Application {
                 app_name,
@@ -551,8 +527,8 @@ pub(crate) mod command_result {
                 site_sip_register_timeout_s,
                 site_sip_register_timeout_ns,
             } => Ok(Reply::Application {
-                app_name,
-                cs_proxy,
+                app_name: app_name.into_owned(),
+                cs_proxy: cs_proxy.into_owned(),
                 site_timeout: dr_option(site_timeout_ns, site_timeout_s),
                 site_sip_register_timeout: dr_option(
                     site_sip_register_timeout_ns,
@@ -560,7 +536,9 @@ pub(crate) mod command_result {
                 ),
             }),
             Wire::Done => Ok(Reply::Done),
-            Wire::Error { message } => Err(CommandError { message }),
+            Wire::Error { message } => Err(CommandError {
+                message: message.into_owned(),
+            }),
         })
     }
 
