@@ -184,7 +184,7 @@ impl Observer for Metrics {
         }
     }
 
-    fn settled(&mut self, t: Timestamp, engine: &Engine) {
+    fn settled(&mut self, t: Timestamp, _agent: &str, engine: &Engine) {
         let v = engine.view();
         let phase = v.phase.as_str();
         let site = v.site.map(|s| s.to_string());
@@ -222,7 +222,7 @@ impl Observer for Metrics {
         self.paused.set(i64::from(v.paused));
     }
 
-    fn alarms(&mut self, _t: Timestamp, active: &[Alarm]) {
+    fn alarms(&mut self, _t: Timestamp, _agent: &str, active: &[Alarm]) {
         for a in Alarm::ALL {
             let on = active.contains(&a);
             self.alarm

@@ -225,7 +225,7 @@ impl Observer for AlarmSinks {
         }
     }
 
-    fn settled(&mut self, _t: Timestamp, engine: &Engine) {
+    fn settled(&mut self, _t: Timestamp, _agent: &str, engine: &Engine) {
         self.site = engine.view().site.map(|s| s.to_string());
     }
 }

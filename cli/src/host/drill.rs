@@ -10,9 +10,11 @@ use drctl_policy::{Decision, Engine, ListenerStatus, Timestamp};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Times a switchover from `from`; with a client, streams it the decisions
-/// and ends with the verdict.
+/// Times agent `session`'s switchover from `from`; with a client, streams it
+/// the decisions and ends with the verdict. Other agents' traffic (a fleet)
+/// is not the drill's.
 pub struct Drill {
+    session: String,
     timer: PhaseTimer,
     /// The timings so far (shared with the caller).
     pub times: Rc<RefCell<PhaseTimes>>,
@@ -24,14 +26,17 @@ pub struct Drill {
 }
 
 impl Drill {
-    /// A drill to `target` (any other site: `None`), streamed to `client` if any.
+    /// A drill of agent `session` to `target` (any other site: `None`),
+    /// streamed to `client` if any.
     pub fn new(
+        session: String,
         from: String,
         target: Option<String>,
         client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
     ) -> Drill {
         let times = Rc::new(RefCell::new(PhaseTimes::default()));
         Drill {
+            session,
             timer: PhaseTimer(times.clone()),
             times,
             from,
@@ -97,14 +102,22 @@ impl Drill {
 
 impl Observer for Drill {
     fn command(&mut self, t: Timestamp, input: &Input) {
-        self.timer.command(t, input);
+        if matches!(input, Input::Command { session, .. } if *session == self.session) {
+            self.timer.command(t, input);
+        }
     }
 
     fn output(&mut self, t: Timestamp, output: &Output) {
-        self.timer.output(t, output);
+        if matches!(output, Output::Result { session, .. } | Output::Event { session, .. } if *session == self.session)
+        {
+            self.timer.output(t, output);
+        }
     }
 
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        if agent != self.session {
+            return;
+        }
         self.timer.decision(t, agent, d);
         let Some(client) = &self.client else {
             return;
@@ -121,8 +134,8 @@ impl Observer for Drill {
         }
     }
 
-    fn settled(&mut self, _t: Timestamp, engine: &Engine) {
-        if self.done || self.client.is_none() {
+    fn settled(&mut self, _t: Timestamp, agent: &str, engine: &Engine) {
+        if self.done || self.client.is_none() || agent != self.session {
             return;
         }
         match self.verdict(engine) {

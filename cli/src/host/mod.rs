@@ -198,6 +198,8 @@ struct Agent {
     armed: Option<Timestamp>,
     /// The engine panicked: this agent is stopped, the others go on.
     failed: bool,
+    /// The engine ran since the observers last saw it settle.
+    touched: bool,
     /// Tests: the entry point that panics for this agent.
     #[cfg(test)]
     fault: Option<Entry>,
@@ -239,16 +241,22 @@ pub struct Host<B: Backend> {
     /// Control requests (a watcher's socket), handled inside the loop.
     inbox: Option<tokio::sync::mpsc::UnboundedReceiver<Incoming>>,
     identity: Option<Identity>,
-    /// The first agent's last few decisions, for `status`.
-    recent: VecDeque<(Timestamp, Decision)>,
-    /// Alarms the host itself raised (a failed recording), as the first agent's.
+    /// The last decisions of all agents (agent index, time, decision), for `status`.
+    recent: VecDeque<(usize, Timestamp, Decision)>,
+    /// Alarms the host itself raised (a failed recording): every agent's.
     host_alarms: Vec<Alarm>,
+    /// Agents whose engine ran since the observers last saw them settle.
+    touched: Vec<usize>,
     /// The latest time pumped: a late deadline is handled no earlier.
     pumped: Timestamp,
 }
 
 /// How many decisions `status` shows.
-const RECENT: usize = 10;
+pub const RECENT: usize = 10;
+
+/// How many decisions of all agents the host keeps for `status` (bounded
+/// whatever the fleet's size; one agent's last [`RECENT`] when it is alone).
+const RECENT_KEPT: usize = 8 * RECENT;
 
 /// How many virtual-clock passes go by between looks for a signal.
 const SIGNAL_CHECK: u32 = 1024;
@@ -295,6 +303,7 @@ impl<B: Backend> Host<B> {
                 engine,
                 armed: None,
                 failed: false,
+                touched: false,
                 #[cfg(test)]
                 fault: None,
             })
@@ -309,15 +318,26 @@ impl<B: Backend> Host<B> {
             wake,
             inbox: None,
             identity: None,
-            recent: VecDeque::with_capacity(RECENT),
+            recent: VecDeque::with_capacity(RECENT_KEPT),
             host_alarms: Vec::new(),
+            touched: Vec::new(),
             pumped: Timestamp::ZERO,
         }
     }
 
-    /// The (first) agent's engine.
-    pub fn engine(&self) -> &Engine {
-        &self.agents[0].engine
+    /// Agent `i`'s engine (`None` past the last agent).
+    pub fn engine(&self, i: usize) -> Option<&Engine> {
+        self.agents.get(i).map(|a| &a.engine)
+    }
+
+    /// Every agent's session id and engine, in the order they were given.
+    pub fn engines(&self) -> impl Iterator<Item = (&str, &Engine)> {
+        self.agents.iter().map(|a| (a.session.as_str(), &a.engine))
+    }
+
+    /// Agent `i`'s session id.
+    pub fn session(&self, i: usize) -> Option<&str> {
+        self.agents.get(i).map(|a| a.session.as_str())
     }
 
     /// How many agents this host runs.
@@ -345,19 +365,19 @@ impl<B: Backend> Host<B> {
         self.clock.now()
     }
 
-    /// Feeds an event to the (first) agent's engine now and carries out what follows.
+    /// Feeds an event to agent `i`'s engine now and carries out what follows.
     ///
     /// What is due first (timers, backend outputs) is handled first, so that a
     /// recording has it before the input, in the order the engine saw them,
     /// and a replay, which feeds the input after everything due, agrees.
-    pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
+    pub fn inject(&mut self, i: usize, event: Event) -> Result<(), HostError> {
         let now = self.now();
         self.due_before(now, &event)?;
         for o in &mut self.observers {
             o.input(now, &event);
         }
-        self.engine_call(0, Entry::HandleEvent, |e| e.handle_event(now, event));
-        self.carry_out(0, now)?;
+        self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
+        self.carry_out(i, now)?;
         self.pump(now)
     }
 
@@ -398,6 +418,7 @@ impl<B: Backend> Host<B> {
         entry: Entry,
         f: impl FnOnce(&mut Engine) -> R,
     ) -> Option<R> {
+        self.touch(i);
         let agent = self.agents.get_mut(i)?;
         if agent.failed {
             return None;
@@ -498,8 +519,10 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
-    /// Alarms raised by observers (the recorder), as decisions of the first
-    /// agent; they stay up (in [`Host::active_alarms`]) for the session.
+    /// Alarms raised by observers (the recorder): the host's, so every
+    /// agent's (a recording that failed loses every session's record); a
+    /// decision of each agent that does not have it up already. They stay up
+    /// (in [`Host::active_alarms`]) for the session.
     fn observer_alarms(&mut self, now: Timestamp) {
         let raised: Vec<_> = self
             .observers
@@ -507,38 +530,79 @@ impl<B: Backend> Host<B> {
             .filter_map(|o| o.take_alarm())
             .collect();
         for alarm in raised {
-            if self.host_alarms.contains(&alarm) || self.agents[0].engine.alarm_active(alarm) {
+            if self.host_alarms.contains(&alarm) {
                 continue;
             }
             self.host_alarms.push(alarm);
-            self.decide(0, now, Decision::AlarmRaised { alarm });
+            for i in 0..self.agents.len() {
+                self.touch(i);
+                if !self.agents[i].engine.alarm_active(alarm) {
+                    self.decide(i, now, Decision::AlarmRaised { alarm });
+                }
+            }
         }
     }
 
-    /// The alarms up, raised by the (first) agent's engine or by the host:
-    /// the one set `status` and the metrics read.
-    pub fn active_alarms(&self) -> ActiveAlarms {
-        let engine = &self.agents[0].engine;
+    /// The alarms up for agent `i`, raised by its engine or by the host: the
+    /// one set `status` and the metrics read.
+    pub fn active_alarms(&self, i: usize) -> ActiveAlarms {
         let mut active = ActiveAlarms::default();
+        let Some(agent) = self.agents.get(i) else {
+            return active;
+        };
         for a in Alarm::ALL {
-            if engine.alarm_active(a) || self.host_alarms.contains(&a) {
+            if agent.engine.alarm_active(a) || self.host_alarms.contains(&a) {
                 active.push(a);
             }
         }
         active
     }
 
-    /// A decision of agent `i`: to every observer, and (first agent) to `status`.
+    /// A decision of agent `i`: to every observer, and to `status`'s recent ones.
     fn decide(&mut self, i: usize, now: Timestamp, d: Decision) {
         let session = &self.agents[i].session;
         for o in &mut self.observers {
             o.decision(now, session, &d);
         }
-        if i == 0 {
-            if self.recent.len() == RECENT {
-                self.recent.pop_front();
+        if self.recent.len() == RECENT_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((i, now, d));
+    }
+
+    /// Agent `i`'s last decisions (at most [`RECENT`]), oldest first.
+    pub fn recent(&self, i: usize) -> impl Iterator<Item = (Timestamp, &Decision)> {
+        let mine: Vec<_> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|(a, _, _)| *a == i)
+            .take(RECENT)
+            .map(|(_, t, d)| (*t, d))
+            .collect();
+        mine.into_iter().rev()
+    }
+
+    /// Marks agent `i` for the observers' next look ([`Host::settle`]).
+    fn touch(&mut self, i: usize) {
+        if let Some(agent) = self.agents.get_mut(i) {
+            if !agent.touched {
+                agent.touched = true;
+                self.touched.push(i);
             }
-            self.recent.push_back((now, d));
+        }
+    }
+
+    /// Tells the observers where each agent whose engine ran has settled.
+    fn settle(&mut self, now: Timestamp) {
+        for i in std::mem::take(&mut self.touched) {
+            let alarms = self.active_alarms(i);
+            let agent = &mut self.agents[i];
+            agent.touched = false;
+            for o in &mut self.observers {
+                o.settled(now, &agent.session, &agent.engine);
+                o.alarms(now, &agent.session, alarms.as_slice());
+            }
         }
     }
 
@@ -600,7 +664,7 @@ impl<B: Backend> Host<B> {
         &mut self,
         end: Option<Timestamp>,
         stop: &mut StopFuture<'_>,
-        mut done: impl FnMut(&Engine) -> bool,
+        mut done: impl FnMut(&Self) -> bool,
     ) -> Result<Stop, HostError> {
         let mut spins = 0u32;
         let mut passes = 0u32;
@@ -608,13 +672,9 @@ impl<B: Backend> Host<B> {
             let now = self.now();
             // Past `end` (a late clock), what falls after it is not this run's.
             self.pump(end.map_or(now, |e| now.min(e)))?;
-            let alarms = self.active_alarms();
-            for o in &mut self.observers {
-                o.settled(now, &self.agents[0].engine);
-                o.alarms(now, alarms.as_slice());
-            }
+            self.settle(now);
             self.observers.retain(|o| !o.done());
-            if done(&self.agents[0].engine) {
+            if done(self) {
                 return Ok(Stop::Done);
             }
             if end.is_some_and(|e| now >= e) {
@@ -862,7 +922,7 @@ mod tests {
             );
             let seen = Rc::new(RefCell::new(Decisions::default()));
             host.observe(Box::new(crate::host::observe::Shared(seen.clone())));
-            host.inject(Event::Start).unwrap();
+            host.inject(0, Event::Start).unwrap();
             host.clock = Clock::Virtual {
                 now: Timestamp::ZERO + std::time::Duration::from_secs(jump),
             };
@@ -910,9 +970,14 @@ mod tests {
         fn input(&mut self, _t: Timestamp, event: &Event) {
             self.lines.push(format!("input {event:?}").to_lowercase());
         }
-        fn alarms(&mut self, _t: Timestamp, active: &[Alarm]) {
+        fn settled(&mut self, _t: Timestamp, agent: &str, engine: &Engine) {
+            let phase = engine.view().phase.as_str();
+            self.lines.push(format!("{agent} settled {phase}"));
+        }
+        fn alarms(&mut self, _t: Timestamp, agent: &str, active: &[Alarm]) {
             let names: Vec<_> = active.iter().map(|a| a.as_str()).collect();
-            self.lines.push(format!("alarms {}", names.join(",")));
+            self.lines
+                .push(format!("{agent} alarms {}", names.join(",")));
         }
         fn take_alarm(&mut self) -> Option<Alarm> {
             self.raise.take()
@@ -1027,7 +1092,7 @@ mod tests {
     #[test]
     fn a_timer_due_before_an_input_is_fed_and_recorded_before_it() {
         let (mut host, seen) = giving_up(&["ann"]);
-        host.inject(Event::Start).unwrap();
+        host.inject(0, Event::Start).unwrap();
         // The clock passes the 10 s startup timer before the loop comes
         // round (a real clock's `--for` end, an operator request): the
         // timer still comes first, as a replay of the recording feeds it.
@@ -1047,7 +1112,7 @@ mod tests {
     fn a_host_raised_alarm_is_in_the_one_set_status_and_metrics_read() {
         let (mut host, seen) = giving_up(&["ann"]);
         seen.borrow_mut().raise = Some(Alarm::RecordingFailed);
-        host.inject(Event::Start).unwrap();
+        host.inject(0, Event::Start).unwrap();
         let end = Timestamp::ZERO + std::time::Duration::from_secs(1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1056,9 +1121,9 @@ mod tests {
         let mut stop: StopFuture = Box::pin(std::future::pending());
         rt.block_on(host.run(Some(end), &mut stop, |_| false))
             .unwrap();
-        assert_eq!(host.active_alarms().as_slice(), [Alarm::RecordingFailed]);
+        assert_eq!(host.active_alarms(0).as_slice(), [Alarm::RecordingFailed]);
         assert_eq!(
-            serde_json::to_value(host.status()).unwrap()["alarms"],
+            serde_json::to_value(host.status(0)).unwrap()["alarms"],
             serde_json::json!(["recording-failed"])
         );
         let lines = &seen.borrow().lines;
@@ -1069,8 +1134,79 @@ mod tests {
         );
         assert_eq!(
             lines.last().map(String::as_str),
-            Some("alarms recording-failed"),
+            Some("ann alarms recording-failed"),
             "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn no_agent_is_special_in_a_fleet() {
+        let (mut host, seen) = giving_up(&["ann", "bob"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut stop: StopFuture = Box::pin(std::future::pending());
+        host.inject_all(Event::Start).unwrap();
+        rt.block_on(host.run(None, &mut stop, |_| true)).unwrap();
+        assert!(seen
+            .borrow()
+            .lines
+            .contains(&"ann settled connecting".to_owned()));
+        seen.borrow_mut().lines.clear();
+        // An event for bob alone: the observers see bob settle, not ann.
+        host.inject(1, Event::Pause).unwrap();
+        let end = Timestamp::ZERO + std::time::Duration::from_secs(1);
+        rt.block_on(host.run(Some(end), &mut stop, |_| false))
+            .unwrap();
+        {
+            let lines = &seen.borrow().lines;
+            assert!(
+                lines.contains(&"bob settled connecting".to_owned()),
+                "{lines:?}"
+            );
+            assert!(
+                !lines.iter().any(|l| l.starts_with("ann settled")),
+                "{lines:?}"
+            );
+        }
+        assert!(host.engine(1).is_some_and(|e| e.view().paused));
+        assert!(host.engine(0).is_some_and(|e| !e.view().paused));
+        assert!(host.engine(2).is_none());
+
+        // A host alarm (the recording failed) is every agent's, decided once each.
+        seen.borrow_mut().raise = Some(Alarm::RecordingFailed);
+        let end = end + TEN + TEN;
+        rt.block_on(host.run(Some(end), &mut stop, |_| false))
+            .unwrap();
+        for (i, name) in ["ann", "bob"].iter().enumerate() {
+            assert_eq!(host.active_alarms(i).as_slice(), [Alarm::RecordingFailed]);
+            let lines = &seen.borrow().lines;
+            let raised = format!("{name} alarm-raised");
+            assert_eq!(
+                lines.iter().filter(|l| **l == raised).count(),
+                1,
+                "{lines:?}"
+            );
+            // Each agent's own decisions, for its `status`: both gave up at 10 s.
+            let status = serde_json::to_value(host.status(i)).unwrap();
+            let types: Vec<_> = status["last_decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["type"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert!(
+                types.contains(&"startup-failed".to_owned()),
+                "{name}: {types:?}"
+            );
+            assert_eq!(status["phase"], "gave-up", "{name}: {status}");
+        }
+        let bob: Vec<_> = host.recent(1).map(|(_, d)| d.type_name()).collect();
+        assert_eq!(bob, ["alarm-raised", "startup-failed"]);
+        assert_eq!(
+            host.engines().map(|(s, _)| s).collect::<Vec<_>>(),
+            ["ann", "bob"]
         );
     }
 
@@ -1104,7 +1240,7 @@ mod tests {
         assert_eq!(host.timers.len(), 2);
 
         // `drctl status` shows the pending timer with the time left.
-        let status = serde_json::to_value(host.status()).unwrap();
+        let status = serde_json::to_value(host.status(0)).unwrap();
         assert_eq!(status["phase"], "connecting", "{status}");
         assert_eq!(
             status["timers"][0],

@@ -13,11 +13,13 @@ pub trait Observer {
     fn output(&mut self, _t: Timestamp, _output: &Output) {}
     /// The engine decided something.
     fn decision(&mut self, _t: Timestamp, _agent: &str, _decision: &Decision) {}
-    /// Everything due at `t` has been handled.
-    fn settled(&mut self, _t: Timestamp, _engine: &Engine) {}
-    /// The alarms up once everything due at `t` is handled, raised by the
-    /// engine or the host alike (the set `status` shows).
-    fn alarms(&mut self, _t: Timestamp, _active: &[drctl_policy::Alarm]) {}
+    /// Everything due at `t` has been handled; `agent`'s engine ran since
+    /// the last call (the host calls this only for agents whose engine ran).
+    fn settled(&mut self, _t: Timestamp, _agent: &str, _engine: &Engine) {}
+    /// `agent`'s alarms up once everything due at `t` is handled, raised by
+    /// its engine or the host alike (the set `status` shows); called with
+    /// [`Observer::settled`].
+    fn alarms(&mut self, _t: Timestamp, _agent: &str, _active: &[drctl_policy::Alarm]) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
     /// The session is over: flush what is buffered.
@@ -46,11 +48,11 @@ impl<T: Observer> Observer for Shared<T> {
     fn decision(&mut self, t: Timestamp, agent: &str, decision: &Decision) {
         self.0.borrow_mut().decision(t, agent, decision)
     }
-    fn settled(&mut self, t: Timestamp, engine: &Engine) {
-        self.0.borrow_mut().settled(t, engine)
+    fn settled(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
+        self.0.borrow_mut().settled(t, agent, engine)
     }
-    fn alarms(&mut self, t: Timestamp, active: &[drctl_policy::Alarm]) {
-        self.0.borrow_mut().alarms(t, active)
+    fn alarms(&mut self, t: Timestamp, agent: &str, active: &[drctl_policy::Alarm]) {
+        self.0.borrow_mut().alarms(t, agent, active)
     }
     fn input(&mut self, t: Timestamp, event: &Event) {
         self.0.borrow_mut().input(t, event)

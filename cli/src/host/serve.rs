@@ -11,26 +11,33 @@ use drctl_policy::{Event, PhaseKind};
 impl<B: Backend> Host<B> {
     /// Handles one control request (called by the loop when one arrives).
     pub(crate) fn on_control(&mut self, incoming: Incoming) -> Result<(), HostError> {
+        let Some(i) = self.addressed() else {
+            let _ = incoming.reply.send(Reply::error(format!(
+                "this watcher runs {} agents; name one",
+                self.len()
+            )));
+            return Ok(());
+        };
         let reply = match incoming.request {
             Request::Status => Reply {
-                status: Some(self.status()),
+                status: Some(self.status(i)),
                 ..Reply::ok()
             },
             Request::Pause => {
-                self.inject(Event::Pause)?;
+                self.inject(i, Event::Pause)?;
                 Reply {
-                    status: Some(self.status()),
+                    status: Some(self.status(i)),
                     ..Reply::ok()
                 }
             }
             Request::Resume => {
-                self.inject(Event::Resume)?;
+                self.inject(i, Event::Resume)?;
                 Reply {
-                    status: Some(self.status()),
+                    status: Some(self.status(i)),
                     ..Reply::ok()
                 }
             }
-            Request::Switch { to } => match self.start_switch(to, incoming.reply.clone())? {
+            Request::Switch { to } => match self.start_switch(i, to, incoming.reply.clone())? {
                 // The progress observer answers from here on.
                 None => return Ok(()),
                 Some(refusal) => refusal,
@@ -40,14 +47,26 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
-    /// Injects an operator switchover and attaches an observer that streams
-    /// its decisions and, once verified, the timing table. `Some(reply)` when refused.
+    /// The agent a control request is for: today's requests name none, so
+    /// the watcher's only agent.
+    fn addressed(&self) -> Option<usize> {
+        (self.len() == 1).then_some(0)
+    }
+
+    /// Injects an operator switchover for agent `i` and attaches an observer
+    /// that streams its decisions and, once verified, the timing table.
+    /// `Some(reply)` when refused.
     fn start_switch(
         &mut self,
+        i: usize,
         to: Option<String>,
         reply: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Option<Reply>, HostError> {
-        let view = self.engine().view();
+        let (Some(engine), Some(session)) = (self.engine(i), self.session(i)) else {
+            return Ok(Some(Reply::error(format!("no agent #{i}"))));
+        };
+        let view = engine.view();
+        let session = session.to_owned();
         if view.phase != PhaseKind::Watching {
             return Ok(Some(Reply::error(format!(
                 "the watcher is not watching a site now (phase {}); try again",
@@ -55,19 +74,22 @@ impl<B: Backend> Host<B> {
             ))));
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
-        let drill = Drill::new(from.clone(), to.clone(), Some(reply));
+        let drill = Drill::new(session, from.clone(), to.clone(), Some(reply));
         let times = drill.times.clone();
         self.observe(Box::new(drill));
-        self.inject(Event::OperatorSwitch {
-            to: to.as_deref().map(Into::into),
-        })?;
+        self.inject(
+            i,
+            Event::OperatorSwitch {
+                to: to.as_deref().map(Into::into),
+            },
+        )?;
         if times.borrow().started.is_none() {
             // Take the observer out again: the engine refused (e.g. already there).
             self.observers.pop();
             let why = self
-                .recent
-                .back()
-                .map(|(t, d)| crate::host::observe::describe(*t, d).trim().to_owned())
+                .recent(i)
+                .last()
+                .map(|(t, d)| crate::host::observe::describe(t, d).trim().to_owned())
                 .unwrap_or_default();
             return Ok(Some(Reply::error(format!(
                 "no switchover from {from}: {why}"
@@ -76,9 +98,10 @@ impl<B: Backend> Host<B> {
         Ok(None)
     }
 
-    /// The watcher's state for `drctl status`.
-    pub(crate) fn status(&self) -> StatusReport {
-        let v = self.engine().view();
+    /// Agent `i`'s state for `drctl status`.
+    pub(crate) fn status(&self, i: usize) -> StatusReport {
+        // `i` is an agent of this host (`addressed`).
+        let v = self.agents[i].engine.view();
         let now = v.now;
         let uptime = self
             .identity
@@ -103,8 +126,7 @@ impl<B: Backend> Host<B> {
             })
             .collect();
         let last_decisions = self
-            .recent
-            .iter()
+            .recent(i)
             .map(|(t, d)| {
                 serde_json::to_value(DecisionRecord {
                     agent: None,
@@ -133,7 +155,7 @@ impl<B: Backend> Host<B> {
             },
             paused: v.paused,
             alarms: self
-                .active_alarms()
+                .active_alarms(i)
                 .as_slice()
                 .iter()
                 .map(|a| a.as_str().to_owned())

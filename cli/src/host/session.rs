@@ -4,7 +4,7 @@
 
 use crate::host::signal::stop_on_signal;
 use crate::host::{Backend, Host, HostError, Stop, StopFuture};
-use drctl_policy::{Engine, Event, Timestamp};
+use drctl_policy::{Event, Timestamp};
 use std::future::Future;
 
 /// A host loop on its single-threaded runtime, stopping on a signal.
@@ -54,15 +54,15 @@ impl<B: Backend> Session<B> {
     pub fn run(
         &mut self,
         end: Option<Timestamp>,
-        done: impl FnMut(&Engine) -> bool,
+        done: impl FnMut(&Host<B>) -> bool,
     ) -> Result<Stop, HostError> {
         self.rt.block_on(self.host.run(end, &mut self.stop, done))
     }
 
-    /// Feeds `event` to the engine now.
-    pub fn inject(&mut self, event: Event) -> Result<(), HostError> {
+    /// Feeds `event` to agent `i`'s engine now.
+    pub fn inject(&mut self, i: usize, event: Event) -> Result<(), HostError> {
         let _inside = self.rt.enter();
-        self.host.inject(event)
+        self.host.inject(i, event)
     }
 
     /// Stops every agent cleanly and closes the observers.

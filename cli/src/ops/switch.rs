@@ -4,7 +4,8 @@ use crate::args::{GlobalArgs, SessionArgs};
 use crate::exit::CliError;
 use crate::host::drill::Drill;
 use crate::host::observe::Shared;
-use crate::ops::agents::SessionKind;
+use crate::host::Host;
+use crate::ops::agents::{SessionKind, SESSION};
 use crate::ops::session::{prepare, start_up};
 use crate::report::SwitchReport;
 use anyhow::anyhow;
@@ -12,6 +13,9 @@ use drctl_policy::{Event, PhaseKind};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// The one agent a local drill runs (index in the host).
+const AGENT: usize = 0;
 
 /// Says what the drill is doing (a spinner, say).
 pub type Say<'a> = &'a dyn Fn(&str);
@@ -30,6 +34,7 @@ pub fn switch(
     say("starting up (S1-S4)");
     let mut prepared = prepare(global, args, SessionKind::Switch, out)?;
     let drill = Rc::new(RefCell::new(Drill::new(
+        SESSION.to_owned(),
         String::new(),
         to.map(str::to_owned),
         None,
@@ -45,9 +50,12 @@ pub fn switch(
     say(&format!(
         "switching from {from}: kill factory, connect, listeners"
     ));
-    s.inject(Event::OperatorSwitch {
-        to: to.map(Into::into),
-    })
+    s.inject(
+        AGENT,
+        Event::OperatorSwitch {
+            to: to.map(Into::into),
+        },
+    )
     .map_err(CliError::failed)?;
     if drill.borrow().times.borrow().started.is_none() {
         return Err(CliError::bad_input(anyhow!(
@@ -56,10 +64,18 @@ pub fn switch(
     }
     say("verifying: telephony ON and DN back in service");
     let deadline = s.host.now() + timeout;
-    s.run(Some(deadline), |e| drill.borrow().in_service(e))
+    let in_service = |host: &Host<_>| {
+        host.engine(AGENT)
+            .is_some_and(|e| drill.borrow().in_service(e))
+    };
+    s.run(Some(deadline), in_service)
         .map_err(CliError::failed)?;
-    let ok = drill.borrow().in_service(s.host.engine());
-    let view = s.host.engine().view();
+    let ok = in_service(&s.host);
+    let view = s
+        .host
+        .engine(AGENT)
+        .map(|e| e.view())
+        .ok_or_else(|| CliError::failed(anyhow!("the drill has no agent")))?;
     s.shutdown().map_err(CliError::failed)?;
     let drill = drill.borrow();
     let report = drill.report().unwrap_or_else(|| SwitchReport {
