@@ -12,6 +12,7 @@ mod http;
 mod logging;
 mod metrics;
 mod ops;
+mod paths;
 mod report;
 
 use std::process::ExitCode;

@@ -62,6 +62,9 @@ pub struct Header {
     pub session: String,
     /// The effective config, secrets redacted (what the engine ran with).
     pub config: serde_json::Value,
+    /// S5: the preferred site read from the cache at start (tried first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_preferred: Option<String>,
 }
 
 /// What the host itself fed the engine, recorded as `kind: "operator"`.

@@ -3,6 +3,7 @@
 
 use crate::exit::CliError;
 use crate::ops::backend::BackendKind;
+use crate::ops::cache;
 use anyhow::anyhow;
 use drctl_config::{Config, FailbackMode};
 use drctl_plugin_api::messages::Password;
@@ -53,6 +54,9 @@ pub const SESSION: &str = "agent-1";
 /// One agent as the host runs it: session id, password, engine.
 pub type AgentSpec = (String, Password, Engine);
 
+/// One agent's S5 cache: session id, username, file, the site read from it.
+pub type CacheSpec = (String, String, std::path::PathBuf, Option<String>);
+
 /// The session id of fleet agent `i` (0-based): `agent-1`, `agent-2`, …
 pub fn session_id(i: usize) -> String {
     format!("agent-{}", i + 1)
@@ -68,12 +72,8 @@ pub fn password_for(cfg: &Config, backend: &BackendKind) -> Result<Password, Cli
     }
 }
 
-/// The engine for `cfg` (sites and first site resolved), as `kind` runs it.
-pub fn new_engine(cfg: &Config, kind: SessionKind) -> Result<Engine, CliError> {
-    checked(engine_config(cfg, kind)?)
-}
-
-fn checked(c: EngineConfig) -> Result<Engine, CliError> {
+/// The engine for `c`, its errors as bad input.
+pub fn checked(c: EngineConfig) -> Result<Engine, CliError> {
     Engine::new(c).map_err(|e| CliError::bad_input(anyhow!("config: {e}")))
 }
 
@@ -125,21 +125,37 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
 }
 
 /// The agents of a `watch`, `startup` or `switch`: the config's `[[agents]]`
-/// for a fleet watcher, else the one `[agent]` as [`SESSION`].
+/// for a fleet watcher, else the one `[agent]` as [`SESSION`]; with
+/// `startup.cache-preferred`, each one's S5 cache (read here: the site it
+/// names is tried first).
 pub fn session_agents(
     cfg: &Config,
     kind: SessionKind,
     backend: &BackendKind,
-) -> Result<Vec<AgentSpec>, CliError> {
-    if is_fleet(cfg, kind) {
-        configured_agents(cfg, kind, backend)
+) -> Result<(Vec<AgentSpec>, Vec<CacheSpec>), CliError> {
+    let fleet = is_fleet(cfg, kind);
+    let mut caches = Vec::new();
+    let mut cached = |session: &str, one: &Config, c: &mut EngineConfig| {
+        if !one.startup.cache_preferred {
+            return;
+        }
+        let Some(path) = cache::path(one, &c.username, fleet) else {
+            tracing::warn!("S5: no state directory (no $STATE_DIRECTORY, no home): the preferred-site cache is off");
+            return;
+        };
+        let sites = c.sites.each_ref().map(|s| &*s.name);
+        let site = cache::read(&path, &c.username, &sites);
+        c.cached_preferred = site.as_deref().map(Into::into);
+        caches.push((session.to_owned(), c.username.clone(), path, site));
+    };
+    let agents = if fleet {
+        configured_agents(cfg, kind, backend, &mut cached)?
     } else {
-        Ok(vec![(
-            SESSION.to_owned(),
-            password_for(cfg, backend)?,
-            new_engine(cfg, kind)?,
-        )])
-    }
+        let mut c = engine_config(cfg, kind)?;
+        cached(SESSION, cfg, &mut c);
+        vec![(SESSION.to_owned(), password_for(cfg, backend)?, checked(c)?)]
+    };
+    Ok((agents, caches))
 }
 
 /// Whether `kind` runs `cfg`'s `[[agents]]` (a fleet watcher).
@@ -168,11 +184,12 @@ pub fn identical_agents(
 
 /// The `[[agents]]` of `cfg`: one engine each (session id = username), a
 /// password each (its own source, else `[agent]`'s), seeds spread like
-/// [`identical_agents`].
+/// [`identical_agents`]; `adjust` sees each engine config before its engine.
 fn configured_agents(
     cfg: &Config,
     kind: SessionKind,
     backend: &BackendKind,
+    adjust: &mut dyn FnMut(&str, &Config, &mut EngineConfig),
 ) -> Result<Vec<AgentSpec>, CliError> {
     cfg.agents
         .iter()
@@ -189,6 +206,7 @@ fn configured_agents(
             let mut c = engine_config(&one, kind)?;
             let session = c.username.clone();
             c.seed = splitmix(cfg.policy.seed ^ (i as u64));
+            adjust(&session, &one, &mut c);
             let engine = checked(c)?;
             let password = password_for(&one, backend)?;
             Ok((session, password, engine))

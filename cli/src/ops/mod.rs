@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod backend;
+pub mod cache;
 pub mod replay;
 pub mod session;
 pub mod simulate;

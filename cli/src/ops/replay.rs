@@ -8,7 +8,7 @@ use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::session::Session;
 use crate::host::signal::{received_signal, signal_name};
 use crate::host::{Clock, Host, Stop};
-use crate::ops::agents::{new_engine, SessionKind};
+use crate::ops::agents::{checked, engine_config, SessionKind};
 use crate::ops::backend::{load_backend, start_backend, BackendKind};
 use crate::ops::session::format;
 use anyhow::anyhow;
@@ -76,7 +76,9 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
     })?;
     let cfg = Config::from_recording(&header.config, &global.set)
         .map_err(|e| CliError::bad_input(anyhow!("{}: recorded config: {e}", path.display())))?;
-    let engine = new_engine(&cfg, kind)?;
+    let mut engine_cfg = engine_config(&cfg, kind)?;
+    engine_cfg.cached_preferred = header.cached_preferred.as_deref().map(Into::into);
+    let engine = checked(engine_cfg)?;
     let clock_kind = if args.speed.is_some() {
         ClockKind::Real
     } else {
@@ -229,7 +231,8 @@ fn feed<B: crate::host::Backend>(
             .take_due(session.host.now())
             .map_err(CliError::bad_input)?
         {
-            session.inject(event).map_err(CliError::failed)?;
+            // A recording holds one agent's session (`Host::new`).
+            session.inject(0, event).map_err(CliError::failed)?;
         }
         if session.host.now() >= end && inputs.next_at().map_err(CliError::bad_input)?.is_none() {
             break;

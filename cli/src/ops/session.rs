@@ -10,6 +10,7 @@ use crate::host::supervise::Supervised;
 use crate::host::{Clock, Host};
 use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
 use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
+use crate::ops::cache::PreferredCache;
 use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_policy::{PhaseKind, Timestamp, View};
@@ -53,7 +54,10 @@ pub fn prepare(
             "--record is not supported in fleet mode ([[agents]]) yet: record one agent at a time"
         )));
     }
-    let agents = session_agents(&cfg, kind, &backend)?;
+    let (agents, caches) = session_agents(&cfg, kind, &backend)?;
+    // A single agent's recording names the cached site S5 started at, so a
+    // replay starts there too.
+    let cached = caches.first().and_then(|c| c.3.clone());
     let wake = Arc::new(Notify::new());
     let instance = Supervised::start(
         plugin,
@@ -69,9 +73,12 @@ pub fn prepare(
     };
     let mut host = Host::fleet(agents, instance, clock, wake);
     if let Some(path) = &args.record {
-        let header = recording_header(&cfg, &backend, kind, args.clock);
+        let header = recording_header(&cfg, &backend, kind, args.clock, cached);
         let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
         host.observe(Box::new(recorder));
+    }
+    if !caches.is_empty() {
+        host.observe(Box::new(PreferredCache::new(caches)));
     }
     let printer = DecisionPrinter::new(out, format(args.output));
     host.observe(Box::new(if fleet {
@@ -96,16 +103,21 @@ pub fn format(f: OutputFormat) -> Format {
     }
 }
 
-/// Starts the session and runs it until the agent watches a site or gives
-/// up (S1-S4); the engine's view then.
+/// Starts the session and runs it until every agent watches a site or gives
+/// up (S1-S4); the first agent's view then (`startup` and `switch` run one).
 pub fn start_up(session: &mut Session<Supervised>) -> Result<View, CliError> {
     session.start().map_err(CliError::failed)?;
     session
-        .run(None, |e| {
-            matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp)
+        .run(None, |host| {
+            host.engines()
+                .all(|(_, e)| matches!(e.view().phase, PhaseKind::Watching | PhaseKind::GaveUp))
         })
         .map_err(CliError::failed)?;
-    Ok(session.host.engine().view())
+    session
+        .host
+        .engine(0)
+        .map(|e| e.view())
+        .ok_or_else(|| CliError::failed(anyhow::anyhow!("no agent to start")))
 }
 
 /// The header of a recording of this session.
@@ -114,6 +126,7 @@ fn recording_header(
     backend: &BackendKind,
     kind: SessionKind,
     clock: ClockKind,
+    cached_preferred: Option<String>,
 ) -> Header {
     Header {
         format: recording::FORMAT.to_owned(),
@@ -125,5 +138,6 @@ fn recording_header(
         clock: clock.as_str().to_owned(),
         session: SESSION.to_owned(),
         config: cfg.recordable(),
+        cached_preferred,
     }
 }
