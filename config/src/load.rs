@@ -206,6 +206,7 @@ fn is_string_key(segs: &[String]) -> bool {
             | "agent.dn"
             | "startup.first-site"
             | "startup.cache-file"
+            | "history.file"
             | "backend.name"
     ) || key.starts_with("genesys.")
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub alarms: AlarmsConfig,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// `[history]`: the host's audit log of decisions (`drctl history`).
+    pub history: HistoryConfig,
     /// Where the values came from (set by [`Config::load`]).
     #[serde(skip)]
     pub(crate) sources: Sources,
@@ -302,6 +304,34 @@ pub struct ControlConfig {
     /// others (the directory is made 0700, the socket 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
+}
+
+/// `[history]`: every decision of every watcher and drill on the host,
+/// appended to one JSON Lines file (`drctl history` reads it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Whether decisions are appended at all.
+    pub enabled: bool,
+    /// The log; absent: `history.jsonl` in the state directory
+    /// (`$STATE_DIRECTORY`, else `~/.local/state/drctl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The log is rotated (`.1`, `.2`, …) before it grows past this many bytes.
+    pub max_bytes: u64,
+    /// How many rotated files are kept.
+    pub keep: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            enabled: true,
+            file: None,
+            max_bytes: 16 * 1024 * 1024,
+            keep: 4,
+        }
+    }
 }
 
 /// `[alarms]`: upstream monitoring.

@@ -10,6 +10,9 @@ use crate::secret::{read_password_file, Secret};
 /// The password keys, in the order they are preferred.
 const PASSWORD_KEYS: [&str; 3] = ["password-env", "password-file", "password"];
 
+/// The smallest `history.max-bytes`: a few decisions' worth.
+const MIN_HISTORY_BYTES: u64 = 64 * 1024;
+
 impl Config {
     /// Checks what extraction cannot: two distinct sites, site references, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -20,6 +23,15 @@ impl Config {
         self.validate_backend()?;
         self.validate_monitoring()?;
         self.validate_fleet()?;
+        if self.history.max_bytes < MIN_HISTORY_BYTES {
+            return Err(self.invalid(
+                &["history", "max-bytes"],
+                &format!(
+                    "invalid value {}: expected at least {MIN_HISTORY_BYTES} bytes",
+                    self.history.max_bytes
+                ),
+            ));
+        }
         for (key, value) in [
             ("person-annex-section", &self.genesys.person_annex_section),
             ("preferred-app-option", &self.genesys.preferred_app_option),

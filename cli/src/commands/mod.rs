@@ -2,6 +2,7 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod history;
 pub mod pause;
 pub mod plugins;
 pub mod replay;
@@ -49,6 +50,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Hold the running watcher's automatic switchovers (E3).
     Pause(pause::PauseArgs),
+    /// Every decision of every watcher and drill on this host, with who and why.
+    History(history::HistoryArgs),
     /// Release the running watcher's automatic switchovers (E3).
     Resume(pause::ResumeArgs),
 }
@@ -58,6 +61,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
     match command {
         Command::Config(args) => config::run(args, global),
         Command::Plugins(args) => plugins::run(args, global),
+        Command::History(args) => history::run(args, global),
         Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),

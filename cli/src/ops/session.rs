@@ -3,12 +3,14 @@
 
 use crate::args::{ClockKind, GlobalArgs, OutputFormat, SessionArgs};
 use crate::exit::CliError;
+use crate::history::{self, Context, HistoryLog};
 use crate::host::observe::{DecisionPrinter, Format};
 use crate::host::record::Recorder;
 use crate::host::session::Session;
 use crate::host::supervise::Supervised;
 use crate::host::{Clock, Host};
 use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
+use crate::ops::backend::agent_name;
 use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
 use crate::ops::cache::PreferredCache;
 use anyhow::anyhow;
@@ -80,6 +82,22 @@ pub fn prepare(
     if !caches.is_empty() {
         host.observe(Box::new(PreferredCache::new(caches)));
     }
+    if args.clock == ClockKind::Real {
+        let names = host
+            .engines()
+            .map(|(session, _)| {
+                let name = if session == SESSION && !fleet {
+                    agent_name(&cfg)
+                } else {
+                    session.to_owned()
+                };
+                (session.to_owned(), name)
+            })
+            .collect();
+        if let Some(log) = open_history(&cfg, kind, names) {
+            host.observe(Box::new(log));
+        }
+    }
     let printer = DecisionPrinter::new(out, format(args.output));
     host.observe(Box::new(if fleet {
         printer.with_agents()
@@ -118,6 +136,27 @@ pub fn start_up(session: &mut Session<Supervised>) -> Result<View, CliError> {
         .engine(0)
         .map(|e| e.view())
         .ok_or_else(|| CliError::failed(anyhow::anyhow!("no agent to start")))
+}
+
+/// The host's history log for a live session (`[history]`); a log that
+/// cannot be opened is a warning, never a reason not to watch.
+fn open_history(
+    cfg: &Config,
+    kind: SessionKind,
+    names: std::collections::HashMap<String, String>,
+) -> Option<HistoryLog> {
+    if !cfg.history.enabled {
+        return None;
+    }
+    let Some(path) = history::path(&cfg.history) else {
+        tracing::warn!("history: no state directory (no $STATE_DIRECTORY, no home): decisions are not logged; set history.file");
+        return None;
+    };
+    let context =
+        Context::this_process(kind.as_str(), history::config_hash(&cfg.recordable()), None);
+    HistoryLog::open(&path, &cfg.history, context, names)
+        .map_err(|e| tracing::warn!("{e}: decisions are not logged"))
+        .ok()
 }
 
 /// The header of a recording of this session.

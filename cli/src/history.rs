@@ -1,0 +1,451 @@
+//! The host's history: every decision of every watcher and drill, appended
+//! to one audit log (JSON Lines, `history.jsonl` in the state directory),
+//! read back by `drctl history` as `patronictl history` reads Patroni's.
+//!
+//! Each line is a decision record (SPEC §6: `type` and its fields) with who
+//! and why: the wall-clock `time`, the session's `t`, the `agent`, the
+//! `command` that ran (`watch`, `startup`, `switch`), its `pid`, the `uid`
+//! and `user` it ran as, the operator's `operator_reason` (`--reason`), the
+//! `drctl` version and a hash of the effective `config`.
+//!
+//! Several processes append to one file: each line is one `write(2)` on an
+//! `O_APPEND` descriptor, under an exclusive `flock` of `history.lock`
+//! beside it (which also serialises rotation). Lines of switchover decisions
+//! are fsynced before the loop goes on, so a `SIGKILL` or a power cut right
+//! after a switchover keeps it. A line cut by a crash is skipped by the
+//! reader with a warning. Rotation renames the log to `.1` (`.1` to `.2`, …)
+//! before it would grow past `history.max-bytes`; `history.keep` files are kept.
+
+use crate::host::observe::Observer;
+use crate::paths;
+use drctl_config::HistoryConfig;
+use drctl_policy::{Decision, Timestamp};
+use serde::Serialize;
+use sha2::Digest;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The longest history line read back (decision records are a few hundred bytes).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The history file `cfg` names, or the default in the state directory.
+pub fn path(cfg: &HistoryConfig) -> Option<PathBuf> {
+    cfg.file
+        .clone()
+        .or_else(|| paths::state_dir().map(|d| d.join("history.jsonl")))
+}
+
+/// A short, stable hash of the effective config (secrets redacted): two
+/// lines with the same hash ran with the same settings.
+pub fn config_hash(recordable: &serde_json::Value) -> String {
+    let digest = sha2::Sha256::digest(recordable.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who ran what, the same on every line a process writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// The subcommand: `watch`, `startup`, `switch`.
+    pub command: String,
+    /// The process.
+    pub pid: u32,
+    /// The user it runs as.
+    pub uid: u32,
+    /// That user's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Why the operator ran it (`--reason`); not `reason`, which is the
+    /// switchover's own (`telephony-timeout`, …).
+    #[serde(rename = "operator_reason", skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// This drctl's version.
+    pub drctl: &'static str,
+    /// [`config_hash`] of the effective config.
+    pub config: String,
+}
+
+impl Context {
+    /// The context of this process running `command` with `config_hash`.
+    pub fn this_process(command: &str, config_hash: String, reason: Option<String>) -> Context {
+        let uid = uzers::get_current_uid();
+        Context {
+            command: command.to_owned(),
+            pid: std::process::id(),
+            uid,
+            user: uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned()),
+            reason,
+            drctl: env!("CARGO_PKG_VERSION"),
+            config: config_hash,
+        }
+    }
+}
+
+/// One line of the log as written.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    t: u64,
+    agent: &'a str,
+    #[serde(flatten)]
+    context: &'a Context,
+    #[serde(flatten)]
+    decision: &'a Decision,
+}
+
+/// Appends to the history; shared by the processes of one host.
+pub struct HistoryLog {
+    path: PathBuf,
+    lock: File,
+    max_bytes: u64,
+    keep: u32,
+    context: Context,
+    /// Agent session id -> the agent's name in the log.
+    names: std::collections::HashMap<String, String>,
+    /// Appends that failed (warned about once, then every 100th).
+    failures: u64,
+}
+
+/// Why the history cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("history {path}: {source}")]
+pub struct HistoryError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl HistoryLog {
+    /// Opens (creates) the log at `path` and its lock file, private (0600)
+    /// in a private directory when drctl makes it.
+    pub fn open(
+        path: &Path,
+        cfg: &HistoryConfig,
+        context: Context,
+        names: std::collections::HashMap<String, String>,
+    ) -> Result<HistoryLog, HistoryError> {
+        let err = |source| HistoryError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            paths::create_private_dir(dir).map_err(err)?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(lock_path(path))
+            .map_err(err)?;
+        // Fail now, not at the first decision, when the log cannot be opened.
+        open_log(path).map_err(err)?;
+        Ok(HistoryLog {
+            path: path.to_owned(),
+            lock,
+            max_bytes: cfg.max_bytes,
+            keep: cfg.keep,
+            context,
+            names,
+            failures: 0,
+        })
+    }
+
+    /// Appends one line (under the lock), rotating first if it would grow
+    /// past the limit; `sync`: fsync before returning.
+    fn append(&mut self, line: &[u8], sync: bool) -> std::io::Result<()> {
+        let _locked = Flock::exclusive(&self.lock)?;
+        let mut file = open_log(&self.path)?;
+        let len = file.metadata()?.len();
+        if len > 0 && len + line.len() as u64 > self.max_bytes {
+            rotate(&self.path, self.keep)?;
+            file = open_log(&self.path)?;
+        }
+        // One write(2) per line: appends of other processes never interleave.
+        file.write_all(line)?;
+        if sync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+impl Observer for HistoryLog {
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        let name = self.names.get(agent).map_or(agent, String::as_str);
+        let line = Line {
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            t: t.as_nanos(),
+            agent: name,
+            context: &self.context,
+            decision: d,
+        };
+        let Ok(mut bytes) = serde_json::to_vec(&line) else {
+            return;
+        };
+        bytes.push(b'\n');
+        let sync = matches!(
+            d,
+            Decision::SwitchoverStarted { .. }
+                | Decision::SwitchoverCompleted { .. }
+                | Decision::SwitchoverFailed { .. }
+        );
+        if let Err(e) = self.append(&bytes, sync) {
+            self.failures += 1;
+            if self.failures % 100 == 1 {
+                tracing::warn!(
+                    "history {}: cannot append ({e}); {} decisions lost so far",
+                    self.path.display(),
+                    self.failures
+                );
+            }
+        }
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{n}"));
+    path.with_file_name(name)
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// `path` -> `.1`, `.1` -> `.2`, …; the oldest beyond `keep` goes.
+fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    if keep == 0 {
+        return std::fs::remove_file(path);
+    }
+    for n in (1..keep).rev() {
+        match std::fs::rename(rotated(path, n), rotated(path, n + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, rotated(path, 1))
+}
+
+/// An exclusive `flock`, released when dropped.
+struct Flock<'a>(&'a File);
+
+impl<'a> Flock<'a> {
+    fn exclusive(file: &'a File) -> std::io::Result<Flock<'a>> {
+        loop {
+            // SAFETY: the descriptor is open for the guard's life.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Flock(file));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: as above; unlocking an fd we locked.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// What `drctl history` keeps.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Only lines at or after this wall-clock time.
+    pub since: Option<std::time::SystemTime>,
+    /// Only this agent's.
+    pub agent: Option<String>,
+    /// Only decisions of this `type`.
+    pub kind: Option<String>,
+    /// At most this many (the newest).
+    pub last: Option<usize>,
+}
+
+impl Filter {
+    fn keeps(&self, v: &serde_json::Value) -> bool {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str());
+        if self.agent.as_deref().is_some_and(|a| s("agent") != Some(a)) {
+            return false;
+        }
+        if self.kind.as_deref().is_some_and(|k| s("type") != Some(k)) {
+            return false;
+        }
+        if let Some(since) = self.since {
+            let at = s("time").and_then(|t| humantime::parse_rfc3339(t).ok());
+            if at.is_none_or(|at| at < since) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// What a read of the history found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The lines kept, oldest first.
+    pub lines: Vec<serde_json::Value>,
+    /// Lines skipped as unreadable (cut by a crash, too long, not JSON).
+    pub skipped: u64,
+}
+
+/// Reads the rotated files (oldest first) and the log, keeping what `filter`
+/// keeps; memory is bounded by `filter.last` when given.
+pub fn read(path: &Path, filter: &Filter) -> std::io::Result<Found> {
+    let mut out = Found::default();
+    let mut kept = VecDeque::new();
+    let mut files: Vec<PathBuf> = (1..=1000)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    files.push(path.to_owned());
+    for file in files {
+        let f = match File::open(&file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut reader = BufReader::new(f);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if buf.last() != Some(&b'\n') {
+                if n > MAX_LINE {
+                    // Skip the rest of an overlong line.
+                    let mut rest = Vec::new();
+                    reader.read_until(b'\n', &mut rest)?;
+                }
+                out.skipped += 1;
+                continue;
+            }
+            match serde_json::from_slice::<serde_json::Value>(&buf) {
+                Ok(v) if v.is_object() => {
+                    if filter.keeps(&v) {
+                        kept.push_back(v);
+                        if filter.last.is_some_and(|l| kept.len() > l) {
+                            kept.pop_front();
+                        }
+                    }
+                }
+                _ => out.skipped += 1,
+            }
+        }
+    }
+    out.lines = kept.into();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(dir: &Path, max_bytes: u64, keep: u32) -> HistoryLog {
+        let cfg = HistoryConfig {
+            enabled: true,
+            file: None,
+            max_bytes,
+            keep,
+        };
+        let ctx = Context::this_process("watch", "abcd".into(), Some("drill".into()));
+        HistoryLog::open(&dir.join("h.jsonl"), &cfg, ctx, Default::default()).unwrap()
+    }
+
+    fn raised(n: u64) -> (Timestamp, Decision) {
+        (
+            Timestamp::from_nanos(n),
+            Decision::AlarmRaised {
+                alarm: drctl_policy::Alarm::TelephonyServiceDown,
+            },
+        )
+    }
+
+    #[test]
+    fn lines_carry_who_and_why_and_read_back_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = log(dir.path(), 1 << 20, 2);
+        let (t, d) = raised(5);
+        h.decision(t, "ann", &d);
+        h.decision(t, "bob", &d);
+        let all = read(&dir.path().join("h.jsonl"), &Filter::default()).unwrap();
+        assert_eq!(all.lines.len(), 2);
+        let first = &all.lines[0];
+        assert_eq!(first["agent"], "ann");
+        assert_eq!(first["type"], "alarm-raised");
+        assert_eq!(first["operator_reason"], "drill");
+        assert_eq!(first["config"], "abcd");
+        assert_eq!(first["command"], "watch");
+        assert_eq!(first["pid"], std::process::id());
+        let bob = Filter {
+            agent: Some("bob".into()),
+            ..Filter::default()
+        };
+        let only = read(&dir.path().join("h.jsonl"), &bob).unwrap();
+        assert_eq!(only.lines.len(), 1);
+        assert_eq!(only.lines[0]["agent"], "bob");
+    }
+
+    #[test]
+    fn rotation_keeps_the_newest_and_reads_them_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = log(dir.path(), 2000, 2);
+        for n in 0..100 {
+            let (t, d) = raised(n);
+            h.decision(t, "ann", &d);
+        }
+        let p = dir.path().join("h.jsonl");
+        assert!(rotated(&p, 1).exists() && rotated(&p, 2).exists());
+        assert!(!rotated(&p, 3).exists(), "keep = 2");
+        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2)] {
+            assert!(std::fs::metadata(&f).unwrap().len() <= 2000);
+        }
+        let r = read(&p, &Filter::default()).unwrap();
+        let ts: Vec<u64> = r.lines.iter().map(|l| l["t"].as_u64().unwrap()).collect();
+        assert!(ts.windows(2).all(|w| w[0] + 1 == w[1]), "{ts:?}");
+        assert_eq!(ts.last(), Some(&99));
+        let last3 = Filter {
+            last: Some(3),
+            ..Filter::default()
+        };
+        let r = read(&p, &last3).unwrap();
+        assert_eq!(r.lines.len(), 3);
+        assert_eq!(r.lines[2]["t"], 99);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.jsonl");
+        std::fs::write(&p, "{\"type\":\"alarm-raised\"}\n{\"type\":\"switcho").unwrap();
+        let r = read(&p, &Filter::default()).unwrap();
+        assert_eq!((r.lines.len(), r.skipped), (1, 1));
+    }
+}

@@ -1,0 +1,143 @@
+//! `drctl history`: the host's audit log survives a `SIGKILL` right after a
+//! switchover and a restart, and says who ran what.
+
+use drctl_e2e::{command, drctl, signal, wait_within, Lines};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A switchover one second in (D4 graceful shutdown), then nothing until 1 h.
+const SCENARIO: &str = r#"
+[deployment]
+preferred-site = "site1"
+first-site = "site1"
+connect-latency = "100ms"
+end = "1h"
+
+[[events]]
+at = "1s"
+logout = "graceful_shutdown_logout"
+"#;
+
+/// `drctl history --output json` of the log at `log`, one value a line.
+fn history(log: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let set = format!("history.file={}", log.display());
+    let mut args = vec!["history", "--output", "json", "--set", &set];
+    args.extend_from_slice(extra);
+    let out = drctl(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Starts a real-clock watcher on the scenario, logging history to `log`;
+/// kills it with SIGKILL once the switchover completed. Its pid.
+fn watch_and_kill(dir: &Path, scenario: &Path, log: &Path) -> u32 {
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let set = format!("history.file={}", log.display());
+    let mut child = command(
+        &[
+            "watch",
+            "--backend",
+            "mock",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--set",
+            &set,
+            "--set",
+            "agent.username=ann",
+        ],
+        &runtime,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("switchover-completed");
+    let pid = child.id();
+    signal(&child, "-KILL");
+    assert!(wait_within(&mut child, Duration::from_secs(10)).is_some());
+    pid
+}
+
+#[test]
+fn history_survives_sigkill_and_restarts_and_names_who_ran_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let log = dir.path().join("state").join("history.jsonl");
+
+    let first = watch_and_kill(dir.path(), &scenario, &log);
+    let second = watch_and_kill(dir.path(), &scenario, &log);
+
+    let all = history(&log, &[]);
+    for pid in [first, second] {
+        let mine: Vec<_> = all.iter().filter(|l| l["pid"] == pid).collect();
+        let types: Vec<_> = mine.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert!(
+            types.contains(&"switchover-started") && types.contains(&"switchover-completed"),
+            "pid {pid}: {types:?}"
+        );
+        for l in &mine {
+            assert_eq!(l["agent"], "ann", "{l}");
+            assert_eq!(l["command"], "watch", "{l}");
+            assert!(
+                l["uid"].is_u64() && l["time"].is_string() && l["config"].is_string(),
+                "{l}"
+            );
+            assert_eq!(l["drctl"], env!("CARGO_PKG_VERSION"), "{l}");
+        }
+    }
+    // Oldest first: the first watcher's lines before the second's.
+    let pos = |pid: u32| all.iter().position(|l| l["pid"] == pid).unwrap();
+    assert!(pos(first) < pos(second));
+
+    let completed = history(&log, &["--type", "switchover-completed", "--agent", "ann"]);
+    assert_eq!(completed.len(), 2, "{completed:?}");
+    assert!(history(&log, &["--agent", "bob"]).is_empty());
+    assert_eq!(history(&log, &["--last", "1"]).len(), 1);
+
+    // Private: the log holds who did what on this host.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+
+    // Text for people names the decision, the reason and the process.
+    let set = format!("history.file={}", log.display());
+    let out = drctl(&["history", "--set", &set, "--type", "switchover-started"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reason=graceful-shutdown") && text.contains(&format!("watch {first}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn virtual_clock_runs_are_not_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("history.jsonl");
+    let set = format!("history.file={}", log.display());
+    let out = drctl(&[
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        "plugins/mock/scenarios/demo.toml",
+        "--clock",
+        "virtual",
+        "--until-end",
+        "--set",
+        &set,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(history(&log, &[]).is_empty());
+}
