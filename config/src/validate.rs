@@ -26,7 +26,7 @@ impl Config {
         if self.history.max_bytes < MIN_HISTORY_BYTES {
             return Err(self.invalid(
                 &["history", "max-bytes"],
-                &format!(
+                format!(
                     "invalid value {}: expected at least {MIN_HISTORY_BYTES} bytes",
                     self.history.max_bytes
                 ),
