@@ -2,6 +2,7 @@
 //! here, a variant in [`Command`], an arm in [`run`].
 
 pub mod config;
+pub mod explore;
 pub mod history;
 pub mod pause;
 pub mod plugins;
@@ -46,6 +47,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Run a fleet of agents through a mock scenario and report how it recovers.
     Simulate(simulate::SimulateArgs),
+    /// Find fault schedules that break a property (seeded, shrunk to a scenario file).
+    Explore(explore::ExploreArgs),
     /// Show what the running watcher sees (site, listeners, timers, alarms).
     Status(status::StatusArgs),
     /// Hold the running watcher's automatic switchovers (E3).
@@ -62,6 +65,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Config(args) => config::run(args, global),
         Command::Plugins(args) => plugins::run(args, global),
         Command::History(args) => history::run(args, global),
+        Command::Explore(args) => explore::run(args, global),
         Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),
         Command::Switch(args) => switch::run(args, global),

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod backend;
 pub mod cache;
+pub mod explore;
 pub mod replay;
 pub mod session;
 pub mod simulate;
