@@ -2,9 +2,11 @@
 //! `replay` backend, on the virtual clock (or `--speed N` on the real one).
 
 use crate::args::{GlobalArgs, OutputFormat};
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult};
 use crate::ops::replay::Replay;
+use crate::report::StatusReport;
 use clap::Args;
+use drctl_policy::Timestamp;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +29,14 @@ pub struct ReplayArgs {
     /// virtual-clock recording, 50ms for a real-clock one, whose timers fired a little late).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     tolerance: Option<Duration>,
+    /// Stop at this session time (e.g. `45s`) instead of the recording's end.
+    #[arg(long, value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
+    until: Option<Duration>,
+    /// Print the engine's state where the replay stops (site, epoch,
+    /// listeners, timers with the time left, alarms, pause, last decisions)
+    /// instead of the decisions.
+    #[arg(long, conflicts_with = "check")]
+    state: bool,
     /// Decisions on stdout as text or JSON lines (with `--check`: the verdict).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -50,14 +60,45 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 
 /// Runs `drctl replay`.
 pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
-    crate::ops::replay::replay(
+    let output = args.output;
+    let file = args.file.clone();
+    let state = crate::ops::replay::replay(
         global,
         &Replay {
             file: args.file,
             check: args.check,
             speed: args.speed,
             tolerance: args.tolerance,
+            until: args.until,
+            state: args.state,
             output: args.output,
         },
-    )
+    )?;
+    match state {
+        Some((status, at)) => print_state(&status, at, &file, output),
+        None => Ok(()),
+    }
+}
+
+/// The engine's state where the replay stopped (`--state`), as `status`
+/// shows a watcher's.
+fn print_state(
+    status: &StatusReport,
+    at: Timestamp,
+    file: &std::path::Path,
+    output: OutputFormat,
+) -> CliResult {
+    let text = match output {
+        OutputFormat::Json => {
+            let value = serde_json::to_value(status).map_err(CliError::failed)?;
+            format!("{value}\n")
+        }
+        OutputFormat::Text => {
+            // The watcher's identity line (pid, uptime) is not the recording's.
+            let body = super::status::render(status);
+            let body = body.split_once('\n').map_or("", |(_, rest)| rest);
+            format!("{:<11}{at} (replay of {})\n{body}", "at", file.display())
+        }
+    };
+    super::print_stdout(&text)
 }

@@ -191,6 +191,8 @@ pub struct Checker {
     cut: Option<Timestamp>,
     /// Today's decisions at or after the cut, past the recorded ones.
     uncompared: u64,
+    /// Recorded decisions past the cut (`--until`), not compared.
+    recorded_uncompared: u64,
 }
 
 /// How many agreeing decisions a diff shows before the first mismatch.
@@ -219,6 +221,7 @@ impl Checker {
             fault: None,
             cut,
             uncompared: 0,
+            recorded_uncompared: 0,
         })
     }
 
@@ -249,7 +252,11 @@ impl Checker {
         let mut recorded = self.compared;
         while let Some(rest) = self.next_recorded()? {
             recorded += 1;
-            if self.mismatch.is_none() {
+            // Recorded after the cut (`--until`): not today's to match.
+            let past_cut = self.cut.is_some_and(|cut| rest.t > cut + self.tolerance);
+            if past_cut {
+                self.recorded_uncompared += 1;
+            } else if self.mismatch.is_none() {
                 self.mismatch = Some(Mismatch {
                     index: recorded,
                     recorded: Some(rest),
@@ -265,6 +272,7 @@ impl Checker {
             divergences: self.divergences,
             cut: self.cut,
             uncompared: self.uncompared,
+            recorded_uncompared: self.recorded_uncompared,
         })
     }
 }
@@ -350,6 +358,8 @@ pub struct Verdict {
     pub cut: Option<Timestamp>,
     /// Today's decisions past the cut, not compared.
     pub uncompared: u64,
+    /// Recorded decisions past the cut (`--until`), not compared.
+    pub recorded_uncompared: u64,
 }
 
 impl Verdict {
@@ -363,13 +373,27 @@ impl Verdict {
         use std::fmt::Write;
         let mut out = String::new();
         let Some(m) = &self.mismatch else {
-            let _ = write!(out, "identical: {} decisions, as recorded", self.recorded);
-            if let Some(cut) = self.cut {
-                let _ = write!(
-                    out,
-                    " (the recording is cut at {cut}; {} later decision(s) not compared)",
-                    self.uncompared
-                );
+            let _ = write!(
+                out,
+                "identical: {} decisions, as recorded",
+                self.recorded - self.recorded_uncompared
+            );
+            match self.cut {
+                Some(cut) if self.recorded_uncompared > 0 => {
+                    let _ = write!(
+                        out,
+                        " (replayed up to {cut}; {} later recorded decision(s) not compared)",
+                        self.recorded_uncompared
+                    );
+                }
+                Some(cut) => {
+                    let _ = write!(
+                        out,
+                        " (the recording is cut at {cut}; {} later decision(s) not compared)",
+                        self.uncompared
+                    );
+                }
+                None => {}
             }
             out.push('\n');
             return out;
@@ -416,6 +440,7 @@ impl Verdict {
             #[serde(skip_serializing_if = "Option::is_none")]
             cut: Option<u64>,
             uncompared: u64,
+            recorded_uncompared: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
             first: Option<First<'a>>,
         }
@@ -443,6 +468,7 @@ impl Verdict {
             divergences: self.divergences,
             cut: self.cut.map(Timestamp::as_nanos),
             uncompared: self.uncompared,
+            recorded_uncompared: self.recorded_uncompared,
             first: self.mismatch.as_ref().map(|m| First {
                 index: m.index,
                 recorded: record(&m.recorded),

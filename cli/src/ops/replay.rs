@@ -2,7 +2,7 @@
 //! `replay` backend, on the virtual clock (or `--speed N` on the real one).
 
 use crate::args::{ClockKind, GlobalArgs, OutputFormat};
-use crate::exit::{CliError, CliResult, Exit};
+use crate::exit::{CliError, Exit};
 use crate::host::check::{scan, tail_summary, Checker, OperatorInputs, Summary};
 use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::session::Session;
@@ -11,6 +11,7 @@ use crate::host::{Clock, Host, Stop};
 use crate::ops::agents::{checked, engine_config, SessionKind};
 use crate::ops::backend::{load_backend, start_backend, BackendKind};
 use crate::ops::session::format;
+use crate::report::StatusReport;
 use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
@@ -32,12 +33,19 @@ pub struct Replay {
     pub speed: Option<f64>,
     /// How far apart two equal decisions may be.
     pub tolerance: Option<Duration>,
+    /// Stop at this session time (`None`: the recording's end).
+    pub until: Option<Duration>,
+    /// Print the engine's state where the replay stops, not the decisions.
+    pub state: bool,
     /// Text or JSON.
     pub output: OutputFormat,
 }
 
-/// Replays a recording (`drctl replay`).
-pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
+/// The engine's state where a `--state` replay stopped, and when that is.
+pub type State = (StatusReport, Timestamp);
+
+/// Replays a recording (`drctl replay`); with `--state`, the state where it stopped.
+pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliError> {
     let path = &args.file;
     let (header, _) = RecordReader::open(path).map_err(CliError::bad_input)?;
     // The whole file is read once, every record parsed, so that a bad line is
@@ -97,14 +105,12 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
     } else {
         Duration::ZERO
     });
+    let last = Timestamp::from_nanos(summary.last_t);
+    let end = args.until.map_or(last, |u| last.min(Timestamp::ZERO + u));
+    // Recorded decisions after a cut (a crash, or --until) are not compared.
+    let cut = (summary.truncated.is_some() || !summary.ended || end < last).then_some(end);
     let checker = Rc::new(RefCell::new(
-        Checker::open(
-            path,
-            tolerance,
-            (summary.truncated.is_some() || !summary.ended)
-                .then(|| Timestamp::from_nanos(summary.last_t)),
-        )
-        .map_err(CliError::bad_input)?,
+        Checker::open(path, tolerance, cut).map_err(CliError::bad_input)?,
     ));
     let mut host = Host::new(
         engine,
@@ -115,7 +121,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
         wake,
     );
     host.observe(Box::new(Shared(checker.clone())));
-    if !args.check {
+    if !args.check && !args.state {
         host.observe(Box::new(DecisionPrinter::new(
             std::io::stdout(),
             format(args.output),
@@ -123,11 +129,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
     }
     let mut inputs = OperatorInputs::open(path).map_err(CliError::bad_input)?;
     let mut session = Session::new(host).map_err(CliError::failed)?;
-    let replayed = feed(
-        &mut session,
-        &mut inputs,
-        Timestamp::from_nanos(summary.last_t),
-    );
+    let replayed = feed(&mut session, &mut inputs, end);
     if let Ok(Some((signal, at))) = replayed {
         // The scan thread is left to the process's exit: it may still have a
         // large file to read, and a stopped replay has no verdict to back.
@@ -136,6 +138,9 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
     // A bad line found by the scan explains whatever else went wrong.
     scanned(scanning)?;
     replayed?;
+    if args.state {
+        return Ok(Some((session.host.status(0), session.host.now())));
+    }
     let verdict = checker.borrow_mut().finish().map_err(CliError::bad_input)?;
     if args.check {
         let text = match args.output {
@@ -144,7 +149,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
         };
         crate::exit::print_stdout(&text)?;
         if verdict.identical() {
-            Ok(())
+            Ok(None)
         } else {
             Err(CliError {
                 exit: Exit::Failed,
@@ -159,7 +164,7 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> CliResult {
                 verdict.now, verdict.recorded, m.index
             ),
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -234,7 +239,10 @@ fn feed<B: crate::host::Backend>(
             // A recording holds one agent's session (`Host::new`).
             session.inject(0, event).map_err(CliError::failed)?;
         }
-        if session.host.now() >= end && inputs.next_at().map_err(CliError::bad_input)?.is_none() {
+        // Done at `end` once nothing is left to feed up to it (inputs after
+        // it belong to what `--until` cuts off).
+        let next = inputs.next_at().map_err(CliError::bad_input)?;
+        if session.host.now() >= end && next.is_none_or(|t| t > end) {
             break;
         }
     }
