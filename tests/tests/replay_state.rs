@@ -101,3 +101,71 @@ fn until_compares_the_decisions_up_to_it_and_stops_there() {
     let out = drctl(&["replay", rec.to_str().unwrap(), "--state", "--check"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn explain_names_the_rule_the_cause_and_the_config_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = demo_recording(dir.path());
+    let out = drctl(&[
+        "replay",
+        rec.to_str().unwrap(),
+        "--explain",
+        "--output",
+        "json",
+        "--set",
+        "policy.site-timeout=20s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let recording = std::fs::read_to_string(&rec).unwrap();
+    let line_no = |n: u64| recording.lines().nth(n as usize - 1).unwrap().to_owned();
+    // S1: connected, because of the connect's result on its recorded line.
+    assert_eq!(lines[0]["type"], "startup-connected");
+    assert_eq!(lines[0]["rule"], "S1");
+    let cause = &lines[0]["cause"];
+    assert_eq!(cause["kind"], "record");
+    let l = line_no(cause["line"].as_u64().unwrap());
+    assert!(
+        l.contains("\"kind\":\"result\"") && l.contains("connected"),
+        "{l}"
+    );
+    // D3 alarm, caused by the recorded statistic OFF event.
+    let d3 = lines
+        .iter()
+        .find(|d| d["alarm"] == "statistic-service-down")
+        .unwrap();
+    assert_eq!(d3["rule"], "D3");
+    let l = line_no(d3["cause"]["line"].as_u64().unwrap());
+    assert!(l.contains("\"statistic\"") && l.contains("\"off\""), "{l}");
+    // D1: the site timer, armed by telephony OFF at +80 s, fires at +100 s
+    // with the --set value, which the explanation names as such.
+    let d1 = lines
+        .iter()
+        .find(|d| d["type"] == "switchover-started" && d["reason"] == "telephony-timeout")
+        .unwrap();
+    assert_eq!(d1["rule"], "D1");
+    assert_eq!(
+        d1["cause"],
+        serde_json::json!({"kind": "timer", "timer": "site-timeout",
+                           "armed": 80_000_000_000u64, "due": 100_000_000_000u64})
+    );
+    assert_eq!(
+        d1["config"],
+        serde_json::json!([{"key": "policy.site-timeout", "value": "20s", "origin": "--set"}])
+    );
+    // Text for people: the same, beside each decision.
+    let out = drctl(&["replay", rec.to_str().unwrap(), "--explain"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rule D1; because timer site-timeout armed at +80.000s, due +110.000s"),
+        "{text}"
+    );
+}

@@ -37,6 +37,11 @@ pub struct ReplayArgs {
     /// instead of the decisions.
     #[arg(long, conflicts_with = "check")]
     state: bool,
+    /// Beside each decision: the rule that made it, the input that caused it
+    /// (the recording's line, or the timer and when it was armed) and the
+    /// config values it used, with their origin.
+    #[arg(long, conflicts_with_all = ["check", "state"])]
+    explain: bool,
     /// Decisions on stdout as text or JSON lines (with `--check`: the verdict).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -71,6 +76,7 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             tolerance: args.tolerance,
             until: args.until,
             state: args.state,
+            explain: args.explain,
             output: args.output,
         },
     )?;

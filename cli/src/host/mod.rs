@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod drill;
+pub mod explain;
 pub mod observe;
 pub mod record;
 pub mod serve;
@@ -487,6 +488,10 @@ impl<B: Backend> Host<B> {
                 continue;
             }
             self.agents[i].armed = None;
+            let agent = &self.agents[i];
+            for o in &mut self.observers {
+                o.timeout(now, &agent.session, &agent.engine);
+            }
             self.engine_call(i, Entry::HandleTimeout, |e| e.handle_timeout(now));
             self.carry_out(i, now)?;
         }

@@ -20,6 +20,9 @@ pub trait Observer {
     /// its engine or the host alike (the set `status` shows); called with
     /// [`Observer::settled`].
     fn alarms(&mut self, _t: Timestamp, _agent: &str, _active: &[drctl_policy::Alarm]) {}
+    /// `agent`'s engine is about to handle the timers due at `t` (`engine`
+    /// as it is before).
+    fn timeout(&mut self, _t: Timestamp, _agent: &str, _engine: &Engine) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
     /// The session is over: flush what is buffered.
@@ -56,6 +59,9 @@ impl<T: Observer> Observer for Shared<T> {
     }
     fn input(&mut self, t: Timestamp, event: &Event) {
         self.0.borrow_mut().input(t, event)
+    }
+    fn timeout(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
+        self.0.borrow_mut().timeout(t, agent, engine)
     }
     fn close(&mut self) {
         self.0.borrow_mut().close()

@@ -4,6 +4,7 @@
 use crate::args::{ClockKind, GlobalArgs, OutputFormat};
 use crate::exit::{CliError, Exit};
 use crate::host::check::{scan, tail_summary, Checker, OperatorInputs, Summary};
+use crate::host::explain::Explainer;
 use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::session::Session;
 use crate::host::signal::{received_signal, signal_name};
@@ -37,6 +38,8 @@ pub struct Replay {
     pub until: Option<Duration>,
     /// Print the engine's state where the replay stops, not the decisions.
     pub state: bool,
+    /// Print each decision with its rule, cause and config values.
+    pub explain: bool,
     /// Text or JSON.
     pub output: OutputFormat,
 }
@@ -121,7 +124,12 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         wake,
     );
     host.observe(Box::new(Shared(checker.clone())));
-    if !args.check && !args.state {
+    if args.explain {
+        let json = matches!(args.output, OutputFormat::Json);
+        let explainer =
+            Explainer::new(path, &cfg, std::io::stdout(), json).map_err(CliError::bad_input)?;
+        host.observe(Box::new(explainer));
+    } else if !args.check && !args.state {
         host.observe(Box::new(DecisionPrinter::new(
             std::io::stdout(),
             format(args.output),
