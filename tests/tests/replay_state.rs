@@ -169,3 +169,65 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
         "{text}"
     );
 }
+
+#[test]
+fn injected_events_are_what_ifs_that_check_reports_as_divergences() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = demo_recording(dir.path());
+    let rec = rec.to_str().unwrap();
+    // Telephony lost at site1 at +60 s: the D1 timer fires 30 s later, at +90 s.
+    let out = drctl(&[
+        "replay",
+        rec,
+        "--inject",
+        "at=60s site=site1 telephony=off",
+        "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        verdict.starts_with("differs: first divergence at +90.000s, decision 7")
+            && verdict.contains(
+                "now          +90.000s  switchover-started     telephony-timeout site1 -> site2"
+            ),
+        "{verdict}"
+    );
+    // The same from a fragment file in the scenario's [[events]] syntax.
+    let fragment = dir.path().join("what-if.toml");
+    std::fs::write(
+        &fragment,
+        "[[events]]\nat = \"60s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n",
+    )
+    .unwrap();
+    let from_file = drctl(&[
+        "replay",
+        rec,
+        "--inject-file",
+        fragment.to_str().unwrap(),
+        "--check",
+    ]);
+    assert_eq!(from_file.stdout, out.stdout);
+    // At a site the agent is not on, nothing reaches the engine.
+    let out = drctl(&[
+        "replay",
+        rec,
+        "--inject",
+        "at=60s site=site2 telephony=off",
+        "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not delivered: the agent is on site1"));
+    // A bad fragment is bad input naming its file and line.
+    std::fs::write(
+        &fragment,
+        "[[events]]\nat = \"60s\"\nsite = \"site9\"\nset = { telephony = \"off\" }\n",
+    )
+    .unwrap();
+    let out = drctl(&["replay", rec, "--inject-file", fragment.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("what-if.toml:3") && err.contains("site9"),
+        "{err}"
+    );
+}

@@ -42,6 +42,14 @@ pub struct ReplayArgs {
     /// config values it used, with their origin.
     #[arg(long, conflicts_with_all = ["check", "state"])]
     explain: bool,
+    /// A what-if event, in the scenario's event keys (repeatable), e.g.
+    /// `--inject 'at=45s site=site2 telephony=off'`; a site's event reaches
+    /// the engine only while the agent is at that site.
+    #[arg(long, value_name = "EVENT")]
+    inject: Vec<String>,
+    /// What-if events from a file of scenario `[[events]]` (repeatable).
+    #[arg(long, value_name = "FRAGMENT.toml")]
+    inject_file: Vec<PathBuf>,
     /// Decisions on stdout as text or JSON lines (with `--check`: the verdict).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -77,6 +85,8 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             until: args.until,
             state: args.state,
             explain: args.explain,
+            inject: args.inject,
+            inject_files: args.inject_file,
             output: args.output,
         },
     )?;

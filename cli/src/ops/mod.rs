@@ -6,6 +6,7 @@ pub mod agents;
 pub mod backend;
 pub mod cache;
 pub mod explore;
+pub mod inject;
 pub mod replay;
 pub mod session;
 pub mod simulate;

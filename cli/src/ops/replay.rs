@@ -11,14 +11,16 @@ use crate::host::signal::{received_signal, signal_name};
 use crate::host::{Clock, Host, Stop};
 use crate::ops::agents::{checked, engine_config, SessionKind};
 use crate::ops::backend::{load_backend, start_backend, BackendKind};
+use crate::ops::inject::{self, Injection};
 use crate::ops::session::format;
 use crate::report::StatusReport;
 use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
-use drctl_policy::Timestamp;
+use drctl_policy::{Event, Timestamp};
 use drctl_protocol::recording::{RecordReader, RecordingError};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -40,6 +42,10 @@ pub struct Replay {
     pub state: bool,
     /// Print each decision with its rule, cause and config values.
     pub explain: bool,
+    /// What-if events (`--inject 'at=45s site=site2 telephony=off'`).
+    pub inject: Vec<String>,
+    /// What-if event fragments (`[[events]]` files).
+    pub inject_files: Vec<PathBuf>,
     /// Text or JSON.
     pub output: OutputFormat,
 }
@@ -135,9 +141,15 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
             format(args.output),
         )));
     }
+    let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
+    let dn = cfg.agent.dn.clone().unwrap_or_else(|| "dn".to_owned());
+    let mut injections: VecDeque<Injection> =
+        inject::parse(&args.inject, &args.inject_files, &sites, &dn)
+            .map_err(CliError::bad_input)?
+            .into();
     let mut inputs = OperatorInputs::open(path).map_err(CliError::bad_input)?;
     let mut session = Session::new(host).map_err(CliError::failed)?;
-    let replayed = feed(&mut session, &mut inputs, end);
+    let replayed = feed(&mut session, &mut inputs, &mut injections, end);
     if let Ok(Some((signal, at))) = replayed {
         // The scan thread is left to the process's exit: it may still have a
         // large file to read, and a stopped replay has no verdict to back.
@@ -174,6 +186,38 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         }
         Ok(None)
     }
+}
+
+/// Feeds one what-if event to the engine, on its current connection; a
+/// site's event only while the agent is at that site (logged either way).
+fn inject_one<B: crate::host::Backend>(
+    session: &mut Session<B>,
+    i: Injection,
+) -> Result<(), CliError> {
+    let view = session.host.engine(0).map(|e| e.view());
+    let (site, epoch) = view.map_or((None, None), |v| (v.site.map(|s| s.to_string()), v.epoch));
+    let now = session.host.now();
+    let what = i.event.type_name();
+    match (epoch, &i.site) {
+        (None, _) => tracing::info!("{now}: injected {what} not delivered: no connection"),
+        (Some(_), Some(s)) if site.as_ref() != Some(s) => tracing::info!(
+            "{now}: injected {what} at {s} not delivered: the agent is on {}",
+            site.as_deref().unwrap_or("no site")
+        ),
+        (Some(epoch), _) => {
+            tracing::info!("{now}: injected {what}");
+            session
+                .inject(
+                    0,
+                    Event::Backend {
+                        epoch,
+                        event: i.event,
+                    },
+                )
+                .map_err(CliError::failed)?;
+        }
+    }
+    Ok(())
 }
 
 /// A replay stopped by `signal` at session time `at`: said on stdout as the
@@ -226,11 +270,16 @@ fn warn_cut(path: &std::path::Path, s: &Summary) {
 fn feed<B: crate::host::Backend>(
     session: &mut Session<B>,
     inputs: &mut OperatorInputs,
+    injections: &mut VecDeque<Injection>,
     end: Timestamp,
 ) -> Result<Option<(i32, Timestamp)>, CliError> {
     session.start().map_err(CliError::failed)?;
     loop {
         let next = inputs.next_at().map_err(CliError::bad_input)?;
+        let next = [next, injections.front().map(|i| i.at)]
+            .into_iter()
+            .flatten()
+            .min();
         let until = next.map_or(end, |t| t.min(end));
         let why = session
             .run(Some(until), |_| false)
@@ -247,9 +296,18 @@ fn feed<B: crate::host::Backend>(
             // A recording holds one agent's session (`Host::new`).
             session.inject(0, event).map_err(CliError::failed)?;
         }
+        while let Some(i) = injections.pop_front_if(|i| i.at <= session.host.now()) {
+            inject_one(session, i)?;
+        }
         // Done at `end` once nothing is left to feed up to it (inputs after
         // it belong to what `--until` cuts off).
-        let next = inputs.next_at().map_err(CliError::bad_input)?;
+        let next = [
+            inputs.next_at().map_err(CliError::bad_input)?,
+            injections.front().map(|i| i.at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if session.host.now() >= end && next.is_none_or(|t| t > end) {
             break;
         }
