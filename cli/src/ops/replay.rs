@@ -296,8 +296,13 @@ fn feed<B: crate::host::Backend>(
             // A recording holds one agent's session (`Host::new`).
             session.inject(0, event).map_err(CliError::failed)?;
         }
-        while let Some(i) = injections.pop_front_if(|i| i.at <= session.host.now()) {
-            inject_one(session, i)?;
+        while injections
+            .front()
+            .is_some_and(|i| i.at <= session.host.now())
+        {
+            if let Some(i) = injections.pop_front() {
+                inject_one(session, i)?;
+            }
         }
         // Done at `end` once nothing is left to feed up to it (inputs after
         // it belong to what `--until` cuts off).
