@@ -558,6 +558,7 @@ mod tests {
             clock: "virtual".into(),
             session: "agent-1".into(),
             config: serde_json::json!({"policy": {"seed": 0}}),
+            cached_preferred: None,
         }
     }
 

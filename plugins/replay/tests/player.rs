@@ -62,6 +62,7 @@ fn recording() -> tempfile::NamedTempFile {
         clock: "virtual".into(),
         session: "agent-1".into(),
         config: serde_json::json!({}),
+        cached_preferred: None,
     };
     let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
     w.command(0, &cmd(1, connect("site1"))).unwrap();
