@@ -21,15 +21,17 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * runs before every event is delivered;</li>
  * <li>a logout's reason code is in the event's extensions, not its reasons;</li>
  * <li>extra statuses: a service comes up through {@code RESTORING} before
- * {@code ON} (also right after login, for 150 ms), and goes {@code ABSENT}
- * after {@code OFF}; a lost AIL session goes {@code RESTORING} then {@code OFF};</li>
+ * {@code ON}, and goes {@code ABSENT} after {@code OFF}; a lost AIL session
+ * goes {@code RESTORING} then {@code OFF}. After a login every service is
+ * {@code RESTORING}: a new listener is told so at once, and the service
+ * takes the deployment's status 150 ms after its first listener;</li>
  * <li>DN events: a logout is a {@code STATUS_CHANGED} event followed by an
  * {@code INFO_CHANGED} echo; back in service and out of service come as
  * {@code INFO_CHANGED} events.</li>
  * </ul>
  */
 public final class AilFactory {
-    /** How long the services stay RESTORING after a login. */
+    /** How long a service stays RESTORING after its first listener. */
     private static final long SETTLE_MS = 150;
 
     private final Link link;
@@ -41,9 +43,10 @@ public final class AilFactory {
     private final Map<String, WeakReference<Dn>> dns = new ConcurrentHashMap<>();
     /** DNs that had a listener added: an event for one of them that reaches nobody is lost. */
     private final Set<String> listenedDns = ConcurrentHashMap.newKeySet();
-    /** The deployment's statuses received before the services settled. */
+    /** The deployment's statuses of services that have not settled yet. */
     private final Map<ServiceStatus.Type, ServiceStatus.Status> pending = new LinkedHashMap<>();
-    private boolean settled;
+    /** Services whose first listener came: they settle (or have settled). */
+    private final Set<ServiceStatus.Type> settling = ConcurrentHashMap.newKeySet();
     private volatile boolean killed;
 
     private AilFactory(Link link, Map<String, Person> persons, Map<String, Application> applications) {
@@ -100,9 +103,6 @@ public final class AilFactory {
                         Thread reader = new Thread(factory::read, "ail-standin-b-events");
                         reader.setDaemon(true);
                         reader.start();
-                        Thread settle = new Thread(factory::settle, "ail-standin-b-settle");
-                        settle.setDaemon(true);
-                        settle.start();
                         return factory;
                     }
                     default:
@@ -130,10 +130,23 @@ public final class AilFactory {
         return statuses.getOrDefault(type, ServiceStatus.Status.UNKNOWN);
     }
 
-    /** Listens to one service's status changes, weakly. */
+    /**
+     * Listens to one service's status changes, weakly; the listener is told
+     * the current status at once, and the service settles 150 ms after its
+     * first listener.
+     */
     public void addServiceListener(ServiceStatus.Type type, ServiceListener listener) {
         serviceListeners.computeIfAbsent(type, k -> new CopyOnWriteArrayList<>()).add(new WeakReference<>(listener));
         link.send("LISTEN", "SERVICE", type.name());
+        ServiceStatus.Status now = statuses.get(type);
+        if (now != null) {
+            listener.serviceStatusChanged(type, now);
+        }
+        if (settling.add(type)) {
+            Thread settle = new Thread(() -> settle(type), "ail-standin-b-settle");
+            settle.setDaemon(true);
+            settle.start();
+        }
     }
 
     /** Stops listening. */
@@ -198,17 +211,18 @@ public final class AilFactory {
         }
     }
 
-    /** After a login: the services leave RESTORING for what the deployment said. */
-    private void settle() {
+    /** A service leaves RESTORING for what the deployment said. */
+    private void settle(ServiceStatus.Type type) {
         try {
             Thread.sleep(SETTLE_MS);
         } catch (InterruptedException e) {
             return;
         }
         synchronized (this) {
-            settled = true;
-            pending.forEach(this::apply);
-            pending.clear();
+            ServiceStatus.Status real = pending.remove(type);
+            if (real != null) {
+                apply(type, real);
+            }
         }
     }
 
@@ -223,7 +237,7 @@ public final class AilFactory {
                     ServiceStatus.Type type = ServiceStatus.Type.valueOf(m[1]);
                     ServiceStatus.Status status = ServiceStatus.Status.valueOf(m[2]);
                     synchronized (this) {
-                        if (settled) {
+                        if (!pending.containsKey(type)) {
                             apply(type, status);
                         } else {
                             pending.put(type, status);
