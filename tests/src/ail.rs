@@ -1,16 +1,26 @@
-//! The ail-bridge test rig: the AIL stand-in (compiled from
-//! `plugins/ail-bridge/ail-standin`), a stand-in *deployment* that plays a
-//! mock scenario on the real clock behind real loopback CS Proxy listeners,
-//! and helpers to run drctl against it.
+//! The ail-bridge test rig: the AIL stand-ins (variant A compiled from
+//! `plugins/ail-bridge/ail-standin`, variant B from the same sources with
+//! `plugins/ail-bridge/ail-standin-b` laid over them), a stand-in
+//! *deployment* that plays a mock scenario on the real clock behind real
+//! loopback CS Proxy listeners, and helpers to run drctl against it.
 //!
 //! The deployment follows `plugins/mock/src/sim.rs`: a site that is not
 //! reachable has no listener (connections are refused); after a login the
 //! site's service statuses are sent and, once the desktop listens to its DN,
 //! the DN comes back in service after `register-delay` if telephony is on;
 //! status changes go only to a desktop connected at that site; logouts and
-//! DN events go to the connected desktop. Its timeline starts when the
-//! stand-in reports its first AilLoader on the control channel, which is
-//! drctl's first connect, so scenario times line up with the host's.
+//! DN events only to the desktop once it listens to its DN (the mock's
+//! "connected and subscribed").
+//!
+//! Its *scenario clock* starts when the stand-in reports its first AilLoader
+//! on the control channel, which is drctl's first connect, and stands still
+//! while the desktop is logged in but has not subscribed yet (from the
+//! login's `OK` to its DN listener or the connection's end). On the mock's
+//! virtual clock that stretch takes no time at all (reads and subscribe
+//! answer at once; only `connect-latency` passes): a JVM that is slow to
+//! read the Person and Applications and subscribe under load must not see
+//! scenario events land before it listens, or the run end early. Timers in
+//! drctl still run on the real clock; none is armed in that stretch.
 //!
 //! Wire to the stand-in: see `AilFactory.java` (tab-separated, URL-encoded).
 
@@ -68,38 +78,74 @@ pub fn ail_bridge_tool() -> PathBuf {
     profile_dir().join("drctl-ail-bridge")
 }
 
-fn standin_sources() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Which AIL stand-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// `ail-standin/`: the shapes the adapter was first written for (static
+    /// killFactory and getAilFactory, listeners held strongly, the reason
+    /// code in the reasons, `loading/on-demand` in the constructor's Properties).
+    A,
+    /// `ail-standin-b/` over A: instance killFactory, a getAilFactory that
+    /// blocks until loaded, listeners and DN objects held weakly (GC forced),
+    /// the reason code in the extensions, extra statuses, `loading/on-demand`
+    /// as a system property (see its AilFactory.java).
+    B,
+}
+
+impl Variant {
+    /// Source roots, later ones replacing files of the same path.
+    fn roots(self) -> Vec<PathBuf> {
+        let base = repo().join("plugins/ail-bridge");
+        match self {
+            Variant::A => vec![base.join("ail-standin/src")],
+            Variant::B => vec![base.join("ail-standin/src"), base.join("ail-standin-b/src")],
+        }
+    }
+
+    /// The `[backend.ail-bridge]` lines this stand-in needs beyond the defaults.
+    pub fn bridge_config(self) -> &'static str {
+        match self {
+            Variant::A => "",
+            // B reads loading/on-demand as a JVM system property.
+            Variant::B => "on-demand-via = \"system-property\"\n",
+        }
+    }
+}
+
+/// The stand-in's sources: (path relative to its root, file), B's over A's.
+fn standin_sources(variant: Variant) -> Vec<(PathBuf, PathBuf)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, PathBuf>) {
         for entry in std::fs::read_dir(dir)
             .expect("read the stand-in sources")
             .flatten()
         {
             let path = entry.path();
             if path.is_dir() {
-                walk(&path, out);
+                walk(root, &path, out);
             } else if path.extension().is_some_and(|e| e == "java") {
-                out.push(path);
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_path_buf();
+                out.insert(rel, path);
             }
         }
     }
-    let mut out = Vec::new();
-    walk(&repo().join("plugins/ail-bridge/ail-standin/src"), &mut out);
-    out.sort();
-    out
+    let mut out = BTreeMap::new();
+    for root in variant.roots() {
+        walk(&root, &root, &mut out);
+    }
+    out.into_iter().collect()
 }
 
 /// Compiles the stand-in into `dest`, after replacing `from` by `to` in the
 /// file named `file` (to rename one method), if given.
-pub fn compile_standin(dest: &Path, edit: Option<(&str, &str, &str)>) {
-    let src_root = repo().join("plugins/ail-bridge/ail-standin/src");
+pub fn compile_standin(dest: &Path, variant: Variant, edit: Option<(&str, &str, &str)>) {
     let copy = dest.join("src");
     let classes = dest.join("classes");
     std::fs::create_dir_all(&classes).expect("create the classes dir");
     let mut files = Vec::new();
-    for source in standin_sources() {
-        let rel = source
-            .strip_prefix(&src_root)
-            .expect("under the stand-in root");
+    for (rel, source) in standin_sources(variant) {
         let target = copy.join(rel);
         std::fs::create_dir_all(target.parent().expect("a parent")).expect("create dirs");
         let mut text = std::fs::read_to_string(&source).expect("read a stand-in source");
@@ -122,29 +168,34 @@ pub fn compile_standin(dest: &Path, edit: Option<(&str, &str, &str)>) {
 }
 
 /// The compiled stand-in's classes directory (compiled once per source version).
-pub fn standin_classes() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for path in standin_sources() {
-            for b in std::fs::read(&path).expect("read a stand-in source") {
-                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+pub fn standin_classes(variant: Variant) -> PathBuf {
+    static DIRS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    DIRS[variant as usize]
+        .get_or_init(|| {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for (rel, path) in standin_sources(variant) {
+                let bytes = rel.to_string_lossy().into_owned().into_bytes();
+                for b in bytes
+                    .into_iter()
+                    .chain(std::fs::read(&path).expect("read a stand-in source"))
+                {
+                    hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
             }
-        }
-        let root = profile_dir().join("ail-standin");
-        let done = root.join(format!("{hash:016x}"));
-        if !done.join("classes").is_dir() {
-            let tmp = root.join(format!("tmp-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&tmp);
-            compile_standin(&tmp, None);
-            if std::fs::rename(&tmp, &done).is_err() {
-                // Another test process won the race; its copy is the same.
+            let root = profile_dir().join("ail-standin");
+            let done = root.join(format!("{hash:016x}"));
+            if !done.join("classes").is_dir() {
+                let tmp = root.join(format!("tmp-{}-{variant:?}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&tmp);
+                compile_standin(&tmp, variant, None);
+                if std::fs::rename(&tmp, &done).is_err() {
+                    // Another test process won the race; its copy is the same.
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
             }
-        }
-        done.join("classes")
-    })
-    .clone()
+            done.join("classes")
+        })
+        .clone()
 }
 
 /// A copy of a shipped scenario with every duration scaled by `num/den`
@@ -212,12 +263,15 @@ struct Conn {
     id: u64,
     site: String,
     stream: TcpStream,
+    /// It listens to its DN: subscribed, in the mock's words.
+    listening: bool,
 }
 
 /// What the deployment has seen and done, for tests to wait on.
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
-    /// Control channel lines: `HELLO pid`, `LOADER host:port app on-demand=…`, `KILL`, `EOF pid`.
+    /// Control channel lines: `HELLO pid`, `LOADER host:port app on-demand=…`, `KILL`,
+    /// `LOST what…` (stand-in B: an event that reached no listener), `EOF pid`.
     pub control: Vec<String>,
     /// `site user password-ok|password-wrong` per login.
     pub logins: Vec<String>,
@@ -231,10 +285,40 @@ pub struct Seen {
 struct State {
     /// When the stand-in reported its first AilLoader.
     t0: Option<Instant>,
+    /// The scenario clock stood still this long (see the module's doc)...
+    paused: Duration,
+    /// ...plus since this instant, if it stands still now.
+    paused_since: Option<Instant>,
     sites: BTreeMap<String, SiteState>,
     conn: Option<Conn>,
     next_conn: u64,
     seen: Seen,
+}
+
+impl State {
+    /// Scenario time at `now`: real time since t0 less the pauses (zero before t0).
+    fn scenario_now(&self, now: Instant) -> Duration {
+        let Some(t0) = self.t0 else {
+            return Duration::ZERO;
+        };
+        let current = self
+            .paused_since
+            .map_or(Duration::ZERO, |p| now.saturating_duration_since(p));
+        now.saturating_duration_since(t0)
+            .saturating_sub(self.paused + current)
+    }
+
+    /// Stops the scenario clock (a login answered, its subscribe not yet seen).
+    fn pause(&mut self, now: Instant) {
+        self.paused_since.get_or_insert(now);
+    }
+
+    /// Restarts the scenario clock.
+    fn resume(&mut self, now: Instant) {
+        if let Some(p) = self.paused_since.take() {
+            self.paused += now.saturating_duration_since(p);
+        }
+    }
 }
 
 struct Shared {
@@ -447,6 +531,23 @@ impl Deployment {
         self.shared.lock().t0
     }
 
+    /// Waits until the scenario clock reads `at`, at most `timeout` of real
+    /// time; whether it got there.
+    pub fn wait_scenario(&self, at: Duration, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            let left = at.saturating_sub(self.shared.lock().scenario_now(now));
+            if left.is_zero() {
+                return true;
+            }
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
+    }
+
     /// What the deployment has seen so far.
     pub fn seen(&self) -> Seen {
         self.shared.lock().seen.clone()
@@ -609,7 +710,11 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
                 id,
                 site: site.to_owned(),
                 stream,
+                listening: false,
             });
+            // Until it subscribes, no scenario time passes (the mock's reads
+            // and subscribe take none).
+            st.pause(Instant::now());
         }
         id
     };
@@ -620,6 +725,10 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
                 {
                     let mut st = shared.lock();
                     st.seen.listens.push(format!("{site} DN {dn}"));
+                    if let Some(c) = st.conn.as_mut().filter(|c| c.id == id) {
+                        c.listening = true;
+                        st.resume(Instant::now());
+                    }
                     shared.changed.notify_all();
                 }
                 // The phone (re)registers after register-delay if SIP is up there.
@@ -657,6 +766,7 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
     let mut st = shared.lock();
     if st.conn.as_ref().is_some_and(|c| c.id == id) {
         st.conn = None;
+        st.resume(Instant::now());
     }
 }
 
@@ -689,12 +799,12 @@ fn serve_control(shared: &Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Plays the scenario's timeline from t0.
+/// Plays the scenario's timeline from t0, on the scenario clock.
 fn play(shared: &Arc<Shared>) {
-    let t0 = loop {
+    loop {
         let st = shared.lock();
-        if let Some(t0) = st.t0 {
-            break t0;
+        if st.t0.is_some() {
+            break;
         }
         if shared.stopped() {
             return;
@@ -705,23 +815,26 @@ fn play(shared: &Arc<Shared>) {
                 .wait_timeout(st, Duration::from_millis(50))
                 .unwrap_or_else(|e| e.into_inner()),
         );
-    };
+    }
     for h in shared.scenario.timeline.clone() {
-        let due = t0 + h.at;
-        while Instant::now() < due {
+        // Due on the scenario clock, which stands still while a login waits
+        // for its subscribe: played under the same lock that reads it.
+        let mut st = loop {
             if shared.stopped() {
                 return;
             }
-            std::thread::sleep(
-                due.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(10)),
-            );
-        }
+            let st = shared.lock();
+            let left = h.at.saturating_sub(st.scenario_now(Instant::now()));
+            if left.is_zero() {
+                break st;
+            }
+            drop(st);
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        };
         if h.stale {
             // D5's late events of a left site cannot reach a closed connection.
             continue;
         }
-        let mut st = shared.lock();
         let st = &mut *st;
         match h.what {
             Happening::Set { site, patch } => {
@@ -755,7 +868,7 @@ fn play(shared: &Arc<Shared>) {
                 }
             }
             Happening::Logout { reason } => {
-                if let Some(c) = st.conn.as_mut() {
+                if let Some(c) = st.conn.as_mut().filter(|c| c.listening) {
                     let mut fields = vec!["DN", DN, "LOGGED_OUT"];
                     if let Some(r) = &reason {
                         fields.extend(["R", "ReasonCode", r.as_str()]);
@@ -764,12 +877,12 @@ fn play(shared: &Arc<Shared>) {
                 }
             }
             Happening::DnBackInService => {
-                if let Some(c) = st.conn.as_mut() {
+                if let Some(c) = st.conn.as_mut().filter(|c| c.listening) {
                     push(c, &mut st.seen, &["DN", DN, "IN_SERVICE"]);
                 }
             }
             Happening::DnOutOfService => {
-                if let Some(c) = st.conn.as_mut() {
+                if let Some(c) = st.conn.as_mut().filter(|c| c.listening) {
                     push(c, &mut st.seen, &["DN", DN, "OUT_OF_SERVICE"]);
                 }
             }
@@ -777,6 +890,7 @@ fn play(shared: &Arc<Shared>) {
                 if let Some(c) = st.conn.take() {
                     st.seen.sent.push(format!("{} (disconnected)", c.site));
                     let _ = c.stream.shutdown(Shutdown::Both);
+                    st.resume(Instant::now());
                 }
             }
         }
@@ -893,22 +1007,28 @@ pub fn finish(child: Child, timeout: Duration) -> Run {
     }
 }
 
-/// `drctl watch --backend ail-bridge` until `end` after the deployment's t0, then SIGINT.
+/// `drctl watch --backend ail-bridge` until the deployment's scenario clock
+/// reads `end`, then SIGINT.
 pub fn watch_bridge(rig: &Rig, deployment: &Deployment, end: Duration) -> Run {
-    let child = rig
-        .drctl(&["watch", "--backend", "ail-bridge", "--output", "json"])
-        .spawn()
-        .expect("spawn drctl");
+    watch_bridge_with(rig, deployment, end, &[])
+}
+
+/// As [`watch_bridge`], with extra drctl arguments (`-v`).
+pub fn watch_bridge_with(rig: &Rig, deployment: &Deployment, end: Duration, extra: &[&str]) -> Run {
+    let mut args = vec!["watch", "--backend", "ail-bridge", "--output", "json"];
+    args.extend_from_slice(extra);
+    let child = rig.drctl(&args).spawn().expect("spawn drctl");
     // Generous: a JVM start on a loaded 2-core machine.
-    let Some(t0) = deployment.wait_t0(Duration::from_secs(60)) else {
+    if deployment.wait_t0(Duration::from_secs(60)).is_none() {
         let _ = Command::new("kill")
             .args(["-KILL", &child.id().to_string()])
             .status();
         let run = finish(child, Duration::from_secs(10));
         panic!("the stand-in never reported an AilLoader: {run:#?}");
-    };
-    let due = t0 + end;
-    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    // A login stuck before its subscribe stops the scenario clock: bounded,
+    // so such a run ends (and fails on its decisions) instead of hanging.
+    deployment.wait_scenario(end, end + Duration::from_secs(60));
     interrupt(&child);
     finish(child, Duration::from_secs(30))
 }

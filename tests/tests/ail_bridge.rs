@@ -1,15 +1,20 @@
 //! The real backend, `ail-bridge`, end to end: drctl drives the JVM sidecar,
-//! which drives the AIL stand-in, which talks to a stand-in deployment over
+//! which drives an AIL stand-in, which talks to a stand-in deployment over
 //! real loopback TCP. Shipped mock scenarios, scaled to seconds, must decide
-//! exactly as the mock does; a killed JVM is restarted; `switch` prints its
-//! timing table; the self-test names a missing AIL method.
+//! exactly as the mock does, on both stand-ins (A, and B with the other
+//! plausible shapes of AIL: weak listeners, instance killFactory, reason code
+//! in the extensions, extra statuses); a killed JVM is restarted; `switch`
+//! prints its timing table; the self-test names a missing AIL method and the
+//! names file remaps it; the fidelity settings change what the bridge reports.
 
 use drctl_e2e::ail::{
     ail_bridge_tool, build_ail_bridge, compile_standin, decisions, finish, interrupt, rig,
-    scale_scenario, standin_classes, watch_bridge, watch_mock, Deployment, PASSWORD,
+    scale_scenario, standin_classes, watch_bridge, watch_bridge_with, watch_mock, Deployment,
+    Variant, PASSWORD,
 };
 use drctl_e2e::repo;
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A shipped scenario, how to scale it, how long to run it, and what it decides.
@@ -154,23 +159,43 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// What one parity run found wrong, if anything.
-fn run_case(case: &Case, scratch: &std::path::Path) -> Result<(), String> {
-    let shipped = repo().join("plugins/mock/scenarios").join(case.file);
+/// A shipped scenario scaled into `scratch` (under `name`), and its first site.
+fn scaled_scenario(
+    file: &str,
+    scale: (u32, u32),
+    end: Duration,
+    scratch: &std::path::Path,
+    name: &str,
+) -> Result<(PathBuf, String), String> {
+    let shipped = repo().join("plugins/mock/scenarios").join(file);
     let text = std::fs::read_to_string(&shipped).map_err(|e| e.to_string())?;
-    let scaled = scratch.join(case.file);
-    std::fs::write(
-        &scaled,
-        scale_scenario(&text, case.scale.0, case.scale.1, Some(case.end)),
-    )
-    .map_err(|e| e.to_string())?;
+    let scaled = scratch.join(name);
+    std::fs::write(&scaled, scale_scenario(&text, scale.0, scale.1, Some(end)))
+        .map_err(|e| e.to_string())?;
     let first_site = text
         .lines()
         .find_map(|l| l.strip_prefix("first-site = "))
         .map(|v| v.trim_matches('"').to_owned())
         .unwrap_or_else(|| "site1".into());
+    Ok((scaled, first_site))
+}
+
+/// What one parity run found wrong, if anything.
+fn run_case(case: &Case, scratch: &std::path::Path, variant: Variant) -> Result<(), String> {
+    let (scaled, first_site) = scaled_scenario(
+        case.file,
+        case.scale,
+        case.end,
+        scratch,
+        &format!("{variant:?}-{}", case.file),
+    )?;
     let deployment = Deployment::start(&scaled);
-    let rig = rig(&deployment, &first_site, &standin_classes(), "");
+    let rig = rig(
+        &deployment,
+        &first_site,
+        &standin_classes(variant),
+        variant.bridge_config(),
+    );
     let mock = watch_mock(&rig, &scaled);
     if mock.code != Some(0) {
         return Err(format!("mock run failed: {mock:#?}"));
@@ -220,6 +245,24 @@ fn run_case(case: &Case, scratch: &std::path::Path) -> Result<(), String> {
             ));
         }
     }
+    // Every AIL event reached a listener: none was collected under the
+    // bridge (stand-in B holds listeners and DN objects weakly, forcing GCs).
+    let lost: Vec<String> = deployment
+        .control_log()
+        .into_iter()
+        .filter(|l| l.starts_with("LOST "))
+        .collect();
+    if !lost.is_empty() {
+        problems.push(format!("AIL events reached no listener: {lost:#?}"));
+    }
+    // The bridge found the stand-in's killFactory: A's is static, B's an instance method.
+    let kill_factory = match variant {
+        Variant::A => "killFactory: static",
+        Variant::B => "killFactory: instance",
+    };
+    if !bridge.stderr.contains(kill_factory) {
+        problems.push(format!("the bridge did not log {kill_factory:?}"));
+    }
     // The JVM exited with drctl (its control channel closed).
     if !deployment.wait(Duration::from_secs(5), |s| {
         s.control.iter().any(|l| l.starts_with("EOF "))
@@ -230,7 +273,7 @@ fn run_case(case: &Case, scratch: &std::path::Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{}\n{}\nbridge stderr:\n{}",
+            "{} on stand-in {variant:?}\n{}\nbridge stderr:\n{}",
             case.file,
             problems.join("\n"),
             bridge.stderr
@@ -238,18 +281,43 @@ fn run_case(case: &Case, scratch: &std::path::Path) -> Result<(), String> {
     }
 }
 
-#[test]
-fn shipped_scenarios_decide_as_on_the_mock() {
+/// At most this many bridge runs at once in this test binary (both parity
+/// suites share them): JVM starts are the heavy part on two cores.
+static RUNS: (Mutex<usize>, Condvar) = (Mutex::new(5), Condvar::new());
+
+/// Holds one of [`RUNS`] until dropped.
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let (free, changed) = &RUNS;
+        let mut n = free.lock().unwrap_or_else(|e| e.into_inner());
+        while *n == 0 {
+            n = changed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n -= 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (free, changed) = &RUNS;
+        *free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        changed.notify_one();
+    }
+}
+
+/// The 13 shipped scenarios on one stand-in, each deciding as on the mock.
+fn parity(variant: Variant) {
     build_ail_bridge();
-    standin_classes();
+    standin_classes(variant);
     let scratch = tempfile::tempdir().unwrap();
     let mut cases = cases();
-    // Longest first, five at a time, the first five started a little apart:
-    // JVM starts are the heavy part on two cores, and each run's timeline
-    // starts at its own first connect.
+    // Longest first, the first runs started a little apart.
     cases.sort_by_key(|c| std::cmp::Reverse(c.end));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let failures = std::sync::Mutex::new(Vec::new());
+    let failures = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for worker in 0..5u32 {
             let (cases, next, failures, scratch) = (&cases, &next, &failures, scratch.path());
@@ -258,7 +326,8 @@ fn shipped_scenarios_decide_as_on_the_mock() {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { return };
-                    let result = std::panic::catch_unwind(|| run_case(case, scratch))
+                    let _slot = Slot::take();
+                    let result = std::panic::catch_unwind(|| run_case(case, scratch, variant))
                         .unwrap_or_else(|_| Err(format!("{}: the run panicked", case.file)));
                     if let Err(e) = result {
                         failures.lock().unwrap().push(e);
@@ -269,6 +338,88 @@ fn shipped_scenarios_decide_as_on_the_mock() {
     });
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn shipped_scenarios_decide_as_on_the_mock() {
+    parity(Variant::A);
+}
+
+#[test]
+fn shipped_scenarios_decide_as_on_the_mock_on_standin_b() {
+    parity(Variant::B);
+}
+
+/// Stand-in B as shipped decides D4's graceful shutdown as the mock; the
+/// bridge's settings change that, each by its own effect: RESTORING counted
+/// as OFF raises the configuration alarm at login (B's services come up
+/// through RESTORING), an alias turns the graceful shutdown into a
+/// dr-force logout, and a reason-code key B does not use makes it manual,
+/// with the keys it has logged at debug.
+#[test]
+fn fidelity_settings_change_what_the_bridge_reports() {
+    build_ail_bridge();
+    let classes = standin_classes(Variant::B);
+    let scratch = tempfile::tempdir().unwrap();
+    let ms = Duration::from_millis;
+    let run = |name: &str, settings: &str| {
+        let (scaled, first_site) = scaled_scenario(
+            "d4-graceful-shutdown.toml",
+            (1, 15),
+            ms(1500),
+            scratch.path(),
+            name,
+        )
+        .unwrap();
+        let _slot = Slot::take();
+        let deployment = Deployment::start(&scaled);
+        let config = format!("{}{settings}", Variant::B.bridge_config());
+        let rig = rig(&deployment, &first_site, &classes, &config);
+        let run = watch_bridge_with(&rig, &deployment, ms(1500), &["-v"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        (decisions(&run.records), run.stderr)
+    };
+    let (aliased, keyed) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            run(
+                "restoring.toml",
+                "off-statuses = [\"OFF\", \"RESTORING\"]\n\
+                 reason-code-aliases = { graceful_shutdown_logout = \"dr-force_logout\" }\n",
+            )
+        });
+        let b = s.spawn(|| run("keys.toml", "reason-code-keys = [\"DRReason\"]\n"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(
+        aliased
+            .0
+            .contains(&"alarm-raised configuration-service-down".to_owned()),
+        "{:#?}\n{}",
+        aliased.0,
+        aliased.1
+    );
+    assert!(
+        aliased
+            .0
+            .contains(&"logout-classified dr-force_logout dr-force".to_owned())
+            && !aliased.0.iter().any(|d| d.contains("graceful-shutdown")),
+        "{:#?}\n{}",
+        aliased.0,
+        aliased.1
+    );
+    assert!(
+        keyed.0.contains(&"logout-classified  manual".to_owned())
+            && !keyed.0.iter().any(|d| d.starts_with("switchover")),
+        "{:#?}\n{}",
+        keyed.0,
+        keyed.1
+    );
+    assert!(
+        keyed.1.contains("has no reason code under [DRReason]")
+            && keyed.1.contains("extensions keys: [ReasonCode]"),
+        "{}",
+        keyed.1
+    );
 }
 
 /// A quiet deployment for the drills below.
@@ -292,7 +443,7 @@ fn a_killed_jvm_is_restarted_and_the_host_keeps_running() {
     build_ail_bridge();
     let scratch = tempfile::tempdir().unwrap();
     let deployment = Deployment::start(&quiet(scratch.path()));
-    let rig = rig(&deployment, "site1", &standin_classes(), "");
+    let rig = rig(&deployment, "site1", &standin_classes(Variant::A), "");
     let mut child = rig
         .drctl(&["watch", "--backend", "ail-bridge", "--output", "json"])
         .spawn()
@@ -383,7 +534,7 @@ fn switch_against_the_standin_prints_the_timing_table() {
     build_ail_bridge();
     let scratch = tempfile::tempdir().unwrap();
     let deployment = Deployment::start(&quiet(scratch.path()));
-    let rig = rig(&deployment, "site1", &standin_classes(), "");
+    let rig = rig(&deployment, "site1", &standin_classes(Variant::A), "");
     let child = rig
         .drctl(&[
             "switch",
@@ -435,12 +586,27 @@ fn switch_against_the_standin_prints_the_timing_table() {
     assert!(loaders[1].ends_with("AIL_site2 on-demand=true"), "{log:?}");
 }
 
+/// Runs `drctl-ail-bridge self-test` with `args`; its exit code and stdout.
+fn self_test(args: &[std::ffi::OsString], cache: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(ail_bridge_tool())
+        .arg("self-test")
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 #[test]
 fn self_test_names_a_renamed_method_and_create_refuses_it() {
-    let tool = ail_bridge_tool();
     let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("cache");
     compile_standin(
         scratch.path(),
+        Variant::A,
         Some((
             "AilLoader.java",
             "public static void killFactory()",
@@ -448,41 +614,67 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
         )),
     );
     let classes = scratch.path().join("classes");
-    let out = std::process::Command::new(&tool)
-        .args(["self-test", "--classpath"])
-        .arg(&classes)
-        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let cp = |dir: &std::path::Path| vec![std::ffi::OsString::from("--classpath"), dir.into()];
+    let (code, stdout) = self_test(&cp(&classes), &cache);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(
-        stdout.contains(
-            "MISSING  com.genesyslab.ail.AilLoader.killFactory() [static]: no such method"
-        ),
+        stdout.contains("MISSING  com.genesyslab.ail.AilLoader.killFactory(): no such method"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "1 of 42 AIL names missing: com.genesyslab.ail.AilLoader.killFactory() [static]"
-        ),
+        stdout.contains("1 of 43 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")
+            && stdout.contains("killFactory: MISSING"),
         "{stdout}"
     );
-    // The stand-in as shipped has every name.
-    let out = std::process::Command::new(&tool)
-        .args(["self-test", "--classpath"])
-        .arg(standin_classes())
-        .env("XDG_CACHE_HOME", scratch.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    // The stand-ins as shipped have every name; the self-test says which
+    // killFactory each has and prints the effective mapping.
+    for (variant, kind) in [
+        (Variant::A, "killFactory: static method"),
+        (Variant::B, "killFactory: instance method"),
+    ] {
+        let (code, stdout) = self_test(&cp(&standin_classes(variant)), &cache);
+        assert_eq!(code, Some(0), "{variant:?}: {stdout}");
+        assert!(
+            stdout.contains(kind)
+                && stdout.contains("names: built-in")
+                && stdout.contains("method.kill-factory")
+                && stdout.contains("= killFactory  (guide)")
+                && stdout.contains("= LOGGED_OUT  (ASSUMED)")
+                && stdout.contains("all 43 AIL names found"),
+            "{variant:?}: {stdout}"
+        );
+    }
+    // A names file (Java properties here) remaps the renamed method, no rebuild.
+    let names = scratch.path().join("names.properties");
+    std::fs::write(
+        &names,
+        "# killFactory is killFactoryNow in this AIL\nmethod.kill-factory = killFactoryNow\n",
+    )
+    .unwrap();
+    let mut args = cp(&classes);
+    args.extend(["--names".into(), names.clone().into()]);
+    let (code, stdout) = self_test(&args, &cache);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("names: {} (1 overridden)", names.display()))
+            && stdout.contains("= killFactoryNow  (names file; default killFactory, guide)")
+            && stdout.contains("ok       com.genesyslab.ail.AilLoader.killFactoryNow() [static]")
+            && stdout.contains("killFactory: static method"),
+        "{stdout}"
+    );
+    // A key that is no AIL name is refused by name (exit 2).
+    let typo = scratch.path().join("typo.toml");
+    std::fs::write(&typo, "[method]\nkill-factroy = \"killFactoryNow\"\n").unwrap();
+    let mut args = cp(&classes);
+    args.extend(["--names".into(), typo.clone().into()]);
+    let (code, stdout) = self_test(&args, &cache);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stdout.contains("unknown key method.kill-factroy") && stdout.contains("typo.toml"),
+        "{stdout}"
     );
 
-    // The plugin refuses to start on it, naming the method; nothing connects.
+    // The plugin refuses to start on the renamed method, naming it; nothing connects.
     let deployment = Deployment::start(&quiet(scratch.path()));
     let rig = rig(&deployment, "site1", &classes, "");
     let child = rig
@@ -501,6 +693,40 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
         run.stderr
     );
     assert!(deployment.logins().is_empty());
+    // With a names file (TOML here) the same AIL runs: the switchover kills
+    // the factory through killFactoryNow.
+    let names = scratch.path().join("names.toml");
+    std::fs::write(&names, "[method]\nkill-factory = \"killFactoryNow\"\n").unwrap();
+    let rig_named = drctl_e2e::ail::rig(
+        &deployment,
+        "site1",
+        &classes,
+        &format!("names = {:?}", names.display().to_string()),
+    );
+    let run = finish(
+        rig_named
+            .drctl(&[
+                "switch",
+                "--backend",
+                "ail-bridge",
+                "--yes",
+                "--to",
+                "site2",
+                "--timeout",
+                "30s",
+                "--output",
+                "json",
+            ])
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        deployment.control_log().iter().any(|l| l == "KILL"),
+        "{:?}",
+        deployment.control_log()
+    );
 }
 
 #[test]
@@ -511,7 +737,7 @@ fn a_missing_java_is_a_clear_error() {
     let rig = rig(
         &deployment,
         "site1",
-        &standin_classes(),
+        &standin_classes(Variant::A),
         "java = \"/nonexistent/bin/java\"",
     );
     let run = finish(

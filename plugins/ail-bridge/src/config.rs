@@ -1,7 +1,8 @@
 //! `[backend.ail-bridge]`, as the host hands it over (plus the `[genesys]`
 //! names and the agent's DN, which the host adds).
 
-use serde::{Deserialize, Deserializer};
+use crate::names::{self, NamesFile};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +50,51 @@ pub struct BridgeConfig {
     /// The Genesys-side names (from `[genesys]`, added by the host).
     #[serde(default)]
     pub genesys: GenesysNames,
+    /// A names file (TOML, or Java properties) remapping the AIL class,
+    /// method and constant names the adapter uses (see [`crate::names`]).
+    #[serde(default)]
+    pub names: Option<PathBuf>,
+    /// AIL statuses that count as OFF (SPEC D1: only OFF starts the site
+    /// timer, others only if configured); default: the OFF constant alone.
+    #[serde(default)]
+    pub off_statuses: Option<Vec<String>>,
+    /// Keys of a logout's reason code, each looked up in the event's reasons
+    /// then its extensions, in order.
+    #[serde(default = "default_reason_code_keys")]
+    pub reason_code_keys: Vec<String>,
+    /// Reason codes as AIL reports them -> as drctl classifies them
+    /// (`dr-force_logout`, `graceful_shutdown_logout`, supervisor reasons).
+    #[serde(default)]
+    pub reason_code_aliases: BTreeMap<String, String>,
+    /// Where the sidecar puts `loading/on-demand` (W1).
+    #[serde(default)]
+    pub on_demand_via: OnDemandVia,
+    /// The on-demand loading option's name (the seed's `loading/on-demand`).
+    #[serde(default = "default_on_demand_option")]
+    pub on_demand_option: String,
+    /// The DR option holding the site timeout (the seed's `site-timeout`).
+    #[serde(default = "default_site_timeout_option")]
+    pub site_timeout_option: String,
+    /// The DR option holding the SIP register timeout (the seed's `site-sip-register-timeout`).
+    #[serde(default = "default_site_sip_register_timeout_option")]
+    pub site_sip_register_timeout_option: String,
+    /// The names file as read when the config was (never from the host's JSON).
+    #[serde(skip)]
+    pub names_file: Option<NamesFile>,
+}
+
+/// Where the sidecar puts `loading/on-demand`: the seed says to set the
+/// option, not where; the guide's AilLoader takes options in its constructor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDemandVia {
+    /// In the `Properties` given to the AilLoader constructor (ASSUMED default).
+    #[default]
+    LoaderProperties,
+    /// As a JVM system property, set before each AilLoader is constructed.
+    SystemProperty,
+    /// Not set by drctl: the AIL Application's own option in Configuration Server.
+    None,
 }
 
 /// `[genesys]`: where the Person and Application objects keep the DR settings (S2, S3).
@@ -74,6 +120,48 @@ impl Default for GenesysNames {
             dr_options_section: "dr".to_owned(),
         }
     }
+}
+
+fn default_reason_code_keys() -> Vec<String> {
+    vec!["ReasonCode".to_owned()]
+}
+
+fn default_on_demand_option() -> String {
+    "loading/on-demand".to_owned()
+}
+
+fn default_site_timeout_option() -> String {
+    "site-timeout".to_owned()
+}
+
+fn default_site_sip_register_timeout_option() -> String {
+    "site-sip-register-timeout".to_owned()
+}
+
+/// The most entries of a list or table of names (a handful is typical).
+const MAX_ENTRIES: usize = 64;
+
+/// The longest name, key or code accepted.
+const MAX_NAME: usize = 256;
+
+/// A name is 1 to [`MAX_NAME`] characters, without control characters.
+fn check_name(key: &str, name: &str) -> Result<(), crate::BridgeError> {
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(crate::BridgeError::Config(format!(
+            "{key}: {name:?} must be 1 to {MAX_NAME} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A list of names: 1 to [`MAX_ENTRIES`] of them.
+fn check_names(key: &str, names: &[String]) -> Result<(), crate::BridgeError> {
+    if names.is_empty() || names.len() > MAX_ENTRIES {
+        return Err(crate::BridgeError::Config(format!(
+            "{key} must list 1 to {MAX_ENTRIES} names"
+        )));
+    }
+    names.iter().try_for_each(|n| check_name(key, n))
 }
 
 fn default_retry_interval() -> Duration {
@@ -131,7 +219,7 @@ impl BridgeConfig {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             v => v,
         };
-        let cfg: BridgeConfig =
+        let mut cfg: BridgeConfig =
             serde_json::from_value(value).map_err(|e| crate::BridgeError::Config(e.to_string()))?;
         if cfg.restart_delay.is_zero() || cfg.restart_max_delay < cfg.restart_delay {
             return Err(crate::BridgeError::Config(
@@ -142,6 +230,34 @@ impl BridgeConfig {
             return Err(crate::BridgeError::Config(
                 "retry-interval must be at least 1s (AIL takes whole seconds)".into(),
             ));
+        }
+        if let Some(off) = &cfg.off_statuses {
+            check_names("off-statuses", off)?;
+        }
+        check_names("reason-code-keys", &cfg.reason_code_keys)?;
+        if cfg.reason_code_aliases.len() > MAX_ENTRIES {
+            return Err(crate::BridgeError::Config(format!(
+                "reason-code-aliases has more than {MAX_ENTRIES} entries"
+            )));
+        }
+        for (from, to) in &cfg.reason_code_aliases {
+            check_name("reason-code-aliases", from)?;
+            check_name("reason-code-aliases", to)?;
+        }
+        check_name("on-demand-option", &cfg.on_demand_option)?;
+        check_name("site-timeout-option", &cfg.site_timeout_option)?;
+        check_name(
+            "site-sip-register-timeout-option",
+            &cfg.site_sip_register_timeout_option,
+        )?;
+        if let Some(path) = &cfg.names {
+            // drctl may run from anywhere (a service's working directory is /).
+            if !path.is_absolute() {
+                return Err(crate::BridgeError::Config(format!(
+                    "names = {path:?} must be an absolute path"
+                )));
+            }
+            cfg.names_file = Some(names::load(path)?);
         }
         Ok(cfg)
     }
@@ -199,6 +315,42 @@ mod tests {
         assert!(e.to_string().starts_with("backend.ail-bridge: "), "{e}");
         let e = BridgeConfig::from_json(json!({"retry-interval": "500ms"})).unwrap_err();
         assert!(e.to_string().contains("retry-interval"), "{e}");
+    }
+
+    #[test]
+    fn fidelity_keys_default_to_the_seed_and_are_checked() {
+        let cfg = BridgeConfig::from_json(json!({})).unwrap();
+        assert_eq!(cfg.off_statuses, None);
+        assert_eq!(cfg.reason_code_keys, vec!["ReasonCode"]);
+        assert_eq!(cfg.on_demand_via, OnDemandVia::LoaderProperties);
+        assert_eq!(cfg.on_demand_option, "loading/on-demand");
+        assert_eq!(cfg.site_timeout_option, "site-timeout");
+        assert_eq!(
+            cfg.site_sip_register_timeout_option,
+            "site-sip-register-timeout"
+        );
+        let cfg = BridgeConfig::from_json(json!({
+            "off-statuses": ["OFF", "ABSENT"],
+            "on-demand-via": "system-property",
+            "reason-code-aliases": {"DR_FORCE": "dr-force_logout"},
+        }))
+        .unwrap();
+        assert_eq!(cfg.off_statuses, Some(vec!["OFF".into(), "ABSENT".into()]));
+        assert_eq!(cfg.on_demand_via, OnDemandVia::SystemProperty);
+        for (bad, key) in [
+            (json!({"off-statuses": []}), "off-statuses"),
+            (json!({"reason-code-keys": [""]}), "reason-code-keys"),
+            (json!({"on-demand-via": "jndi"}), "jndi"),
+            (json!({"on-demand-option": "a\nb"}), "on-demand-option"),
+            (json!({"names": "relative.toml"}), "absolute"),
+            (
+                json!({"names": "/nonexistent/names.toml"}),
+                "/nonexistent/names.toml",
+            ),
+        ] {
+            let e = BridgeConfig::from_json(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

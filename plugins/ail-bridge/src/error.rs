@@ -9,6 +9,17 @@ pub enum BridgeError {
     /// `[backend.ail-bridge]` could not be read.
     #[error("backend.ail-bridge: {0}")]
     Config(String),
+    /// The names file (`backend.ail-bridge.names`) could not be read.
+    #[error("backend.ail-bridge.names {path:?}: {message}")]
+    Names {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The sidecar refused the settings or the names file it was given.
+    #[error("the AIL sidecar refuses backend.ail-bridge: {0}; `drctl-ail-bridge self-test --config ...` shows the effective settings")]
+    SidecarConfig(String),
     /// The plugin was compiled on a machine without a JDK.
     #[error(
         "this ail-bridge plugin was built without its Java sidecar: no JDK 17+ (javac and jar) \

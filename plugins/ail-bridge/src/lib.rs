@@ -15,6 +15,7 @@
 pub mod config;
 pub mod error;
 pub mod jar;
+pub mod names;
 pub mod protocol;
 pub mod sidecar;
 
@@ -202,6 +203,9 @@ impl AilBridge {
                 sidecar_build: hello.build.clone(),
             });
         }
+        if !hello.errors.is_empty() {
+            return Err(BridgeError::SidecarConfig(hello.errors.join("; ")));
+        }
         if !hello.missing.is_empty() {
             return Err(BridgeError::ail_missing(
                 &self.cfg.classpath,
@@ -213,12 +217,13 @@ impl AilBridge {
 
     fn ready(&self, sidecar: &Sidecar, hello: &SidecarHello) {
         self.host.info(format_args!(
-            "AIL sidecar ready: pid {}, start {}, Java {}, protocol {}, build {}",
+            "AIL sidecar ready: pid {}, start {}, Java {}, protocol {}, build {}, killFactory: {}",
             sidecar.pid(),
             sidecar.generation(),
             hello.java,
             hello.protocol,
-            hello.build
+            hello.build,
+            hello.kill_factory.as_deref().unwrap_or("none")
         ));
     }
 
@@ -909,6 +914,15 @@ done
         );
         assert!(
             e.contains("[/opt/ail/lib/*]") && e.contains("com.genesyslab.ail.AilLoader"),
+            "{e}"
+        );
+
+        let e = error(
+            r#"{"kind":"hello","protocol":1,"build":"BUILD","errors":["names.toml: unknown key method.x"]}"#,
+            serde_json::json!({}),
+        );
+        assert!(
+            e.contains("refuses backend.ail-bridge: names.toml: unknown key method.x"),
             "{e}"
         );
 

@@ -13,9 +13,10 @@
 //! epoch of each `connect`) and the sidecar writes SPEC §5 outputs. Its
 //! stderr carries log lines `LEVEL message`. End of its stdin means stop.
 
-use crate::config::BridgeConfig;
+use crate::config::{BridgeConfig, OnDemandVia};
 use drctl_plugin_api::messages::{Command, Output};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The protocol version both sides must speak.
 pub const PROTOCOL: u32 = 1;
@@ -41,6 +42,23 @@ struct SidecarOptions<'a> {
     secondary_app_option: &'a str,
     dr_options_section: &'a str,
     dn: Option<&'a str>,
+    /// `None`: the OFF constant alone (the sidecar knows its effective name).
+    off_statuses: Option<&'a [String]>,
+    reason_code_keys: &'a [String],
+    reason_code_aliases: &'a BTreeMap<String, String>,
+    on_demand_via: OnDemandVia,
+    on_demand_option: &'a str,
+    site_timeout_option: &'a str,
+    site_sip_register_timeout_option: &'a str,
+    /// A TOML names file, flattened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    names: Option<&'a BTreeMap<String, String>>,
+    /// A properties names file's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    names_properties: Option<&'a str>,
+    /// Where the names came from, for messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    names_file: Option<String>,
 }
 
 impl<'a> Hello<'a> {
@@ -57,6 +75,19 @@ impl<'a> Hello<'a> {
                 secondary_app_option: &cfg.genesys.secondary_app_option,
                 dr_options_section: &cfg.genesys.dr_options_section,
                 dn: cfg.dn.as_deref(),
+                off_statuses: cfg.off_statuses.as_deref(),
+                reason_code_keys: &cfg.reason_code_keys,
+                reason_code_aliases: &cfg.reason_code_aliases,
+                on_demand_via: cfg.on_demand_via,
+                on_demand_option: &cfg.on_demand_option,
+                site_timeout_option: &cfg.site_timeout_option,
+                site_sip_register_timeout_option: &cfg.site_sip_register_timeout_option,
+                names: cfg.names_file.as_ref().and_then(|n| n.table()),
+                names_properties: cfg.names_file.as_ref().and_then(|n| n.properties()),
+                names_file: cfg
+                    .names_file
+                    .as_ref()
+                    .map(|n| n.path.display().to_string()),
             },
         }
     }
@@ -75,6 +106,12 @@ pub struct SidecarHello {
     /// AIL names it could not find on the classpath.
     #[serde(default)]
     pub missing: Vec<String>,
+    /// What is wrong with the settings or the names file it was given.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Which killFactory AIL has: `instance` (preferred) or `static`.
+    #[serde(default)]
+    pub kill_factory: Option<String>,
 }
 
 /// A command for the sidecar: a SPEC §5 command plus, for `connect`, the new epoch.

@@ -5,12 +5,17 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * drctl's AIL sidecar: drives the Genesys Agent Interaction Layer for the
@@ -22,41 +27,139 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * plugin chose) and the sidecar writes results and events. Log lines go to
  * stderr as {@code LEVEL message}. End of stdin means: kill the factory and exit.
  *
- * <p>Usage: {@code java -cp sidecar.jar:AIL-JARS drctl.ailbridge.Sidecar [--self-test]}.
+ * <p>Usage: {@code java -cp sidecar.jar:AIL-JARS drctl.ailbridge.Sidecar [--self-test [--hello-on-stdin]]}:
+ * the self-test reads the plugin's hello from stdin if told to, so that it
+ * checks the names file and settings the bridge would run with.
  */
 public final class Sidecar {
     /** The protocol version; the plugin refuses any other. */
     static final int PROTOCOL = 1;
 
     private final Out out;
+    private final Setup setup;
     private final Ail ail;
     private final Options options;
-    /** The current AIL factory, its epoch and the agent session it serves. */
-    private Object factory;
-    private long epoch;
-    private String session;
+    /** The live AIL connection, or null: touched only by the command worker. */
+    private Connection conn;
 
-    private Sidecar(Out out, Ail ail, Options options) {
+    private Sidecar(Out out, Setup setup) {
         this.out = out;
-        this.ail = ail;
-        this.options = options;
+        this.setup = setup;
+        this.ail = setup.ail;
+        this.options = setup.options;
     }
 
-    /** What the plugin tells the sidecar once, in its hello. */
+    /** What the plugin tells the sidecar once, in its hello (see the plugin's protocol.rs). */
     private record Options(int retryIntervalSeconds, String personSection, String preferredOption,
-            String secondaryOption, String drSection, String dn) {
+            String secondaryOption, String drSection, String dn, List<String> offStatuses,
+            List<String> reasonCodeKeys, Map<String, String> reasonCodeAliases, Ail.OnDemandVia onDemandVia,
+            String onDemandOption, String siteTimeoutOption, String siteSipRegisterTimeoutOption,
+            Map<?, ?> namesTable, String namesProperties, String namesFile, List<String> errors) {
         static Options from(Map<?, ?> m) {
+            List<String> errors = new ArrayList<>();
             Object retry = m.get("retry_interval_s");
+            String via = text(m, "on_demand_via", Ail.OnDemandVia.LOADER_PROPERTIES.wire);
+            Ail.OnDemandVia onDemandVia = Ail.OnDemandVia.parse(via);
+            if (onDemandVia == null) {
+                errors.add("on-demand-via = \"" + via + "\" is none of loader-properties, system-property, none");
+                onDemandVia = Ail.OnDemandVia.LOADER_PROPERTIES;
+            }
+            Object off = m.get("off_statuses");
+            Object table = m.get("names");
             return new Options(retry instanceof Number n ? n.intValue() : 10,
                     text(m, "person_annex_section", "dr"), text(m, "preferred_app_option", "site1-application"),
                     text(m, "secondary_app_option", "site2-application"), text(m, "dr_options_section", "dr"),
-                    text(m, "dn", null));
+                    text(m, "dn", null), off instanceof List<?> ? strings(off) : null,
+                    m.get("reason_code_keys") instanceof List<?> l ? strings(l) : List.of("ReasonCode"),
+                    stringMap(m.get("reason_code_aliases")), onDemandVia,
+                    text(m, "on_demand_option", "loading/on-demand"),
+                    text(m, "site_timeout_option", "site-timeout"),
+                    text(m, "site_sip_register_timeout_option", "site-sip-register-timeout"),
+                    table instanceof Map<?, ?> t ? t : null, text(m, "names_properties", null),
+                    text(m, "names_file", null), errors);
         }
     }
 
     private static String text(Map<?, ?> m, String key, String fallback) {
         Object v = m.get(key);
         return v instanceof String s ? s : fallback;
+    }
+
+    private static List<String> strings(Object list) {
+        List<String> out = new ArrayList<>();
+        if (list instanceof List<?> l) {
+            for (Object o : l) {
+                if (o instanceof String s) {
+                    out.add(s);
+                }
+            }
+        }
+        return out;
+    }
+
+    private static Map<String, String> stringMap(Object map) {
+        Map<String, String> out = new LinkedHashMap<>();
+        if (map instanceof Map<?, ?> m) {
+            for (Map.Entry<?, ?> e : m.entrySet()) {
+                if (e.getValue() instanceof String s) {
+                    out.put(String.valueOf(e.getKey()), s);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Everything the hello decides for the sidecar's life: the settings, the
+     * effective AIL names, the adapter resolved against them, which statuses
+     * count as OFF, and what is wrong with the settings (the plugin refuses
+     * to start then, naming each problem).
+     */
+    private record Setup(Options options, Names names, Ail ail, List<String> offStatuses, List<String> errors) {
+        static Setup from(Map<?, ?> helloOptions) {
+            Options options = Options.from(helloOptions);
+            Names names = options.namesTable == null && options.namesProperties == null
+                    ? Names.defaults()
+                    : Names.from(options.namesTable, options.namesProperties, options.namesFile);
+            Ail ail = Ail.resolve(names);
+            List<String> errors = new ArrayList<>(options.errors);
+            errors.addAll(names.errors());
+            // SPEC D1: only OFF starts the site timer; other statuses only if configured.
+            List<String> off = options.offStatuses != null ? options.offStatuses : List.of(ail.name(Names.STATUS_OFF));
+            if (off.isEmpty()) {
+                errors.add("off-statuses is empty: telephony could never be OFF; the default is [\""
+                        + ail.name(Names.STATUS_OFF) + "\"]");
+            }
+            for (String s : off) {
+                if (s.equals(ail.name(Names.STATUS_ON)) || s.equals(ail.name(Names.STATUS_UNKNOWN))) {
+                    errors.add("off-statuses names " + s + ", which AIL uses for a service that is up or unknown");
+                }
+            }
+            if (options.reasonCodeKeys.isEmpty()) {
+                errors.add("reason-code-keys is empty: no logout reason could ever be read");
+            }
+            return new Setup(options, names, ail, List.copyOf(off), errors);
+        }
+
+        /** What the bridge does beyond the names, for the self-test and the log. */
+        List<String> behaviour() {
+            String killFactory = ail.killFactoryKind();
+            return List.of(
+                    "killFactory: " + (killFactory == null ? "MISSING"
+                            : killFactory.equals("instance")
+                                    ? "instance method, called on the AilLoader instance the bridge holds"
+                                    : "static method (fallback: the AilLoader has no instance killFactory)"),
+                    "statuses counted as OFF (off-statuses): " + offStatuses,
+                    "logout reason code keys, in reasons then extensions (reason-code-keys): "
+                            + options.reasonCodeKeys
+                            + (options.reasonCodeAliases.isEmpty() ? ""
+                                    : "; aliases (reason-code-aliases): " + options.reasonCodeAliases),
+                    "option " + options.onDemandOption + " (on-demand-option): " + options.onDemandVia.description
+                            + " (on-demand-via = " + options.onDemandVia.wire + ")",
+                    "DR options (site-timeout-option, site-sip-register-timeout-option): "
+                            + options.drSection + "/" + options.siteTimeoutOption + ", " + options.drSection + "/"
+                            + options.siteSipRegisterTimeoutOption);
+        }
     }
 
     /** The build id baked into the jar by the plugin's build script. */
@@ -73,14 +176,13 @@ public final class Sidecar {
 
     /** Entry point. */
     public static void main(String[] args) {
-        for (String arg : args) {
-            if (arg.equals("--self-test")) {
-                System.exit(selfTest());
-            }
-            if (arg.equals("--version")) {
-                System.out.println("drctl-ail-sidecar protocol " + PROTOCOL + " build " + build());
-                System.exit(0);
-            }
+        List<String> list = List.of(args);
+        if (list.contains("--self-test")) {
+            System.exit(selfTest(list.contains("--hello-on-stdin")));
+        }
+        if (list.contains("--version")) {
+            System.out.println("drctl-ail-sidecar protocol " + PROTOCOL + " build " + build());
+            System.exit(0);
         }
         // Stdout is the protocol: anything else that prints (AIL's own logging)
         // goes to stderr, which the plugin forwards to the host's log.
@@ -92,26 +194,51 @@ public final class Sidecar {
         System.exit(code);
     }
 
-    /** Checks every AIL name against the classpath; connects nowhere. */
-    static int selfTest() {
-        Ail ail = Ail.resolve();
+    /**
+     * Checks every AIL name against the classpath and prints the effective
+     * mapping; connects nowhere. Exit 0: all found; 1: names missing; 3: the
+     * settings or names file are wrong.
+     */
+    static int selfTest(boolean helloOnStdin) {
+        Map<?, ?> helloOptions = Map.of();
+        if (helloOnStdin) {
+            try {
+                BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+                String line = in.readLine();
+                if (line != null && asMap(Json.parse(line)).get("options") instanceof Map<?, ?> m) {
+                    helloOptions = m;
+                }
+            } catch (IOException | IllegalArgumentException e) {
+                System.out.println("ERROR no valid hello on stdin: " + e.getMessage());
+                return 3;
+            }
+        }
+        Setup setup = Setup.from(helloOptions);
         System.out.println("drctl ail-bridge sidecar self-test (protocol " + PROTOCOL + ", build " + build()
                 + "): loading every AIL class, method and constant the bridge uses; nothing connects anywhere");
-        for (String line : ail.report()) {
+        for (String line : setup.names.report()) {
             System.out.println(line);
         }
-        int missing = ail.missing().size();
-        if (missing == 0) {
-            System.out.println("all " + Ail.count() + " AIL names found");
-            return 0;
+        for (String line : setup.ail.report()) {
+            System.out.println(line);
         }
-        System.out.println(missing + " of " + Ail.count() + " AIL names missing: " + String.join(", ", ail.missing()));
-        return 1;
+        for (String line : setup.behaviour()) {
+            System.out.println(line);
+        }
+        for (String error : setup.errors) {
+            System.out.println("ERROR    " + error);
+        }
+        List<String> missing = setup.ail.missing();
+        if (missing.isEmpty()) {
+            System.out.println("all " + Ail.count() + " AIL names found");
+        } else {
+            System.out.println(missing.size() + " of " + Ail.count() + " AIL names missing: " + String.join(", ", missing));
+        }
+        return !setup.errors.isEmpty() ? 3 : missing.isEmpty() ? 0 : 1;
     }
 
     private static int run(BufferedReader in, Out out) {
-        Options options;
-        Ail ail;
+        Setup setup;
         try {
             String first = in.readLine();
             if (first == null) {
@@ -119,22 +246,26 @@ public final class Sidecar {
             }
             Map<?, ?> hello = asMap(Json.parse(first));
             Object protocol = hello.get("protocol");
-            ail = Ail.resolve();
+            Object opts = hello.get("options");
+            setup = Setup.from(opts instanceof Map<?, ?> m ? m : Map.of());
             out.send(Json.object("kind", "hello", "protocol", (long) PROTOCOL, "build", build(),
-                    "java", System.getProperty("java.version"), "missing", ail.missing()));
+                    "java", System.getProperty("java.version"), "missing", setup.ail.missing(),
+                    "errors", setup.errors, "kill_factory", setup.ail.killFactoryKind()));
             if (!"hello".equals(hello.get("kind")) || !(protocol instanceof Long p) || p != PROTOCOL) {
                 Log.error("the plugin speaks protocol " + protocol + ", this sidecar " + PROTOCOL + "; exiting");
                 return 3;
             }
-            Object opts = hello.get("options");
-            options = Options.from(opts instanceof Map<?, ?> m ? m : Map.of());
         } catch (IOException | IllegalArgumentException e) {
             Log.error("no valid hello from the plugin: " + e.getMessage());
             return 3;
         }
-        Sidecar sidecar = new Sidecar(out, ail, options);
+        Sidecar sidecar = new Sidecar(out, setup);
         Log.debug("ready: protocol " + PROTOCOL + ", build " + build() + ", Java " + System.getProperty("java.version")
-                + (ail.missing().isEmpty() ? ", every AIL name found" : ", " + ail.missing().size() + " AIL names missing"));
+                + (setup.ail.missing().isEmpty() ? ", every AIL name found"
+                        : ", " + setup.ail.missing().size() + " AIL names missing"));
+        for (String line : setup.behaviour()) {
+            Log.debug(line);
+        }
         // Commands run one at a time, in order, off the reading thread: AIL's
         // loader blocks while it connects, and stdin must still be watched.
         ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
@@ -232,18 +363,40 @@ public final class Sidecar {
         }
     }
 
-    /** Kills the current factory, if any. */
+    /**
+     * One AIL connection (epoch): the AilLoader instance, its factory, and
+     * every AIL object the bridge listens on with its listeners. AIL objects
+     * live only as long as the application references them (the guide), so
+     * all of them stay referenced from here for the epoch's life, and are
+     * released together when the factory is killed.
+     */
+    private static final class Connection {
+        final long epoch;
+        final String session;
+        final Ail.Loaded loaded;
+        /** The DN object, the listeners: whatever AIL might hold only weakly. */
+        final List<Object> held = new ArrayList<>();
+
+        Connection(long epoch, String session, Ail.Loaded loaded) {
+            this.epoch = epoch;
+            this.session = session;
+            this.loaded = loaded;
+        }
+    }
+
+    /** Kills the current factory, if any, and releases every AIL object of its epoch. */
     private void stop() {
-        if (factory == null) {
+        Connection c = conn;
+        if (c == null) {
             return;
         }
-        factory = null;
-        epoch = 0;
+        conn = null;
         try {
-            ail.killFactory();
+            ail.killFactory(c.loaded.loader());
         } catch (Ail.AilException e) {
             Log.warn("killFactory failed: " + e.getMessage());
         }
+        c.held.clear();
     }
 
     private Map<String, Object> connect(Map<?, ?> input, Map<?, ?> c) throws Ail.AilException {
@@ -265,32 +418,34 @@ public final class Sidecar {
         }
         // One factory per JVM: a connect replaces the current one (after a
         // disconnect the host reconnects without a kill_factory first).
-        if (factory != null) {
-            Log.debug("killing the factory of epoch " + epoch + " before loading a new one");
+        if (conn != null) {
+            Log.debug("killing the factory of epoch " + conn.epoch + " before loading a new one");
             stop();
         }
         String app = String.valueOf(c.get("app_name"));
         boolean onDemand = Boolean.TRUE.equals(c.get("on_demand_loading"));
         Object password = c.get("password");
-        Log.info("loading AIL: CS Proxy " + csProxy + ", application " + app + ", loading/on-demand " + onDemand);
+        Log.info("loading AIL: CS Proxy " + csProxy + ", application " + app + ", " + options.onDemandOption + " "
+                + onDemand + " (" + options.onDemandVia.description + ")");
+        Ail.Loaded loaded;
         try {
-            factory = ail.load(host, port, app, String.valueOf(c.get("username")),
-                    password instanceof String p ? p : "", options.retryIntervalSeconds, onDemand);
+            loaded = ail.load(host, port, app, String.valueOf(c.get("username")),
+                    password instanceof String p ? p : "", options.retryIntervalSeconds, onDemand,
+                    options.onDemandVia, options.onDemandOption);
         } catch (Ail.AilException ex) {
             return error("AIL could not connect to CS Proxy " + csProxy + " as " + app + ": " + ex.getMessage());
         }
-        epoch = e;
         Object s = input.get("session");
-        session = s instanceof String str ? str : "";
+        conn = new Connection(e, s instanceof String str ? str : "", loaded);
         return Json.object("type", "connected", "epoch", e);
     }
 
     private Map<String, Object> readPerson(Map<?, ?> c) throws Ail.AilException {
-        if (factory == null) {
+        if (conn == null) {
             return error("not connected to a CS Proxy");
         }
         String user = String.valueOf(c.get("username"));
-        Object section = ail.personAnnex(factory, user).get(options.personSection);
+        Object section = ail.personAnnex(conn.loaded.factory(), user).get(options.personSection);
         if (!(section instanceof Map<?, ?> s)) {
             return error("the Person object of " + user + " has no annex section [" + options.personSection + "]");
         }
@@ -305,11 +460,11 @@ public final class Sidecar {
     }
 
     private Map<String, Object> readApplication(Map<?, ?> c) throws Ail.AilException {
-        if (factory == null) {
+        if (conn == null) {
             return error("not connected to a CS Proxy");
         }
         String name = String.valueOf(c.get("app_name"));
-        Ail.AppInfo app = ail.application(factory, name);
+        Ail.AppInfo app = ail.application(conn.loaded.factory(), name);
         if (app == null) {
             return error("no AIL Application named \"" + name + "\"");
         }
@@ -317,8 +472,8 @@ public final class Sidecar {
         Object dr = app.options().get(options.drSection);
         Map<?, ?> drOptions = dr instanceof Map<?, ?> m ? m : Map.of();
         return Json.object("type", "application", "app_name", name, "cs_proxy", host + ":" + app.port(),
-                "site_timeout_s", seconds(drOptions, "site-timeout", name),
-                "site_sip_register_timeout_s", seconds(drOptions, "site-sip-register-timeout", name));
+                "site_timeout_s", seconds(drOptions, options.siteTimeoutOption, name),
+                "site_sip_register_timeout_s", seconds(drOptions, options.siteSipRegisterTimeoutOption, name));
     }
 
     /** A DR option in whole seconds; absent or unreadable is null (not configured). */
@@ -341,53 +496,50 @@ public final class Sidecar {
     }
 
     private Map<String, Object> subscribe(Map<?, ?> c) throws Ail.AilException {
-        if (factory == null) {
+        Connection live = conn;
+        if (live == null) {
             return error("not connected to a CS Proxy");
         }
         Object wanted = c.get("epoch");
-        if (!(wanted instanceof Long e) || e != epoch) {
-            return error("epoch " + wanted + " is not the current connection (" + epoch + ")");
+        if (!(wanted instanceof Long e) || e != live.epoch) {
+            return error("epoch " + wanted + " is not the current connection (" + live.epoch + ")");
         }
         Object list = c.get("listeners");
         List<?> listeners = list instanceof List<?> l ? l : List.of();
         if (listeners.contains("dn") && options.dn == null) {
             return error("no DN to listen to: set agent.dn in drctl's config");
         }
-        Listeners sink = new Listeners(session, epoch);
+        Object factory = live.loaded.factory();
+        Listeners sink = new Listeners(live.session, live.epoch);
         // AIL itself (not a listener of the wire): its OFF is a lost session.
         // Best effort: without it a lost session still shows as services OFF.
         try {
-            ail.addServiceListener(factory, Ail.TYPE_AIL, sink);
+            live.held.add(ail.addServiceListener(factory, Names.TYPE_AIL, sink));
         } catch (Ail.AilException ex) {
             Log.warn("cannot listen to the AIL service itself: " + ex.getMessage());
         }
+        List<String> typeKeys = new ArrayList<>();
         for (Object l : listeners) {
-            String type = ail.serviceTypeName(String.valueOf(l));
-            if (type != null) {
-                ail.addServiceListener(factory, type, sink);
+            String typeKey = Ail.serviceTypeKey(String.valueOf(l));
+            if (typeKey != null) {
+                live.held.add(ail.addServiceListener(factory, typeKey, sink));
+                typeKeys.add(typeKey);
             } else if ("dn".equals(l)) {
-                ail.addDnListener(factory, options.dn, sink);
+                live.held.addAll(ail.addDnListener(factory, options.dn, sink));
             }
         }
         // The statuses follow the result on the wire (see handle).
-        List<String> types = new java.util.ArrayList<>();
-        for (Object l : listeners) {
-            String type = ail.serviceTypeName(String.valueOf(l));
-            if (type != null) {
-                types.add(type);
-            }
-        }
-        afterReply = () -> reportStatuses(types, sink);
+        afterReply = () -> reportStatuses(factory, typeKeys, sink);
         return done();
     }
 
     /** After a (re)login: each subscribed service's current status, as the mock reports it. */
-    private void reportStatuses(List<String> types, Listeners sink) {
-        for (String type : types) {
+    private void reportStatuses(Object factory, List<String> typeKeys, Listeners sink) {
+        for (String typeKey : typeKeys) {
             try {
-                sink.service(type, ail.serviceStatus(factory, type));
+                sink.service(ail.name(typeKey), ail.serviceStatus(factory, typeKey));
             } catch (Ail.AilException e) {
-                Log.warn("cannot read the status of service " + type + ": " + e.getMessage());
+                Log.warn("cannot read the status of service " + ail.name(typeKey) + ": " + e.getMessage());
             }
         }
     }
@@ -395,11 +547,19 @@ public final class Sidecar {
     /** Work to do once the current command's result is queued. */
     private Runnable afterReply;
 
-    /** The listeners of one connection epoch: AIL callbacks become wire events. */
+    /**
+     * The listeners of one connection epoch: AIL callbacks (on AIL's threads)
+     * become wire events. The protocol's statuses are on|off; which AIL
+     * statuses are which is decided here.
+     */
     private final class Listeners implements Ail.Sink {
         private final String session;
         private final long epoch;
         private final AtomicBoolean lost = new AtomicBoolean();
+        /** The DN's last status, to tell a status change from an echo. */
+        private final AtomicReference<String> lastDnStatus = new AtomicReference<>();
+        /** (type, status) pairs already logged at info: AIL may repeat them on every retry. */
+        private final Set<String> noted = ConcurrentHashMap.newKeySet();
 
         Listeners(String session, long epoch) {
             this.session = session;
@@ -410,49 +570,97 @@ public final class Sidecar {
             out.send(Json.object("kind", "event", "session", session, "epoch", epoch, "event", event));
         }
 
+        /** A status the bridge does not act on: at info the first time in this epoch, then at debug. */
+        private void ignored(String type, String status, String what) {
+            String message = "AIL reports " + type + " " + status + " (epoch " + epoch + "): " + what
+                    + " (backend.ail-bridge.off-statuses = " + setup.offStatuses + "); ignored";
+            if (noted.add(type + "\t" + status)) {
+                Log.info(message);
+            } else {
+                Log.debug(message);
+            }
+        }
+
         @Override
         public void service(String type, String status) {
             if (type == null || status == null) {
                 return;
             }
-            if (type.equals(Ail.TYPE_AIL)) {
-                if (!status.equals(Ail.STATUS_ON) && !status.equals(Ail.STATUS_UNKNOWN)
-                        && !lost.getAndSet(true)) {
-                    Log.warn("AIL reports its session " + status + " (epoch " + epoch + ")");
-                    event(Json.object("type", "disconnected"));
+            boolean on = status.equals(ail.name(Names.STATUS_ON));
+            boolean unknown = status.equals(ail.name(Names.STATUS_UNKNOWN));
+            boolean off = setup.offStatuses.contains(status);
+            if (type.equals(ail.name(Names.TYPE_AIL))) {
+                if (off) {
+                    if (!lost.getAndSet(true)) {
+                        Log.warn("AIL reports its session " + status + " (epoch " + epoch + ")");
+                        event(Json.object("type", "disconnected"));
+                    }
+                } else if (!on && !unknown) {
+                    ignored(type, status, "not counted as a lost AIL session");
                 }
                 return;
             }
-            String service = Ail.wireService(type);
-            if (service == null || status.equals(Ail.STATUS_UNKNOWN)) {
+            String service = ail.wireService(type);
+            if (service == null || unknown) {
                 return;
             }
-            // ON is up; OFF and every degraded status (ABSENT, RESTORING, ...) is down.
-            event(Json.object("type", "service_status", "service", service, "status",
-                    status.equals(Ail.STATUS_ON) ? "on" : "off"));
+            if (on || off) {
+                event(Json.object("type", "service_status", "service", service, "status", on ? "on" : "off"));
+            } else {
+                ignored(type, status, "not counted as OFF");
+            }
         }
 
         @Override
         public void dn(String reason, String status, Map<String, String> reasons, Map<String, String> extensions) {
-            if (!Ail.REASON_STATUS_CHANGED.equals(reason) || status == null || options.dn == null) {
+            String dn = options.dn;
+            if (status == null || dn == null) {
                 return;
             }
-            switch (status) {
-                case Ail.DN_LOGGED_OUT: {
-                    String code = reasons.get(Ail.REASON_CODE_KEY);
-                    event(Json.object("type", "agent_logout", "dn", options.dn, "reason",
-                            code == null || code.isEmpty() ? null : code, "extensions", extensions));
-                    break;
+            String previous = lastDnStatus.getAndSet(status);
+            // STATUS_CHANGED events are what the bridge reports; an event of
+            // another reason is taken when it changes the DN's status (AIL may
+            // report a change under another reason), and is otherwise an echo.
+            if (!ail.name(Names.REASON_STATUS_CHANGED).equals(reason)) {
+                if (status.equals(previous)) {
+                    Log.debug("DN " + dn + ": a " + reason + " event with status " + status
+                            + " and no status change; ignored (reasons keys " + reasons.keySet()
+                            + ", extensions keys " + extensions.keySet() + ")");
+                    return;
                 }
-                case Ail.DN_IN_SERVICE:
-                    event(Json.object("type", "dn_back_in_service", "dn", options.dn));
-                    break;
-                case Ail.DN_OUT_OF_SERVICE:
-                    event(Json.object("type", "dn_out_of_service", "dn", options.dn));
-                    break;
-                default:
-                    break;
+                Log.debug("DN " + dn + ": a " + reason + " event changes the status " + previous + " -> " + status
+                        + "; taken as a status change");
             }
+            if (status.equals(ail.name(Names.DN_LOGGED_OUT))) {
+                event(Json.object("type", "agent_logout", "dn", dn, "reason", reasonCode(reasons, extensions),
+                        "extensions", extensions));
+            } else if (status.equals(ail.name(Names.DN_IN_SERVICE))) {
+                event(Json.object("type", "dn_back_in_service", "dn", dn));
+            } else if (status.equals(ail.name(Names.DN_OUT_OF_SERVICE))) {
+                event(Json.object("type", "dn_out_of_service", "dn", dn));
+            } else {
+                Log.debug("DN " + dn + ": status " + status + " (" + reason + "); not a D4 event");
+            }
+        }
+
+        /**
+         * The logout's reason code: the first configured key found in the
+         * reasons, else in the extensions; mapped through the aliases; null
+         * (a manual logout) if none.
+         */
+        private String reasonCode(Map<String, String> reasons, Map<String, String> extensions) {
+            for (String key : options.reasonCodeKeys) {
+                for (Map<String, String> where : List.of(reasons, extensions)) {
+                    String code = where.get(key);
+                    if (code != null && !code.isBlank()) {
+                        return options.reasonCodeAliases.getOrDefault(code, code);
+                    }
+                }
+            }
+            Log.debug("EventAgentLogout on DN " + options.dn + " (epoch " + epoch + ") has no reason code under "
+                    + options.reasonCodeKeys + " (backend.ail-bridge.reason-code-keys); its reasons keys: "
+                    + reasons.keySet() + ", extensions keys: " + extensions.keySet());
+            return null;
         }
     }
 }
