@@ -62,7 +62,7 @@ impl GlobalArgs {
 }
 
 /// Parses `KEY=VALUE` (the value may contain `=`).
-fn parse_key_value(arg: &str) -> Result<(String, String), String> {
+pub fn parse_key_value(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_owned(), value.to_owned()))

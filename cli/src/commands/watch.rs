@@ -24,6 +24,11 @@ pub struct WatchArgs {
     /// backend session each; replaces the config's `[[agents]]`.
     #[arg(long, value_name = "FILE")]
     agents: Option<std::path::PathBuf>,
+    /// Shadow mode: also run the policy with these config changes (e.g.
+    /// `policy.site-timeout=10s`, repeatable) on the same live inputs, never
+    /// acting; every decision it does not share with the live policy is logged.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = crate::args::parse_key_value)]
+    shadow: Vec<(String, String)>,
 }
 
 /// A `--agents FILE`.
@@ -56,5 +61,5 @@ pub fn run(args: WatchArgs, global: &GlobalArgs) -> CliResult {
         (false, Some(d)) => Until::For(d),
         (false, None) => Until::Stopped,
     };
-    watch(&global, &args.session, until)
+    watch(&global, &args.session, until, &args.shadow)
 }

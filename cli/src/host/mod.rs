@@ -13,6 +13,7 @@ pub mod observe;
 pub mod record;
 pub mod serve;
 pub mod session;
+pub mod shadow;
 pub mod signal;
 pub mod supervise;
 
@@ -478,6 +479,11 @@ impl<B: Backend> Host<B> {
     /// Everything due at `now`: agents' timers, backend outputs, actions.
     fn pump_at(&mut self, now: Timestamp) -> Result<(), HostError> {
         self.pumped = self.pumped.max(now);
+        for o in &mut self.observers {
+            if o.deadline().is_some_and(|d| d <= now) {
+                o.on_deadline(now);
+            }
+        }
         while let Some(&Reverse((at, i))) = self.timers.peek() {
             if at > now {
                 break;
@@ -609,6 +615,9 @@ impl<B: Backend> Host<B> {
                 o.alarms(now, &agent.session, alarms.as_slice());
             }
         }
+        for o in &mut self.observers {
+            o.pass_done(now);
+        }
     }
 
     /// Carries out agent `i`'s queued actions and re-arms its timer.
@@ -660,7 +669,8 @@ impl<B: Backend> Host<B> {
         }
         let engines = self.timers.peek().map(|Reverse((at, _))| *at);
         let backend = self.backend.poll_timeout().map(Timestamp::from_nanos);
-        [engines, backend].into_iter().flatten().min()
+        let observers = self.observers.iter().filter_map(|o| o.deadline()).min();
+        [engines, backend, observers].into_iter().flatten().min()
     }
 
     /// Runs until `done` holds, `end` is reached, `stop` resolves, or (virtual

@@ -25,6 +25,15 @@ pub trait Observer {
     fn timeout(&mut self, _t: Timestamp, _agent: &str, _engine: &Engine) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
+    /// When the observer wants [`Observer::on_deadline`] (a shadow engine's
+    /// timers); the host wakes for it as for the engines' own.
+    fn deadline(&self) -> Option<Timestamp> {
+        None
+    }
+    /// Its deadline passed: `t` is now, before the engines' timers at `t`.
+    fn on_deadline(&mut self, _t: Timestamp) {}
+    /// A pass of the loop at `t` is over: everything due has been handled.
+    fn pass_done(&mut self, _t: Timestamp) {}
     /// The session is over: flush what is buffered.
     fn close(&mut self) {}
     /// Whether this observer has finished its job (the host then drops it).
@@ -62,6 +71,15 @@ impl<T: Observer> Observer for Shared<T> {
     }
     fn timeout(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
         self.0.borrow_mut().timeout(t, agent, engine)
+    }
+    fn deadline(&self) -> Option<Timestamp> {
+        self.0.borrow().deadline()
+    }
+    fn on_deadline(&mut self, t: Timestamp) {
+        self.0.borrow_mut().on_deadline(t)
+    }
+    fn pass_done(&mut self, t: Timestamp) {
+        self.0.borrow_mut().pass_done(t)
     }
     fn close(&mut self) {
         self.0.borrow_mut().close()

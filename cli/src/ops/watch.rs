@@ -7,10 +7,11 @@ use crate::control::Server;
 use crate::exit::CliError;
 use crate::host::observe::Shared;
 use crate::host::session::Session;
+use crate::host::shadow::Shadow;
 use crate::host::supervise::Supervised;
 use crate::host::Stop;
 use crate::metrics::Metrics;
-use crate::ops::agents::SessionKind;
+use crate::ops::agents::{checked, engine_config, SessionKind};
 use crate::ops::backend::{agent_name, control_socket};
 use crate::ops::session::{prepare, Prepared};
 use crate::report::Identity;
@@ -37,7 +38,12 @@ pub enum Until {
 const SINK_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a watcher until `until` or a signal.
-pub fn watch(global: &GlobalArgs, args: &SessionArgs, until: Until) -> Result<(), CliError> {
+pub fn watch(
+    global: &GlobalArgs,
+    args: &SessionArgs,
+    until: Until,
+    shadow: &[(String, String)],
+) -> Result<(), CliError> {
     let Prepared {
         backend,
         end: scenario_end,
@@ -61,6 +67,9 @@ pub fn watch(global: &GlobalArgs, args: &SessionArgs, until: Until) -> Result<()
         })?),
     };
     let agent = agent_name(&cfg);
+    if !shadow.is_empty() {
+        attach_shadow(&mut session, &cfg, shadow, fleet)?;
+    }
     // A live watcher owns the agent's control socket; a virtual-clock run is
     // over in milliseconds and takes none (so drills can run side by side).
     // Fleet mode has no per-agent control socket or metrics yet (they follow one agent).
@@ -157,4 +166,33 @@ fn serve_control(
     session.host.serve(rx, identity);
     tracing::info!("control socket {}", server.path().display());
     session.spawn(async move { server.serve(tx).await })
+}
+
+/// `--shadow KEY=VALUE…`: a second engine with the effective config and
+/// these changes, on the same inputs, never acting.
+fn attach_shadow(
+    session: &mut Session<Supervised>,
+    cfg: &Config,
+    overrides: &[(String, String)],
+    fleet: bool,
+) -> Result<(), CliError> {
+    if fleet {
+        return Err(CliError::bad_input(anyhow!(
+            "--shadow follows one agent: it is not supported in fleet mode ([[agents]])"
+        )));
+    }
+    let candidate = Config::from_recording(&cfg.recordable(), overrides)
+        .map_err(|e| CliError::bad_input(anyhow!("--shadow: {e}")))?;
+    let engine = checked(engine_config(&candidate, SessionKind::Watch)?)?;
+    let session_id = session
+        .host
+        .session(0)
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let changes: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    tracing::info!("shadow: also running the policy with {}", changes.join(" "));
+    session
+        .host
+        .observe(Box::new(Shadow::new(engine, session_id)));
+    Ok(())
 }
