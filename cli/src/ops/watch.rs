@@ -11,7 +11,7 @@ use crate::host::supervise::Supervised;
 use crate::host::Stop;
 use crate::metrics::Metrics;
 use crate::ops::agents::SessionKind;
-use crate::ops::backend::{agent_name, control_socket};
+use crate::ops::backend::agent_name;
 use crate::ops::session::{prepare, Prepared};
 use crate::report::Identity;
 use anyhow::{anyhow, Context};
@@ -72,7 +72,7 @@ pub fn watch(global: &GlobalArgs, args: &SessionArgs, until: Until) -> Result<()
         );
     }
     let server = if live {
-        let path = control_socket(&cfg);
+        let path = crate::control::socket_path(cfg.control.socket.as_deref(), &agent);
         Some(Arc::new(
             Server::bind(&path, &agent).map_err(CliError::bad_input)?,
         ))
@@ -91,6 +91,11 @@ pub fn watch(global: &GlobalArgs, args: &SessionArgs, until: Until) -> Result<()
         };
         serve_control(&mut session, server, identity)
     });
+    if args.clock == ClockKind::Real {
+        // Fleet watchers too: systemd waits for every agent to be watching.
+        let agents = session.host.len();
+        crate::notify::attach(&mut session, agents);
+    }
     session.start().map_err(CliError::failed)?;
     let why = session.run(end, |_| false).map_err(CliError::failed)?;
     tracing::info!(?why, "watch stopped");
