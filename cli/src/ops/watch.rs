@@ -126,11 +126,16 @@ fn serve_metrics(
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("metrics.listen {listen}"))
         .map_err(CliError::bad_input)?;
-    let metrics = Metrics::new(agent);
+    let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
+    let metrics = Metrics::new(agent, &sites);
     let limits = crate::http::Limits::of(&cfg.metrics);
-    session.spawn(crate::http::serve(listener, metrics.registry(), limits));
+    let endpoint = crate::http::Endpoint {
+        registry: metrics.registry(),
+        health: metrics.health(),
+    };
+    session.spawn(crate::http::serve(listener, endpoint, limits));
     session.host.observe(Box::new(metrics));
-    tracing::info!("metrics on http://{listen}/metrics");
+    tracing::info!("metrics on http://{listen}/metrics (and /livez, /readyz)");
     Ok(())
 }
 
