@@ -35,10 +35,17 @@ pub fn attach(session: &mut Session<Supervised>, agents: usize) {
     }
 }
 
-/// Sends `states`; a failure is logged, never fatal (the watcher goes on).
+/// Sends `states`; a failure is logged (a warning the first time, then at
+/// debug: the watchdog would repeat it every few seconds), never fatal.
 fn send(states: &[NotifyState]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
     if let Err(e) = sd_notify::notify(states) {
-        tracing::warn!("systemd notification failed: {e}");
+        if WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!("systemd notification failed: {e}");
+        } else {
+            tracing::warn!("systemd notification failed: {e} ($NOTIFY_SOCKET); further failures at debug level");
+        }
     }
 }
 
@@ -101,7 +108,7 @@ impl Observer for Notifier {
         let ready = !self.ready && self.started.len() >= self.agents;
         if ready {
             self.ready = true;
-            tracing::info!("ready: startup done, watching (systemd notified)");
+            tracing::info!("ready: startup done, watching; telling systemd (READY=1)");
             send(&[NotifyState::Ready, NotifyState::Status(&status)]);
         } else if status != self.status {
             send(&[NotifyState::Status(&status)]);
