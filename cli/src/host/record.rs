@@ -116,11 +116,7 @@ impl Drop for Recorder {
 /// is written to as it is: there is no recording there to lose.
 fn create_file(path: &Path, force: bool) -> anyhow::Result<File> {
     let context = || format!("--record {}", path.display());
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
+    match private_new().open(path) {
         Ok(file) => return Ok(file),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).with_context(context),
@@ -141,6 +137,15 @@ fn create_file(path: &Path, force: bool) -> anyhow::Result<File> {
         file.set_len(0).with_context(context)?;
     }
     Ok(file)
+}
+
+/// Options for a new recording file, 0600 whatever the umask: it holds the
+/// configuration, hosts and the agent's name.
+fn private_new() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    options
 }
 
 /// The prefix of `agent`'s recordings: `drctl-<agent>-`, with anything but
@@ -184,11 +189,7 @@ fn create_in_dir(dir: &Path, agent: &str, now: SystemTime) -> anyhow::Result<(Fi
             n => format!("{base}-{n}.jsonl"),
         };
         let path = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match private_new().open(&path) {
             Ok(file) => return Ok((file, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(anyhow!("--record-dir {}: {e}", path.display())),
