@@ -116,7 +116,62 @@ pub struct SessionArgs {
     /// Decisions on stdout as text or JSON lines.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Record the session (JSON Lines, SPEC §6) for `drctl replay`.
-    #[arg(long, value_name = "FILE")]
+    /// Record the session (JSON Lines, SPEC §6) for `drctl replay`; an
+    /// existing FILE is refused unless `--force`.
+    #[arg(long, value_name = "FILE", conflicts_with = "record_dir")]
     pub record: Option<PathBuf>,
+    /// With `--record`: replace an existing FILE.
+    #[arg(long, requires = "record")]
+    pub force: bool,
+    /// Record to a new file in DIR each run, `drctl-<agent>-<UTC time>.jsonl`,
+    /// keeping the newest `--record-keep` of this agent's (DIR is made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+    /// With `--record-dir`: how many of this agent's recordings to keep, the
+    /// new one included; older ones are deleted (never any other file).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub record_keep: u32,
+}
+
+impl SessionArgs {
+    /// Where this session records, if it does (`agent` names `--record-dir`'s files).
+    pub fn record_target(&self, agent: &str) -> Option<RecordTarget> {
+        if let Some(path) = &self.record {
+            return Some(RecordTarget::File {
+                path: path.clone(),
+                force: self.force,
+            });
+        }
+        self.record_dir.as_ref().map(|dir| RecordTarget::Dir {
+            dir: dir.clone(),
+            agent: agent.to_owned(),
+            keep: self.record_keep,
+        })
+    }
+}
+
+/// Where a recording goes.
+#[derive(Debug, Clone)]
+pub enum RecordTarget {
+    /// `--record FILE [--force]`.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Replace it if it exists.
+        force: bool,
+    },
+    /// `--record-dir DIR [--record-keep N]`.
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The agent, in the file's name.
+        agent: String,
+        /// How many of this agent's recordings to keep.
+        keep: u32,
+    },
 }

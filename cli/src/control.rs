@@ -133,22 +133,52 @@ pub struct Incoming {
     pub reply: mpsc::UnboundedSender<Reply>,
 }
 
-/// The default socket: `$XDG_RUNTIME_DIR/drctl/<agent>.sock`, else `/run/drctl/<agent>.sock`.
+/// The watcher's socket: `control.socket`, else `<agent>.sock` in
+/// [`crate::paths::runtime_dir`] (`$RUNTIME_DIRECTORY` under the shipped
+/// unit, `$XDG_RUNTIME_DIR/drctl`, `/run/drctl` for root), else in a private
+/// `/tmp/drctl-<uid>/` (a user without a runtime dir: a shell over ssh).
 pub fn socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
     if let Some(p) = configured {
         return p.to_owned();
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty() && Path::new(d).is_absolute())
-    {
-        Some(runtime) => PathBuf::from(runtime).join("drctl"),
-        // systemd's RuntimeDirectory for the service; a user without a
-        // runtime dir (a shell over ssh) gets a private one in /tmp.
-        None if uid == 0 => PathBuf::from("/run/drctl"),
-        None => std::env::temp_dir().join(format!("drctl-{uid}")),
-    };
+    let dir = crate::paths::runtime_dir().unwrap_or_else(|| fallback_dir(euid()));
+    dir.join(socket_name(agent))
+}
+
+/// The socket a client talks to: the watcher's default ([`socket_path`]) if
+/// a socket is there, else the first of `/run/drctl/` (the shipped unit's
+/// `RuntimeDirectory=`, reached as its user: `sudo -u drctl drctl status`)
+/// and `/tmp/drctl-<uid>/` that has one. The peer check still decides
+/// whether to trust whoever answers.
+pub fn client_socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
+    let own = socket_path(configured, agent);
+    if configured.is_some() || is_socket(&own) {
+        return own;
+    }
+    let name = socket_name(agent);
+    [
+        PathBuf::from(crate::paths::SYSTEM_RUNTIME_DIR),
+        fallback_dir(euid()),
+    ]
+    .into_iter()
+    .map(|dir| dir.join(&name))
+    .find(|p| is_socket(p))
+    .unwrap_or(own)
+}
+
+/// Whether `path` is a socket (not following a symlink).
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// The private directory of a user without a runtime dir.
+fn fallback_dir(uid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("drctl-{uid}"))
+}
+
+/// `<agent>.sock`, with anything but letters, digits, `-`, `_` and `.` as `_`.
+fn socket_name(agent: &str) -> String {
     let agent: String = agent
         .chars()
         .map(|c| {
@@ -159,7 +189,7 @@ pub fn socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
             }
         })
         .collect();
-    dir.join(format!("{agent}.sock"))
+    format!("{agent}.sock")
 }
 
 /// The watcher's end: a bound socket, removed again when dropped.

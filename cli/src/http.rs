@@ -1,18 +1,35 @@
-//! The metrics endpoint's HTTP server: a read-only `GET /metrics`, with a
-//! bound on connections and on how long each may last, so that idle or slow
-//! clients can neither exhaust the watcher's file descriptors nor hold it.
+//! The metrics endpoint's HTTP server: read-only `GET`/`HEAD` of `/metrics`,
+//! `/livez` and `/readyz`, with a bound on connections and on how long each
+//! may last, so that idle or slow clients can neither exhaust the watcher's
+//! file descriptors nor hold it.
+//!
+//! - `/metrics`: OpenMetrics, or the Prometheus text format 0.0.4 when the
+//!   `Accept` header prefers `text/plain` (what `promtool check metrics` and
+//!   older scrapers read);
+//! - `/livez`: 200 while the watcher's loop serves requests at all (this
+//!   server runs on the loop's own thread: a wedged loop answers nothing);
+//! - `/readyz`: 200 when the agent is connected with its listeners
+//!   subscribed (watching), 503 otherwise (starting up, switching sites);
+//! - any other method: 405 with `Allow: GET, HEAD`; any other path: 404.
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// The longest a connection lives, whatever it does (a slow reader of the
 /// response, a keep-alive client): scrapers reconnect, nobody holds a slot.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The OpenMetrics content type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The methods every path answers.
+const ALLOWED: &str = "GET, HEAD";
 
 /// The endpoint's bounds (`metrics.max-connections`, `metrics.header-timeout`).
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +50,41 @@ impl Limits {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, limits: Limits) {
+/// Whether the watcher is ready, and what it is doing: kept by the metrics
+/// observer in the loop, read by `/readyz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    state: Mutex<(bool, String)>,
+}
+
+impl Health {
+    /// Records readiness and a short description (`watching on site1`).
+    pub fn set_ready(&self, ready: bool, what: String) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = (ready, what);
+        }
+    }
+
+    /// Readiness and its description; `starting` before the loop's first look.
+    fn get(&self) -> (bool, String) {
+        match self.state.lock() {
+            Ok(state) if !state.1.is_empty() => state.clone(),
+            _ => (false, "starting".to_owned()),
+        }
+    }
+}
+
+/// What the endpoint serves.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The metrics.
+    pub registry: Arc<Registry>,
+    /// Readiness.
+    pub health: Arc<Health>,
+}
+
+/// Serves `endpoint` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, endpoint: Endpoint, limits: Limits) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut refused: u64 = 0;
     loop {
@@ -59,12 +109,12 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, l
             }
             continue;
         };
-        let registry = registry.clone();
+        let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &registry)) }
+                let endpoint = endpoint.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &endpoint)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             // The header timeout runs from the first poll for a request head,
@@ -82,41 +132,152 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, l
     }
 }
 
-/// The response to one request: the metrics, or why not.
-fn respond<B>(req: &Request<B>, registry: &Registry) -> Response<Full<Bytes>> {
-    let reply = |status, content_type, body: String| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-        }
-        r
-    };
-    if req.method() != hyper::Method::GET {
-        return reply(
+/// A response with `status`, `content_type` and `body` (hyper leaves the
+/// body out for a HEAD request, keeping its length).
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// The response to one request.
+fn respond<B>(req: &Request<B>, endpoint: &Endpoint) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "read-only: GET /metrics\n".to_owned(),
+            format!("read-only: {ALLOWED}\n"),
         );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(ALLOWED));
+        return r;
     }
-    if req.uri().path() != "/metrics" {
-        return reply(
+    match req.uri().path() {
+        "/metrics" => {
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            metrics(&endpoint.registry, negotiate(accept))
+        }
+        "/livez" => reply(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" => match endpoint.health.get() {
+            (true, what) => reply(StatusCode::OK, "text/plain", format!("ready: {what}\n")),
+            (false, what) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {what}\n"),
+            ),
+        },
+        _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "GET /metrics\n".to_owned(),
-        );
-    }
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            body,
+            "not found: /metrics, /livez, /readyz\n".to_owned(),
         ),
+    }
+}
+
+/// The exposition formats served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// OpenMetrics 1.0.0 (the default).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4.
+    Text,
+}
+
+/// The format `Accept` prefers: text 0.0.4 when `text/plain` (without a
+/// version, or 0.0.4) has a higher quality than OpenMetrics, else OpenMetrics
+/// (also for no header, `*/*`, or nothing we serve).
+fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::OpenMetrics;
+    };
+    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+    for media in mediatype::MediaTypeList::new(accept).filter_map(Result::ok) {
+        let param = |name: &str| {
+            media
+                .params
+                .iter()
+                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.unquoted_str().into_owned())
+        };
+        let q = match param("q") {
+            Some(q) => q.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0),
+            None => 1.0,
+        };
+        let (ty, sub) = (media.ty.as_str(), media.subty.as_str());
+        if ty.eq_ignore_ascii_case("application") && sub.eq_ignore_ascii_case("openmetrics-text") {
+            openmetrics = openmetrics.max(q);
+        } else if ty.eq_ignore_ascii_case("text")
+            && sub.eq_ignore_ascii_case("plain")
+            && param("version").is_none_or(|v| v == "0.0.4")
+        {
+            text = text.max(q);
+        }
+    }
+    if text > openmetrics {
+        Format::Text
+    } else {
+        Format::OpenMetrics
+    }
+}
+
+/// `/metrics` in `format`.
+fn metrics(registry: &Registry, format: Format) -> Response<Full<Bytes>> {
+    let mut body = String::new();
+    let (encoded, content_type) = match format {
+        Format::OpenMetrics => (
+            prometheus_client::encoding::text::encode(&mut body, registry),
+            OPENMETRICS,
+        ),
+        Format::Text => (
+            prometheus_client::encoding::prometheus_text::encode(&mut body, registry),
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        ),
+    };
+    match encoded {
+        Ok(()) => reply(StatusCode::OK, content_type, body),
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain",
             format!("encoding metrics: {e}\n"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_picks_text_only_when_it_is_preferred() {
+        let om = Format::OpenMetrics;
+        for (accept, want) in [
+            (None, om),
+            (Some("*/*"), om),
+            (Some("application/json"), om),
+            (Some("text/plain"), Format::Text),
+            (Some("text/plain; version=0.0.4"), Format::Text),
+            (Some("text/plain;version=1.0.0"), om),
+            (Some("text/plain;version=0.0.4;q=0"), om),
+            // Prometheus 2.x scrapes.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                     version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                om,
+            ),
+            // Prometheus configured for the classic format first.
+            (
+                Some("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"),
+                Format::Text,
+            ),
+            (Some("application/openmetrics-text, text/plain"), om),
+            (Some("not a media type, text/plain"), Format::Text),
+        ] {
+            assert_eq!(negotiate(accept), want, "{accept:?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ mod host;
 mod http;
 mod logging;
 mod metrics;
+mod notify;
 mod ops;
 mod paths;
 mod report;

@@ -1,10 +1,16 @@
-//! Prometheus metrics (`[metrics] listen`): a read-only `GET /metrics` in the
-//! OpenMetrics text format (served by `crate::http`), fed by an observer of
-//! the host loop.
+//! Prometheus metrics (`[metrics] listen`): a read-only `GET /metrics`
+//! (OpenMetrics, or the text format 0.0.4 when asked; served by
+//! `crate::http`), fed by an observer of the host loop, which also keeps the
+//! readiness `GET /readyz` answers.
+//!
+//! Every labelled series exists from the start (0 until it happens), so a
+//! query or an alert on one never meets "no data": both sites, the four
+//! listeners, every alarm, phase and switchover reason and outcome.
 
 use crate::host::observe::Observer;
+use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
-use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, Timestamp};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -57,11 +63,19 @@ pub struct Metrics {
     faults: Counter,
     in_flight: Option<(Timestamp, &'static str)>,
     last: Option<(Timestamp, &'static str, Option<String>)>,
+    health: Arc<Health>,
 }
 
+/// The outcomes `drctl_switchovers_total` counts.
+const OUTCOMES: [&str; 3] = ["completed", "failed", "suppressed"];
+
+/// The listeners `drctl_listener_up` shows.
+const LISTENERS: [&str; 4] = ["telephony", "configuration", "statistic", "dn"];
+
 impl Metrics {
-    /// Registers every metric, labelled with the agent.
-    pub fn new(agent: &str) -> Metrics {
+    /// Registers every metric, labelled with the agent, each labelled series
+    /// of `sites` and of every listener, alarm, phase and reason at 0.
+    pub fn new(agent: &str, sites: &[String]) -> Metrics {
         let mut r = Registry::with_prefix_and_labels(
             "drctl",
             [(Cow::Borrowed("agent"), Cow::Owned(agent.to_owned()))].into_iter(),
@@ -81,7 +95,38 @@ impl Metrics {
             faults: Counter::default(),
             in_flight: None,
             last: None,
+            health: Arc::new(Health::default()),
         };
+        for site in sites {
+            m.site
+                .get_or_create(&SiteLabel { site: site.clone() })
+                .set(0);
+        }
+        for listener in LISTENERS {
+            m.listener.get_or_create(&ListenerLabel { listener }).set(0);
+        }
+        for a in Alarm::ALL {
+            m.alarm
+                .get_or_create(&AlarmLabel { alarm: a.as_str() })
+                .set(0);
+        }
+        for p in PhaseKind::ALL {
+            let label = PhaseLabel { phase: p.as_str() };
+            m.phase
+                .get_or_create(&label)
+                .set(i64::from(p == PhaseKind::Idle));
+            // Creating the series is the point; adding 0 keeps its value.
+            m.phase_seconds.get_or_create(&label).inc_by(0.0);
+        }
+        for reason in Reason::ALL {
+            for outcome in OUTCOMES {
+                let label = SwitchLabel {
+                    reason: reason.as_str(),
+                    outcome,
+                };
+                m.switchovers.get_or_create(&label).inc_by(0);
+            }
+        }
         r.register(
             "site",
             "1 for the site the agent is on, 0 for the other",
@@ -134,6 +179,11 @@ impl Metrics {
     /// The registry, for the HTTP endpoint.
     pub fn registry(&self) -> Arc<Registry> {
         self.registry.clone()
+    }
+
+    /// The readiness this observer keeps, for `GET /readyz`.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 }
 
@@ -206,15 +256,23 @@ impl Observer for Metrics {
                 .get_or_create(&SiteLabel { site: s.clone() })
                 .set(1);
         }
+        // Ready: connected, its listeners subscribed (W2 done).
+        let ready = v.phase == PhaseKind::Watching;
+        self.health.set_ready(
+            ready,
+            match &site {
+                Some(s) => format!("{phase} on {s}"),
+                None => phase.to_owned(),
+            },
+        );
         self.last = Some((t, phase, site));
         self.epoch
             .set(v.epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
-        for (name, s) in [
-            ("telephony", v.telephony),
-            ("configuration", v.configuration),
-            ("statistic", v.statistic),
-            ("dn", v.dn),
-        ] {
+        for (name, s) in
+            LISTENERS
+                .into_iter()
+                .zip([v.telephony, v.configuration, v.statistic, v.dn])
+        {
             self.listener
                 .get_or_create(&ListenerLabel { listener: name })
                 .set(up(s));

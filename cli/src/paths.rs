@@ -1,6 +1,7 @@
 //! Where drctl keeps files by default: systemd's per-service directories
-//! when the unit sets them (`StateDirectory=` gives `$STATE_DIRECTORY`),
-//! else the XDG base directories (`~/.local/state/drctl`, …).
+//! when the unit sets them (`StateDirectory=` gives `$STATE_DIRECTORY`,
+//! `RuntimeDirectory=` `$RUNTIME_DIRECTORY`, `CacheDirectory=`
+//! `$CACHE_DIRECTORY`), else the XDG base directories (`~/.local/state/drctl`, …).
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +17,41 @@ fn systemd_dir(var: &str) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// An environment variable holding one absolute path.
+fn absolute_var(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
 /// The state directory: `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/drctl`
 /// (`~/.local/state/drctl`). `None` when neither can be found (no home).
 pub fn state_dir() -> Option<PathBuf> {
     systemd_dir("STATE_DIRECTORY").or_else(|| dirs::state_dir().map(|d| d.join("drctl")))
+}
+
+/// The runtime directory (the control socket's): `$RUNTIME_DIRECTORY`, else
+/// `$XDG_RUNTIME_DIR/drctl`, else `/run/drctl` for root. `None` for a user
+/// without a runtime dir (a shell over ssh, `sudo -u`).
+pub fn runtime_dir() -> Option<PathBuf> {
+    systemd_dir("RUNTIME_DIRECTORY")
+        .or_else(|| absolute_var("XDG_RUNTIME_DIR").map(|d| d.join("drctl")))
+        .or_else(|| is_root().then(|| PathBuf::from(SYSTEM_RUNTIME_DIR)))
+}
+
+/// The runtime directory of the shipped unit (`RuntimeDirectory=drctl`), and root's default.
+pub const SYSTEM_RUNTIME_DIR: &str = "/run/drctl";
+
+/// The cache directory: `$CACHE_DIRECTORY`, else `$XDG_CACHE_HOME/drctl`
+/// (`~/.cache/drctl`). `None` when neither can be found (no home).
+pub fn cache_dir() -> Option<PathBuf> {
+    systemd_dir("CACHE_DIRECTORY").or_else(|| dirs::cache_dir().map(|d| d.join("drctl")))
+}
+
+/// Whether this process runs as root (effective uid 0).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Creates `dir` and its missing parents, private (0700) for drctl's own files.

@@ -203,6 +203,7 @@ fn is_string_key(segs: &[String]) -> bool {
             | "agent.password"
             | "agent.password-env"
             | "agent.password-file"
+            | "agent.password-credential"
             | "agent.dn"
             | "startup.first-site"
             | "startup.cache-file"

@@ -59,6 +59,10 @@ pub struct AgentConfig {
     /// The password itself, in clear (discouraged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// Name of a systemd credential holding the password, read from
+    /// `$CREDENTIALS_DIRECTORY/<name>` (`LoadCredential=<name>:FILE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_credential: Option<String>,
     /// The agent's DN.
     #[serde(
         skip_serializing_if = "Option::is_none",

@@ -58,6 +58,74 @@ pub const MAX_PASSWORD_FILE: u64 = 64 * 1024;
 /// not readable by group or others, at most [`MAX_PASSWORD_FILE`] bytes, one
 /// trailing newline dropped. The error names the file and what was expected.
 pub(crate) fn read_password_file(path: &Path) -> Result<Secret, String> {
+    read_secret(path, |_, mode| {
+        if mode & 0o044 != 0 {
+            let shown = path.display();
+            return Err(format!(
+                "{shown} is readable by group or others (mode {:o}): \
+                 expected mode 0600 or 0400 (chmod 600 {shown})",
+                mode & 0o777
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// The environment variable systemd sets to the service's credentials
+/// directory (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Reads the systemd credential `name` from `$CREDENTIALS_DIRECTORY`.
+///
+/// systemd writes a credential 0400, owned by root, and lets a service of
+/// another user read it through an ACL entry, whose mask `stat` shows as the
+/// group bits (mode 0440): so group read is allowed here, unlike for a
+/// `password-file`; no bits for others, no write bits but the owner's, and
+/// the owner is root or this process's user. Same size bounds as a file.
+pub(crate) fn read_credential(name: &str) -> Result<Secret, String> {
+    read_credential_in(std::env::var_os(CREDENTIALS_DIRECTORY), name)
+}
+
+/// [`read_credential`] with `$CREDENTIALS_DIRECTORY` given.
+fn read_credential_in(dir: Option<std::ffi::OsString>, name: &str) -> Result<Secret, String> {
+    let dir = dir.filter(|d| !d.is_empty()).ok_or_else(|| {
+        format!(
+            "${CREDENTIALS_DIRECTORY} is not set: the credential {name:?} is handed over \
+                 by systemd (LoadCredential={name}:/etc/drctl/password in the unit); outside \
+                 systemd use agent.password-file or agent.password-env"
+        )
+    })?;
+    let path = Path::new(&dir).join(name);
+    read_secret(&path, |uid, mode| {
+        let shown = path.display();
+        if mode & 0o027 != 0 {
+            return Err(format!(
+                "{shown} is accessible to others (mode {:o}): expected a systemd credential \
+                 (mode 0400, or 0440 with an ACL)",
+                mode & 0o777
+            ));
+        }
+        #[cfg(unix)]
+        {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if uid != 0 && uid != me {
+                return Err(format!(
+                    "{shown} belongs to uid {uid}: expected a systemd credential, owned by \
+                     root or by this service's user (uid {me})"
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Reads a secret from a regular file that passes `allowed(owner uid,
+/// mode)`, at most [`MAX_PASSWORD_FILE`] bytes, one trailing newline dropped.
+fn read_secret(
+    path: &Path,
+    allowed: impl FnOnce(u32, u32) -> Result<(), String>,
+) -> Result<Secret, String> {
     let shown = path.display();
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
@@ -80,16 +148,11 @@ pub(crate) fn read_password_file(path: &Path) -> Result<Secret, String> {
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
-        if mode & 0o044 != 0 {
-            return Err(format!(
-                "{shown} is readable by group or others (mode {:o}): \
-                 expected mode 0600 or 0400 (chmod 600 {shown})",
-                mode & 0o777
-            ));
-        }
+        use std::os::unix::fs::MetadataExt;
+        allowed(meta.uid(), meta.mode())?;
     }
+    #[cfg(not(unix))]
+    allowed(0, 0)?;
     if meta.len() > MAX_PASSWORD_FILE {
         return Err(format!(
             "{shown} is {} bytes: expected a password of at most {MAX_PASSWORD_FILE} bytes",
@@ -177,6 +240,35 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    #[cfg(unix)]
+    fn a_credential_may_show_systemds_acl_mask_but_nothing_for_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "pw\n").unwrap();
+        let read = |mode: u32| {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            read_credential_in(Some(dir.path().into()), "password").map(|s| s.0)
+        };
+        // 0440: a root-owned 0400 file with an ACL entry for the service's user.
+        for ok in [0o400, 0o440, 0o600] {
+            assert_eq!(read(ok), Ok("pw".to_owned()), "{ok:o}");
+        }
+        for bad in [0o444, 0o404, 0o460, 0o402] {
+            let e = read(bad).unwrap_err();
+            assert!(e.contains("accessible to others"), "{bad:o}: {e}");
+        }
+        let e = read_credential_in(None, "password").unwrap_err();
+        assert!(
+            e.contains("$CREDENTIALS_DIRECTORY is not set")
+                && e.contains("LoadCredential=password:"),
+            "{e}"
+        );
+        let e = read_credential_in(Some(dir.path().into()), "other").unwrap_err();
+        assert!(e.contains("cannot open"), "{e}");
+    }
+
     #[test]
     fn a_password_file_must_be_a_small_regular_file() {
         use std::os::unix::fs::PermissionsExt;

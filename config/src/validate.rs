@@ -5,10 +5,20 @@ use std::time::Duration;
 use crate::error::{ConfigError, Origin};
 use crate::model::{Config, FailbackMode, SinkKind};
 use crate::origin::{display_key, Origins};
-use crate::secret::{read_password_file, Secret};
+use crate::secret::{read_credential, read_password_file, Secret};
 
 /// The password keys, in the order they are preferred.
-const PASSWORD_KEYS: [&str; 3] = ["password-env", "password-file", "password"];
+const PASSWORD_KEYS: [&str; 4] = [
+    "password-env",
+    "password-file",
+    "password-credential",
+    "password",
+];
+
+/// What a missing password source says.
+const MISSING_PASSWORD: &str = "missing password source: expected one of agent.password-env \
+     (recommended), agent.password-file, agent.password-credential (a systemd credential) \
+     or agent.password";
 
 /// The smallest `history.max-bytes`: a few decisions' worth.
 const MIN_HISTORY_BYTES: u64 = 64 * 1024;
@@ -60,11 +70,7 @@ impl Config {
             ));
         }
         if self.password_key().is_none() {
-            return Err(self.invalid(
-                &["agent", "password-env"],
-                "missing password source: expected one of agent.password-env (recommended), \
-                 agent.password-file or agent.password",
-            ));
+            return Err(self.invalid(&["agent", "password-env"], MISSING_PASSWORD));
         }
         Ok(())
     }
@@ -89,15 +95,14 @@ impl Config {
             return read_password_file(path)
                 .map_err(|message| self.password_error("password-file", message));
         }
+        if let Some(name) = &agent.password_credential {
+            return read_credential(name)
+                .map_err(|message| self.password_error("password-credential", message));
+        }
         if let Some(secret) = &agent.password {
             return Ok(secret.clone());
         }
-        Err(self.password_error(
-            "password-env",
-            "missing password source: expected one of agent.password-env (recommended), \
-             agent.password-file or agent.password"
-                .to_owned(),
-        ))
+        Err(self.password_error("password-env", MISSING_PASSWORD.to_owned()))
     }
 
     /// Warnings worth showing on `config check` that do not make the config unusable.
@@ -107,10 +112,10 @@ impl Config {
             let origin = self.origin(&["agent", "password"]);
             out.push(format!(
                 "{origin}: agent.password: a plain-text password is discouraged; \
-                 use agent.password-env or agent.password-file"
+                 use agent.password-env, agent.password-file or agent.password-credential"
             ));
         }
-        if self.agent.password_env.is_some() || self.agent.password_file.is_some() {
+        if self.agent.password.is_none() && self.has_password_source() {
             if let Err(e) = self.resolve_password() {
                 out.push(format!("{e} (needed at run time)"));
             }
@@ -123,14 +128,10 @@ impl Config {
         self.password_key().is_some()
     }
 
-    /// The password key in use (`password-env`, `password-file` or `password`).
+    /// The password key in use (`password-env`, `password-file`,
+    /// `password-credential` or `password`).
     fn password_key(&self) -> Option<&'static str> {
-        let a = &self.agent;
-        let set = [
-            a.password_env.is_some(),
-            a.password_file.is_some(),
-            a.password.is_some(),
-        ];
+        let set = self.password_keys_set();
         PASSWORD_KEYS
             .iter()
             .zip(set)
@@ -243,13 +244,20 @@ impl Config {
         Ok(())
     }
 
-    fn validate_agent_sources(&self) -> Result<(), ConfigError> {
+    /// Which of [`PASSWORD_KEYS`] are set.
+    fn password_keys_set(&self) -> [bool; 4] {
         let a = &self.agent;
-        let set = [
+        [
             a.password_env.is_some(),
             a.password_file.is_some(),
+            a.password_credential.is_some(),
             a.password.is_some(),
-        ];
+        ]
+    }
+
+    fn validate_agent_sources(&self) -> Result<(), ConfigError> {
+        let a = &self.agent;
+        let set = self.password_keys_set();
         if set.iter().filter(|s| **s).count() > 1 {
             let second = PASSWORD_KEYS
                 .iter()
@@ -260,7 +268,7 @@ impl Config {
             return Err(self.invalid(
                 &["agent", second],
                 "conflicting password sources: expected only one of agent.password-env, \
-                 agent.password-file, agent.password",
+                 agent.password-file, agent.password-credential, agent.password",
             ));
         }
         if let Some(var) = &a.password_env {
@@ -277,6 +285,23 @@ impl Config {
         if let Some(path) = &a.password_file {
             if path.as_os_str().is_empty() {
                 return Err(self.invalid(&["agent", "password-file"], "empty: expected a path"));
+            }
+        }
+        if let Some(name) = &a.password_credential {
+            // A file name inside $CREDENTIALS_DIRECTORY, as systemd allows one.
+            let valid = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && name.len() <= 255
+                && !name.contains(['/', '\0']);
+            if !valid {
+                return Err(self.invalid(
+                    &["agent", "password-credential"],
+                    format!(
+                        "invalid value {name:?}: expected a credential name \
+                         (LoadCredential=NAME:FILE), e.g. \"password\""
+                    ),
+                ));
             }
         }
         if a.dn.as_deref().is_some_and(|d| d.trim().is_empty()) {

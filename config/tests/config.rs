@@ -70,9 +70,10 @@ fn example() -> PathBuf {
 fn the_example_is_valid_and_complete() {
     let config = Config::load(&LoadOptions::isolated(Some(example()))).expect("example loads");
     config.validate_agent().expect("example has agent settings");
+    // The shipped unit's password source (config/examples/drctl.service).
     assert_eq!(
-        config.agent.password_env.as_deref(),
-        Some("DRCTL_AGENT_PASSWORD")
+        config.agent.password_credential.as_deref(),
+        Some("password")
     );
     assert_eq!(config.first_site().map(|s| s.name.as_str()), Some("site1"));
     assert_eq!(config.files(), &[example()]);
@@ -80,6 +81,7 @@ fn the_example_is_valid_and_complete() {
     let text = std::fs::read_to_string(example()).expect("example readable");
     let mut full = config.clone();
     full.agent.password_file = Some("/x".into());
+    full.agent.password_env = Some("X".into());
     full.startup.cache_file = Some("/x".into());
     full.policy.site_timeout = Some(Duration::from_secs(1));
     full.policy.site_sip_register_timeout = Some(Duration::from_secs(1));
@@ -704,6 +706,73 @@ fn alarm_sinks_and_metrics_are_checked() {
         assert_eq!(cfg.alarms.sinks[0].kind, drctl_config::SinkKind::Exec);
         assert_eq!(cfg.alarms.sinks[0].timeout, Duration::from_secs(2));
         assert_eq!(cfg.alarms.sinks[0].retries, 3);
+        Ok(())
+    });
+}
+
+#[test]
+fn password_credential_reads_the_systemd_credential() {
+    // The shipped unit's source: LoadCredential=password:FILE and
+    // agent.password-credential = "password".
+    Jail::expect_with(|jail| {
+        let creds = jail.directory().join("credentials");
+        std::fs::create_dir(&creds).map_err(|e| e.to_string())?;
+        std::fs::write(creds.join("password"), "credpw\n").map_err(|e| e.to_string())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // What stat shows of systemd's 0400 file with an ACL for the service's user.
+            std::fs::set_permissions(
+                creds.join("password"),
+                std::fs::Permissions::from_mode(0o440),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let body = BASE.replace(
+            "password-env = \"DRCTL_AGENT_PASSWORD\"",
+            "password-credential = \"password\"",
+        );
+        jail.create_file("drctl.toml", &body)?;
+        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        config.validate_agent().map_err(|e| e.to_string())?;
+        let err = config.resolve_password().expect_err("not under systemd");
+        assert_eq!(err.key(), Some("agent.password-credential"));
+        assert!(
+            err.to_string()
+                .contains("$CREDENTIALS_DIRECTORY is not set"),
+            "{err}"
+        );
+        jail.set_env("CREDENTIALS_DIRECTORY", creds.display());
+        assert_eq!(
+            config
+                .resolve_password()
+                .map_err(|e| e.to_string())?
+                .expose(),
+            "credpw"
+        );
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+
+        // One source only; a name, not a path.
+        jail.create_file(
+            "drctl.toml",
+            &BASE.replace("dn = ", "password-credential = \"password\"\ndn = "),
+        )?;
+        let err = Config::load(&jail_options(jail)).expect_err("two sources");
+        assert_eq!(err.key(), Some("agent.password-credential"));
+        assert!(
+            err.to_string().contains("conflicting password sources"),
+            "{err}"
+        );
+        let body = BASE.replace(
+            "password-env = \"DRCTL_AGENT_PASSWORD\"",
+            "password-credential = \"../password\"",
+        );
+        jail.create_file("drctl.toml", &body)?;
+        let err = Config::load(&jail_options(jail)).expect_err("a path");
+        assert!(
+            err.to_string().contains("expected a credential name"),
+            "{err}"
+        );
         Ok(())
     });
 }

@@ -51,6 +51,19 @@ pub enum PhaseKind {
 }
 
 impl PhaseKind {
+    /// Every phase, in life-cycle order (the metrics show each from the start).
+    pub const ALL: [PhaseKind; 9] = [
+        PhaseKind::Idle,
+        PhaseKind::Connecting,
+        PhaseKind::Backoff,
+        PhaseKind::ReadingConfiguration,
+        PhaseKind::KillingFactory,
+        PhaseKind::Subscribing,
+        PhaseKind::Watching,
+        PhaseKind::GaveUp,
+        PhaseKind::Stopped,
+    ];
+
     /// The stable name (as serialized), for status and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

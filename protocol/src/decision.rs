@@ -30,6 +30,16 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason (the metrics show each from the start).
+    pub const ALL: [Reason; 6] = [
+        Reason::StartupRelocate,
+        Reason::TelephonyTimeout,
+        Reason::SipRegisterTimeout,
+        Reason::GracefulShutdown,
+        Reason::Operator,
+        Reason::Failback,
+    ];
+
     /// The stable name used in records.
     pub fn as_str(self) -> &'static str {
         match self {

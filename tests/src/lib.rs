@@ -2,6 +2,7 @@
 //! `drctl`, and read its decision records.
 
 pub mod ail;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,6 +74,18 @@ pub fn command(args: &[&str], runtime: &Path) -> Command {
         .env("HOME", &empty)
         .env("XDG_RUNTIME_DIR", runtime)
         .env_remove("RUST_LOG");
+    // Not under a service manager, whatever runs the tests.
+    for var in [
+        "RUNTIME_DIRECTORY",
+        "STATE_DIRECTORY",
+        "CACHE_DIRECTORY",
+        "CREDENTIALS_DIRECTORY",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

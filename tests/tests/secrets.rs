@@ -62,7 +62,7 @@ fn a_known_password_appears_nowhere() {
             vec!["--config", &cfg, "config", "check"],
             vec![
                 "--config", &cfg, "-vv", "watch", "--clock", "virtual", "--for", "20s", "--record",
-                &rec_arg,
+                &rec_arg, "--force",
             ],
             vec![
                 "--config",

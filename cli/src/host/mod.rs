@@ -251,6 +251,17 @@ pub struct Host<B: Backend> {
     touched: Vec<usize>,
     /// The latest time pumped: a late deadline is handled no earlier.
     pumped: Timestamp,
+    /// Run by the loop itself on the real clock (the systemd watchdog).
+    heartbeat: Option<Heartbeat>,
+}
+
+/// A callback the loop runs every `every` of wall-clock time, between two
+/// passes: a loop that is wedged (a plugin call that never returns) stops
+/// running it, which is the point of a watchdog.
+struct Heartbeat {
+    every: std::time::Duration,
+    next: tokio::time::Instant,
+    beat: Box<dyn FnMut()>,
 }
 
 /// How many decisions `status` shows.
@@ -324,7 +335,29 @@ impl<B: Backend> Host<B> {
             host_alarms: Vec::new(),
             touched: Vec::new(),
             pumped: Timestamp::ZERO,
+            heartbeat: None,
         }
+    }
+
+    /// Runs `beat` from the loop about every `every` (real clock only; at
+    /// once on the first pass), e.g. the systemd watchdog's `WATCHDOG=1`.
+    pub fn heartbeat(&mut self, every: std::time::Duration, beat: impl FnMut() + 'static) {
+        self.heartbeat = Some(Heartbeat {
+            every,
+            next: tokio::time::Instant::now(),
+            beat: Box::new(beat),
+        });
+    }
+
+    /// Runs the heartbeat if it is due; when the next one is.
+    fn beat(&mut self) -> Option<tokio::time::Instant> {
+        let hb = self.heartbeat.as_mut()?;
+        let now = tokio::time::Instant::now();
+        if hb.next <= now {
+            (hb.beat)();
+            hb.next = now + hb.every;
+        }
+        Some(hb.next)
     }
 
     /// Agent `i`'s engine (`None` past the last agent).
@@ -731,6 +764,7 @@ impl<B: Backend> Host<B> {
                 }
                 Clock::Real { start, speed } => {
                     let (start, speed) = (*start, *speed);
+                    let beat = self.beat();
                     let target = deadline.map(|d| Clock::wall(start, speed, d));
                     // tokio's timers tick in whole milliseconds and wake late by up
                     // to one; the last stretch before a deadline is slept by the
@@ -749,6 +783,12 @@ impl<B: Backend> Host<B> {
                             None => std::future::pending::<()>().await,
                         }
                     };
+                    let heartbeat = async {
+                        match beat {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
                     let inbox = async {
                         match &mut self.inbox {
                             Some(rx) => rx.recv().await,
@@ -757,6 +797,7 @@ impl<B: Backend> Host<B> {
                     };
                     tokio::select! {
                         _ = sleep => {}
+                        _ = heartbeat => {}
                         _ = self.wake.notified() => {}
                         request = inbox => {
                             match request {

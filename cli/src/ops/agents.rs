@@ -197,9 +197,15 @@ fn configured_agents(
         .map(|(i, agent)| {
             let mut one = cfg.clone();
             let mut a = agent.clone();
-            if a.password_env.is_none() && a.password_file.is_none() && a.password.is_none() {
+            if a.password_env.is_none()
+                && a.password_file.is_none()
+                && a.password_credential.is_none()
+                && a.password.is_none()
+            {
                 a.password_env.clone_from(&cfg.agent.password_env);
                 a.password_file.clone_from(&cfg.agent.password_file);
+                a.password_credential
+                    .clone_from(&cfg.agent.password_credential);
                 a.password.clone_from(&cfg.agent.password);
             }
             one.agent = a;

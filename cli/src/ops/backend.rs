@@ -147,7 +147,8 @@ fn mock_setup(s: &mut Setup, scenario: Option<&Path>) -> Result<(), CliError> {
 }
 
 /// The bridge reads the Person and Application objects itself (S2, S3): it
-/// needs the `[genesys]` names and the agent's DN from the main config.
+/// needs the `[genesys]` names and the agent's DN from the main config; its
+/// jar cache defaults to drctl's cache dir.
 fn bridge_setup(s: &mut Setup) {
     if let Some(table) = s.plugin_cfg.as_object_mut() {
         if let Ok(genesys) = serde_json::to_value(&s.cfg.genesys) {
@@ -155,6 +156,12 @@ fn bridge_setup(s: &mut Setup) {
         }
         if let Some(dn) = &s.cfg.agent.dn {
             table.entry("dn").or_insert_with(|| dn.clone().into());
+        }
+        // The sidecar jar goes to drctl's cache dir: the unit's
+        // CacheDirectory= ($CACHE_DIRECTORY) when set, since its
+        // ProtectHome=yes hides ~/.cache.
+        if let Some(dir) = crate::paths::cache_dir().and_then(|d| serde_json::to_value(d).ok()) {
+            table.entry("cache-dir").or_insert(dir);
         }
     }
 }
@@ -203,9 +210,10 @@ pub fn agent_name(cfg: &Config) -> String {
     cfg.agent.username.clone().unwrap_or_else(|| "agent".into())
 }
 
-/// The control socket for `cfg`'s agent.
+/// The control socket a client uses for `cfg`'s agent (the watcher binds
+/// [`crate::control::socket_path`]).
 pub fn control_socket(cfg: &Config) -> PathBuf {
-    crate::control::socket_path(cfg.control.socket.as_deref(), &agent_name(cfg))
+    crate::control::client_socket_path(cfg.control.socket.as_deref(), &agent_name(cfg))
 }
 
 /// What the host itself needs from a scenario: where it starts and ends.

@@ -51,7 +51,7 @@ pub fn prepare(
     } = setup(global, args.backend.as_deref(), args.scenario.as_deref())?;
     let plugin = load_backend(&cfg, &backend, args.clock)?;
     let fleet = is_fleet(&cfg, kind);
-    if fleet && args.record.is_some() {
+    if fleet && (args.record.is_some() || args.record_dir.is_some()) {
         return Err(CliError::bad_input(anyhow!(
             "--record is not supported in fleet mode ([[agents]]) yet: record one agent at a time"
         )));
@@ -74,9 +74,11 @@ pub fn prepare(
         ClockKind::Virtual => Clock::virtual_at_zero(),
     };
     let mut host = Host::fleet(agents, instance, clock, wake);
-    if let Some(path) = &args.record {
+    // Before the session starts: a recording refused is refused before
+    // anything connects anywhere.
+    if let Some(target) = args.record_target(&crate::ops::backend::agent_name(&cfg)) {
         let header = recording_header(&cfg, &backend, kind, args.clock, cached);
-        let recorder = Recorder::create(path, &header).map_err(CliError::bad_input)?;
+        let recorder = Recorder::open(&target, &header).map_err(CliError::bad_input)?;
         host.observe(Box::new(recorder));
     }
     if !caches.is_empty() {

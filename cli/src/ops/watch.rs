@@ -12,7 +12,7 @@ use crate::host::supervise::Supervised;
 use crate::host::Stop;
 use crate::metrics::Metrics;
 use crate::ops::agents::{checked, engine_config, SessionKind};
-use crate::ops::backend::{agent_name, control_socket};
+use crate::ops::backend::agent_name;
 use crate::ops::session::{prepare, Prepared};
 use crate::report::Identity;
 use anyhow::{anyhow, Context};
@@ -81,7 +81,7 @@ pub fn watch(
         );
     }
     let server = if live {
-        let path = control_socket(&cfg);
+        let path = crate::control::socket_path(cfg.control.socket.as_deref(), &agent);
         Some(Arc::new(
             Server::bind(&path, &agent).map_err(CliError::bad_input)?,
         ))
@@ -100,6 +100,11 @@ pub fn watch(
         };
         serve_control(&mut session, server, identity)
     });
+    if args.clock == ClockKind::Real {
+        // Fleet watchers too: systemd waits for every agent to be watching.
+        let agents = session.host.len();
+        crate::notify::attach(&mut session, agents);
+    }
     session.start().map_err(CliError::failed)?;
     let why = session.run(end, |_| false).map_err(CliError::failed)?;
     tracing::info!(?why, "watch stopped");
@@ -130,11 +135,16 @@ fn serve_metrics(
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("metrics.listen {listen}"))
         .map_err(CliError::bad_input)?;
-    let metrics = Metrics::new(agent);
+    let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
+    let metrics = Metrics::new(agent, &sites);
     let limits = crate::http::Limits::of(&cfg.metrics);
-    session.spawn(crate::http::serve(listener, metrics.registry(), limits));
+    let endpoint = crate::http::Endpoint {
+        registry: metrics.registry(),
+        health: metrics.health(),
+    };
+    session.spawn(crate::http::serve(listener, endpoint, limits));
     session.host.observe(Box::new(metrics));
-    tracing::info!("metrics on http://{listen}/metrics");
+    tracing::info!("metrics on http://{listen}/metrics (and /livez, /readyz)");
     Ok(())
 }
 
