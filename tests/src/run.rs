@@ -57,6 +57,11 @@ impl Drctl {
         self.args(&["--set", key_value])
     }
 
+    /// `--set KEY=VALUE` for each of `key_values`.
+    pub fn sets(self, key_values: &[&str]) -> Drctl {
+        key_values.iter().fold(self, |cmd, kv| cmd.set(kv))
+    }
+
     /// `--clock virtual`: the run takes no wall time.
     pub fn virtual_clock(self) -> Drctl {
         self.args(&["--clock", "virtual"])

@@ -4,33 +4,26 @@
 //! engine takes from the config, showing the key's effect (the key at two
 //! values, the scenarios in `tests/scenarios/`).
 
-use drctl_e2e::{drctl, recorded, records, repo};
+use drctl_e2e::{recorded, repo, test_scenario, Drctl, TestDir};
 use serde_json::Value;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
+/// The decisions of the shipped mock scenario `scenario`, on the virtual
+/// clock to its end (as [`drctl_e2e::records`] gives them).
 fn run(scenario: &str) -> Vec<String> {
-    let path = format!("plugins/mock/scenarios/{scenario}");
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-    ]);
+    let out = Drctl::watch(format!("plugins/mock/scenarios/{scenario}"))
+        .virtual_to_end()
+        .json()
+        .run();
     assert!(
-        out.status.success(),
+        out.success(),
         "{scenario}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        out.code,
+        out.stderr
     );
-    records(&out.stdout)
+    out.records()
 }
 
 fn at(t: u64, rest: &str) -> String {
@@ -311,35 +304,21 @@ fn every_shipped_scenario_has_an_expectation() {
 /// end with `--set` for each of `sets`, recorded: the decisions (as
 /// [`records`]) and the recording's records.
 fn run_with(scenario: &str, sets: &[&str]) -> (Vec<String>, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("run.jsonl");
-    let path = format!("tests/scenarios/{scenario}");
-    let rec_arg = rec.to_string_lossy().into_owned();
-    let mut args = vec![
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-        "--record",
-        &rec_arg,
-    ];
-    for set in sets {
-        args.extend(["--set", set]);
-    }
-    let out = drctl(&args);
+    let dir = TestDir::new();
+    let rec = dir.at("run.jsonl");
+    let out = Drctl::watch(test_scenario(scenario))
+        .virtual_to_end()
+        .json()
+        .record(&rec)
+        .sets(sets)
+        .run();
     assert!(
-        out.status.success(),
+        out.success(),
         "{scenario} {sets:?}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        out.code,
+        out.stderr
     );
-    (records(&out.stdout), recorded(&rec))
+    (out.records(), recorded(rec.as_ref()))
 }
 
 /// The decisions that are not alarms (alarm rules are not what these tests show).
