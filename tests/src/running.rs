@@ -19,6 +19,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// whole group is killed, so a failed test leaves no drctl behind.
 pub struct Running {
     child: Child,
+    /// Its arguments, for messages.
+    args: String,
     /// Its stdout, line by line.
     pub lines: Lines,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -28,6 +30,7 @@ pub struct Running {
 impl Running {
     /// Starts `cmd` with stdout and stderr piped (stdin as `cmd` says).
     pub fn spawn(mut cmd: Command) -> Running {
+        let args = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -48,6 +51,7 @@ impl Running {
         });
         Running {
             child,
+            args,
             lines,
             stderr,
             stderr_reader,
@@ -130,7 +134,8 @@ impl Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
             panic!(
-                "drctl did not exit within {within:?}; stderr:\n{}",
+                "drctl {} still running after {within:?}; stderr:\n{}",
+                self.args,
                 self.stderr()
             );
         };
