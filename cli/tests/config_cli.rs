@@ -6,21 +6,8 @@ use std::process::Output;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-/// A valid configuration for two sites.
-const BASE: &str = r#"[agent]
-username = "agent007"
-password-env = "DRCTL_AGENT_PASSWORD"
-
-[[sites]]
-name = "site1"
-cs-proxy = "csproxy-a:7000"
-app-name = "AIL_Site1"
-
-[[sites]]
-name = "site2"
-cs-proxy = "csproxy-b:7000"
-app-name = "AIL_Site2"
-"#;
+/// A valid configuration for two sites, the one `drctl-config`'s tests use.
+const BASE: &str = include_str!("../../config/tests/two-sites.toml");
 
 /// `drctl` in an empty working directory, with no inherited environment.
 fn drctl(dir: &TempDir) -> Command {
@@ -202,7 +189,7 @@ fn origin_names_the_env_var() {
         .lines()
         .find(|l| l.starts_with("sites[1].cs-proxy = "))
         .unwrap_or_else(|| panic!("no sites[1].cs-proxy in {stdout}"));
-    assert!(line.ends_with("# drctl.toml:12"), "{line}");
+    assert!(line.ends_with("# drctl.toml:14"), "{line}");
 }
 
 #[test]

@@ -9,23 +9,9 @@ use std::time::Duration;
 use drctl_config::{Config, ConfigError, FailbackMode, LoadOptions, Origin};
 use figment::Jail;
 
-/// A valid configuration for two sites.
-const BASE: &str = r#"
-[agent]
-username = "agent007"
-password-env = "DRCTL_AGENT_PASSWORD"
-dn = "7001"
-
-[[sites]]
-name = "site1"
-cs-proxy = "csproxy-a:7000"
-app-name = "AIL_Site1"
-
-[[sites]]
-name = "site2"
-cs-proxy = "csproxy-b:7000"
-app-name = "AIL_Site2"
-"#;
+/// A valid configuration for two sites (line 1 is a comment, so keys keep
+/// their line numbers).
+const BASE: &str = include_str!("two-sites.toml");
 
 /// Options with the standard layers, the system file moved into the jail.
 fn jail_options(jail: &Jail) -> LoadOptions {
