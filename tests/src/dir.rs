@@ -65,6 +65,16 @@ impl TestDir {
         path.to_string_lossy().into_owned()
     }
 
+    /// Makes the directory `DIR/name` with permissions `mode`; its path.
+    pub fn dir(&self, name: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path().join(name);
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        path
+    }
+
     /// Where a watcher configured by [`TestDir::control_config`] listens.
     pub fn socket(&self) -> PathBuf {
         self.path().join("ctl.sock")

@@ -10,13 +10,13 @@ fn simulate(extra: &[&str]) -> Drctl {
     Drctl::new(&["simulate", "--scenario", &test_scenario(OUTAGE)]).args(extra)
 }
 
+/// An agents file: ann and bob.
+const ANN_AND_BOB: &str = "[[agents]]\nusername = \"ann\"\n[[agents]]\nusername = \"bob\"\n";
+
 #[test]
 fn a_fleet_watch_names_the_agent_of_every_decision() {
     let dir = TestDir::new();
-    let agents = dir.file(
-        "agents.toml",
-        "[[agents]]\nusername = \"ann\"\n[[agents]]\nusername = \"bob\"\n",
-    );
+    let agents = dir.file("agents.toml", ANN_AND_BOB);
     let watch = |agents: &str| {
         Drctl::watch("plugins/mock/scenarios/d1-telephony-timeout.toml")
             .virtual_to_end()

@@ -52,13 +52,17 @@ fn socket_config(dir: &TestDir, socket: &Path) -> String {
     dir.file("drctl.toml", &control_section(socket))
 }
 
-/// `drctl watch` of the demo for 2 s with a config naming `socket`: it
-/// should refuse at once; a run still going after 30 s fails the test.
-fn watch_with_socket(dir: &TestDir, socket: &Path) -> Ran {
-    Drctl::watch("plugins/mock/scenarios/demo.toml")
+/// `drctl watch` of the demo for 2 s with a config naming `socket` refuses
+/// at once (a run still going after 30 s fails the test): exit 2, `why` in
+/// its message.
+fn assert_watch_refuses_socket(dir: &TestDir, socket: &Path, why: &str) {
+    let out = Drctl::watch("plugins/mock/scenarios/demo.toml")
         .args(&["--for", "2s"])
         .config(socket_config(dir, socket))
-        .run_within(Duration::from_secs(30))
+        .run_within(Duration::from_secs(30));
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
 }
 
 /// Whether this process runs as root; else says why a test is skipped.
@@ -238,23 +242,15 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
 /// nothing is created where it points.
 #[test]
 fn a_symlinked_socket_directory_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new();
-    let real = dir.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let real = dir.dir("real", 0o700);
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = watch_with_socket(&dir, &link.join("ctl.sock"));
-    let stderr = &out.stderr;
-    assert_eq!(out.code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "control socket directory {} is a symbolic link",
-            link.display()
-        )),
-        "{stderr}"
+    let why = format!(
+        "control socket directory {} is a symbolic link",
+        link.display()
     );
+    assert_watch_refuses_socket(&dir, &link.join("ctl.sock"), &why);
     assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
 }
 
@@ -266,16 +262,11 @@ fn a_file_at_the_socket_path_is_never_deleted() {
     let dir = TestDir::new();
     let precious = dir.path().join("precious.txt");
     std::fs::write(&precious, "keep me\n").unwrap();
-    let out = watch_with_socket(&dir, &precious);
-    let stderr = &out.stderr;
-    assert_eq!(out.code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "control.socket {} exists and is not a socket",
-            precious.display()
-        )),
-        "{stderr}"
+    let why = format!(
+        "control.socket {} exists and is not a socket",
+        precious.display()
     );
+    assert_watch_refuses_socket(&dir, &precious, &why);
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
 }
 

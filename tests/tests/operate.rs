@@ -323,11 +323,8 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
 
 #[test]
 fn a_socket_directory_others_can_write_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let shared = dir.dir("shared", 0o777);
     let config = dir.file(
         "drctl.toml",
         &drctl_e2e::control_section(&shared.join("ctl.sock")),

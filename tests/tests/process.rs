@@ -2,30 +2,29 @@
 //! in the middle of a recording; at a stop, alarm sinks get 5 s to drain.
 
 use drctl_e2e::{
-    assert_replays_identically, recorded_steps, test_scenario, Drctl, Running, TestDir,
+    assert_replays_identically, recorded_steps, test_scenario, Drctl, Ran, Running, TestDir,
 };
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// `drctl watch --output json --record DIR/run.jsonl` of `slow-switch.toml`
-/// (a switchover starts at about 4 s and takes 2 s), once the switchover
-/// has started; the recording's path.
-fn watch_until_mid_switchover(dir: &TestDir) -> (Running, String) {
+/// `drctl watch --output json --record` of `slow-switch.toml` (a switchover
+/// starts at about 4 s and takes 2 s), sent `signal` once the switchover has
+/// started: what it wrote, and its recording (in the returned directory).
+fn signal_mid_switchover(signal: i32) -> (Ran, String, TestDir) {
+    let dir = TestDir::new();
     let rec = dir.at("run.jsonl");
     let mut watch = Drctl::watch(test_scenario("slow-switch.toml"))
         .json()
         .record(&rec)
         .spawn(dir.path());
     watch.lines.wait_for("\"switchover-started\"");
-    (watch, rec)
+    watch.signal(signal);
+    (watch.finish(), rec, dir)
 }
 
 #[test]
 fn sigterm_during_a_switchover_stops_cleanly_and_closes_the_recording() {
-    let dir = TestDir::new();
-    let (watch, rec) = watch_until_mid_switchover(&dir);
-    watch.signal(libc::SIGTERM);
-    let out = watch.finish();
+    let (out, rec, _dir) = signal_mid_switchover(libc::SIGTERM);
     // A clean stop is exit 0 (README, Reliability).
     assert_eq!(out.code, Some(0));
     assert!(
@@ -53,10 +52,7 @@ fn sigterm_during_a_switchover_stops_cleanly_and_closes_the_recording() {
 
 #[test]
 fn sigkill_during_a_recording_leaves_a_file_that_replays() {
-    let dir = TestDir::new();
-    let (watch, rec) = watch_until_mid_switchover(&dir);
-    watch.signal(libc::SIGKILL);
-    let _ = watch.finish();
+    let (_, rec, _dir) = signal_mid_switchover(libc::SIGKILL);
     let text = std::fs::read_to_string(&rec).unwrap();
     // Flushed at every decision: the switchover's start made it to disk.
     assert!(text.contains("\"type\":\"switchover-started\""), "{text}");

@@ -25,6 +25,15 @@ fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Ran) {
     (file, out)
 }
 
+/// The demo, recorded into a new directory: the directory, the recording
+/// (`demo.jsonl`) and its text.
+fn recorded_demo() -> (TestDir, PathBuf, String) {
+    let dir = TestDir::new();
+    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    (dir, file, text)
+}
+
 /// `drctl replay FILE EXTRA...`.
 fn replay(file: &Path, extra: &[&str]) -> Ran {
     Drctl::new(&["replay"]).arg(file).args(extra).run()
@@ -69,8 +78,7 @@ fn every_scenario_recorded_replays_to_the_same_decisions() {
 
 #[test]
 fn demo_replays_identically_and_a_shorter_site_timeout_diverges_readably() {
-    let dir = TestDir::new();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
+    let (_dir, file, _) = recorded_demo();
     let same = replay(&file, &["--check"]);
     assert_eq!(same.code, Some(0), "{}", same.stderr);
     assert_eq!(same.stdout, "identical: 9 decisions, as recorded\n");
@@ -152,9 +160,7 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
 
 #[test]
 fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
-    let dir = TestDir::new();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     // Cut in the middle of the decision at +80 s, as a crash would.
     let at = full
         .find("\"alarm\":\"configuration-service-down\"")
@@ -177,9 +183,7 @@ fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
 
 #[test]
 fn a_corrupt_line_is_refused_naming_it_before_anything_is_printed() {
-    let dir = TestDir::new();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     let mut lines: Vec<&str> = full.lines().collect();
     lines[6] = "{\"t\":400000000,\"kind\":\"event\",\"session\":\"agent-1\",oops}";
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -199,9 +203,7 @@ fn a_corrupt_line_is_refused_naming_it_before_anything_is_printed() {
 
 #[test]
 fn another_format_or_a_newer_version_is_refused() {
-    let dir = TestDir::new();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     let newer = full.replacen("\"version\":1", "\"version\":2", 1);
     std::fs::write(&file, newer).unwrap();
     let out = replay(&file, &["--check"]);
@@ -218,13 +220,13 @@ fn another_format_or_a_newer_version_is_refused() {
     assert!(out.stderr.contains("demo.jsonl:1: not a drctl recording"));
 }
 
+/// A config that knows the agent's password.
+const KNOWN_PASSWORD: &str = "[agent]\nusername = \"agent007\"\npassword = \"hunter2-e2e-known\"\n";
+
 #[test]
 fn a_known_password_never_reaches_the_recording() {
     let dir = TestDir::new();
-    let config = dir.file(
-        "drctl.toml",
-        "[agent]\nusername = \"agent007\"\npassword = \"hunter2-e2e-known\"\n",
-    );
+    let config = dir.file("drctl.toml", KNOWN_PASSWORD);
     let (file, _) = record(
         &repo().join(SC).join("w1-w2-switchover.toml"),
         dir.path(),

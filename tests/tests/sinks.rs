@@ -8,7 +8,6 @@
 use drctl_e2e::{
     agent_config, free_port, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir,
 };
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,8 +85,20 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn read_pid(file: &Path) -> Option<i32> {
-    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+/// The pid of the grandchild a [`stubborn_sink`] started (its pidfile
+/// `dir/gc.pid`), once it has started, and a [`Reap`] that kills it at the
+/// end of the test, whatever its outcome.
+fn stubborn_grandchild(dir: &TestDir) -> (i32, Reap) {
+    let pidfile = dir.path().join("gc.pid");
+    let mut pid = None;
+    wait_until("the sink's grandchild to start", secs(30), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        pid.is_some()
+    });
+    let pid = pid.unwrap_or_default();
+    (pid, Reap(vec![pid]))
 }
 
 /// An exec sink whose command starts a grandchild that ignores SIGTERM and
@@ -185,16 +196,8 @@ fn an_exec_sinks_output_goes_to_the_log_never_to_drctls_stdout() {
 #[test]
 fn an_exec_sink_killed_at_its_timeout_leaves_no_grandchild() {
     let dir = setup(|dir| stubborn_sink(&dir.at("gc.pid"), "1s"), SCENARIO_REAL);
-    let pidfile = dir.path().join("gc.pid");
     let mut drctl = drctl_in(&dir).json().spawn(dir.path());
-    let mut reap = Reap(Vec::new());
-    let mut pid = None;
-    wait_until("the sink's grandchild to start", secs(30), || {
-        pid = read_pid(&pidfile);
-        pid.is_some()
-    });
-    let pid = pid.unwrap_or_default();
-    reap.0.push(pid);
+    let (pid, _reap) = stubborn_grandchild(&dir);
     wait_until(
         "the grandchild to be killed at the sink's timeout",
         secs(20),
@@ -213,16 +216,8 @@ fn an_exec_sink_killed_at_its_timeout_leaves_no_grandchild() {
 #[test]
 fn drctls_exit_kills_a_running_sinks_whole_process_group() {
     let dir = setup(|dir| stubborn_sink(&dir.at("gc.pid"), "1h"), SCENARIO);
-    let pidfile = dir.path().join("gc.pid");
     let mut drctl = drctl_in(&dir).virtual_to_end().json().spawn(dir.path());
-    let mut reap = Reap(Vec::new());
-    let mut pid = None;
-    wait_until("the sink's grandchild to start", secs(30), || {
-        pid = read_pid(&pidfile);
-        pid.is_some()
-    });
-    let pid = pid.unwrap_or_default();
-    reap.0.push(pid);
+    let (pid, _reap) = stubborn_grandchild(&dir);
     // drctl gives its sinks 5 s at shutdown, then stops them.
     let out = exits_0_and_closes_stdout(&mut drctl, secs(60), secs(10));
     assert!(!out.is_empty());
