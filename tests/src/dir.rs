@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::run::{Drctl, Ran};
+use crate::running::Running;
 
 /// The two sites of every e2e config (the mock never dials their CS Proxies).
 pub const TWO_SITES: &str = "\
@@ -85,6 +86,14 @@ impl TestDir {
     pub fn control_config(&self, extra: &str) -> String {
         let control = control_section(&self.socket());
         self.file("drctl.toml", &format!("{control}{extra}"))
+    }
+
+    /// Starts `drctl watch --output json --record DIR/run.jsonl` of the test
+    /// scenario `scenario` on the real clock; the recording's path.
+    pub fn spawn_recorded_watch(&self, scenario: &str) -> (Running, String) {
+        let rec = self.at("run.jsonl");
+        let watch = Drctl::watch(test_scenario(scenario)).json().record(&rec);
+        (watch.spawn(self.path()), rec)
     }
 
     /// Runs `drctl` to its end with this directory as its runtime dir.

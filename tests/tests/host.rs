@@ -144,11 +144,7 @@ fn control_characters_in_a_logout_reason_forge_no_line() {
 #[test]
 fn sighup_stops_a_watch_cleanly_like_sigterm() {
     let dir = TestDir::new();
-    let rec = dir.at("run.jsonl");
-    let mut watcher = Drctl::watch(test_scenario("timer-at-5s.toml"))
-        .json()
-        .record(&rec)
-        .spawn(dir.path());
+    let (mut watcher, rec) = dir.spawn_recorded_watch("timer-at-5s.toml");
     let first = watcher.lines.next_line();
     assert!(first.contains("startup-connected"), "{first}");
     watcher.signal(libc::SIGHUP);

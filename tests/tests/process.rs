@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 /// started: what it wrote, and its recording (in the returned directory).
 fn signal_mid_switchover(signal: i32) -> (Ran, String, TestDir) {
     let dir = TestDir::new();
-    let rec = dir.at("run.jsonl");
-    let mut watch = Drctl::watch(test_scenario("slow-switch.toml"))
-        .json()
-        .record(&rec)
-        .spawn(dir.path());
+    let (mut watch, rec) = dir.spawn_recorded_watch("slow-switch.toml");
     watch.lines.wait_for("\"switchover-started\"");
     watch.signal(signal);
     (watch.finish(), rec, dir)

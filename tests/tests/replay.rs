@@ -25,11 +25,18 @@ fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Ran) {
     (file, out)
 }
 
+/// The shipped scenario `name` recorded into a new directory: the
+/// directory, the recording and the watch that made it.
+fn recorded(name: &str) -> (TestDir, PathBuf, Ran) {
+    let dir = TestDir::new();
+    let (file, watched) = record(&repo().join(SC).join(name), dir.path(), &[]);
+    (dir, file, watched)
+}
+
 /// The demo, recorded into a new directory: the directory, the recording
 /// (`demo.jsonl`) and its text.
 fn recorded_demo() -> (TestDir, PathBuf, String) {
-    let dir = TestDir::new();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
+    let (dir, file, _) = recorded("demo.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     (dir, file, text)
 }
@@ -125,12 +132,7 @@ decisions: 9 recorded, 7 now; 0 command divergence(s)
 /// goes on to the end of the recording (SPEC §6, plugins/replay docs).
 #[test]
 fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
-    let dir = TestDir::new();
-    let (file, _) = record(
-        &repo().join(SC).join("d1-telephony-recovers.toml"),
-        dir.path(),
-        &[],
-    );
+    let (_dir, file, _) = recorded("d1-telephony-recovers.toml");
     let out = replay(
         &file,
         &["--output", "json", "--set", "policy.site-timeout=10s"],
@@ -319,12 +321,7 @@ fn a_generated_long_recording_replays_identically() {
 
 #[test]
 fn speed_replays_on_the_real_clock() {
-    let dir = TestDir::new();
-    let (file, watched) = record(
-        &repo().join(SC).join("w1-w2-switchover.toml"),
-        dir.path(),
-        &[],
-    );
+    let (_dir, file, watched) = recorded("w1-w2-switchover.toml");
     // A 2-minute scenario at 2000x: about 60 ms of wall time.
     let fast = [
         "--speed",

@@ -47,6 +47,13 @@ fn run_virtual(dir: &TestDir) -> Ran {
     dir.run(&drctl_in(dir).virtual_to_end().json())
 }
 
+/// [`run_virtual`] with `sinks` (TOML) in the config: it must succeed.
+fn run_with_sinks(sinks: String) -> Ran {
+    let out = run_virtual(&setup(|_| sinks, SCENARIO));
+    assert!(out.success(), "{}", out.stderr);
+    out
+}
+
 /// Whether `pid` is a live process (a zombie is dead: nobody may reap it here).
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
@@ -172,10 +179,8 @@ fn an_exec_sinks_output_goes_to_the_log_never_to_drctls_stdout() {
     let sinks = "[[alarms.sinks]]\ntype = \"exec\"\n\
          command = [\"sh\", \"-c\", \"echo SINK-SAYS-$DRCTL_STATE; echo SINK-COMPLAINS >&2; \
          head -c 100000 /dev/zero | tr '\\\\0' x\"]\n";
-    let dir = setup(|_| sinks.to_owned(), SCENARIO);
-    let out = run_virtual(&dir);
+    let out = run_with_sinks(sinks.to_owned());
     let (stdout, stderr) = (&out.stdout, &out.stderr);
-    assert!(out.success(), "{stderr}");
     assert!(
         !stdout.contains("SINK-"),
         "sink output on stdout:\n{stdout}"
@@ -262,10 +267,8 @@ fn a_webhook_redirect_is_not_followed_and_is_a_failed_delivery_naming_the_locati
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{found}/hook\"\nretries = 0\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{temporary}/hook\"\nretries = 0\n"
     );
-    let dir = setup(|_| sinks, SCENARIO);
-    let out = run_virtual(&dir);
+    let out = run_with_sinks(sinks);
     let stderr = &out.stderr;
-    assert!(out.success(), "{stderr}");
     // Both sinks were tried (alarm raised and cleared), nothing reached the other host.
     assert_eq!(found_hits.load(Ordering::SeqCst), 2, "{stderr}");
     assert_eq!(temporary_hits.load(Ordering::SeqCst), 2, "{stderr}");
@@ -289,10 +292,8 @@ fn a_failed_webhook_delivery_says_why() {
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{failing}/hook\"\nretries = 1\nretry-backoff = \"10ms\"\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{down}/hook\"\nretries = 0\n"
     );
-    let dir = setup(|_| sinks, SCENARIO);
-    let out = run_virtual(&dir);
+    let out = run_with_sinks(sinks);
     let stderr = &out.stderr;
-    assert!(out.success(), "{stderr}");
     assert_eq!(hits.load(Ordering::SeqCst), 4, "{stderr}");
     assert!(
         stderr.contains("not delivered: HTTP 500 Internal Server Error (after 2 attempt(s))"),
