@@ -33,6 +33,16 @@ fn load_with(jail: &Jail, extra: &str) -> figment::Result<Config> {
     try_load(jail, extra).map_err(|e| e.to_string().into())
 }
 
+/// Loads BASE with `--set key=value` in the jail: the error it is refused
+/// with, as text.
+fn set_error(jail: &Jail, key: &str, value: &str) -> String {
+    jail.create_file("drctl.toml", BASE).expect("jail file");
+    let mut opts = jail_options(jail);
+    opts.overrides = vec![(key.into(), value.into())];
+    let err = Config::load(&opts).expect_err("the --set must be refused");
+    err.to_string()
+}
+
 /// Asserts that loading BASE + `extra` fails on `key`, with `expected` in the message.
 fn expect_invalid(extra: &str, key: &str, expected: &str) {
     Jail::expect_with(|jail| {
@@ -223,12 +233,8 @@ fn set_values_parse_as_toml_else_string() {
             "strings stay strings"
         );
 
-        opts.overrides = vec![("policy..x".into(), "1".into())];
-        let err = Config::load(&opts).expect_err("bad key");
-        assert!(
-            err.to_string().starts_with("--set: policy..x: not a key"),
-            "{err}"
-        );
+        let err = set_error(jail, "policy..x", "1");
+        assert!(err.starts_with("--set: policy..x: not a key"), "{err}");
         Ok(())
     });
 }
@@ -518,12 +524,8 @@ fn env_and_set_errors_name_their_origin() {
         Ok(())
     });
     Jail::expect_with(|jail| {
-        jail.create_file("drctl.toml", BASE)?;
-        let mut opts = jail_options(jail);
-        opts.overrides = vec![("startup.first-site".into(), "nowhere".into())];
-        let err = Config::load(&opts).expect_err("bad set");
         assert_eq!(
-            err.to_string(),
+            set_error(jail, "startup.first-site", "nowhere"),
             "--set: startup.first-site: invalid value \"nowhere\": expected one of: site1, site2"
         );
         Ok(())
