@@ -21,11 +21,15 @@ fn jail_options(jail: &Jail) -> LoadOptions {
     }
 }
 
+/// Loads `./drctl.toml` = `text` in the jail.
+fn load_text(jail: &Jail, text: &str) -> Result<Config, ConfigError> {
+    jail.create_file("drctl.toml", text).expect("jail file");
+    Config::load(&jail_options(jail))
+}
+
 /// Loads `./drctl.toml` = BASE + `extra` in the jail.
 fn try_load(jail: &Jail, extra: &str) -> Result<Config, ConfigError> {
-    jail.create_file("drctl.toml", &format!("{BASE}{extra}"))
-        .expect("jail file");
-    Config::load(&jail_options(jail))
+    load_text(jail, &format!("{BASE}{extra}"))
 }
 
 /// Like [`try_load`], for `?` in a jail.
@@ -343,8 +347,7 @@ fn sites_exactly_two_distinct_with_ports() {
     ] {
         let body = BASE.replace("csproxy-b:7000", proxy);
         Jail::expect_with(|jail| {
-            jail.create_file("drctl.toml", &body)?;
-            let result = Config::load(&jail_options(jail));
+            let result = load_text(jail, &body);
             assert_eq!(result.is_ok(), ok, "{proxy}: {result:?}");
             if let Err(e) = result {
                 assert_eq!(e.key(), Some("sites[1].cs-proxy"));
@@ -358,8 +361,7 @@ fn sites_exactly_two_distinct_with_ports() {
     }
     let dup = BASE.replacen("name = \"site2\"", "name = \"site1\"", 1);
     Jail::expect_with(|jail| {
-        jail.create_file("drctl.toml", &dup)?;
-        let err = Config::load(&jail_options(jail)).expect_err("duplicate");
+        let err = load_text(jail, &dup).expect_err("duplicate");
         assert_eq!(err.key(), Some("sites[1].name"));
         assert!(err.to_string().contains("expected two distinct names"));
         Ok(())
@@ -400,11 +402,8 @@ fn backoff_ranges() {
 fn cache_forbidden_with_hot_seating() {
     Jail::expect_with(|jail| {
         let body = BASE.replace("dn = \"7001\"", "dn = \"7001\"\nhot-seating = true");
-        jail.create_file(
-            "drctl.toml",
-            &format!("{body}\n[startup]\ncache-preferred = true\n"),
-        )?;
-        let err = Config::load(&jail_options(jail)).expect_err("S5");
+        let body = format!("{body}\n[startup]\ncache-preferred = true\n");
+        let err = load_text(jail, &body).expect_err("S5");
         assert_eq!(err.key(), Some("startup.cache-preferred"));
         assert!(err
             .to_string()
@@ -427,8 +426,7 @@ fn password_sources() {
     // Two sources conflict.
     Jail::expect_with(|jail| {
         let body = BASE.replace("dn = ", "password = \"p\"\ndn = ");
-        jail.create_file("drctl.toml", &body)?;
-        let err = Config::load(&jail_options(jail)).expect_err("two sources");
+        let err = load_text(jail, &body).expect_err("two sources");
         assert_eq!(err.key(), Some("agent.password"));
         assert!(err.to_string().contains("conflicting password sources"));
         Ok(())
@@ -436,8 +434,7 @@ fn password_sources() {
     // None at all: an error for real runs, on agent.password-env, in the file.
     Jail::expect_with(|jail| {
         let body = BASE.replace("password-env = \"DRCTL_AGENT_PASSWORD\"\n", "");
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         let err = config.validate_agent().expect_err("no password source");
         assert_eq!(err.key(), Some("agent.password-env"));
         assert!(
@@ -451,8 +448,7 @@ fn password_sources() {
     // Username is required for real runs.
     Jail::expect_with(|jail| {
         let body = BASE.replace("username = \"agent007\"\n", "");
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         let err = config.validate_agent().expect_err("no username");
         assert_eq!(err.key(), Some("agent.username"));
         Ok(())
@@ -484,8 +480,7 @@ fn resolve_password_from_env_and_file() {
             "password-env = \"DRCTL_AGENT_PASSWORD\"",
             &format!("password-file = {:?}", file.display().to_string()),
         );
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

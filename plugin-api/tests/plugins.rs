@@ -447,41 +447,36 @@ fn panic_in_drop_is_logged_not_fatal() {
     );
 }
 
+/// Loading the fixture `name` fails with `message` (`{path}` in it standing
+/// for the fixture's path); the error.
+fn refused_fixture(name: &str, message: &str) -> PluginError {
+    let path = fixture(name);
+    let err = loader::load(&path).unwrap_err();
+    let path = path.display().to_string();
+    assert_eq!(err.to_string(), message.replace("{path}", &path));
+    err
+}
+
 #[test]
 fn abi_major_mismatch_is_refused_with_both_versions() {
-    let path = fixture("abi2");
-    let err = loader::load(&path).unwrap_err();
-    assert!(matches!(err, PluginError::AbiMismatch { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "plugin {} speaks drctl plugin ABI 2.3, this drctl speaks 1.1",
-            path.display()
-        )
+    let err = refused_fixture(
+        "abi2",
+        "plugin {path} speaks drctl plugin ABI 2.3, this drctl speaks 1.1",
     );
+    assert!(matches!(err, PluginError::AbiMismatch { .. }), "{err:?}");
 }
 
 #[test]
 fn not_a_plugin_is_refused() {
-    let path = fixture("badmagic");
-    let err = loader::load(&path).unwrap_err();
-    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{} is not a drctl plugin: bad magic 0x0bad0bad0bad0bad in its header (expected 0x445243544c504c47)",
-            path.display()
-        )
+    let err = refused_fixture(
+        "badmagic",
+        "{path} is not a drctl plugin: bad magic 0x0bad0bad0bad0bad in its header (expected 0x445243544c504c47)",
     );
+    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err:?}");
 
-    let path = fixture("nosym");
-    let err = loader::load(&path).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{} is not a drctl plugin: it does not export `drctl_plugin_entry`",
-            path.display()
-        )
+    refused_fixture(
+        "nosym",
+        "{path} is not a drctl plugin: it does not export `drctl_plugin_entry`",
     );
 
     let dir = tempfile::tempdir().unwrap();
