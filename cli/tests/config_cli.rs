@@ -57,6 +57,13 @@ fn check_rejects(extra: &str, key: &str) {
     );
 }
 
+/// `drctl ARGS` in `dir` is refused as bad input: exit 2, `why` on stderr.
+fn assert_bad_input(dir: &TempDir, args: &[&str], why: &str) {
+    let (out, _, stderr) = run(drctl(dir).args(args));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+}
+
 #[test]
 fn version() {
     let dir = TempDir::new().expect("tempdir");
@@ -127,11 +134,10 @@ fn check_rejects_an_unknown_key() {
 #[test]
 fn missing_config_file_is_bad_input() {
     let dir = TempDir::new().expect("tempdir");
-    let (out, _, stderr) = run(drctl(&dir).args(["--config", "nope.toml", "config", "show"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("nope.toml: config file not found"),
-        "{stderr}"
+    assert_bad_input(
+        &dir,
+        &["--config", "nope.toml", "config", "show"],
+        "nope.toml: config file not found",
     );
 }
 
@@ -218,12 +224,10 @@ fn set_overrides_file_and_env() {
         run(drctl(&dir).args(["config", "show", "--set", "policy.site-timeout=10s"]));
     assert!(stdout.contains("site-timeout = \"10s\""), "{stdout}");
 
-    let (out, _, stderr) =
-        run(drctl(&dir).args(["config", "check", "--set", "policy.site-timeout=3x"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("--set: policy.site-timeout: invalid value \"3x\""),
-        "{stderr}"
+    assert_bad_input(
+        &dir,
+        &["config", "check", "--set", "policy.site-timeout=3x"],
+        "--set: policy.site-timeout: invalid value \"3x\"",
     );
 }
 
