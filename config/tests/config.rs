@@ -49,8 +49,14 @@ fn set_error(jail: &Jail, key: &str, value: &str) -> String {
 
 /// Asserts that loading BASE + `extra` fails on `key`, with `expected` in the message.
 fn expect_invalid(extra: &str, key: &str, expected: &str) {
+    expect_invalid_text(&format!("{BASE}{extra}"), key, expected);
+}
+
+/// Asserts that loading `text` as `drctl.toml` fails on `key`, naming the
+/// file, with `expected` in the message.
+fn expect_invalid_text(text: &str, key: &str, expected: &str) {
     Jail::expect_with(|jail| {
-        let err = try_load(jail, extra).expect_err("config must be rejected");
+        let err = load_text(jail, text).expect_err("config must be rejected");
         let text = err.to_string();
         assert_eq!(err.key(), Some(key), "{text}");
         assert!(text.contains(expected), "{text:?} lacks {expected:?}");
@@ -360,12 +366,7 @@ fn sites_exactly_two_distinct_with_ports() {
         });
     }
     let dup = BASE.replacen("name = \"site2\"", "name = \"site1\"", 1);
-    Jail::expect_with(|jail| {
-        let err = load_text(jail, &dup).expect_err("duplicate");
-        assert_eq!(err.key(), Some("sites[1].name"));
-        assert!(err.to_string().contains("expected two distinct names"));
-        Ok(())
-    });
+    expect_invalid_text(&dup, "sites[1].name", "expected two distinct names");
     expect_invalid("[[sites]]\nname = \"s3\"\n", "sites[2].cs-proxy", "missing");
 }
 
@@ -400,16 +401,12 @@ fn backoff_ranges() {
 
 #[test]
 fn cache_forbidden_with_hot_seating() {
-    Jail::expect_with(|jail| {
-        let body = BASE.replace("dn = \"7001\"", "dn = \"7001\"\nhot-seating = true");
-        let body = format!("{body}\n[startup]\ncache-preferred = true\n");
-        let err = load_text(jail, &body).expect_err("S5");
-        assert_eq!(err.key(), Some("startup.cache-preferred"));
-        assert!(err
-            .to_string()
-            .contains("must be false when agent.hot-seating = true"));
-        Ok(())
-    });
+    let body = BASE.replace("dn = \"7001\"", "dn = \"7001\"\nhot-seating = true");
+    expect_invalid_text(
+        &format!("{body}\n[startup]\ncache-preferred = true\n"),
+        "startup.cache-preferred",
+        "must be false when agent.hot-seating = true",
+    );
 }
 
 #[test]
@@ -424,13 +421,11 @@ fn failback_auto_needs_a_delay() {
 #[test]
 fn password_sources() {
     // Two sources conflict.
-    Jail::expect_with(|jail| {
-        let body = BASE.replace("dn = ", "password = \"p\"\ndn = ");
-        let err = load_text(jail, &body).expect_err("two sources");
-        assert_eq!(err.key(), Some("agent.password"));
-        assert!(err.to_string().contains("conflicting password sources"));
-        Ok(())
-    });
+    expect_invalid_text(
+        &BASE.replace("dn = ", "password = \"p\"\ndn = "),
+        "agent.password",
+        "conflicting password sources",
+    );
     // None at all: an error for real runs, on agent.password-env, in the file.
     Jail::expect_with(|jail| {
         let body = BASE.replace("password-env = \"DRCTL_AGENT_PASSWORD\"\n", "");
