@@ -45,6 +45,11 @@ fn expectations() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// [`in_ns`] of each decision of `parts`, in order.
+fn in_ns_all(parts: &[&[&str]]) -> Vec<String> {
+    parts.concat().into_iter().map(in_ns).collect()
+}
+
 /// `"40.2 switchover-completed ..."` (seconds) as `"40200000000 switchover-completed ..."`.
 fn in_ns(decision: &str) -> String {
     let (secs, rest) = decision
@@ -258,38 +263,25 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
 #[test]
 fn policy_hold_down_delays_the_next_automatic_switchover() {
     let scenario = "e1-hold-down.toml";
+    // In seconds, as in `tests/expected/`.
     let first = [
-        at(200 * MS, "startup-connected site1"),
-        at(40 * S, "switchover-started telephony-timeout site1 site2"),
-        at(
-            40 * S + 200 * MS,
-            "switchover-completed telephony-timeout site1 site2",
-        ),
+        "0.2 startup-connected site1",
+        "40 switchover-started telephony-timeout site1 site2",
+        "40.2 switchover-completed telephony-timeout site1 site2",
     ];
     let (off, _) = run_with(scenario, &[]);
-    let mut want = first.to_vec();
-    want.extend([
-        at(80 * S, "switchover-started telephony-timeout site2 site1"),
-        at(
-            80 * S + 200 * MS,
-            "switchover-completed telephony-timeout site2 site1",
-        ),
-    ]);
-    assert_eq!(no_alarms(&off), want);
+    let back = [
+        "80 switchover-started telephony-timeout site2 site1",
+        "80.2 switchover-completed telephony-timeout site2 site1",
+    ];
+    assert_eq!(no_alarms(&off), in_ns_all(&[&first, &back]));
     let (on, _) = run_with(scenario, &["policy.hold-down=120s"]);
-    let mut want = first.to_vec();
-    want.extend([
-        at(80 * S, "switchover-suppressed telephony-timeout hold-down"),
-        at(
-            160 * S + 200 * MS,
-            "switchover-started telephony-timeout site2 site1",
-        ),
-        at(
-            160 * S + 400 * MS,
-            "switchover-completed telephony-timeout site2 site1",
-        ),
-    ]);
-    assert_eq!(no_alarms(&on), want);
+    let held_back = [
+        "80 switchover-suppressed telephony-timeout hold-down",
+        "160.2 switchover-started telephony-timeout site2 site1",
+        "160.4 switchover-completed telephony-timeout site2 site1",
+    ];
+    assert_eq!(no_alarms(&on), in_ns_all(&[&first, &held_back]));
 }
 
 /// E2 `policy.failback` and `policy.failback-after`: manual stays on site2;
