@@ -68,6 +68,7 @@ pub fn drctl_bin() -> PathBuf {
 
 /// Runs `drctl` with `args` from the repository root, with no user config
 /// and a runtime dir of its own (so no two runs share a control socket).
+/// [`Drctl::run`] does the same and gives the output as text.
 pub fn drctl(args: &[&str]) -> Output {
     let runtime = tempfile::tempdir().expect("a runtime dir");
     command(args, runtime.path()).output().expect("run drctl")
