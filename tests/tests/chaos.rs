@@ -313,7 +313,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
         );
     }
     // Logged each time, and a new instance for each command after the first.
-    let faults = logged(&stderr, "ERROR");
+    let faults = logged(stderr, "ERROR");
     assert_eq!(faults.len(), 7, "{stderr}");
     assert!(
         faults.iter().all(|l| l.contains("malformed output")),
@@ -324,7 +324,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
         6,
         "{stderr}"
     );
-    assert!(logged(&stderr, "WARN").is_empty(), "{stderr}");
+    assert!(logged(stderr, "WARN").is_empty(), "{stderr}");
     // The rounds are paced by the S1 backoff: 1 s, then 2 s, each ± 20 %
     // (the real clock is never early; allow it 200 ms late).
     let t = |i: usize| recorded[i]["t"].as_u64().unwrap();
