@@ -6,21 +6,8 @@ use std::process::Output;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-/// A valid configuration for two sites.
-const BASE: &str = r#"[agent]
-username = "agent007"
-password-env = "DRCTL_AGENT_PASSWORD"
-
-[[sites]]
-name = "site1"
-cs-proxy = "csproxy-a:7000"
-app-name = "AIL_Site1"
-
-[[sites]]
-name = "site2"
-cs-proxy = "csproxy-b:7000"
-app-name = "AIL_Site2"
-"#;
+/// A valid configuration for two sites, the one `drctl-config`'s tests use.
+const BASE: &str = include_str!("../../config/tests/two-sites.toml");
 
 /// `drctl` in an empty working directory, with no inherited environment.
 fn drctl(dir: &TempDir) -> Command {
@@ -68,6 +55,13 @@ fn check_rejects(extra: &str, key: &str) {
         stderr.contains(&format!(": {key}: ")),
         "no key {key} in: {stderr}"
     );
+}
+
+/// `drctl ARGS` in `dir` is refused as bad input: exit 2, `why` on stderr.
+fn assert_bad_input(dir: &TempDir, args: &[&str], why: &str) {
+    let (out, _, stderr) = run(drctl(dir).args(args));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
 }
 
 #[test]
@@ -140,11 +134,10 @@ fn check_rejects_an_unknown_key() {
 #[test]
 fn missing_config_file_is_bad_input() {
     let dir = TempDir::new().expect("tempdir");
-    let (out, _, stderr) = run(drctl(&dir).args(["--config", "nope.toml", "config", "show"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("nope.toml: config file not found"),
-        "{stderr}"
+    assert_bad_input(
+        &dir,
+        &["--config", "nope.toml", "config", "show"],
+        "nope.toml: config file not found",
     );
 }
 
@@ -202,7 +195,7 @@ fn origin_names_the_env_var() {
         .lines()
         .find(|l| l.starts_with("sites[1].cs-proxy = "))
         .unwrap_or_else(|| panic!("no sites[1].cs-proxy in {stdout}"));
-    assert!(line.ends_with("# drctl.toml:12"), "{line}");
+    assert!(line.ends_with("# drctl.toml:14"), "{line}");
 }
 
 #[test]
@@ -231,12 +224,10 @@ fn set_overrides_file_and_env() {
         run(drctl(&dir).args(["config", "show", "--set", "policy.site-timeout=10s"]));
     assert!(stdout.contains("site-timeout = \"10s\""), "{stdout}");
 
-    let (out, _, stderr) =
-        run(drctl(&dir).args(["config", "check", "--set", "policy.site-timeout=3x"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("--set: policy.site-timeout: invalid value \"3x\""),
-        "{stderr}"
+    assert_bad_input(
+        &dir,
+        &["config", "check", "--set", "policy.site-timeout=3x"],
+        "--set: policy.site-timeout: invalid value \"3x\"",
     );
 }
 

@@ -9,23 +9,9 @@ use std::time::Duration;
 use drctl_config::{Config, ConfigError, FailbackMode, LoadOptions, Origin};
 use figment::Jail;
 
-/// A valid configuration for two sites.
-const BASE: &str = r#"
-[agent]
-username = "agent007"
-password-env = "DRCTL_AGENT_PASSWORD"
-dn = "7001"
-
-[[sites]]
-name = "site1"
-cs-proxy = "csproxy-a:7000"
-app-name = "AIL_Site1"
-
-[[sites]]
-name = "site2"
-cs-proxy = "csproxy-b:7000"
-app-name = "AIL_Site2"
-"#;
+/// A valid configuration for two sites (line 1 is a comment, so keys keep
+/// their line numbers).
+const BASE: &str = include_str!("two-sites.toml");
 
 /// Options with the standard layers, the system file moved into the jail.
 fn jail_options(jail: &Jail) -> LoadOptions {
@@ -35,11 +21,15 @@ fn jail_options(jail: &Jail) -> LoadOptions {
     }
 }
 
+/// Loads `./drctl.toml` = `text` in the jail.
+fn load_text(jail: &Jail, text: &str) -> Result<Config, ConfigError> {
+    jail.create_file("drctl.toml", text).expect("jail file");
+    Config::load(&jail_options(jail))
+}
+
 /// Loads `./drctl.toml` = BASE + `extra` in the jail.
 fn try_load(jail: &Jail, extra: &str) -> Result<Config, ConfigError> {
-    jail.create_file("drctl.toml", &format!("{BASE}{extra}"))
-        .expect("jail file");
-    Config::load(&jail_options(jail))
+    load_text(jail, &format!("{BASE}{extra}"))
 }
 
 /// Like [`try_load`], for `?` in a jail.
@@ -47,10 +37,26 @@ fn load_with(jail: &Jail, extra: &str) -> figment::Result<Config> {
     try_load(jail, extra).map_err(|e| e.to_string().into())
 }
 
+/// Loads BASE with `--set key=value` in the jail: the error it is refused
+/// with, as text.
+fn set_error(jail: &Jail, key: &str, value: &str) -> String {
+    jail.create_file("drctl.toml", BASE).expect("jail file");
+    let mut opts = jail_options(jail);
+    opts.overrides = vec![(key.into(), value.into())];
+    let err = Config::load(&opts).expect_err("the --set must be refused");
+    err.to_string()
+}
+
 /// Asserts that loading BASE + `extra` fails on `key`, with `expected` in the message.
 fn expect_invalid(extra: &str, key: &str, expected: &str) {
+    expect_invalid_text(&format!("{BASE}{extra}"), key, expected);
+}
+
+/// Asserts that loading `text` as `drctl.toml` fails on `key`, naming the
+/// file, with `expected` in the message.
+fn expect_invalid_text(text: &str, key: &str, expected: &str) {
     Jail::expect_with(|jail| {
-        let err = try_load(jail, extra).expect_err("config must be rejected");
+        let err = load_text(jail, text).expect_err("config must be rejected");
         let text = err.to_string();
         assert_eq!(err.key(), Some(key), "{text}");
         assert!(text.contains(expected), "{text:?} lacks {expected:?}");
@@ -239,12 +245,8 @@ fn set_values_parse_as_toml_else_string() {
             "strings stay strings"
         );
 
-        opts.overrides = vec![("policy..x".into(), "1".into())];
-        let err = Config::load(&opts).expect_err("bad key");
-        assert!(
-            err.to_string().starts_with("--set: policy..x: not a key"),
-            "{err}"
-        );
+        let err = set_error(jail, "policy..x", "1");
+        assert!(err.starts_with("--set: policy..x: not a key"), "{err}");
         Ok(())
     });
 }
@@ -353,8 +355,7 @@ fn sites_exactly_two_distinct_with_ports() {
     ] {
         let body = BASE.replace("csproxy-b:7000", proxy);
         Jail::expect_with(|jail| {
-            jail.create_file("drctl.toml", &body)?;
-            let result = Config::load(&jail_options(jail));
+            let result = load_text(jail, &body);
             assert_eq!(result.is_ok(), ok, "{proxy}: {result:?}");
             if let Err(e) = result {
                 assert_eq!(e.key(), Some("sites[1].cs-proxy"));
@@ -367,13 +368,7 @@ fn sites_exactly_two_distinct_with_ports() {
         });
     }
     let dup = BASE.replacen("name = \"site2\"", "name = \"site1\"", 1);
-    Jail::expect_with(|jail| {
-        jail.create_file("drctl.toml", &dup)?;
-        let err = Config::load(&jail_options(jail)).expect_err("duplicate");
-        assert_eq!(err.key(), Some("sites[1].name"));
-        assert!(err.to_string().contains("expected two distinct names"));
-        Ok(())
-    });
+    expect_invalid_text(&dup, "sites[1].name", "expected two distinct names");
     expect_invalid("[[sites]]\nname = \"s3\"\n", "sites[2].cs-proxy", "missing");
 }
 
@@ -408,19 +403,12 @@ fn backoff_ranges() {
 
 #[test]
 fn cache_forbidden_with_hot_seating() {
-    Jail::expect_with(|jail| {
-        let body = BASE.replace("dn = \"7001\"", "dn = \"7001\"\nhot-seating = true");
-        jail.create_file(
-            "drctl.toml",
-            &format!("{body}\n[startup]\ncache-preferred = true\n"),
-        )?;
-        let err = Config::load(&jail_options(jail)).expect_err("S5");
-        assert_eq!(err.key(), Some("startup.cache-preferred"));
-        assert!(err
-            .to_string()
-            .contains("must be false when agent.hot-seating = true"));
-        Ok(())
-    });
+    let body = BASE.replace("dn = \"7001\"", "dn = \"7001\"\nhot-seating = true");
+    expect_invalid_text(
+        &format!("{body}\n[startup]\ncache-preferred = true\n"),
+        "startup.cache-preferred",
+        "must be false when agent.hot-seating = true",
+    );
 }
 
 #[test]
@@ -435,19 +423,15 @@ fn failback_auto_needs_a_delay() {
 #[test]
 fn password_sources() {
     // Two sources conflict.
-    Jail::expect_with(|jail| {
-        let body = BASE.replace("dn = ", "password = \"p\"\ndn = ");
-        jail.create_file("drctl.toml", &body)?;
-        let err = Config::load(&jail_options(jail)).expect_err("two sources");
-        assert_eq!(err.key(), Some("agent.password"));
-        assert!(err.to_string().contains("conflicting password sources"));
-        Ok(())
-    });
+    expect_invalid_text(
+        &BASE.replace("dn = ", "password = \"p\"\ndn = "),
+        "agent.password",
+        "conflicting password sources",
+    );
     // None at all: an error for real runs, on agent.password-env, in the file.
     Jail::expect_with(|jail| {
         let body = BASE.replace("password-env = \"DRCTL_AGENT_PASSWORD\"\n", "");
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         let err = config.validate_agent().expect_err("no password source");
         assert_eq!(err.key(), Some("agent.password-env"));
         assert!(
@@ -461,8 +445,7 @@ fn password_sources() {
     // Username is required for real runs.
     Jail::expect_with(|jail| {
         let body = BASE.replace("username = \"agent007\"\n", "");
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         let err = config.validate_agent().expect_err("no username");
         assert_eq!(err.key(), Some("agent.username"));
         Ok(())
@@ -494,8 +477,7 @@ fn resolve_password_from_env_and_file() {
             "password-env = \"DRCTL_AGENT_PASSWORD\"",
             &format!("password-file = {:?}", file.display().to_string()),
         );
-        jail.create_file("drctl.toml", &body)?;
-        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        let config = load_text(jail, &body).map_err(|e| e.to_string())?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -534,12 +516,8 @@ fn env_and_set_errors_name_their_origin() {
         Ok(())
     });
     Jail::expect_with(|jail| {
-        jail.create_file("drctl.toml", BASE)?;
-        let mut opts = jail_options(jail);
-        opts.overrides = vec![("startup.first-site".into(), "nowhere".into())];
-        let err = Config::load(&opts).expect_err("bad set");
         assert_eq!(
-            err.to_string(),
+            set_error(jail, "startup.first-site", "nowhere"),
             "--set: startup.first-site: invalid value \"nowhere\": expected one of: site1, site2"
         );
         Ok(())

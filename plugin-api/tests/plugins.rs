@@ -45,6 +45,11 @@ impl TestHost {
         )
     }
 
+    /// An instance of the echo fixture that panics in `export`.
+    fn panicking_in(&self, export: &str) -> Instance {
+        self.create(&echo(), json!({ "panic_in": export })).unwrap()
+    }
+
     fn logged(&self, needle: &str) -> Option<LogLevel> {
         let lines = self.lines.lock().unwrap();
         lines
@@ -370,6 +375,12 @@ fn assert_panicked(err: &PluginError, export: &str) {
     )));
 }
 
+/// After its panic was reported, the instance refuses the next call.
+fn assert_poisoned(instance: &mut Instance) {
+    let err = instance.poll_output(0).unwrap_err();
+    assert!(matches!(err, PluginError::Poisoned { .. }), "{err:?}");
+}
+
 #[test]
 fn panic_in_create_is_an_error() {
     let err = TestHost::new()
@@ -384,8 +395,7 @@ fn panic_in_create_is_an_error() {
 
 #[test]
 fn panic_in_handle_poisons_the_instance() {
-    let host = TestHost::new();
-    let mut instance = host.create(&echo(), json!({"panic_in": "handle"})).unwrap();
+    let mut instance = TestHost::new().panicking_in("handle");
     let err = instance.handle(0, &command(1, connect("x"))).unwrap_err();
     assert_panicked(&err, "handle");
     // Later calls are refused cleanly, naming the original panic.
@@ -408,84 +418,65 @@ fn panic_in_handle_poisons_the_instance() {
 
 #[test]
 fn panic_in_poll_output_is_an_error() {
-    let host = TestHost::new();
-    let mut instance = host
-        .create(&echo(), json!({"panic_in": "poll_output"}))
-        .unwrap();
+    let mut instance = TestHost::new().panicking_in("poll_output");
     instance.handle(0, &command(1, connect("x"))).unwrap();
     assert_panicked(&instance.poll_output(0).unwrap_err(), "poll_output");
-    assert!(matches!(
-        instance.poll_output(0).unwrap_err(),
-        PluginError::Poisoned { .. }
-    ));
+    assert_poisoned(&mut instance);
 }
 
 #[test]
 fn panic_in_poll_timeout_is_an_error() {
     let host = TestHost::new();
-    let instance = host
-        .create(&echo(), json!({"panic_in": "poll_timeout"}))
-        .unwrap();
+    let instance = host.panicking_in("poll_timeout");
     assert_panicked(&instance.try_poll_timeout().unwrap_err(), "poll_timeout");
 
     // The infallible form yields None and the next call reports the panic.
-    let mut instance = host
-        .create(&echo(), json!({"panic_in": "poll_timeout"}))
-        .unwrap();
+    let mut instance = host.panicking_in("poll_timeout");
     assert_eq!(instance.poll_timeout(), None);
     assert_panicked(&instance.poll_output(0).unwrap_err(), "poll_timeout");
-    assert!(matches!(
-        instance.poll_output(0).unwrap_err(),
-        PluginError::Poisoned { .. }
-    ));
+    assert_poisoned(&mut instance);
 }
 
 #[test]
 fn panic_in_drop_is_logged_not_fatal() {
     let host = TestHost::new();
-    let instance = host.create(&echo(), json!({"panic_in": "drop"})).unwrap();
-    drop(instance);
+    drop(host.panicking_in("drop"));
     assert_eq!(
         host.logged("backend panicked while being dropped: echo fixture: panic in drop"),
         Some(LogLevel::Error)
     );
 }
 
+/// Loading the fixture `name` fails with `message` (`{path}` in it standing
+/// for the fixture's path); the error.
+fn refused_fixture(name: &str, message: &str) -> PluginError {
+    let path = fixture(name);
+    let err = loader::load(&path).unwrap_err();
+    let path = path.display().to_string();
+    assert_eq!(err.to_string(), message.replace("{path}", &path));
+    err
+}
+
 #[test]
 fn abi_major_mismatch_is_refused_with_both_versions() {
-    let path = fixture("abi2");
-    let err = loader::load(&path).unwrap_err();
-    assert!(matches!(err, PluginError::AbiMismatch { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "plugin {} speaks drctl plugin ABI 2.3, this drctl speaks 1.1",
-            path.display()
-        )
+    let err = refused_fixture(
+        "abi2",
+        "plugin {path} speaks drctl plugin ABI 2.3, this drctl speaks 1.1",
     );
+    assert!(matches!(err, PluginError::AbiMismatch { .. }), "{err:?}");
 }
 
 #[test]
 fn not_a_plugin_is_refused() {
-    let path = fixture("badmagic");
-    let err = loader::load(&path).unwrap_err();
-    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{} is not a drctl plugin: bad magic 0x0bad0bad0bad0bad in its header (expected 0x445243544c504c47)",
-            path.display()
-        )
+    let err = refused_fixture(
+        "badmagic",
+        "{path} is not a drctl plugin: bad magic 0x0bad0bad0bad0bad in its header (expected 0x445243544c504c47)",
     );
+    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err:?}");
 
-    let path = fixture("nosym");
-    let err = loader::load(&path).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{} is not a drctl plugin: it does not export `drctl_plugin_entry`",
-            path.display()
-        )
+    refused_fixture(
+        "nosym",
+        "{path} is not a drctl plugin: it does not export `drctl_plugin_entry`",
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,16 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// A new temporary directory that only this user may write (mode 755), by
+/// its canonical path (no symlink in it, so the loader's checks see only
+/// what the test makes): the guard that removes it, and the path.
+fn private_base() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().canonicalize().unwrap();
+    set_mode(&base, 0o755);
+    (root, base)
+}
+
 /// `dir` made with `mode`, holding a copy of fixture `name` as `file`.
 fn plugin_dir(dir: &Path, mode: u32, name: &str, file: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -40,9 +50,7 @@ fn plugin_dir(dir: &Path, mode: u32, name: &str, file: &str) -> PathBuf {
 #[test]
 fn a_symlink_swapped_during_loading_never_loads_the_other_library() {
     const FILE: &str = "libdrctl_plugin_raced.so";
-    let root = tempfile::tempdir().unwrap();
-    let base = root.path().canonicalize().unwrap();
-    set_mode(&base, 0o755);
+    let (_root, base) = private_base();
     plugin_dir(&base.join("good"), 0o755, "echo", FILE);
     // Anyone could have put this library there: it must never run.
     plugin_dir(&base.join("bad"), 0o777, "badjson", FILE);
@@ -111,9 +119,7 @@ fn a_symlink_swapped_during_loading_never_loads_the_other_library() {
 #[test]
 fn a_world_writable_ancestor_is_refused_a_sticky_one_is_not() {
     const FILE: &str = "libdrctl_plugin_nested.so";
-    let root = tempfile::tempdir().unwrap();
-    let base = root.path().canonicalize().unwrap();
-    set_mode(&base, 0o755);
+    let (_root, base) = private_base();
 
     let open = base.join("open");
     let lib = plugin_dir(&open.join("plugins"), 0o755, "echo", FILE);
@@ -163,9 +169,7 @@ fn a_world_writable_ancestor_is_refused_a_sticky_one_is_not() {
 /// open for reading) or a directory is refused by name.
 #[test]
 fn only_regular_files_are_loaded() {
-    let root = tempfile::tempdir().unwrap();
-    let base = root.path().canonicalize().unwrap();
-    set_mode(&base, 0o755);
+    let (_root, base) = private_base();
     let fifo = base.join("libdrctl_plugin_fifo.so");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.

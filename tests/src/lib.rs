@@ -1,8 +1,20 @@
 //! Helpers for end-to-end tests: build the binary and its plugins once, run
-//! `drctl`, and read its decision records.
+//! `drctl` ([`Drctl`], [`Ran`]) or start it ([`Running`], [`Watcher`]) in a
+//! [`TestDir`], and read its decision records.
 
 pub mod ail;
+pub mod dir;
+pub mod run;
+pub mod running;
 pub mod service;
+pub mod watcher;
+
+pub use dir::{
+    agent_config, control_section, read_test_scenario, test_scenario, TestDir, TWO_SITES,
+};
+pub use run::{Drctl, Ran};
+pub use running::{Running, PATIENCE};
+pub use watcher::Watcher;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -57,6 +69,7 @@ pub fn drctl_bin() -> PathBuf {
 
 /// Runs `drctl` with `args` from the repository root, with no user config
 /// and a runtime dir of its own (so no two runs share a control socket).
+/// [`Drctl::run`] does the same and gives the output as text.
 pub fn drctl(args: &[&str]) -> Output {
     let runtime = tempfile::tempdir().expect("a runtime dir");
     command(args, runtime.path()).output().expect("run drctl")
@@ -87,6 +100,11 @@ pub fn command(args: &[&str], runtime: &Path) -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// `bytes` as text (invalid UTF-8 replaced).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Decision records on stdout (`--output json`), one compact line each:
@@ -130,6 +148,52 @@ pub fn recorded(path: &Path) -> Vec<serde_json::Value> {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a record: {line:?}: {e}"))
         })
         .collect()
+}
+
+/// Decision records (as [`records`] gives them) without their times.
+pub fn without_times(records: &[String]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            r.split_once(' ')
+                .map_or(r.as_str(), |(_, rest)| rest)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The records of the recording at `path`, each as `"<kind> <what>"`: the
+/// operator's action, the command's type or the result's type
+/// (`"operator shutdown"`, `"command shutdown"`, `"result done"`).
+pub fn recorded_steps(path: &Path) -> Vec<String> {
+    recorded(path)
+        .iter()
+        .map(|r| {
+            let what = [&r["action"], &r["command"]["type"], &r["result"]["type"]]
+                .iter()
+                .find_map(|v| v.as_str())
+                .unwrap_or_default();
+            format!("{} {what}", r["kind"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// `drctl replay REC --check EXTRA...` must say the recording replays
+/// identically (exit 0, `identical: ...`).
+pub fn assert_replays_identically(rec: &Path, extra: &[&str]) {
+    let out = Drctl::new(&["replay"])
+        .arg(rec)
+        .arg("--check")
+        .args(extra)
+        .run();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}\n{}",
+        out.all(),
+        std::fs::read_to_string(rec).unwrap_or_default()
+    );
+    assert!(out.stdout.starts_with("identical:"), "{}", out.stdout);
 }
 
 /// Polls `cond` every 50 ms until it holds; panics naming `what` after `within`.
@@ -187,10 +251,36 @@ impl Lines {
         }
     }
 
+    /// The next line (at most 30 s away).
+    pub fn next_line(&mut self) -> String {
+        let line = self
+            .rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no line after {:#?}", self.seen));
+        self.seen.push(line.clone());
+        line
+    }
+
     /// Every line left, up to the end of the stream (the child has exited).
     pub fn rest(&mut self) -> &[String] {
         self.seen.extend(self.rx.iter());
         &self.seen
+    }
+
+    /// [`Lines::rest`], failing the test if the stream is still open after
+    /// `within` (something still holds drctl's stdout).
+    pub fn rest_within(&mut self, within: Duration) -> &[String] {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("drctl's stdout did not reach EOF within {within:?}")
+                }
+            }
+        }
     }
 }
 

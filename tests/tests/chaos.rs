@@ -3,98 +3,63 @@
 //! `backend-disconnected` alarm where the agent had a session, replaces the
 //! instance and carries on.
 
-use drctl_e2e::{drctl, drctl_bin, records};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use drctl_e2e::{
+    agent_config, assert_replays_identically, drctl_bin, recorded, Drctl, Ran, TestDir,
+};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const PASSWORD: &str = "hunter2-chaos-known";
 
-fn config(dir: &Path, backend: &str, fault: &str) -> String {
-    let path = dir.join("drctl.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[agent]\nusername = \"agent007\"\npassword = \"{PASSWORD}\"\n\
-             [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-             [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
-             [backend]\nname = \"{backend}\"\ncommand-timeout = \"2s\"\n\
+/// Writes `dir`'s `drctl.toml`: agent007 with [`PASSWORD`], two sites, the
+/// backend `backend` with `fault` for the chaos fixture; its path.
+fn config(dir: &TestDir, backend: &str, fault: &str) -> String {
+    let agent = agent_config(&format!("password = \"{PASSWORD}\""));
+    dir.file(
+        "drctl.toml",
+        &format!(
+            "{agent}[backend]\nname = \"{backend}\"\ncommand-timeout = \"2s\"\n\
              [backend.chaos]\nfault = {fault}\n"
         ),
     )
-    .unwrap();
-    path.to_string_lossy().into_owned()
 }
 
 /// `drctl -v watch` on the chaos backend for 60 s of virtual time, recorded;
 /// a run still going after 2 minutes (a host stuck on a faulty instance) is
 /// killed and fails the test.
-fn watch(fault: &str) -> (Output, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "chaos", fault);
-    let rec = dir.path().join("run.jsonl");
-    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = drctl_e2e::command(
-        &[
-            "--config",
-            &cfg,
-            "-v",
-            "watch",
-            "--clock",
-            "virtual",
-            "--for",
-            "60s",
-            "--output",
-            "json",
-            "--record",
-            &rec.to_string_lossy(),
-        ],
-        dir.path(),
-    )
-    .stdout(std::fs::File::create(&stdout).unwrap())
-    .stderr(std::fs::File::create(&stderr).unwrap())
-    .spawn()
-    .unwrap();
-    let status = drctl_e2e::wait_within(&mut child, Duration::from_secs(120));
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "drctl still running after 2 minutes:\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-    };
-    let out = Output {
-        status,
-        stdout: std::fs::read(&stdout).unwrap_or_default(),
-        stderr: std::fs::read(&stderr).unwrap_or_default(),
-    };
+fn watch(fault: &str) -> (Ran, String, TestDir) {
+    let dir = TestDir::new();
+    let cfg = config(&dir, "chaos", fault);
+    let rec = dir.at("run.jsonl");
+    let out = Drctl::new(&["-v", "watch", "--for", "60s"])
+        .config(&cfg)
+        .virtual_clock()
+        .json()
+        .record(&rec)
+        .spawn(dir.path())
+        .finish_within(Duration::from_secs(120));
     let recording = std::fs::read_to_string(&rec).unwrap_or_default();
     (out, recording, dir)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Decisions as `"<t ns> <type> <fields>"`.
-fn decisions(out: &Output) -> Vec<String> {
-    records(&out.stdout)
+fn decisions(out: &Ran) -> Vec<String> {
+    out.records()
 }
 
 /// The run survived the fault: exit 0, the fault logged once, no password anywhere.
-fn survived(out: &Output, recording: &str, fault_log: &str) {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+fn survived(out: &Ran, recording: &str, fault_log: &str) {
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(0), "{stderr}");
     assert!(stderr.contains(fault_log), "{fault_log:?} not in\n{stderr}");
-    for place in [&stderr, &text(&out.stdout), &recording.to_owned()] {
+    for place in [stderr, &out.stdout, recording] {
         assert!(!place.contains(PASSWORD), "the password leaked");
     }
     assert!(recording.lines().count() > 3, "the recording was written");
 }
 
 /// The alarm and the reconnect that follow a fault at 5 s (connects take 100 ms).
-fn reconnected_after_fault_at_5s(out: &Output) {
+fn reconnected_after_fault_at_5s(out: &Ran) {
     let got = decisions(out);
     assert_eq!(
         got,
@@ -105,7 +70,7 @@ fn reconnected_after_fault_at_5s(out: &Output) {
             "5100000000 alarm-cleared backend-disconnected",
         ],
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
 }
 
@@ -121,9 +86,7 @@ fn a_panic_in_poll_output_replaces_the_instance() {
     // The recording holds what the engine saw (the disconnection included)
     // and replays to the same decisions.
     assert!(rec.contains("\"event\":{\"type\":\"disconnected\"}"));
-    let path = dir.path().join("run.jsonl");
-    let check = drctl(&["replay", &path.to_string_lossy(), "--check"]);
-    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    assert_replays_identically(&dir.path().join("run.jsonl"), &[]);
 }
 
 /// Lines of `stderr` at `level` (`"ERROR"`, `"WARN"`, ...).
@@ -194,10 +157,10 @@ fn a_panic_in_poll_timeout_replaces_the_instance() {
             "200000000 alarm-cleared backend-disconnected",
         ],
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
     // Logged once, then the instance replaced; nothing else went wrong.
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     let errors = logged(&stderr, "ERROR");
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("backend fault:") && errors[0].contains("panic in poll_timeout"));
@@ -207,7 +170,7 @@ fn a_panic_in_poll_timeout_replaces_the_instance() {
     assert!(restarted_at > fault_at, "{stderr}");
     assert_eq!(stderr.matches("backend instance restarted").count(), 1);
     // The retry: a second connect, answered by the new instance with a new epoch.
-    let recorded = drctl_e2e::recorded(&dir.path().join("run.jsonl"));
+    let recorded = recorded(&dir.path().join("run.jsonl"));
     let connects: Vec<String> = shape(&recorded)
         .into_iter()
         .filter(|l| {
@@ -226,9 +189,7 @@ fn a_panic_in_poll_timeout_replaces_the_instance() {
             "result connected 2",
         ]
     );
-    let path = dir.path().join("run.jsonl");
-    let check = drctl(&["replay", &path.to_string_lossy(), "--check"]);
-    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    assert_replays_identically(&dir.path().join("run.jsonl"), &[]);
 }
 
 #[test]
@@ -285,7 +246,7 @@ fn a_backend_that_keeps_asking_to_be_polled_is_replaced() {
 fn events_of_another_epoch_and_unknown_results_change_nothing() {
     for mode in ["future-epoch", "stale-epoch", "bad-result"] {
         let (out, rec, _dir) = watch(&format!("{{ mode = \"{mode}\", at = \"5s\" }}"));
-        assert_eq!(out.status.code(), Some(0), "{mode}: {}", text(&out.stderr));
+        assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
         assert_eq!(
             decisions(&out),
             ["100000000 startup-connected site1"],
@@ -302,34 +263,29 @@ fn events_of_another_epoch_and_unknown_results_change_nothing() {
 /// backoff (both sites, then 1 s ± 20 %, then 2 s ± 20 %).
 #[test]
 fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let lib: PathBuf = drctl_bin().with_file_name(format!(
         "{}drctl_fixture_badjson{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
     let cfg = config(
-        dir.path(),
+        &dir,
         &lib.to_string_lossy(),
         "{ mode = \"none\", at = \"0s\" }",
     );
-    let rec = dir.path().join("run.jsonl");
+    let rec = PathBuf::from(dir.at("run.jsonl"));
     // Not DETERMINISTIC: the real clock. Rounds start at 0, 1 s ± 0.2 s and
     // 2.6 s to 3.6 s; the fourth could not start before 5.8 s.
-    let out = drctl(&[
-        "--config",
-        &cfg,
-        "watch",
-        "--for",
-        "4500ms",
-        "--record",
-        &rec.to_string_lossy(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(out.stdout.is_empty(), "no decision: {}", text(&out.stdout));
+    let out = Drctl::new(&["watch", "--for", "4500ms"])
+        .config(&cfg)
+        .record(&rec)
+        .run();
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(0), "{stderr}");
+    assert!(out.stdout.is_empty(), "no decision: {}", out.stdout);
     assert!(!stderr.contains(PASSWORD));
-    let recorded = drctl_e2e::recorded(&rec);
+    let recorded = recorded(&rec);
     let round = [
         "command connect site1",
         "result error null",
@@ -346,7 +302,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
         shape(&recorded),
         want,
         "{}",
-        text(&std::fs::read(&rec).unwrap())
+        std::fs::read_to_string(&rec).unwrap()
     );
     // Every command failed with the fault that replaced its instance.
     for r in recorded.iter().filter(|r| r["kind"] == "result") {
@@ -357,7 +313,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
         );
     }
     // Logged each time, and a new instance for each command after the first.
-    let faults = logged(&stderr, "ERROR");
+    let faults = logged(stderr, "ERROR");
     assert_eq!(faults.len(), 7, "{stderr}");
     assert!(
         faults.iter().all(|l| l.contains("malformed output")),
@@ -368,7 +324,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
         6,
         "{stderr}"
     );
-    assert!(logged(&stderr, "WARN").is_empty(), "{stderr}");
+    assert!(logged(stderr, "WARN").is_empty(), "{stderr}");
     // The rounds are paced by the S1 backoff: 1 s, then 2 s, each ± 20 %
     // (the real clock is never early; allow it 200 ms late).
     let t = |i: usize| recorded[i]["t"].as_u64().unwrap();
@@ -387,24 +343,20 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
 /// the fault, within the 2 s command timeout, so the test can see it up).
 #[test]
 fn backend_faults_are_counted_in_the_metrics() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let port = drctl_e2e::free_port();
     let cfg = config(
-        dir.path(),
+        &dir,
         "chaos",
         r#"{ mode = "panic-poll", at = "2s", hold = "1500ms" }"#,
     );
     let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
-    text_cfg.push_str(&format!(
-        "[metrics]\nlisten = \"127.0.0.1:{port}\"\n[control]\nsocket = \"{}\"\n",
-        dir.path().join("ctl.sock").display()
-    ));
+    text_cfg.push_str(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    text_cfg.push_str(&drctl_e2e::control_section(&dir.socket()));
     std::fs::write(&cfg, text_cfg).unwrap();
-    let mut child = drctl_e2e::command(&["--config", &cfg, "watch", "--for", "60s"], dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let watch = Drctl::new(&["watch", "--for", "60s"])
+        .config(&cfg)
+        .spawn(dir.path());
     let alarm = |v: u8| {
         format!("drctl_alarm_active{{agent=\"agent007\",alarm=\"backend-disconnected\"}} {v}\n")
     };
@@ -423,6 +375,6 @@ fn backend_faults_are_counted_in_the_metrics() {
     };
     seen("the fault up", &[alarm(1), faults(1)]);
     seen("the agent back", &[alarm(0), faults(1), site1.to_owned()]);
-    drctl_e2e::signal(&child, "-INT");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    watch.signal(libc::SIGINT);
+    assert_eq!(watch.finish().code, Some(0));
 }

@@ -1,70 +1,47 @@
 //! `drctl startup`, `drctl switch` and `watch` on the real clock, end to end.
 
-use drctl_e2e::{drctl, records};
+use drctl_e2e::{
+    assert_replays_identically, recorded_steps, test_scenario, without_times, Drctl, Ran, TestDir,
+};
 
 const SC: &str = "plugins/mock/scenarios";
 
-fn code(out: &std::process::Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn startup(scenario: &str, extra: &[&str]) -> std::process::Output {
-    let path = format!("{SC}/{scenario}");
-    let mut args = vec![
-        "startup",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-    ];
-    args.extend_from_slice(extra);
-    drctl(&args)
+/// `drctl startup` of a shipped scenario on the virtual clock.
+fn startup(scenario: &str, extra: &[&str]) -> Ran {
+    Drctl::mock("startup", format!("{SC}/{scenario}"))
+        .virtual_clock()
+        .args(extra)
+        .run()
 }
 
 #[test]
 fn startup_exit_codes_say_where_the_agent_landed() {
-    assert_eq!(
-        code(&startup("s4-relocate-to-preferred.toml", &[])),
-        Some(0)
-    );
-    assert_eq!(
-        code(&startup("s4-preferred-unreachable.toml", &[])),
-        Some(3)
-    );
+    assert_eq!(startup("s4-relocate-to-preferred.toml", &[]).code, Some(0));
+    assert_eq!(startup("s4-preferred-unreachable.toml", &[]).code, Some(3));
     let out = startup(
         "s1-both-sites-down-backoff.toml",
         &["--set", "startup.timeout=10s"],
     );
-    assert_eq!(code(&out), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("startup.timeout"));
+    assert_eq!(out.code, Some(4));
+    assert!(out.stderr.contains("startup.timeout"));
 }
 
-fn switch(extra: &[&str]) -> std::process::Output {
-    let path = format!("{SC}/w3-operator-switch.toml");
-    let mut args = vec![
-        "switch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    drctl(&args)
+/// `drctl switch --output json` of the operator-switch scenario on the virtual clock.
+fn switch(extra: &[&str]) -> Ran {
+    Drctl::mock("switch", format!("{SC}/w3-operator-switch.toml"))
+        .virtual_clock()
+        .json()
+        .args(extra)
+        .run()
 }
 
 #[test]
 fn switch_runs_the_drill_verifies_and_prints_the_timing_table() {
     let out = switch(&["--yes", "--to", "site2"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), Some(0), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(0), "{stderr}");
     assert_eq!(
-        records(&out.stdout),
+        out.records(),
         vec![
             "200000000 startup-connected site1",
             "200000000 switchover-started operator site1 site2",
@@ -86,8 +63,8 @@ fn switch_runs_the_drill_verifies_and_prints_the_timing_table() {
 #[test]
 fn switch_to_the_current_site_fails_without_changing_anything() {
     let out = switch(&["--yes", "--to", "site1"]);
-    assert_eq!(code(&out), Some(2));
-    let recs = records(&out.stdout);
+    assert_eq!(out.code, Some(2));
+    let recs = out.records();
     assert!(
         recs.iter().all(|r| !r.contains("switchover-started")),
         "{recs:?}"
@@ -97,16 +74,16 @@ fn switch_to_the_current_site_fails_without_changing_anything() {
 #[test]
 fn switch_refuses_without_yes_when_not_on_a_terminal() {
     let out = switch(&[]);
-    assert_eq!(code(&out), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("--yes"));
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn switch_dry_run_prints_the_plan_and_connects_nowhere() {
     let out = switch(&["--dry-run", "--to", "site2"]);
-    assert_eq!(code(&out), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let stdout = &out.stdout;
     assert!(
         stdout.contains("kill the AIL factory") && stdout.contains("dry run"),
         "{stdout}"
@@ -117,52 +94,14 @@ fn switch_dry_run_prints_the_plan_and_connects_nowhere() {
 #[test]
 fn watch_runs_on_the_real_clock() {
     // The demo's story, scaled down to about two seconds of wall time.
-    let dir = std::env::temp_dir().join(format!("drctl-e2e-real-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("short-demo.toml");
-    std::fs::write(
-        &path,
-        r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site2"
-connect-latency = "50ms"
-register-delay = "100ms"
-site-timeout = "1s"
-end = "2500ms"
-
-[[events]]
-at = "500ms"
-site = "site1"
-set = { telephony = "off" }
-"#,
-    )
-    .unwrap();
-    let p = path.to_string_lossy().into_owned();
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &p,
-        "--until-end",
-        "--output",
-        "json",
-    ]);
-    let _ = std::fs::remove_dir_all(&dir);
+    let out = Drctl::watch(test_scenario("short-demo.toml"))
+        .arg("--until-end")
+        .json()
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let recs = out.records();
     assert_eq!(
-        code(&out),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs = records(&out.stdout);
-    let kinds: Vec<String> = recs
-        .iter()
-        .map(|r| r.split(' ').skip(1).collect::<Vec<_>>().join(" "))
-        .collect();
-    assert_eq!(
-        kinds,
+        without_times(&recs),
         vec![
             "startup-connected site2",
             "switchover-started startup-relocate site2 site1",
@@ -179,9 +118,9 @@ set = { telephony = "off" }
 
 #[test]
 fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
-    let out = drctl(&["plugins", "list"]);
-    assert_eq!(code(&out), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = Drctl::new(&["plugins", "list"]).run();
+    assert_eq!(out.code, Some(0));
+    let stdout = &out.stdout;
     for name in ["mock", "replay"] {
         let line = stdout
             .lines()
@@ -202,56 +141,26 @@ fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
 /// the sink a second) when the signal came, and both went out.
 #[test]
 fn watch_stops_cleanly_on_sigint() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let rec = dir.path().join("run.jsonl");
-    let sink_log = dir.path().join("sink.log");
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[control]\nsocket = \"{}\"\n\
-             [[alarms.sinks]]\ntype = \"exec\"\ntimeout = \"10s\"\n\
-             command = [\"sh\", \"-c\", \"sleep 1; echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON >> {}\"]\n",
-            dir.path().join("ctl.sock").display(),
-            sink_log.display()
-        ),
-    )
-    .unwrap();
-    let mut child = drctl_e2e::command(
-        &[
-            "--config",
-            &config.to_string_lossy(),
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--output",
-            "json",
-            "--record",
-            &rec.to_string_lossy(),
-        ],
-        dir.path(),
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn drctl");
-    let mut lines = drctl_e2e::Lines::of(&mut child);
+    let dir = TestDir::new();
+    let rec = dir.at("run.jsonl");
+    let sink_log = dir.at("sink.log");
+    let config = dir.control_config(&format!(
+        "[[alarms.sinks]]\ntype = \"exec\"\ntimeout = \"10s\"\n\
+         command = [\"sh\", \"-c\", \"sleep 1; echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON >> {sink_log}\"]\n"
+    ));
+    let mut watch = Drctl::watch(format!("{SC}/demo.toml"))
+        .config(&config)
+        .json()
+        .record(&rec)
+        .spawn(dir.path());
     // The third decision: the relocation to the preferred site is over.
-    lines.wait_for("\"switchover-completed\"");
-    drctl_e2e::signal(&child, "-INT");
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("watch stopped"), "{stderr}");
-    let stdout: String = lines.rest().iter().map(|l| format!("{l}\n")).collect();
-    let kinds: Vec<String> = records(stdout.as_bytes())
-        .iter()
-        .map(|r| r.split(' ').skip(1).collect::<Vec<_>>().join(" "))
-        .collect();
+    watch.lines.wait_for("\"switchover-completed\"");
+    watch.signal(libc::SIGINT);
+    let out = watch.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("watch stopped"), "{}", out.stderr);
     assert_eq!(
-        kinds,
+        without_times(&out.records()),
         [
             "startup-connected site2",
             "switchover-started startup-relocate site2 site1",
@@ -260,32 +169,13 @@ fn watch_stops_cleanly_on_sigint() {
     );
     // Shutdown sent and the recording closed: it ends with the operator's
     // shutdown, the shutdown command and its answer, and replays as recorded.
-    let recorded = drctl_e2e::recorded(&rec);
-    let tail: Vec<String> = recorded[recorded.len() - 3..]
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["kind"].as_str().unwrap_or_default(),
-                [&r["action"], &r["command"]["type"], &r["result"]["type"]]
-                    .iter()
-                    .find_map(|v| v.as_str())
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
+    let steps = recorded_steps(rec.as_ref());
     assert_eq!(
-        tail,
+        steps[steps.len() - 3..],
         ["operator shutdown", "command shutdown", "result done"]
     );
     assert!(std::fs::read_to_string(&rec).unwrap().ends_with('\n'));
-    let check = drctl(&["replay", &rec.to_string_lossy(), "--check"]);
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert_replays_identically(rec.as_ref(), &[]);
     // Sinks drained: both notifications went out after the signal.
     assert_eq!(
         std::fs::read_to_string(&sink_log).unwrap_or_default(),

@@ -1,6 +1,6 @@
 //! Bad input never panics: exit 2 with a message naming the file (SPEC §9).
 
-use drctl_e2e::drctl;
+use drctl_e2e::{Drctl, Ran};
 use std::io::Write;
 
 /// A scenario file with `text`, removed when dropped.
@@ -13,22 +13,15 @@ fn scenario(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
-fn watch(path: &str) -> std::process::Output {
-    drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        path,
-        "--clock",
-        "virtual",
-        "--until-end",
-    ])
+/// `drctl watch` of the scenario at `path` on the virtual clock to its end.
+fn watch(path: &str) -> Ran {
+    Drctl::watch(path).virtual_to_end().run()
 }
 
-fn assert_bad_input(out: &std::process::Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+/// Exit 2, every one of `needles` in the message, and no panic.
+fn assert_bad_input(out: &Ran, needles: &[&str]) {
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "stderr: {stderr}");
     for n in needles {
         assert!(stderr.contains(n), "{n:?} not in {stderr}");
     }
@@ -61,15 +54,10 @@ fn unknown_key_in_a_scenario_names_file_line_and_key() {
 
 #[test]
 fn missing_plugin_lists_where_it_looked() {
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "nosuch",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--clock",
-        "virtual",
-    ]);
+    let out = Drctl::new(&["watch", "--backend", "nosuch"])
+        .args(&["--scenario", "plugins/mock/scenarios/demo.toml"])
+        .virtual_clock()
+        .run();
     assert_bad_input(&out, &["nosuch"]);
 }
 
@@ -96,12 +84,8 @@ fn plugin_of_another_abi_major_is_refused_naming_both_versions() {
             .join(lib.file_name().unwrap())
     };
     let lib = lib.to_string_lossy().into_owned();
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        &lib,
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-    ]);
+    let out = Drctl::new(&["watch", "--backend", &lib])
+        .args(&["--scenario", "plugins/mock/scenarios/demo.toml"])
+        .run();
     assert_bad_input(&out, &[&lib, "ABI 2", "1.1"]);
 }

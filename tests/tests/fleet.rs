@@ -1,58 +1,31 @@
 //! Fleet mode end to end: many agents in one watcher, and `drctl simulate`.
 
-use drctl_e2e::drctl;
+use drctl_e2e::{test_scenario, Drctl, TestDir};
 
 /// Site1 is lost at 60 s; site-timeout 30 s.
-const OUTAGE: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-site-timeout = "30s"
-register-delay = "2s"
-end = "5m"
+const OUTAGE: &str = "site1-lost-at-60s.toml";
 
-[[events]]
-at = "60s"
-site = "site1"
-set = { telephony = "off", reachable = false }
-"#;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// `drctl simulate` of [`OUTAGE`] with `extra`.
+fn simulate(extra: &[&str]) -> Drctl {
+    Drctl::new(&["simulate", "--scenario", &test_scenario(OUTAGE)]).args(extra)
 }
 
-fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> String {
-    let p = dir.path().join(name);
-    std::fs::write(&p, body).unwrap();
-    p.to_string_lossy().into_owned()
-}
+/// An agents file: ann and bob.
+const ANN_AND_BOB: &str = "[[agents]]\nusername = \"ann\"\n[[agents]]\nusername = \"bob\"\n";
 
 #[test]
 fn a_fleet_watch_names_the_agent_of_every_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let agents = write(
-        &dir,
-        "agents.toml",
-        "[[agents]]\nusername = \"ann\"\n[[agents]]\nusername = \"bob\"\n",
-    );
-    let scenario = "plugins/mock/scenarios/d1-telephony-timeout.toml";
-    let base = [
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        scenario,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--agents",
-        &agents,
-    ];
-    let mut json_args = base.to_vec();
-    json_args.extend(["--output", "json"]);
-    let out = drctl(&json_args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout)
+    let dir = TestDir::new();
+    let agents = dir.file("agents.toml", ANN_AND_BOB);
+    let watch = |agents: &str| {
+        Drctl::watch("plugins/mock/scenarios/d1-telephony-timeout.toml")
+            .virtual_to_end()
+            .args(&["--agents", agents])
+    };
+    let out = watch(&agents).json().run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -74,8 +47,7 @@ fn a_fleet_watch_names_the_agent_of_every_decision() {
     }
     assert!(lines.iter().all(|d| d["agent"].is_string()));
 
-    let out = drctl(&base);
-    let shown = text(&out.stdout);
+    let shown = watch(&agents).run().stdout;
     assert!(
         shown.contains(
             "+40.000s  bob        switchover-started     telephony-timeout site1 -> site2"
@@ -84,12 +56,10 @@ fn a_fleet_watch_names_the_agent_of_every_decision() {
     );
 
     // A bad agents file names itself and the key.
-    let bad = write(&dir, "bad.toml", "[[agents]]\nusrname = \"x\"\n");
-    let mut args = base.to_vec();
-    args[9] = &bad;
-    let out = drctl(&args);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
+    let bad = dir.file("bad.toml", "[[agents]]\nusrname = \"x\"\n");
+    let out = watch(&bad).run();
+    assert_eq!(out.code, Some(2));
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("bad.toml") && stderr.contains("usrname"),
         "{stderr}"
@@ -98,23 +68,11 @@ fn a_fleet_watch_names_the_agent_of_every_decision() {
 
 #[test]
 fn simulate_reports_recovery_and_login_rates() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(&dir, "outage.toml", OUTAGE);
-    let svg = dir.path().join("fleet.svg");
-    let svg_arg = svg.to_string_lossy().into_owned();
-    let out = drctl(&[
-        "simulate",
-        "--scenario",
-        &scenario,
-        "--agents",
-        "200",
-        "--output",
-        "json",
-        "--plot",
-        &svg_arg,
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = TestDir::new();
+    let svg = dir.at("fleet.svg");
+    let out = simulate(&["--agents", "200", "--output", "json", "--plot", &svg]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
     assert_eq!(r["agents"], 200);
     assert_eq!(r["recovered"], 200);
     assert_eq!(r["still_down"], 0);
@@ -129,8 +87,7 @@ fn simulate_reports_recovery_and_login_rates() {
         chart.starts_with("<svg") && chart.contains("\nsite1\n") && chart.contains("\nsite2\n")
     );
 
-    let out = drctl(&["simulate", "--scenario", &scenario, "--agents", "50"]);
-    let shown = text(&out.stdout);
+    let shown = simulate(&["--agents", "50"]).run().stdout;
     assert!(
         shown.contains(
             "50 agents, 300s simulated: 50 recovered at another site, 0 not in service at the end"
@@ -141,21 +98,12 @@ fn simulate_reports_recovery_and_login_rates() {
 
 #[test]
 fn more_switchover_jitter_lowers_the_peak_login_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = write(&dir, "outage.toml", OUTAGE);
-    let out = drctl(&[
-        "simulate",
-        "--scenario",
-        &scenario,
-        "--agents",
-        "400",
-        "--compare",
-        "policy.switchover-jitter=0s,30s,120s",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = simulate(&["--agents", "400"])
+        .args(&["--compare", "policy.switchover-jitter=0s,30s,120s"])
+        .json()
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     let peaks: Vec<u64> = rows
         .iter()
         .map(|r| {
@@ -175,56 +123,37 @@ fn more_switchover_jitter_lowers_the_peak_login_rate() {
     assert!(p50[0] < p50[1] && p50[1] < p50[2], "{p50:?}");
     assert!(rows.iter().all(|r| r["report"]["recovered"] == 400));
 
-    let text_out = drctl(&[
-        "simulate",
-        "--scenario",
-        &scenario,
-        "--agents",
-        "20",
-        "--compare",
-        "policy.switchover-jitter=0s,30s",
-    ]);
-    let table = text(&text_out.stdout);
+    let table = simulate(&["--agents", "20"])
+        .args(&["--compare", "policy.switchover-jitter=0s,30s"])
+        .run()
+        .stdout;
     assert!(table.starts_with("policy.switchover-jitter"), "{table}");
     assert_eq!(table.lines().count(), 3, "{table}");
 }
 
 #[test]
 fn simulate_refuses_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let no_end = write(
-        &dir,
-        "no-end.toml",
-        "[deployment]\npreferred-site = \"site1\"\n",
-    );
-    let out = drctl(&["simulate", "--scenario", &no_end, "--agents", "3"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("deployment.end"));
-    let scenario = write(&dir, "outage.toml", OUTAGE);
-    let out = drctl(&[
-        "simulate",
-        "--scenario",
-        &scenario,
-        "--compare",
-        "policy.seed",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("KEY=V1,V2"));
+    let dir = TestDir::new();
+    let no_end = dir.file("no-end.toml", "[deployment]\npreferred-site = \"site1\"\n");
+    let out = Drctl::new(&["simulate", "--scenario", &no_end, "--agents", "3"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("deployment.end"));
+    let out = simulate(&["--compare", "policy.seed"]).run();
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("KEY=V1,V2"));
 }
 
 #[test]
 fn the_shipped_fleet_outage_queues_logins_at_the_proxy_capacity() {
-    let out = drctl(&[
-        "simulate",
-        "--scenario",
-        "plugins/mock/scenarios/fleet-site-outage.toml",
-        "--agents",
-        "1000",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = Drctl::new(&["simulate", "--agents", "1000"])
+        .args(&[
+            "--scenario",
+            "plugins/mock/scenarios/fleet-site-outage.toml",
+        ])
+        .json()
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
     assert_eq!(r["recovered"], 1000);
     let site2 = &r["sites"][1];
     // All 1000 try at once (no jitter); the proxy lets 200 a second in.

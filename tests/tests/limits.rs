@@ -4,146 +4,82 @@
 //! precision, and a password file that is not a regular file is refused
 //! instead of blocking startup.
 
-use drctl_e2e::{command, wait_within};
+use drctl_e2e::{agent_config, Drctl, Ran, TestDir};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs drctl and waits at most `within`: a hang is a failure, not a stuck test.
-fn run_within(args: &[&str], within: Duration) -> Output {
-    let runtime = tempfile::tempdir().expect("a runtime dir");
-    let mut child = command(args, runtime.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn drctl");
-    if wait_within(&mut child, within).is_none() {
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("drctl output");
-        panic!(
-            "drctl {args:?} still running after {within:?}: {}",
-            text(&out)
-        );
-    }
-    child.wait_with_output().expect("drctl output")
-}
-
-fn write_config(dir: &Path, agent: &str) -> String {
-    let path = dir.join("drctl.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[agent]\nusername = \"agent007\"\n{agent}\n\
-             [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-             [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n"
-        ),
-    )
-    .expect("write the config");
-    path.to_string_lossy().into_owned()
+/// Writes `dir`'s `drctl.toml`: agent007 with `agent` (its password), two sites.
+fn write_config(dir: &TestDir, agent: &str) -> String {
+    dir.file("drctl.toml", &agent_config(agent))
 }
 
 #[test]
 fn a_fifo_as_password_file_is_refused_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let fifo = dir.path().join("password.fifo");
     let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let cfg = write_config(
-        dir.path(),
-        &format!("password-file = \"{}\"", fifo.display()),
-    );
-    for args in [
-        vec![
-            "--config",
-            &cfg,
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--clock",
-            "virtual",
-            "--until-end",
-        ],
-        vec!["--config", &cfg, "config", "check"],
-    ] {
-        let out = run_within(&args, Duration::from_secs(20));
-        let all = text(&out);
+    let cfg = write_config(&dir, &format!("password-file = \"{}\"", fifo.display()));
+    let watch = Drctl::watch("plugins/mock/scenarios/demo.toml").virtual_to_end();
+    let check = Drctl::new(&["config", "check"]);
+    for (cmd, is_watch) in [(watch, true), (check, false)] {
+        let cmd = cmd.config(&cfg);
+        let out = cmd.run_within(Duration::from_secs(20));
+        let all = out.all();
         let fifo = fifo.display().to_string();
         assert!(
             all.contains(&fifo) && all.contains("not a regular file"),
-            "{args:?}: {all}"
+            "{cmd:?}: {all}"
         );
-        if args.contains(&"watch") {
-            assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+        if is_watch {
+            assert_eq!(out.code, Some(2), "{cmd:?}: {all}");
         }
     }
 }
 
 #[test]
 fn durations_past_a_hundred_years_are_refused_by_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(
-        &scenario,
+    let dir = TestDir::new();
+    let scenario = dir.file(
+        "s.toml",
         "[deployment]\npreferred-site = \"site1\"\nend = \"585y\"\n",
-    )
-    .unwrap();
-    let scenario = scenario.to_string_lossy().into_owned();
-    let cfg = write_config(dir.path(), "password = \"pw\"");
+    );
+    let cfg = write_config(&dir, "password = \"pw\"");
     let demo = "plugins/mock/scenarios/demo.toml";
-    let watch = |extra: &[&str], scenario: &str| {
-        let mut args = vec!["watch", "--backend", "mock", "--scenario", scenario];
-        args.extend(["--clock", "virtual"]);
-        args.extend(extra);
-        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
-    };
-    for (args, key) in [
-        (watch(&["--until-end"], &scenario), "deployment.end"),
-        (watch(&["--for", "600y"], demo), "--for"),
+    for (cmd, key) in [
+        (Drctl::watch(&scenario).virtual_to_end(), "deployment.end"),
         (
-            [
-                "--config",
-                &cfg,
-                "--set",
-                "policy.failback-after=585y",
-                "config",
-                "check",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            Drctl::watch(demo).virtual_clock().args(&["--for", "600y"]),
+            "--for",
+        ),
+        (
+            Drctl::new(&["config", "check"])
+                .config(&cfg)
+                .set("policy.failback-after=585y"),
             "policy.failback-after",
         ),
     ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_within(&args, Duration::from_secs(60));
-        let all = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+        let out = cmd.run_within(Duration::from_secs(60));
+        let all = out.all();
+        assert_eq!(out.code, Some(2), "{cmd:?}: {all}");
         assert!(
             all.contains(key) && all.contains("longest duration drctl takes, 100y"),
-            "{args:?}: {all}"
+            "{cmd:?}: {all}"
         );
     }
 }
 
 /// Runs drctl to its end (at most `within`) and returns its output and peak
 /// RSS in KiB, from `wait4` on that very child (not the test's other children).
-fn run_measured(args: &[&str], within: Duration) -> (Output, u64) {
+fn run_measured(cmd: &Drctl, within: Duration) -> (Ran, u64) {
     use std::io::Read;
-    let runtime = tempfile::tempdir().expect("a runtime dir");
+    let runtime = TestDir::new();
     // Reaped by `wait4` below (which clippy does not see), for its rusage.
     #[allow(clippy::zombie_processes)]
-    let mut child = command(args, runtime.path())
+    let mut child = cmd
+        .command(runtime.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -173,16 +109,16 @@ fn run_measured(args: &[&str], within: Duration) -> (Output, u64) {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("drctl {args:?} still running after {within:?}");
+            panic!("{cmd:?} still running after {within:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     use std::os::unix::process::ExitStatusExt;
-    let out = Output {
+    let out = Ran::from(std::process::Output {
         status: std::process::ExitStatus::from_raw(status),
         stdout: stdout.join().expect("stdout"),
         stderr: stderr.join().expect("stderr"),
-    };
+    });
     // Linux reports ru_maxrss in KiB.
     (out, rusage.ru_maxrss as u64)
 }
@@ -204,26 +140,15 @@ const MAX_RSS_KIB: u64 = 64 * 1024;
 
 #[test]
 fn inputs_past_their_limits_are_refused_by_name_with_memory_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let dir = TestDir::new();
+    let at = |name: &str| dir.at(name);
     // A real recording, then a 1 GiB line after its last record.
     let rec = at("long-line.jsonl");
-    let out = run_within(
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--clock",
-            "virtual",
-            "--until-end",
-            "--record",
-            &rec,
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let out = Drctl::watch("plugins/mock/scenarios/demo.toml")
+        .virtual_to_end()
+        .record(&rec)
+        .run_within(Duration::from_secs(60));
+    assert!(out.success(), "{}", out.all());
     let lines = std::fs::read_to_string(&rec).unwrap().lines().count();
     append_zeros(Path::new(&rec), GIB);
     // A 1 GiB header line, a 200 MB scenario, a 200 MB config file.
@@ -249,72 +174,50 @@ fn inputs_past_their_limits_are_refused_by_name_with_memory_bounded() {
         std::fs::metadata(&scenario).unwrap().len()
     );
     let config_size = "larger than a config file may be (4194304 bytes, 4 MiB)".to_owned();
-    let watch_big = [
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &scenario,
-        "--clock",
-        "virtual",
-        "--until-end",
+    let cases: [(Drctl, &[&str]); 6] = [
+        (Drctl::new(&["replay", &rec]), &[&record_line]),
+        (Drctl::new(&["replay", &rec, "--check"]), &[&record_line]),
+        (Drctl::new(&["replay", &header]), &[&header_line]),
+        (Drctl::new(&["replay", &header, "--check"]), &[&header_line]),
+        (Drctl::watch(&scenario).virtual_to_end(), &[&scenario_size]),
+        (
+            Drctl::new(&["config", "check"]).config(&config),
+            &[&config_size, &config],
+        ),
     ];
-    let cases: [(Vec<&str>, &str); 6] = [
-        (vec!["replay", &rec], &record_line),
-        (vec!["replay", &rec, "--check"], &record_line),
-        (vec!["replay", &header], &header_line),
-        (vec!["replay", &header, "--check"], &header_line),
-        (watch_big.to_vec(), &scenario_size),
-        (vec!["--config", &config, "config", "check"], &config_size),
-    ];
-    for (args, want) in cases {
-        let (out, peak_kib) = run_measured(&args, Duration::from_secs(60));
-        let all = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
-        assert!(all.contains(want), "{args:?}: expected {want:?} in {all}");
-        if args.contains(&"config") {
-            assert!(all.contains(&config), "{args:?}: {all}");
+    for (cmd, wants) in cases {
+        let (out, peak_kib) = run_measured(&cmd, Duration::from_secs(60));
+        let all = out.all();
+        assert_eq!(out.code, Some(2), "{cmd:?}: {all}");
+        for want in wants {
+            assert!(all.contains(want), "{cmd:?}: expected {want:?} in {all}");
         }
         assert!(
             peak_kib <= MAX_RSS_KIB,
-            "{args:?}: peak RSS {peak_kib} KiB, more than {MAX_RSS_KIB} KiB"
+            "{cmd:?}: peak RSS {peak_kib} KiB, more than {MAX_RSS_KIB} KiB"
         );
     }
 }
 
 #[test]
 fn sub_second_dr_options_switch_at_their_exact_time() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     // Telephony OFF at 5 s on the agent's site: D1 switches `site-timeout` later.
     for (timeout, at_ns) in [("1500ms", 6_500_000_000_u64), ("100ms", 5_100_000_000)] {
-        let scenario = dir.path().join(format!("d1-{timeout}.toml"));
-        std::fs::write(
-            &scenario,
-            format!(
+        let scenario = dir.file(
+            &format!("d1-{timeout}.toml"),
+            &format!(
                 "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
                  site-timeout = \"{timeout}\"\nend = \"20s\"\n\
                  [[events]]\nat = \"5s\"\nsite = \"site1\"\nset = {{ telephony = \"off\" }}\n"
             ),
-        )
-        .unwrap();
-        let scenario = scenario.to_string_lossy().into_owned();
-        let out = run_within(
-            &[
-                "watch",
-                "--backend",
-                "mock",
-                "--scenario",
-                &scenario,
-                "--clock",
-                "virtual",
-                "--until-end",
-                "--output",
-                "json",
-            ],
-            Duration::from_secs(60),
         );
-        assert!(out.status.success(), "{timeout}: {}", text(&out));
-        let records = drctl_e2e::records(&out.stdout);
+        let out = Drctl::watch(&scenario)
+            .virtual_to_end()
+            .json()
+            .run_within(Duration::from_secs(60));
+        assert!(out.success(), "{timeout}: {}", out.all());
+        let records = out.records();
         let started = format!("{at_ns} switchover-started telephony-timeout site1 site2");
         assert!(
             records.contains(&started),

@@ -7,157 +7,62 @@
 //! `drctl-test-other` and `drctl-test-victim` with `useradd --system` if
 //! missing, and skip with a message when not root or useradd is unavailable.
 
-use drctl_e2e::{command, drctl_bin, free_port, scrape};
+use drctl_e2e::{
+    control_section, drctl_bin, free_port, read_test_scenario, scrape, Drctl, Ran, TestDir, Watcher,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A quiet real-clock scenario: the watcher starts on site1 and stays there.
-const SCENARIO: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-register-delay = "200ms"
-end = "10m"
-"#;
-
-/// A real-clock `drctl watch` with its control socket at `dir/ctl.sock`.
-struct Watcher {
-    child: Child,
-    dir: tempfile::TempDir,
-    config: String,
-}
-
-impl Watcher {
-    /// Starts a watcher with `extra` config and, if given, a soft
-    /// RLIMIT_NOFILE of `nofile` (a systemd unit's default is 1024); returns once it answers.
-    fn start(extra: &str, nofile: Option<u64>) -> Watcher {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ops.toml"), SCENARIO).unwrap();
-        let config = dir.path().join("drctl.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[control]\nsocket = \"{}\"\n{extra}",
-                dir.path().join("ctl.sock").display()
-            ),
-        )
-        .unwrap();
-        let config = config.to_string_lossy().into_owned();
-        let scenario = dir.path().join("ops.toml").to_string_lossy().into_owned();
-        let mut cmd = command(
-            &[
-                "--config",
-                &config,
-                "watch",
-                "--backend",
-                "mock",
-                "--scenario",
-                &scenario,
-            ],
-            dir.path(),
-        );
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+/// A real-clock watcher that stays on site1, with `extra` config and, if
+/// given, a soft RLIMIT_NOFILE of `nofile` (a systemd unit's default is 1024).
+fn watcher(extra: &str, nofile: Option<u64>) -> Watcher {
+    Watcher::start_with(&read_test_scenario("quiet.toml"), extra, |cmd| {
         if let Some(n) = nofile {
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child yet.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut lim = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    lim.rlim_cur = n.min(lim.rlim_max);
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+            limit_nofile(cmd, n);
+        }
+    })
+}
+
+/// Gives `cmd`'s process a soft RLIMIT_NOFILE of `n` (within the hard limit).
+fn limit_nofile(cmd: &mut Command, n: u64) {
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child yet.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
-        }
-        let child = cmd.spawn().unwrap();
-        let w = Watcher { child, dir, config };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !w.status().is_some_and(|s| s["phase"] == "watching") {
-            assert!(Instant::now() < deadline, "the watcher did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        w
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("ctl.sock")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut full = vec!["--config", &self.config];
-        full.extend_from_slice(args);
-        command(&full, self.dir.path()).output().unwrap()
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let out = self.run(&["status", "--output", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    /// The watcher's peak resident set (VmHWM), in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
+            lim.rlim_cur = n.min(lim.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Writes `dir`'s `drctl.toml`, a config naming `socket` as the control socket; its path.
+fn socket_config(dir: &TestDir, socket: &Path) -> String {
+    dir.file("drctl.toml", &control_section(socket))
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// `drctl args` with `dir`'s `drctl.toml`, a config naming `socket` as the control socket.
-fn with_socket(dir: &Path, socket: &Path, args: &[&str]) -> Command {
-    let config = dir.join("drctl.toml");
-    std::fs::write(
-        &config,
-        format!("[control]\nsocket = \"{}\"\n", socket.display()),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let mut full = vec!["--config", config.as_str()];
-    full.extend_from_slice(args);
-    command(&full, dir)
-}
-
-/// Runs `cmd` to its end, killing it after `limit` (a watcher that should have refused).
-fn output_within(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+/// `drctl watch` of the demo for 2 s with a config naming `socket` refuses
+/// at once (a run still going after 30 s fails the test): exit 2, `why` in
+/// its message.
+fn assert_watch_refuses_socket(dir: &TestDir, socket: &Path, why: &str) {
+    let out = Drctl::watch("plugins/mock/scenarios/demo.toml")
+        .args(&["--for", "2s"])
+        .config(socket_config(dir, socket))
+        .run_within(Duration::from_secs(30));
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
 }
 
 /// Whether this process runs as root; else says why a test is skipped.
@@ -176,9 +81,9 @@ fn ensure_user(name: &str) -> Option<(u32, u32)> {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let id = |flag: &str| -> Option<u32> {
         let out = Command::new("id").args([flag, name]).output().ok()?;
-        out.status
-            .success()
-            .then(|| text(&out.stdout).trim().parse().ok())
+        let out = Ran::from(out);
+        out.success()
+            .then(|| out.stdout.trim().parse().ok())
             .flatten()
     };
     if id("-u").is_none() {
@@ -254,19 +159,19 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let runtime = tempfile::tempdir().unwrap();
     let as_victim = |args: &[&str]| {
-        let mut cmd = command(args, runtime.path());
+        let mut cmd = Drctl::new(args).command(runtime.path());
         cmd.env_remove("XDG_RUNTIME_DIR")
             .env("TMPDIR", tmp.path())
             .uid(victim)
             .gid(victim_gid);
-        cmd.output().unwrap()
+        Ran::from(cmd.output().unwrap())
     };
     let probe = as_victim(&["--version"]);
-    if !probe.status.success() {
+    if !probe.success() {
         eprintln!(
             "skipping: drctl-test-victim cannot run {} ({})",
             drctl_bin().display(),
-            text(&probe.stderr)
+            probe.stderr
         );
         return;
     }
@@ -277,9 +182,9 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
     // Where the victim looks, as its own error says.
     let none = as_victim(&["status"]);
     assert!(
-        text(&none.stderr).contains(&path.display().to_string()),
+        none.stderr.contains(&path.display().to_string()),
         "{}",
-        text(&none.stderr)
+        none.stderr
     );
 
     let mut fake = Command::new(std::env::current_exe().unwrap())
@@ -312,8 +217,8 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
         &["switch", "--yes", "--to", "site2"][..],
     ] {
         let out = as_victim(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "drctl {args:?}: {stderr}");
+        let stderr = &out.stderr;
+        assert_eq!(out.code, Some(2), "drctl {args:?}: {stderr}");
         assert!(
             stderr.contains("refusing the control socket")
                 && stderr.contains(&path.display().to_string())
@@ -322,12 +227,10 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
         );
     }
     // Root trusts only itself and the caller's own uid too.
-    let dir = tempfile::tempdir().unwrap();
-    let out = with_socket(dir.path(), &path, &["status"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&owner), "{}", text(&out.stderr));
+    let dir = TestDir::new();
+    let out = dir.run(&Drctl::new(&["status"]).config(socket_config(&dir, &path)));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains(&owner), "{}", out.stderr);
 
     let received = std::fs::read_to_string(path.with_file_name("received.log")).unwrap();
     assert_eq!(received, "", "a client sent the fake watcher a request");
@@ -339,36 +242,15 @@ fn clients_refuse_a_watcher_planted_by_another_user() {
 /// nothing is created where it points.
 #[test]
 fn a_symlinked_socket_directory_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let real = dir.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = TestDir::new();
+    let real = dir.dir("real", 0o700);
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let watch = with_socket(
-        dir.path(),
-        &link.join("ctl.sock"),
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--for",
-            "2s",
-        ],
+    let why = format!(
+        "control socket directory {} is a symbolic link",
+        link.display()
     );
-    let out = output_within(watch, Duration::from_secs(30));
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "control socket directory {} is a symbolic link",
-            link.display()
-        )),
-        "{stderr}"
-    );
+    assert_watch_refuses_socket(&dir, &link.join("ctl.sock"), &why);
     assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
 }
 
@@ -377,32 +259,14 @@ fn a_symlinked_socket_directory_is_refused() {
 /// as a "stale socket").
 #[test]
 fn a_file_at_the_socket_path_is_never_deleted() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let precious = dir.path().join("precious.txt");
     std::fs::write(&precious, "keep me\n").unwrap();
-    let watch = with_socket(
-        dir.path(),
-        &precious,
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--for",
-            "2s",
-        ],
+    let why = format!(
+        "control.socket {} exists and is not a socket",
+        precious.display()
     );
-    let out = output_within(watch, Duration::from_secs(30));
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "control.socket {} exists and is not a socket",
-            precious.display()
-        )),
-        "{stderr}"
-    );
+    assert_watch_refuses_socket(&dir, &precious, &why);
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
 }
 
@@ -430,7 +294,7 @@ fn raise_nofile(n: u64) {
 #[test]
 fn idle_metrics_connections_cannot_exhaust_the_watchers_descriptors() {
     let port = free_port();
-    let w = Watcher::start(
+    let w = watcher(
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
         Some(1024),
     );
@@ -441,9 +305,9 @@ fn idle_metrics_connections_cannot_exhaust_the_watchers_descriptors() {
     assert!(idlers.len() >= 1024, "only {} connections", idlers.len());
     let out = w.run(&["status", "--output", "json"]);
     assert!(
-        out.status.success(),
+        out.success(),
         "status with the metrics endpoint saturated: {}",
-        text(&out.stderr)
+        out.stderr
     );
     drop(idlers);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -461,7 +325,7 @@ fn idle_metrics_connections_cannot_exhaust_the_watchers_descriptors() {
 #[test]
 fn a_slowloris_metrics_client_is_disconnected() {
     let port = free_port();
-    let w = Watcher::start(
+    let w = watcher(
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\nheader-timeout = \"1s\"\n"),
         None,
     );
@@ -486,7 +350,7 @@ fn a_slowloris_metrics_client_is_disconnected() {
 /// RSS stays under 64 MB and `status` still answers.
 #[test]
 fn control_requests_without_a_newline_are_cut_off() {
-    let w = Watcher::start("", None);
+    let w = watcher("", None);
     let socket = w.socket();
     let floods: Vec<_> = (0..30)
         .map(|_| {
@@ -520,7 +384,6 @@ fn control_requests_without_a_newline_are_cut_off() {
 /// The metrics endpoint's limits are config keys, checked by name.
 #[test]
 fn metrics_limits_are_checked_by_key() {
-    let dir = tempfile::tempdir().unwrap();
     for (set, why) in [
         (
             "metrics.max-connections=0",
@@ -531,16 +394,11 @@ fn metrics_limits_are_checked_by_key() {
             "metrics.header-timeout: must be more than 0s",
         ),
     ] {
-        let args = [
-            "--config",
-            "config/examples/drctl.toml",
-            "--set",
-            set,
-            "config",
-            "check",
-        ];
-        let out = command(&args, dir.path()).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+        let out = Drctl::new(&["config", "check"])
+            .config("config/examples/drctl.toml")
+            .set(set)
+            .run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains(why), "{}", out.stderr);
     }
 }

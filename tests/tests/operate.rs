@@ -3,167 +3,16 @@
 //! alarm sinks (a webhook server and an exec command started by the test),
 //! the Prometheus endpoint, one watcher per agent, stale sockets.
 
-use drctl_e2e::{command, drctl, free_port, scrape, wait_until};
+use drctl_e2e::{free_port, read_test_scenario, scrape, wait_until, Drctl, TestDir, Watcher};
 use std::io::Read;
-use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Starts on site1; site2's telephony goes off at 6 s (site-timeout 1 s).
-const SCENARIO: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-register-delay = "200ms"
-site-timeout = "1s"
-end = "2m"
-
-[[events]]
-at = "6s"
-site = "site2"
-set = { telephony = "off" }
-"#;
-
-struct Watcher {
-    child: Reaped,
-    dir: tempfile::TempDir,
-    config: String,
-}
-
-/// The watcher's process, killed if a test panics before stopping it (a failed
-/// test must not leave a real-clock watcher running).
-struct Reaped(Child);
-
-impl std::ops::Deref for Reaped {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Reaped {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Watcher {
-    fn start(extra_config: &str) -> Watcher {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ops.toml"), SCENARIO).unwrap();
-        std::fs::write(
-            dir.path().join("drctl.toml"),
-            format!(
-                "[control]\nsocket = \"{}\"\n{extra_config}",
-                dir.path().join("ctl.sock").display()
-            ),
-        )
-        .unwrap();
-        Watcher::spawn(dir)
-    }
-
-    /// `drctl watch` with `dir`'s `drctl.toml` and `ops.toml`, once it is up.
-    fn spawn(dir: tempfile::TempDir) -> Watcher {
-        let config = dir.path().join("drctl.toml").to_string_lossy().into_owned();
-        let scenario = dir.path().join("ops.toml").to_string_lossy().into_owned();
-        let child = command(
-            &[
-                "--config",
-                &config,
-                "watch",
-                "--backend",
-                "mock",
-                "--scenario",
-                &scenario,
-                "--output",
-                "json",
-            ],
-            dir.path(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-        let w = Watcher {
-            child: Reaped(child),
-            dir,
-            config,
-        };
-        w.wait_for("the watcher to be up", |s| {
-            s["phase"] == "watching" && s["listeners"]["dn"] == "on"
-        });
-        w
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut full = vec!["--config", &self.config];
-        full.extend_from_slice(args);
-        command(&full, self.dir.path()).output().unwrap()
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let out = self.run(&["status", "--output", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.status() {
-                if cond(&s) {
-                    return s;
-                }
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// What the watcher has logged so far.
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    /// SIGINT; the watcher must be gone within 20 s.
-    fn stop(self) -> (Output, tempfile::TempDir) {
-        self.stop_within(Duration::from_secs(20))
-    }
-
-    /// SIGINT; the watcher must be gone within `bound`.
-    fn stop_within(mut self, bound: Duration) -> (Output, tempfile::TempDir) {
-        drctl_e2e::signal(&self.child, "-INT");
-        let Some(status) = drctl_e2e::wait_within(&mut self.child, bound) else {
-            let _ = self.child.kill();
-            panic!("the watcher did not stop within {bound:?}");
-        };
-        let mut stdout = Vec::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_end(&mut stdout)
-            .unwrap();
-        let stderr = self.stderr().into_bytes();
-        (
-            Output {
-                status,
-                stdout,
-                stderr,
-            },
-            self.dir,
-        )
-    }
+/// The watcher of these tests, with `extra_config`: `operator-surface.toml`,
+/// on site1 until an operator switches it to site2, whose telephony goes off
+/// at 6 s (site-timeout 1 s).
+fn watcher(extra_config: &str) -> Watcher {
+    Watcher::start(&read_test_scenario("operator-surface.toml"), extra_config)
 }
 
 fn has_decision(s: &serde_json::Value, ty: &str, key: &str, value: &str) -> bool {
@@ -193,10 +42,6 @@ fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     (url, bodies)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 #[test]
 fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() {
     let (url, bodies) = webhook();
@@ -209,12 +54,12 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
          command = [\"sh\", \"-c\", \"echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON $DRCTL_FROM $DRCTL_TO >> {}\"]\n",
         exec_log.path().display()
     );
-    let w = Watcher::start(&extra);
+    let w = watcher(&extra);
 
     // status: where the agent is.
     let out = w.run(&["status"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let shown = text(&out.stdout);
+    assert!(out.success(), "{}", out.stderr);
+    let shown = &out.stdout;
     assert!(
         shown.contains("site1 (preferred site1), epoch 1, watching"),
         "{shown}"
@@ -226,15 +71,15 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
 
     // switch: the watcher performs it and answers with the timing table.
     let out = w.run(&["switch", "--yes", "--to", "site2"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
+    assert!(out.success(), "{}", out.stderr);
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("a drctl watch runs for this agent"),
         "{stderr}"
     );
     assert!(stderr.contains("switched site1 -> site2"), "{stderr}");
     assert!(stderr.contains("DN back in service"), "{stderr}");
-    let progress = text(&out.stdout);
+    let progress = &out.stdout;
     assert!(
         progress.contains("switchover-started     operator site1 -> site2")
             && progress.contains("switchover-completed   operator site1 -> site2"),
@@ -242,7 +87,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     );
 
     // pause, then the trigger at 6 s is held.
-    assert!(w.run(&["pause"]).status.success());
+    assert!(w.run(&["pause"]).success());
     let s = w.wait_for("the held trigger", |s| {
         has_decision(s, "switchover-suppressed", "why", "paused")
     });
@@ -251,7 +96,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     assert_eq!(s["listeners"]["telephony"], "off");
 
     // resume: the trigger still holds, so the switchover goes ahead.
-    assert!(w.run(&["resume"]).status.success());
+    assert!(w.run(&["resume"]).success());
     let s = w.wait_for("the switchover after resume", |s| {
         s["site"] == "site1" && s["phase"] == "watching"
     });
@@ -280,7 +125,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     }
 
     let (out, _dir) = w.stop();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 
     // The webhook got every switchover start and completion, in order.
     let got: Vec<String> = bodies
@@ -321,8 +166,8 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
 
 #[test]
 fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
-    let w = Watcher::start("");
-    let socket = w.dir.path().join("ctl.sock");
+    let w = watcher("");
+    let socket = w.socket();
     let mode = std::fs::metadata(&socket).unwrap().permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
@@ -335,14 +180,14 @@ fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
         "--scenario",
         "plugins/mock/scenarios/demo.toml",
     ]);
-    assert_eq!(second.status.code(), Some(2));
-    let stderr = text(&second.stderr);
+    assert_eq!(second.code, Some(2));
+    let stderr = &second.stderr;
     assert!(
         stderr.contains("another drctl watch is running for agent agent"),
         "{stderr}"
     );
     let (out, dir) = w.stop();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!socket.exists(), "the socket is removed on a clean stop");
 
     // A socket left behind by a watcher that died: nobody answers on it.
@@ -351,27 +196,20 @@ fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
     let w = Watcher::spawn(dir);
     let (out, _) = w.stop();
     assert!(
-        text(&out.stderr).contains("replacing the stale control socket"),
+        out.stderr.contains("replacing the stale control socket"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
 }
 
 #[test]
 fn clients_without_a_watcher_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[control]\nsocket = \"{}\"\n",
-            dir.path().join("none.sock").display()
-        ),
-    )
-    .unwrap();
-    let out = drctl(&["--config", &config.to_string_lossy(), "status"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no drctl watch answers on"));
+    // A config naming a socket nobody listens on.
+    let dir = TestDir::new();
+    let config = dir.control_config("");
+    let out = Drctl::new(&["status"]).config(config).run();
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("no drctl watch answers on"));
 }
 
 /// A webhook server on loopback that accepts each connection, reads the
@@ -425,11 +263,11 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
          command = [\"sh\", \"-c\", \"echo $DRCTL_EVENT $DRCTL_STATE $DRCTL_REASON >> {}; exec sleep 3600\"]\n",
         marker.path().display()
     );
-    let w = Watcher::start(&extra);
+    let w = watcher(&extra);
     let switch = |to: &str| {
         // Sinks that waited an hour inside the engine would make the drill time out.
         let out = w.run(&["switch", "--yes", "--to", to, "--timeout", "20s"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.success(), "{}", out.stderr);
     };
     switch("site2");
     // Each sink got the first notification and is stuck on it.
@@ -474,41 +312,28 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     );
     // The documented 5 s drain, with 2 s to spare for a loaded machine.
     let (out, _) = w.stop_within(Duration::from_secs(7));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        text(&out.stderr).contains("undelivered notifications dropped after 5s at shutdown"),
+        out.stderr
+            .contains("undelivered notifications dropped after 5s at shutdown"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
 }
 
 #[test]
 fn a_socket_directory_others_can_write_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let shared = dir.path().join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[control]\nsocket = \"{}\"\n",
-            shared.join("ctl.sock").display()
-        ),
-    )
-    .unwrap();
-    let out = drctl(&[
-        "--config",
-        &config.to_string_lossy(),
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
+    let dir = TestDir::new();
+    let shared = dir.dir("shared", 0o777);
+    let config = dir.file(
+        "drctl.toml",
+        &drctl_e2e::control_section(&shared.join("ctl.sock")),
+    );
+    let out = Drctl::watch("plugins/mock/scenarios/demo.toml")
+        .config(config)
+        .run();
+    assert_eq!(out.code, Some(2));
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("must belong to you") && stderr.contains("mode 777"),
         "{stderr}"

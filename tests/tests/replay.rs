@@ -1,64 +1,54 @@
 //! `--record` and `drctl replay`, end to end: every scenario recorded and
 //! replayed identically, what-if divergences, damaged recordings, passwords.
 
-use drctl_e2e::{drctl, flapping_scenario, records, repo};
+use drctl_e2e::{
+    assert_replays_identically, flapping_scenario, repo, without_times, Drctl, Ran, TestDir,
+};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 const SC: &str = "plugins/mock/scenarios";
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
 /// `drctl watch --output json` of `scenario` on the virtual clock to its end, recorded into `record`.
-fn watch_recorded(scenario: &str, record: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        scenario,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-        "--record",
-        record,
-    ];
-    args.extend_from_slice(extra);
-    drctl(&args)
+fn watch_recorded(scenario: impl AsRef<Path>, record: impl AsRef<Path>) -> Drctl {
+    Drctl::watch(scenario)
+        .virtual_to_end()
+        .json()
+        .record(record)
 }
 
 /// [`watch_recorded`] into `dir/<scenario name>.jsonl`, which must succeed.
-fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Output) {
+fn record(scenario: &Path, dir: &Path, extra: &[&str]) -> (PathBuf, Ran) {
     let name = scenario.file_stem().unwrap().to_string_lossy().into_owned();
     let file = dir.join(format!("{name}.jsonl"));
-    let out = watch_recorded(&scenario.to_string_lossy(), &file.to_string_lossy(), extra);
-    assert!(
-        out.status.success(),
-        "{name}: exit {:?}\n{}",
-        code(&out),
-        text(&out.stderr)
-    );
+    let out = watch_recorded(scenario, &file).args(extra).run();
+    assert!(out.success(), "{name}: exit {:?}\n{}", out.code, out.stderr);
     (file, out)
 }
 
-fn replay(file: &Path, extra: &[&str]) -> Output {
-    let file = file.to_string_lossy();
-    let mut args = vec!["replay", &file];
-    args.extend_from_slice(extra);
-    drctl(&args)
+/// The shipped scenario `name` recorded into a new directory: the
+/// directory, the recording and the watch that made it.
+fn recorded(name: &str) -> (TestDir, PathBuf, Ran) {
+    let dir = TestDir::new();
+    let (file, watched) = record(&repo().join(SC).join(name), dir.path(), &[]);
+    (dir, file, watched)
+}
+
+/// The demo, recorded into a new directory: the directory, the recording
+/// (`demo.jsonl`) and its text.
+fn recorded_demo() -> (TestDir, PathBuf, String) {
+    let (dir, file, _) = recorded("demo.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    (dir, file, text)
+}
+
+/// `drctl replay FILE EXTRA...`.
+fn replay(file: &Path, extra: &[&str]) -> Ran {
+    Drctl::new(&["replay"]).arg(file).args(extra).run()
 }
 
 #[test]
 fn every_scenario_recorded_replays_to_the_same_decisions() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let mut failures = Vec::new();
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(repo().join(SC))
         .unwrap()
@@ -68,24 +58,24 @@ fn every_scenario_recorded_replays_to_the_same_decisions() {
     for scenario in &scenarios {
         let (file, watched) = record(scenario, dir.path(), &[]);
         let check = replay(&file, &["--check"]);
-        if code(&check) != Some(0) || !text(&check.stdout).starts_with("identical:") {
+        if check.code != Some(0) || !check.stdout.starts_with("identical:") {
             failures.push(format!(
                 "{}: --check exit {:?}\n{}{}",
                 scenario.display(),
-                code(&check),
-                text(&check.stdout),
-                text(&check.stderr)
+                check.code,
+                check.stdout,
+                check.stderr
             ));
             continue;
         }
         // The replayed timeline is the watched one, record for record.
         let timeline = replay(&file, &["--output", "json"]);
-        if records(&timeline.stdout) != records(&watched.stdout) {
+        if timeline.records() != watched.records() {
             failures.push(format!(
                 "{}: replayed timeline differs:\n{}\nvs watched:\n{}",
                 scenario.display(),
-                text(&timeline.stdout),
-                text(&watched.stdout)
+                timeline.stdout,
+                watched.stdout
             ));
         }
     }
@@ -95,15 +85,14 @@ fn every_scenario_recorded_replays_to_the_same_decisions() {
 
 #[test]
 fn demo_replays_identically_and_a_shorter_site_timeout_diverges_readably() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
+    let (_dir, file, _) = recorded_demo();
     let same = replay(&file, &["--check"]);
-    assert_eq!(code(&same), Some(0), "{}", text(&same.stderr));
-    assert_eq!(text(&same.stdout), "identical: 9 decisions, as recorded\n");
+    assert_eq!(same.code, Some(0), "{}", same.stderr);
+    assert_eq!(same.stdout, "identical: 9 decisions, as recorded\n");
 
     let what_if = replay(&file, &["--check", "--set", "policy.site-timeout=5s"]);
-    assert_eq!(code(&what_if), Some(1), "{}", text(&what_if.stderr));
-    let diff = text(&what_if.stdout);
+    assert_eq!(what_if.code, Some(1), "{}", what_if.stderr);
+    let diff = what_if.stdout;
     let expected = "\
 differs: first divergence at +45.000s, decision 6
   recorded     +80.000s  alarm-raised           configuration-service-down
@@ -127,8 +116,8 @@ decisions: 9 recorded, 7 now; 0 command divergence(s)
             "policy.site-timeout=5s",
         ],
     );
-    assert_eq!(code(&json), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json.code, Some(1));
+    let v = json.json();
     assert_eq!(v["check"], "differs");
     assert_eq!(v["first"]["index"], 6);
     assert_eq!(v["first"]["now"]["t"], 45_000_000_000u64);
@@ -143,18 +132,13 @@ decisions: 9 recorded, 7 now; 0 command divergence(s)
 /// goes on to the end of the recording (SPEC §6, plugins/replay docs).
 #[test]
 fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = record(
-        &repo().join(SC).join("d1-telephony-recovers.toml"),
-        dir.path(),
-        &[],
-    );
+    let (_dir, file, _) = recorded("d1-telephony-recovers.toml");
     let out = replay(
         &file,
         &["--output", "json", "--set", "policy.site-timeout=10s"],
     );
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    let recs = records(&out.stdout);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let recs = out.records();
     assert_eq!(
         recs[..3],
         [
@@ -165,7 +149,7 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
         ],
         "{recs:#?}"
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     assert!(
         stderr.contains("the policy sent kill_factory where the recording has shutdown"),
         "{stderr}"
@@ -178,9 +162,7 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
 
 #[test]
 fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     // Cut in the middle of the decision at +80 s, as a crash would.
     let at = full
         .find("\"alarm\":\"configuration-service-down\"")
@@ -188,13 +170,13 @@ fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
     std::fs::write(&file, &full[..at]).unwrap();
     let cut_line = full[..at].lines().count();
     let out = replay(&file, &["--check"]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
-        text(&out.stdout),
+        out.stdout,
         "identical: 5 decisions, as recorded \
          (the recording is cut at +80.000s; 1 later decision(s) not compared)\n"
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     assert!(
         stderr.contains(&format!(":{cut_line}: the last line is cut")),
         "{stderr}"
@@ -203,36 +185,32 @@ fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
 
 #[test]
 fn a_corrupt_line_is_refused_naming_it_before_anything_is_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     let mut lines: Vec<&str> = full.lines().collect();
     lines[6] = "{\"t\":400000000,\"kind\":\"event\",\"session\":\"agent-1\",oops}";
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let out = replay(&file, &[]);
-    assert_eq!(code(&out), Some(2));
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-    let stderr = text(&out.stderr);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let stderr = out.stderr;
     assert!(stderr.contains("demo.jsonl:7: corrupt record:"), "{stderr}");
 
     // Valid JSON that is not a record of its kind is as bad.
     lines[6] = "{\"t\":400000000,\"kind\":\"event\",\"session\":\"agent-1\",\"epoch\":1,\"event\":{\"type\":\"volcano\"}}";
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let out = replay(&file, &["--check"]);
-    assert_eq!(code(&out), Some(2));
-    assert!(text(&out.stderr).contains("demo.jsonl:7: corrupt record:"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("demo.jsonl:7: corrupt record:"));
 }
 
 #[test]
 fn another_format_or_a_newer_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, _) = record(&repo().join(SC).join("demo.toml"), dir.path(), &[]);
-    let full = std::fs::read_to_string(&file).unwrap();
+    let (_dir, file, full) = recorded_demo();
     let newer = full.replacen("\"version\":1", "\"version\":2", 1);
     std::fs::write(&file, newer).unwrap();
     let out = replay(&file, &["--check"]);
-    assert_eq!(code(&out), Some(2));
-    let stderr = text(&out.stderr);
+    assert_eq!(out.code, Some(2));
+    let stderr = out.stderr;
     assert!(
         stderr.contains("recording format version 2 is newer than this drctl reads (version 1)"),
         "{stderr}"
@@ -240,20 +218,17 @@ fn another_format_or_a_newer_version_is_refused() {
 
     std::fs::write(&file, "hello\n").unwrap();
     let out = replay(&file, &[]);
-    assert_eq!(code(&out), Some(2));
-    assert!(text(&out.stderr).contains("demo.jsonl:1: not a drctl recording"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("demo.jsonl:1: not a drctl recording"));
 }
+
+/// A config that knows the agent's password.
+const KNOWN_PASSWORD: &str = "[agent]\nusername = \"agent007\"\npassword = \"hunter2-e2e-known\"\n";
 
 #[test]
 fn a_known_password_never_reaches_the_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        "[agent]\nusername = \"agent007\"\npassword = \"hunter2-e2e-known\"\n",
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let dir = TestDir::new();
+    let config = dir.file("drctl.toml", KNOWN_PASSWORD);
     let (file, _) = record(
         &repo().join(SC).join("w1-w2-switchover.toml"),
         dir.path(),
@@ -273,25 +248,14 @@ fn a_known_password_never_reaches_the_recording() {
 
 #[test]
 fn startup_and_switch_sessions_replay_with_their_operator_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = format!("{SC}/w3-operator-switch.toml");
-    let file = dir.path().join("drill.jsonl");
-    let file_arg = file.to_string_lossy().into_owned();
-    let drill = drctl(&[
-        "switch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &scenario,
-        "--clock",
-        "virtual",
-        "--yes",
-        "--to",
-        "site2",
-        "--record",
-        &file_arg,
-    ]);
-    assert_eq!(code(&drill), Some(0), "{}", text(&drill.stderr));
+    let dir = TestDir::new();
+    let file = dir.at("drill.jsonl");
+    let drill = Drctl::mock("switch", format!("{SC}/w3-operator-switch.toml"))
+        .virtual_clock()
+        .args(&["--yes", "--to", "site2"])
+        .record(&file)
+        .run();
+    assert_eq!(drill.code, Some(0), "{}", drill.stderr);
     let recording = std::fs::read_to_string(&file).unwrap();
     assert!(recording.contains("\"kind\":\"operator\",\"action\":\"switch\",\"to\":\"site2\""));
     assert!(recording
@@ -299,54 +263,30 @@ fn startup_and_switch_sessions_replay_with_their_operator_inputs() {
         .next()
         .unwrap()
         .contains("\"command\":\"switch\""));
-    let check = replay(&file, &["--check"]);
-    assert_eq!(
-        code(&check),
-        Some(0),
-        "{}{}",
-        text(&check.stdout),
-        text(&check.stderr)
-    );
+    assert_replays_identically(file.as_ref(), &[]);
 
-    let startup_file = dir.path().join("startup.jsonl");
-    let startup_arg = startup_file.to_string_lossy().into_owned();
-    let scenario = format!("{SC}/s4-preferred-unreachable.toml");
-    let startup = drctl(&[
-        "startup",
-        "--backend",
-        "mock",
-        "--scenario",
-        &scenario,
-        "--clock",
-        "virtual",
-        "--record",
-        &startup_arg,
-    ]);
-    assert_eq!(code(&startup), Some(3), "{}", text(&startup.stderr));
-    let check = replay(&startup_file, &["--check"]);
-    assert_eq!(
-        code(&check),
-        Some(0),
-        "{}{}",
-        text(&check.stdout),
-        text(&check.stderr)
-    );
+    let startup_file = dir.at("startup.jsonl");
+    let startup = Drctl::mock("startup", format!("{SC}/s4-preferred-unreachable.toml"))
+        .virtual_clock()
+        .record(&startup_file)
+        .run();
+    assert_eq!(startup.code, Some(3), "{}", startup.stderr);
+    assert_replays_identically(startup_file.as_ref(), &[]);
 }
 
 #[test]
 fn a_generated_long_recording_replays_identically() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("flaps.toml");
-    std::fs::write(&scenario, flapping_scenario(2_000)).unwrap();
-    let (file, _) = record(&scenario, dir.path(), &[]);
+    let dir = TestDir::new();
+    let scenario = dir.file("flaps.toml", &flapping_scenario(2_000));
+    let (file, _) = record(scenario.as_ref(), dir.path(), &[]);
     let lines = std::fs::read_to_string(&file).unwrap().lines().count();
     assert!(lines > 8_000, "{lines} lines");
     let check = replay(&file, &["--check"]);
-    assert_eq!(code(&check), Some(0), "{}", text(&check.stderr));
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
     assert!(
-        text(&check.stdout).starts_with("identical: 400"),
+        check.stdout.starts_with("identical: 400"),
         "{}",
-        text(&check.stdout)
+        check.stdout
     );
 
     // Large enough for `--check` to scan the file on a second core while it
@@ -358,63 +298,54 @@ fn a_generated_long_recording_replays_identically() {
     lines[5000] = "{\"t\":1,\"kind\":\"event\",garbage";
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let out = replay(&file, &["--check"]);
-    assert_eq!(code(&out), Some(2), "{}", text(&out.stderr));
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(
-        text(&out.stderr).contains(":5001: corrupt record"),
+        out.stderr.contains(":5001: corrupt record"),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
     lines[5000] = original;
     let cut = lines.join("\n");
     let cut = &cut[..cut.len() - 10];
     std::fs::write(&file, cut).unwrap();
     let out = replay(&file, &["--check"]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        text(&out.stderr).contains(&format!(":{}: the last line is cut", lines.len())),
+        out.stderr
+            .contains(&format!(":{}: the last line is cut", lines.len())),
         "{}",
-        text(&out.stderr)
+        out.stderr
     );
 }
 
 #[test]
 fn speed_replays_on_the_real_clock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, watched) = record(
-        &repo().join(SC).join("w1-w2-switchover.toml"),
-        dir.path(),
-        &[],
-    );
+    let (_dir, file, watched) = recorded("w1-w2-switchover.toml");
     // A 2-minute scenario at 2000x: about 60 ms of wall time.
-    let out = replay(
-        &file,
-        &[
-            "--speed",
-            "2000",
-            "--output",
-            "json",
-            "--tolerance",
-            "500ms",
-        ],
+    let fast = [
+        "--speed",
+        "2000",
+        "--output",
+        "json",
+        "--tolerance",
+        "500ms",
+    ];
+    let out = replay(&file, &fast);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        without_times(&out.records()),
+        without_times(&watched.records())
     );
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    let kinds = |o: &[u8]| -> Vec<String> {
-        records(o)
-            .iter()
-            .map(|r| r.split_once(' ').unwrap().1.to_owned())
-            .collect()
-    };
-    assert_eq!(kinds(&out.stdout), kinds(&watched.stdout));
     let bad = replay(&file, &["--speed", "0"]);
-    assert_eq!(code(&bad), Some(2));
+    assert_eq!(bad.code, Some(2));
 }
 
 #[test]
 fn a_full_disk_stops_the_recording_with_one_error_and_one_alarm_and_the_watch_goes_on() {
-    let out = watch_recorded(&format!("{SC}/demo.toml"), "/dev/full", &[]);
-    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
-    let recs = records(&out.stdout);
+    let out = watch_recorded(format!("{SC}/demo.toml"), "/dev/full").run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let recs = out.records();
     // The nine decisions of the demo, and the alarm once the first flush failed.
     assert_eq!(recs.len(), 10, "{recs:#?}");
     assert_eq!(
@@ -424,6 +355,6 @@ fn a_full_disk_stops_the_recording_with_one_error_and_one_alarm_and_the_watch_go
         1,
         "{recs:#?}"
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     assert_eq!(stderr.matches("recording stopped").count(), 1, "{stderr}");
 }

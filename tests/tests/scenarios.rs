@@ -4,285 +4,64 @@
 //! engine takes from the config, showing the key's effect (the key at two
 //! values, the scenarios in `tests/scenarios/`).
 
-use drctl_e2e::{drctl, recorded, records, repo};
+use drctl_e2e::{recorded, repo, test_scenario, Drctl, TestDir};
 use serde_json::Value;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
+/// The decisions of the shipped mock scenario `scenario`, on the virtual
+/// clock to its end (as [`drctl_e2e::records`] gives them).
 fn run(scenario: &str) -> Vec<String> {
-    let path = format!("plugins/mock/scenarios/{scenario}");
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-    ]);
+    let out = Drctl::watch(format!("plugins/mock/scenarios/{scenario}"))
+        .virtual_to_end()
+        .json()
+        .run();
     assert!(
-        out.status.success(),
+        out.success(),
         "{scenario}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        out.code,
+        out.stderr
     );
-    records(&out.stdout)
+    out.records()
 }
 
 fn at(t: u64, rest: &str) -> String {
     format!("{t} {rest}")
 }
 
-/// (scenario, expected records)
-fn expectations() -> Vec<(&'static str, Vec<String>)> {
-    let connected1 = at(200 * MS, "startup-connected site1");
-    vec![
-        (
-            "s1-first-site-unreachable.toml",
-            vec![at(400 * MS, "startup-connected site2")],
-        ),
-        (
-            "s1-both-sites-down-backoff.toml",
-            vec![at(33_493_853_057, "startup-connected site1")],
-        ),
-        (
-            "s2-s3-preferred-site.toml",
-            vec![
-                connected1.clone(),
-                at(25 * S, "switchover-started telephony-timeout site1 site2"),
-                at(
-                    25 * S + 200 * MS,
-                    "switchover-completed telephony-timeout site1 site2",
-                ),
-            ],
-        ),
-        (
-            "s4-relocate-to-preferred.toml",
-            vec![
-                at(200 * MS, "startup-connected site2"),
-                at(200 * MS, "switchover-started startup-relocate site2 site1"),
-                at(
-                    400 * MS,
-                    "switchover-completed startup-relocate site2 site1",
-                ),
-            ],
-        ),
-        (
-            "s4-preferred-unreachable.toml",
-            vec![
-                at(200 * MS, "startup-connected site2"),
-                at(200 * MS, "switchover-started startup-relocate site2 site1"),
-                at(
-                    400 * MS,
-                    "switchover-failed site1 CS Proxy site1 refused the connection",
-                ),
-                at(400 * MS, "alarm-raised preferred-site-unreachable"),
-                at(
-                    600 * MS,
-                    "switchover-completed startup-relocate site2 site2",
-                ),
-            ],
-        ),
-        (
-            "d1-telephony-timeout.toml",
-            vec![
-                connected1.clone(),
-                at(40 * S, "switchover-started telephony-timeout site1 site2"),
-                at(
-                    40 * S + 200 * MS,
-                    "switchover-completed telephony-timeout site1 site2",
-                ),
-            ],
-        ),
-        ("d1-telephony-recovers.toml", vec![connected1.clone()]),
-        (
-            "d1-site-timeout-disabled.toml",
-            vec![
-                connected1.clone(),
-                at(10 * S, "alarm-raised telephony-service-down"),
-                at(300 * S, "alarm-cleared telephony-service-down"),
-            ],
-        ),
-        (
-            "d2-configuration-down.toml",
-            vec![
-                connected1.clone(),
-                at(10 * S, "alarm-raised configuration-service-down"),
-                at(180 * S, "alarm-cleared configuration-service-down"),
-            ],
-        ),
-        (
-            "d3-statistic-down.toml",
-            vec![
-                connected1.clone(),
-                at(10 * S, "alarm-raised statistic-service-down"),
-                at(180 * S, "alarm-cleared statistic-service-down"),
-            ],
-        ),
-        (
-            "d4-manual-logout.toml",
-            vec![connected1.clone(), at(10 * S, "logout-classified  manual")],
-        ),
-        (
-            "d4-supervisor-logout.toml",
-            vec![
-                connected1.clone(),
-                at(
-                    10 * S,
-                    "logout-classified supervisor_forced_logout supervisor",
-                ),
-            ],
-        ),
-        (
-            "d4-dr-force-logout-reregisters.toml",
-            vec![
-                connected1.clone(),
-                at(10 * S, "logout-classified dr-force_logout dr-force"),
-            ],
-        ),
-        (
-            "d4-dr-force-logout-timeout.toml",
-            vec![
-                connected1.clone(),
-                at(10 * S, "logout-classified dr-force_logout dr-force"),
-                at(
-                    70 * S,
-                    "switchover-started sip-register-timeout site1 site2",
-                ),
-                at(
-                    70 * S + 200 * MS,
-                    "switchover-completed sip-register-timeout site1 site2",
-                ),
-            ],
-        ),
-        (
-            "d4-graceful-shutdown.toml",
-            vec![
-                connected1.clone(),
-                at(
-                    10 * S,
-                    "logout-classified graceful_shutdown_logout graceful-shutdown",
-                ),
-                at(10 * S, "switchover-started graceful-shutdown site1 site2"),
-                at(
-                    10 * S + 200 * MS,
-                    "switchover-completed graceful-shutdown site1 site2",
-                ),
-            ],
-        ),
-        (
-            // The late graceful-shutdown on the old epoch at 20 s is dropped.
-            "d5-stale-epoch.toml",
-            vec![
-                connected1.clone(),
-                at(
-                    10 * S,
-                    "logout-classified graceful_shutdown_logout graceful-shutdown",
-                ),
-                at(10 * S, "switchover-started graceful-shutdown site1 site2"),
-                at(
-                    10 * S + 200 * MS,
-                    "switchover-completed graceful-shutdown site1 site2",
-                ),
-            ],
-        ),
-        (
-            "d6-simultaneous-triggers.toml",
-            vec![
-                at(2 * S, "startup-connected site1"),
-                at(40 * S, "switchover-started telephony-timeout site1 site2"),
-                at(42 * S, "switchover-completed telephony-timeout site1 site2"),
-            ],
-        ),
-        (
-            "w1-w2-switchover.toml",
-            vec![
-                connected1.clone(),
-                at(
-                    5 * S,
-                    "logout-classified graceful_shutdown_logout graceful-shutdown",
-                ),
-                at(5 * S, "switchover-started graceful-shutdown site1 site2"),
-                at(
-                    5 * S + 200 * MS,
-                    "switchover-completed graceful-shutdown site1 site2",
-                ),
-                at(90 * S, "switchover-started telephony-timeout site2 site1"),
-                at(
-                    90 * S + 200 * MS,
-                    "switchover-completed telephony-timeout site2 site1",
-                ),
-            ],
-        ),
-        ("w3-operator-switch.toml", vec![connected1.clone()]),
-        (
-            "w4-target-unreachable.toml",
-            vec![
-                connected1.clone(),
-                at(40 * S, "switchover-started telephony-timeout site1 site2"),
-                at(
-                    40 * S + 200 * MS,
-                    "switchover-failed site2 CS Proxy site2 refused the connection",
-                ),
-                at(40 * S + 200 * MS, "alarm-raised switchover-failed"),
-                at(
-                    40 * S + 400 * MS,
-                    "switchover-completed telephony-timeout site1 site1",
-                ),
-                at(
-                    70 * S + 400 * MS,
-                    "switchover-started telephony-timeout site1 site2",
-                ),
-                at(
-                    70 * S + 600 * MS,
-                    "switchover-completed telephony-timeout site1 site2",
-                ),
-                at(70 * S + 600 * MS, "alarm-cleared switchover-failed"),
-            ],
-        ),
-        (
-            // One agent of the fleet drill: site1's Configuration and Stat
-            // Servers go with it at 60 s (alarms at once, D2/D3), telephony
-            // times out at +30 s and leaving site1 clears both alarms.
-            "fleet-site-outage.toml",
-            vec![
-                connected1.clone(),
-                at(120 * S, "alarm-raised configuration-service-down"),
-                at(120 * S, "alarm-raised statistic-service-down"),
-                at(150 * S, "switchover-started telephony-timeout site1 site2"),
-                at(150 * S, "alarm-cleared configuration-service-down"),
-                at(150 * S, "alarm-cleared statistic-service-down"),
-                at(
-                    150 * S + 200 * MS,
-                    "switchover-completed telephony-timeout site1 site2",
-                ),
-            ],
-        ),
-        (
-            "demo.toml",
-            vec![
-                at(200 * MS, "startup-connected site2"),
-                at(200 * MS, "switchover-started startup-relocate site2 site1"),
-                at(
-                    400 * MS,
-                    "switchover-completed startup-relocate site2 site1",
-                ),
-                at(15 * S, "alarm-raised statistic-service-down"),
-                at(25 * S, "alarm-cleared statistic-service-down"),
-                at(80 * S, "alarm-raised configuration-service-down"),
-                at(110 * S, "switchover-started telephony-timeout site1 site2"),
-                at(110 * S, "alarm-cleared configuration-service-down"),
-                at(
-                    110 * S + 200 * MS,
-                    "switchover-completed telephony-timeout site1 site2",
-                ),
-            ],
-        ),
-    ]
+/// Where every shipped scenario's expected decisions are written down.
+const EXPECTED: &str = "tests/expected/shipped-scenarios.toml";
+
+/// (scenario, expected records) from [`EXPECTED`], the times in nanoseconds
+/// as [`drctl_e2e::records`] gives them.
+fn expectations() -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(repo().join(EXPECTED)).expect(EXPECTED);
+    let table: std::collections::BTreeMap<String, Vec<String>> =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{EXPECTED}: {e}"));
+    table
+        .into_iter()
+        .map(|(scenario, want)| (scenario, want.iter().map(|d| in_ns(d)).collect()))
+        .collect()
+}
+
+/// [`in_ns`] of each decision of `parts`, in order.
+fn in_ns_all(parts: &[&[&str]]) -> Vec<String> {
+    parts.concat().into_iter().map(in_ns).collect()
+}
+
+/// `"40.2 switchover-completed ..."` (seconds) as `"40200000000 switchover-completed ..."`.
+fn in_ns(decision: &str) -> String {
+    let (secs, rest) = decision
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{EXPECTED}: no time in {decision:?}"));
+    let (whole, frac) = secs.split_once('.').unwrap_or((secs, ""));
+    let parse = |n: &str| -> u64 {
+        n.parse()
+            .unwrap_or_else(|e| panic!("{EXPECTED}: {decision:?}: {e}"))
+    };
+    assert!(frac.len() <= 9, "{EXPECTED}: {decision:?}: finer than 1 ns");
+    at(parse(whole) * S + parse(&format!("{frac:0<9}")), rest)
 }
 
 #[test]
@@ -300,7 +79,8 @@ fn every_shipped_scenario_decides_exactly_as_expected() {
 
 #[test]
 fn every_shipped_scenario_has_an_expectation() {
-    let covered: Vec<&str> = expectations().iter().map(|(s, _)| *s).collect();
+    let expected = expectations();
+    let covered: Vec<&str> = expected.iter().map(|(s, _)| s.as_str()).collect();
     for entry in std::fs::read_dir(repo().join("plugins/mock/scenarios")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(covered.contains(&name.as_str()), "{name} is not exercised");
@@ -311,35 +91,21 @@ fn every_shipped_scenario_has_an_expectation() {
 /// end with `--set` for each of `sets`, recorded: the decisions (as
 /// [`records`]) and the recording's records.
 fn run_with(scenario: &str, sets: &[&str]) -> (Vec<String>, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("run.jsonl");
-    let path = format!("tests/scenarios/{scenario}");
-    let rec_arg = rec.to_string_lossy().into_owned();
-    let mut args = vec![
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-        "--record",
-        &rec_arg,
-    ];
-    for set in sets {
-        args.extend(["--set", set]);
-    }
-    let out = drctl(&args);
+    let dir = TestDir::new();
+    let rec = dir.at("run.jsonl");
+    let out = Drctl::watch(test_scenario(scenario))
+        .virtual_to_end()
+        .json()
+        .record(&rec)
+        .sets(sets)
+        .run();
     assert!(
-        out.status.success(),
+        out.success(),
         "{scenario} {sets:?}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        out.code,
+        out.stderr
     );
-    (records(&out.stdout), recorded(&rec))
+    (out.records(), recorded(rec.as_ref()))
 }
 
 /// The decisions that are not alarms (alarm rules are not what these tests show).
@@ -497,38 +263,25 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
 #[test]
 fn policy_hold_down_delays_the_next_automatic_switchover() {
     let scenario = "e1-hold-down.toml";
+    // In seconds, as in `tests/expected/`.
     let first = [
-        at(200 * MS, "startup-connected site1"),
-        at(40 * S, "switchover-started telephony-timeout site1 site2"),
-        at(
-            40 * S + 200 * MS,
-            "switchover-completed telephony-timeout site1 site2",
-        ),
+        "0.2 startup-connected site1",
+        "40 switchover-started telephony-timeout site1 site2",
+        "40.2 switchover-completed telephony-timeout site1 site2",
     ];
     let (off, _) = run_with(scenario, &[]);
-    let mut want = first.to_vec();
-    want.extend([
-        at(80 * S, "switchover-started telephony-timeout site2 site1"),
-        at(
-            80 * S + 200 * MS,
-            "switchover-completed telephony-timeout site2 site1",
-        ),
-    ]);
-    assert_eq!(no_alarms(&off), want);
+    let back = [
+        "80 switchover-started telephony-timeout site2 site1",
+        "80.2 switchover-completed telephony-timeout site2 site1",
+    ];
+    assert_eq!(no_alarms(&off), in_ns_all(&[&first, &back]));
     let (on, _) = run_with(scenario, &["policy.hold-down=120s"]);
-    let mut want = first.to_vec();
-    want.extend([
-        at(80 * S, "switchover-suppressed telephony-timeout hold-down"),
-        at(
-            160 * S + 200 * MS,
-            "switchover-started telephony-timeout site2 site1",
-        ),
-        at(
-            160 * S + 400 * MS,
-            "switchover-completed telephony-timeout site2 site1",
-        ),
-    ]);
-    assert_eq!(no_alarms(&on), want);
+    let held_back = [
+        "80 switchover-suppressed telephony-timeout hold-down",
+        "160.2 switchover-started telephony-timeout site2 site1",
+        "160.4 switchover-completed telephony-timeout site2 site1",
+    ];
+    assert_eq!(no_alarms(&on), in_ns_all(&[&first, &held_back]));
 }
 
 /// E2 `policy.failback` and `policy.failback-after`: manual stays on site2;

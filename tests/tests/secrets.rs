@@ -7,40 +7,30 @@
 //! field included: the password stays out of it only because the host's
 //! `Password` type prints `<redacted>`.
 
-use drctl_e2e::drctl;
+use drctl_e2e::{agent_config, control_section, wait_until, Drctl, TestDir};
 use std::path::Path;
+use std::time::Duration;
 
 const PASSWORD: &str = "Pa55-known-to-the-test";
 
-fn config(dir: &Path, source: &str) -> String {
-    let path = dir.join("drctl.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[agent]\nusername = \"agent007\"\n{source}\n\
-             [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-             [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
-             [backend]\nname = \"chaos\"\n\
-             [backend.chaos]\nfault = {{ mode = \"panic-handle\", at = \"0s\" }}\n\
-             [control]\nsocket = \"{}\"\n",
-            dir.join("run").join("ctl.sock").display()
+/// Writes `dir`'s `drctl.toml`: agent007 with the password from `source`,
+/// two sites, the chaos backend panicking in `handle`, the control socket in
+/// `dir/run/`; its path.
+fn config(dir: &TestDir, source: &str) -> String {
+    let agent = agent_config(source);
+    let control = control_section(&dir.path().join("run").join("ctl.sock"));
+    dir.file(
+        "drctl.toml",
+        &format!(
+            "{agent}[backend]\nname = \"chaos\"\n\
+             [backend.chaos]\nfault = {{ mode = \"panic-handle\", at = \"0s\" }}\n{control}"
         ),
-    )
-    .unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-fn all_output(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 
 #[test]
 fn a_known_password_appears_nowhere() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let file = dir.path().join("password");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
     {
@@ -52,36 +42,22 @@ fn a_known_password_appears_nowhere() {
         format!("password-file = \"{}\"", file.display()),
     ];
     for source in &sources {
-        let cfg = config(dir.path(), source);
-        let rec = dir.path().join("run.jsonl");
-        let rec_arg = rec.to_string_lossy().into_owned();
+        let cfg = config(&dir, source);
+        let rec = dir.at("run.jsonl");
+        let watch = Drctl::new(&["-vv", "watch", "--for", "20s"]).virtual_clock();
         let mut seen = String::new();
-        for args in [
-            vec!["--config", &cfg, "config", "show"],
-            vec!["--config", &cfg, "config", "show", "--origin"],
-            vec!["--config", &cfg, "config", "check"],
-            vec![
-                "--config", &cfg, "-vv", "watch", "--clock", "virtual", "--for", "20s", "--record",
-                &rec_arg, "--force",
-            ],
-            vec![
-                "--config",
-                &cfg,
-                "-vv",
-                "--log-format",
-                "json",
-                "watch",
-                "--clock",
-                "virtual",
-                "--for",
-                "20s",
-                "--output",
-                "json",
-            ],
+        for cmd in [
+            Drctl::new(&["config", "show"]),
+            Drctl::new(&["config", "show", "--origin"]),
+            Drctl::new(&["config", "check"]),
+            // The same recording file each time: overwritten on purpose.
+            watch.clone().record(&rec).args(&["--force"]),
+            watch.clone().args(&["--log-format", "json"]).json(),
         ] {
-            let out = drctl(&args);
-            assert!(out.status.success(), "{args:?}: {}", all_output(&out));
-            seen.push_str(&all_output(&out));
+            let cmd = cmd.config(&cfg);
+            let out = cmd.run();
+            assert!(out.success(), "{cmd:?}: {}", out.all());
+            seen.push_str(&out.all());
         }
         seen.push_str(&std::fs::read_to_string(&rec).unwrap());
         assert!(!seen.contains(PASSWORD), "{source}: the password leaked");
@@ -101,25 +77,18 @@ fn a_known_password_appears_nowhere() {
 #[test]
 fn the_control_socket_lives_in_a_private_directory() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &format!("password = \"{PASSWORD}\""));
-    let mut child = drctl_e2e::command(&["--config", &cfg, "watch", "--for", "30s"], dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let dir = TestDir::new();
+    let cfg = config(&dir, &format!("password = \"{PASSWORD}\""));
+    let watch = Drctl::new(&["watch", "--for", "30s"])
+        .config(&cfg)
+        .spawn(dir.path());
     let socket = dir.path().join("run").join("ctl.sock");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(std::time::Instant::now() < deadline, "no control socket");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the control socket", Duration::from_secs(20), || {
+        socket.exists()
+    });
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.path().join("run")), 0o700);
     assert_eq!(mode(&socket), 0o600);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    watch.signal(libc::SIGTERM);
+    assert_eq!(watch.finish().code, Some(0));
 }

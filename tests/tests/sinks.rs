@@ -5,101 +5,53 @@
 //! follow no redirect, say why a delivery failed, and a sink URL's
 //! credentials appear nowhere.
 
-use drctl_e2e::{command, free_port, records};
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use drctl_e2e::{
+    agent_config, free_port, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir,
+};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 const PASSWORD: &str = "Pa55-sink-must-not-see";
 
 /// Site1's statistic service goes off at 1 s (alarm raised) and comes back
 /// at 2 s (alarm cleared); the agent stays on site1.
-const SCENARIO: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-end = "5s"
-
-[[events]]
-at = "1s"
-site = "site1"
-set = { statistic = "off" }
-
-[[events]]
-at = "2s"
-site = "site1"
-set = { statistic = "on" }
-"#;
+const SCENARIO: &str = "statistic-blip.toml";
 
 /// Only the first alarm, on the real clock (for a watcher the test stops).
-const SCENARIO_REAL: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-end = "10m"
+const SCENARIO_REAL: &str = "statistic-off.toml";
 
-[[events]]
-at = "300ms"
-site = "site1"
-set = { statistic = "off" }
-"#;
-
-/// A tempdir with `drctl.toml` (`[agent]` with a password in the
-/// environment, the control socket, then the sinks `sinks(dir)` gives) and
-/// `ops.toml`.
-fn setup(sinks: impl FnOnce(&Path) -> String, scenario: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ops.toml"), scenario).unwrap();
-    std::fs::write(
-        dir.path().join("drctl.toml"),
-        format!(
-            "[agent]\nusername = \"agent007\"\npassword-env = \"DRCTL_AGENT_PASSWORD\"\n\
-             [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-             [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
-             [control]\nsocket = \"{}\"\n{}",
-            dir.path().join("ctl.sock").display(),
-            sinks(dir.path())
-        ),
-    )
-    .unwrap();
+/// A test dir with `ops.toml` (the test scenario `scenario`) and
+/// `drctl.toml` (agent007 with its password in the environment, the control
+/// socket, then the sinks `sinks(dir)` gives).
+fn setup(sinks: impl FnOnce(&TestDir) -> String, scenario: &str) -> TestDir {
+    let dir = TestDir::new();
+    dir.file("ops.toml", &read_test_scenario(scenario));
+    let agent = agent_config("password-env = \"DRCTL_AGENT_PASSWORD\"");
+    dir.control_config(&format!("{agent}{}", sinks(&dir)));
     dir
 }
 
-fn path(dir: &Path, name: &str) -> String {
-    dir.join(name).to_string_lossy().into_owned()
-}
-
-/// `drctl --config drctl.toml EXTRA... watch --backend mock --scenario ops.toml WATCH...`,
+/// `drctl --config drctl.toml watch --backend mock --scenario ops.toml`,
 /// with the password and an unrelated variable in its environment.
-fn drctl_in(dir: &Path, extra: &[&str], watch: &[&str]) -> std::process::Command {
-    let config = path(dir, "drctl.toml");
-    let scenario = path(dir, "ops.toml");
-    let mut args = vec!["--config", &config];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["watch", "--backend", "mock", "--scenario", &scenario]);
-    args.extend_from_slice(watch);
-    let mut cmd = command(&args, dir);
-    cmd.env("DRCTL_AGENT_PASSWORD", PASSWORD)
-        .env("E2E_UNRELATED_SETTING", "drctl-only");
-    cmd
+fn drctl_in(dir: &TestDir) -> Drctl {
+    Drctl::watch(dir.at("ops.toml"))
+        .config(dir.at("drctl.toml"))
+        .env("DRCTL_AGENT_PASSWORD", PASSWORD)
+        .env("E2E_UNRELATED_SETTING", "drctl-only")
 }
 
 /// A virtual-clock run of SCENARIO to its end, `--output json`.
-fn run_virtual(dir: &Path, extra: &[&str]) -> Output {
-    drctl_in(
-        dir,
-        extra,
-        &["--clock", "virtual", "--until-end", "--output", "json"],
-    )
-    .output()
-    .unwrap()
+fn run_virtual(dir: &TestDir) -> Ran {
+    dir.run(&drctl_in(dir).virtual_to_end().json())
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// [`run_virtual`] with `sinks` (TOML) in the config: it must succeed.
+fn run_with_sinks(sinks: String) -> Ran {
+    let out = run_virtual(&setup(|_| sinks, SCENARIO));
+    assert!(out.success(), "{}", out.stderr);
+    out
 }
 
 /// Whether `pid` is a live process (a zombie is dead: nobody may reap it here).
@@ -112,15 +64,6 @@ fn alive(pid: i32) -> bool {
     // `pid (comm) STATE ...`: the state follows the last ')'.
     let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
     !matches!(state.and_then(|s| s.chars().next()), None | Some('Z' | 'X'))
-}
-
-/// Polls until `cond` or the deadline.
-fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Kills a leftover process at the end of a test, whatever its outcome.
@@ -137,31 +80,32 @@ impl Drop for Reap {
     }
 }
 
-/// Reads `child`'s stdout to EOF on a thread: the receiver gets it then.
-fn stdout_eof(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
-    let mut out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        let _ = tx.send(buf);
+/// Waits up to `exit` for drctl to exit 0, then up to `eof` for its stdout
+/// to close (nothing it started may hold it); its stdout lines.
+fn exits_0_and_closes_stdout(drctl: &mut Running, exit: Duration, eof: Duration) -> Vec<String> {
+    let status = drctl.wait_within(exit).expect("drctl did not exit");
+    assert_eq!(status.code(), Some(0), "{}", drctl.stderr());
+    drctl.lines.rest_within(eof).to_vec()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The pid of the grandchild a [`stubborn_sink`] started (its pidfile
+/// `dir/gc.pid`), once it has started, and a [`Reap`] that kills it at the
+/// end of the test, whatever its outcome.
+fn stubborn_grandchild(dir: &TestDir) -> (i32, Reap) {
+    let pidfile = dir.path().join("gc.pid");
+    let mut pid = None;
+    wait_until("the sink's grandchild to start", secs(30), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        pid.is_some()
     });
-    rx
-}
-
-fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "drctl did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn read_pid(file: &Path) -> Option<i32> {
-    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    let pid = pid.unwrap_or_default();
+    (pid, Reap(vec![pid]))
 }
 
 /// An exec sink whose command starts a grandchild that ignores SIGTERM and
@@ -177,8 +121,8 @@ fn stubborn_sink(pidfile: &str, timeout: &str) -> String {
 fn an_exec_sink_gets_the_event_and_its_env_never_the_password_or_drctls_env() {
     let dir = setup(
         |dir| {
-            let env_out = path(dir, "env");
-            let stdin_out = path(dir, "stdin");
+            let env_out = dir.at("env");
+            let stdin_out = dir.at("stdin");
             format!(
                 "[[alarms.sinks]]\ntype = \"exec\"\nenv = {{ PAGER_TEAM = \"contact-centre\" }}\n\
                  command = [\"sh\", \"-c\", \"env > {env_out}.$DRCTL_STATE; \
@@ -187,25 +131,17 @@ fn an_exec_sink_gets_the_event_and_its_env_never_the_password_or_drctls_env() {
         },
         SCENARIO,
     );
-    let env_out = path(dir.path(), "env");
-    let stdin_out = path(dir.path(), "stdin");
+    let env_out = dir.at("env");
+    let stdin_out = dir.at("stdin");
     // drctl's own stdin is an open pipe with data: the sink must not see it.
-    let mut child = drctl_in(
-        dir.path(),
-        &[],
-        &["--clock", "virtual", "--until-end", "--output", "json"],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut cmd = drctl_in(&dir).virtual_to_end().json().command(dir.path());
+    cmd.stdin(Stdio::piped());
+    let mut drctl = Running::spawn(cmd);
+    let mut stdin = drctl.take_stdin();
     let _ = std::io::Write::write_all(&mut stdin, b"drctl's own stdin\n");
     // drctl's stdin stays open until drctl has exited.
-    let out = child_output(child);
+    exits_0_and_closes_stdout(&mut drctl, Duration::from_secs(60), Duration::from_secs(20));
     drop(stdin);
-    assert!(out.status.success(), "{}", text(&out.stderr));
     for state in ["raised", "cleared"] {
         let env = std::fs::read_to_string(format!("{env_out}.{state}"))
             .unwrap_or_else(|e| panic!("the sink did not run for {state}: {e}"));
@@ -238,42 +174,20 @@ fn an_exec_sink_gets_the_event_and_its_env_never_the_password_or_drctls_env() {
     );
 }
 
-/// Waits for `child` (its stdout and stderr piped) and collects its output.
-fn child_output(mut child: Child) -> Output {
-    let stdout = stdout_eof(&mut child);
-    let mut stderr = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let status = wait_exit(&mut child, 60);
-    let stdout = stdout
-        .recv_timeout(Duration::from_secs(20))
-        .expect("drctl's stdout reached EOF");
-    Output {
-        status,
-        stdout,
-        stderr: err.join().unwrap(),
-    }
-}
-
 #[test]
 fn an_exec_sinks_output_goes_to_the_log_never_to_drctls_stdout() {
     let sinks = "[[alarms.sinks]]\ntype = \"exec\"\n\
          command = [\"sh\", \"-c\", \"echo SINK-SAYS-$DRCTL_STATE; echo SINK-COMPLAINS >&2; \
          head -c 100000 /dev/zero | tr '\\\\0' x\"]\n";
-    let dir = setup(|_| sinks.to_owned(), SCENARIO);
-    let out = run_virtual(dir.path(), &[]);
-    let stdout = text(&out.stdout);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let out = run_with_sinks(sinks.to_owned());
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert!(
         !stdout.contains("SINK-"),
         "sink output on stdout:\n{stdout}"
     );
     // Every stdout line is a decision record.
-    assert!(records(&out.stdout)
+    assert!(out
+        .records()
         .iter()
         .any(|r| r.ends_with("alarm-raised statistic-service-down")));
     for want in ["SINK-SAYS-raised", "SINK-SAYS-cleared", "SINK-COMPLAINS"] {
@@ -286,80 +200,37 @@ fn an_exec_sinks_output_goes_to_the_log_never_to_drctls_stdout() {
 
 #[test]
 fn an_exec_sink_killed_at_its_timeout_leaves_no_grandchild() {
-    let dir = setup(
-        |dir| stubborn_sink(&path(dir, "gc.pid"), "1s"),
-        SCENARIO_REAL,
-    );
-    let pidfile = dir.path().join("gc.pid");
-    let mut child = drctl_in(dir.path(), &[], &["--output", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = stdout_eof(&mut child);
-    let mut reap = Reap(Vec::new());
-    let mut pid = None;
-    eventually("the sink's grandchild to start", 30, || {
-        pid = read_pid(&pidfile);
-        pid.is_some()
-    });
-    let pid = pid.unwrap_or_default();
-    reap.0.push(pid);
-    eventually(
+    let dir = setup(|dir| stubborn_sink(&dir.at("gc.pid"), "1s"), SCENARIO_REAL);
+    let mut drctl = drctl_in(&dir).json().spawn(dir.path());
+    let (pid, _reap) = stubborn_grandchild(&dir);
+    wait_until(
         "the grandchild to be killed at the sink's timeout",
-        20,
+        secs(20),
         || !alive(pid),
     );
     assert!(
-        child.try_wait().unwrap().is_none(),
+        drctl.is_running(),
         "drctl exited: the grandchild went with it, not with the timeout"
     );
-    // SAFETY: SIGINT to the drctl this test started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = wait_exit(&mut child, 30);
-    assert_eq!(status.code(), Some(0));
-    let _ = stdout
-        .recv_timeout(Duration::from_secs(10))
-        .expect("drctl's stdout reached EOF after it exited");
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    drctl.signal(libc::SIGINT);
+    exits_0_and_closes_stdout(&mut drctl, secs(30), secs(10));
+    let err = drctl.finish().stderr;
     assert!(err.contains("killed after 1s"), "{err}");
 }
 
 #[test]
 fn drctls_exit_kills_a_running_sinks_whole_process_group() {
-    let dir = setup(|dir| stubborn_sink(&path(dir, "gc.pid"), "1h"), SCENARIO);
-    let pidfile = dir.path().join("gc.pid");
-    let mut child = drctl_in(
-        dir.path(),
-        &[],
-        &["--clock", "virtual", "--until-end", "--output", "json"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let stdout = stdout_eof(&mut child);
-    let mut reap = Reap(Vec::new());
-    let mut pid = None;
-    eventually("the sink's grandchild to start", 30, || {
-        pid = read_pid(&pidfile);
-        pid.is_some()
-    });
-    let pid = pid.unwrap_or_default();
-    reap.0.push(pid);
+    let dir = setup(|dir| stubborn_sink(&dir.at("gc.pid"), "1h"), SCENARIO);
+    let mut drctl = drctl_in(&dir).virtual_to_end().json().spawn(dir.path());
+    let (pid, _reap) = stubborn_grandchild(&dir);
     // drctl gives its sinks 5 s at shutdown, then stops them.
-    let status = wait_exit(&mut child, 60);
-    assert_eq!(status.code(), Some(0));
-    let out = stdout
-        .recv_timeout(Duration::from_secs(10))
-        .expect("drctl's stdout reached EOF after it exited");
+    let out = exits_0_and_closes_stdout(&mut drctl, secs(60), secs(10));
     assert!(!out.is_empty());
-    eventually("the grandchild to be gone after drctl exited", 10, || {
-        !alive(pid)
-    });
+    wait_until(
+        "the grandchild to be gone after drctl exited",
+        secs(10),
+        || !alive(pid),
+    );
 }
 
 /// A loopback HTTP server answering every request with `status` (and
@@ -396,10 +267,8 @@ fn a_webhook_redirect_is_not_followed_and_is_a_failed_delivery_naming_the_locati
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{found}/hook\"\nretries = 0\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{temporary}/hook\"\nretries = 0\n"
     );
-    let dir = setup(|_| sinks, SCENARIO);
-    let out = run_virtual(dir.path(), &[]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let out = run_with_sinks(sinks);
+    let stderr = &out.stderr;
     // Both sinks were tried (alarm raised and cleared), nothing reached the other host.
     assert_eq!(found_hits.load(Ordering::SeqCst), 2, "{stderr}");
     assert_eq!(temporary_hits.load(Ordering::SeqCst), 2, "{stderr}");
@@ -423,10 +292,8 @@ fn a_failed_webhook_delivery_says_why() {
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{failing}/hook\"\nretries = 1\nretry-backoff = \"10ms\"\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{down}/hook\"\nretries = 0\n"
     );
-    let dir = setup(|_| sinks, SCENARIO);
-    let out = run_virtual(dir.path(), &[]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let out = run_with_sinks(sinks);
+    let stderr = &out.stderr;
     assert_eq!(hits.load(Ordering::SeqCst), 4, "{stderr}");
     assert!(
         stderr.contains("not delivered: HTTP 500 Internal Server Error (after 2 attempt(s))"),
@@ -457,38 +324,20 @@ fn a_webhook_urls_credentials_appear_nowhere() {
          [[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"true\"]\nenv = {{ PAGER_TOKEN = \"{QUERY_SECRET}\" }}\n"
     );
     let dir = setup(|_| sinks, SCENARIO);
-    let config = path(dir.path(), "drctl.toml");
-    let recording = path(dir.path(), "run.jsonl");
+    let config = dir.at("drctl.toml");
+    let recording = dir.at("run.jsonl");
     let mut seen = String::new();
-    for args in [
-        vec!["--config", &config, "config", "show"],
-        vec!["--config", &config, "config", "show", "--origin"],
-    ] {
-        let out = command(&args, dir.path()).output().unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        seen += &text(&out.stdout);
-        seen += &text(&out.stderr);
+    for args in [&["config", "show"][..], &["config", "show", "--origin"]] {
+        let out = dir.run(&Drctl::new(args).config(&config));
+        assert!(out.success(), "{}", out.stderr);
+        seen += &out.all();
     }
     assert!(seen.contains("/hook?token=<redacted>"), "{seen}");
-    for extra in [vec!["-vv"], vec!["-vv", "--log-format", "json"]] {
-        let out = drctl_in(
-            dir.path(),
-            &extra,
-            &[
-                "--clock",
-                "virtual",
-                "--until-end",
-                "--output",
-                "json",
-                "--record",
-                &recording,
-            ],
-        )
-        .output()
-        .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        seen += &text(&out.stdout);
-        seen += &text(&out.stderr);
+    for extra in [&["-vv"][..], &["-vv", "--log-format", "json"]] {
+        let watch = drctl_in(&dir).args(extra).virtual_to_end().json();
+        let out = dir.run(&watch.record(&recording));
+        assert!(out.success(), "{}", out.stderr);
+        seen += &out.all();
         seen += &std::fs::read_to_string(&recording).unwrap();
     }
     // The failures were logged, naming the sinks (redacted).
@@ -512,12 +361,9 @@ fn a_sink_env_may_not_set_drctls_event_variables() {
         },
         SCENARIO,
     );
-    let config = path(dir.path(), "drctl.toml");
-    let out = command(&["--config", &config, "config", "check"], dir.path())
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let out = dir.run(&Drctl::new(&["config", "check"]).config(dir.at("drctl.toml")));
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(2), "{stderr}");
     assert!(
         stderr.contains("alarms.sinks[0].env.DRCTL_ALARM")
             && stderr.contains("drctl's event variables"),

@@ -10,7 +10,7 @@
 //! cannot be set on a virtual-clock run (it takes no control socket), so no
 //! variant has it.
 
-use drctl_e2e::{command, soak_scenario};
+use drctl_e2e::{soak_scenario, Drctl, TestDir};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -43,37 +43,24 @@ fn run_with(
     sets: &[&str],
     record: Option<&std::path::Path>,
 ) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("soak.toml");
-    std::fs::write(&path, soak_scenario(days, seed)).unwrap();
-    let path = path.to_string_lossy().into_owned();
-    let stop = match stop_after_days {
-        Some(d) => vec!["--for".to_owned(), format!("{}s", d * 86_400)],
-        None => vec!["--until-end".to_owned()],
+    let dir = TestDir::new();
+    let path = dir.file("soak.toml", &soak_scenario(days, seed));
+    let mut watch = Drctl::watch(&path)
+        .arg("-q")
+        .virtual_clock()
+        .json()
+        .sets(sets);
+    watch = match stop_after_days {
+        Some(d) => watch.args(&["--for", &format!("{}s", d * 86_400)]),
+        None => watch.arg("--until-end"),
     };
-    let mut args = vec![
-        "-q",
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--output",
-        "json",
-    ];
-    args.extend(stop.iter().map(String::as_str));
-    for set in sets {
-        args.extend(["--set", set]);
-    }
-    let record = record.map(|p| p.to_string_lossy().into_owned());
-    if let Some(path) = &record {
-        args.extend(["--record", path]);
+    if let Some(path) = record {
+        watch = watch.record(path);
     }
     // Reaped below with wait4, which also gives this child's own peak RSS.
     #[allow(clippy::zombie_processes)]
-    let mut child = command(&args, dir.path())
+    let mut child = watch
+        .command(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -287,7 +274,7 @@ fn soak_variants_switch_only_for_their_causes() {
         ("jitter", &jitter[..]),
         ("all", &all[..]),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDir::new();
         let rec = dir.path().join("soak.jsonl");
         let seed = 2;
         let r = run_with(days, seed, None, sets, Some(&rec));

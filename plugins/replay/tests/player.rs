@@ -83,6 +83,13 @@ fn recording() -> tempfile::NamedTempFile {
     file
 }
 
+/// The three commands of [`recording`], in its order, all at 0.
+fn send_the_recorded_commands(p: &mut Player) {
+    p.handle(0, cmd(1, connect("site1")));
+    p.handle(0, cmd(2, Command::KillFactory));
+    p.handle(0, cmd(3, connect("site2")));
+}
+
 /// Everything the player emits up to `until`, jumping deadline to deadline.
 fn drain(p: &mut Player, from: u64, until: u64) -> Vec<(u64, Output)> {
     let mut out = Vec::new();
@@ -167,13 +174,7 @@ fn a_command_the_recording_does_not_have_next_is_a_divergence_answered_with_an_e
 fn past_the_last_recorded_command_every_command_diverges() {
     let file = recording();
     let mut p = Player::open(file.path()).unwrap();
-    for (id, c) in [
-        (1, connect("site1")),
-        (2, Command::KillFactory),
-        (3, connect("site2")),
-    ] {
-        p.handle(0, cmd(id, c));
-    }
+    send_the_recorded_commands(&mut p);
     drain(&mut p, 0, 40_000 * MS);
     p.handle(40_000 * MS, cmd(4, Command::Shutdown));
     let out = drain(&mut p, 40_000 * MS, 40_000 * MS);
@@ -201,13 +202,7 @@ fn a_command_recorded_without_a_result_is_never_answered() {
         + "{\"t\":31250000000,\"kind\":\"res";
     std::fs::write(file.path(), cut).unwrap();
     let mut p = Player::open(file.path()).unwrap();
-    for (id, c) in [
-        (1, connect("site1")),
-        (2, Command::KillFactory),
-        (3, connect("site2")),
-    ] {
-        p.handle(0, cmd(id, c));
-    }
+    send_the_recorded_commands(&mut p);
     let out = drain(&mut p, 0, u64::MAX);
     let mut answered: Vec<u64> = out
         .iter()
