@@ -400,6 +400,16 @@ impl<B: Backend> Host<B> {
         self.clock.now()
     }
 
+    /// Puts a real clock's zero at this instant (the session's start): the
+    /// setup before it (config, plugin, history, sockets) takes no session
+    /// time, so a real-clock recording's first command is at t = 0, as in
+    /// its replay. Nothing runs on the clock before the start.
+    pub fn start_clock(&mut self) {
+        if let Clock::Real { start, .. } = &mut self.clock {
+            *start = tokio::time::Instant::now();
+        }
+    }
+
     /// Feeds an event to agent `i`'s engine now and carries out what follows.
     ///
     /// What is due first (timers, backend outputs) is handled first, so that a

@@ -46,6 +46,7 @@ impl<B: Backend> Session<B> {
     /// Starts every agent.
     pub fn start(&mut self) -> Result<(), HostError> {
         let _inside = self.rt.enter();
+        self.host.start_clock();
         self.host.inject_all(Event::Start)
     }
 
