@@ -37,17 +37,24 @@ pub fn init(format: LogFormat, verbosity: i16) {
         }),
         _ => EnvFilter::new(default),
     };
-    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours for people at a terminal, never ESC bytes in a journal or file.
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(colours(&std::io::stderr()));
     // A subscriber already installed (tests) is not an error.
     let _ = match format {
         LogFormat::Text => builder.fmt_fields(EscapedFields).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Whether to write colours to `stream`: only to a terminal (each stream is
+/// asked on its own: logs on stderr, decisions on stdout), never with
+/// `NO_COLOR` set or `TERM=dumb`; `CLICOLOR_FORCE` forces them (anstream's
+/// rules, the ones clap's own help follows).
+pub fn colours(stream: &impl anstream::stream::RawStream) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
 /// Whether `c` must not reach a log line or a terminal as it is: C0 and C1

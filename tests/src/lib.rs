@@ -7,6 +7,7 @@ pub mod dir;
 pub mod run;
 pub mod running;
 pub mod service;
+pub mod terminal;
 pub mod watcher;
 
 pub use dir::{

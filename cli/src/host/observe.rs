@@ -111,20 +111,23 @@ pub enum Format {
     Json,
 }
 
-/// Prints decisions to a writer (stdout) and to tracing.
+/// Prints decisions to a writer (stdout), and to tracing at debug: stdout
+/// already carries them, so a terminal shows each decision once.
 pub struct DecisionPrinter<W: Write> {
     out: W,
     format: Format,
     fleet: bool,
+    colour: bool,
 }
 
 impl<W: Write> DecisionPrinter<W> {
-    /// A printer in `format` to `out`.
+    /// A printer in `format` to `out`, without colours.
     pub fn new(out: W, format: Format) -> Self {
         DecisionPrinter {
             out,
             format,
             fleet: false,
+            colour: false,
         }
     }
 
@@ -133,10 +136,29 @@ impl<W: Write> DecisionPrinter<W> {
         self.fleet = true;
         self
     }
+
+    /// Colours the decision types of text lines (when `out` is a terminal:
+    /// see [`crate::logging::colours`]).
+    pub fn coloured(mut self, colour: bool) -> Self {
+        self.colour = colour;
+        self
+    }
+}
+
+/// Session time as text tables show it: always milliseconds, rounded
+/// (`+12.746s`), so that a real-clock time lines up with a virtual one.
+pub fn millis(t: Timestamp) -> String {
+    let ms = t.as_nanos().saturating_add(500_000) / 1_000_000;
+    format!("+{}.{:03}s", ms / 1000, ms % 1000)
 }
 
 /// One line for people: `+40.200s  switchover-started  telephony-timeout site1 -> site2`.
 pub fn describe(t: Timestamp, d: &Decision) -> String {
+    render(t, d, false)
+}
+
+/// [`describe`], the decision's type coloured by what it means when `colour`.
+pub fn render(t: Timestamp, d: &Decision, colour: bool) -> String {
     let detail = match d {
         Decision::StartupConnected { site } => format!("connected to {site}"),
         Decision::StartupFailed { error } => error.clone(),
@@ -159,14 +181,35 @@ pub fn describe(t: Timestamp, d: &Decision) -> String {
     // Reasons and errors are free text from the backend: one line, no
     // terminal controls.
     let detail = crate::logging::escape(&detail);
-    format!("{:>12}  {:<22} {detail}", t.to_string(), d.type_name())
+    let kind = format!("{:<22}", d.type_name());
+    let kind = match style(d).filter(|_| colour) {
+        Some(style) => format!("{style}{kind}{style:#}"),
+        None => kind,
+    };
+    format!("{:>12}  {kind} {detail}", millis(t))
+}
+
+/// The colour of a decision's type: red for trouble, yellow for a switch
+/// under way, green for a recovery.
+fn style(d: &Decision) -> Option<anstyle::Style> {
+    use anstyle::AnsiColor::{Green, Red, Yellow};
+    let colour = match d {
+        Decision::StartupFailed { .. }
+        | Decision::SwitchoverFailed { .. }
+        | Decision::AlarmRaised { .. } => Red,
+        Decision::SwitchoverStarted { .. } | Decision::SwitchoverSuppressed { .. } => Yellow,
+        Decision::StartupConnected { .. }
+        | Decision::SwitchoverCompleted { .. }
+        | Decision::AlarmCleared { .. } => Green,
+        Decision::LogoutClassified { .. } => return None,
+    };
+    Some(anstyle::Style::new().fg_color(Some(colour.into())))
 }
 
 impl<W: Write> Observer for DecisionPrinter<W> {
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
         let f = Fields::of(d);
-        let line = describe(t, d);
-        tracing::info!(
+        tracing::debug!(
             target: "drctl::decision",
             t = t.as_nanos(),
             agent = self.fleet.then_some(agent),
@@ -180,7 +223,7 @@ impl<W: Write> Observer for DecisionPrinter<W> {
             why = f.why,
             error = f.error,
             "{}",
-            line.trim_start()
+            describe(t, d).trim_start()
         );
         let written = match self.format {
             Format::Json => {
@@ -194,10 +237,11 @@ impl<W: Write> Observer for DecisionPrinter<W> {
                     .and_then(|()| writeln!(self.out))
             }
             Format::Text if self.fleet => {
+                let line = render(t, d, self.colour);
                 let (time, rest) = line.split_at(12);
                 writeln!(self.out, "{time}  {agent:<10} {}", rest.trim_start())
             }
-            Format::Text => writeln!(self.out, "{line}"),
+            Format::Text => writeln!(self.out, "{}", render(t, d, self.colour)),
         };
         // stdout closed (a pipe's reader left): nothing useful left to do with it.
         let _ = written.and_then(|()| self.out.flush());

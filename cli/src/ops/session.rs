@@ -100,7 +100,9 @@ pub fn prepare(
             host.observe(Box::new(log));
         }
     }
-    let printer = DecisionPrinter::new(out, format(args.output));
+    // `out` is stdout, or a spinner's writer to it: stdout's own terminal decides.
+    let colour = crate::logging::colours(&std::io::stdout());
+    let printer = DecisionPrinter::new(out, format(args.output)).coloured(colour);
     host.observe(Box::new(if fleet {
         printer.with_agents()
     } else {
