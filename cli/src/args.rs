@@ -175,3 +175,13 @@ pub enum RecordTarget {
         keep: u32,
     },
 }
+
+/// `--agent NAME`: which running watcher (and which of its agents) a client
+/// command talks to.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArg {
+    /// The agent whose watcher to talk to (default: the config's agent, or the
+    /// one watcher running here).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+}

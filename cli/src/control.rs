@@ -4,13 +4,15 @@
 //! ```json
 //! → {"v":1,"request":"status"}
 //! ← {"v":1,"ok":true,"status":{...}}
-//! → {"v":1,"request":"switch","to":"site2"}
+//! → {"v":1,"request":"switch","to":"site2","agent":"ann"}
 //! ← {"v":1,"progress":{"t":...,"type":"switchover-started",...}}   (one per decision)
 //! ← {"v":1,"ok":true,"switched":{"from":"site1","to":"site2","phases":[...]}}
 //! ```
 //!
 //! A request of another protocol version `v` is answered with an error naming
-//! both versions. `status|pause|resume|switch` are the clients.
+//! both versions. `agent` (optional) names the agent a request is for; the
+//! watcher answers for its only agent without it, and refuses a name it does
+//! not run. `status|pause|resume|switch` are the clients.
 //!
 //! Limits: a request line is at most [`MAX_REQUEST`] bytes and must arrive
 //! within [`REQUEST_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are
@@ -62,6 +64,9 @@ pub enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     v: u32,
+    /// The agent the request is for (`--agent`); `None`: the watcher's only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
     #[serde(flatten)]
     request: Request,
 }
@@ -129,6 +134,8 @@ impl Reply {
 pub struct Incoming {
     /// What is asked.
     pub request: Request,
+    /// For which agent (`None`: the watcher's only one).
+    pub agent: Option<String>,
     /// Reply lines; the last one has `ok` set.
     pub reply: mpsc::UnboundedSender<Reply>,
 }
@@ -190,6 +197,37 @@ fn socket_name(agent: &str) -> String {
         })
         .collect();
     format!("{agent}.sock")
+}
+
+/// How many entries of the socket directory [`running_watchers`] looks at.
+const MAX_SCAN: usize = 4096;
+
+/// The watchers answering in the default socket directory (where `drctl
+/// watch` binds when `control.socket` is not set), as `(agent, socket)` by
+/// agent name: what a client without a config can reach. A socket nobody
+/// answers on (a dead watcher's) is left out; whose each one is gets checked
+/// when a request is sent ([`request`]).
+pub fn running_watchers() -> Vec<(String, PathBuf)> {
+    use std::os::unix::fs::FileTypeExt;
+    let probe = socket_path(None, "agent");
+    let Some(Ok(entries)) = probe.parent().map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .take(MAX_SCAN)
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+        .filter_map(|p| {
+            let agent = p.file_stem()?.to_string_lossy().into_owned();
+            // A watcher that connected and left without a word: no request reaches it.
+            StdUnixStream::connect(&p).ok()?;
+            Some((agent, p))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The watcher's end: a bound socket, removed again when dropped.
@@ -432,8 +470,13 @@ async fn connection(
         .map_err(|e| format!("not a JSON request: {e}"))
         .and_then(parse_request);
     match parsed {
-        Ok(request) => {
-            if inbox.send(Incoming { request, reply: tx }).is_err() {
+        Ok(Envelope { agent, request, .. }) => {
+            let incoming = Incoming {
+                request,
+                agent,
+                reply: tx,
+            };
+            if inbox.send(incoming).is_err() {
                 send(&mut write, &Reply::error("the watcher is stopping")).await?;
                 return Ok(());
             }
@@ -453,7 +496,7 @@ async fn connection(
     Ok(())
 }
 
-fn parse_request(line: &str) -> Result<Request, String> {
+fn parse_request(line: &str) -> Result<Envelope, String> {
     let value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not a JSON request: {e}"))?;
     match value.get("v").and_then(|v| v.as_u64()) {
@@ -466,9 +509,7 @@ fn parse_request(line: &str) -> Result<Request, String> {
         }
         None => return Err("missing \"v\" (the control protocol version)".to_owned()),
     }
-    serde_json::from_value::<Envelope>(value)
-        .map(|e| e.request)
-        .map_err(|e| format!("bad request: {e}"))
+    serde_json::from_value::<Envelope>(value).map_err(|e| format!("bad request: {e}"))
 }
 
 async fn send(w: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
@@ -549,10 +590,11 @@ impl From<ClientError> for CliError {
 }
 
 /// The client's end: checks that the watcher at `path` runs as us or root,
-/// sends `request` and calls `on_line` for every reply line until the last,
-/// which it returns.
+/// sends `request` (for `agent`, if named) and calls `on_line` for every
+/// reply line until the last, which it returns.
 pub fn request(
     path: &Path,
+    agent: Option<&str>,
     request: &Request,
     timeout: Duration,
     mut on_line: impl FnMut(&Reply),
@@ -584,6 +626,7 @@ pub fn request(
         .map_err(io("setting the timeout"))?;
     let mut line = serde_json::to_vec(&Envelope {
         v: VERSION,
+        agent: agent.map(str::to_owned),
         request: request.clone(),
     })
     .map_err(|e| io("encoding the request")(e.into()))?;

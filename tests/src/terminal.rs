@@ -75,3 +75,93 @@ pub fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// A real-clock `drctl watch` for one agent, with its control socket in the
+/// default directory under its own `XDG_RUNTIME_DIR`; stopped (SIGTERM, then
+/// killed) when dropped, so a failed test leaves no watcher running.
+pub struct Watcher {
+    child: std::process::Child,
+    /// The agent's control socket.
+    pub socket: std::path::PathBuf,
+}
+
+/// A quiet deployment: the agent starts on its preferred site1 and stays.
+pub const QUIET: &str = r#"
+[deployment]
+preferred-site = "site1"
+first-site = "site1"
+register-delay = "100ms"
+site-timeout = "30s"
+end = "1h"
+"#;
+
+impl Watcher {
+    /// Starts `drctl watch` for agent `name` on `scenario` (a file), with
+    /// `runtime` as `XDG_RUNTIME_DIR` (its log in `runtime/NAME.log`), and
+    /// waits until it watches a site.
+    pub fn start(name: &str, scenario: &Path, runtime: &Path) -> Watcher {
+        let set = format!("agent.username={name}");
+        let scenario = scenario.display().to_string();
+        let args = [
+            "--set",
+            &set,
+            "watch",
+            "--backend",
+            "mock",
+            "--scenario",
+            &scenario,
+        ];
+        let child = crate::command(&args, runtime)
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::create(runtime.join(format!("{name}.log")))
+                    .map(std::process::Stdio::from)
+                    .unwrap_or_else(|_| std::process::Stdio::null()),
+            )
+            .spawn()
+            .expect("spawn drctl watch");
+        let socket = runtime.join("drctl").join(format!("{name}.sock"));
+        let w = Watcher { child, socket };
+        crate::wait_until(
+            &format!("{name}'s control socket"),
+            std::time::Duration::from_secs(30),
+            || std::os::unix::net::UnixStream::connect(&w.socket).is_ok(),
+        );
+        crate::wait_until(
+            &format!("{name} watching a site"),
+            std::time::Duration::from_secs(30),
+            || {
+                let out = crate::command(&["status", "--agent", name, "--output", "json"], runtime)
+                    .output()
+                    .expect("drctl status");
+                serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|s| s["phase"] == "watching")
+            },
+        );
+        w
+    }
+
+    /// The watcher's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

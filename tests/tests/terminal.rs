@@ -1,7 +1,8 @@
 //! drctl in a terminal (issue 16, "The terminal"): what a person sees under
 //! a pseudo-terminal, and what lands in files and pipes.
 
-use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi};
+use drctl_e2e::command;
+use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, Watcher};
 
 const DEMO: [&str; 7] = [
     "watch",
@@ -119,4 +120,136 @@ fn colours_only_on_the_terminal_each_stream_asked_on_its_own() {
     assert_eq!(run.code, Some(0), "{}", run.terminal);
     assert!(run.terminal.contains("INFO"), "{}", run.terminal);
     assert!(!has_ansi(&run.terminal), "NO_COLOR: {:?}", run.terminal);
+}
+
+/// A scenario file in `dir`.
+fn scenario(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn status_watch_redraws_in_place_on_a_terminal_and_repeats_in_a_pipe() {
+    let runtime = tempfile::tempdir().unwrap();
+    let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
+    let _ann = Watcher::start("ann", &file, runtime.path());
+    let args = ["status", "--watch", "--interval", "100ms", "--count", "3"];
+
+    let run = drctl_in_pty(&args, "", &[], runtime.path());
+    assert_eq!(run.code, Some(0), "{}", run.terminal);
+    // Each refresh homes the cursor and clears the screen: one status on view.
+    assert_eq!(
+        run.terminal.matches("\u{1b}[H\u{1b}[2J").count(),
+        3,
+        "{:?}",
+        run.terminal
+    );
+    assert_eq!(
+        run.terminal.matches("agent      ann").count(),
+        3,
+        "{}",
+        run.terminal
+    );
+
+    // Not a terminal: the statuses one after another, nothing to redraw.
+    let out = command(&args, runtime.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!has_ansi(&text), "{text:?}");
+    assert_eq!(text.matches("agent      ann").count(), 3, "{text}");
+    let json = command(
+        &[
+            "status",
+            "--watch",
+            "--interval",
+            "100ms",
+            "--count",
+            "2",
+            "--output",
+            "json",
+        ],
+        runtime.path(),
+    )
+    .output()
+    .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["agent"], "ann");
+}
+
+#[test]
+fn without_a_config_clients_find_the_watchers_running_here() {
+    let runtime = tempfile::tempdir().unwrap();
+    let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
+    let ann = Watcher::start("ann", &file, runtime.path());
+
+    // One watcher: found without naming it.
+    let out = command(&["status", "--output", "json"], runtime.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["agent"], "ann");
+    assert_eq!(status["pid"], ann.pid());
+
+    // Two: status lists both; pause wants a name; --agent picks one.
+    let bob = Watcher::start("bob", &file, runtime.path());
+    let out = command(&["status"], runtime.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("2 watchers run here; drctl status --agent NAME for one"),
+        "{text}"
+    );
+    for (name, pid) in [("ann", ann.pid()), ("bob", bob.pid())] {
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_default();
+        assert!(
+            row.contains(&pid.to_string()) && row.contains("site1"),
+            "{text}"
+        );
+    }
+    let out = command(&["pause"], runtime.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("2 watchers run here: ann (") && err.contains("name one with --agent NAME"),
+        "{err}"
+    );
+
+    let out = command(&["pause", "--agent", "bob"], runtime.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paused = |name: &str| {
+        let out = command(
+            &["status", "--agent", name, "--output", "json"],
+            runtime.path(),
+        )
+        .output()
+        .unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        s["paused"].as_bool()
+    };
+    assert_eq!(paused("bob"), Some(true));
+    assert_eq!(paused("ann"), Some(false));
+    let out = command(&["resume", "--agent", "bob"], runtime.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(paused("bob"), Some(false));
 }

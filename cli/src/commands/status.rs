@@ -1,6 +1,6 @@
 //! `drctl status`: what a running `drctl watch` sees, through its control socket.
 
-use crate::args::{GlobalArgs, OutputFormat};
+use crate::args::{AgentArg, GlobalArgs, OutputFormat};
 use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
@@ -9,46 +9,222 @@ use crate::report::StatusReport;
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::Value;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Show the running watcher's site, epoch, listeners, pending timers, alarms,
 /// pause state, last decisions and uptime.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    agent: AgentArg,
     /// Text for people or one JSON object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// Ask again every --interval: redrawn in place on a terminal, one status
+    /// after another otherwise (JSON: one object a line); until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: how often (e.g. "500ms", "5s").
+    #[arg(long, value_name = "DURATION", default_value = "2s", requires = "watch",
+          value_parser = drctl_plugin_api::duration::parse)]
+    interval: Duration,
+    /// With --watch: stop after this many statuses.
+    #[arg(long, value_name = "N", requires = "watch")]
+    count: Option<u64>,
 }
 
 /// How long a client waits for the watcher's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The shortest `--interval` (a status is cheap, but not free for the watcher).
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs `drctl status`.
 pub fn run(args: StatusArgs, global: &GlobalArgs) -> CliResult {
-    let status = ask(global, Request::Status)?;
-    match args.output {
-        // Through `Value`, whose keys are sorted: the shape scripts read.
-        OutputFormat::Json => {
-            let value = serde_json::to_value(&status).map_err(CliError::failed)?;
-            super::print_stdout(&format!("{value}\n"))
+    let target = match find(global, args.agent.agent.as_deref())? {
+        Found::One(target) => target,
+        Found::Several(watchers) => return list(&watchers, args.output),
+    };
+    if !args.watch {
+        let status = target.ask(&Request::Status)?;
+        return print(&status, args.output);
+    }
+    if args.interval < MIN_INTERVAL {
+        return Err(CliError::bad_input(anyhow!(
+            "--interval {}: expected at least {}",
+            humantime::format_duration(args.interval),
+            humantime::format_duration(MIN_INTERVAL)
+        )));
+    }
+    // In place only for people at a terminal; a pipe or file gets each status
+    // whole, one after another.
+    let in_place = args.output == OutputFormat::Text && std::io::stdout().is_terminal();
+    let mut shown = 0u64;
+    loop {
+        let status = target.ask(&Request::Status)?;
+        if in_place {
+            // Home and clear, as watch(1) does: robust to wrapped lines.
+            let header = format!(
+                "every {} (Ctrl-C to stop)\n\n",
+                humantime::format_duration(args.interval)
+            );
+            super::print_stdout(&format!("\x1b[H\x1b[2J{header}{}", render(&status)))?;
+        } else {
+            if shown > 0 && args.output == OutputFormat::Text {
+                super::print_stdout("\n")?;
+            }
+            print(&status, args.output)?;
         }
-        OutputFormat::Text => super::print_stdout(&render(&status)),
+        shown += 1;
+        if args.count.is_some_and(|n| shown >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(args.interval);
     }
 }
 
-/// Sends a one-answer request to the watcher; its status on success.
-pub fn ask(global: &GlobalArgs, request: Request) -> Result<StatusReport, CliError> {
-    let cfg = client_config(global)?;
-    let path = control_socket(&cfg);
-    let reply =
-        control::request(&path, &request, ANSWER_TIMEOUT, |_| {}).map_err(CliError::from)?;
-    if reply.ok != Some(true) {
-        return Err(CliError::failed(anyhow!(
-            "the watcher refused: {}",
-            reply.error.unwrap_or_default()
-        )));
+/// One status, as asked.
+fn print(status: &StatusReport, output: OutputFormat) -> CliResult {
+    match output {
+        // Through `Value`, whose keys are sorted: the shape scripts read.
+        OutputFormat::Json => {
+            let value = serde_json::to_value(status).map_err(CliError::failed)?;
+            super::print_stdout(&format!("{value}\n"))
+        }
+        OutputFormat::Text => super::print_stdout(&render(status)),
     }
-    Ok(reply.status.unwrap_or_default())
+}
+
+/// Several watchers run here and none was named: one line (or JSON object) each.
+fn list(watchers: &[(String, PathBuf)], output: OutputFormat) -> CliResult {
+    let statuses: Vec<(String, Result<StatusReport, CliError>)> = watchers
+        .iter()
+        .map(|(agent, path)| {
+            let target = Target {
+                path: path.clone(),
+                agent: None,
+            };
+            (agent.clone(), target.ask(&Request::Status))
+        })
+        .collect();
+    if output == OutputFormat::Json {
+        let all: Vec<Value> = statuses
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().ok())
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
+        return super::print_stdout(&format!("{}\n", Value::Array(all)));
+    }
+    let mut out = format!(
+        "{} watchers run here; drctl status --agent NAME for one:\n",
+        watchers.len()
+    );
+    out.push_str(&format!(
+        "  {:<16} {:>8}  {:<8} {:<12} {}\n",
+        "agent", "pid", "site", "phase", "alarms"
+    ));
+    for (agent, status) in &statuses {
+        let row = match status {
+            Ok(s) => format!(
+                "{:>8}  {:<8} {:<12} {}",
+                s.pid,
+                or_dash(s.site.as_deref()),
+                s.phase,
+                list_or_none(s.alarms.clone())
+            ),
+            Err(e) => format!("{:>8}  {e}", "-"),
+        };
+        out.push_str(&format!("  {:<16} {row}\n", crate::logging::escape(agent)));
+    }
+    super::print_stdout(&out)
+}
+
+/// Which watcher a client talks to, and for which of its agents.
+pub struct Target {
+    /// The watcher's control socket.
+    pub path: PathBuf,
+    /// The agent named with `--agent` (`None`: the watcher's only one).
+    pub agent: Option<String>,
+}
+
+/// The watcher(s) a client command may mean.
+pub enum Found {
+    /// This one.
+    One(Target),
+    /// No config and no `--agent`, and several watchers run here: `(agent, socket)`.
+    Several(Vec<(String, PathBuf)>),
+}
+
+/// The watcher for `--agent NAME`, else the config's agent's; with neither
+/// (no config names the agent or the socket), the one running here, or all
+/// of them when several run.
+pub fn find(global: &GlobalArgs, agent: Option<&str>) -> Result<Found, CliError> {
+    let cfg = client_config(global)?;
+    if let Some(name) = agent {
+        return Ok(Found::One(Target {
+            path: control::socket_path(cfg.control.socket.as_deref(), name),
+            agent: Some(name.to_owned()),
+        }));
+    }
+    let configured = Target {
+        path: control_socket(&cfg),
+        agent: None,
+    };
+    if cfg.agent.username.is_some() || cfg.control.socket.is_some() {
+        return Ok(Found::One(configured));
+    }
+    let mut running = control::running_watchers();
+    Ok(match running.len() {
+        // Nobody answers: the default path's error says where it looked.
+        0 => Found::One(configured),
+        1 => {
+            let (_, path) = running.remove(0);
+            Found::One(Target { path, agent: None })
+        }
+        _ => Found::Several(running),
+    })
+}
+
+/// The one watcher a command that changes something talks to: several
+/// running without a name is refused (exit 2), naming them.
+pub fn one(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, CliError> {
+    match find(global, agent)? {
+        Found::One(target) => Ok(target),
+        Found::Several(watchers) => {
+            let names: Vec<String> = watchers
+                .iter()
+                .map(|(a, p)| format!("{} ({})", crate::logging::escape(a), p.display()))
+                .collect();
+            Err(CliError::bad_input(anyhow!(
+                "{} watchers run here: {}; name one with --agent NAME",
+                watchers.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+impl Target {
+    /// Sends a one-answer request to the watcher; its status on success.
+    pub fn ask(&self, request: &Request) -> Result<StatusReport, CliError> {
+        let reply = control::request(
+            &self.path,
+            self.agent.as_deref(),
+            request,
+            ANSWER_TIMEOUT,
+            |_| {},
+        )
+        .map_err(CliError::from)?;
+        if reply.ok != Some(true) {
+            return Err(CliError::failed(anyhow!(
+                "the watcher refused: {}",
+                reply.error.unwrap_or_default()
+            )));
+        }
+        Ok(reply.status.unwrap_or_default())
+    }
 }
 
 /// `-` for what is not known.
@@ -57,7 +233,7 @@ fn or_dash(v: Option<&str>) -> &str {
 }
 
 /// A list, or `none`.
-fn list(items: Vec<String>) -> String {
+fn list_or_none(items: Vec<String>) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
@@ -107,8 +283,8 @@ pub fn render(s: &StatusReport) -> String {
         .timers
         .iter()
         .map(|t| format!("{} in {}", t.timer, t.left));
-    line("timers", list(timers.collect()));
-    line("alarms", list(s.alarms.clone()));
+    line("timers", list_or_none(timers.collect()));
+    line("alarms", list_or_none(s.alarms.clone()));
     if let Some(sw) = &s.switchover {
         line(
             "switchover",
@@ -130,7 +306,7 @@ fn decision_line(d: &Value) -> String {
         // A watcher of another drctl version may know decisions this one does not.
         Err(_) => format!(
             "  {:>12}  {}\n",
-            t.to_string(),
+            crate::host::observe::millis(t),
             d["type"].as_str().unwrap_or("-")
         ),
     }

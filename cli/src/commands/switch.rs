@@ -1,11 +1,11 @@
 //! `drctl switch`: a forced switchover (failover drill, W1–W3, reason
 //! `operator`), verified at the target, with a per-phase timing table.
 
-use crate::args::{GlobalArgs, OutputFormat, SessionArgs};
+use crate::args::{AgentArg, GlobalArgs, OutputFormat, SessionArgs};
+use crate::commands::status::{one, Target};
 use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
-use crate::ops::backend::{client_config, control_socket};
 use anyhow::anyhow;
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct SwitchArgs {
     #[command(flatten)]
     session: SessionArgs,
+    #[command(flatten)]
+    agent: AgentArg,
     /// The target site (default: the site the agent is not on).
     #[arg(long, value_name = "SITE")]
     to: Option<String>,
@@ -50,11 +52,9 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         confirm(target)?;
     }
     // A running watcher performs the switchover with its own AIL session.
-    if let Ok(cfg) = client_config(global) {
-        let path = control_socket(&cfg);
-        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-            return through_watcher(&path, &args);
-        }
+    let target = one(global, args.agent.agent.as_deref())?;
+    if std::os::unix::net::UnixStream::connect(&target.path).is_ok() {
+        return through_watcher(&target, &args);
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
     let (report, verdict) = crate::ops::switch::switch(
@@ -77,7 +77,8 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
 
 /// Asks the running watcher at `path` to switch; shows its decisions as they
 /// come and the timing table at the end.
-fn through_watcher(path: &std::path::Path, args: &SwitchArgs) -> CliResult {
+fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
+    let path = &target.path;
     eprintln!(
         "a drctl watch runs for this agent ({}): it performs the switchover",
         path.display()
@@ -88,7 +89,7 @@ fn through_watcher(path: &std::path::Path, args: &SwitchArgs) -> CliResult {
     };
     // The watcher answers when the switchover is verified; allow for the connect first.
     let wait = args.timeout + Duration::from_secs(10);
-    let reply = control::request(path, &request, wait, |line| {
+    let reply = control::request(path, target.agent.as_deref(), &request, wait, |line| {
         let Some(record) = &line.progress else {
             return;
         };

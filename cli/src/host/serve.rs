@@ -11,12 +11,12 @@ use drctl_policy::{Event, PhaseKind};
 impl<B: Backend> Host<B> {
     /// Handles one control request (called by the loop when one arrives).
     pub(crate) fn on_control(&mut self, incoming: Incoming) -> Result<(), HostError> {
-        let Some(i) = self.addressed() else {
-            let _ = incoming.reply.send(Reply::error(format!(
-                "this watcher runs {} agents; name one",
-                self.len()
-            )));
-            return Ok(());
+        let i = match self.addressed(incoming.agent.as_deref()) {
+            Ok(i) => i,
+            Err(why) => {
+                let _ = incoming.reply.send(Reply::error(why));
+                return Ok(());
+            }
         };
         let reply = match incoming.request {
             Request::Status => Reply {
@@ -47,10 +47,36 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
-    /// The agent a control request is for: today's requests name none, so
-    /// the watcher's only agent.
-    fn addressed(&self) -> Option<usize> {
-        (self.len() == 1).then_some(0)
+    /// The agent a control request is for: the one it names (by login name
+    /// or session id), else the watcher's only agent; why not otherwise.
+    fn addressed(&self, agent: Option<&str>) -> Result<usize, String> {
+        let names = || {
+            let names: Vec<&str> = self
+                .agents
+                .iter()
+                .map(|a| a.engine.config().username.as_str())
+                .collect();
+            names.join(", ")
+        };
+        match agent {
+            None if self.len() == 1 => Ok(0),
+            None => Err(format!(
+                "this watcher runs {} agents ({}): name one with --agent NAME",
+                self.len(),
+                names()
+            )),
+            Some(name) => self
+                .agents
+                .iter()
+                .position(|a| a.engine.config().username == name || a.session == name)
+                .ok_or_else(|| {
+                    format!(
+                        "this watcher does not run agent {}; it runs {}",
+                        crate::logging::escape(name),
+                        names()
+                    )
+                }),
+        }
     }
 
     /// Injects an operator switchover for agent `i` and attaches an observer
@@ -102,7 +128,9 @@ impl<B: Backend> Host<B> {
     pub(crate) fn status(&self, i: usize) -> StatusReport {
         // `i` is an agent of this host (`addressed`).
         let v = self.agents[i].engine.view();
-        let now = v.now;
+        // The host's clock, not the engine's `now` (the last event it saw):
+        // a countdown frozen at the last event would say "in 30s" for ever.
+        let now = self.now().max(v.now);
         let uptime = self
             .identity
             .as_ref()
@@ -173,4 +201,76 @@ impl<B: Backend> Host<B> {
 
 fn round_ms(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Clock;
+    use drctl_plugin_api::messages::{Input, Output, Password};
+    use drctl_policy::{Engine, EngineConfig, Timestamp};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A backend that takes every command and never answers.
+    struct Silent;
+
+    impl Backend for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn handle(&mut self, _now: u64, _input: &Input) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn poll_output(&mut self, _now: u64) -> Result<Option<Output>, HostError> {
+            Ok(None)
+        }
+        fn poll_timeout(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    fn host(names: &[&str]) -> Host<Silent> {
+        let agents = names
+            .iter()
+            .map(|n| {
+                let mut cfg = EngineConfig::two_sites(n);
+                cfg.startup_timeout = Some(Duration::from_secs(10));
+                let engine = Engine::new(cfg).unwrap();
+                (format!("s-{n}"), Password::new(""), engine)
+            })
+            .collect();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        Host::fleet(agents, Silent, Clock::virtual_at_zero(), wake)
+    }
+
+    #[test]
+    fn timer_countdowns_are_computed_from_the_hosts_now_not_the_last_event() {
+        let mut host = host(&["ann"]);
+        host.inject(0, Event::Start).unwrap();
+        // Nothing happens for 4 s: the engine's `now` stays at 0.
+        let four = Timestamp::ZERO + Duration::from_secs(4);
+        host.clock = Clock::Virtual { now: four };
+        let status = host.status(0);
+        assert_eq!(status.timers[0].timer, "startup-timeout");
+        assert_eq!(status.timers[0].left, "6s");
+        assert_eq!(status.now, four.as_nanos());
+    }
+
+    #[test]
+    fn a_request_names_its_agent_or_the_only_one_is_meant() {
+        let one = host(&["ann"]);
+        assert_eq!(one.addressed(None), Ok(0));
+        assert_eq!(one.addressed(Some("ann")), Ok(0));
+        let e = one.addressed(Some("bob")).unwrap_err();
+        assert_eq!(e, "this watcher does not run agent bob; it runs ann");
+        let two = host(&["ann", "bob"]);
+        assert_eq!(two.addressed(Some("bob")), Ok(1));
+        assert_eq!(two.addressed(Some("s-bob")), Ok(1));
+        let e = two.addressed(None).unwrap_err();
+        assert!(
+            e.contains("runs 2 agents (ann, bob): name one with --agent NAME"),
+            "{e}"
+        );
+    }
 }
