@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, ValueEnum};
-use drctl_config::{Config, ConfigError, LoadOptions};
+use drctl_config::LoadOptions;
 
 /// Options every subcommand accepts.
 #[derive(Debug, Clone, Args)]
@@ -48,11 +48,6 @@ impl GlobalArgs {
             overrides: self.set.clone(),
             ..LoadOptions::default()
         }
-    }
-
-    /// Loads and validates the effective configuration.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
-        Config::load(&self.load_options())
     }
 
     /// `-v` count minus `-q` count.

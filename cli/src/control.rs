@@ -349,7 +349,7 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 /// directory drctl makes is 0700; an existing one may be readable by others
 /// (the socket itself is 0600, so they still cannot connect), never writable.
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(parent) = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty() && !p.exists())
@@ -377,6 +377,13 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
             ))
         }
     }
+    verify_private_dir(dir)
+}
+
+/// The checks of [`private_dir`] on a directory that exists: a real
+/// directory (not a symlink), ours, writable by us only.
+fn verify_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(dir).with_context(|| format!("{}", dir.display()))?;
     if meta.file_type().is_symlink() {
         return Err(anyhow!(
@@ -410,6 +417,61 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What `drctl watch` would refuse about the control socket `path` before
+/// connecting anywhere ([`Server::bind`]), checked without creating or
+/// binding anything: its directory (an existing one must be private; a
+/// missing one must be creatable) and what is at the path. `Ok(Some(note))`
+/// when a watcher already answers there (a second one would be refused).
+pub fn check_socket(path: &Path) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if std::fs::symlink_metadata(dir).is_ok() {
+            verify_private_dir(dir)?;
+        } else {
+            // The nearest directory that exists is where drctl would create it.
+            let existing = dir
+                .ancestors()
+                .find(|a| a.exists())
+                .unwrap_or(Path::new("/"));
+            if !writable(existing) {
+                return Err(anyhow!(
+                    "control socket directory {} does not exist and cannot be created: {} is \
+                     not writable by you (set control.socket to a writable path)",
+                    dir.display(),
+                    existing.display()
+                ));
+            }
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            Ok(StdUnixStream::connect(path).is_ok().then(|| {
+                format!(
+                    "a drctl watch already answers on {} (a second one for this agent would be refused)",
+                    path.display()
+                )
+            }))
+        }
+        Ok(meta) => Err(anyhow!(
+            "control.socket {} exists and is not a socket (it is {}); drctl does not delete \
+             it: set control.socket to another path",
+            path.display(),
+            file_kind(&meta)
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether this process may create entries in `dir` (`access(W_OK|X_OK)`).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// Answers a connection over the limit with "busy" and closes it, without

@@ -33,4 +33,4 @@ pub use model::{
     SinkUrl, SiteConfig, StartupConfig,
 };
 pub use secret::{Secret, REDACTED};
-pub use show::OriginLine;
+pub use show::{broken_listing, layer_listing, OriginLine};

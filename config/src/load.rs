@@ -60,7 +60,7 @@ impl LoadOptions {
     }
 
     /// The config file layers, lowest first, each with whether it must exist.
-    fn file_layers(&self) -> Vec<(&Path, bool)> {
+    pub(crate) fn file_layers(&self) -> Vec<(&Path, bool)> {
         let mut layers = Vec::new();
         layers.extend(self.system_file.as_deref().map(|p| (p, false)));
         layers.extend(self.user_file.as_deref().map(|p| (p, false)));

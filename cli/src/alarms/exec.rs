@@ -38,6 +38,52 @@ pub(super) struct Exec {
     timeout: Duration,
 }
 
+/// The program `command` runs, found as its runs will find it (a name
+/// without `/` on the `PATH` it gets: the sink's `env` one, else drctl's),
+/// or why it cannot run: missing, not a regular file, not executable by us.
+pub fn runnable(
+    command: &[String],
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let program = command
+        .first()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("empty command"))?;
+    let executable = |p: &std::path::Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        if executable(&p) {
+            return Ok(p);
+        }
+        let why = match std::fs::metadata(&p) {
+            Err(e) => e.to_string(),
+            Ok(m) if !m.is_file() => "not a regular file".to_owned(),
+            Ok(_) => "not executable by drctl's user (chmod +x?)".to_owned(),
+        };
+        anyhow::bail!("command {program}: {why}");
+    }
+    let path = env
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "command {program}: not found as an executable on PATH ({path}); give its full path"
+            )
+        })
+}
+
 /// What the log gets of one output stream.
 #[derive(Default)]
 struct Captured {
@@ -47,13 +93,15 @@ struct Captured {
 }
 
 impl Exec {
-    /// The sink's command, environment and timeout.
-    pub(super) fn new(sink: &SinkConfig) -> Exec {
-        Exec {
+    /// The sink's command, environment and timeout; refused when its program
+    /// cannot run ([`runnable`]).
+    pub(super) fn new(sink: &SinkConfig) -> anyhow::Result<Exec> {
+        runnable(&sink.command, &sink.env)?;
+        Ok(Exec {
             command: sink.command.clone(),
             env: sink.env.clone(),
             timeout: sink.timeout,
-        }
+        })
     }
 
     /// Runs the command once for `n`; `name` names the sink in the log.

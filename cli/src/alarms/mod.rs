@@ -119,6 +119,18 @@ impl Notification {
     }
 }
 
+/// What `drctl watch` refuses about the sinks before it starts: an exec
+/// sink's program that cannot run (`drctl config check` asks the same).
+pub fn check(sinks: &[SinkConfig]) -> anyhow::Result<()> {
+    for (i, sink) in sinks.iter().enumerate() {
+        if sink.kind == SinkKind::Exec {
+            exec::runnable(&sink.command, &sink.env)
+                .map_err(|e| anyhow::anyhow!("alarms.sinks[{i}].command: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// How many notifications wait per sink before new ones are dropped (logged).
 const QUEUE: usize = 1024;
 
@@ -137,6 +149,7 @@ impl AlarmSinks {
     /// Starts one delivery task per sink (on the current tokio runtime);
     /// `fleet`: notifications name each decision's agent instead of `agent`.
     pub fn start(sinks: &[SinkConfig], agent: &str, fleet: bool) -> anyhow::Result<AlarmSinks> {
+        check(sinks)?;
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
         for sink in sinks {
@@ -240,7 +253,7 @@ impl Delivery {
     fn new(sink: &SinkConfig) -> anyhow::Result<Delivery> {
         Ok(match sink.kind {
             SinkKind::Webhook => Delivery::Webhook(webhook::Webhook::new(sink)?),
-            SinkKind::Exec => Delivery::Exec(exec::Exec::new(sink)),
+            SinkKind::Exec => Delivery::Exec(exec::Exec::new(sink)?),
         })
     }
 

@@ -224,6 +224,22 @@ struct ScenarioMeta {
     agents: Option<u32>,
 }
 
+/// A mock scenario's DR options as written (`deployment.site-timeout`,
+/// `deployment.site-sip-register-timeout`), for `config show --origin`;
+/// `None` when the file cannot be read.
+pub fn scenario_dr_options(path: &Path) -> Option<[Option<String>; 2]> {
+    let text = drctl_plugin_mock::scenario::read_text(path).ok()?;
+    let value: toml::Table = toml::from_str(&text).ok()?;
+    let deployment = value.get("deployment").and_then(|d| d.as_table());
+    let get = |k: &str| {
+        deployment
+            .and_then(|d| d.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    Some([get("site-timeout"), get("site-sip-register-timeout")])
+}
+
 fn scenario_meta(path: &Path) -> anyhow::Result<ScenarioMeta> {
     let text = drctl_plugin_mock::scenario::read_text(path)?;
     let value: toml::Table =

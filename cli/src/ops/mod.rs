@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod backend;
 pub mod cache;
+pub mod check;
 pub mod explore;
 pub mod inject;
 pub mod replay;

@@ -1,0 +1,36 @@
+//! `drctl config check`: everything `drctl watch` would refuse before
+//! connecting anywhere, checked without connecting, binding or starting
+//! anything.
+
+use crate::args::{ClockKind, GlobalArgs};
+use crate::exit::CliError;
+use crate::ops::agents::{is_fleet, session_agents, SessionKind};
+use crate::ops::backend::{control_socket, load_backend, setup, Setup};
+use drctl_config::Config;
+
+/// A configuration `watch` would start with, and what is worth knowing.
+pub struct Checked {
+    /// The effective configuration.
+    pub config: Config,
+    /// Not refusals: e.g. a watcher already answers on the control socket.
+    pub notes: Vec<String>,
+}
+
+/// Checks, in `watch`'s order: the config layers and the backend's own
+/// settings (a mock scenario), the agent and its password source (readable,
+/// private, every fleet agent's), the plugin (found, safe, loadable), the
+/// alarm sinks' commands (executable), the control socket's directory.
+pub fn check(global: &GlobalArgs) -> Result<Checked, CliError> {
+    let Setup { cfg, backend, .. } = setup(global, None, None)?;
+    cfg.validate_agent()?;
+    session_agents(&cfg, SessionKind::Watch, &backend)?;
+    load_backend(&cfg, &backend, ClockKind::Real)?;
+    crate::alarms::check(&cfg.alarms.sinks).map_err(CliError::bad_input)?;
+    let mut notes = Vec::new();
+    // A fleet watcher takes no control socket (see `ops::watch`).
+    if !is_fleet(&cfg, SessionKind::Watch) {
+        let socket = control_socket(&cfg);
+        notes.extend(crate::control::check_socket(&socket).map_err(CliError::bad_input)?);
+    }
+    Ok(Checked { config: cfg, notes })
+}
