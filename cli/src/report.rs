@@ -37,6 +37,8 @@ pub struct StatusReport {
     pub site: Option<String>,
     /// The agent's preferred site, once read.
     pub preferred_site: Option<String>,
+    /// The two sites the watcher knows (a `switch --to` names one of them).
+    pub sites: Vec<String>,
     /// The current connection's epoch.
     pub epoch: Option<u64>,
     /// The four listeners.

@@ -215,7 +215,7 @@ fn on_a_terminal_decision_lines_are_not_torn_by_the_spinner() {
         // What the terminal shows on that line: the text after its last clear-line.
         let shown = line.rsplit("\u{1b}[2K").next().unwrap_or(line);
         assert!(
-            shown.starts_with('+')
+            shown.trim_start().starts_with('+')
                 && !shown.contains("starting up")
                 && !shown.contains("verifying"),
             "torn line: {line:?}"

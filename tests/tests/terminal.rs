@@ -253,3 +253,106 @@ fn without_a_config_clients_find_the_watchers_running_here() {
     assert!(out.status.success());
     assert_eq!(paused("bob"), Some(false));
 }
+
+#[test]
+fn switch_after_a_startup_relocation_is_verified_from_where_the_drill_started() {
+    // The demo starts on site2 and relocates to site1 first (S4).
+    let out = command(
+        &[
+            "switch",
+            "--yes",
+            "--backend",
+            "mock",
+            "--scenario",
+            "plugins/mock/scenarios/demo.toml",
+        ],
+        tempfile::tempdir().unwrap().path(),
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("switched site1 -> site2: telephony ON, DN back in service"),
+        "{err}"
+    );
+    // The table times the drill, not the relocation: the DN (register-delay 2 s).
+    assert!(err.contains("DN back in service         2.000s"), "{err}");
+}
+
+#[test]
+fn switch_dry_run_checks_the_target_and_says_who_acts() {
+    let runtime = tempfile::tempdir().unwrap();
+    let demo = [
+        "--backend",
+        "mock",
+        "--scenario",
+        "plugins/mock/scenarios/demo.toml",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["switch"];
+        args.extend_from_slice(extra);
+        command(&args, runtime.path()).output().unwrap()
+    };
+    let out = run(&[&["--dry-run", "--to", "site9"][..], &demo].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--to site9: unknown site; expected one of: site1, site2"),
+        "{err}"
+    );
+    let out = run(&[&["--dry-run"][..], &demo].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("performed by this process (pid "), "{text}");
+
+    // A running watcher acts: the plan names it; an unknown site is refused
+    // before it reaches the watcher's engine.
+    let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
+    let ann = Watcher::start("ann", &file, runtime.path());
+    let out = run(&["--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "plan: agent ann, site1 -> site2 (reason operator), performed by the running drctl watch (pid {}",
+            ann.pid()
+        )),
+        "{text}"
+    );
+    let out = run(&["--yes", "--to", "site9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--to site9: unknown site; expected one of: site1, site2"),
+        "{err}"
+    );
+    let status = command(&["status", "--output", "json"], runtime.path())
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let types: Vec<&str> = status["last_decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["type"].as_str())
+        .collect();
+    assert_eq!(types, ["startup-connected"], "nothing suppressed: {status}");
+
+    // The confirmation names the agent, both sites and who acts.
+    let run = drctl_in_pty(&["switch", "--to", "site2"], "", &[], runtime.path());
+    assert_eq!(run.code, Some(2), "{}", run.terminal);
+    assert!(
+        run.terminal.contains(&format!(
+            "Switch agent ann from site1 to site2, performed by the running drctl watch (pid {}",
+            ann.pid()
+        )),
+        "{}",
+        run.terminal
+    );
+    assert!(
+        run.terminal.contains("not confirmed; nothing was changed"),
+        "{}",
+        run.terminal
+    );
+}

@@ -157,6 +157,19 @@ pub enum Found {
     Several(Vec<(String, PathBuf)>),
 }
 
+/// The watcher for `--agent NAME`, else the config's agent's, without
+/// looking for others.
+pub fn configured(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, CliError> {
+    let cfg = client_config(global)?;
+    Ok(Target {
+        path: match agent {
+            Some(name) => control::socket_path(cfg.control.socket.as_deref(), name),
+            None => control_socket(&cfg),
+        },
+        agent: agent.map(str::to_owned),
+    })
+}
+
 /// The watcher for `--agent NAME`, else the config's agent's; with neither
 /// (no config names the agent or the socket), the one running here, or all
 /// of them when several run.

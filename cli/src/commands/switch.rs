@@ -2,10 +2,11 @@
 //! `operator`), verified at the target, with a per-phase timing table.
 
 use crate::args::{AgentArg, GlobalArgs, OutputFormat, SessionArgs};
-use crate::commands::status::{one, Target};
+use crate::commands::status::{configured, one, Target};
 use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
+use crate::ops::switch::known_site;
 use anyhow::anyhow;
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -34,31 +35,77 @@ pub struct SwitchArgs {
     timeout: Duration,
 }
 
+/// Who performs the switchover and between which sites, before anything
+/// changes: what `--dry-run` prints and the confirmation asks about.
+struct Plan {
+    /// The agent.
+    agent: String,
+    /// Where the agent is now (`None`: wherever the local startup lands).
+    from: Option<String>,
+    /// The target (`None`: the other site).
+    to: Option<String>,
+    /// Who acts, e.g. "the running drctl watch (pid 4242)".
+    actor: String,
+    /// The running watcher that acts, if any.
+    watcher: Option<Target>,
+}
+
+impl Plan {
+    fn from_text(&self) -> String {
+        self.from
+            .clone()
+            .unwrap_or_else(|| "the site startup lands on".to_owned())
+    }
+
+    fn to_text(&self) -> String {
+        self.to
+            .clone()
+            .unwrap_or_else(|| "the other site".to_owned())
+    }
+}
+
 /// Runs `drctl switch`.
 pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
-    let target = args.to.as_deref().unwrap_or("the other site");
-    let plan = format!(
-        "plan: start up (S1-S4), then switch to {target} (reason operator):\n  \
-         1. kill the AIL factory\n  2. restart AIL against {target}'s CS Proxy with loading/on-demand\n  \
+    let plan = plan(&args, global)?;
+    let (from, to) = (plan.from_text(), plan.to_text());
+    let start = if plan.from.is_none() {
+        "start up (S1-S4), then "
+    } else {
+        ""
+    };
+    let text = format!(
+        "plan: agent {agent}, {from} -> {to} (reason operator), performed by {actor}:\n  \
+         {start}switch:\n  \
+         1. kill the AIL factory\n  2. restart AIL against {to}'s CS Proxy with loading/on-demand\n  \
          3. subscribe the telephony, configuration, statistic and DN listeners\n  \
          4. verify telephony ON and the DN back in service (within {})",
-        humantime::format_duration(args.timeout)
+        humantime::format_duration(args.timeout),
+        agent = crate::logging::escape(&plan.agent),
+        actor = plan.actor,
     );
     if args.dry_run {
-        println!("{plan}\n(dry run: nothing was changed)");
+        println!("{text}\n(dry run: nothing was changed)");
         return Ok(());
     }
     if !args.yes {
-        confirm(target)?;
+        confirm(&plan)?;
     }
-    // A running watcher performs the switchover with its own AIL session.
-    let target = one(global, args.agent.agent.as_deref())?;
-    if std::os::unix::net::UnixStream::connect(&target.path).is_ok() {
-        return through_watcher(&target, &args);
+    if let Some(target) = &plan.watcher {
+        eprintln!(
+            "a drctl watch runs for this agent: {} performs the switchover",
+            plan.actor
+        );
+        return through_watcher(target, &args);
+    }
+    let mut global = global.clone();
+    if let Some(agent) = &args.agent.agent {
+        global
+            .set
+            .push(("agent.username".to_owned(), agent.clone()));
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
     let (report, verdict) = crate::ops::switch::switch(
-        global,
+        &global,
         &args.session,
         args.to.as_deref(),
         args.timeout,
@@ -75,14 +122,64 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     Ok(())
 }
 
+/// Finds who will act (a running watcher for the agent, asked for its state,
+/// or this process, whose config, plugin and scenario are checked) and checks
+/// the target against the sites they know: an unknown `--to` is exit 2.
+fn plan(args: &SwitchArgs, global: &GlobalArgs) -> Result<Plan, CliError> {
+    let agent = args.agent.agent.as_deref();
+    // A local drill's flags name what to run: no looking for other watchers.
+    let local = args.session.backend.is_some() || args.session.scenario.is_some();
+    let target = if local {
+        configured(global, agent)?
+    } else {
+        one(global, agent)?
+    };
+    if std::os::unix::net::UnixStream::connect(&target.path).is_ok() {
+        let status = target.ask(&Request::Status)?;
+        known_site(args.to.as_deref(), &status.sites)?;
+        let to = args.to.clone().or_else(|| {
+            status
+                .sites
+                .iter()
+                .find(|s| Some(s.as_str()) != status.site.as_deref())
+                .cloned()
+        });
+        return Ok(Plan {
+            agent: status.agent.clone().unwrap_or_else(|| "-".to_owned()),
+            from: status.site.clone(),
+            to,
+            actor: format!(
+                "the running drctl watch (pid {}, {})",
+                status.pid,
+                target.path.display()
+            ),
+            watcher: Some(target),
+        });
+    }
+    let mut global = global.clone();
+    if let Some(agent) = &args.agent.agent {
+        global
+            .set
+            .push(("agent.username".to_owned(), agent.clone()));
+    }
+    let local = crate::ops::switch::plan(&global, &args.session, args.to.as_deref())?;
+    Ok(Plan {
+        agent: local.agent,
+        from: None,
+        to: args.to.clone(),
+        actor: format!(
+            "this process (pid {}; no drctl watch answers on {})",
+            std::process::id(),
+            target.path.display()
+        ),
+        watcher: None,
+    })
+}
+
 /// Asks the running watcher at `path` to switch; shows its decisions as they
 /// come and the timing table at the end.
 fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     let path = &target.path;
-    eprintln!(
-        "a drctl watch runs for this agent ({}): it performs the switchover",
-        path.display()
-    );
     let json = args.session.output == OutputFormat::Json;
     let request = Request::Switch {
         to: args.to.clone(),
@@ -117,14 +214,21 @@ fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     Ok(())
 }
 
-/// Asks on the terminal; refuses without one.
-fn confirm(target: &str) -> Result<(), CliError> {
+/// Asks on the terminal, naming the agent, the sites and who acts; refuses
+/// without a terminal.
+fn confirm(plan: &Plan) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::bad_input(anyhow!(
             "refusing to switch without confirmation: stdin is not a terminal; pass --yes"
         )));
     }
-    eprint!("Switch the agent to {target}? This logs the agent in again. [y/N] ");
+    eprint!(
+        "Switch agent {} from {} to {}, performed by {}? This logs the agent in again. [y/N] ",
+        crate::logging::escape(&plan.agent),
+        plan.from_text(),
+        plan.to_text(),
+        plan.actor
+    );
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

@@ -46,11 +46,21 @@ impl Drill {
         }
     }
 
+    /// Where the agent was when the operator switchover started (what the
+    /// caller expected until then).
+    pub fn origin(&self) -> String {
+        self.times
+            .borrow()
+            .from
+            .clone()
+            .unwrap_or_else(|| self.from.clone())
+    }
+
     /// The report of the switchover, once it completed (verified or not).
     pub fn report(&self) -> Option<SwitchReport> {
         let (_, landed) = self.times.borrow().completed.clone()?;
         Some(SwitchReport {
-            from: self.from.clone(),
+            from: self.origin(),
             to: landed,
             phases: self.phases(),
         })
@@ -82,11 +92,11 @@ impl Drill {
     pub fn verdict(&self, engine: &Engine) -> Option<Result<SwitchReport, String>> {
         let report = self.report()?;
         let wrong_site =
-            report.to == self.from || self.target.as_ref().is_some_and(|t| *t != report.to);
+            report.to == report.from || self.target.as_ref().is_some_and(|t| *t != report.to);
         if wrong_site {
             return Some(Err(format!(
                 "switchover from {} did not reach its target: the agent is on {}",
-                self.from, report.to
+                report.from, report.to
             )));
         }
         self.in_service(engine).then_some(Ok(report))

@@ -302,11 +302,15 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// When each phase of the first switchover began and ended, as the loop saw it.
+/// When each phase of the first operator switchover (a drill) began and
+/// ended, as the loop saw it; automatic ones (a startup relocation before
+/// the drill) are not the drill's.
 #[derive(Debug, Default, Clone)]
 pub struct PhaseTimes {
     /// `switchover-started`.
     pub started: Option<Timestamp>,
+    /// Where the agent was when it started.
+    pub from: Option<String>,
     /// `switchover-completed`, and the site it landed on.
     pub completed: Option<(Timestamp, String)>,
     kill: Span,
@@ -399,7 +403,14 @@ impl Observer for PhaseTimer {
     fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         let mut p = self.0.borrow_mut();
         match d {
-            Decision::SwitchoverStarted { .. } if p.started.is_none() => p.started = Some(t),
+            Decision::SwitchoverStarted {
+                reason: drctl_policy::Reason::Operator,
+                from,
+                ..
+            } if p.started.is_none() => {
+                p.started = Some(t);
+                p.from = Some(from.to_string());
+            }
             Decision::SwitchoverCompleted { to, .. } if p.in_flight() => {
                 p.completed = Some((t, to.to_string()))
             }

@@ -93,6 +93,20 @@ impl<B: Backend> Host<B> {
         };
         let view = engine.view();
         let session = session.to_owned();
+        let sites: Vec<String> = engine
+            .config()
+            .sites
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        if let Some(unknown) = to.as_ref().filter(|t| !sites.contains(t)) {
+            // Refused here, never fed to the engine (it would be a suppressed switchover).
+            return Ok(Some(Reply::error(format!(
+                "--to {}: unknown site; expected one of: {}",
+                crate::logging::escape(unknown),
+                sites.join(", ")
+            ))));
+        }
         if view.phase != PhaseKind::Watching {
             return Ok(Some(Reply::error(format!(
                 "the watcher is not watching a site now (phase {}); try again",
@@ -174,6 +188,13 @@ impl<B: Backend> Host<B> {
             phase: v.phase.as_str().to_owned(),
             site: v.site.map(|s| s.to_string()),
             preferred_site: v.preferred_site.map(|s| s.to_string()),
+            sites: self.agents[i]
+                .engine
+                .config()
+                .sites
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect(),
             epoch: v.epoch,
             listeners: Listeners {
                 telephony: v.telephony.as_str().to_owned(),

@@ -6,6 +6,7 @@ use crate::host::drill::Drill;
 use crate::host::observe::Shared;
 use crate::host::Host;
 use crate::ops::agents::{SessionKind, SESSION};
+use crate::ops::backend::{agent_name, load_backend, setup};
 use crate::ops::session::{prepare, start_up};
 use crate::report::SwitchReport;
 use anyhow::anyhow;
@@ -20,6 +21,43 @@ const AGENT: usize = 0;
 /// Says what the drill is doing (a spinner, say).
 pub type Say<'a> = &'a dyn Fn(&str);
 
+/// What a local drill will do, checked before anything starts: the
+/// config, the backend's settings and plugin, and the target.
+pub struct LocalPlan {
+    /// The agent's login name.
+    pub agent: String,
+}
+
+/// Checks what a local `drctl switch` runs with (config, scenario, plugin)
+/// and that `to`, if given, is one of its sites (exit 2 naming them).
+pub fn plan(
+    global: &GlobalArgs,
+    args: &SessionArgs,
+    to: Option<&str>,
+) -> Result<LocalPlan, CliError> {
+    let s = setup(global, args.backend.as_deref(), args.scenario.as_deref())?;
+    load_backend(&s.cfg, &s.backend, args.clock)?;
+    let sites: Vec<String> = s.cfg.sites.iter().map(|x| x.name.clone()).collect();
+    known_site(to, &sites)?;
+    Ok(LocalPlan {
+        agent: agent_name(&s.cfg),
+    })
+}
+
+/// `to` is one of `sites` (or not given); else bad input naming the sites.
+pub fn known_site(to: Option<&str>, sites: &[String]) -> Result<(), CliError> {
+    match to {
+        Some(t) if !sites.is_empty() && !sites.iter().any(|s| s == t) => {
+            Err(CliError::bad_input(anyhow!(
+                "--to {}: unknown site; expected one of: {}",
+                crate::logging::escape(t),
+                sites.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Starts up, switches to `to` (any other site: `None`) and verifies within
 /// `timeout`; decisions go to `out`. The report whether verified or not, and
 /// the verdict.
@@ -33,6 +71,13 @@ pub fn switch(
 ) -> Result<(SwitchReport, Result<(), CliError>), CliError> {
     say("starting up (S1-S4)");
     let mut prepared = prepare(global, args, SessionKind::Switch, out)?;
+    let sites: Vec<String> = prepared
+        .config
+        .sites
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
+    known_site(to, &sites)?;
     let drill = Rc::new(RefCell::new(Drill::new(
         SESSION.to_owned(),
         String::new(),
@@ -45,10 +90,10 @@ pub fn switch(
     if view.phase != PhaseKind::Watching {
         return Err(CliError::failed(anyhow!("startup failed: no site reached")));
     }
-    let from = view.site.as_deref().unwrap_or_default().to_owned();
-    drill.borrow_mut().from.clone_from(&from);
+    let landed = view.site.as_deref().unwrap_or_default().to_owned();
+    drill.borrow_mut().from.clone_from(&landed);
     say(&format!(
-        "switching from {from}: kill factory, connect, listeners"
+        "switching from {landed}: kill factory, connect, listeners"
     ));
     s.inject(
         AGENT,
@@ -59,9 +104,11 @@ pub fn switch(
     .map_err(CliError::failed)?;
     if drill.borrow().times.borrow().started.is_none() {
         return Err(CliError::bad_input(anyhow!(
-            "no switchover from {from}: see the switchover-suppressed record"
+            "no switchover from {landed}: see the switchover-suppressed record"
         )));
     }
+    // Where the agent was when the operator switchover started.
+    let from = drill.borrow().origin();
     say("verifying: telephony ON and DN back in service");
     let deadline = s.host.now() + timeout;
     let in_service = |host: &Host<_>| {
