@@ -51,13 +51,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn from_text(&self) -> String {
+    fn origin_text(&self) -> String {
         self.from
             .clone()
             .unwrap_or_else(|| "the site startup lands on".to_owned())
     }
 
-    fn to_text(&self) -> String {
+    fn target_text(&self) -> String {
         self.to
             .clone()
             .unwrap_or_else(|| "the other site".to_owned())
@@ -67,7 +67,7 @@ impl Plan {
 /// Runs `drctl switch`.
 pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     let plan = plan(&args, global)?;
-    let (from, to) = (plan.from_text(), plan.to_text());
+    let (from, to) = (plan.origin_text(), plan.target_text());
     let start = if plan.from.is_none() {
         "start up (S1-S4), then "
     } else {
@@ -225,8 +225,8 @@ fn confirm(plan: &Plan) -> Result<(), CliError> {
     eprint!(
         "Switch agent {} from {} to {}, performed by {}? This logs the agent in again. [y/N] ",
         crate::logging::escape(&plan.agent),
-        plan.from_text(),
-        plan.to_text(),
+        plan.origin_text(),
+        plan.target_text(),
         plan.actor
     );
     let _ = std::io::stderr().flush();
