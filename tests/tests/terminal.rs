@@ -356,3 +356,96 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
         run.terminal
     );
 }
+
+#[test]
+fn version_names_the_git_commit_and_the_plugin_abi() {
+    let out = drctl_e2e::drctl(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(drctl_e2e::repo())
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert_eq!(
+        text.trim(),
+        format!(
+            "drctl {} (git {head}, plugin ABI 1.1)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+}
+
+#[test]
+fn completions_complete_in_bash_and_every_shell_gets_a_script() {
+    for shell in ["bash", "zsh", "fish", "elvish"] {
+        let out = drctl_e2e::drctl(&["completions", shell]);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            script.contains("status") && script.contains("agent"),
+            "{shell}: {script}"
+        );
+    }
+    // The bash one, sourced by bash, completes subcommands and flags.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("drctl.bash");
+    std::fs::write(&file, drctl_e2e::drctl(&["completions", "bash"]).stdout).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(drctl sta); COMP_CWORD=1; _drctl drctl sta drctl; echo \"${{COMPREPLY[@]}}\"; \
+         COMP_WORDS=(drctl status --a); COMP_CWORD=2; _drctl drctl --a status; echo \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "startup status\n--agent\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn man_pages_render_with_man() {
+    let out = drctl_e2e::drctl(&["man"]);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH drctl 1"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = drctl_e2e::drctl(&["man", "--dir", &d]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "drctl.1",
+        "drctl-switch.1",
+        "drctl-status.1",
+        "drctl-completions.1",
+    ] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
+    // man(1) renders one: the switch page documents --dry-run.
+    let rendered = std::process::Command::new("man")
+        .args([
+            "-l",
+            &dir.path().join("drctl-switch.1").display().to_string(),
+        ])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output();
+    if let Ok(r) = rendered {
+        let text = String::from_utf8_lossy(&r.stdout);
+        assert!(text.contains("--dry-run"), "{text}");
+    }
+}

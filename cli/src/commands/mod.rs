@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches. To add a subcommand: a file
 //! here, a variant in [`Command`], an arm in [`run`].
 
+pub mod completions;
 pub mod config;
 pub mod explore;
 pub mod history;
@@ -18,9 +19,24 @@ use clap::{Parser, Subcommand};
 use crate::args::GlobalArgs;
 use crate::exit::CliResult;
 
+/// `drctl --version`: the release, the git commit it was built from and the
+/// plugin ABI it speaks (what a plugin must match).
+pub fn version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} (git {}, plugin ABI {}.{})",
+            env!("CARGO_PKG_VERSION"),
+            env!("DRCTL_GIT_COMMIT"),
+            drctl_plugin_api::abi::ABI_MAJOR,
+            drctl_plugin_api::abi::ABI_MINOR
+        )
+    })
+}
+
 /// Site Disaster Recovery orchestrator for two-site Genesys SIP Server contact centres.
 #[derive(Debug, Parser)]
-#[command(name = "drctl", version, propagate_version = true)]
+#[command(name = "drctl", version = version(), propagate_version = true)]
 pub struct Cli {
     /// Options every subcommand accepts.
     #[command(flatten)]
@@ -57,6 +73,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Release the running watcher's automatic switchovers (E3).
     Resume(pause::ResumeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write all of them into a directory.
+    Man(completions::ManArgs),
 }
 
 /// Runs `command`.
@@ -74,6 +94,8 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Status(args) => status::run(args, global),
         Command::Pause(args) => pause::pause(args, global),
         Command::Resume(args) => pause::resume(args, global),
+        Command::Completions(args) => completions::completions(args, global),
+        Command::Man(args) => completions::man(args, global),
     }
 }
 
