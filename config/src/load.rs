@@ -291,11 +291,72 @@ impl Provider for TomlFile {
             }
             Err(e) => return Err(format!("cannot read config file: {e}").into()),
         };
-        let table: toml::Table = toml::from_str(&text).map_err(|e| syntax_error(&text, &e))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| syntax_error(&text, &e))?;
+        if let Some(dir) = self.path.parent() {
+            resolve_paths(&mut table, dir);
+        }
         let dict = Value::serialize(table)?
             .into_dict()
             .ok_or_else(|| figment::Error::from("not a TOML table"))?;
         Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// The keys holding paths, as `(table path, key)`; `*` is any one table
+/// (each `[[agents]]` entry). A relative path in a config file means one
+/// next to that file, wherever drctl runs from (the environment and `--set`
+/// stay relative to the working directory).
+const PATH_KEYS: [(&[&str], &str); 9] = [
+    (&["agent"], "password-file"),
+    (&["agents", "*"], "password-file"),
+    (&["startup"], "cache-file"),
+    (&["backend"], "plugin-dirs"),
+    (&["backend", "mock"], "scenario"),
+    (&["backend", "ail-bridge"], "java"),
+    (&["backend", "ail-bridge"], "classpath"),
+    (&["backend", "ail-bridge"], "cache-dir"),
+    (&["control"], "socket"),
+];
+
+/// Makes the relative paths of [`PATH_KEYS`] in a config file's `table`
+/// relative to the file's directory `dir`. A bare program name
+/// (`java = "java"`, found on `PATH`) stays as it is.
+fn resolve_paths(table: &mut toml::Table, dir: &Path) {
+    if dir.as_os_str().is_empty() {
+        // A file in the working directory: its relative paths already are.
+        return;
+    }
+    fn tables<'t>(at: &'t mut toml::Table, path: &[&str]) -> Vec<&'t mut toml::Table> {
+        let Some((first, rest)) = path.split_first() else {
+            return vec![at];
+        };
+        match at.get_mut(*first) {
+            Some(toml::Value::Table(t)) => tables(t, rest),
+            Some(toml::Value::Array(items)) if rest.first() == Some(&"*") => items
+                .iter_mut()
+                .filter_map(|i| i.as_table_mut())
+                .flat_map(|t| tables(t, &rest[1..]))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    let resolve = |v: &mut toml::Value, bare_ok: bool| {
+        if let toml::Value::String(s) = v {
+            let p = Path::new(s.as_str());
+            let bare = bare_ok && !s.contains('/');
+            if !s.is_empty() && p.is_relative() && !bare {
+                *s = dir.join(p).to_string_lossy().into_owned();
+            }
+        }
+    };
+    for (path, key) in PATH_KEYS {
+        for t in tables(table, path) {
+            match t.get_mut(key) {
+                Some(toml::Value::Array(items)) => items.iter_mut().for_each(|v| resolve(v, false)),
+                Some(v) => resolve(v, key == "java"),
+                None => {}
+            }
+        }
     }
 }
 
@@ -463,5 +524,54 @@ fn show_actual(actual: &Actual) -> String {
         Actual::Map => "(a table)".to_owned(),
         Actual::Seq => "(an array)".to_owned(),
         other => format!("({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_in_a_config_file_are_next_to_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let sub = dir.path().join("etc");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let file = sub.join("drctl.toml");
+        std::fs::write(
+            &file,
+            "[agent]\nusername = \"ann\"\npassword-file = \"secret/pw\"\n\
+             [[agents]]\nusername = \"bob\"\npassword-file = \"bob.pw\"\n\
+             [[sites]]\nname = \"site1\"\ncs-proxy = \"a:1\"\napp-name = \"A\"\n\
+             [[sites]]\nname = \"site2\"\ncs-proxy = \"b:1\"\napp-name = \"B\"\n\
+             [startup]\ncache-file = \"state/cache.json\"\n\
+             [backend]\nplugin-dirs = [\"plugins\", \"/abs/plugins\"]\n\
+             [backend.mock]\nscenario = \"../scenarios/demo.toml\"\n\
+             [backend.ail-bridge]\njava = \"java\"\nclasspath = [\"lib/*\", \"/opt/ail/*\"]\n\
+             [control]\nsocket = \"run/ann.sock\"\n",
+        )
+        .expect("write");
+        let mut opts = LoadOptions::isolated(Some(file.clone()));
+        // --set stays relative to the working directory.
+        opts.overrides
+            .push(("startup.cache-file".into(), "here.json".into()));
+        let cfg = Config::load(&opts).expect("loads");
+        assert_eq!(cfg.agent.password_file, Some(sub.join("secret/pw")));
+        assert_eq!(cfg.agents[0].password_file, Some(sub.join("bob.pw")));
+        assert_eq!(cfg.startup.cache_file, Some(PathBuf::from("here.json")));
+        assert_eq!(
+            cfg.backend.plugin_dirs,
+            [sub.join("plugins"), PathBuf::from("/abs/plugins")]
+        );
+        assert_eq!(cfg.control.socket, Some(sub.join("run/ann.sock")));
+        let mock = cfg.backend.table_json("mock");
+        let scenario = sub.join("../scenarios/demo.toml");
+        assert_eq!(mock["scenario"], scenario.to_string_lossy().as_ref());
+        let bridge = cfg.backend.table_json("ail-bridge");
+        assert_eq!(bridge["java"], "java", "a program on PATH stays bare");
+        let lib = sub.join("lib/*");
+        assert_eq!(
+            bridge["classpath"],
+            serde_json::json!([lib.to_string_lossy(), "/opt/ail/*"])
+        );
     }
 }

@@ -80,9 +80,21 @@ pub fn setup(
         opts.overrides.push(("backend.name".into(), b.to_owned()));
     }
     let mut cfg: Config = Config::load(&opts).or_else(|e| {
-        // A mock drill needs no site config: it brings its own deployment.
-        if scenario.is_some() && e.key() == Some("sites") {
-            Config::load(&mock_sites_options(opts.clone()))
+        if e.key() != Some("sites") {
+            return Err(e);
+        }
+        // A mock drill needs no site config: it brings its own deployment,
+        // whether its scenario comes from --scenario or backend.mock.scenario.
+        let with_sites = Config::load(&mock_sites_options(opts.clone()))?;
+        let mock = BackendKind::from_name(&with_sites.backend.name) == BackendKind::Mock;
+        let scenario_set = scenario.is_some()
+            || with_sites
+                .backend
+                .table_json("mock")
+                .get("scenario")
+                .is_some();
+        if mock && scenario_set {
+            Ok(with_sites)
         } else {
             Err(e)
         }

@@ -42,6 +42,9 @@ impl Backend for MockBackend {
             serde_json::from_value(config).map_err(|e| format!("mock backend config: {e}"))?;
         let names: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
         let scenario = Scenario::load(&cfg.scenario, &names).map_err(|e| e.to_string())?;
+        for warning in &scenario.warnings {
+            host.warn(warning);
+        }
         let capacity = match scenario.deployment.capacity() {
             Some(c) => format!("{}/s per site, queue {}", c.per_second, c.queue),
             None => "unlimited".to_owned(),

@@ -360,6 +360,9 @@ pub struct Scenario {
     pub sites: BTreeMap<String, SiteState>,
     /// The timeline, sorted by time (stable for equal times).
     pub timeline: Vec<TimedHappening>,
+    /// What is legal but likely a mistake, located: an event after
+    /// `deployment.end` (a run to the end never plays it).
+    pub warnings: Vec<String>,
 }
 
 /// A scenario that cannot be used, located in its file.
@@ -490,9 +493,20 @@ impl Scenario {
             states.insert(name, *state);
         }
         let mut timeline = Vec::with_capacity(raw.events.len());
+        let mut warnings = Vec::new();
         for event in &raw.events {
             let span = event.span();
             let e = event.get_ref();
+            if let Some(end) = raw.deployment.end.filter(|end| e.at > *end) {
+                let (line, column) = line_col(text, span.start);
+                warnings.push(format!(
+                    "{}:{line}:{column}: events.at: {} is after deployment.end ({}): \
+                     a run to the end (--until-end, simulate) never plays this event",
+                    path.display(),
+                    humantime::format_duration(e.at),
+                    humantime::format_duration(end)
+                ));
+            }
             let mut whats = Vec::new();
             match (&e.site, &e.set) {
                 (Some(site), Some(patch)) => whats.push(Happening::Set {
@@ -559,6 +573,7 @@ impl Scenario {
             deployment: raw.deployment,
             sites: states,
             timeline,
+            warnings,
         })
     }
 }
@@ -816,6 +831,22 @@ dn-back-in-service = true
         assert_eq!(Targets::fraction_of(1.0, 10), 10);
         assert_eq!(Targets::fraction_of(0.5, 0), 0);
         assert_eq!(Targets::fraction_of(0.1, 10_000), 1000);
+    }
+
+    #[test]
+    fn an_event_after_the_end_is_a_warning_naming_its_line() {
+        let text = "[deployment]\npreferred-site = \"site1\"\nend = \"3m\"\n\n\
+                    [[events]]\nat = \"10s\"\ndisconnect = true\n\n\
+                    [[events]]\nat = \"200s\"\ndisconnect = true\n";
+        let s = parse(text).unwrap();
+        assert_eq!(
+            s.warnings,
+            [
+                "s.toml:9:1: events.at: 3m 20s is after deployment.end (3m): \
+              a run to the end (--until-end, simulate) never plays this event"
+            ]
+        );
+        assert_eq!(s.timeline.len(), 2, "still played by a longer run");
     }
 
     #[test]
