@@ -1,5 +1,7 @@
 //! The statistics `drctl simulate` reports of a fleet (time to recover, login rates, failures, agents still down).
 
+pub mod plot;
+
 use crate::host::observe::Observer;
 use crate::ops::agents::session_id;
 use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
@@ -127,9 +129,21 @@ impl FleetStats {
         }
     }
 
-    /// Agents in service per site, one sample a second.
-    pub fn series(&self) -> &[Vec<u32>] {
-        &self.series
+    /// Agents in service per site, one sample a second from 0 to `end`
+    /// (the counts hold after the last change, so the series covers the
+    /// whole simulated time).
+    pub fn series_until(&self, end: Timestamp) -> Vec<Vec<u32>> {
+        let secs = usize::try_from(end.as_nanos() / 1_000_000_000)
+            .unwrap_or(usize::MAX)
+            .min(1_000_000);
+        let mut series = self.series.clone();
+        series.truncate(secs + 1);
+        let last = series
+            .last()
+            .cloned()
+            .unwrap_or_else(|| self.in_service.clone());
+        series.resize(secs + 1, last);
+        series
     }
 }
 

@@ -28,7 +28,8 @@ pub struct Notification {
     /// The switchover's reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    /// The site left.
+    /// The site left (a switchover), or the site an alarm cleared because
+    /// the agent left it was about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// The target.
@@ -37,9 +38,14 @@ pub struct Notification {
     /// A failed switchover's error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why an alarm cleared when it is not a recovery: `agent-left-site`
+    /// (the agent no longer listens at `from`; the service may still be down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
     /// The agent.
     pub agent: String,
-    /// The site the agent is on (when the decision was made).
+    /// The site the agent is connected to after the event; `null` while it
+    /// is connected nowhere (a switchover under way, a lost session).
     pub site: Option<String>,
     /// Wall-clock time, RFC 3339.
     pub time: String,
@@ -63,6 +69,7 @@ impl Notification {
             from: None,
             to: None,
             error: None,
+            cause: None,
             agent: agent.to_owned(),
             site: site.clone(),
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
@@ -112,6 +119,7 @@ impl Notification {
             ("DRCTL_FROM", self.from.clone()),
             ("DRCTL_TO", self.to.clone()),
             ("DRCTL_ERROR", self.error.clone()),
+            ("DRCTL_CAUSE", self.cause.map(str::to_owned)),
             ("DRCTL_SITE", self.site.clone()),
         ];
         env.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
@@ -135,11 +143,19 @@ pub fn check(sinks: &[SinkConfig]) -> anyhow::Result<()> {
 const QUEUE: usize = 1024;
 
 /// The observer: queues notifications to each sink's task, never blocking.
+/// A decision's notification waits until its agent's engine settles (the
+/// same pass of the loop), so that `site` is where the agent is after it.
 pub struct AlarmSinks {
     agent: String,
     /// Fleet mode: name each decision's own agent.
     fleet: bool,
-    site: Option<String>,
+    /// Each agent's site as last settled (`None`: connected nowhere).
+    sites: std::collections::HashMap<String, Option<String>>,
+    /// Agents leaving a site now: `(when, the site)`, from a
+    /// `switchover-started` or a lost session to their next other decision.
+    leaving: std::collections::HashMap<String, (Timestamp, String)>,
+    /// Notifications waiting for their agent to settle: (agent, notification).
+    pending: Vec<(String, Notification)>,
     queues: Vec<(String, mpsc::Sender<Notification>)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     dropped: u64,
@@ -172,7 +188,9 @@ impl AlarmSinks {
         Ok(AlarmSinks {
             agent: agent.to_owned(),
             fleet,
-            site: None,
+            sites: std::collections::HashMap::new(),
+            leaving: std::collections::HashMap::new(),
+            pending: Vec::new(),
             queues,
             tasks,
             dropped: 0,
@@ -214,16 +232,9 @@ pub async fn drain(mut tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration)
     }
 }
 
-impl Observer for AlarmSinks {
-    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
-        let (name, site) = if self.fleet {
-            (agent, None)
-        } else {
-            (self.agent.as_str(), self.site.clone())
-        };
-        let Some(n) = Notification::from_decision(d, name, site, t) else {
-            return;
-        };
+impl AlarmSinks {
+    /// Queues `n` to every sink without waiting (a full queue drops it, logged).
+    fn send(&mut self, n: Notification) {
         for (name, q) in &self.queues {
             if q.try_send(n.clone()).is_err() {
                 self.dropped += 1;
@@ -238,8 +249,87 @@ impl Observer for AlarmSinks {
         }
     }
 
-    fn settled(&mut self, _t: Timestamp, _agent: &str, engine: &Engine) {
-        self.site = engine.view().site.map(|s| s.to_string());
+    /// Sends what waits for `agent` (every agent's: `None`), with the site
+    /// each is at now.
+    fn flush(&mut self, agent: Option<&str>) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(a, _)| agent.is_none_or(|x| x == a));
+        self.pending = waiting;
+        for (a, mut n) in ready {
+            n.site = self.sites.get(&a).cloned().flatten();
+            self.send(n);
+        }
+    }
+}
+
+/// The alarms about the site the agent is connected to, which it clears
+/// when it leaves that site (D5).
+fn site_alarm(alarm: drctl_policy::Alarm) -> bool {
+    use drctl_policy::Alarm;
+    matches!(
+        alarm,
+        Alarm::TelephonyServiceDown | Alarm::ConfigurationServiceDown | Alarm::StatisticServiceDown
+    )
+}
+
+impl Observer for AlarmSinks {
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        let name = if self.fleet {
+            agent
+        } else {
+            self.agent.as_str()
+        }
+        .to_owned();
+        // Leaving a site: a switchover starts, or the session is lost; the
+        // site alarms cleared right after are the agent's leaving, not a recovery.
+        let left = match d {
+            Decision::SwitchoverStarted { from, .. } => Some(from.to_string()),
+            Decision::AlarmRaised {
+                alarm: drctl_policy::Alarm::BackendDisconnected,
+            } => self.sites.get(&name).cloned().flatten(),
+            _ => None,
+        };
+        let cleared_by_leaving =
+            matches!(d, Decision::AlarmCleared { alarm } if site_alarm(*alarm));
+        match left {
+            Some(site) => {
+                self.leaving.insert(name.clone(), (t, site));
+            }
+            None if !cleared_by_leaving => {
+                self.leaving.remove(&name);
+            }
+            None => {}
+        }
+        let Some(mut n) = Notification::from_decision(d, &name, None, t) else {
+            return;
+        };
+        if cleared_by_leaving {
+            if let Some((_, site)) = self.leaving.get(&name).filter(|(at, _)| *at == t) {
+                n.cause = Some("agent-left-site");
+                n.from = Some(site.clone());
+            }
+        }
+        self.pending.push((name, n));
+    }
+
+    fn settled(&mut self, _t: Timestamp, agent: &str, engine: &Engine) {
+        let name = if self.fleet {
+            agent
+        } else {
+            self.agent.as_str()
+        }
+        .to_owned();
+        let v = engine.view();
+        // Connected means a live connection (an epoch), not a site being left or tried.
+        let site = v.epoch.and(v.site).map(|s| s.to_string());
+        self.sites.insert(name.clone(), site);
+        self.flush(Some(&name));
+    }
+
+    fn close(&mut self) {
+        // The last decisions (the stop) may not have settled: send them as they are.
+        self.flush(None);
     }
 }
 

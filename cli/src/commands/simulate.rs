@@ -4,9 +4,9 @@
 
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::exit::{CliError, CliResult};
+use crate::fleet::plot::{plot, Line};
 use crate::fleet::Report;
 use crate::ops::simulate::simulate;
-use anyhow::anyhow;
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,7 +26,9 @@ pub struct SimulateArgs {
     /// e.g. `policy.switchover-jitter=0s,30s,120s`.
     #[arg(long, value_name = "KEY=V1,V2,...", value_parser = parse_compare)]
     compare: Option<(String, Vec<String>)>,
-    /// Draw agents in service per site over time as an SVG chart.
+    /// Draw agents in service over the whole simulated time as an SVG chart,
+    /// the outage and the timeout marked: one line per site, or with
+    /// --compare one line per compared value (all sites together).
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
     /// The report as text or one JSON object (`--compare`: an array).
@@ -57,19 +59,43 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
             .collect(),
     };
     let mut reports = Vec::new();
+    let mut lines = Vec::new();
+    let mut first = None;
     for set in &runs {
         let started = std::time::Instant::now();
-        let (report, series, sites) = simulate(global, &args.scenario, args.agents, set.as_ref())?;
+        let run = simulate(global, &args.scenario, args.agents, set.as_ref())?;
         tracing::info!(
             "simulated {} agents over {:.0}s in {:.2}s",
-            report.agents,
-            report.end_s,
+            run.report.agents,
+            run.report.end_s,
             started.elapsed().as_secs_f64()
         );
-        if let (Some(path), None) = (&args.plot, &args.compare) {
-            plot(path, &series, &sites).map_err(CliError::failed)?;
+        match set {
+            // One line per compared value: every site's agents together.
+            Some((key, value)) => lines.push(Line {
+                label: format!("{key}={value}"),
+                values: run.series.iter().map(|c| c.iter().sum()).collect(),
+            }),
+            None => lines.extend(run.sites.iter().enumerate().map(|(k, site)| {
+                Line {
+                    label: site.clone(),
+                    values: run
+                        .series
+                        .iter()
+                        .map(|c| c.get(k).copied().unwrap_or(0))
+                        .collect(),
+                }
+            })),
         }
-        reports.push((set.clone(), report));
+        reports.push((set.clone(), run.report.clone()));
+        first.get_or_insert((run.report.end_s, run.marks));
+    }
+    if let (Some(path), Some((end_s, marks))) = (&args.plot, &first) {
+        let title = match &args.compare {
+            Some((key, _)) => format!("agents in service, by {key}"),
+            None => "agents in service per site".to_owned(),
+        };
+        plot(path, &title, &lines, *end_s, marks).map_err(CliError::failed)?;
     }
     let text = match (args.output, &args.compare) {
         (OutputFormat::Json, None) => {
@@ -167,50 +193,4 @@ fn render_compare(key: &str, reports: &[(Option<(String, String)>, Report)]) -> 
         let _ = writeln!(out, " {failed:>8} {:>10}", r.still_down);
     }
     out
-}
-
-/// Agents in service per site over time, as an SVG line chart.
-fn plot(path: &std::path::Path, series: &[Vec<u32>], sites: &[String]) -> anyhow::Result<()> {
-    use plotters::prelude::*;
-    let max_y = series.iter().flatten().copied().max().unwrap_or(1).max(1);
-    let max_x = series.len().max(2) - 1;
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("agents in service per site", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0..max_x, 0..max_y + max_y / 20 + 1)
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("agents in service")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    let colours = [BLUE, RED, GREEN, MAGENTA];
-    for (k, site) in sites.iter().enumerate() {
-        let colour = colours[k % colours.len()];
-        chart
-            .draw_series(LineSeries::new(
-                series
-                    .iter()
-                    .enumerate()
-                    .map(|(x, counts)| (x, counts.get(k).copied().unwrap_or(0))),
-                colour.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("{e}"))?
-            .label(site.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(())
 }

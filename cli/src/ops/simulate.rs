@@ -3,6 +3,7 @@
 
 use crate::args::{ClockKind, GlobalArgs};
 use crate::exit::CliError;
+use crate::fleet::plot::Marks;
 use crate::fleet::{FleetStats, Report};
 use crate::host::observe::Shared;
 use crate::host::session::Session;
@@ -14,9 +15,17 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 
-/// What one fleet run gives: the report, agents in service per site per
-/// second, and the site names.
-pub type Run = (Report, Vec<Vec<u32>>, Vec<String>);
+/// What one fleet run gives.
+pub struct Run {
+    /// The statistics.
+    pub report: Report,
+    /// Agents in service per site, each second from 0 to the end.
+    pub series: Vec<Vec<u32>>,
+    /// The site names, in the order of `series`' counts.
+    pub sites: Vec<String>,
+    /// The scenario's outage and when `site-timeout` ran out after it.
+    pub marks: Marks,
+}
 
 /// One fleet run; `set` is an extra `--set KEY=VALUE` for `--compare`.
 pub fn simulate(
@@ -51,5 +60,67 @@ pub fn simulate(
         .run(Some(end), |_| false)
         .map_err(CliError::failed)?;
     let stats = stats.borrow();
-    Ok((stats.report(end), stats.series().to_vec(), sites))
+    let scenario = s
+        .plugin_cfg
+        .get("scenario")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let marks = marks(Path::new(scenario), &sites, s.cfg.policy.site_timeout, end);
+    Ok(Run {
+        report: stats.report(end),
+        series: stats.series_until(end),
+        sites,
+        marks,
+    })
+}
+
+/// The scenario's first outage (a site whose telephony goes off or whose CS
+/// Proxy becomes unreachable, until both are back) and when the effective
+/// `site-timeout` (`policy.site-timeout`, else the scenario's) ran out
+/// after its start; none for a scenario without one.
+fn marks(
+    path: &Path,
+    sites: &[String],
+    policy_timeout: Option<std::time::Duration>,
+    end: drctl_policy::Timestamp,
+) -> Marks {
+    use drctl_plugin_mock::scenario::ServiceState;
+    use drctl_plugin_mock::scenario::{Happening, Scenario};
+    // The plugin already loaded it: an error here only leaves the marks out.
+    let Ok(scenario) = Scenario::load(path, sites) else {
+        return Marks::default();
+    };
+    let end_s = end.as_nanos() as f64 / 1e9;
+    let mut outage: Option<(String, f64, f64)> = None;
+    let mut down = std::collections::HashMap::new();
+    for h in &scenario.timeline {
+        let Happening::Set { site, patch } = &h.what else {
+            continue;
+        };
+        let state = down.entry(site.clone()).or_insert((false, false));
+        if let Some(t) = patch.telephony {
+            state.0 = t == ServiceState::Off;
+        }
+        if let Some(r) = patch.reachable {
+            state.1 = !r;
+        }
+        let at = h.at.as_secs_f64();
+        let is_down = state.0 || state.1;
+        match &mut outage {
+            None if is_down => outage = Some((site.clone(), at, end_s)),
+            Some((s, _, to)) if s == site && !is_down && *to == end_s => *to = at.min(end_s),
+            _ => {}
+        }
+    }
+    let timeout = policy_timeout
+        .or(scenario.deployment.site_timeout)
+        .filter(|d| !d.is_zero());
+    Marks {
+        timeout: outage
+            .as_ref()
+            .zip(timeout)
+            .map(|((_, from, _), d)| from + d.as_secs_f64())
+            .filter(|t| *t <= end_s),
+        outage,
+    }
 }
