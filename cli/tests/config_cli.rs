@@ -9,13 +9,18 @@ use tempfile::TempDir;
 /// A valid configuration for two sites, the one `drctl-config`'s tests use.
 const BASE: &str = include_str!("../../config/tests/two-sites.toml");
 
-/// `drctl` in an empty working directory, with no inherited environment.
+/// `drctl` in an empty working directory, with no inherited environment but
+/// the mock's scenario (`config check` refuses a mock without one, as
+/// `watch` does).
 fn drctl(dir: &TempDir) -> Command {
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/mock/scenarios/demo.toml");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_drctl"));
     cmd.current_dir(dir.path())
         .env_clear()
         .env("HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("xdg"));
+        .env("XDG_CONFIG_HOME", dir.path().join("xdg"))
+        .env("DRCTL_BACKEND__MOCK__SCENARIO", scenario);
     cmd
 }
 
@@ -69,16 +74,20 @@ fn version() {
     let dir = TempDir::new().expect("tempdir");
     let (out, stdout, _) = run(drctl(&dir).arg("--version"));
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        stdout.trim(),
-        format!("drctl {}", env!("CARGO_PKG_VERSION"))
+    // The release, the git commit and the plugin ABI.
+    let version = format!("drctl {} (git ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        stdout.starts_with(&version) && stdout.trim().ends_with(", plugin ABI 1.1)"),
+        "{stdout}"
     );
 }
 
 #[test]
 fn check_passes_on_the_example() {
     let dir = TempDir::new().expect("tempdir");
+    // Its password source must hold one, as watch needs.
     let (out, stdout, stderr) = run(drctl(&dir)
+        .env("DRCTL_AGENT_PASSWORD", "x")
         .arg("--config")
         .arg(example())
         .args(["config", "check"]));

@@ -92,8 +92,10 @@ fn replay_refuses_a_speed_outside_its_range_naming_the_range() {
 
 #[test]
 fn control_characters_in_a_logout_reason_forge_no_line() {
+    // -v: decisions are logged at debug (stdout carries them at info).
     let out = Drctl::watch(test_scenario("forged-log-line.toml"))
         .virtual_to_end()
+        .args(&["-v"])
         .run();
     assert!(out.success(), "{}", out.stderr);
     let escaped = "odd\\n2026-01-01T00:00:00.000000Z ERROR drctl: forged\\r\\tline\\u{1b}[31m";

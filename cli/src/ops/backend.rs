@@ -87,13 +87,12 @@ pub fn setup(
         // whether its scenario comes from --scenario or backend.mock.scenario.
         let with_sites = Config::load(&mock_sites_options(opts.clone()))?;
         let mock = BackendKind::from_name(&with_sites.backend.name) == BackendKind::Mock;
-        let scenario_set = scenario.is_some()
-            || with_sites
-                .backend
-                .table_json("mock")
-                .get("scenario")
-                .is_some();
-        if mock && scenario_set {
+        let configured = with_sites
+            .backend
+            .table_json("mock")
+            .get("scenario")
+            .is_some();
+        if scenario.is_some() || (mock && configured) {
             Ok(with_sites)
         } else {
             Err(e)

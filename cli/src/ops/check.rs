@@ -5,7 +5,7 @@
 use crate::args::{ClockKind, GlobalArgs};
 use crate::exit::CliError;
 use crate::ops::agents::{is_fleet, session_agents, SessionKind};
-use crate::ops::backend::{control_socket, load_backend, setup, Setup};
+use crate::ops::backend::{client_config, control_socket, load_backend, setup, Setup};
 use drctl_config::Config;
 
 /// A configuration `watch` would start with, and what is worth knowing.
@@ -16,13 +16,16 @@ pub struct Checked {
     pub notes: Vec<String>,
 }
 
-/// Checks, in `watch`'s order: the config layers and the backend's own
-/// settings (a mock scenario), the agent and its password source (readable,
-/// private, every fleet agent's), the plugin (found, safe, loadable), the
-/// alarm sinks' commands (executable), the control socket's directory.
+/// Checks the config layers, the agent and its password source (readable,
+/// private; then every fleet agent's), the backend's own settings (a mock
+/// scenario), the plugin (found, safe, loadable), the alarm sinks' commands
+/// (executable), the control socket's directory.
 pub fn check(global: &GlobalArgs) -> Result<Checked, CliError> {
+    // The agent and its password first: what every backend needs.
+    let base = client_config(global)?;
+    base.validate_agent()?;
+    base.resolve_password()?;
     let Setup { cfg, backend, .. } = setup(global, None, None)?;
-    cfg.validate_agent()?;
     session_agents(&cfg, SessionKind::Watch, &backend)?;
     load_backend(&cfg, &backend, ClockKind::Real)?;
     crate::alarms::check(&cfg.alarms.sinks).map_err(CliError::bad_input)?;
