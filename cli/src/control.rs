@@ -202,30 +202,42 @@ fn socket_name(agent: &str) -> String {
 /// How many entries of the socket directory [`running_watchers`] looks at.
 const MAX_SCAN: usize = 4096;
 
-/// The watchers answering in the default socket directory (where `drctl
-/// watch` binds when `control.socket` is not set), as `(agent, socket)` by
-/// agent name: what a client without a config can reach. A socket nobody
+/// The watchers answering where a client without `control.socket` looks
+/// ([`client_socket_path`]'s directories: this user's default, then
+/// `/run/drctl/`, then `/tmp/drctl-<uid>/`), as `(agent, socket)` by agent
+/// name, an agent found twice kept where it is found first. A socket nobody
 /// answers on (a dead watcher's) is left out; whose each one is gets checked
 /// when a request is sent ([`request`]).
 pub fn running_watchers() -> Vec<(String, PathBuf)> {
     use std::os::unix::fs::FileTypeExt;
-    let probe = socket_path(None, "agent");
-    let Some(Ok(entries)) = probe.parent().map(std::fs::read_dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(String, PathBuf)> = entries
-        .take(MAX_SCAN)
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-        .filter_map(|p| {
-            let agent = p.file_stem()?.to_string_lossy().into_owned();
+    let own = socket_path(None, "agent");
+    let dirs = [
+        own.parent().map(Path::to_path_buf),
+        Some(PathBuf::from(crate::paths::SYSTEM_RUNTIME_DIR)),
+        Some(fallback_dir(euid())),
+    ];
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in dirs.into_iter().flatten() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries
+            .take(MAX_SCAN)
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+        {
+            let Some(agent) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
             // A watcher that connected and left without a word: no request reaches it.
-            StdUnixStream::connect(&p).ok()?;
-            Some((agent, p))
-        })
-        .collect();
+            if found.iter().any(|(a, _)| *a == agent) || StdUnixStream::connect(&path).is_err() {
+                continue;
+            }
+            found.push((agent, path));
+        }
+    }
     found.sort();
     found
 }

@@ -85,9 +85,17 @@ fn version() {
 #[test]
 fn check_passes_on_the_example() {
     let dir = TempDir::new().expect("tempdir");
-    // Its password source must hold one, as watch needs.
+    // Its password source (a systemd credential) must hold one, as watch needs.
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir(&creds).expect("mkdir");
+    let pw = creds.join("password");
+    std::fs::write(&pw, "x\n").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let (out, stdout, stderr) = run(drctl(&dir)
-        .env("DRCTL_AGENT_PASSWORD", "x")
+        .env("CREDENTIALS_DIRECTORY", &creds)
         .arg("--config")
         .arg(example())
         .args(["config", "check"]));

@@ -76,10 +76,12 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// A real-clock `drctl watch` for one agent, with its control socket in the
-/// default directory under its own `XDG_RUNTIME_DIR`; stopped (SIGTERM, then
-/// killed) when dropped, so a failed test leaves no watcher running.
-pub struct Watcher {
+/// A real-clock `drctl watch` for one named agent, with its control socket
+/// in the default directory under its own `XDG_RUNTIME_DIR` and no config
+/// (what a client without a config finds; [`crate::Watcher`] has a
+/// configured socket instead); stopped (SIGTERM, then killed) when dropped,
+/// so a failed test leaves no watcher running.
+pub struct AgentWatcher {
     child: std::process::Child,
     /// The agent's control socket.
     pub socket: std::path::PathBuf,
@@ -95,11 +97,11 @@ site-timeout = "30s"
 end = "1h"
 "#;
 
-impl Watcher {
+impl AgentWatcher {
     /// Starts `drctl watch` for agent `name` on `scenario` (a file), with
     /// `runtime` as `XDG_RUNTIME_DIR` (its log in `runtime/NAME.log`), and
     /// waits until it watches a site.
-    pub fn start(name: &str, scenario: &Path, runtime: &Path) -> Watcher {
+    pub fn start(name: &str, scenario: &Path, runtime: &Path) -> AgentWatcher {
         let set = format!("agent.username={name}");
         let scenario = scenario.display().to_string();
         let args = [
@@ -121,7 +123,7 @@ impl Watcher {
             .spawn()
             .expect("spawn drctl watch");
         let socket = runtime.join("drctl").join(format!("{name}.sock"));
-        let w = Watcher { child, socket };
+        let w = AgentWatcher { child, socket };
         crate::wait_until(
             &format!("{name}'s control socket"),
             std::time::Duration::from_secs(30),
@@ -147,7 +149,7 @@ impl Watcher {
     }
 }
 
-impl Drop for Watcher {
+impl Drop for AgentWatcher {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill")

@@ -2,7 +2,7 @@
 //! a pseudo-terminal, and what lands in files and pipes.
 
 use drctl_e2e::command;
-use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, Watcher};
+use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, AgentWatcher};
 
 const DEMO: [&str; 7] = [
     "watch",
@@ -133,7 +133,7 @@ fn scenario(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 fn status_watch_redraws_in_place_on_a_terminal_and_repeats_in_a_pipe() {
     let runtime = tempfile::tempdir().unwrap();
     let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
-    let _ann = Watcher::start("ann", &file, runtime.path());
+    let _ann = AgentWatcher::start("ann", &file, runtime.path());
     let args = ["status", "--watch", "--interval", "100ms", "--count", "3"];
 
     let run = drctl_in_pty(&args, "", &[], runtime.path());
@@ -185,7 +185,7 @@ fn status_watch_redraws_in_place_on_a_terminal_and_repeats_in_a_pipe() {
 fn without_a_config_clients_find_the_watchers_running_here() {
     let runtime = tempfile::tempdir().unwrap();
     let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
-    let ann = Watcher::start("ann", &file, runtime.path());
+    let ann = AgentWatcher::start("ann", &file, runtime.path());
 
     // One watcher: found without naming it.
     let out = command(&["status", "--output", "json"], runtime.path())
@@ -201,7 +201,7 @@ fn without_a_config_clients_find_the_watchers_running_here() {
     assert_eq!(status["pid"], ann.pid());
 
     // Two: status lists both; pause wants a name; --agent picks one.
-    let bob = Watcher::start("bob", &file, runtime.path());
+    let bob = AgentWatcher::start("bob", &file, runtime.path());
     let out = command(&["status"], runtime.path()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
@@ -309,7 +309,7 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
     // A running watcher acts: the plan names it; an unknown site is refused
     // before it reaches the watcher's engine.
     let file = scenario(runtime.path(), drctl_e2e::terminal::QUIET);
-    let ann = Watcher::start("ann", &file, runtime.path());
+    let ann = AgentWatcher::start("ann", &file, runtime.path());
     let out = run(&["--dry-run"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");

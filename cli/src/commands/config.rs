@@ -6,7 +6,7 @@ use drctl_config::{broken_listing, layer_listing, Config};
 use crate::args::GlobalArgs;
 use crate::commands::print_stdout;
 use crate::exit::CliResult;
-use crate::ops::backend::{agent_name, control_socket, scenario_dr_options};
+use crate::ops::backend::{agent_name, scenario_dr_options};
 
 /// `drctl config`.
 #[derive(Debug, Args)]
@@ -73,7 +73,8 @@ fn show(global: &GlobalArgs, origin: bool) -> CliResult {
 /// DR option (D1, D4) comes from.
 fn derived(config: &Config) -> String {
     let mut out = String::from("# derived (not keys: what drctl works out from them)\n");
-    let socket = control_socket(config);
+    // Where the watcher binds it.
+    let socket = crate::control::socket_path(config.control.socket.as_deref(), &agent_name(config));
     let how = match &config.control.socket {
         Some(_) => "control.socket".to_owned(),
         None => format!(

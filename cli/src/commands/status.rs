@@ -163,7 +163,7 @@ pub fn configured(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, Cl
     let cfg = client_config(global)?;
     Ok(Target {
         path: match agent {
-            Some(name) => control::socket_path(cfg.control.socket.as_deref(), name),
+            Some(name) => control::client_socket_path(cfg.control.socket.as_deref(), name),
             None => control_socket(&cfg),
         },
         agent: agent.map(str::to_owned),
@@ -177,7 +177,7 @@ pub fn find(global: &GlobalArgs, agent: Option<&str>) -> Result<Found, CliError>
     let cfg = client_config(global)?;
     if let Some(name) = agent {
         return Ok(Found::One(Target {
-            path: control::socket_path(cfg.control.socket.as_deref(), name),
+            path: control::client_socket_path(cfg.control.socket.as_deref(), name),
             agent: Some(name.to_owned()),
         }));
     }

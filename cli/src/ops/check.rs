@@ -5,7 +5,7 @@
 use crate::args::{ClockKind, GlobalArgs};
 use crate::exit::CliError;
 use crate::ops::agents::{is_fleet, session_agents, SessionKind};
-use crate::ops::backend::{client_config, control_socket, load_backend, setup, Setup};
+use crate::ops::backend::{agent_name, client_config, load_backend, setup, Setup};
 use drctl_config::Config;
 
 /// A configuration `watch` would start with, and what is worth knowing.
@@ -32,7 +32,8 @@ pub fn check(global: &GlobalArgs) -> Result<Checked, CliError> {
     let mut notes = Vec::new();
     // A fleet watcher takes no control socket (see `ops::watch`).
     if !is_fleet(&cfg, SessionKind::Watch) {
-        let socket = control_socket(&cfg);
+        // Where the watcher binds (a client may look in more places).
+        let socket = crate::control::socket_path(cfg.control.socket.as_deref(), &agent_name(&cfg));
         notes.extend(crate::control::check_socket(&socket).map_err(CliError::bad_input)?);
     }
     Ok(Checked { config: cfg, notes })
