@@ -49,8 +49,15 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Request {
     /// Where the agent is, listeners, timers, alarms, last decisions.
     Status,
-    /// E3: hold automatic switchovers.
-    Pause,
+    /// E3: hold automatic switchovers, until `drctl resume` or for a while.
+    Pause {
+        /// Resume by itself after this many seconds (`pause --for`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_s: Option<u64>,
+        /// Why (`pause --reason`), shown by `status`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// E3: release them.
     Resume,
     /// A forced switchover, performed by the watcher's own AIL session.
@@ -136,6 +143,8 @@ pub struct Incoming {
     pub request: Request,
     /// For which agent (`None`: the watcher's only one).
     pub agent: Option<String>,
+    /// Who asks: the client's uid (`SO_PEERCRED`).
+    pub peer_uid: Option<u32>,
     /// Reply lines; the last one has `ok` set.
     pub reply: mpsc::UnboundedSender<Reply>,
 }
@@ -512,6 +521,7 @@ async fn connection(
     stream: tokio::net::UnixStream,
     inbox: mpsc::UnboundedSender<Incoming>,
 ) -> std::io::Result<()> {
+    let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     // One byte past the limit is enough to tell an overlong request.
@@ -548,6 +558,7 @@ async fn connection(
             let incoming = Incoming {
                 request,
                 agent,
+                peer_uid,
                 reply: tx,
             };
             if inbox.send(incoming).is_err() {
@@ -777,7 +788,7 @@ fn peer_uid(stream: &StdUnixStream) -> std::io::Result<u32> {
 }
 
 /// `uid N (name)`, or `uid N` for a uid without a passwd entry.
-fn owner(uid: u32) -> String {
+pub fn owner(uid: u32) -> String {
     let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut result: *mut libc::passwd = std::ptr::null_mut();

@@ -45,6 +45,9 @@ pub struct StatusReport {
     pub listeners: Listeners,
     /// Automatic switchovers held (E3).
     pub paused: bool,
+    /// Who paused, why and until when (`drctl pause [--for] [--reason]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseRow>,
     /// The alarms up.
     pub alarms: Vec<String>,
     /// Pending timers, soonest first.
@@ -68,6 +71,22 @@ pub struct Listeners {
     pub statistic: String,
     /// The agent's DN.
     pub dn: String,
+}
+
+/// Who paused the watcher's agent, why, and when it resumes by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseRow {
+    /// The control client, e.g. `uid 1000 (ann)`.
+    pub by: String,
+    /// `--reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `--for`: time left before it resumes by itself, e.g. `29m 58s`.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub left: Option<String>,
+    /// Session time (ns) it resumes at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
 }
 
 /// One pending timer.

@@ -13,6 +13,12 @@ use clap::Args;
 pub struct PauseArgs {
     #[command(flatten)]
     agent: AgentArg,
+    /// Resume by itself after this long (e.g. `30m`): maintenance with an end.
+    #[arg(long = "for", value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
+    for_: Option<std::time::Duration>,
+    /// Why (shown by `status`, e.g. "SIP Server upgrade, CHG-1234").
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 /// Release automatic switchovers (E3); a trigger held while paused that still
@@ -25,9 +31,18 @@ pub struct ResumeArgs {
 
 /// Runs `drctl pause`.
 pub fn pause(args: PauseArgs, global: &GlobalArgs) -> CliResult {
-    let status = one(global, args.agent.agent.as_deref())?.ask(&Request::Pause)?;
+    let request = Request::Pause {
+        // Whole seconds, at least one (a maintenance window, not a timer).
+        for_s: args.for_.map(|d| d.as_secs().max(1)),
+        reason: args.reason,
+    };
+    let status = one(global, args.agent.agent.as_deref())?.ask(&request)?;
+    let until = match &args.for_ {
+        Some(d) => format!("for {}", humantime::format_duration(*d)),
+        None => "until drctl resume".to_owned(),
+    };
     eprintln!(
-        "paused {}: automatic switchovers are held until drctl resume",
+        "paused {}: automatic switchovers are held {until}",
         crate::logging::escape(status.agent.as_deref().unwrap_or("the agent"))
     );
     Ok(())

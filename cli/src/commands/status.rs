@@ -286,12 +286,22 @@ pub fn render(s: &StatusReport) -> String {
             l.telephony, l.configuration, l.statistic, l.dn
         ),
     );
-    let paused = if s.paused {
-        "yes: automatic switchovers are held (drctl resume)"
-    } else {
-        "no"
+    let paused = match (&s.pause, s.paused) {
+        (_, false) => "no".to_owned(),
+        (None, true) => "yes: automatic switchovers are held (drctl resume)".to_owned(),
+        (Some(p), true) => {
+            let until = p.left.as_ref().map_or_else(
+                || "until drctl resume".to_owned(),
+                |left| format!("resumes by itself in {left}"),
+            );
+            let why = p
+                .reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(": {}", crate::logging::escape(r)));
+            format!("yes, by {}, {until}{why}", p.by)
+        }
     };
-    line("paused", paused.to_owned());
+    line("paused", paused);
     let timers = s
         .timers
         .iter()

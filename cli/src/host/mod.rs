@@ -202,9 +202,22 @@ struct Agent {
     failed: bool,
     /// The engine ran since the observers last saw it settle.
     touched: bool,
+    /// E3 with an owner: who paused, why, and until when (`pause --for`).
+    pause: Option<PauseInfo>,
     /// Tests: the entry point that panics for this agent.
     #[cfg(test)]
     fault: Option<Entry>,
+}
+
+/// Who paused an agent (`drctl pause`), why, and when it resumes by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseInfo {
+    /// The control client, e.g. `uid 1000 (ann)`.
+    pub by: String,
+    /// `--reason`.
+    pub reason: Option<String>,
+    /// `--for`: the session time it resumes at.
+    pub until: Option<Timestamp>,
 }
 
 /// The engine's entry points the host calls, each under the panic guard.
@@ -249,6 +262,8 @@ pub struct Host<B: Backend> {
     host_alarms: Vec<Alarm>,
     /// Agents whose engine ran since the observers last saw them settle.
     touched: Vec<usize>,
+    /// `pause --for` ends (agent index); stale ones are skipped.
+    pause_ends: BinaryHeap<Reverse<(Timestamp, usize)>>,
     /// The latest time pumped: a late deadline is handled no earlier.
     pumped: Timestamp,
     /// Run by the loop itself on the real clock (the systemd watchdog).
@@ -317,6 +332,7 @@ impl<B: Backend> Host<B> {
                 armed: None,
                 failed: false,
                 touched: false,
+                pause: None,
                 #[cfg(test)]
                 fault: None,
             })
@@ -334,6 +350,7 @@ impl<B: Backend> Host<B> {
             recent: VecDeque::with_capacity(RECENT_KEPT),
             host_alarms: Vec::new(),
             touched: Vec::new(),
+            pause_ends: BinaryHeap::new(),
             pumped: Timestamp::ZERO,
             heartbeat: None,
         }
@@ -424,6 +441,32 @@ impl<B: Backend> Host<B> {
         self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
         self.carry_out(i, now)?;
         self.pump(now)
+    }
+
+    /// Agent `i`'s pause: who, why, until when (`None`: not paused by `drctl pause`).
+    pub fn pause_info(&self, i: usize) -> Option<&PauseInfo> {
+        self.agents.get(i).and_then(|a| a.pause.as_ref())
+    }
+
+    /// Records who paused agent `i` (or clears it: `None`); a pause with an
+    /// end resumes by itself then.
+    pub fn set_pause(&mut self, i: usize, pause: Option<PauseInfo>) {
+        if let Some(until) = pause.as_ref().and_then(|p| p.until) {
+            self.pause_ends.push(Reverse((until, i)));
+        }
+        if let Some(agent) = self.agents.get_mut(i) {
+            agent.pause = pause;
+        }
+    }
+
+    /// An input the host itself feeds agent `i` at `now` (inside a pass):
+    /// observers see it as an input (a recording keeps it for replay).
+    fn feed_input(&mut self, i: usize, now: Timestamp, event: Event) -> Result<(), HostError> {
+        for o in &mut self.observers {
+            o.input(now, &event);
+        }
+        self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
+        self.carry_out(i, now)
     }
 
     /// Feeds `event` to every agent's engine now (fleet start and stop), after
@@ -522,6 +565,21 @@ impl<B: Backend> Host<B> {
     /// Everything due at `now`: agents' timers, backend outputs, actions.
     fn pump_at(&mut self, now: Timestamp) -> Result<(), HostError> {
         self.pumped = self.pumped.max(now);
+        while let Some(&Reverse((at, i))) = self.pause_ends.peek() {
+            if at > now {
+                break;
+            }
+            self.pause_ends.pop();
+            let ends = self.agents[i].pause.as_ref().and_then(|p| p.until) == Some(at);
+            if ends {
+                tracing::info!(
+                    "{}: the pause ends (pause --for): automatic switchovers are allowed again",
+                    self.agents[i].session
+                );
+                self.agents[i].pause = None;
+                self.feed_input(i, now, Event::Resume)?;
+            }
+        }
         for o in &mut self.observers {
             if o.deadline().is_some_and(|d| d <= now) {
                 o.on_deadline(now);
@@ -713,7 +771,11 @@ impl<B: Backend> Host<B> {
         let engines = self.timers.peek().map(|Reverse((at, _))| *at);
         let backend = self.backend.poll_timeout().map(Timestamp::from_nanos);
         let observers = self.observers.iter().filter_map(|o| o.deadline()).min();
-        [engines, backend, observers].into_iter().flatten().min()
+        let pauses = self.pause_ends.peek().map(|Reverse((at, _))| *at);
+        [engines, backend, observers, pauses]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs until `done` holds, `end` is reached, `stop` resolves, or (virtual

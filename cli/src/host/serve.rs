@@ -4,8 +4,8 @@
 use crate::control::{Incoming, Reply, Request};
 use crate::host::drill::Drill;
 use crate::host::observe::DecisionRecord;
-use crate::host::{Backend, Host, HostError};
-use crate::report::{Listeners, StatusReport, SwitchoverRow, TimerRow};
+use crate::host::{Backend, Host, HostError, PauseInfo};
+use crate::report::{Listeners, PauseRow, StatusReport, SwitchoverRow, TimerRow};
 use drctl_policy::{Event, PhaseKind};
 
 impl<B: Backend> Host<B> {
@@ -23,8 +23,13 @@ impl<B: Backend> Host<B> {
                 status: Some(self.status(i)),
                 ..Reply::ok()
             },
-            Request::Pause => {
+            Request::Pause { for_s, reason } => {
+                let until = for_s.map(|s| self.now() + std::time::Duration::from_secs(s));
+                let by = incoming
+                    .peer_uid
+                    .map_or_else(|| "unknown".to_owned(), crate::control::owner);
                 self.inject(i, Event::Pause)?;
+                self.set_pause(i, Some(PauseInfo { by, reason, until }));
                 Reply {
                     status: Some(self.status(i)),
                     ..Reply::ok()
@@ -32,6 +37,7 @@ impl<B: Backend> Host<B> {
             }
             Request::Resume => {
                 self.inject(i, Event::Resume)?;
+                self.set_pause(i, None);
                 Reply {
                     status: Some(self.status(i)),
                     ..Reply::ok()
@@ -203,6 +209,15 @@ impl<B: Backend> Host<B> {
                 dn: v.dn.as_str().to_owned(),
             },
             paused: v.paused,
+            pause: self.pause_info(i).filter(|_| v.paused).map(|p| PauseRow {
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+                left: p.until.map(|u| {
+                    let left = if u > now { u - now } else { Default::default() };
+                    humantime::format_duration(round_ms(left)).to_string()
+                }),
+                until: p.until.map(|u| u.as_nanos()),
+            }),
             alarms: self
                 .active_alarms(i)
                 .as_slice()
