@@ -19,6 +19,9 @@ pub struct Drctl {
 }
 
 impl Drctl {
+    /// The shipped demo scenario, as a path from the repository root.
+    pub const DEMO: &'static str = "plugins/mock/scenarios/demo.toml";
+
     /// `drctl ARGS`.
     pub fn new(args: &[&str]) -> Drctl {
         Drctl::default().args(args)
@@ -152,6 +155,32 @@ impl Ran {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON: {e}: {}", self.stdout))
+    }
+
+    /// Each stdout line parsed as a JSON value (`--output json` of a
+    /// command that writes one value a line).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON: {e}: {l}"))
+            })
+            .collect()
+    }
+
+    /// Itself, once it is checked that it exited `code` (the message shows
+    /// what it wrote).
+    #[track_caller]
+    pub fn expect_code(self, code: i32) -> Ran {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
     }
 
     /// Stdout then stderr (for a message, or a search of everything it said).

@@ -1,7 +1,7 @@
 //! `drctl explore`: a property broken by a seeded fault schedule is found,
 //! shrunk to a small scenario, and that scenario reproduces it.
 
-use drctl_e2e::{drctl, records};
+use drctl_e2e::{Drctl, Ran, TestDir};
 use std::path::Path;
 
 /// Manual failback: any telephony outage longer than site-timeout at the
@@ -16,50 +16,26 @@ site-timeout = "30s"
 end = "15m"
 "#;
 
-fn explore(base: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "explore",
-        "--scenario",
-        base.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    drctl(&args)
+/// `drctl explore --scenario DIR/base.toml --out DIR/OUT --output json
+/// --seeds SEEDS --faults FAULTS --check CHECK`, with [`BASE`] written there first.
+fn explore(dir: &TestDir, out: &str, [seeds, faults, check]: [&str; 3]) -> Ran {
+    let base = dir.file("base.toml", BASE);
+    Drctl::new(&["explore", "--scenario", &base, "--out", &dir.at(out)])
+        .json()
+        .args(&["--seeds", seeds, "--faults", faults, "--check", check])
+        .run()
 }
 
 #[test]
 fn a_broken_property_is_found_shrunk_and_reproduced_by_watch() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.toml");
-    std::fs::write(&base, BASE).unwrap();
-    let out = dir.path().join("found");
-    let args = [
-        "--seeds",
-        "10",
-        "--faults",
-        "telephony,configuration,statistic",
-        "--check",
-        "ends-preferred",
-    ];
-    let run = explore(&base, &out, &args);
-    assert_eq!(
-        run.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let findings: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dir = TestDir::new();
+    let args = ["10", "telephony,configuration,statistic", "ends-preferred"];
+    let run = explore(&dir, "found", args).expect_code(1);
+    let findings = run.json_lines();
     assert!(!findings.is_empty());
     // Deterministic from the seeds: a second run finds exactly the same.
-    let again = explore(&base, &dir.path().join("again"), &args);
-    let strip =
-        |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).replace("/again/", "/found/");
+    let again = explore(&dir, "again", args);
+    let strip = |r: &Ran| r.stdout.replace("/again/", "/found/");
     assert_eq!(strip(&run), strip(&again));
 
     for f in &findings {
@@ -77,20 +53,12 @@ fn a_broken_property_is_found_shrunk_and_reproduced_by_watch() {
         let events = scenario["events"].as_array().unwrap();
         assert!(events.len() <= 3, "shrunk to at most 3 events: {text}");
         // The shrunk scenario breaks the property under `watch` too.
-        let watched = drctl(&[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            file.to_str().unwrap(),
-            "--clock",
-            "virtual",
-            "--until-end",
-            "--output",
-            "json",
-        ]);
-        assert_eq!(watched.status.code(), Some(0));
-        let decisions = records(&watched.stdout);
+        let decisions = Drctl::watch(file)
+            .virtual_to_end()
+            .json()
+            .run()
+            .expect_code(0)
+            .records();
         let last_move = decisions
             .iter()
             .rev()
@@ -102,31 +70,11 @@ fn a_broken_property_is_found_shrunk_and_reproduced_by_watch() {
 
 #[test]
 fn a_property_that_holds_exits_zero_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.toml");
-    std::fs::write(&base, BASE).unwrap();
-    let out = dir.path().join("found");
+    let dir = TestDir::new();
     // Stat Servers going down never takes telephony or the DN away.
-    let run = explore(
-        &base,
-        &out,
-        &[
-            "--seeds",
-            "20",
-            "--faults",
-            "statistic",
-            "--check",
-            "rto<=1s,no-flap",
-        ],
-    );
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let run = explore(&dir, "found", ["20", "statistic", "rto<=1s,no-flap"]).expect_code(0);
     assert!(run.stdout.is_empty());
-    assert!(!out.exists());
+    assert!(!dir.path().join("found").exists());
 }
 
 #[test]
@@ -135,8 +83,9 @@ fn bad_flags_are_bad_input_naming_what_is_expected() {
         ("--check", "fast", "unknown property"),
         ("--faults", "power", "unknown fault \"power\""),
     ] {
-        let out = drctl(&["explore", "--scenario", "x.toml", flag, value]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains(says));
+        let out = Drctl::new(&["explore", "--scenario", "x.toml", flag, value])
+            .run()
+            .expect_code(2);
+        assert!(out.stderr.contains(says));
     }
 }

@@ -1,9 +1,8 @@
 //! `drctl history`: the host's audit log survives a `SIGKILL` right after a
 //! switchover and a restart, and says who ran what.
 
-use drctl_e2e::{command, drctl, signal, wait_within, Lines};
+use drctl_e2e::{Drctl, TestDir};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// A switchover one second in (D4 graceful shutdown), then nothing until 1 h.
@@ -19,65 +18,43 @@ at = "1s"
 logout = "graceful_shutdown_logout"
 "#;
 
+/// `--set history.file=LOG`.
+fn history_file(log: &Path) -> String {
+    format!("history.file={}", log.display())
+}
+
 /// `drctl history --output json` of the log at `log`, one value a line.
 fn history(log: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let set = format!("history.file={}", log.display());
-    let mut args = vec!["history", "--output", "json", "--set", &set];
-    args.extend_from_slice(extra);
-    let out = drctl(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    Drctl::new(&["history"])
+        .json()
+        .set(&history_file(log))
+        .args(extra)
+        .run()
+        .expect_code(0)
+        .json_lines()
 }
 
 /// Starts a real-clock watcher on the scenario, logging history to `log`;
 /// kills it with SIGKILL once the switchover completed. Its pid.
-fn watch_and_kill(dir: &Path, scenario: &Path, log: &Path) -> u32 {
-    let runtime = dir.join("run");
-    std::fs::create_dir_all(&runtime).unwrap();
-    let set = format!("history.file={}", log.display());
-    let mut child = command(
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            scenario.to_str().unwrap(),
-            "--set",
-            &set,
-            "--set",
-            "agent.username=ann",
-        ],
-        &runtime,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut lines = Lines::of(&mut child);
-    lines.wait_for("switchover-completed");
-    let pid = child.id();
-    signal(&child, "-KILL");
-    assert!(wait_within(&mut child, Duration::from_secs(10)).is_some());
+fn watch_and_kill(dir: &TestDir, scenario: &str, log: &Path) -> u32 {
+    let mut watcher = Drctl::watch(scenario)
+        .sets(&[&history_file(log), "agent.username=ann"])
+        .spawn(dir.path());
+    watcher.lines.wait_for("switchover-completed");
+    let pid = watcher.id();
+    watcher.signal(libc::SIGKILL);
+    assert!(watcher.wait_within(Duration::from_secs(10)).is_some());
     pid
 }
 
 #[test]
 fn history_survives_sigkill_and_restarts_and_names_who_ran_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("s.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    let dir = TestDir::new();
+    let scenario = dir.file("s.toml", SCENARIO);
     let log = dir.path().join("state").join("history.jsonl");
 
-    let first = watch_and_kill(dir.path(), &scenario, &log);
-    let second = watch_and_kill(dir.path(), &scenario, &log);
+    let first = watch_and_kill(&dir, &scenario, &log);
+    let second = watch_and_kill(&dir, &scenario, &log);
 
     let all = history(&log, &[]);
     for pid in [first, second] {
@@ -112,9 +89,10 @@ fn history_survives_sigkill_and_restarts_and_names_who_ran_it() {
     assert_eq!(mode & 0o077, 0, "{mode:o}");
 
     // Text for people names the decision, the reason and the process.
-    let set = format!("history.file={}", log.display());
-    let out = drctl(&["history", "--set", &set, "--type", "switchover-started"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = Drctl::new(&["history", "--type", "switchover-started"])
+        .set(&history_file(&log))
+        .run()
+        .stdout;
     assert!(
         text.contains("reason=graceful-shutdown") && text.contains(&format!("watch {first}")),
         "{text}"
@@ -123,21 +101,12 @@ fn history_survives_sigkill_and_restarts_and_names_who_ran_it() {
 
 #[test]
 fn virtual_clock_runs_are_not_history() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let log = dir.path().join("history.jsonl");
-    let set = format!("history.file={}", log.display());
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--set",
-        &set,
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+    Drctl::watch(Drctl::DEMO)
+        .virtual_to_end()
+        .set(&history_file(&log))
+        .run()
+        .expect_code(0);
     assert!(history(&log, &[]).is_empty());
 }

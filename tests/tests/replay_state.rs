@@ -1,48 +1,31 @@
 //! `drctl replay --until T [--state]`: the engine's view at a moment of a
 //! recorded incident, and a check of the decisions up to it.
 
-use drctl_e2e::drctl;
-use std::path::Path;
+use drctl_e2e::{Drctl, Ran, TestDir};
 
 /// The demo recorded on the virtual clock (switchover at +110 s).
-fn demo_recording(dir: &Path) -> std::path::PathBuf {
-    let rec = dir.join("demo.jsonl");
-    let out = drctl(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--record",
-        rec.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+fn demo_recording(dir: &TestDir) -> String {
+    let rec = dir.at("demo.jsonl");
+    Drctl::watch(Drctl::DEMO)
+        .virtual_to_end()
+        .record(&rec)
+        .run()
+        .expect_code(0);
     rec
+}
+
+/// `drctl replay REC ARGS...`.
+fn replay(rec: &str, args: &[&str]) -> Ran {
+    Drctl::new(&["replay", rec]).args(args).run()
 }
 
 #[test]
 fn the_state_at_a_moment_shows_site_listeners_pending_timer_and_alarms() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = demo_recording(dir.path());
-    let out = drctl(&[
-        "replay",
-        rec.to_str().unwrap(),
-        "--until",
-        "95s",
-        "--state",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = TestDir::new();
+    let rec = demo_recording(&dir);
+    let state = replay(&rec, &["--until", "95s", "--state", "--output", "json"])
+        .expect_code(0)
+        .json();
     assert_eq!(state["site"], "site1", "{state}");
     assert_eq!(state["phase"], "watching", "{state}");
     assert_eq!(state["listeners"]["telephony"], "off", "{state}");
@@ -57,8 +40,7 @@ fn the_state_at_a_moment_shows_site_listeners_pending_timer_and_alarms() {
     assert_eq!(last.last().unwrap()["type"], "alarm-raised");
 
     // After the switchover: on site2, no timer left.
-    let out = drctl(&["replay", rec.to_str().unwrap(), "--until", "2m", "--state"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = replay(&rec, &["--until", "2m", "--state"]).stdout;
     assert!(
         text.starts_with("at         +120.000s (replay of "),
         "{text}"
@@ -72,59 +54,33 @@ fn the_state_at_a_moment_shows_site_listeners_pending_timer_and_alarms() {
 
 #[test]
 fn until_compares_the_decisions_up_to_it_and_stops_there() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = demo_recording(dir.path());
-    let out = drctl(&["replay", rec.to_str().unwrap(), "--until", "95s", "--check"]);
+    let dir = TestDir::new();
+    let rec = demo_recording(&dir);
+    let out = replay(&rec, &["--until", "95s", "--check"]).expect_code(0);
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        out.stdout,
         "identical: 6 decisions, as recorded (replayed up to +95.000s; \
          3 later recorded decision(s) not compared)\n"
     );
     // Without --check: only the decisions up to +95 s.
-    let out = drctl(&[
-        "replay",
-        rec.to_str().unwrap(),
-        "--until",
-        "95s",
-        "--output",
-        "json",
-    ]);
-    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert_eq!(lines, 6);
+    let out = replay(&rec, &["--until", "95s", "--output", "json"]);
+    assert_eq!(out.stdout.lines().count(), 6);
     // --state and --check do not go together.
-    let out = drctl(&["replay", rec.to_str().unwrap(), "--state", "--check"]);
-    assert_eq!(out.status.code(), Some(2));
+    replay(&rec, &["--state", "--check"]).expect_code(2);
 }
 
 #[test]
 fn explain_names_the_rule_the_cause_and_the_config_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = demo_recording(dir.path());
-    let out = drctl(&[
-        "replay",
-        rec.to_str().unwrap(),
+    let dir = TestDir::new();
+    let rec = demo_recording(&dir);
+    let explain = [
         "--explain",
         "--output",
         "json",
         "--set",
         "policy.site-timeout=20s",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    ];
+    let lines = replay(&rec, &explain).expect_code(0).json_lines();
     let recording = std::fs::read_to_string(&rec).unwrap();
     let line_no = |n: u64| recording.lines().nth(n as usize - 1).unwrap().to_owned();
     // S1: connected, because of the connect's result on its recorded line.
@@ -162,8 +118,7 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
         serde_json::json!([{"key": "policy.site-timeout", "value": "20s", "origin": "--set"}])
     );
     // Text for people: the same, beside each decision.
-    let out = drctl(&["replay", rec.to_str().unwrap(), "--explain"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = replay(&rec, &["--explain"]).stdout;
     assert!(
         text.contains("rule D1; because timer site-timeout armed at +80.000s, due +110.000s"),
         "{text}"
@@ -172,19 +127,15 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
 
 #[test]
 fn injected_events_are_what_ifs_that_check_reports_as_divergences() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = demo_recording(dir.path());
-    let rec = rec.to_str().unwrap();
+    let dir = TestDir::new();
+    let rec = demo_recording(&dir);
     // Telephony lost at site1 at +60 s: the D1 timer fires 30 s later, at +90 s.
-    let out = drctl(&[
-        "replay",
-        rec,
-        "--inject",
-        "at=60s site=site1 telephony=off",
-        "--check",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let verdict = String::from_utf8_lossy(&out.stdout);
+    let out = replay(
+        &rec,
+        &["--inject", "at=60s site=site1 telephony=off", "--check"],
+    )
+    .expect_code(1);
+    let verdict = &out.stdout;
     assert!(
         verdict.starts_with("differs: first divergence at +90.000s, decision 7")
             && verdict.contains(
@@ -193,39 +144,27 @@ fn injected_events_are_what_ifs_that_check_reports_as_divergences() {
         "{verdict}"
     );
     // The same from a fragment file in the scenario's [[events]] syntax.
-    let fragment = dir.path().join("what-if.toml");
-    std::fs::write(
-        &fragment,
-        "[[events]]\nat = \"60s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n",
-    )
-    .unwrap();
-    let from_file = drctl(&[
-        "replay",
-        rec,
-        "--inject-file",
-        fragment.to_str().unwrap(),
-        "--check",
-    ]);
+    let what_if = |site: &str| {
+        let events = format!(
+            "[[events]]\nat = \"60s\"\nsite = \"{site}\"\nset = {{ telephony = \"off\" }}\n"
+        );
+        dir.file("what-if.toml", &events)
+    };
+    let fragment = what_if("site1");
+    let from_file = replay(&rec, &["--inject-file", &fragment, "--check"]);
     assert_eq!(from_file.stdout, out.stdout);
     // At a site the agent is not on, nothing reaches the engine.
-    let out = drctl(&[
-        "replay",
-        rec,
-        "--inject",
-        "at=60s site=site2 telephony=off",
-        "--check",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not delivered: the agent is on site1"));
-    // A bad fragment is bad input naming its file and line.
-    std::fs::write(
-        &fragment,
-        "[[events]]\nat = \"60s\"\nsite = \"site9\"\nset = { telephony = \"off\" }\n",
+    let out = replay(
+        &rec,
+        &["--inject", "at=60s site=site2 telephony=off", "--check"],
     )
-    .unwrap();
-    let out = drctl(&["replay", rec, "--inject-file", fragment.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    .expect_code(0);
+    assert!(out.stderr.contains("not delivered: the agent is on site1"));
+    // A bad fragment is bad input naming its file and line.
+    let fragment = what_if("site9");
+    let err = replay(&rec, &["--inject-file", &fragment])
+        .expect_code(2)
+        .stderr;
     assert!(
         err.contains("what-if.toml:3") && err.contains("site9"),
         "{err}"

@@ -1,33 +1,24 @@
 //! `drctl watch --shadow`: a candidate config runs beside the live policy on
 //! the same inputs, never acts, and its divergences are reported.
 
-use drctl_e2e::drctl;
+use drctl_e2e::{Drctl, Ran};
 
-fn demo(extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    drctl(&args)
+/// `drctl watch --output json` of the demo on the virtual clock to its end.
+fn demo(extra: &[&str]) -> Ran {
+    Drctl::watch(Drctl::DEMO)
+        .virtual_to_end()
+        .json()
+        .args(extra)
+        .run()
 }
 
 #[test]
 fn a_shadow_never_acts_and_reports_where_it_would_decide_otherwise() {
     let plain = demo(&[]);
-    let shadowed = demo(&["--shadow", "policy.site-timeout=10s"]);
-    assert_eq!(shadowed.status.code(), Some(0));
+    let shadowed = demo(&["--shadow", "policy.site-timeout=10s"]).expect_code(0);
     // The live decisions are exactly those of a watcher without a shadow.
     assert_eq!(plain.stdout, shadowed.stdout);
-    let log = String::from_utf8_lossy(&shadowed.stderr);
+    let log = &shadowed.stderr;
     // With a 10 s site-timeout the demo's 10 s outage at +40 s is already a
     // switchover: the candidate decides it at +50 s, the live policy not.
     assert!(
@@ -38,8 +29,7 @@ fn a_shadow_never_acts_and_reports_where_it_would_decide_otherwise() {
     assert!(log.contains("diverged from the live session"), "{log}");
 
     // A candidate equal to the live config agrees throughout.
-    let same = demo(&["--shadow", "policy.hold-down=0s"]);
-    let log = String::from_utf8_lossy(&same.stderr);
+    let log = demo(&["--shadow", "policy.hold-down=0s"]).stderr;
     assert!(
         log.contains("the candidate config decided as the live one"),
         "{log}"
@@ -49,7 +39,6 @@ fn a_shadow_never_acts_and_reports_where_it_would_decide_otherwise() {
 
 #[test]
 fn a_bad_shadow_key_is_bad_input() {
-    let out = demo(&["--shadow", "policy.site-timeout=soon"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("site-timeout"));
+    let out = demo(&["--shadow", "policy.site-timeout=soon"]).expect_code(2);
+    assert!(out.stderr.contains("site-timeout"));
 }

@@ -1,41 +1,26 @@
 //! S5 end to end: the preferred-site cache written after S2 and read at the
 //! next start, on the mock (demo: starts at site2, prefers site1).
 
-use drctl_e2e::{drctl, recorded, records};
+use drctl_e2e::{assert_replays_identically, recorded, Drctl, Ran, TestDir};
 use std::path::Path;
 
-const DEMO: &str = "plugins/mock/scenarios/demo.toml";
+/// `drctl startup --backend mock --scenario DEMO --clock virtual` with the
+/// cache at `cache`, recording to `rec`.
+fn startup_demo(cache: &Path, rec: &Path) -> Drctl {
+    Drctl::mock("startup", Drctl::DEMO)
+        .virtual_clock()
+        .record(rec)
+        .set(&format!("startup.cache-file={}", cache.display()))
+}
 
-/// `drctl startup` on the demo with the cache at `cache`, recording to `rec`.
-fn startup(cache: &Path, rec: &Path, extra: &[&str]) -> std::process::Output {
-    let set_file = format!("startup.cache-file={}", cache.display());
-    let rec = rec.display().to_string();
-    let mut args = vec![
-        "startup",
-        "--backend",
-        "mock",
-        "--scenario",
-        DEMO,
-        "--clock",
-        "virtual",
-        "--output",
-        "json",
-        "--record",
-        &rec,
-        "--set",
-        "startup.cache-preferred=true",
-        "--set",
-        &set_file,
-    ];
-    args.extend_from_slice(extra);
-    let out = drctl(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// [`startup_demo`] with `--output json` and `startup.cache-preferred=true`,
+/// which must succeed.
+fn startup(cache: &Path, rec: &Path) -> Ran {
+    startup_demo(cache, rec)
+        .json()
+        .set("startup.cache-preferred=true")
+        .run()
+        .expect_code(0)
 }
 
 /// The command types sent to the backend, in order.
@@ -49,18 +34,18 @@ fn commands(rec: &Path) -> Vec<String> {
 
 #[test]
 fn s5_the_second_start_tries_the_cached_site_first_and_still_runs_s2_to_s4() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let cache = dir.path().join("state").join("preferred.json");
     let (rec1, rec2) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
 
     // First start: nothing cached; S1 at the configured first site, S4 relocates.
-    let out = startup(&cache, &rec1, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = startup(&cache, &rec1);
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("not written yet") && stderr.contains("preferred.json"),
         "{stderr}"
     );
-    let first = records(&out.stdout);
+    let first = out.records();
     assert_eq!(first[0], "200000000 startup-connected site2", "{first:?}");
     assert!(
         first
@@ -73,8 +58,8 @@ fn s5_the_second_start_tries_the_cached_site_first_and_still_runs_s2_to_s4() {
     assert_eq!(cached["preferred"], "site1", "{cached}");
 
     // Second start: the cached site first, no relocation, and S2-S4 still run.
-    let out = startup(&cache, &rec2, &[]);
-    let second = records(&out.stdout);
+    let out = startup(&cache, &rec2);
+    let second = out.records();
     assert_eq!(second[0], "200000000 startup-connected site1", "{second:?}");
     assert!(
         !second.iter().any(|r| r.contains("switchover")),
@@ -96,18 +81,12 @@ fn s5_the_second_start_tries_the_cached_site_first_and_still_runs_s2_to_s4() {
     assert_eq!(header["cached_preferred"], "site1", "{header}");
 
     // The recording replays as it ran: the replay starts at the cached site too.
-    let check = drctl(&["replay", rec2.to_str().unwrap(), "--check"]);
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_replays_identically(&rec2, &[]);
 }
 
 #[test]
 fn s5_a_corrupt_or_foreign_cache_is_ignored_with_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let cache = dir.path().join("preferred.json");
     let rec = dir.path().join("r.jsonl");
     for (content, why) in [
@@ -119,12 +98,12 @@ fn s5_a_corrupt_or_foreign_cache_is_ignored_with_a_warning() {
         (r#"{"agent":"agent","preferred":"site7"}"#, "\"site7\""),
     ] {
         std::fs::write(&cache, content).unwrap();
-        let out = startup(&cache, &rec, &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = startup(&cache, &rec);
+        let stderr = &out.stderr;
         assert!(stderr.contains(why), "{content}: {stderr}");
         assert!(stderr.contains("ignored"), "{content}: {stderr}");
         assert_eq!(
-            records(&out.stdout)[0],
+            out.records()[0],
             "200000000 startup-connected site2",
             "{content}"
         );
@@ -137,22 +116,9 @@ fn s5_a_corrupt_or_foreign_cache_is_ignored_with_a_warning() {
 
 #[test]
 fn s5_without_cache_preferred_nothing_is_read_or_written() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let cache = dir.path().join("preferred.json");
     let rec = dir.path().join("r.jsonl");
-    let out = drctl(&[
-        "startup",
-        "--backend",
-        "mock",
-        "--scenario",
-        DEMO,
-        "--clock",
-        "virtual",
-        "--record",
-        rec.to_str().unwrap(),
-        "--set",
-        &format!("startup.cache-file={}", cache.display()),
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+    startup_demo(&cache, &rec).run().expect_code(0);
     assert!(!cache.exists());
 }
