@@ -1,15 +1,15 @@
 //! Helpers for the alerting tests (`tests/tests/alerting.rs`): the PromQL of
 //! `config/examples/`'s rules and dashboard and the metrics it selects, the
-//! metric names of a real scrape, a real-clock watcher, and a real
-//! Alertmanager on loopback.
+//! metric names of a real scrape, and a real Alertmanager on loopback.
 
-use crate::{command, free_port, repo, wait_until};
+use crate::running::{Running, PATIENCE};
+use crate::{free_port, repo, wait_until};
 use promql_parser::label::{MatchOp, METRIC_NAME};
 use promql_parser::parser::Expr;
 use promql_parser::util::{walk_expr, ExprVisitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// One PromQL query of the examples and where it comes from.
@@ -248,8 +248,9 @@ fn sample(line: &str) -> Option<(String, Vec<(String, String)>)> {
     Some((name.to_owned(), labels))
 }
 
-/// `GET path` on `127.0.0.1:port` (HTTP/1.0: no chunking): the status and
-/// the body, or `None` while nothing answers there.
+/// `GET path` on `127.0.0.1:port`: the status and the body, or `None` while
+/// nothing answers there. HTTP/1.0, unlike [`crate::service::http`]:
+/// Alertmanager answers a larger list of alerts chunked to HTTP/1.1.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -262,85 +263,6 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body.to_owned()))
 }
 
-/// A child process killed (and reaped) when dropped: a failed test leaves
-/// no real-clock watcher or Alertmanager running.
-pub struct Reaped(pub Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// A real-clock `drctl watch` on the mock backend, its files in a temp dir.
-pub struct Watcher {
-    child: Reaped,
-    /// Holds drctl.toml, the scenario, the control socket and the logs.
-    pub dir: tempfile::TempDir,
-}
-
-impl Watcher {
-    /// Starts `drctl watch` with `config` (the control socket is added)
-    /// and the mock scenario `scenario`.
-    pub fn start(config: &str, scenario: &str) -> Watcher {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-        std::fs::write(at("ops.toml"), scenario).expect("write the scenario");
-        std::fs::write(
-            at("drctl.toml"),
-            format!("[control]\nsocket = \"{}\"\n{config}", at("ctl.sock")),
-        )
-        .expect("write the config");
-        let child = command(
-            &[
-                "--config",
-                &at("drctl.toml"),
-                "watch",
-                "--backend",
-                "mock",
-                "--scenario",
-                &at("ops.toml"),
-                "--output",
-                "json",
-            ],
-            dir.path(),
-        )
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(at("stdout.log")).expect("stdout.log"))
-        .stderr(std::fs::File::create(at("stderr.log")).expect("stderr.log"))
-        .spawn()
-        .expect("start drctl watch");
-        Watcher {
-            child: Reaped(child),
-            dir,
-        }
-    }
-
-    /// What it has logged so far.
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    /// Its decision records so far.
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
-    }
-
-    /// Whether it is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.0.try_wait(), Ok(None))
-    }
-
-    /// Kills it with SIGKILL: no goodbye to anyone (a crashed watcher).
-    pub fn kill(&mut self) {
-        let _ = self.child.0.kill();
-        let _ = self.child.0.wait();
-    }
-}
-
 /// The Alertmanager binary: Debian's `prometheus-alertmanager`, else
 /// `alertmanager`, from `PATH`.
 pub fn alertmanager_bin() -> Option<PathBuf> {
@@ -351,29 +273,11 @@ pub fn alertmanager_bin() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A tool from `PATH` (`promtool`), if installed.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Says why a test does nothing here; under CI (`CI` set), where `.ci/run`
-/// installs the tool, a missing tool fails instead.
-pub fn skip(why: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{why}, and CI is set: .ci/run should have installed it"
-    );
-    eprintln!("SKIPPED: {why}");
-}
-
 /// A real Alertmanager on a loopback port: no cluster, a temp storage dir,
-/// one receiver that notifies nobody.
+/// one receiver that notifies nobody. Killed when dropped.
 pub struct Alertmanager {
     bin: PathBuf,
-    child: Option<Reaped>,
+    running: Option<Running>,
     dir: tempfile::TempDir,
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
@@ -386,7 +290,7 @@ impl Alertmanager {
     pub fn start(bin: &Path) -> Alertmanager {
         let mut am = Alertmanager {
             bin: bin.to_owned(),
-            child: None,
+            running: None,
             dir: tempfile::tempdir().expect("a temp dir"),
             port: free_port(),
         };
@@ -400,35 +304,25 @@ impl Alertmanager {
         let dir = self.dir.path();
         // A fresh storage dir each time: a restart forgets every alert.
         let storage = tempfile::tempdir_in(dir).expect("a storage dir").keep();
-        let child = std::process::Command::new(&self.bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", storage.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("alertmanager.log"))
-                    .expect("alertmanager.log"),
-            )
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()));
-        self.child = Some(Reaped(child));
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join("alertmanager.yml").display()
+        ))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+        .arg("--cluster.listen-address=")
+        .stdin(Stdio::null());
+        self.running = Some(Running::spawn(cmd));
         let port = self.port;
-        wait_until("Alertmanager to be ready", Duration::from_secs(30), || {
+        wait_until("Alertmanager to be ready", PATIENCE, || {
             matches!(http_get(port, "/-/ready"), Some((200, _)))
         });
     }
 
     /// Stops it and starts a new one on the same port, with no alerts.
     pub fn restart(&mut self) {
-        self.child = None;
+        self.running = None;
         self.spawn();
     }
 
@@ -453,7 +347,10 @@ impl Alertmanager {
 
     /// What it has logged.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+        self.running
+            .as_ref()
+            .map(Running::stderr)
+            .unwrap_or_default()
     }
 }
 
