@@ -356,16 +356,20 @@ pub enum SinkKind {
     Webhook,
     /// Run `command` with the alarm in `DRCTL_*` environment variables.
     Exec,
+    /// Alarms to Prometheus Alertmanager's v2 API (`POST <url>/api/v2/alerts`),
+    /// re-sent every `resend-interval` while up.
+    Alertmanager,
 }
 
 /// One `[[alarms.sinks]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct SinkConfig {
-    /// `webhook` or `exec`.
+    /// `webhook`, `exec` or `alertmanager`.
     #[serde(rename = "type")]
     pub kind: SinkKind,
-    /// webhook: the URL (`http://` or `https://`); shown redacted everywhere.
+    /// webhook: the URL (`http://` or `https://`); alertmanager: the
+    /// Alertmanager's base URL; shown redacted everywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<SinkUrl>,
     /// exec: the program and its arguments (no shell).
@@ -386,6 +390,16 @@ pub struct SinkConfig {
     /// webhook: delay before the first retry, doubled for each next one.
     #[serde(with = "duration")]
     pub retry_backoff: Duration,
+    /// alertmanager: how often the alarms still up are sent again (so an
+    /// Alertmanager that restarted learns them), as Prometheus' resend delay.
+    #[serde(with = "duration")]
+    pub resend_interval: Duration,
+    /// alertmanager: labels added to every alert (`team = "contact-centre"`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// alertmanager: the `severity` label per alarm name, over drctl's defaults.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub severity: BTreeMap<String, String>,
 }
 
 impl Default for SinkConfig {
@@ -398,6 +412,9 @@ impl Default for SinkConfig {
             timeout: Duration::from_secs(5),
             retries: 3,
             retry_backoff: Duration::from_secs(1),
+            resend_interval: Duration::from_secs(60),
+            labels: BTreeMap::new(),
+            severity: BTreeMap::new(),
         }
     }
 }

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use drctl_protocol::Alarm;
+
 use crate::error::{ConfigError, Origin};
-use crate::model::{Config, FailbackMode, SinkKind};
+use crate::model::{Config, FailbackMode, SinkConfig, SinkKind};
 use crate::origin::{display_key, Origins};
 use crate::secret::{read_credential, read_password_file, Secret};
 
@@ -19,6 +21,23 @@ const PASSWORD_KEYS: [&str; 4] = [
 const MISSING_PASSWORD: &str = "missing password source: expected one of agent.password-env \
      (recommended), agent.password-file, agent.password-credential (a systemd credential) \
      or agent.password";
+
+/// The range of an alertmanager sink's `resend-interval`.
+const MIN_RESEND: Duration = Duration::from_secs(1);
+const MAX_RESEND: Duration = Duration::from_secs(3600);
+
+/// The labels an alertmanager sink sets on every alert itself.
+const DRCTL_LABELS: [&str; 4] = ["alertname", "agent", "site", "severity"];
+
+/// A Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`) that is not reserved (`__`).
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
 
 /// The smallest `history.max-bytes`: a few decisions' worth.
 const MIN_HISTORY_BYTES: u64 = 64 * 1024;
@@ -379,6 +398,76 @@ impl Config {
         Ok(())
     }
 
+    /// An alertmanager sink (`alarms.sinks[i]`): its URL, resend interval,
+    /// and labels Alertmanager accepts.
+    fn validate_alertmanager(&self, i: usize, sink: &SinkConfig) -> Result<(), ConfigError> {
+        let invalid = |k: &str, message: String| ConfigError::Invalid {
+            origin: self.origin(&["alarms", "sinks"]),
+            key: format!("alarms.sinks[{i}].{k}"),
+            message,
+        };
+        match sink.url.as_ref().map(|u| u.expose()) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+            Some(_) => {
+                return Err(invalid(
+                    "url",
+                    "expected the Alertmanager's http:// or https:// URL, e.g. \"http://alertmanager:9093\"".to_owned(),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "url",
+                    "missing: an alertmanager sink needs the Alertmanager's url, e.g. \"http://alertmanager:9093\"".to_owned(),
+                ))
+            }
+        }
+        if !(MIN_RESEND..=MAX_RESEND).contains(&sink.resend_interval) {
+            return Err(invalid(
+                "resend-interval",
+                format!(
+                    "{} is out of range: expected 1s to 1h",
+                    humantime::format_duration(sink.resend_interval)
+                ),
+            ));
+        }
+        for (name, value) in &sink.labels {
+            if !is_label_name(name) {
+                return Err(invalid(
+                    &format!("labels.{name}"),
+                    "expected a Prometheus label name: letters, digits and '_', not starting with a digit or \"__\"".to_owned(),
+                ));
+            }
+            if DRCTL_LABELS.contains(&name.as_str()) {
+                return Err(invalid(
+                    &format!("labels.{name}"),
+                    format!("drctl sets {name} itself: choose another label"),
+                ));
+            }
+            if value.trim().is_empty() {
+                return Err(invalid(
+                    &format!("labels.{name}"),
+                    "empty: Alertmanager drops a label without a value".to_owned(),
+                ));
+            }
+        }
+        for (alarm, severity) in &sink.severity {
+            if !Alarm::ALL.iter().any(|a| a.as_str() == alarm) {
+                let names: Vec<&str> = Alarm::ALL.iter().map(|a| a.as_str()).collect();
+                return Err(invalid(
+                    &format!("severity.{alarm}"),
+                    format!("unknown alarm: expected one of {}", names.join(", ")),
+                ));
+            }
+            if severity.trim().is_empty() {
+                return Err(invalid(
+                    &format!("severity.{alarm}"),
+                    "empty: expected a severity such as \"critical\" or \"warning\"".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `[[alarms.sinks]]` and `[metrics]`.
     fn validate_monitoring(&self) -> Result<(), ConfigError> {
         for (i, sink) in self.alarms.sinks.iter().enumerate() {
@@ -394,12 +483,23 @@ impl Config {
                     Some(_) => return Err(invalid("url", "expected an http:// or https:// URL")),
                     None => return Err(invalid("url", "missing: a webhook sink needs a url")),
                 },
+                SinkKind::Alertmanager => self.validate_alertmanager(i, sink)?,
                 SinkKind::Exec => {
                     if sink.command.first().is_none_or(|c| c.trim().is_empty()) {
                         return Err(invalid(
                             "command",
                             "missing: an exec sink needs a command, e.g. [\"/usr/local/bin/page\", \"--team\", \"ops\"]",
                         ));
+                    }
+                }
+            }
+            if sink.kind != SinkKind::Alertmanager {
+                for (k, set) in [
+                    ("labels", !sink.labels.is_empty()),
+                    ("severity", !sink.severity.is_empty()),
+                ] {
+                    if set {
+                        return Err(invalid(k, "only for type = \"alertmanager\" sinks"));
                     }
                 }
             }

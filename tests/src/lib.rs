@@ -3,6 +3,7 @@
 //! [`TestDir`], and read its decision records.
 
 pub mod ail;
+pub mod alerting;
 pub mod dir;
 pub mod run;
 pub mod running;

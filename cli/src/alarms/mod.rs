@@ -2,9 +2,11 @@
 //! cleared and every switchover started, completed or failed goes to each
 //! sink. The engine never waits: decisions are queued to one task per sink,
 //! which delivers them in order (webhook: HTTP POST with timeout and retries;
-//! exec: a command with the notification in its environment, with a timeout).
-//! `webhook.rs` and `exec.rs` hold the two kinds of delivery.
+//! exec: a command with the notification in its environment, with a timeout;
+//! alertmanager: alarms as alerts, resent while up).
+//! `webhook.rs`, `exec.rs` and `alertmanager.rs` hold the kinds of delivery.
 
+mod alertmanager;
 mod exec;
 mod webhook;
 
@@ -180,6 +182,13 @@ impl AlarmSinks {
                         .unwrap_or_default()
                 ),
                 SinkKind::Exec => format!("exec {}", sink.command.join(" ")),
+                SinkKind::Alertmanager => format!(
+                    "alertmanager {}",
+                    sink.url
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
             };
             let deliver = Delivery::new(sink)?;
             tasks.push(tokio::spawn(deliver.run(rx, name.clone())));
@@ -337,6 +346,7 @@ impl Observer for AlarmSinks {
 enum Delivery {
     Webhook(webhook::Webhook),
     Exec(exec::Exec),
+    Alertmanager(alertmanager::Alertmanager),
 }
 
 impl Delivery {
@@ -344,14 +354,22 @@ impl Delivery {
         Ok(match sink.kind {
             SinkKind::Webhook => Delivery::Webhook(webhook::Webhook::new(sink)?),
             SinkKind::Exec => Delivery::Exec(exec::Exec::new(sink)?),
+            SinkKind::Alertmanager => {
+                Delivery::Alertmanager(alertmanager::Alertmanager::new(sink)?)
+            }
         })
     }
 
     async fn run(self, mut rx: mpsc::Receiver<Notification>, name: String) {
+        if let Delivery::Alertmanager(a) = self {
+            // It keeps the alarms up and resends them on a timer: a loop of its own.
+            return a.run(rx, &name).await;
+        }
         while let Some(n) = rx.recv().await {
             let sent = match &self {
                 Delivery::Webhook(w) => w.deliver(&n).await,
                 Delivery::Exec(e) => e.deliver(&n, &name).await,
+                Delivery::Alertmanager(_) => continue,
             };
             if let Err(e) = sent {
                 // `{e:#}`: the whole chain, so the warning says why.

@@ -3,8 +3,8 @@
 //! delivery naming its `Location`): a redirect to another host must not
 //! receive the notification, nor count as delivered.
 
-use super::Notification;
-use drctl_config::{redact_url, SinkConfig};
+use drctl_config::{redact_url, SinkConfig, SinkUrl};
+use serde::Serialize;
 use std::time::Duration;
 
 /// One webhook sink.
@@ -27,27 +27,32 @@ struct Failure {
 impl Webhook {
     /// The sink's client (no redirects, `timeout` per attempt).
     pub(super) fn new(sink: &SinkConfig) -> anyhow::Result<Webhook> {
-        let url = sink.url.as_ref();
+        Webhook::to(sink, &sink.url.clone().unwrap_or_default())
+    }
+
+    /// A client with `sink`'s settings that posts to `url` instead of the
+    /// sink's own (the alertmanager sink's API endpoint).
+    pub(super) fn to(sink: &SinkConfig, url: &SinkUrl) -> anyhow::Result<Webhook> {
         Ok(Webhook {
             client: reqwest::Client::builder()
                 .timeout(sink.timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("drctl/", env!("CARGO_PKG_VERSION")))
                 .build()?,
-            url: url.map(|u| u.expose().to_owned()).unwrap_or_default(),
-            shown: url.map(ToString::to_string).unwrap_or_default(),
+            url: url.expose().to_owned(),
+            shown: url.to_string(),
             retries: sink.retries,
             backoff: sink.retry_backoff,
         })
     }
 
-    /// Sends `n`, retrying with a doubling backoff; the error says why the
-    /// last attempt failed.
-    pub(super) async fn deliver(&self, n: &Notification) -> anyhow::Result<()> {
+    /// Sends `body` as JSON, retrying with a doubling backoff; the error says
+    /// why the last attempt failed.
+    pub(super) async fn deliver<T: Serialize + ?Sized>(&self, body: &T) -> anyhow::Result<()> {
         let mut delay = self.backoff;
         let mut attempt = 0;
         loop {
-            let failure = match self.attempt(n).await {
+            let failure = match self.attempt(body).await {
                 Ok(()) => return Ok(()),
                 Err(f) => f,
             };
@@ -65,8 +70,13 @@ impl Webhook {
         }
     }
 
-    async fn attempt(&self, n: &Notification) -> Result<(), Failure> {
-        let response = match self.client.post(&self.url).json(n).send().await {
+    /// Sends `body` once, without retrying (the caller tries again later).
+    pub(super) async fn send_once<T: Serialize + ?Sized>(&self, body: &T) -> anyhow::Result<()> {
+        self.attempt(body).await.map_err(|f| anyhow::anyhow!(f.why))
+    }
+
+    async fn attempt<T: Serialize + ?Sized>(&self, body: &T) -> Result<(), Failure> {
+        let response = match self.client.post(&self.url).json(body).send().await {
             Ok(r) => r,
             // The error's own URL would carry the credentials: drop it.
             Err(e) => {
