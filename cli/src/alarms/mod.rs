@@ -78,7 +78,7 @@ impl Notification {
             t: t.as_nanos(),
         };
         Some(match d {
-            Decision::AlarmRaised { alarm } => Notification {
+            Decision::AlarmRaised { alarm, .. } => Notification {
                 alarm: Some(alarm.as_str()),
                 ..base("alarm", "raised")
             },
