@@ -123,8 +123,9 @@ pub fn records(stdout: &[u8]) -> Vec<String> {
                 obj["type"].as_str().unwrap_or("").to_owned(),
             ];
             // SPEC §6 field order (serde_json's map sorts keys).
-            const FIELDS: [&str; 8] = [
-                "site", "reason", "from", "to", "error", "why", "alarm", "class",
+            // `deadline`: an alarm's pending switchover (D1, D4), in ns.
+            const FIELDS: [&str; 9] = [
+                "site", "reason", "from", "to", "error", "why", "alarm", "class", "deadline",
             ];
             assert!(
                 obj.keys()
