@@ -54,13 +54,14 @@ pub enum PhaseKind {
 
 impl PhaseKind {
     /// Every phase, in life-cycle order (the metrics show each from the start).
-    pub const ALL: [PhaseKind; 9] = [
+    pub const ALL: [PhaseKind; 10] = [
         PhaseKind::Idle,
         PhaseKind::Connecting,
         PhaseKind::Backoff,
         PhaseKind::ReadingConfiguration,
         PhaseKind::KillingFactory,
         PhaseKind::Subscribing,
+        PhaseKind::LoggingIn,
         PhaseKind::Watching,
         PhaseKind::GaveUp,
         PhaseKind::Stopped,
