@@ -296,6 +296,7 @@ impl Observer for AlarmSinks {
             Decision::SwitchoverStarted { from, .. } => Some(from.to_string()),
             Decision::AlarmRaised {
                 alarm: drctl_policy::Alarm::BackendDisconnected,
+                ..
             } => self.sites.get(&name).cloned().flatten(),
             _ => None,
         };

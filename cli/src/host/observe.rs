@@ -207,7 +207,9 @@ fn style(d: &Decision) -> Option<anstyle::Style> {
         Decision::StartupFailed { .. }
         | Decision::SwitchoverFailed { .. }
         | Decision::AlarmRaised { .. } => Red,
-        Decision::SwitchoverStarted { .. } | Decision::SwitchoverSuppressed { .. } => Yellow,
+        Decision::SwitchoverStarted { .. }
+        | Decision::SwitchoverSuppressed { .. }
+        | Decision::ApplicationFallback { .. } => Yellow,
         Decision::StartupConnected { .. }
         | Decision::SwitchoverCompleted { .. }
         | Decision::AlarmCleared { .. } => Green,
