@@ -123,13 +123,17 @@ pub fn records(stdout: &[u8]) -> Vec<String> {
                 obj["type"].as_str().unwrap_or("").to_owned(),
             ];
             // SPEC §6 field order (serde_json's map sorts keys).
-            // `deadline`: an alarm's pending switchover (D1, D4), in ns.
-            const FIELDS: [&str; 9] = [
-                "site", "reason", "from", "to", "error", "why", "alarm", "class", "deadline",
+            const FIELDS: [&str; 8] = [
+                "site", "reason", "from", "to", "error", "why", "alarm", "class",
             ];
+            // Left out: an alarm's `deadline` (D1, D4) is a time, which on the
+            // real clock differs from run to run; tests read it from the JSON.
+            const SKIPPED: [&str; 1] = ["deadline"];
             assert!(
-                obj.keys()
-                    .all(|k| k == "t" || k == "type" || FIELDS.contains(&k.as_str())),
+                obj.keys().all(|k| k == "t"
+                    || k == "type"
+                    || FIELDS.contains(&k.as_str())
+                    || SKIPPED.contains(&k.as_str())),
                 "unexpected field in {line}"
             );
             for val in FIELDS.iter().filter_map(|k| obj.get(*k)) {

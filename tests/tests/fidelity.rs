@@ -114,6 +114,19 @@ fn e2_a_site_down_for_200s_gives_one_switchover_away_and_one_failback() {
     );
     let failbacks = failbacks(&decisions);
     assert!(failbacks[0] >= 210 * S + 60 * S, "{failbacks:?}");
+    // D1: the OFF at 10 s is an alarm naming the switchover due at 40 s.
+    let alarm = rec
+        .iter()
+        .find(|r| r["kind"] == "decision" && r["type"] == "alarm-raised")
+        .unwrap();
+    assert_eq!(
+        (
+            alarm["t"].as_u64(),
+            &alarm["alarm"],
+            alarm["deadline"].as_u64()
+        ),
+        (Some(10 * S), &"telephony-service-down".into(), Some(40 * S))
+    );
     let probes = commands(&rec, "probe");
     let times: Vec<u64> = probes.iter().map(|p| p.0).collect();
     let want: Vec<u64> = (0..24).map(|k| 40 * S + 200 * MS + k * 10 * S).collect();

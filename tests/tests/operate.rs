@@ -180,7 +180,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
          switchover completed operator site1 site2\n\
          alarm raised\n\
          switchover started telephony-timeout site2 site1\n\
-         alarm cleared\n\
+         alarm cleared site2\n\
          switchover completed telephony-timeout site2 site1\n"
     );
 }

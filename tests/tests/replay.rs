@@ -144,7 +144,7 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
         recs[..5],
         [
             "200000000 startup-connected site1",
-            "10000000000 alarm-raised telephony-service-down 20000000000",
+            "10000000000 alarm-raised telephony-service-down",
             "20000000000 switchover-started telephony-timeout site1 site2",
             "20000000000 alarm-cleared telephony-service-down",
             // kill_factory and connect site2 are not in the recording: refused.
