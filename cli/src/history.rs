@@ -384,7 +384,6 @@ mod tests {
             Timestamp::from_nanos(n),
             Decision::AlarmRaised {
                 alarm: drctl_policy::Alarm::TelephonyServiceDown,
-                deadline: None,
             },
         )
     }

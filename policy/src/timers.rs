@@ -26,32 +26,28 @@ pub enum TimerKind {
     SwitchoverJitter,
     /// E1: hold-down ends.
     HoldDown,
-    /// E2: the next probe of the preferred site (`failback-probe-interval`).
-    FailbackProbe,
-    /// E2: a failback's telephony must be ON by then (`site-timeout`).
-    FailbackVerify,
+    /// E2: failback to the preferred site.
+    Failback,
 }
 
 impl TimerKind {
     /// How many kinds there are: the size of a [`TimerTable`].
-    const COUNT: usize = 8;
+    const COUNT: usize = 7;
 
     /// Every kind, in the order timers due at the same instant fire.
     ///
     /// The startup timeout comes first (giving up fires nothing else), then
     /// the backoff (its connect command goes out before any decision the
     /// triggers lead to); the triggers after it only set flags that one
-    /// evaluation reads once they have all fired. The failback probe only
-    /// sends a command, whose answer comes later.
+    /// evaluation reads once they have all fired.
     pub(crate) const VALUES: [TimerKind; TimerKind::COUNT] = [
         TimerKind::StartupTimeout,
         TimerKind::Backoff,
         TimerKind::SiteTimeout,
         TimerKind::SipRegisterTimeout,
-        TimerKind::FailbackVerify,
+        TimerKind::Failback,
         TimerKind::SwitchoverJitter,
         TimerKind::HoldDown,
-        TimerKind::FailbackProbe,
     ];
 
     /// The stable name (as serialized), for status.
@@ -63,8 +59,7 @@ impl TimerKind {
             TimerKind::SipRegisterTimeout => "sip-register-timeout",
             TimerKind::SwitchoverJitter => "switchover-jitter",
             TimerKind::HoldDown => "hold-down",
-            TimerKind::FailbackProbe => "failback-probe",
-            TimerKind::FailbackVerify => "failback-verify",
+            TimerKind::Failback => "failback",
         }
     }
 }
@@ -143,15 +138,15 @@ mod tests {
     fn next_timeout_is_the_earliest_armed_timer() {
         let mut t = TimerTable::default();
         assert_eq!(t.next_timeout(), None);
-        t.set(TimerKind::FailbackProbe, Timestamp::from_secs(5));
+        t.set(TimerKind::Failback, Timestamp::from_secs(5));
         t.set(TimerKind::HoldDown, Timestamp::from_secs(3));
         assert_eq!(t.next_timeout(), Some(Timestamp::from_secs(3)));
         t.stop(TimerKind::HoldDown);
         assert_eq!(t.next_timeout(), Some(Timestamp::from_secs(5)));
         t.set(TimerKind::HoldDown, Timestamp::from_secs(3));
-        t.stop(TimerKind::FailbackProbe);
+        t.stop(TimerKind::Failback);
         assert!(t.is_expired(TimerKind::HoldDown, Timestamp::from_secs(3)));
         assert!(!t.is_expired(TimerKind::HoldDown, Timestamp::from_nanos(2_999_999_999)));
-        assert!(!t.is_expired(TimerKind::FailbackProbe, Timestamp::MAX));
+        assert!(!t.is_expired(TimerKind::Failback, Timestamp::MAX));
     }
 }

@@ -649,8 +649,7 @@ impl<B: Backend> Host<B> {
             for i in 0..self.agents.len() {
                 self.touch(i);
                 if !self.agents[i].engine.alarm_active(alarm) {
-                    let deadline = None;
-                    self.decide(i, now, Decision::AlarmRaised { alarm, deadline });
+                    self.decide(i, now, Decision::AlarmRaised { alarm });
                 }
             }
         }
