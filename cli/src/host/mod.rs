@@ -902,7 +902,7 @@ impl<B: Backend> Host<B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::host::observe::Observer;
     use drctl_plugin_api::messages::Command;
@@ -911,7 +911,7 @@ mod tests {
     use std::rc::Rc;
 
     /// A backend that takes every command and never answers.
-    struct Silent;
+    pub(crate) struct Silent;
 
     impl Backend for Silent {
         fn name(&self) -> &str {

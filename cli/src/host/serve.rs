@@ -243,28 +243,12 @@ fn round_ms(d: std::time::Duration) -> std::time::Duration {
 mod tests {
     use super::*;
     use crate::host::Clock;
-    use drctl_plugin_api::messages::{Input, Output, Password};
+    use drctl_plugin_api::messages::Password;
     use drctl_policy::{Engine, EngineConfig, Timestamp};
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// A backend that takes every command and never answers.
-    struct Silent;
-
-    impl Backend for Silent {
-        fn name(&self) -> &str {
-            "silent"
-        }
-        fn handle(&mut self, _now: u64, _input: &Input) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn poll_output(&mut self, _now: u64) -> Result<Option<Output>, HostError> {
-            Ok(None)
-        }
-        fn poll_timeout(&self) -> Option<u64> {
-            None
-        }
-    }
+    use crate::host::tests::Silent;
 
     fn host(names: &[&str]) -> Host<Silent> {
         let agents = names
