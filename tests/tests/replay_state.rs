@@ -123,6 +123,13 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
         text.contains("rule D1; because timer site-timeout armed at +80.000s, due +110.000s"),
         "{text}"
     );
+    // Without a local value the DR option is the Application's, not a default.
+    assert!(
+        text.contains(
+            "policy.site-timeout = (not set)  # not set locally: the AIL Application's (S3)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

@@ -190,11 +190,20 @@ impl<W: Write> Explainer<W> {
     fn used(&self, keys: &[&str]) -> Vec<Used> {
         keys.iter()
             .map(|k| {
-                let (value, origin) = self
-                    .config
-                    .get(*k)
-                    .cloned()
-                    .unwrap_or_else(|| ("(not set)".to_owned(), "default".to_owned()));
+                // Not set locally: the DR options come from the preferred
+                // AIL Application (S3), anything else is drctl's default.
+                let (value, origin) = self.config.get(*k).cloned().unwrap_or_else(|| {
+                    let dr = matches!(
+                        *k,
+                        "policy.site-timeout" | "policy.site-sip-register-timeout"
+                    );
+                    let origin = if dr {
+                        "not set locally: the AIL Application's (S3)"
+                    } else {
+                        "default"
+                    };
+                    ("(not set)".to_owned(), origin.to_owned())
+                });
                 Used {
                     key: (*k).to_owned(),
                     value,
@@ -280,11 +289,10 @@ impl<W: Write> Observer for Explainer<W> {
         }
     }
 
-    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         let (rule, keys) = rule(d);
         let used = self.used(keys);
         let cause = self.cause.clone();
-        let _ = agent;
         let written = if self.json {
             #[derive(Serialize)]
             struct Explained<'a> {

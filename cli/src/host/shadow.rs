@@ -21,6 +21,9 @@ use std::time::Duration;
 /// How far apart the two engines' equal decisions may be and still agree.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// How many divergences are kept (the newest).
+const RECENT: usize = 16;
+
 /// At most this many unmatched decisions are held per engine (a candidate
 /// far from the live policy must not grow memory).
 const HELD: usize = 1024;
@@ -138,10 +141,10 @@ impl Shadow {
                 what.trim()
             );
         }
-        push_bounded(&mut self.recent, Divergence { t, by, decision });
-        while self.recent.len() > 16 {
+        if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
+        self.recent.push_back(Divergence { t, by, decision });
     }
 }
 
