@@ -384,6 +384,7 @@ mod tests {
             Timestamp::from_nanos(n),
             Decision::AlarmRaised {
                 alarm: drctl_policy::Alarm::TelephonyServiceDown,
+                deadline: None,
             },
         )
     }

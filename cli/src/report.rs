@@ -54,6 +54,8 @@ pub struct StatusReport {
     pub timers: Vec<TimerRow>,
     /// The switchover in flight.
     pub switchover: Option<SwitchoverRow>,
+    /// The DR options in force and where each came from (S3), once read.
+    pub dr_options: Vec<DrOptionRow>,
     /// The last decision records (SPEC §6); kept as JSON so that a client
     /// shows decisions of a newer watcher it cannot parse by their type.
     pub last_decisions: Vec<serde_json::Value>,
@@ -100,6 +102,19 @@ pub struct TimerRow {
     pub left: String,
     /// Its deadline in session time, nanoseconds.
     pub at: u64,
+}
+
+/// A DR option in force (S3).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DrOptionRow {
+    /// `site-timeout` or `site-sip-register-timeout`.
+    pub option: String,
+    /// Its value, e.g. "30s"; `None` when set nowhere (off).
+    pub value: Option<String>,
+    /// `application` (the preferred AIL Application), `local-override` (a
+    /// `policy.*` key) or `default` (set nowhere).
+    pub source: String,
 }
 
 /// The switchover in flight.

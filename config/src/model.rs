@@ -73,6 +73,17 @@ pub struct AgentConfig {
     pub embedded_endpoint: bool,
     /// Hot (hotel) seating is used; forbids `startup.cache-preferred` (S5).
     pub hot_seating: bool,
+    /// Log the agent in on its DN after each connect and subscribe (W5); needs `dn`.
+    pub login: bool,
+    /// W5: the ACD queue the login names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_queue: Option<String>,
+    /// W5: the work mode after login (as the AIL login takes it), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_workmode: Option<String>,
+    /// W5: reasons (key = value) the login carries.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub login_reasons: BTreeMap<String, String>,
 }
 
 /// One `[[sites]]` entry.
@@ -186,9 +197,14 @@ pub struct PolicyConfig {
     pub hold_down: Duration,
     /// Failback mode (E2).
     pub failback: FailbackMode,
-    /// With `failback = "auto"`: how long the preferred site must be healthy first.
+    /// With `failback = "auto"`: how long the preferred site must have answered
+    /// healthy (probes without a break) before the failback.
     #[serde(with = "duration")]
     pub failback_after: Duration,
+    /// With `failback = "auto"`: how often the preferred site is probed while
+    /// the agent is on the other one (> 0).
+    #[serde(with = "duration")]
+    pub failback_probe_interval: Duration,
     /// Upper bound of the random delay before an automatic switchover (E4); `0s` is off.
     #[serde(with = "duration")]
     pub switchover_jitter: Duration,
@@ -205,6 +221,7 @@ impl Default for PolicyConfig {
             hold_down: Duration::ZERO,
             failback: FailbackMode::Manual,
             failback_after: Duration::from_secs(600),
+            failback_probe_interval: Duration::from_secs(10),
             switchover_jitter: Duration::ZERO,
             seed: 0,
         }

@@ -326,6 +326,12 @@ impl Config {
         if a.dn.as_deref().is_some_and(|d| d.trim().is_empty()) {
             return Err(self.invalid(&["agent", "dn"], "empty: expected the agent's DN"));
         }
+        if a.login && a.dn.is_none() {
+            return Err(self.invalid(
+                &["agent", "login"],
+                "true without agent.dn: the login (W5) needs the agent's DN",
+            ));
+        }
         Ok(())
     }
 
@@ -334,6 +340,12 @@ impl Config {
         if p.failback == FailbackMode::Auto && p.failback_after.is_zero() {
             return Err(self.invalid(
                 &["policy", "failback-after"],
+                "invalid value \"0s\": expected a duration > 0 when policy.failback = \"auto\"",
+            ));
+        }
+        if p.failback == FailbackMode::Auto && p.failback_probe_interval.is_zero() {
+            return Err(self.invalid(
+                &["policy", "failback-probe-interval"],
                 "invalid value \"0s\": expected a duration > 0 when policy.failback = \"auto\"",
             ));
         }
@@ -393,6 +405,13 @@ impl Config {
                 return Err(invalid(format!(
                     "{name:?} appears twice: expected one entry per agent"
                 )));
+            }
+            if a.login && a.dn.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                return Err(ConfigError::Invalid {
+                    origin: self.origin(&["agents"]),
+                    key: format!("agents[{i}].login"),
+                    message: "true without a dn: the login (W5) needs the agent's DN".to_owned(),
+                });
             }
         }
         Ok(())

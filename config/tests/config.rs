@@ -754,3 +754,60 @@ fn password_credential_reads_the_systemd_credential() {
         Ok(())
     });
 }
+
+/// E2: `policy.failback-probe-interval` defaults to 10 s, and must be > 0
+/// with automatic failback (a zero interval would probe in a tight loop).
+#[test]
+fn failback_probe_interval_defaults_and_range() {
+    Jail::expect_with(|jail| {
+        let config = load_with(jail, "")?;
+        assert_eq!(
+            config.policy.failback_probe_interval,
+            Duration::from_secs(10)
+        );
+        let config = load_with(jail, "[policy]\nfailback-probe-interval = \"3s\"\n")?;
+        assert_eq!(
+            config.policy.failback_probe_interval,
+            Duration::from_secs(3)
+        );
+        Ok(())
+    });
+    expect_invalid(
+        "[policy]\nfailback = \"auto\"\nfailback-probe-interval = \"0s\"\n",
+        "policy.failback-probe-interval",
+        "expected a duration > 0 when policy.failback = \"auto\"",
+    );
+}
+
+/// W5: `agent.login` is off by default, takes its queue, work mode and
+/// reasons, and needs the agent's DN (for `[agent]` and each `[[agents]]`).
+#[test]
+fn agent_login_keys_and_their_dn() {
+    Jail::expect_with(|jail| {
+        let config = load_with(jail, "")?;
+        assert!(!config.agent.login);
+        let body = BASE.replace(
+            "dn = \"7001\"",
+            "dn = \"7001\"\nlogin = true\nlogin-queue = \"8001\"\nlogin-workmode = \"AutoIn\"\n\
+             login-reasons = { why = \"dr\" }",
+        );
+        jail.create_file("drctl.toml", &body)?;
+        let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
+        assert!(config.agent.login);
+        assert_eq!(config.agent.login_queue.as_deref(), Some("8001"));
+        assert_eq!(config.agent.login_workmode.as_deref(), Some("AutoIn"));
+        assert_eq!(config.agent.login_reasons["why"], "dr");
+        let body = BASE.replace("dn = \"7001\"", "login = true");
+        jail.create_file("drctl.toml", &body)?;
+        let err = Config::load(&jail_options(jail)).expect_err("W5 without a DN");
+        assert_eq!(err.key(), Some("agent.login"));
+        assert!(err.to_string().contains("needs the agent's DN"), "{err}");
+        jail.create_file(
+            "drctl.toml",
+            &format!("{BASE}\n[[agents]]\nusername = \"ann\"\nlogin = true\n"),
+        )?;
+        let err = Config::load(&jail_options(jail)).expect_err("W5 in a fleet without a DN");
+        assert_eq!(err.key(), Some("agents[0].login"));
+        Ok(())
+    });
+}

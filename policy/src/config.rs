@@ -1,6 +1,7 @@
 //! The engine's configuration: plain values, already validated by the caller's
 //! config layer (`drctl-config`) and checked again by [`EngineConfig::validate`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use drctl_protocol::SiteName;
@@ -40,17 +41,40 @@ impl Default for BackoffConfig {
     }
 }
 
+/// The default `policy.failback-probe-interval` (E2): often enough that a
+/// failback waits at most this long past `failback-after`, rarely enough to
+/// cost a CS Proxy nothing.
+pub const DEFAULT_FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Whether and when to return to the preferred site on its own (E2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Failback {
     /// Stay on the secondary until an operator switches back (the seed's behaviour).
     #[default]
     Manual,
-    /// Return to the preferred site after `after` healthy on the secondary.
+    /// Return to the preferred site once probes of it have answered healthy
+    /// for `after` without a break.
     Auto {
-        /// How long the secondary must have been healthy first.
+        /// How long the preferred site must have answered healthy first.
         after: Duration,
     },
+}
+
+/// The longest `failback-after` gets after failbacks that landed on a dead
+/// site: `8 ×` the configured one (E2).
+pub const FAILBACK_MAX_MULTIPLIER: u32 = 8;
+
+/// W5: logging the agent in on its DN after each (re)connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// The agent's DN.
+    pub dn: String,
+    /// The ACD queue the login names, if any.
+    pub queue: Option<String>,
+    /// The work mode after login, if any.
+    pub workmode: Option<String>,
+    /// Reasons (key-value pairs) the login carries.
+    pub reasons: BTreeMap<String, String>,
 }
 
 /// Everything the engine needs to know before it starts.
@@ -80,6 +104,11 @@ pub struct EngineConfig {
     pub hold_down: Duration,
     /// Failback mode (E2).
     pub failback: Failback,
+    /// How often the preferred site is probed while on the other one with
+    /// `failback = auto` (E2); must be > 0.
+    pub failback_probe_interval: Duration,
+    /// Log the agent in on its DN after connecting and subscribing (W5); `None` is off.
+    pub login: Option<LoginConfig>,
     /// Upper bound of the random delay before an automatic switchover (E4); zero is off.
     pub switchover_jitter: Duration,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
@@ -107,6 +136,8 @@ impl EngineConfig {
             embedded_endpoint: false,
             hold_down: Duration::ZERO,
             failback: Failback::Manual,
+            failback_probe_interval: DEFAULT_FAILBACK_PROBE_INTERVAL,
+            login: None,
             switchover_jitter: Duration::ZERO,
             seed: 0,
         }
@@ -132,6 +163,11 @@ impl EngineConfig {
         if !(0.0..1.0).contains(&bo.jitter) {
             return Err(ConfigError::Backoff("0 <= jitter < 1"));
         }
+        // A zero interval would probe in a tight loop.
+        if matches!(self.failback, Failback::Auto { .. }) && self.failback_probe_interval.is_zero()
+        {
+            return Err(ConfigError::Failback("failback-probe-interval > 0"));
+        }
         Ok(())
     }
 
@@ -150,6 +186,8 @@ pub enum ConfigError {
     UnknownSite(String),
     /// Backoff parameters out of range; the text says what is expected.
     Backoff(&'static str),
+    /// Failback parameters out of range; the text says what is expected.
+    Failback(&'static str),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -158,6 +196,7 @@ impl std::fmt::Display for ConfigError {
             ConfigError::DuplicateSite(n) => write!(f, "both sites are named {n:?}"),
             ConfigError::UnknownSite(n) => write!(f, "unknown site {n:?}"),
             ConfigError::Backoff(what) => write!(f, "backoff: expected {what}"),
+            ConfigError::Failback(what) => write!(f, "failback: expected {what}"),
         }
     }
 }

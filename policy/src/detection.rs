@@ -1,7 +1,10 @@
 //! Detection: D1 telephony, D2 configuration, D3 statistic, D4 agent logout,
 //! D5 stale epochs. The same rules apply on either site. D1 and D4 are here
-//! end to end: the event, arming and cancelling the timer, and its firing
-//! (which makes the trigger due for D6 in `switchover.rs`).
+//! end to end: the event, arming and cancelling the timer, its firing
+//! (which makes the trigger due for D6 in `switchover.rs`), and their alarms
+//! (`telephony-service-down` on every OFF; `sip-registration-lost` from
+//! `dr-force_logout` until EventDNBackInService, which may come at the next
+//! site: leaving the site does not clear it).
 
 use crate::engine::{Engine, ListenerStatus, Phase};
 use crate::input::{BackendEvent, Epoch};
@@ -46,6 +49,7 @@ impl Engine {
             ServiceState::On => {
                 let was_off = self.conn.listeners.telephony_off_since.take().is_some();
                 self.d1_cancel_site_timer();
+                self.e2_on_telephony_on();
                 if was_off && self.triggers.due.telephony {
                     self.triggers.due.telephony = false;
                     self.d6_evaluate();
@@ -82,12 +86,13 @@ impl Engine {
         self.triggers.due.telephony = true;
     }
 
-    /// D1: with `site-timeout` off, telephony down is an alarm instead of a switchover.
+    /// D1: telephony OFF is an alarm in every case, naming the pending
+    /// switchover's deadline when the site timer runs; ON clears it (and so
+    /// does leaving the site, [`Engine::d5_leave_site`]).
     pub(crate) fn d1_sync_alarm(&mut self) {
-        let timeout_off = self.learned.dr.site_timeout.is_none_or(|t| t.is_zero());
-        if self.conn.listeners.telephony_off_since.is_some() && self.learned.dr.known && timeout_off
-        {
-            self.raise(Alarm::TelephonyServiceDown);
+        if self.conn.listeners.telephony_off_since.is_some() {
+            let deadline = self.timers.get(TimerKind::SiteTimeout);
+            self.raise_with_deadline(Alarm::TelephonyServiceDown, deadline);
         } else {
             self.clear(Alarm::TelephonyServiceDown);
         }
@@ -127,6 +132,9 @@ impl Engine {
                     self.conn.listeners.sip_wait_since = Some(self.now);
                     self.d4_arm_sip_register_timer();
                 }
+                // Until EventDNBackInService, here or at the next site.
+                let deadline = self.timers.get(TimerKind::SipRegisterTimeout);
+                self.raise_with_deadline(Alarm::SipRegistrationLost, deadline);
                 if self.cfg.embedded_endpoint {
                     self.command(CommandKind::RelaunchEndpoint);
                 }
@@ -150,11 +158,12 @@ impl Engine {
         }
     }
 
-    /// D4: re-registration ends the wait.
+    /// D4: re-registration ends the wait and clears the alarm.
     fn d4_on_dn_back_in_service(&mut self) {
         self.conn.listeners.dn = ListenerStatus::On;
         let was_waiting = self.conn.listeners.sip_wait_since.take().is_some();
         self.d4_cancel_sip_register_timer();
+        self.clear(Alarm::SipRegistrationLost);
         if was_waiting && self.triggers.due.sip {
             self.triggers.due.sip = false;
             self.d6_evaluate();

@@ -42,6 +42,8 @@ pub enum PhaseKind {
     KillingFactory,
     /// Subscribing the listeners (W2).
     Subscribing,
+    /// Logging the agent in on its DN (W5).
+    LoggingIn,
     /// Connected and watching the listeners.
     Watching,
     /// Startup gave up (S1 `startup.timeout`).
@@ -52,13 +54,14 @@ pub enum PhaseKind {
 
 impl PhaseKind {
     /// Every phase, in life-cycle order (the metrics show each from the start).
-    pub const ALL: [PhaseKind; 9] = [
+    pub const ALL: [PhaseKind; 10] = [
         PhaseKind::Idle,
         PhaseKind::Connecting,
         PhaseKind::Backoff,
         PhaseKind::ReadingConfiguration,
         PhaseKind::KillingFactory,
         PhaseKind::Subscribing,
+        PhaseKind::LoggingIn,
         PhaseKind::Watching,
         PhaseKind::GaveUp,
         PhaseKind::Stopped,
@@ -73,6 +76,7 @@ impl PhaseKind {
             PhaseKind::ReadingConfiguration => "reading-configuration",
             PhaseKind::KillingFactory => "killing-factory",
             PhaseKind::Subscribing => "subscribing",
+            PhaseKind::LoggingIn => "logging-in",
             PhaseKind::Watching => "watching",
             PhaseKind::GaveUp => "gave-up",
             PhaseKind::Stopped => "stopped",
@@ -93,14 +97,24 @@ pub(crate) enum Phase {
     ReadingPerson {
         cmd: CommandId,
     },
+    /// S3: the preferred Application; the secondary one is read next.
     ReadingApplication {
         cmd: CommandId,
         preferred_app: String,
+        secondary_app: String,
+    },
+    /// S3: the secondary Application, which names how `site` is reached.
+    ReadingSecondary {
+        cmd: CommandId,
+        site: SiteIdx,
     },
     KillingFactory {
         cmd: CommandId,
     },
     Subscribing {
+        cmd: CommandId,
+    },
+    LoggingIn {
         cmd: CommandId,
     },
     Watching,
@@ -114,11 +128,12 @@ impl Phase {
             Phase::Idle => PhaseKind::Idle,
             Phase::Connecting { .. } => PhaseKind::Connecting,
             Phase::Backoff => PhaseKind::Backoff,
-            Phase::ReadingPerson { .. } | Phase::ReadingApplication { .. } => {
-                PhaseKind::ReadingConfiguration
-            }
+            Phase::ReadingPerson { .. }
+            | Phase::ReadingApplication { .. }
+            | Phase::ReadingSecondary { .. } => PhaseKind::ReadingConfiguration,
             Phase::KillingFactory { .. } => PhaseKind::KillingFactory,
             Phase::Subscribing { .. } => PhaseKind::Subscribing,
+            Phase::LoggingIn { .. } => PhaseKind::LoggingIn,
             Phase::Watching => PhaseKind::Watching,
             Phase::GaveUp => PhaseKind::GaveUp,
             Phase::Stopped => PhaseKind::Stopped,
@@ -135,8 +150,10 @@ impl Phase {
             Phase::Connecting { cmd, .. }
             | Phase::ReadingPerson { cmd }
             | Phase::ReadingApplication { cmd, .. }
+            | Phase::ReadingSecondary { cmd, .. }
             | Phase::KillingFactory { cmd }
-            | Phase::Subscribing { cmd } => Some(cmd),
+            | Phase::Subscribing { cmd }
+            | Phase::LoggingIn { cmd } => Some(cmd),
             _ => None,
         }
     }
@@ -190,12 +207,58 @@ pub(crate) struct Round {
     pub next: usize,
 }
 
+/// Where a DR option in force came from (S3), for `status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrOptionSource {
+    /// The preferred AIL Application's DR options (Configuration Server).
+    Application,
+    /// A local `policy.*` key, which overrides the Application's value.
+    LocalOverride,
+    /// Set nowhere (or the Application could not be read): off.
+    #[default]
+    Default,
+}
+
+impl DrOptionSource {
+    /// The stable name (as serialized), for status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrOptionSource::Application => "application",
+            DrOptionSource::LocalOverride => "local-override",
+            DrOptionSource::Default => "default",
+        }
+    }
+}
+
 /// The DR options in force (S3, with the config's overrides).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct DrOptions {
     pub known: bool,
     pub site_timeout: Option<std::time::Duration>,
     pub sip_register_timeout: Option<std::time::Duration>,
+    pub site_timeout_source: DrOptionSource,
+    pub sip_register_timeout_source: DrOptionSource,
+}
+
+/// Where a site's CS Proxy address and Application name came from (S3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteSource {
+    /// The site's AIL Application, read from Configuration Server.
+    Application,
+    /// The local `[[sites]]` entry: before S3, or when the Application
+    /// could not be read.
+    #[default]
+    Local,
+}
+
+/// How a site is reached: its CS Proxy and the Application to log in as (S3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub cs_proxy: String,
+    pub app_name: String,
+    pub source: SiteSource,
 }
 
 /// Per-connection listener state; reset whenever the epoch changes.
@@ -216,6 +279,8 @@ pub(crate) struct Listeners {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Due {
     pub graceful: bool,
+    /// E2: a failback's telephony did not come ON within `site-timeout`.
+    pub failback_failed: bool,
     pub telephony: bool,
     pub sip: bool,
     pub failback: bool,
@@ -233,12 +298,37 @@ pub(crate) struct Connection {
 }
 
 /// What S2/S3 read from the Person and AIL Application objects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Learned {
     /// The agent's preferred site, once known.
     pub preferred: Option<SiteIdx>,
     /// The DR options in force.
     pub dr: DrOptions,
+    /// How each site is reached: the local `[[sites]]` until S3 reads the
+    /// Applications (and where one cannot be read).
+    pub targets: [Target; 2],
+}
+
+/// E2's evidence for a failback, and its penalty for a failed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FailbackState {
+    /// The probe in flight, if any.
+    pub probe: Option<CommandId>,
+    /// When the current run of healthy answers began.
+    pub healthy_since: Option<Timestamp>,
+    /// `failback-after` is multiplied by this (1, 2, 4, 8): doubled by each
+    /// failback that lands on a dead site, back to 1 after one that holds.
+    pub multiplier: u32,
+}
+
+impl Default for FailbackState {
+    fn default() -> Self {
+        FailbackState {
+            probe: None,
+            healthy_since: None,
+            multiplier: 1,
+        }
+    }
 }
 
 /// The switchover triggers and what holds them back (D6, E3).
@@ -311,6 +401,8 @@ pub struct Engine {
     /// The switchover in flight (D6: at most one).
     pub(crate) switchover: Option<Switchover>,
     pub(crate) retry: Retry,
+    /// E2: probes of the preferred site and the failback penalty.
+    pub(crate) failback: FailbackState,
     /// Every timer; each rule's module arms, cancels and fires its own.
     pub(crate) timers: TimerTable,
     alarms: AlarmSet,
@@ -322,13 +414,24 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
         cfg.validate()?;
         let backoff = Backoff::new(cfg.backoff.clone());
+        // S1 bootstraps from the local `[[sites]]`; S3 replaces them.
+        let targets = cfg.sites.clone().map(|s| Target {
+            cs_proxy: s.cs_proxy,
+            app_name: s.app_name,
+            source: SiteSource::Local,
+        });
         Ok(Engine {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             cfg,
             now: Timestamp::ZERO,
             phase: Phase::Idle,
             conn: Connection::default(),
-            learned: Learned::default(),
+            learned: Learned {
+                preferred: None,
+                dr: DrOptions::default(),
+                targets,
+            },
+            failback: FailbackState::default(),
             triggers: Triggers::default(),
             switchover: None,
             retry: Retry {
@@ -391,10 +494,11 @@ impl Engine {
                     self.d4_sip_register_timeout_fired();
                     reevaluate = true;
                 }
-                TimerKind::Failback => {
-                    self.e2_failback_fired();
+                TimerKind::FailbackVerify => {
+                    self.e2_failback_verify_fired();
                     reevaluate = true;
                 }
+                TimerKind::FailbackProbe => self.e2_probe_fired(),
                 // E4: the evaluation below starts the switchover that waited.
                 TimerKind::SwitchoverJitter => reevaluate = true,
                 TimerKind::HoldDown => {
@@ -447,8 +551,17 @@ impl Engine {
 
     /// Raises `alarm` unless it is already up.
     pub(crate) fn raise(&mut self, alarm: Alarm) {
+        self.raise_with_deadline(alarm, None);
+    }
+
+    /// Raises `alarm` unless it is already up, naming when the switchover
+    /// it announces is due (D1, D4), if a timer runs for it.
+    pub(crate) fn raise_with_deadline(&mut self, alarm: Alarm, deadline: Option<Timestamp>) {
         if self.alarms.insert(alarm) {
-            self.decide(Decision::AlarmRaised { alarm });
+            self.decide(Decision::AlarmRaised {
+                alarm,
+                deadline: deadline.map(Timestamp::as_nanos),
+            });
         }
     }
 
@@ -502,8 +615,54 @@ impl Engine {
             }),
             site_timeout: self.learned.dr.site_timeout,
             site_sip_register_timeout: self.learned.dr.sip_register_timeout,
+            site_timeout_source: self
+                .learned
+                .dr
+                .known
+                .then_some(self.learned.dr.site_timeout_source),
+            site_sip_register_timeout_source: self
+                .learned
+                .dr
+                .known
+                .then_some(self.learned.dr.sip_register_timeout_source),
+            sites: (0..2)
+                .map(|i| {
+                    let t = &self.learned.targets[i];
+                    SiteView {
+                        name: self.site_name(i),
+                        cs_proxy: t.cs_proxy.clone(),
+                        app_name: t.app_name.clone(),
+                        source: t.source,
+                    }
+                })
+                .collect(),
+            failback: self.e2_view(),
         }
     }
+}
+
+/// How a site is reached (S3), for status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SiteView {
+    /// The site's name.
+    pub name: SiteName,
+    /// The CS Proxy a connect to it goes to.
+    pub cs_proxy: String,
+    /// The AIL Application it logs in as.
+    pub app_name: String,
+    /// Where these came from.
+    pub source: SiteSource,
+}
+
+/// E2 with `failback = "auto"`, for status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FailbackView {
+    /// `failback-after` in force: the configured one times the penalty of
+    /// failbacks that landed on a dead site (up to 8×).
+    #[serde(with = "humantime_serde")]
+    pub after: std::time::Duration,
+    /// Since when the preferred site has answered healthy, while probing it.
+    pub healthy_since: Option<Timestamp>,
 }
 
 /// The switchover in flight.
@@ -552,6 +711,15 @@ pub struct View {
     /// `site-sip-register-timeout` in force, once known.
     #[serde(with = "humantime_serde")]
     pub site_sip_register_timeout: Option<std::time::Duration>,
+    /// Where `site-timeout` came from, once S3 has run.
+    pub site_timeout_source: Option<DrOptionSource>,
+    /// Where `site-sip-register-timeout` came from, once S3 has run.
+    pub site_sip_register_timeout_source: Option<DrOptionSource>,
+    /// How each site is reached (S3), in configuration order.
+    pub sites: Vec<SiteView>,
+    /// E2, with `failback = "auto"`: the failback-after in force and the
+    /// preferred site's run of health.
+    pub failback: Option<FailbackView>,
 }
 
 #[cfg(test)]
@@ -576,6 +744,7 @@ mod names {
             ReadingConfiguration,
             KillingFactory,
             Subscribing,
+            LoggingIn,
             Watching,
             GaveUp,
             Stopped,
@@ -596,9 +765,17 @@ mod names {
             TimerKind::SipRegisterTimeout,
             TimerKind::SwitchoverJitter,
             TimerKind::HoldDown,
-            TimerKind::Failback,
+            TimerKind::FailbackProbe,
+            TimerKind::FailbackVerify,
         ] {
             assert_eq!(t.as_str(), name(t));
+        }
+        for s in [
+            DrOptionSource::Application,
+            DrOptionSource::LocalOverride,
+            DrOptionSource::Default,
+        ] {
+            assert_eq!(s.as_str(), name(s));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `drctl-policy`: the sans-IO Disaster Recovery policy engine of drctl.
 //!
 //! The engine implements the desktop-side DR procedure of a two-site Genesys
-//! SIP Server deployment (SPEC §3: rules S1–S5, D1–D6, W1–W4, E1–E4). It
+//! SIP Server deployment (SPEC §3: rules S1–S5, D1–D6, W1–W5, E1–E4). It
 //! owns no clock, socket or thread: the caller feeds it events with the time
 //! they happened, carries out the actions it asks for, and calls it back at
 //! the deadline it names. The same engine runs on the real clock, on a
@@ -35,21 +35,22 @@
 //! |---|---|---|---|
 //! | S1 connect, backoff, `startup.timeout` | `startup.rs` | `s1_start`, `s1_begin_round`, `s1_connect_next`, `s1_on_connect_result`, `s1_w4_connect_failed`, `s1_backoff_fired`, `s1_startup_timeout_fired` | `StartupTimeout`, `Backoff` |
 //! | S2 Person object | `startup.rs` | `s2_on_person_sites` | |
-//! | S3 AIL Application, DR options | `startup.rs` | `s3_on_application`, `s3_set_dr_options`, `s3_preferred_unknown` | |
-//! | S4 relocate to the preferred site | `startup.rs` | `s3_on_application` (starts it), `s1_w4_connect_failed` (its alarm) | |
+//! | S3 both AIL Applications (each site's CS Proxy), DR options and their source | `startup.rs` | `s3_on_application`, `s3_on_secondary_application`, `s3_fall_back_to_local`, `s3_set_dr_options`, `s3_preferred_unknown` | |
+//! | S4 relocate to the preferred site | `startup.rs` | `s4_relocate_or_watch`, `s1_w4_connect_failed` (its alarm) | |
 //! | S5 cached preferred site | `startup.rs` | `s5_first_site` | |
-//! | D1 telephony, `site-timeout` | `detection.rs` | `d1_on_telephony`, `d1_arm_site_timer`, `d1_cancel_site_timer`, `d1_site_timeout_fired`, `d1_sync_alarm` | `SiteTimeout` |
+//! | D1 telephony, `site-timeout`, alarm `telephony-service-down` | `detection.rs` | `d1_on_telephony`, `d1_arm_site_timer`, `d1_cancel_site_timer`, `d1_site_timeout_fired`, `d1_sync_alarm` | `SiteTimeout` |
 //! | D2 configuration | `detection.rs` | `d2_on_configuration` | |
 //! | D3 statistic | `detection.rs` | `d3_on_statistic` | |
-//! | D4 agent logout, `site-sip-register-timeout` | `detection.rs` | `d4_on_agent_logout`, `classify_logout`, `d4_on_dn_back_in_service`, `d4_arm_sip_register_timer`, `d4_cancel_sip_register_timer`, `d4_sip_register_timeout_fired` | `SipRegisterTimeout` |
+//! | D4 agent logout, `site-sip-register-timeout`, alarm `sip-registration-lost` | `detection.rs` | `d4_on_agent_logout`, `classify_logout`, `d4_on_dn_back_in_service`, `d4_arm_sip_register_timer`, `d4_cancel_sip_register_timer`, `d4_sip_register_timeout_fired` | `SipRegisterTimeout` |
 //! | D5 stale epochs | `detection.rs` | `d5_on_backend`, `d5_leave_site` | |
 //! | D6 one switchover at a time | `switchover.rs` | `d6_evaluate`, `d6_due_trigger` | |
 //! | W1 kill factory, reconnect | `switchover.rs` | `w1_start_switchover`, `w1_on_factory_killed` | |
-//! | W2 listeners | `startup.rs` | `w2_subscribe`, `w2_on_subscribed` | |
+//! | W2 listeners | `startup.rs` | `w2_subscribe`, `w2_on_subscribed`, `w2_watching` | |
 //! | W3 operator's target | `switchover.rs` | `w3_on_operator_switch` | |
 //! | W4 retries | `startup.rs` | `s1_w4_connect_failed` | `Backoff` |
+//! | W5 agent login | `startup.rs` | `w2_on_subscribed` (sends it), `w5_on_login` | |
 //! | E1 hold-down | `switchover.rs` | `e1_arm_hold_down`, `e1_holds`, `e1_hold_down_ended` | `HoldDown` |
-//! | E2 failback | `failback.rs` | `e2_arm_failback`, `e2_cancel_failback`, `e2_failback_fired` | `Failback` |
+//! | E2 failback on evidence, back from a dead site at once | `failback.rs` | `e2_on_watching`, `e2_send_probe`, `e2_probe_fired`, `e2_on_probe_result`, `e2_health_broken`, `e2_arm_verify`, `e2_on_telephony_on`, `e2_failback_verify_fired`, `e2_penalize`, `e2_cancel_failback`; `d6_due_trigger` (its precedence) | `FailbackProbe`, `FailbackVerify` |
 //! | E3 pause | `switchover.rs` | `e3_set_paused` | |
 //! | E4 jitter | `switchover.rs` | `e4_jitter_elapsed`, `e4_cancel_jitter` | `SwitchoverJitter` |
 //!
@@ -73,9 +74,15 @@ mod timers;
 #[cfg(test)]
 mod timer_tests;
 
-pub use config::{BackoffConfig, ConfigError, EngineConfig, Failback, SiteConfig, SiteName};
+pub use config::{
+    BackoffConfig, ConfigError, EngineConfig, Failback, LoginConfig, SiteConfig, SiteName,
+    DEFAULT_FAILBACK_PROBE_INTERVAL, FAILBACK_MAX_MULTIPLIER,
+};
 pub use detection::{DR_FORCE_LOGOUT, GRACEFUL_SHUTDOWN_LOGOUT};
-pub use engine::{Engine, ListenerStatus, PhaseKind, SwitchoverView, View};
+pub use engine::{
+    DrOptionSource, Engine, FailbackView, ListenerStatus, PhaseKind, SiteSource, SiteView,
+    SwitchoverView, View,
+};
 pub use input::{BackendEvent, CommandId, Epoch, Event};
 pub use output::{Action, Command, CommandKind};
 

@@ -1,10 +1,20 @@
 //! Startup: S1 connect (with backoff and `startup.timeout`, both timers armed,
-//! cancelled and fired here), S2 Person, S3 AIL Application, S4 relocation
-//! to the preferred site, S5 cached preferred site. Reconnecting after a lost
-//! backend session follows the same path, and so does a switchover once the
-//! factory is killed: W2 (subscribe) and W4 (retries) live here too.
+//! cancelled and fired here), S2 Person, S3 both AIL Applications, S4
+//! relocation to the preferred site, S5 cached preferred site. Reconnecting
+//! after a lost backend session follows the same path, and so does a
+//! switchover once the factory is killed: W2 (subscribe), W5 (login) and W4
+//! (retries) live here too.
+//!
+//! S3: Configuration Server is the source of truth. Each site is reached
+//! through the CS Proxy and Application its AIL Application names; the local
+//! `[[sites]]` only bootstrap S1, and stand in (with an
+//! `application-fallback` decision) for an Application that cannot be read.
+//! The DR options come from the preferred Application, unless a local
+//! `policy.*` key overrides them.
 
-use crate::engine::{other, DrOptions, Engine, Listeners, Phase, Round, SiteIdx};
+use crate::engine::{
+    other, DrOptionSource, DrOptions, Engine, Listeners, Phase, Round, SiteIdx, SiteSource, Target,
+};
 use crate::input::CommandId;
 use crate::output::CommandKind;
 use crate::timers::TimerKind;
@@ -50,11 +60,12 @@ impl Engine {
     pub(crate) fn s1_connect_next(&mut self) {
         self.timers.stop(TimerKind::Backoff);
         let site = self.retry.round.order[self.retry.round.next];
-        let s = &self.cfg.sites[site];
+        // S3: where the site's Application says it is reached (S1: the local entry).
+        let target = &self.learned.targets[site];
         let kind = CommandKind::Connect {
-            site: s.name.to_string(),
-            cs_proxy: s.cs_proxy.clone(),
-            app_name: s.app_name.clone(),
+            site: self.cfg.sites[site].name.to_string(),
+            cs_proxy: target.cs_proxy.clone(),
+            app_name: target.app_name.clone(),
             username: self.cfg.username.clone(),
             // The host fills the secret in at the edge; it never reaches the engine.
             password: Password::default(),
@@ -120,45 +131,131 @@ impl Engine {
         }
     }
 
-    /// S2: the Person object names the preferred AIL Application; read it (S3).
+    /// S2: the Person object names the preferred and the secondary AIL
+    /// Applications; read the preferred one first (S3).
     pub(crate) fn s2_on_person_sites(&mut self, result: Result<Reply, String>) {
         match result {
-            Ok(Reply::PersonSites { preferred_app, .. }) => {
+            Ok(Reply::PersonSites {
+                preferred_app,
+                secondary_app,
+            }) => {
                 let cmd = self.command(CommandKind::ReadApplication {
                     app_name: preferred_app.clone(),
                 });
-                self.phase = Phase::ReadingApplication { cmd, preferred_app };
+                self.phase = Phase::ReadingApplication {
+                    cmd,
+                    preferred_app,
+                    secondary_app,
+                };
             }
             _ => self.s3_preferred_unknown(),
         }
     }
 
-    /// S3: learn the preferred site and the DR options; S4: relocate if needed.
-    pub(crate) fn s3_on_application(&mut self, preferred_app: &str, result: Result<Reply, String>) {
-        let Ok(Reply::Application {
-            app_name,
-            cs_proxy,
-            site_timeout,
-            site_sip_register_timeout,
-        }) = result
-        else {
-            return self.s3_preferred_unknown();
+    /// S3: the preferred Application names the preferred site, how it is
+    /// reached and the DR options; then read the secondary one.
+    pub(crate) fn s3_on_application(
+        &mut self,
+        preferred_app: &str,
+        secondary_app: String,
+        result: Result<Reply, String>,
+    ) {
+        let preferred = match result {
+            Ok(Reply::Application {
+                app_name,
+                cs_proxy,
+                site_timeout,
+                site_sip_register_timeout,
+            }) => {
+                let sites = &self.cfg.sites;
+                let preferred = sites
+                    .iter()
+                    .position(|s| s.app_name == preferred_app || s.app_name == app_name)
+                    .or_else(|| sites.iter().position(|s| s.cs_proxy == cs_proxy));
+                let Some(preferred) = preferred else {
+                    return self.s3_preferred_unknown();
+                };
+                self.s3_set_dr_options(site_timeout, site_sip_register_timeout);
+                self.learned.targets[preferred] = Target {
+                    cs_proxy,
+                    app_name,
+                    source: SiteSource::Application,
+                };
+                preferred
+            }
+            other => {
+                // The Person named it: a local site of that Application
+                // stands in, without DR options from Configuration Server.
+                let error = failure("read_application", other);
+                let Some(preferred) = self
+                    .cfg
+                    .sites
+                    .iter()
+                    .position(|s| s.app_name == preferred_app)
+                else {
+                    return self.s3_preferred_unknown();
+                };
+                self.s3_set_dr_options(None, None);
+                self.s3_fall_back_to_local(preferred, error);
+                preferred
+            }
         };
-        self.s3_set_dr_options(site_timeout, site_sip_register_timeout);
-        let sites = &self.cfg.sites;
-        let preferred = sites
-            .iter()
-            .position(|s| s.app_name == preferred_app || s.app_name == app_name)
-            .or_else(|| sites.iter().position(|s| s.cs_proxy == cs_proxy));
-        let Some(preferred) = preferred else {
-            return self.s3_preferred_unknown();
-        };
-        // S3: the application's CS Proxy address wins over the local one.
-        self.cfg.sites[preferred].cs_proxy = cs_proxy;
         self.learned.preferred = Some(preferred);
         self.clear(Alarm::PreferredSiteUnknown);
-        match self.conn.site {
-            Some(site) if site != preferred => {
+        let cmd = self.command(CommandKind::ReadApplication {
+            app_name: secondary_app,
+        });
+        self.phase = Phase::ReadingSecondary {
+            cmd,
+            site: other(preferred),
+        };
+    }
+
+    /// S3: the secondary Application names how the other site is reached;
+    /// then S4.
+    pub(crate) fn s3_on_secondary_application(
+        &mut self,
+        site: SiteIdx,
+        result: Result<Reply, String>,
+    ) {
+        match result {
+            Ok(Reply::Application {
+                app_name, cs_proxy, ..
+            }) => {
+                self.learned.targets[site] = Target {
+                    cs_proxy,
+                    app_name,
+                    source: SiteSource::Application,
+                };
+            }
+            other => {
+                let error = failure("read_application", other);
+                self.s3_fall_back_to_local(site, error);
+            }
+        }
+        self.s4_relocate_or_watch();
+    }
+
+    /// S3: `site`'s Application could not be read: reach it through its
+    /// local `[[sites]]` entry, and say so.
+    fn s3_fall_back_to_local(&mut self, site: SiteIdx, error: String) {
+        let local = &self.cfg.sites[site];
+        self.learned.targets[site] = Target {
+            cs_proxy: local.cs_proxy.clone(),
+            app_name: local.app_name.clone(),
+            source: SiteSource::Local,
+        };
+        self.decide(Decision::ApplicationFallback {
+            site: self.site_name(site),
+            error,
+        });
+    }
+
+    /// S4: relocate to the preferred site if the agent is not on it, else
+    /// watch here (W2).
+    fn s4_relocate_or_watch(&mut self) {
+        match (self.conn.site, self.learned.preferred) {
+            (Some(site), Some(preferred)) if site != preferred => {
                 self.w1_start_switchover(Reason::StartupRelocate, preferred)
             }
             _ => self.w2_subscribe(),
@@ -178,10 +275,22 @@ impl Engine {
         site_timeout: Option<std::time::Duration>,
         sip_register_timeout: Option<std::time::Duration>,
     ) {
+        let pick = |local: Option<std::time::Duration>, app: Option<std::time::Duration>| match (
+            local, app,
+        ) {
+            (Some(v), _) => (Some(v), DrOptionSource::LocalOverride),
+            (None, Some(v)) => (Some(v), DrOptionSource::Application),
+            (None, None) => (None, DrOptionSource::Default),
+        };
+        let (site_timeout, site_timeout_source) = pick(self.cfg.site_timeout, site_timeout);
+        let (sip_register_timeout, sip_register_timeout_source) =
+            pick(self.cfg.site_sip_register_timeout, sip_register_timeout);
         self.learned.dr = DrOptions {
             known: true,
-            site_timeout: self.cfg.site_timeout.or(site_timeout),
-            sip_register_timeout: self.cfg.site_sip_register_timeout.or(sip_register_timeout),
+            site_timeout,
+            sip_register_timeout,
+            site_timeout_source,
+            sip_register_timeout_source,
         };
         // The OFF or the logout may have come before the options.
         self.d1_arm_site_timer();
@@ -199,15 +308,47 @@ impl Engine {
         self.phase = Phase::Subscribing { cmd };
     }
 
-    /// W2 done: the agent is on a site and watching.
+    /// W2 done: log in (W5) if configured, else the agent is watching.
     pub(crate) fn w2_on_subscribed(&mut self, result: Result<Reply, String>) {
         if let Err(error) = result {
             let site = self.conn.site.unwrap_or(0);
             return self.s1_w4_connect_failed(site, error);
         }
+        match (&self.cfg.login, self.conn.epoch) {
+            (Some(login), Some(epoch)) => {
+                let kind = CommandKind::Login {
+                    epoch,
+                    dn: login.dn.clone(),
+                    queue: login.queue.clone(),
+                    workmode: login.workmode.clone(),
+                    reasons: login.reasons.clone(),
+                };
+                let cmd = self.command(kind);
+                self.phase = Phase::LoggingIn { cmd };
+            }
+            _ => self.w2_watching(),
+        }
+    }
+
+    /// W5: the login's answer; a failed login is a failed switchover (W4)
+    /// or, at startup, a failed attempt at that site.
+    pub(crate) fn w5_on_login(&mut self, result: Result<Reply, String>) {
+        match result {
+            Ok(Reply::Done) => self.w2_watching(),
+            other => {
+                let site = self.conn.site.unwrap_or(0);
+                let error = format!("login failed: {}", failure("login", other));
+                self.s1_w4_connect_failed(site, error);
+            }
+        }
+    }
+
+    /// W2 (and W5) done: the agent is on a site and watching.
+    fn w2_watching(&mut self) {
         self.phase = Phase::Watching;
         self.timers.stop(TimerKind::StartupTimeout);
-        if let Some(sw) = self.switchover.take() {
+        let landed = self.switchover.take();
+        if let Some(sw) = landed {
             let to = self.conn.site.unwrap_or(sw.to);
             self.decide(Decision::SwitchoverCompleted {
                 reason: sw.reason,
@@ -224,7 +365,7 @@ impl Engine {
         if self.conn.site.is_some() && self.conn.site == self.learned.preferred {
             self.clear(Alarm::PreferredSiteUnreachable);
         }
-        self.e2_arm_failback();
+        self.e2_on_watching(landed);
         self.d6_evaluate();
     }
 
@@ -246,17 +387,25 @@ impl Engine {
 
     /// Routes a command result to the step waiting for it; others are stale.
     pub(crate) fn on_result(&mut self, id: CommandId, result: Result<Reply, String>) {
+        // E2: a probe is answered whatever the phase.
+        if self.e2_is_probe(id) {
+            return self.e2_on_probe_result(result);
+        }
         if self.phase.pending_command() != Some(id) {
             return;
         }
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Connecting { site, .. } => self.s1_on_connect_result(site, result),
             Phase::ReadingPerson { .. } => self.s2_on_person_sites(result),
-            Phase::ReadingApplication { preferred_app, .. } => {
-                self.s3_on_application(&preferred_app, result)
-            }
+            Phase::ReadingApplication {
+                preferred_app,
+                secondary_app,
+                ..
+            } => self.s3_on_application(&preferred_app, secondary_app, result),
+            Phase::ReadingSecondary { site, .. } => self.s3_on_secondary_application(site, result),
             Phase::KillingFactory { .. } => self.w1_on_factory_killed(result),
             Phase::Subscribing { .. } => self.w2_on_subscribed(result),
+            Phase::LoggingIn { .. } => self.w5_on_login(result),
             other => self.phase = other,
         }
     }
@@ -264,4 +413,13 @@ impl Engine {
 
 fn unexpected(command: &str, output: &Reply) -> String {
     format!("unexpected answer to {command}: {output:?}")
+}
+
+/// Why a command did not give the answer it should: the backend's error,
+/// or the unexpected answer.
+fn failure(command: &str, result: Result<Reply, String>) -> String {
+    match result {
+        Ok(reply) => unexpected(command, &reply),
+        Err(error) => error,
+    }
 }

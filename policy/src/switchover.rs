@@ -18,7 +18,7 @@ impl Engine {
         if self.phase != Phase::Watching || self.switchover.is_some() {
             return;
         }
-        let Some((reason, target)) = self.d6_due_trigger() else {
+        let Some((reason, target, at_once)) = self.d6_due_trigger() else {
             // E4: the condition went away while waiting out the jitter.
             self.e4_cancel_jitter();
             self.triggers.suppressed = None;
@@ -27,6 +27,12 @@ impl Engine {
         if self.triggers.paused {
             self.e4_cancel_jitter();
             return self.report_suppressed(reason, SuppressWhy::Paused);
+        }
+        if at_once {
+            // E2: back from a failback's dead site now, not after hold-down
+            // or jitter.
+            self.e4_cancel_jitter();
+            return self.w1_start_switchover(reason, target);
         }
         if self.e1_holds(reason) {
             return self.report_suppressed(reason, SuppressWhy::HoldDown);
@@ -37,21 +43,26 @@ impl Engine {
         self.w1_start_switchover(reason, target);
     }
 
-    /// D6: the trigger to act on now, by precedence, and its target.
-    pub(crate) fn d6_due_trigger(&self) -> Option<(Reason, SiteIdx)> {
+    /// D6: the trigger to act on now, by precedence, its target, and
+    /// whether it starts at once (exempt from E1 hold-down and E4 jitter).
+    /// A failback whose telephony never came ON returns for the reason D1
+    /// would give (`telephony-timeout`), but at once (E2).
+    pub(crate) fn d6_due_trigger(&self) -> Option<(Reason, SiteIdx, bool)> {
         let site = self.conn.site?;
         let due = &self.triggers.due;
         if due.graceful {
-            Some((Reason::GracefulShutdown, other(site)))
+            Some((Reason::GracefulShutdown, other(site), false))
+        } else if due.failback_failed {
+            Some((Reason::TelephonyTimeout, other(site), true))
         } else if due.telephony {
-            Some((Reason::TelephonyTimeout, other(site)))
+            Some((Reason::TelephonyTimeout, other(site), false))
         } else if due.sip {
-            Some((Reason::SipRegisterTimeout, other(site)))
+            Some((Reason::SipRegisterTimeout, other(site), false))
         } else if due.failback {
             self.learned
                 .preferred
                 .filter(|p| *p != site)
-                .map(|p| (Reason::Failback, p))
+                .map(|p| (Reason::Failback, p, false))
         } else {
             None
         }

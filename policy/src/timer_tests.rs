@@ -43,12 +43,31 @@ fn answer(
                 site_timeout: Some(Duration::from_secs(30)),
                 site_sip_register_timeout: None,
             }),
+            CommandKind::Probe { .. } => Ok(Reply::Probed {
+                healthy: true,
+                detail: String::new(),
+            }),
             _ => Ok(Reply::Done),
         };
         let id = cmd.id;
         engine.handle_event(t, Event::CommandResult { id, result });
     }
     (decisions, commands)
+}
+
+/// The switchovers started, suppressed or failed among `decisions`.
+fn switch_decisions(decisions: &[Decision]) -> Vec<&Decision> {
+    decisions
+        .iter()
+        .filter(|d| {
+            matches!(
+                d,
+                Decision::SwitchoverStarted { .. }
+                    | Decision::SwitchoverSuppressed { .. }
+                    | Decision::SwitchoverFailed { .. }
+            )
+        })
+        .collect()
 }
 
 fn telephony_off(engine: &mut Engine, t: Timestamp, epoch: u64) {
@@ -101,7 +120,7 @@ fn e1_hold_down_ending_with_the_d1_deadline_does_not_hold_it() {
     let (decisions, _) = answer(&mut engine, Timestamp::from_secs(30), false, &mut epoch);
     assert!(
         matches!(
-            decisions.first(),
+            switch_decisions(&decisions).first(),
             Some(Decision::SwitchoverStarted {
                 reason: Reason::TelephonyTimeout,
                 ..
@@ -111,31 +130,63 @@ fn e1_hold_down_ending_with_the_d1_deadline_does_not_hold_it() {
     );
 }
 
-/// E2 + D1: failback and the site timer due at the same instant: one
-/// switchover, for the higher-precedence telephony timeout.
+/// E2 + D1: a failback lands on a site whose telephony is OFF from the
+/// landing; its check (`FailbackVerify`) and the site timer end at the same
+/// instant: one switchover back, at once although hold-down runs.
 #[test]
-fn e2_failback_due_with_the_d1_deadline_switches_once_for_telephony() {
+fn e2_failback_check_due_with_the_d1_deadline_returns_once_and_at_once() {
     let mut cfg = EngineConfig::two_sites("agent");
     cfg.failback = Failback::Auto {
         after: Duration::from_secs(30),
     };
+    cfg.hold_down = Duration::from_secs(300);
     let mut engine = Engine::new(cfg).expect("valid config");
     let mut epoch = 0;
     engine.handle_event(Timestamp::ZERO, Event::Start);
     answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    // On site2 from 0 (operator switch); the probe at 0 answers healthy.
     engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
     answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
-    telephony_off(&mut engine, Timestamp::ZERO, epoch);
-    engine.handle_timeout(Timestamp::from_secs(30));
-    let (decisions, _) = answer(&mut engine, Timestamp::from_secs(30), false, &mut epoch);
-    let started: Vec<_> = decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::SwitchoverStarted { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started, [Reason::TelephonyTimeout]);
+    // Probes every 10 s answer healthy: the failback is due from 30 s on,
+    // held by the operator switch's hold-down until 300 s.
+    let mut t = Timestamp::ZERO;
+    let mut failback_at = None;
+    while failback_at.is_none() && t < Timestamp::from_secs(400) {
+        let next = engine.poll_timeout().expect("probing");
+        t = next;
+        engine.handle_timeout(t);
+        let (decisions, _) = answer(&mut engine, t, false, &mut epoch);
+        if decisions.iter().any(|d| {
+            matches!(
+                d,
+                Decision::SwitchoverCompleted {
+                    reason: Reason::Failback,
+                    ..
+                }
+            )
+        }) {
+            failback_at = Some(t);
+        }
+    }
+    let landed = failback_at.expect("a failback");
+    // The failback's site reports telephony OFF at the landing: the site
+    // timer and the failback's check both end at landing + 30 s.
+    telephony_off(&mut engine, landed, epoch);
+    let deadline = landed + Duration::from_secs(30);
+    assert_eq!(engine.poll_timeout(), Some(deadline));
+    engine.handle_timeout(deadline);
+    let (decisions, _) = answer(&mut engine, deadline, false, &mut epoch);
+    let switches = switch_decisions(&decisions);
+    assert!(
+        matches!(
+            switches[..],
+            [Decision::SwitchoverStarted {
+                reason: Reason::TelephonyTimeout,
+                ..
+            }]
+        ),
+        "{decisions:?}"
+    );
 }
 
 /// Connects at 0 and answers the Person read at 5 s with the application's

@@ -26,28 +26,32 @@ pub enum TimerKind {
     SwitchoverJitter,
     /// E1: hold-down ends.
     HoldDown,
-    /// E2: failback to the preferred site.
-    Failback,
+    /// E2: the next probe of the preferred site (`failback-probe-interval`).
+    FailbackProbe,
+    /// E2: a failback's telephony must be ON by then (`site-timeout`).
+    FailbackVerify,
 }
 
 impl TimerKind {
     /// How many kinds there are: the size of a [`TimerTable`].
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
 
     /// Every kind, in the order timers due at the same instant fire.
     ///
     /// The startup timeout comes first (giving up fires nothing else), then
     /// the backoff (its connect command goes out before any decision the
     /// triggers lead to); the triggers after it only set flags that one
-    /// evaluation reads once they have all fired.
+    /// evaluation reads once they have all fired. The failback probe only
+    /// sends a command, whose answer comes later.
     pub(crate) const VALUES: [TimerKind; TimerKind::COUNT] = [
         TimerKind::StartupTimeout,
         TimerKind::Backoff,
         TimerKind::SiteTimeout,
         TimerKind::SipRegisterTimeout,
-        TimerKind::Failback,
+        TimerKind::FailbackVerify,
         TimerKind::SwitchoverJitter,
         TimerKind::HoldDown,
+        TimerKind::FailbackProbe,
     ];
 
     /// The stable name (as serialized), for status.
@@ -59,7 +63,8 @@ impl TimerKind {
             TimerKind::SipRegisterTimeout => "sip-register-timeout",
             TimerKind::SwitchoverJitter => "switchover-jitter",
             TimerKind::HoldDown => "hold-down",
-            TimerKind::Failback => "failback",
+            TimerKind::FailbackProbe => "failback-probe",
+            TimerKind::FailbackVerify => "failback-verify",
         }
     }
 }
@@ -138,15 +143,15 @@ mod tests {
     fn next_timeout_is_the_earliest_armed_timer() {
         let mut t = TimerTable::default();
         assert_eq!(t.next_timeout(), None);
-        t.set(TimerKind::Failback, Timestamp::from_secs(5));
+        t.set(TimerKind::FailbackProbe, Timestamp::from_secs(5));
         t.set(TimerKind::HoldDown, Timestamp::from_secs(3));
         assert_eq!(t.next_timeout(), Some(Timestamp::from_secs(3)));
         t.stop(TimerKind::HoldDown);
         assert_eq!(t.next_timeout(), Some(Timestamp::from_secs(5)));
         t.set(TimerKind::HoldDown, Timestamp::from_secs(3));
-        t.stop(TimerKind::Failback);
+        t.stop(TimerKind::FailbackProbe);
         assert!(t.is_expired(TimerKind::HoldDown, Timestamp::from_secs(3)));
         assert!(!t.is_expired(TimerKind::HoldDown, Timestamp::from_nanos(2_999_999_999)));
-        assert!(!t.is_expired(TimerKind::Failback, Timestamp::MAX));
+        assert!(!t.is_expired(TimerKind::FailbackProbe, Timestamp::MAX));
     }
 }

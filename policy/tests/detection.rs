@@ -216,6 +216,7 @@ fn d4_dr_force_logout_without_reregistration_switches_at_the_register_timeout() 
         h.timeline(),
         tl(&[
             (secs(5), "logout-classified \"dr-force_logout\" DrForce"),
+            (secs(5), "alarm-raised sip-registration-lost"),
             (
                 secs(65),
                 "switchover-started sip-register-timeout site1->site2"
@@ -489,5 +490,160 @@ fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
                 "switchover-completed graceful-shutdown site1->site2"
             ),
         ])
+    );
+}
+
+/// The alarms raised, with the deadline each names (ns), in order.
+fn raised(h: &Harness) -> Vec<(Timestamp, Alarm, Option<u64>)> {
+    h.decisions()
+        .into_iter()
+        .filter_map(|(t, d)| match d {
+            Decision::AlarmRaised { alarm, deadline } => Some((t, alarm, deadline)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// D1: with `site-timeout` on, OFF raises `telephony-service-down` at once,
+/// naming the pending switchover's deadline; ON clears it and the switchover
+/// never comes.
+#[test]
+fn d1_off_alarms_with_the_pending_deadline_and_on_clears_it() {
+    let mut h = Harness::watching_default();
+    h.run_until(secs(10));
+    h.telephony(ServiceState::Off);
+    assert_eq!(
+        raised(&h),
+        [(
+            secs(10),
+            Alarm::TelephonyServiceDown,
+            Some(secs(40).as_nanos())
+        )]
+    );
+    assert!(h.engine.view().timers.contains(&PendingTimer {
+        kind: TimerKind::SiteTimeout,
+        at: secs(40)
+    }));
+    h.run_until(secs(25));
+    h.telephony(ServiceState::On);
+    h.run_until(secs(100));
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(10), "alarm-raised telephony-service-down"),
+            (secs(25), "alarm-cleared telephony-service-down"),
+        ])
+    );
+    assert!(h.engine.view().alarms.is_empty());
+}
+
+/// D1: repeated OFF raises the alarm once; leaving the site (the switchover
+/// at the deadline) clears it.
+#[test]
+fn d1_alarm_is_raised_once_and_cleared_by_leaving_the_site() {
+    let mut h = Harness::watching_default();
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(20));
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(100));
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "alarm-raised telephony-service-down"),
+            (secs(30), SWITCH_TO_SITE2[0]),
+            (secs(30), "alarm-cleared telephony-service-down"),
+            (secs(30), SWITCH_TO_SITE2[1]),
+        ])
+    );
+}
+
+/// D1: OFF before S3 has read `site-timeout` still raises the alarm (no
+/// deadline known yet); the site timer is armed when the option arrives.
+#[test]
+fn d1_off_before_the_options_alarms_without_a_deadline() {
+    let mut h = Harness::new(Harness::default_config());
+    h.hold = vec!["read_application"];
+    h.start();
+    h.run_until(secs(5));
+    h.telephony(ServiceState::Off);
+    assert_eq!(raised(&h), [(secs(5), Alarm::TelephonyServiceDown, None)]);
+    h.hold.clear();
+    h.run_until(secs(8));
+    h.reply(
+        "read_application",
+        Ok(Reply::Application {
+            app_name: "AIL_site1".into(),
+            cs_proxy: "csproxy1:7000".into(),
+            site_timeout: Some(Duration::from_secs(30)),
+            site_sip_register_timeout: None,
+        }),
+    );
+    h.run_until(secs(100));
+    assert_eq!(h.switchovers()[0], (secs(35), SWITCH_TO_SITE2[0].into()));
+    // Raised once, at the OFF.
+    assert_eq!(raised(&h).len(), 1);
+}
+
+/// D4: `dr-force_logout` raises `sip-registration-lost`, naming the
+/// register deadline; EventDNBackInService clears it; no switchover.
+#[test]
+fn d4_dr_force_logout_alarms_until_back_in_service() {
+    let mut h = Harness::watching_default();
+    h.run_until(secs(10));
+    h.logout(DR_FORCE_LOGOUT);
+    h.logout(DR_FORCE_LOGOUT);
+    assert_eq!(
+        raised(&h),
+        [(
+            secs(10),
+            Alarm::SipRegistrationLost,
+            Some(secs(70).as_nanos())
+        )]
+    );
+    h.run_until(secs(40));
+    h.back_in_service();
+    h.run_until(secs(600));
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(10), "logout-classified \"dr-force_logout\" DrForce"),
+            (secs(10), "alarm-raised sip-registration-lost"),
+            (secs(10), "logout-classified \"dr-force_logout\" DrForce"),
+            (secs(40), "alarm-cleared sip-registration-lost"),
+        ])
+    );
+}
+
+/// D4: with `site-sip-register-timeout` off the agent stays logged out, but
+/// not silently: the alarm is up (no deadline) until the DN is back.
+#[test]
+fn d4_dr_force_logout_without_a_register_timeout_still_alarms() {
+    let mut h = Harness::new(Harness::default_config());
+    h.app_sip_timeout = None;
+    h.start();
+    h.clear_log();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(3600));
+    assert_eq!(raised(&h), [(secs(0), Alarm::SipRegistrationLost, None)]);
+    assert_eq!(h.engine.view().alarms, [Alarm::SipRegistrationLost]);
+    assert!(h.switchovers().is_empty());
+}
+
+/// D4: the register timeout switches sites as before; the alarm stays up
+/// across the switchover until the DN is back in service at the new site.
+#[test]
+fn d4_alarm_outlives_the_switchover_until_the_dn_is_back() {
+    let mut h = Harness::watching_default();
+    h.logout(DR_FORCE_LOGOUT);
+    h.run_until(secs(61));
+    assert_eq!(h.switchovers()[0].0, secs(60));
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+    assert_eq!(h.engine.view().alarms, [Alarm::SipRegistrationLost]);
+    h.run_until(secs(62));
+    h.back_in_service();
+    assert!(h.engine.view().alarms.is_empty());
+    assert_eq!(
+        h.timeline().last().map(|(t, d)| (*t, d.as_str())),
+        Some((secs(62), "alarm-cleared sip-registration-lost"))
     );
 }

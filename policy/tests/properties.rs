@@ -73,6 +73,8 @@ fn failing_command() -> impl Strategy<Value = &'static str> {
         Just("subscribe"),
         Just("kill_factory"),
         Just("relaunch_endpoint"),
+        Just("probe"),
+        Just("login"),
     ]
 }
 
@@ -132,11 +134,17 @@ fn config() -> impl Strategy<Value = EngineConfig> {
                 Just(Some(600))
             ],
             any::<bool>(),
+            any::<bool>(),
         ),
     )
         .prop_map(|(st, sip, hold, jitter, failback, seed, first2, more)| {
-            let (backoff, startup_timeout, embedded_endpoint) = more;
+            let (backoff, startup_timeout, embedded_endpoint, login) = more;
             let mut cfg = EngineConfig::two_sites("agent");
+            // W5: a login after each subscribe, which `Fail("login")` refuses.
+            cfg.login = login.then(|| LoginConfig {
+                dn: "7001".into(),
+                ..LoginConfig::default()
+            });
             cfg.backoff = backoff;
             cfg.startup_timeout = startup_timeout.map(Duration::from_secs);
             cfg.embedded_endpoint = embedded_endpoint;
@@ -160,6 +168,9 @@ fn config() -> impl Strategy<Value = EngineConfig> {
 /// Runs `ops`, checking per-step invariants; returns the harness for log checks.
 fn run(cfg: EngineConfig, ops: &[Op]) -> Result<Harness, TestCaseError> {
     let mut h = Harness::new(cfg);
+    // Like a real backend, each subscribe reports the site's telephony (an
+    // E2 failback that never hears telephony ON returns, by design).
+    h.report_telephony = true;
     h.start();
     for op in ops {
         // Fire what is due first, so the checks below see only the op's effect.

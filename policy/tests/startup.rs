@@ -19,6 +19,7 @@ fn s1_connects_to_first_site_then_reads_configuration() {
             (secs(0), "connect site1"),
             (secs(0), "read_person_sites"),
             (secs(0), "read_application AIL_site1"),
+            (secs(0), "read_application AIL_site2"),
             (secs(0), "subscribe 1 x4"),
         ])
     );
@@ -172,6 +173,7 @@ fn s4_relocates_from_secondary_to_preferred() {
             (secs(0), "connect site2"),
             (secs(0), "read_person_sites"),
             (secs(0), "read_application AIL_site1"),
+            (secs(0), "read_application AIL_site2"),
             (secs(0), "kill_factory"),
             (secs(0), "connect site1 on-demand"),
             (secs(0), "subscribe 2 x4"),
@@ -330,4 +332,158 @@ fn s3_preferred_site_is_found_by_the_application_name_read_back() {
         })
         .collect();
     assert_eq!(proxies, vec!["csproxy1:7000", "csproxy2-new:7000"]);
+}
+
+/// The CS Proxies of the connects, in order.
+fn connect_proxies(h: &Harness) -> Vec<(String, String, String)> {
+    h.commands()
+        .into_iter()
+        .filter_map(|(_, c)| match c {
+            CommandKind::Connect {
+                site,
+                cs_proxy,
+                app_name,
+                ..
+            } => Some((site, cs_proxy, app_name)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// S3: both Applications are read; a switchover to the secondary goes to
+/// the CS Proxy and Application its Application names, not the local
+/// `[[sites]]` entry (ops moved its CS Proxy).
+#[test]
+fn s3_a_switchover_goes_to_the_cs_proxy_the_targets_application_names() {
+    let mut h = Harness::new(Harness::default_config());
+    h.app_proxies
+        .insert("AIL_site2".into(), "csp2-moved:7001".into());
+    h.start();
+    assert_eq!(
+        h.command_names()[2..4],
+        tl(&[
+            (secs(0), "read_application AIL_site1"),
+            (secs(0), "read_application AIL_site2"),
+        ])
+    );
+    h.feed(Event::OperatorSwitch { to: None });
+    assert_eq!(
+        connect_proxies(&h),
+        [
+            ("site1".into(), "csproxy1:7000".into(), "AIL_site1".into()),
+            ("site2".into(), "csp2-moved:7001".into(), "AIL_site2".into()),
+        ]
+    );
+    let view = h.engine.view();
+    assert_eq!(view.sites[1].cs_proxy, "csp2-moved:7001");
+    assert_eq!(view.sites[1].source, SiteSource::Application);
+    assert!(!h.timeline().iter().any(|(_, d)| d.contains("fallback")));
+}
+
+/// S3: the local `[[sites]]` only bootstrap S1; a reconnect after a lost
+/// session goes where the Application says.
+#[test]
+fn s3_local_sites_bootstrap_s1_and_the_application_wins_after() {
+    let mut cfg = Harness::default_config();
+    cfg.sites[0].cs_proxy = "old-local:7000".into();
+    let mut h = Harness::new(cfg);
+    h.start();
+    h.run_until(secs(5));
+    h.backend(BackendEvent::Disconnected);
+    let proxies: Vec<String> = connect_proxies(&h).into_iter().map(|c| c.1).collect();
+    assert_eq!(proxies, ["old-local:7000", "csproxy1:7000"]);
+}
+
+/// S3: an Application that cannot be read: its site is reached through the
+/// local `[[sites]]` entry, with an `application-fallback` decision.
+#[test]
+fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
+    let mut h = Harness::new(Harness::default_config());
+    h.unreadable_apps = vec!["AIL_site2".into()];
+    h.start();
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site1"),
+            (secs(0), "application-fallback site2"),
+        ])
+    );
+    let fallback = h
+        .decisions()
+        .into_iter()
+        .find_map(|(_, d)| match d {
+            Decision::ApplicationFallback { error, .. } => Some(error),
+            _ => None,
+        })
+        .unwrap();
+    assert!(fallback.contains("AIL_site2: cannot be read"), "{fallback}");
+    h.feed(Event::OperatorSwitch { to: None });
+    let last = connect_proxies(&h).pop().unwrap();
+    assert_eq!(last.1, "csproxy2:7000");
+    let view = h.engine.view();
+    assert_eq!(view.sites[1].source, SiteSource::Local);
+    assert_eq!(view.sites[0].source, SiteSource::Application);
+    // The DR options still come from the preferred Application.
+    assert_eq!(view.site_timeout_source, Some(DrOptionSource::Application));
+}
+
+/// S3: the preferred Application cannot be read but the Person names it
+/// and a local site has it: that site is preferred, reached locally, and
+/// the DR options are the local ones (none here: defaults, off).
+#[test]
+fn s3_unreadable_preferred_application_falls_back_without_its_dr_options() {
+    let mut cfg = Harness::default_config();
+    cfg.first_site = "site2".into();
+    let mut h = Harness::new(cfg);
+    h.unreadable_apps = vec!["AIL_site1".into()];
+    h.start();
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site2"),
+            (secs(0), "application-fallback site1"),
+            (secs(0), "switchover-started startup-relocate site2->site1"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site2->site1"
+            ),
+        ])
+    );
+    let view = h.engine.view();
+    assert_eq!(view.preferred_site.as_deref(), Some("site1"));
+    assert_eq!(view.site_timeout, None);
+    assert_eq!(view.site_timeout_source, Some(DrOptionSource::Default));
+    assert_eq!(
+        view.site_sip_register_timeout_source,
+        Some(DrOptionSource::Default)
+    );
+}
+
+/// S3: where each DR option came from, for `status`: unknown before S3,
+/// then the Application's, or a local override.
+#[test]
+fn s3_the_view_says_where_each_dr_option_came_from() {
+    let mut cfg = Harness::default_config();
+    cfg.site_timeout = Some(Duration::from_secs(5));
+    let mut h = Harness::new(cfg);
+    assert_eq!(h.engine.view().site_timeout_source, None);
+    h.start();
+    let view = h.engine.view();
+    assert_eq!(view.site_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(
+        view.site_timeout_source,
+        Some(DrOptionSource::LocalOverride)
+    );
+    assert_eq!(
+        view.site_sip_register_timeout,
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(
+        view.site_sip_register_timeout_source,
+        Some(DrOptionSource::Application)
+    );
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["site_timeout_source"], "local-override");
+    assert_eq!(json["site_sip_register_timeout_source"], "application");
+    assert_eq!(json["sites"][1]["source"], "application");
 }

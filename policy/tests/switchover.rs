@@ -252,50 +252,322 @@ fn e2_failback_manual_stays_on_the_secondary() {
     assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
 }
 
-#[test]
-fn e2_failback_auto_returns_to_the_preferred_site() {
+/// An engine with `failback = auto` (`after`, probes every 10 s), watching
+/// site1 (preferred), each subscribe reporting the site's telephony; site1's
+/// telephony goes OFF at 0 and stays down (`healthy[0] = false`): the agent
+/// is on site2 from 30 s.
+fn failed_over(after: u64) -> Harness {
     let mut cfg = Harness::default_config();
     cfg.failback = Failback::Auto {
-        after: Duration::from_secs(600),
+        after: Duration::from_secs(after),
     };
-    let mut h = Harness::watching(cfg);
-    telephony_down_at(&mut h, secs(0));
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.start();
+    h.clear_log();
+    h.healthy[0] = false;
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(30));
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+    h
+}
+
+/// The times of the probes sent, and their site.
+fn probes(h: &Harness) -> Vec<(Timestamp, String)> {
+    h.command_names()
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("probe"))
+        .collect()
+}
+
+/// E2: with `failback = auto`, the preferred site is probed at arrival on
+/// the other one and every `failback-probe-interval`, through the CS Proxy
+/// its Application names; probing stops on the preferred site.
+#[test]
+fn e2_probes_the_preferred_site_every_interval_while_on_the_other() {
+    let mut h = failed_over(600);
+    h.run_until(secs(75));
+    assert_eq!(
+        probes(&h),
+        tl(&[
+            (secs(30), "probe site1"),
+            (secs(40), "probe site1"),
+            (secs(50), "probe site1"),
+            (secs(60), "probe site1"),
+            (secs(70), "probe site1"),
+        ])
+    );
+    let first = h
+        .commands()
+        .into_iter()
+        .find_map(|(_, c)| match c {
+            CommandKind::Probe { cs_proxy, .. } => Some(cs_proxy),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(first, "csproxy1:7000");
+    // Back on site1 (healthy again) by an operator: no more probes.
+    h.healthy[0] = true;
+    h.feed(Event::OperatorSwitch { to: None });
+    h.clear_log();
+    h.run_until(secs(600));
+    assert_eq!(probes(&h), []);
+}
+
+/// E2: a preferred site down for 200 s with `failback-after` 60 s: one
+/// switchover away, one failback, no earlier than 60 s after it recovered
+/// (the seed's timer alone came back every 60 s and left again).
+#[test]
+fn e2_a_site_down_for_200s_gives_one_switchover_away_and_one_failback() {
+    let mut h = failed_over(60);
+    h.run_until(secs(200));
+    h.healthy[0] = true; // recovered at 200 s
     h.run_until(secs(3600));
     assert_eq!(
         started(&h),
         tl(&[
             (
-                secs(30),
+                secs(0) + Duration::from_secs(30),
                 "switchover-started telephony-timeout site1->site2"
             ),
-            (secs(630), "switchover-started failback site2->site1"),
+            (secs(270), "switchover-started failback site2->site1"),
         ])
     );
     assert_eq!(h.engine.view().site.as_deref(), Some("site1"));
+    // The failback held: telephony came ON, the penalty stays 1x.
+    assert_eq!(
+        h.engine.view().failback.map(|f| f.after),
+        Some(Duration::from_secs(60))
+    );
 }
 
+/// E2: manual failback never probes.
 #[test]
-fn e2_failback_to_an_unreachable_preferred_site_retries_later() {
-    let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(600),
-    };
-    let mut h = Harness::watching(cfg);
-    h.reachable = [false, true];
+fn e2_manual_failback_never_probes() {
+    let mut h = Harness::watching_default();
     telephony_down_at(&mut h, secs(0));
-    h.run_until(secs(1300));
+    h.run_until(secs(3600));
+    assert_eq!(probes(&h), []);
+    assert_eq!(h.engine.view().failback, None);
+}
+
+/// E2: an unhealthy answer restarts the count: the failback comes
+/// `failback-after` after the first healthy answer of the last unbroken run.
+#[test]
+fn e2_an_unhealthy_answer_restarts_the_count() {
+    let mut h = failed_over(60);
+    h.healthy[0] = true;
+    h.run_until(secs(75));
+    // Healthy since 30 s; down again for the probe at 80 s.
+    h.healthy[0] = false;
+    h.run_until(secs(85));
+    assert_eq!(h.engine.view().failback.and_then(|f| f.healthy_since), None);
+    h.healthy[0] = true;
+    h.run_until(secs(3600));
     let fb: Vec<_> = started(&h)
         .into_iter()
         .filter(|(_, d)| d.contains("failback"))
         .collect();
     assert_eq!(
         fb,
-        tl(&[
-            (secs(630), "switchover-started failback site2->site1"),
-            (secs(1230), "switchover-started failback site2->site1"),
-        ])
+        tl(&[(secs(150), "switchover-started failback site2->site1")])
     );
+}
+
+/// E2: a failed probe (an error) and a probe still unanswered at the next
+/// one restart the count too.
+#[test]
+fn e2_a_failed_or_unanswered_probe_restarts_the_count() {
+    let mut h = failed_over(60);
+    h.healthy[0] = true;
+    h.run_until(secs(45));
+    h.failing = vec!["probe"];
+    h.run_until(secs(55)); // the probe at 50 s fails
+    h.failing.clear();
+    assert_eq!(h.engine.view().failback.and_then(|f| f.healthy_since), None);
+    h.run_until(secs(65)); // healthy again from 60 s
+    h.hold = vec!["probe"];
+    h.run_until(secs(75)); // the probe at 70 s is never answered...
+    h.hold.clear();
+    h.run_until(secs(85)); // ...and counts as failed at 80 s; healthy from 80 s
+    assert_eq!(
+        h.engine.view().failback.and_then(|f| f.healthy_since),
+        Some(secs(80))
+    );
+    h.run_until(secs(3600));
+    let fb: Vec<_> = started(&h)
+        .into_iter()
+        .filter(|(_, d)| d.contains("failback"))
+        .collect();
+    assert_eq!(
+        fb,
+        tl(&[(secs(140), "switchover-started failback site2->site1")])
+    );
+}
+
+/// E2: a `failback-after` that is not a multiple of the interval: the last
+/// probe comes when the run reaches it, not at the next interval.
+#[test]
+fn e2_the_failback_comes_when_the_run_reaches_failback_after() {
+    let mut h = failed_over(25);
+    h.healthy[0] = true;
+    h.run_until(secs(3600));
+    let fb: Vec<_> = started(&h)
+        .into_iter()
+        .filter(|(_, d)| d.contains("failback"))
+        .collect();
+    // The probe at 30 s found site1 down; healthy from the one at 40 s: due
+    // at 65 s, when an extra probe goes out (not at the next interval, 70 s).
+    assert_eq!(
+        fb,
+        tl(&[(secs(65), "switchover-started failback site2->site1")])
+    );
+}
+
+/// E2: while the preferred site is unreachable, probes fail and there is no
+/// failback at all (the seed's timer tried every `failback-after`).
+#[test]
+fn e2_no_failback_while_the_preferred_site_is_unreachable() {
+    let mut h = failed_over(600);
+    h.healthy[0] = true;
+    h.reachable = [false, true];
+    h.run_until(secs(7200));
+    assert_eq!(started(&h).len(), 1);
+    assert!(probes(&h).len() > 700);
     assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+}
+
+/// Drives `h` (on site2, site1 healthy by probes, connects taking 200 ms)
+/// to its next failback and lets it land on a dead site1: the failback
+/// returns at once, `site-timeout` (30 s) after landing. Returns when the
+/// failback started.
+fn failback_onto_a_dead_site(h: &mut Harness) -> Timestamp {
+    let from = h.now;
+    let before = started(h).len();
+    h.healthy[0] = true;
+    let mut t = from;
+    while started(h).len() == before {
+        assert!(
+            t < from + Duration::from_secs(3600),
+            "no failback: {:#?}",
+            h.timeline()
+        );
+        // Finer than the connect's 200 ms: stop before the failback lands.
+        t = t + Duration::from_millis(100);
+        h.run_until(t);
+    }
+    let (at, what) = started(h)[before].clone();
+    assert_eq!(what, "switchover-started failback site2->site1");
+    // Dead again before the failback lands.
+    h.healthy[0] = false;
+    h.run_until(at + Duration::from_millis(200) + Duration::from_secs(31));
+    at
+}
+
+/// E2: a failback whose telephony is not ON within `site-timeout` returns at
+/// once (hold-down does not hold it) and doubles `failback-after`, up to 8x;
+/// a failback that holds brings it back to 1x.
+#[test]
+fn e2_a_failback_onto_a_dead_site_returns_at_once_and_doubles_failback_after() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(60),
+    };
+    cfg.hold_down = Duration::from_secs(600);
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.connect_latency = Duration::from_millis(200);
+    h.start();
+    h.run_until(secs(1));
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(2));
+    h.clear_log();
+    let mut penalties = Vec::new();
+    for _ in 0..4 {
+        let landing_from = h.now;
+        let at = failback_onto_a_dead_site(&mut h);
+        let landed = at + Duration::from_millis(200);
+        let back = landed + Duration::from_secs(30);
+        let after = h.engine.view().failback.unwrap().after;
+        penalties.push(after.as_secs());
+        assert!(at >= landing_from, "{at} {landing_from}");
+        assert!(
+            h.timeline().contains(&(
+                back,
+                "switchover-started telephony-timeout site1->site2".into()
+            )),
+            "{:#?}",
+            h.timeline()
+        );
+    }
+    assert_eq!(penalties, [120, 240, 480, 480]);
+    // A failback that holds: telephony ON at landing, the penalty is forgiven.
+    h.healthy[0] = true;
+    h.run_until(h.now + Duration::from_secs(3600));
+    let view = h.engine.view();
+    assert_eq!(view.site.as_deref(), Some("site1"));
+    assert_eq!(view.failback.unwrap().after, Duration::from_secs(60));
+}
+
+/// E2: each failback waits `failback-after` in force from the first healthy
+/// answer: after one dead landing, twice as long.
+#[test]
+fn e2_after_a_dead_landing_the_next_failback_waits_twice_as_long() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(60),
+    };
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.connect_latency = Duration::from_millis(200);
+    h.start();
+    h.run_until(secs(1));
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(2));
+    let at = failback_onto_a_dead_site(&mut h);
+    let back_on_site2 =
+        at + Duration::from_millis(200) + Duration::from_secs(30) + Duration::from_millis(200);
+    h.clear_log();
+    h.healthy[0] = true;
+    h.run_until(back_on_site2 + Duration::from_secs(600));
+    let fb: Vec<_> = started(&h)
+        .into_iter()
+        .filter(|(_, d)| d.contains("failback"))
+        .collect();
+    // The probe on arrival back on site2 found site1 dead; healthy from the
+    // next one, 10 s later: due 120 s (2 x 60 s) after that, not 60 s.
+    assert_eq!(
+        fb,
+        tl(&[(
+            back_on_site2 + Duration::from_secs(130),
+            "switchover-started failback site2->site1"
+        )])
+    );
+}
+
+/// E2: a failback whose target refuses the connect lands back on the origin
+/// (W4): the preferred site was not there after all, `failback-after` doubles.
+#[test]
+fn e2_a_failback_that_w4_brings_back_to_the_origin_doubles_failback_after() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(60),
+    };
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.start();
+    h.feed(Event::OperatorSwitch { to: None });
+    h.hold = vec!["connect"];
+    h.run_until(secs(60));
+    h.hold.clear();
+    assert_eq!(
+        started(&h).last().map(|s| s.1.as_str()),
+        Some("switchover-started failback site2->site1")
+    );
+    h.reply("connect", Err("refused".into()));
+    let view = h.engine.view();
+    assert_eq!(view.site.as_deref(), Some("site2"));
+    assert_eq!(view.failback.unwrap().after, Duration::from_secs(120));
 }
 
 #[test]
@@ -479,4 +751,159 @@ fn e4_zero_jitter_draws_nothing_from_the_rng() {
     assert!(automatic.len() > 8, "{automatic:?}");
     assert_eq!(automatic[0], secs(5));
     assert_eq!(automatic, operator);
+}
+
+/// A config that logs the agent in (W5) on DN 7001, queue 8001.
+fn login_config() -> EngineConfig {
+    let mut cfg = Harness::default_config();
+    cfg.login = Some(LoginConfig {
+        dn: "7001".into(),
+        queue: Some("8001".into()),
+        workmode: None,
+        reasons: Default::default(),
+    });
+    cfg
+}
+
+/// W5: off by default: no login anywhere.
+#[test]
+fn w5_no_login_by_default() {
+    let mut h = Harness::watching_default();
+    h.feed(Event::OperatorSwitch { to: None });
+    let mut h2 = Harness::new(Harness::default_config());
+    h2.start();
+    for h in [&h, &h2] {
+        assert!(!h
+            .command_names()
+            .iter()
+            .any(|(_, c)| c.starts_with("login")));
+    }
+}
+
+/// W5: after connecting and subscribing, at startup and at the target of a
+/// switchover, the agent is logged in on its DN on that connection; the
+/// switchover completes once the login is answered.
+#[test]
+fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
+    let mut h = Harness::new(login_config());
+    h.hold = vec!["login"];
+    h.start();
+    assert_eq!(h.engine.view().phase, PhaseKind::LoggingIn);
+    h.hold.clear();
+    h.reply("login", Ok(Reply::Done));
+    assert_eq!(h.engine.view().phase, PhaseKind::Watching);
+    h.feed(Event::OperatorSwitch { to: None });
+    let names: Vec<String> = h.command_names().into_iter().map(|(_, c)| c).collect();
+    assert_eq!(
+        names[names.len() - 6..],
+        [
+            "subscribe 1 x4",
+            "login 1",
+            "kill_factory",
+            "connect site2 on-demand",
+            "subscribe 2 x4",
+            "login 2",
+        ]
+    );
+    let login = h
+        .commands()
+        .into_iter()
+        .rev()
+        .find_map(|(_, c)| match c {
+            CommandKind::Login { .. } => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        login,
+        CommandKind::Login {
+            epoch: 2,
+            dn: "7001".into(),
+            queue: Some("8001".into()),
+            workmode: None,
+            reasons: Default::default(),
+        }
+    );
+    assert_eq!(
+        h.switchovers().last().map(|s| s.1.as_str()),
+        Some("switchover-completed operator site1->site2")
+    );
+}
+
+/// W5: a login refused at the target is a failed switchover (W4): alarm,
+/// back to the origin, retried with backoff until the target takes it.
+#[test]
+fn w5_a_failed_login_is_a_failed_switchover() {
+    let mut h = Harness::new(login_config());
+    h.report_telephony = true;
+    h.start();
+    h.clear_log();
+    h.login_fails = [false, true];
+    // site1's telephony is down, and says so again at each (re)connect.
+    h.healthy[0] = false;
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(30));
+    assert_eq!(
+        h.timeline()[..5],
+        tl(&[
+            (secs(0), "alarm-raised telephony-service-down"),
+            (
+                secs(30),
+                "switchover-started telephony-timeout site1->site2"
+            ),
+            (secs(30), "alarm-cleared telephony-service-down"),
+            (secs(30), "switchover-failed site2"),
+            (secs(30), "alarm-raised switchover-failed"),
+        ])
+    );
+    let error = h
+        .decisions()
+        .into_iter()
+        .find_map(|(_, d)| match d {
+            Decision::SwitchoverFailed { error, .. } => Some(error),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(error, "login failed: login refused");
+    assert_eq!(
+        h.switchovers().last().map(|s| s.1.as_str()),
+        Some("switchover-completed telephony-timeout site1->site1")
+    );
+    // The target takes logins again: the next try (D1 again on the origin)
+    // gets there and clears the alarm.
+    h.login_fails = [false, false];
+    h.run_until(secs(200));
+    assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+    assert_eq!(
+        h.switchovers().last().map(|s| s.1.as_str()),
+        Some("switchover-completed telephony-timeout site1->site2")
+    );
+    assert!(!h.engine.view().alarms.contains(&Alarm::SwitchoverFailed));
+}
+
+/// W5 at startup: a login refused at the first site is a failed attempt
+/// there: the other site is tried, as for a refused connect; S4's
+/// relocation back to the preferred site fails the same way (S4's alarm).
+#[test]
+fn w5_a_login_refused_at_startup_tries_the_other_site() {
+    let mut h = Harness::new(login_config());
+    h.login_fails = [true, false];
+    h.start();
+    assert_eq!(
+        h.timeline(),
+        tl(&[
+            (secs(0), "startup-connected site1"),
+            (secs(0), "startup-connected site2"),
+            (secs(0), "switchover-started startup-relocate site2->site1"),
+            (secs(0), "switchover-failed site1"),
+            (secs(0), "alarm-raised preferred-site-unreachable"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site2->site2"
+            ),
+        ])
+    );
+    let view = h.engine.view();
+    assert_eq!(view.site.as_deref(), Some("site2"));
+    assert_eq!(view.phase, PhaseKind::Watching);
 }

@@ -67,12 +67,16 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Alarm {
-    /// D1 with `site-timeout` off: telephony is down and drctl will not switch for it.
+    /// D1: the site's telephony is OFF (raised on every OFF; with
+    /// `site-timeout` on, a switchover is pending at the alarm's deadline).
     TelephonyServiceDown,
     /// D2: both Configuration Servers are unavailable.
     ConfigurationServiceDown,
     /// D3: both Stat Servers are unavailable.
     StatisticServiceDown,
+    /// D4: `dr-force_logout`: the agent's SIP registration expired; cleared
+    /// by EventDNBackInService.
+    SipRegistrationLost,
     /// S4: the preferred site could not be reached; the agent stays on the secondary.
     PreferredSiteUnreachable,
     /// S2/S3: the Person or AIL Application objects did not name a known site.
@@ -88,10 +92,11 @@ pub enum Alarm {
 
 impl Alarm {
     /// Every alarm, in a fixed order (the bit order of the engine's alarm set).
-    pub const ALL: [Alarm; 8] = [
+    pub const ALL: [Alarm; 9] = [
         Alarm::TelephonyServiceDown,
         Alarm::ConfigurationServiceDown,
         Alarm::StatisticServiceDown,
+        Alarm::SipRegistrationLost,
         Alarm::PreferredSiteUnreachable,
         Alarm::PreferredSiteUnknown,
         Alarm::SwitchoverFailed,
@@ -105,6 +110,7 @@ impl Alarm {
             Alarm::TelephonyServiceDown => "telephony-service-down",
             Alarm::ConfigurationServiceDown => "configuration-service-down",
             Alarm::StatisticServiceDown => "statistic-service-down",
+            Alarm::SipRegistrationLost => "sip-registration-lost",
             Alarm::PreferredSiteUnreachable => "preferred-site-unreachable",
             Alarm::PreferredSiteUnknown => "preferred-site-unknown",
             Alarm::SwitchoverFailed => "switchover-failed",
@@ -219,11 +225,24 @@ pub enum Decision {
     AlarmRaised {
         /// Which.
         alarm: Alarm,
+        /// When the switchover the alarm announces is due (ns since the
+        /// session start), if a timer runs for it (D1 `site-timeout`, D4
+        /// `site-sip-register-timeout`); absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<u64>,
     },
     /// An alarm went down.
     AlarmCleared {
         /// Which.
         alarm: Alarm,
+    },
+    /// S3: an AIL Application could not be read; the site is reached through
+    /// the local `[[sites]]` entry instead.
+    ApplicationFallback {
+        /// The site whose Application could not be read.
+        site: SiteName,
+        /// The backend's error.
+        error: String,
     },
     /// D4: an EventAgentLogout and what it means.
     LogoutClassified {
@@ -246,6 +265,7 @@ impl Decision {
             Decision::SwitchoverSuppressed { .. } => "switchover-suppressed",
             Decision::AlarmRaised { .. } => "alarm-raised",
             Decision::AlarmCleared { .. } => "alarm-cleared",
+            Decision::ApplicationFallback { .. } => "application-fallback",
             Decision::LogoutClassified { .. } => "logout-classified",
         }
     }
@@ -254,6 +274,32 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An alarm's deadline is written only when a timer runs, so records of
+    /// alarms without one keep their shape.
+    #[test]
+    fn alarm_deadline_is_written_only_when_set() {
+        let plain = Decision::AlarmRaised {
+            alarm: Alarm::StatisticServiceDown,
+            deadline: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"type":"alarm-raised","alarm":"statistic-service-down"}"#
+        );
+        let pending = Decision::AlarmRaised {
+            alarm: Alarm::TelephonyServiceDown,
+            deadline: Some(40_000_000_000),
+        };
+        let text = serde_json::to_string(&pending).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"alarm-raised","alarm":"telephony-service-down","deadline":40000000000}"#
+        );
+        assert_eq!(serde_json::from_str::<Decision>(&text).unwrap(), pending);
+        let old = r#"{"type":"alarm-raised","alarm":"statistic-service-down"}"#;
+        assert_eq!(serde_json::from_str::<Decision>(old).unwrap(), plain);
+    }
 
     /// `as_str` (for text output) and serde (for records) name things alike.
     #[test]

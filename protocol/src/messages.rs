@@ -107,6 +107,32 @@ pub enum Command {
     KillFactory,
     /// Relaunch the embedded SIP endpoint; answered by [`Reply::Done`].
     RelaunchEndpoint,
+    /// E2: is a site healthy (its CS Proxy answers and its telephony is ON)?
+    /// The backend answers without leaving its current site; answered by
+    /// [`Reply::Probed`] (an error is a failed probe).
+    Probe {
+        /// The site probed, e.g. `site1`.
+        site: String,
+        /// Its CS Proxy `host:port`, as its AIL Application names it (S3).
+        cs_proxy: String,
+    },
+    /// W5: log the agent in on its DN on the connection of `epoch`; answered
+    /// by [`Reply::Done`] (an error is a failed login: a failed switchover, W4).
+    Login {
+        /// The connection epoch to log in on.
+        epoch: u64,
+        /// The agent's DN.
+        dn: String,
+        /// The ACD queue to log in to, if the login takes one.
+        #[serde(default)]
+        queue: Option<String>,
+        /// The work mode after login (AIL `AgentWorkmode`), if set.
+        #[serde(default)]
+        workmode: Option<String>,
+        /// Reasons (key-value pairs) the login carries.
+        #[serde(default)]
+        reasons: BTreeMap<String, String>,
+    },
     /// Stop serving this session; answered by [`Reply::Done`].
     Shutdown,
 }
@@ -121,6 +147,8 @@ impl Command {
             Command::Subscribe { .. } => "subscribe",
             Command::KillFactory => "kill_factory",
             Command::RelaunchEndpoint => "relaunch_endpoint",
+            Command::Probe { .. } => "probe",
+            Command::Login { .. } => "login",
             Command::Shutdown => "shutdown",
         }
     }
@@ -306,6 +334,13 @@ pub enum Reply {
         /// DR option `site-sip-register-timeout`, on the wire like `site_timeout`.
         site_sip_register_timeout: Option<Duration>,
     },
+    /// [`Command::Probe`]: the site's health, as the backend saw it.
+    Probed {
+        /// Its CS Proxy answered and its telephony is ON.
+        healthy: bool,
+        /// What was seen, for humans (logged, never parsed).
+        detail: String,
+    },
     /// The command was carried out; nothing to report.
     Done,
 }
@@ -451,6 +486,11 @@ pub(crate) mod command_result {
             site_sip_register_timeout_s: Option<u64>,
             site_sip_register_timeout_ns: Option<u64>,
         },
+        Probed {
+            healthy: bool,
+            #[serde(default)]
+            detail: Cow<'a, str>,
+        },
         Done,
         Error {
             message: Cow<'a, str>,
@@ -495,6 +535,10 @@ pub(crate) mod command_result {
                 site_sip_register_timeout_s: secs_up(*site_sip_register_timeout),
                 site_sip_register_timeout_ns: nanos(*site_sip_register_timeout),
             },
+            Reply::Probed { healthy, detail } => Wire::Probed {
+                healthy: *healthy,
+                detail: Cow::Borrowed(detail),
+            },
             Reply::Done => Wire::Done,
         }
     }
@@ -534,6 +578,10 @@ pub(crate) mod command_result {
                     site_sip_register_timeout_ns,
                     site_sip_register_timeout_s,
                 ),
+            }),
+            Wire::Probed { healthy, detail } => Ok(Reply::Probed {
+                healthy,
+                detail: detail.into_owned(),
             }),
             Wire::Done => Ok(Reply::Done),
             Wire::Error { message } => Err(CommandError {
@@ -693,6 +741,63 @@ mod tests {
                 json!({"kind":"command","session":"agent-1","id":5,"command":{"type":tag}}),
             );
         }
+    }
+
+    /// E2's probe and W5's login, and the probe's answer (SPEC §5).
+    #[test]
+    fn probe_and_login_shapes() {
+        let probe = Command::Probe {
+            site: "site1".into(),
+            cs_proxy: "csp1:7000".into(),
+        };
+        assert_eq!(probe.type_name(), "probe");
+        round_trip(
+            &cmd(6, probe),
+            json!({"kind":"command","session":"agent-1","id":6,"command":{
+                "type":"probe","site":"site1","cs_proxy":"csp1:7000"}}),
+        );
+        let login = Command::Login {
+            epoch: 3,
+            dn: "7001".into(),
+            queue: Some("8000".into()),
+            workmode: None,
+            reasons: BTreeMap::from([("why".into(), "dr".into())]),
+        };
+        assert_eq!(login.type_name(), "login");
+        round_trip(
+            &cmd(7, login),
+            json!({"kind":"command","session":"agent-1","id":7,"command":{
+                "type":"login","epoch":3,"dn":"7001","queue":"8000","workmode":null,
+                "reasons":{"why":"dr"}}}),
+        );
+        // A login written without its optional fields reads with their defaults.
+        let bare: Input = serde_json::from_value(json!({"kind":"command","session":"s","id":1,
+            "command":{"type":"login","epoch":1,"dn":"7001"}}))
+        .unwrap();
+        let Input::Command { command, .. } = bare;
+        assert_eq!(
+            command,
+            Command::Login {
+                epoch: 1,
+                dn: "7001".into(),
+                queue: None,
+                workmode: None,
+                reasons: BTreeMap::new(),
+            }
+        );
+        let probed = Output::Result {
+            session: "agent-1".into(),
+            id: 6,
+            result: Ok(Reply::Probed {
+                healthy: false,
+                detail: "telephony off".into(),
+            }),
+        };
+        round_trip(
+            &probed,
+            json!({"kind":"result","session":"agent-1","id":6,"result":{
+                "type":"probed","healthy":false,"detail":"telephony off"}}),
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ fn a_fleet_watch_names_the_agent_of_every_decision() {
             mine,
             [
                 "200000000 startup-connected",
+                "10000000000 alarm-raised",
                 "40000000000 switchover-started",
+                "40000000000 alarm-cleared",
                 "40200000000 switchover-completed"
             ],
             "{who}"

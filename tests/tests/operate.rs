@@ -94,6 +94,19 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     assert_eq!(s["paused"], true);
     assert_eq!(s["site"], "site2");
     assert_eq!(s["listeners"]["telephony"], "off");
+    // D1: the pending switchover is an alarm upstream sees, not "alarms none".
+    assert!(
+        s["alarms"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a == "telephony-service-down")),
+        "{s}"
+    );
+    // S3: the DR options in force and where they came from.
+    assert_eq!(
+        s["dr_options"][0],
+        serde_json::json!({"option": "site-timeout", "value": "1s", "source": "application"}),
+        "{s}"
+    );
 
     // resume: the trigger still holds, so the switchover goes ahead.
     assert!(w.run(&["resume"]).success());
@@ -135,22 +148,28 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
         .map(|b| {
             assert_eq!(b["agent"], "agent");
             assert!(b["time"].as_str().unwrap().ends_with('Z'));
-            format!(
-                "{} {} {} {}>{}",
-                b["event"].as_str().unwrap(),
-                b["state"].as_str().unwrap(),
-                b["reason"].as_str().unwrap_or("-"),
-                b["from"].as_str().unwrap_or("-"),
-                b["to"].as_str().unwrap_or("-")
-            )
+            match b["alarm"].as_str() {
+                Some(alarm) => format!("alarm {} {alarm}", b["state"].as_str().unwrap()),
+                None => format!(
+                    "{} {} {} {}>{}",
+                    b["event"].as_str().unwrap(),
+                    b["state"].as_str().unwrap(),
+                    b["reason"].as_str().unwrap_or("-"),
+                    b["from"].as_str().unwrap_or("-"),
+                    b["to"].as_str().unwrap_or("-")
+                ),
+            }
         })
         .collect();
+    // D1: telephony OFF on site2 is an alarm at once, cleared by leaving it.
     assert_eq!(
         got,
         [
             "switchover started operator site1>site2",
             "switchover completed operator site1>site2",
+            "alarm raised telephony-service-down",
             "switchover started telephony-timeout site2>site1",
+            "alarm cleared telephony-service-down",
             "switchover completed telephony-timeout site2>site1",
         ]
     );
@@ -159,7 +178,9 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
         exec,
         "switchover started operator site1 site2\n\
          switchover completed operator site1 site2\n\
+         alarm raised\n\
          switchover started telephony-timeout site2 site1\n\
+         alarm cleared site2\n\
          switchover completed telephony-timeout site2 site1\n"
     );
 }

@@ -138,10 +138,16 @@ fn sink_payloads_say_where_the_agent_is_after_the_event_and_why_an_alarm_cleared
         [
             "switchover started site=null from=site2 cause=",
             "switchover completed site=site1 from=site2 cause=",
+            // statistic at +15 s/+25 s, telephony (D1) at +40 s/+50 s
             "alarm raised site=site1 from= cause=",
             "alarm cleared site=site1 from= cause=",
             "alarm raised site=site1 from= cause=",
+            "alarm cleared site=site1 from= cause=",
+            // telephony and configuration at +80 s, cleared by leaving site1
+            "alarm raised site=site1 from= cause=",
+            "alarm raised site=site1 from= cause=",
             "switchover started site=null from=site1 cause=",
+            "alarm cleared site=null from=site1 cause=agent-left-site",
             "alarm cleared site=null from=site1 cause=agent-left-site",
             "switchover completed site=site2 from=site1 cause=",
         ]

@@ -88,20 +88,22 @@ fn demo_replays_identically_and_a_shorter_site_timeout_diverges_readably() {
     let (_dir, file, _) = recorded_demo();
     let same = replay(&file, &["--check"]);
     assert_eq!(same.code, Some(0), "{}", same.stderr);
-    assert_eq!(same.stdout, "identical: 9 decisions, as recorded\n");
+    assert_eq!(same.stdout, "identical: 13 decisions, as recorded\n");
 
     let what_if = replay(&file, &["--check", "--set", "policy.site-timeout=5s"]);
     assert_eq!(what_if.code, Some(1), "{}", what_if.stderr);
     let diff = what_if.stdout;
+    // D1: the telephony alarm at +40 s names the switchover it announces,
+    // so the what-if differs there already: due at +45 s, not +70 s.
     let expected = "\
-differs: first divergence at +45.000s, decision 6
-  recorded     +80.000s  alarm-raised           configuration-service-down
-  now          +45.000s  switchover-started     telephony-timeout site1 -> site2
+differs: first divergence at +40.000s, decision 6
+  recorded     +40.000s  alarm-raised           telephony-service-down (switchover at +70.000s)
+  now          +40.000s  alarm-raised           telephony-service-down (switchover at +45.000s)
 identical before it:
                 +0.400s  switchover-completed   startup-relocate site2 -> site1
                +15.000s  alarm-raised           statistic-service-down
                +25.000s  alarm-cleared          statistic-service-down
-decisions: 9 recorded, 7 now; 0 command divergence(s)
+decisions: 13 recorded, 9 now; 0 command divergence(s)
 ";
     assert_eq!(diff, expected);
 
@@ -120,11 +122,10 @@ decisions: 9 recorded, 7 now; 0 command divergence(s)
     let v = json.json();
     assert_eq!(v["check"], "differs");
     assert_eq!(v["first"]["index"], 6);
-    assert_eq!(v["first"]["now"]["t"], 45_000_000_000u64);
-    assert_eq!(
-        v["first"]["recorded"]["alarm"],
-        "configuration-service-down"
-    );
+    assert_eq!(v["first"]["now"]["t"], 40_000_000_000u64);
+    assert_eq!(v["first"]["now"]["deadline"], 45_000_000_000u64);
+    assert_eq!(v["first"]["recorded"]["alarm"], "telephony-service-down");
+    assert_eq!(v["first"]["recorded"]["deadline"], 70_000_000_000u64);
 }
 
 /// A what-if that makes the policy send commands the recording does not have:
@@ -140,12 +141,14 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let recs = out.records();
     assert_eq!(
-        recs[..3],
+        recs[..5],
         [
             "200000000 startup-connected site1",
+            "10000000000 alarm-raised telephony-service-down",
             "20000000000 switchover-started telephony-timeout site1 site2",
+            "20000000000 alarm-cleared telephony-service-down",
             // kill_factory and connect site2 are not in the recording: refused.
-            "20000000000 switchover-failed site2 replay: diverged: the recording has shutdown next (line 18), not connect site2",
+            "20000000000 switchover-failed site2 replay: diverged: the recording has shutdown next (line 22), not connect site2",
         ],
         "{recs:#?}"
     );
@@ -173,7 +176,7 @@ fn a_recording_cut_mid_line_replays_up_to_its_last_whole_line() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "identical: 5 decisions, as recorded \
+        "identical: 8 decisions, as recorded \
          (the recording is cut at +80.000s; 1 later decision(s) not compared)\n"
     );
     let stderr = out.stderr;
@@ -346,8 +349,8 @@ fn a_full_disk_stops_the_recording_with_one_error_and_one_alarm_and_the_watch_go
     let out = watch_recorded(format!("{SC}/demo.toml"), "/dev/full").run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let recs = out.records();
-    // The nine decisions of the demo, and the alarm once the first flush failed.
-    assert_eq!(recs.len(), 10, "{recs:#?}");
+    // The 13 decisions of the demo, and the alarm once the first flush failed.
+    assert_eq!(recs.len(), 14, "{recs:#?}");
     assert_eq!(
         recs.iter()
             .filter(|r| r.ends_with("alarm-raised recording-failed"))

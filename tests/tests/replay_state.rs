@@ -29,9 +29,10 @@ fn the_state_at_a_moment_shows_site_listeners_pending_timer_and_alarms() {
     assert_eq!(state["site"], "site1", "{state}");
     assert_eq!(state["phase"], "watching", "{state}");
     assert_eq!(state["listeners"]["telephony"], "off", "{state}");
+    // D1: telephony OFF is an alarm while its switchover is pending.
     assert_eq!(
         state["alarms"],
-        serde_json::json!(["configuration-service-down"])
+        serde_json::json!(["telephony-service-down", "configuration-service-down"])
     );
     // D1's timer, armed at +80 s by telephony OFF, fires at +110 s.
     assert_eq!(state["timers"][0]["timer"], "site-timeout", "{state}");
@@ -59,12 +60,12 @@ fn until_compares_the_decisions_up_to_it_and_stops_there() {
     let out = replay(&rec, &["--until", "95s", "--check"]).expect_code(0);
     assert_eq!(
         out.stdout,
-        "identical: 6 decisions, as recorded (replayed up to +95.000s; \
-         3 later recorded decision(s) not compared)\n"
+        "identical: 9 decisions, as recorded (replayed up to +95.000s; \
+         4 later recorded decision(s) not compared)\n"
     );
     // Without --check: only the decisions up to +95 s.
     let out = replay(&rec, &["--until", "95s", "--output", "json"]);
-    assert_eq!(out.stdout.lines().count(), 6);
+    assert_eq!(out.stdout.lines().count(), 9);
     // --state and --check do not go together.
     replay(&rec, &["--state", "--check"]).expect_code(2);
 }
@@ -136,7 +137,8 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
 fn injected_events_are_what_ifs_that_check_reports_as_divergences() {
     let dir = TestDir::new();
     let rec = demo_recording(&dir);
-    // Telephony lost at site1 at +60 s: the D1 timer fires 30 s later, at +90 s.
+    // Telephony lost at site1 at +60 s: D1's alarm at once, naming the
+    // switchover its timer starts 30 s later, at +90 s.
     let out = replay(
         &rec,
         &["--inject", "at=60s site=site1 telephony=off", "--check"],
@@ -144,9 +146,9 @@ fn injected_events_are_what_ifs_that_check_reports_as_divergences() {
     .expect_code(1);
     let verdict = &out.stdout;
     assert!(
-        verdict.starts_with("differs: first divergence at +90.000s, decision 7")
+        verdict.starts_with("differs: first divergence at +60.000s, decision 8")
             && verdict.contains(
-                "now          +90.000s  switchover-started     telephony-timeout site1 -> site2"
+                "now          +60.000s  alarm-raised           telephony-service-down (switchover at +90.000s)"
             ),
         "{verdict}"
     );

@@ -91,7 +91,7 @@ fn a_scenario_from_the_config_gets_the_built_in_sites_and_a_path_next_to_the_con
         "--output",
         "json",
     ]);
-    assert_eq!(from_config.len(), 9, "{from_config:?}");
+    assert_eq!(from_config.len(), 13, "{from_config:?}");
     assert_eq!(from_config, from_flag);
 }
 

@@ -78,7 +78,7 @@ impl Notification {
             t: t.as_nanos(),
         };
         Some(match d {
-            Decision::AlarmRaised { alarm } => Notification {
+            Decision::AlarmRaised { alarm, .. } => Notification {
                 alarm: Some(alarm.as_str()),
                 ..base("alarm", "raised")
             },
@@ -296,6 +296,7 @@ impl Observer for AlarmSinks {
             Decision::SwitchoverStarted { from, .. } => Some(from.to_string()),
             Decision::AlarmRaised {
                 alarm: drctl_policy::Alarm::BackendDisconnected,
+                ..
             } => self.sites.get(&name).cloned().flatten(),
             _ => None,
         };

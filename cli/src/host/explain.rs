@@ -27,6 +27,11 @@ pub fn rule(d: &Decision) -> (&'static str, &'static [&'static str]) {
         "startup.backoff.max",
         "startup.backoff.jitter",
     ];
+    const E2_KEYS: &[&str] = &[
+        "policy.failback",
+        "policy.failback-after",
+        "policy.failback-probe-interval",
+    ];
     type Rule = (&'static str, &'static [&'static str]);
     let by_reason = |r: &Reason| -> Rule {
         match r {
@@ -35,7 +40,7 @@ pub fn rule(d: &Decision) -> (&'static str, &'static [&'static str]) {
             Reason::SipRegisterTimeout => ("D4", &["policy.site-sip-register-timeout"]),
             Reason::GracefulShutdown => ("D4", &[]),
             Reason::Operator => ("W3", &[]),
-            Reason::Failback => ("E2", &["policy.failback", "policy.failback-after"]),
+            Reason::Failback => ("E2", E2_KEYS),
         }
     };
     match d {
@@ -48,23 +53,25 @@ pub fn rule(d: &Decision) -> (&'static str, &'static [&'static str]) {
         Decision::SwitchoverSuppressed {
             reason: Reason::Failback,
             ..
-        } => ("E2", &["policy.failback", "policy.failback-after"]),
+        } => ("E2", E2_KEYS),
         Decision::SwitchoverSuppressed { why, .. } => match why {
             SuppressWhy::HoldDown => ("E1", &["policy.hold-down"]),
             SuppressWhy::Paused => ("E3", &[]),
             SuppressWhy::InProgress => ("D6", &[]),
             SuppressWhy::AlreadyOnSite | SuppressWhy::UnknownSite => ("W3", &[]),
         },
-        Decision::AlarmRaised { alarm } | Decision::AlarmCleared { alarm } => match alarm {
+        Decision::AlarmRaised { alarm, .. } | Decision::AlarmCleared { alarm } => match alarm {
             Alarm::TelephonyServiceDown => ("D1", &["policy.site-timeout"]),
             Alarm::ConfigurationServiceDown => ("D2", &[]),
             Alarm::StatisticServiceDown => ("D3", &[]),
+            Alarm::SipRegistrationLost => ("D4", &["policy.site-sip-register-timeout"]),
             Alarm::PreferredSiteUnreachable => ("S4", &[]),
             Alarm::PreferredSiteUnknown => ("S2", &[]),
             Alarm::SwitchoverFailed => ("W4", BACKOFF),
             Alarm::BackendDisconnected => ("D5", &[]),
             Alarm::RecordingFailed => ("host", &["--record"]),
         },
+        Decision::ApplicationFallback { .. } => ("S3", &[]),
         Decision::LogoutClassified { class, .. } => match class {
             LogoutClass::Supervisor => ("D4", &["policy.supervisor-logout-reasons"]),
             LogoutClass::Manual | LogoutClass::DrForce | LogoutClass::GracefulShutdown => {
@@ -361,7 +368,8 @@ mod tests {
         };
         assert_eq!(rule(&held).0, "E1");
         for alarm in Alarm::ALL {
-            let (id, _) = rule(&Decision::AlarmRaised { alarm });
+            let deadline = None;
+            let (id, _) = rule(&Decision::AlarmRaised { alarm, deadline });
             assert!(id == "host" || id.len() == 2, "{alarm:?} -> {id}");
         }
     }

@@ -649,7 +649,8 @@ impl<B: Backend> Host<B> {
             for i in 0..self.agents.len() {
                 self.touch(i);
                 if !self.agents[i].engine.alarm_active(alarm) {
-                    self.decide(i, now, Decision::AlarmRaised { alarm });
+                    let deadline = None;
+                    self.decide(i, now, Decision::AlarmRaised { alarm, deadline });
                 }
             }
         }

@@ -170,8 +170,18 @@ pub fn render(t: Timestamp, d: &Decision, colour: bool) -> String {
         Decision::SwitchoverSuppressed { reason, why } => {
             format!("{} ({})", reason.as_str(), why.as_str())
         }
-        Decision::AlarmRaised { alarm } | Decision::AlarmCleared { alarm } => {
+        Decision::AlarmRaised {
+            alarm,
+            deadline: Some(at),
+        } => {
+            let at = Timestamp::from_nanos(*at);
+            format!("{} (switchover at {at})", alarm.as_str())
+        }
+        Decision::AlarmRaised { alarm, .. } | Decision::AlarmCleared { alarm } => {
             alarm.as_str().to_owned()
+        }
+        Decision::ApplicationFallback { site, error } => {
+            format!("{site}: its AIL Application could not be read ({error}); using [[sites]]")
         }
         Decision::LogoutClassified { reason, class } => {
             let reason = if reason.is_empty() { "(none)" } else { reason };
@@ -197,7 +207,9 @@ fn style(d: &Decision) -> Option<anstyle::Style> {
         Decision::StartupFailed { .. }
         | Decision::SwitchoverFailed { .. }
         | Decision::AlarmRaised { .. } => Red,
-        Decision::SwitchoverStarted { .. } | Decision::SwitchoverSuppressed { .. } => Yellow,
+        Decision::SwitchoverStarted { .. }
+        | Decision::SwitchoverSuppressed { .. }
+        | Decision::ApplicationFallback { .. } => Yellow,
         Decision::StartupConnected { .. }
         | Decision::SwitchoverCompleted { .. }
         | Decision::AlarmCleared { .. } => Green,
@@ -289,7 +301,12 @@ impl<'a> Fields<'a> {
                 why: Some(why.as_str()),
                 ..Default::default()
             },
-            Decision::AlarmRaised { alarm } | Decision::AlarmCleared { alarm } => Fields {
+            Decision::ApplicationFallback { site, error } => Fields {
+                site: Some(site),
+                error: Some(error),
+                ..Default::default()
+            },
+            Decision::AlarmRaised { alarm, .. } | Decision::AlarmCleared { alarm } => Fields {
                 alarm: Some(alarm.as_str()),
                 ..Default::default()
             },

@@ -5,7 +5,7 @@ use crate::control::{Incoming, Reply, Request};
 use crate::host::drill::Drill;
 use crate::host::observe::DecisionRecord;
 use crate::host::{Backend, Host, HostError, PauseInfo};
-use crate::report::{Listeners, PauseRow, StatusReport, SwitchoverRow, TimerRow};
+use crate::report::{DrOptionRow, Listeners, PauseRow, StatusReport, SwitchoverRow, TimerRow};
 use drctl_policy::{Event, PhaseKind};
 
 impl<B: Backend> Host<B> {
@@ -230,6 +230,23 @@ impl<B: Backend> Host<B> {
                 from: s.from.to_string(),
                 to: s.to.to_string(),
             }),
+            dr_options: [
+                ("site-timeout", v.site_timeout, v.site_timeout_source),
+                (
+                    "site-sip-register-timeout",
+                    v.site_sip_register_timeout,
+                    v.site_sip_register_timeout_source,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(option, value, source)| {
+                source.map(|source| DrOptionRow {
+                    option: option.to_owned(),
+                    value: value.map(|d| humantime::format_duration(d).to_string()),
+                    source: source.as_str().to_owned(),
+                })
+            })
+            .collect(),
             last_decisions,
         }
     }

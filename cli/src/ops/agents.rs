@@ -7,7 +7,7 @@ use crate::ops::cache;
 use anyhow::anyhow;
 use drctl_config::{Config, FailbackMode};
 use drctl_plugin_api::messages::Password;
-use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, SiteConfig};
+use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, LoginConfig, SiteConfig};
 
 /// Which subcommand runs the session (recorded in the header; `startup` gives
 /// up after `startup.timeout`).
@@ -118,6 +118,14 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
                 after: cfg.policy.failback_after,
             },
         },
+        failback_probe_interval: cfg.policy.failback_probe_interval,
+        // W5: config validation makes sure a login has its DN.
+        login: cfg.agent.login.then(|| LoginConfig {
+            dn: cfg.agent.dn.clone().unwrap_or_default(),
+            queue: cfg.agent.login_queue.clone(),
+            workmode: cfg.agent.login_workmode.clone(),
+            reasons: cfg.agent.login_reasons.clone(),
+        }),
         switchover_jitter: cfg.policy.switchover_jitter,
         seed: cfg.policy.seed,
     };

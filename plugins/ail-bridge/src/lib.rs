@@ -560,6 +560,13 @@ impl Backend for AilBridge {
                     self.answer(id, Ok(Reply::Done));
                 }
             }
+            // Issue 15: E2's probe and W5's login through the adapter are
+            // not built yet; answering keeps the engine going (a failed probe
+            // never fails back, a failed login is a failed switchover).
+            Command::Probe { .. } | Command::Login { .. } => {
+                let message = format!("ail-bridge does not support {} yet", command.type_name());
+                self.answer(id, Err(CommandError::new(message)));
+            }
             Command::ReadPersonSites { .. }
             | Command::ReadApplication { .. }
             | Command::Subscribe { .. } => {

@@ -16,6 +16,16 @@
 //!   `dn-out-of-service`, `disconnect`, and their `stale` form): which
 //!   sessions it reaches, see [`Targets`]. Site events (`site` + `set`)
 //!   always reach every session connected at the site.
+//!
+//! Configuration Server and login keys of a `[sites.<name>]` table (issue
+//! 15), all optional:
+//!
+//! - `cs-proxy = "host:port"`: the CS Proxy the site's AIL Application names
+//!   (S3), when ops have moved it away from the host's `[[sites]]` entry. A
+//!   connect or probe naming another address for that site finds nothing
+//!   there. Absent: whatever the host names.
+//! - `application-readable = false`: reading the site's AIL Application fails.
+//! - `login-fails = true` (also in `set`): the agent's login (W5) is refused there.
 
 use drctl_plugin_api::duration;
 /// A service's status in a scenario: `on` or `off`, as on the wire.
@@ -245,6 +255,9 @@ pub struct SiteState {
     /// CS Proxy accepts connections.
     #[serde(default = "yes")]
     pub reachable: bool,
+    /// The agent's login (W5) is refused here.
+    #[serde(default)]
+    pub login_fails: bool,
 }
 
 fn yes() -> bool {
@@ -262,8 +275,46 @@ impl Default for SiteState {
             configuration: ServiceState::On,
             statistic: ServiceState::On,
             reachable: true,
+            login_fails: false,
         }
     }
+}
+
+/// A site's AIL Application as Configuration Server holds it (S3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteApplication {
+    /// The CS Proxy it names; `None`: the one the host's `[[sites]]` names.
+    pub cs_proxy: Option<String>,
+    /// Whether reading it succeeds.
+    pub readable: bool,
+}
+
+impl Default for SiteApplication {
+    fn default() -> Self {
+        SiteApplication {
+            cs_proxy: None,
+            readable: true,
+        }
+    }
+}
+
+/// A `[sites.<name>]` table as written: the site's state and its Application.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawSite {
+    #[serde(default = "on")]
+    telephony: ServiceState,
+    #[serde(default = "on")]
+    configuration: ServiceState,
+    #[serde(default = "on")]
+    statistic: ServiceState,
+    #[serde(default = "yes")]
+    reachable: bool,
+    #[serde(default)]
+    login_fails: bool,
+    cs_proxy: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    application_readable: bool,
 }
 
 /// A change to some of a site's fields.
@@ -278,6 +329,8 @@ pub struct SitePatch {
     pub statistic: Option<ServiceState>,
     /// New reachability.
     pub reachable: Option<bool>,
+    /// Whether the agent's login is refused from now on.
+    pub login_fails: Option<bool>,
 }
 
 /// One `[[events]]` entry as written.
@@ -307,7 +360,7 @@ struct RawEvent {
 struct RawScenario {
     deployment: Deployment,
     #[serde(default)]
-    sites: BTreeMap<Spanned<String>, SiteState>,
+    sites: BTreeMap<Spanned<String>, RawSite>,
     #[serde(default)]
     events: Vec<Spanned<RawEvent>>,
 }
@@ -358,6 +411,8 @@ pub struct Scenario {
     pub deployment: Deployment,
     /// Both sites' initial states, by name, in name order.
     pub sites: BTreeMap<String, SiteState>,
+    /// Both sites' AIL Applications, by name, in name order.
+    pub applications: BTreeMap<String, SiteApplication>,
     /// The timeline, sorted by time (stable for equal times).
     pub timeline: Vec<TimedHappening>,
     /// What is legal but likely a mistake, located: an event after
@@ -488,9 +543,41 @@ impl Scenario {
             .iter()
             .map(|s| (s.clone(), SiteState::default()))
             .collect();
-        for (name, state) in &raw.sites {
+        let mut applications: BTreeMap<String, SiteApplication> = sites
+            .iter()
+            .map(|s| (s.clone(), SiteApplication::default()))
+            .collect();
+        for (name, raw_site) in &raw.sites {
             let name = known(name, &format!("sites.{}", name.get_ref()))?;
-            states.insert(name, *state);
+            let cs_proxy = match &raw_site.cs_proxy {
+                Some(p) if !valid_host_port(p.get_ref()) => {
+                    return Err(at(
+                        p.span(),
+                        format!(
+                            "sites.{name}.cs-proxy: invalid value {:?}: expected host:port",
+                            p.get_ref()
+                        ),
+                    ))
+                }
+                p => p.as_ref().map(|p| p.get_ref().clone()),
+            };
+            applications.insert(
+                name.clone(),
+                SiteApplication {
+                    cs_proxy,
+                    readable: raw_site.application_readable,
+                },
+            );
+            states.insert(
+                name,
+                SiteState {
+                    telephony: raw_site.telephony,
+                    configuration: raw_site.configuration,
+                    statistic: raw_site.statistic,
+                    reachable: raw_site.reachable,
+                    login_fails: raw_site.login_fails,
+                },
+            );
         }
         let mut timeline = Vec::with_capacity(raw.events.len());
         let mut warnings = Vec::new();
@@ -572,10 +659,17 @@ impl Scenario {
             path: path.to_owned(),
             deployment: raw.deployment,
             sites: states,
+            applications,
             timeline,
             warnings,
         })
     }
+}
+
+/// Whether `text` is `host:port` with a non-empty host and a port in 1..65535.
+fn valid_host_port(text: &str) -> bool {
+    text.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
 }
 
 /// 1-based line and column of a byte offset.

@@ -46,8 +46,19 @@
 //!   logins wait refuses them at their completion time;
 //! - a waiting login whose session gives up (another connect,
 //!   `kill_factory`) still holds its place: the proxy already has it.
+//!
+//! # Configuration Server, probes and logins (issue 15)
+//!
+//! A site's AIL Application names the CS Proxy the scenario gives it
+//! (`cs-proxy`), else the host's `[[sites]]` one; when the scenario names
+//! one, a connect or probe naming another address for that site finds
+//! nothing there (ops moved it). `probe` is answered at once, without
+//! leaving the session's site: healthy when the site's CS Proxy is reachable
+//! at that address and its telephony is ON. `login` is refused at a site
+//! with `login-fails`; otherwise the DN comes back in service
+//! `register-delay` later if SIP is up, as after a subscribe.
 
-use crate::scenario::{Happening, Scenario, SitePatch, SiteState, Targets};
+use crate::scenario::{Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets};
 use drctl_plugin_api::messages::{
     Command, CommandError, Event, Input, Output, Reply, Service, ServiceState,
 };
@@ -83,6 +94,8 @@ struct Session {
 struct Site {
     name: String,
     state: SiteState,
+    /// Its AIL Application (S3): where its CS Proxy is, whether it reads.
+    application: SiteApplication,
     /// Sessions connected and subscribed here, by index: a site change
     /// reaches them without a scan of every session.
     listeners: BTreeSet<usize>,
@@ -157,6 +170,7 @@ impl Sim {
                 .map(|(name, state)| Site {
                     name: name.clone(),
                     state: *state,
+                    application: scenario.applications.get(name).cloned().unwrap_or_default(),
                     listeners: BTreeSet::new(),
                     waiting: VecDeque::new(),
                     last_completion: None,
@@ -235,9 +249,9 @@ impl Sim {
     ) -> Option<Result<Reply, CommandError>> {
         let connected = self.sessions[i].connected;
         match command {
-            Command::Connect { site, .. } => {
+            Command::Connect { site, cs_proxy, .. } => {
                 self.disconnect(i);
-                self.connect(now, i, id, site);
+                self.connect(now, i, id, site, &cs_proxy);
                 None
             }
             Command::ReadPersonSites { .. } => {
@@ -266,10 +280,21 @@ impl Sim {
                         "no AIL Application named {app_name:?}"
                     ))));
                 };
+                let application = self
+                    .site_index(&info.name)
+                    .map(|t| self.sites[t].application.clone())
+                    .unwrap_or_default();
+                if !application.readable {
+                    return Some(Err(CommandError::new(format!(
+                        "AIL Application {app_name:?} cannot be read"
+                    ))));
+                }
                 let d = &self.scenario.deployment;
                 Some(Ok(Reply::Application {
                     app_name,
-                    cs_proxy: info.cs_proxy.clone(),
+                    cs_proxy: application
+                        .cs_proxy
+                        .unwrap_or_else(|| info.cs_proxy.clone()),
                     site_timeout: d.site_timeout,
                     site_sip_register_timeout: d.site_sip_register_timeout,
                 }))
@@ -299,17 +324,75 @@ impl Sim {
                 }
                 Some(Ok(Reply::Done))
             }
+            Command::Probe { site, cs_proxy } => Some(Ok(self.probe(&site, &cs_proxy))),
+            Command::Login { epoch, .. } => {
+                let Some((site, current)) = connected.filter(|_| self.sessions[i].subscribed)
+                else {
+                    return Some(Err(not_connected()));
+                };
+                if current != epoch {
+                    return Some(Err(CommandError::new(format!(
+                        "epoch {epoch} is not the current connection ({current})"
+                    ))));
+                }
+                if self.sites[site].state.login_fails {
+                    return Some(Err(CommandError::new(format!(
+                        "login refused at {}",
+                        self.sites[site].name
+                    ))));
+                }
+                let at = now.saturating_add(ns(self.scenario.deployment.register_delay));
+                self.schedule(at, Pending::DnBack { session: i, epoch });
+                Some(Ok(Reply::Done))
+            }
+        }
+    }
+
+    /// `site`'s CS Proxy, if the scenario moved it (its Application names
+    /// it) and `cs_proxy` is not it: why nothing answers at `cs_proxy`.
+    fn moved_away(&self, t: usize, cs_proxy: &str) -> Option<String> {
+        let site = &self.sites[t];
+        site.application
+            .cs_proxy
+            .as_deref()
+            .filter(|at| *at != cs_proxy)
+            .map(|_| format!("no CS Proxy of {} answers at {cs_proxy}", site.name))
+    }
+
+    /// E2: a site's health as a probe sees it, from wherever the session is.
+    fn probe(&self, site: &str, cs_proxy: &str) -> Reply {
+        let unhealthy = |detail: String| Reply::Probed {
+            healthy: false,
+            detail,
+        };
+        let Some(t) = self.site_index(site) else {
+            return unhealthy(format!("no site named {site}"));
+        };
+        if let Some(why) = self.moved_away(t, cs_proxy) {
+            return unhealthy(why);
+        }
+        let st = &self.sites[t].state;
+        if !st.reachable {
+            return unhealthy(format!("CS Proxy {site} refused the connection"));
+        }
+        if st.telephony != ServiceState::On {
+            return unhealthy(format!("{site}: telephony off"));
+        }
+        Reply::Probed {
+            healthy: true,
+            detail: format!("{site}: CS Proxy answers, telephony on"),
         }
     }
 
     /// Schedules a connect's answer: after `connect-latency`, or later (or
     /// refused) under the capacity model (module docs).
-    fn connect(&mut self, now: u64, session: usize, id: u64, site: String) {
+    fn connect(&mut self, now: u64, session: usize, id: u64, site: String, cs_proxy: &str) {
         let arrived = now.saturating_add(ns(self.scenario.deployment.connect_latency));
         let mut at = arrived;
-        let mut refusal = None;
         let target = self.site_index(&site);
-        if let (Some(limit), Some(t)) = (self.limit, target) {
+        // A moved CS Proxy: nothing answers at the old address, no queue place.
+        let mut refusal = target.and_then(|t| self.moved_away(t, cs_proxy));
+        if let (Some(limit), Some(t), None) = (self.limit, target, &refusal) {
             let s = &mut self.sites[t];
             if s.state.reachable {
                 // Logins completed by now no longer wait; completions are
@@ -541,6 +624,9 @@ impl Sim {
         }
         if let Some(v) = patch.reachable {
             st.reachable = v;
+        }
+        if let Some(v) = patch.login_fails {
+            st.login_fails = v;
         }
         let after = *st;
         // A stale change went out on the previous connection there; there is

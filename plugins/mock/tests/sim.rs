@@ -788,3 +788,265 @@ fn ten_thousand_sessions_through_a_site_outage() {
     assert_eq!(after.len(), N as usize);
     assert!(after.iter().all(|e| epochs2.contains(e)));
 }
+
+/// A sim of `text` (after the `[deployment]` header, preferred site1,
+/// connects in 200 ms).
+fn sim_of(extra: &str) -> Sim {
+    let text =
+        format!("[deployment]\npreferred-site = \"site1\"\nconnect-latency = \"200ms\"\n{extra}");
+    let sc = Scenario::parse(&text, Path::new("t.toml"), &names()).unwrap();
+    Sim::new(sc, sites(), "7001".into())
+}
+
+/// The result of command `id` among `out`.
+fn result_of(out: &[Output], id: u64) -> Option<Result<Reply, String>> {
+    out.iter().find_map(|o| match o {
+        Output::Result { id: i, result, .. } if *i == id => {
+            Some(result.clone().map_err(|e| e.message))
+        }
+        _ => None,
+    })
+}
+
+fn connect_at(site: &str, cs_proxy: &str) -> Command {
+    Command::Connect {
+        site: site.into(),
+        cs_proxy: cs_proxy.into(),
+        app_name: String::new(),
+        username: "u".into(),
+        password: Password::new("p"),
+        on_demand_loading: false,
+    }
+}
+
+fn probe(site: &str, cs_proxy: &str) -> Command {
+    Command::Probe {
+        site: site.into(),
+        cs_proxy: cs_proxy.into(),
+    }
+}
+
+/// E2: `probe` answers at once from the probed site's state, without
+/// touching the session's own connection or events.
+#[test]
+fn probe_answers_from_the_sites_state_without_leaving_the_current_site() {
+    let mut sim = sim_of(
+        "[sites.site1]\ntelephony = \"off\"\n\n[[events]]\nat = \"10s\"\nsite = \"site1\"\nset = { telephony = \"on\" }\n\n[[events]]\nat = \"20s\"\nsite = \"site1\"\nset = { reachable = false }\n",
+    );
+    sim.handle(0, cmd(1, connect("site2"))).unwrap();
+    drain(&mut sim, 200 * MS);
+    sim.handle(
+        200 * MS,
+        cmd(
+            2,
+            Command::Subscribe {
+                epoch: 1,
+                listeners: vec![],
+            },
+        ),
+    )
+    .unwrap();
+    drain(&mut sim, 200 * MS);
+    let health = |sim: &mut Sim, now: u64, id: u64| match result_of(
+        &{
+            sim.handle(now, cmd(id, probe("site1", "csproxy1:7000")))
+                .unwrap();
+            drain(sim, now)
+        },
+        id,
+    ) {
+        Some(Ok(Reply::Probed { healthy, detail })) => (healthy, detail),
+        other => panic!("{other:?}"),
+    };
+    let (h, detail) = health(&mut sim, 5_000 * MS, 3);
+    assert!(!h && detail.contains("telephony off"), "{detail}");
+    // site1's telephony comes back at 10 s: the session on site2 hears nothing of it.
+    let heard = drain(&mut sim, 10_000 * MS);
+    assert!(heard.is_empty(), "{heard:?}");
+    assert!(health(&mut sim, 10_000 * MS, 4).0);
+    drain(&mut sim, 20_000 * MS);
+    let (h, detail) = health(&mut sim, 20_000 * MS, 5);
+    assert!(!h && detail.contains("refused"), "{detail}");
+    // Still on site2, epoch 1: a subscribe there works.
+    sim.handle(
+        20_000 * MS,
+        cmd(
+            6,
+            Command::Subscribe {
+                epoch: 1,
+                listeners: vec![],
+            },
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        result_of(&drain(&mut sim, 20_000 * MS), 6),
+        Some(Ok(Reply::Done))
+    );
+}
+
+/// S3: a site whose Application names a moved CS Proxy: the Application
+/// says where; a connect or probe at the old address finds nothing, one at
+/// the new address works.
+#[test]
+fn a_moved_cs_proxy_answers_only_at_the_address_its_application_names() {
+    let mut sim = sim_of("[sites.site2]\ncs-proxy = \"csp2-new:7001\"\n");
+    sim.handle(0, cmd(1, connect_at("site1", "csproxy1:7000")))
+        .unwrap();
+    drain(&mut sim, 200 * MS);
+    sim.handle(
+        200 * MS,
+        cmd(
+            2,
+            Command::ReadApplication {
+                app_name: "AIL_site2".into(),
+            },
+        ),
+    )
+    .unwrap();
+    match result_of(&drain(&mut sim, 200 * MS), 2) {
+        Some(Ok(Reply::Application { cs_proxy, .. })) => assert_eq!(cs_proxy, "csp2-new:7001"),
+        other => panic!("{other:?}"),
+    }
+    sim.handle(200 * MS, cmd(3, probe("site2", "csproxy2:7000")))
+        .unwrap();
+    assert!(matches!(
+        result_of(&drain(&mut sim, 200 * MS), 3),
+        Some(Ok(Reply::Probed { healthy: false, .. }))
+    ));
+    sim.handle(200 * MS, cmd(4, connect_at("site2", "csproxy2:7000")))
+        .unwrap();
+    match result_of(&drain(&mut sim, 400 * MS), 4) {
+        Some(Err(e)) => assert!(e.contains("csproxy2:7000"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    sim.handle(400 * MS, cmd(5, connect_at("site2", "csp2-new:7001")))
+        .unwrap();
+    assert!(matches!(
+        result_of(&drain(&mut sim, 600 * MS), 5),
+        Some(Ok(Reply::Connected { .. }))
+    ));
+}
+
+/// S3: `application-readable = false`: reading that Application fails.
+#[test]
+fn an_unreadable_application_fails_to_read() {
+    let mut sim = sim_of("[sites.site2]\napplication-readable = false\n");
+    sim.handle(0, cmd(1, connect("site1"))).unwrap();
+    drain(&mut sim, 200 * MS);
+    for (id, app, ok) in [(2, "AIL_site1", true), (3, "AIL_site2", false)] {
+        sim.handle(
+            200 * MS,
+            cmd(
+                id,
+                Command::ReadApplication {
+                    app_name: app.into(),
+                },
+            ),
+        )
+        .unwrap();
+        let r = result_of(&drain(&mut sim, 200 * MS), id);
+        assert_eq!(r.as_ref().is_some_and(|r| r.is_ok()), ok, "{app}: {r:?}");
+    }
+}
+
+/// W5: a login on the current connection is answered, and the DN comes back
+/// in service `register-delay` later; refused where `login-fails`, and
+/// again accepted once a `set` clears it.
+#[test]
+fn login_is_answered_and_refused_where_the_scenario_says() {
+    let mut sim = sim_of(
+        "[sites.site2]\nlogin-fails = true\n\n[[events]]\nat = \"10s\"\nsite = \"site2\"\nset = { login-fails = false }\n",
+    );
+    let login = |epoch| Command::Login {
+        epoch,
+        dn: "7001".into(),
+        queue: None,
+        workmode: None,
+        reasons: Default::default(),
+    };
+    // Not subscribed yet: refused.
+    sim.handle(0, cmd(1, connect("site1"))).unwrap();
+    drain(&mut sim, 200 * MS);
+    sim.handle(200 * MS, cmd(2, login(1))).unwrap();
+    assert!(matches!(
+        result_of(&drain(&mut sim, 200 * MS), 2),
+        Some(Err(_))
+    ));
+    sim.handle(
+        200 * MS,
+        cmd(
+            3,
+            Command::Subscribe {
+                epoch: 1,
+                listeners: vec![],
+            },
+        ),
+    )
+    .unwrap();
+    drain(&mut sim, 200 * MS);
+    sim.handle(1_000 * MS, cmd(4, login(1))).unwrap();
+    assert_eq!(
+        result_of(&drain(&mut sim, 1_000 * MS), 4),
+        Some(Ok(Reply::Done))
+    );
+    // DN back 2 s after the subscribe, and 2 s after the login.
+    let back = |out: &[Output]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Event {
+                        event: Event::DnBackInService { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(back(&drain(&mut sim, 2_200 * MS)), 1);
+    assert_eq!(back(&drain(&mut sim, 3_000 * MS)), 1);
+    // site2 refuses logins until 10 s.
+    sim.handle(3_000 * MS, cmd(5, connect("site2"))).unwrap();
+    drain(&mut sim, 3_200 * MS);
+    sim.handle(
+        3_200 * MS,
+        cmd(
+            6,
+            Command::Subscribe {
+                epoch: 2,
+                listeners: vec![],
+            },
+        ),
+    )
+    .unwrap();
+    sim.handle(3_200 * MS, cmd(7, login(2))).unwrap();
+    match result_of(&drain(&mut sim, 3_200 * MS), 7) {
+        Some(Err(e)) => assert_eq!(e, "login refused at site2"),
+        other => panic!("{other:?}"),
+    }
+    drain(&mut sim, 10_000 * MS);
+    sim.handle(10_000 * MS, cmd(8, login(2))).unwrap();
+    assert_eq!(
+        result_of(&drain(&mut sim, 10_000 * MS), 8),
+        Some(Ok(Reply::Done))
+    );
+}
+
+#[test]
+fn bad_application_keys_name_line_and_key() {
+    let base = "[deployment]\npreferred-site = \"site1\"\n[sites.site2]\n";
+    for (extra, want) in [
+        ("cs-proxy = \"nowhere\"", "sites.site2.cs-proxy"),
+        ("cs-proxy = \"h:0\"", "sites.site2.cs-proxy"),
+        ("login-fails = \"yes\"", "expected a boolean"),
+        ("cs-prox = \"h:1\"", "cs-prox"),
+    ] {
+        let text = format!("{base}{extra}\n");
+        let e = Scenario::parse(&text, Path::new("s.toml"), &names())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.toml:4:"), "{extra}: {e}");
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use drctl_policy::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Shorthand: seconds as a `Timestamp`.
@@ -28,6 +29,22 @@ pub struct Harness {
     pub reachable: [bool; 2],
     /// The AIL Application the Person object names as preferred.
     pub preferred_app: String,
+    /// The one it names as secondary; `None`: the other of `AIL_site1`/`AIL_site2`.
+    pub secondary_app: Option<String>,
+    /// The CS Proxy each AIL Application names (S3); others name `csproxy2:7000`.
+    pub app_proxies: BTreeMap<String, String>,
+    /// AIL Applications whose read fails.
+    pub unreadable_apps: Vec<String>,
+    /// Whether each site's telephony is ON: what a probe finds (given the
+    /// site is reachable) and, with `report_telephony`, what a subscribe reports.
+    pub healthy: [bool; 2],
+    /// After each subscribe, report the site's telephony (`healthy`) on the
+    /// new connection, as a backend reports the services' current status.
+    pub report_telephony: bool,
+    /// Backend events scheduled by the simulated deployment.
+    events: Vec<(Timestamp, Epoch, BackendEvent)>,
+    /// Whether a login (W5) is refused at each site.
+    pub login_fails: [bool; 2],
     /// DR options the preferred AIL Application carries.
     pub app_site_timeout: Option<Duration>,
     pub app_sip_timeout: Option<Duration>,
@@ -44,6 +61,8 @@ pub struct Harness {
     next_epoch: Epoch,
     /// The epoch the simulated backend is connected with.
     pub epoch: Option<Epoch>,
+    /// The site (index) of the last successful connect.
+    pub connected_site: Option<usize>,
 }
 
 impl Harness {
@@ -55,6 +74,16 @@ impl Harness {
             log: Vec::new(),
             reachable: [true, true],
             preferred_app: "AIL_site1".into(),
+            secondary_app: None,
+            app_proxies: BTreeMap::from([
+                ("AIL_site1".to_owned(), "csproxy1:7000".to_owned()),
+                ("AIL_site2".to_owned(), "csproxy2:7000".to_owned()),
+            ]),
+            unreadable_apps: Vec::new(),
+            healthy: [true, true],
+            report_telephony: false,
+            events: Vec::new(),
+            login_fails: [false, false],
             app_site_timeout: Some(Duration::from_secs(30)),
             app_sip_timeout: Some(Duration::from_secs(60)),
             connect_latency: Duration::ZERO,
@@ -65,6 +94,7 @@ impl Harness {
             answers: Vec::new(),
             next_epoch: 0,
             epoch: None,
+            connected_site: None,
         }
     }
 
@@ -128,6 +158,16 @@ impl Harness {
         self.backend(BackendEvent::DnBackInService { dn: "7001".into() });
     }
 
+    /// The site (index) the simulated backend is connected to, by the last
+    /// successful connect.
+    fn site_index(site: &str) -> usize {
+        if site == "site1" {
+            0
+        } else {
+            1
+        }
+    }
+
     /// Answers the oldest held command called `name` now, with `result`.
     pub fn reply(&mut self, name: &str, result: Result<Reply, String>) {
         let i = self
@@ -150,8 +190,12 @@ impl Harness {
         let mut steps_at_this_instant = 0;
         loop {
             let next_answer = self.answers.iter().map(|a| a.0).min();
+            let next_event = self.events.iter().map(|e| e.0).min();
             let next_timer = self.engine.poll_timeout();
-            let next = [next_answer, next_timer].into_iter().flatten().min();
+            let next = [next_answer, next_event, next_timer]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(n) if n <= t => {
                     assert!(
@@ -200,6 +244,10 @@ impl Harness {
                     result: result.map_err(CommandError::from),
                 },
             );
+        } else if let Some(i) = self.events.iter().position(|e| e.0 <= self.now) {
+            let (_, epoch, event) = self.events.remove(i);
+            self.engine
+                .handle_event(self.now, Event::Backend { epoch, event });
         } else {
             self.engine.handle_timeout(self.now);
         }
@@ -236,10 +284,11 @@ impl Harness {
         }
         let (at, result, epoch) = match &cmd.kind {
             CommandKind::Connect { site, .. } => {
-                let idx = if &**site == "site1" { 0 } else { 1 };
+                let idx = Harness::site_index(site);
                 let at = now + self.connect_latency;
                 if self.reachable[idx] {
                     self.next_epoch += 1;
+                    self.connected_site = Some(idx);
                     let epoch = self.next_epoch;
                     (at, Ok(Reply::Connected { epoch }), Some(epoch))
                 } else {
@@ -250,24 +299,65 @@ impl Harness {
                 now,
                 Ok(Reply::PersonSites {
                     preferred_app: self.preferred_app.clone(),
-                    secondary_app: "other".into(),
+                    secondary_app: self.secondary_app.clone().unwrap_or_else(|| {
+                        if self.preferred_app == "AIL_site2" {
+                            "AIL_site1".into()
+                        } else {
+                            "AIL_site2".into()
+                        }
+                    }),
                 }),
                 None,
             ),
+            CommandKind::ReadApplication { app_name }
+                if self.unreadable_apps.contains(app_name) =>
+            {
+                (now, Err(format!("{app_name}: cannot be read")), None)
+            }
             CommandKind::ReadApplication { app_name } => (
                 now,
                 Ok(Reply::Application {
                     app_name: app_name.clone(),
-                    cs_proxy: if app_name == "AIL_site1" {
-                        "csproxy1:7000".into()
-                    } else {
-                        "csproxy2:7000".into()
-                    },
+                    cs_proxy: self
+                        .app_proxies
+                        .get(app_name)
+                        .cloned()
+                        .unwrap_or_else(|| "csproxy2:7000".into()),
                     site_timeout: self.app_site_timeout,
                     site_sip_register_timeout: self.app_sip_timeout,
                 }),
                 None,
             ),
+            CommandKind::Subscribe { epoch, .. } => {
+                if self.report_telephony {
+                    let up = self.connected_site.is_some_and(|i| self.healthy[i]);
+                    let status = if up {
+                        ServiceState::On
+                    } else {
+                        ServiceState::Off
+                    };
+                    let event = BackendEvent::ServiceStatus {
+                        service: Service::Telephony,
+                        status,
+                    };
+                    self.events.push((now, *epoch, event));
+                }
+                (now, Ok(Reply::Done), None)
+            }
+            CommandKind::Probe { site, .. } => {
+                let idx = Harness::site_index(site);
+                let healthy = self.reachable[idx] && self.healthy[idx];
+                let detail = format!("{site}: healthy {healthy}");
+                (now, Ok(Reply::Probed { healthy, detail }), None)
+            }
+            CommandKind::Login { .. } => {
+                let at_site = self.epoch.and(self.connected_site);
+                if at_site.is_some_and(|i| self.login_fails[i]) {
+                    (now, Err("login refused".to_owned()), None)
+                } else {
+                    (now, Ok(Reply::Done), None)
+                }
+            }
             CommandKind::KillFactory => {
                 self.epoch = None;
                 (now, Ok(Reply::Done), None)
@@ -332,6 +422,8 @@ impl Harness {
                     }
                     CommandKind::KillFactory => "kill_factory".into(),
                     CommandKind::RelaunchEndpoint => "relaunch_endpoint".into(),
+                    CommandKind::Probe { site, .. } => format!("probe {site}"),
+                    CommandKind::Login { epoch, .. } => format!("login {epoch}"),
                     CommandKind::Shutdown => "shutdown".into(),
                 };
                 (t, name)
@@ -362,6 +454,8 @@ pub fn command_name(kind: &CommandKind) -> &'static str {
         CommandKind::Subscribe { .. } => "subscribe",
         CommandKind::KillFactory => "kill_factory",
         CommandKind::RelaunchEndpoint => "relaunch_endpoint",
+        CommandKind::Probe { .. } => "probe",
+        CommandKind::Login { .. } => "login",
         CommandKind::Shutdown => "shutdown",
     }
 }
@@ -381,8 +475,9 @@ pub fn describe(d: &Decision) -> String {
         Decision::SwitchoverSuppressed { reason, why } => {
             format!("switchover-suppressed {} {why:?}", reason.as_str())
         }
-        Decision::AlarmRaised { alarm } => format!("alarm-raised {}", alarm.as_str()),
+        Decision::AlarmRaised { alarm, .. } => format!("alarm-raised {}", alarm.as_str()),
         Decision::AlarmCleared { alarm } => format!("alarm-cleared {}", alarm.as_str()),
+        Decision::ApplicationFallback { site, .. } => format!("application-fallback {site}"),
         Decision::LogoutClassified { reason, class } => {
             format!("logout-classified {reason:?} {class:?}")
         }
