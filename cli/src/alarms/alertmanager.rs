@@ -38,9 +38,10 @@ const VALID_FOR: u32 = 4;
 /// The `severity` of an alarm the sink's `severity` table does not name.
 fn default_severity(alarm: &str) -> &'static str {
     match alarm {
-        // The agent cannot take calls where it is and drctl does not switch
-        // for it (D1, site-timeout off), or a switchover could not be made (W4).
-        "telephony-service-down" | "switchover-failed" => "critical",
+        // The agent cannot take calls where it is (D1 telephony OFF, a switch
+        // pending or not; D4 its SIP registration lost), or a switchover
+        // could not be made (W4).
+        "telephony-service-down" | "sip-registration-lost" | "switchover-failed" => "critical",
         _ => "warning",
     }
 }
