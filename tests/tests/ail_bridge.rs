@@ -75,7 +75,9 @@ fn cases() -> Vec<Case> {
             end: ms(4000),
             expected: &[
                 CONNECTED1,
+                "alarm-raised telephony-service-down",
                 "switchover-started telephony-timeout site1 site2",
+                "alarm-cleared telephony-service-down",
                 "switchover-completed telephony-timeout site1 site2",
             ],
         },
@@ -84,7 +86,11 @@ fn cases() -> Vec<Case> {
             file: "d1-telephony-recovers.toml",
             scale: (1, 15),
             end: ms(3500),
-            expected: &[CONNECTED1],
+            expected: &[
+                CONNECTED1,
+                "alarm-raised telephony-service-down",
+                "alarm-cleared telephony-service-down",
+            ],
         },
         Case {
             file: "d2-configuration-down.toml",
@@ -121,8 +127,10 @@ fn cases() -> Vec<Case> {
             expected: &[
                 CONNECTED1,
                 "logout-classified dr-force_logout dr-force",
+                "alarm-raised sip-registration-lost",
                 "switchover-started sip-register-timeout site1 site2",
                 "switchover-completed sip-register-timeout site1 site2",
+                "alarm-cleared sip-registration-lost",
             ],
         },
         Case {
@@ -130,7 +138,12 @@ fn cases() -> Vec<Case> {
             file: "d4-dr-force-logout-reregisters.toml",
             scale: (1, 15),
             end: ms(5500),
-            expected: &[CONNECTED1, "logout-classified dr-force_logout dr-force"],
+            expected: &[
+                CONNECTED1,
+                "logout-classified dr-force_logout dr-force",
+                "alarm-raised sip-registration-lost",
+                "alarm-cleared sip-registration-lost",
+            ],
         },
         Case {
             file: "d4-graceful-shutdown.toml",
@@ -154,7 +167,9 @@ fn cases() -> Vec<Case> {
                 "logout-classified graceful_shutdown_logout graceful-shutdown",
                 "switchover-started graceful-shutdown site1 site2",
                 "switchover-completed graceful-shutdown site1 site2",
+                "alarm-raised telephony-service-down",
                 "switchover-started telephony-timeout site2 site1",
+                "alarm-cleared telephony-service-down",
                 "switchover-completed telephony-timeout site2 site1",
             ],
         },

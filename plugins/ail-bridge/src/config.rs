@@ -38,6 +38,14 @@ pub struct BridgeConfig {
     /// Command (program and arguments) that relaunches the embedded SIP endpoint (D4).
     #[serde(default)]
     pub relaunch_endpoint: Vec<String>,
+    /// E2's probe command (program and arguments), run after the probed CS
+    /// Proxy accepted a TCP connection; exit 0 = healthy. Environment: as
+    /// the JVM's, plus `DRCTL_PROBE_SITE` and `DRCTL_PROBE_CS_PROXY`.
+    #[serde(default)]
+    pub probe_command: Vec<String>,
+    /// Bound of the probe's connect, and of its command.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub probe_timeout: Duration,
     /// Extra environment variables for the JVM (its environment is otherwise cleared).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -180,6 +188,10 @@ fn default_startup_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(3)
 }
@@ -229,6 +241,11 @@ impl BridgeConfig {
         if cfg.retry_interval.as_secs() == 0 {
             return Err(crate::BridgeError::Config(
                 "retry-interval must be at least 1s (AIL takes whole seconds)".into(),
+            ));
+        }
+        if cfg.probe_timeout.is_zero() {
+            return Err(crate::BridgeError::Config(
+                "probe-timeout must be > 0".into(),
             ));
         }
         if let Some(off) = &cfg.off_statuses {

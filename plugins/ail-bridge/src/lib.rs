@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod jar;
 pub mod names;
+pub mod probe;
 pub mod protocol;
 pub mod sidecar;
 
@@ -101,6 +102,10 @@ pub struct AilBridge {
     failures: u32,
     /// A shutdown was asked for: the JVM's exit is expected.
     stopping: bool,
+    /// Probes (E2) running on their own threads, and where they answer.
+    probes_in_flight: usize,
+    probe_tx: Sender<(u64, CommandResult)>,
+    probe_rx: Receiver<(u64, CommandResult)>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -128,6 +133,7 @@ impl AilBridge {
         host: HostHandle,
     ) -> Result<AilBridge, BridgeError> {
         let (tx, rx) = mpsc::channel();
+        let (probe_tx, probe_rx) = mpsc::channel();
         let mut bridge = AilBridge {
             cfg,
             jar,
@@ -144,6 +150,9 @@ impl AilBridge {
             next_epoch: 0,
             failures: 0,
             stopping: false,
+            probes_in_flight: 0,
+            probe_tx,
+            probe_rx,
         };
         bridge.first_start()?;
         Ok(bridge)
@@ -276,8 +285,51 @@ impl AilBridge {
         }
     }
 
+    /// Starts E2's probe of `site` on its own thread; it answers through `probe_rx`.
+    fn probe(&mut self, id: u64, site: String, cs_proxy: String) {
+        if self.probes_in_flight >= probe::MAX_IN_FLIGHT {
+            let message = format!(
+                "{} probes are still running (each bounded by probe-timeout {})",
+                self.probes_in_flight,
+                human(self.cfg.probe_timeout)
+            );
+            self.answer(id, Err(CommandError::new(message)));
+            return;
+        }
+        let job = probe::Probe {
+            site,
+            cs_proxy,
+            command: self.cfg.probe_command.clone(),
+            timeout: self.cfg.probe_timeout,
+            env: sidecar::inherited_env()
+                .into_iter()
+                .chain(self.cfg.env.iter().map(|(k, v)| (k.into(), v.into())))
+                .collect(),
+        };
+        let (tx, host) = (self.probe_tx.clone(), self.host.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ail-bridge-probe".into())
+            .spawn(move || {
+                let _ = tx.send((id, job.run()));
+                host.wake();
+            });
+        match spawned {
+            Ok(_) => self.probes_in_flight += 1,
+            Err(e) => self.answer(
+                id,
+                Err(CommandError::new(format!(
+                    "cannot start a probe thread: {e}"
+                ))),
+            ),
+        }
+    }
+
     /// Takes what the sidecar threads reported, and runs due timers.
     fn pump(&mut self, now: u64) {
+        while let Ok((id, result)) = self.probe_rx.try_recv() {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            self.answer(id, result);
+        }
         while let Ok((generation, msg)) = self.rx.try_recv() {
             if generation != self.generation {
                 continue;
@@ -560,10 +612,10 @@ impl Backend for AilBridge {
                     self.answer(id, Ok(Reply::Done));
                 }
             }
-            // Issue 15: E2's probe and W5's login through the adapter are
-            // not built yet; answering keeps the engine going (a failed probe
-            // never fails back, a failed login is a failed switchover).
-            Command::Probe { .. } | Command::Login { .. } => {
+            // E2: answered without the sidecar, which holds the current
+            // site's connection and must not leave it.
+            Command::Probe { site, cs_proxy } => self.probe(id, site, cs_proxy),
+            Command::Login { .. } => {
                 let message = format!("ail-bridge does not support {} yet", command.type_name());
                 self.answer(id, Err(CommandError::new(message)));
             }
