@@ -279,6 +279,8 @@ pub struct Seen {
     pub listens: Vec<String>,
     /// `site message...` per message pushed to the desktop after its login.
     pub sent: Vec<String>,
+    /// `site dn queue workmode ok|refused` per agent login on the DN (W5).
+    pub agent_logins: Vec<String>,
 }
 
 #[derive(Default)]
@@ -324,6 +326,10 @@ impl State {
 struct Shared {
     scenario: Scenario,
     sites: Vec<Site>,
+    /// One file per site, `healthy` or `down` (reachable with telephony ON,
+    /// as the mock's probe judges): what an operator's probe command would
+    /// ask of a monitoring system; see [`Deployment::probe_command`].
+    health: tempfile::TempDir,
     state: Mutex<State>,
     changed: Condvar,
     stop: AtomicBool,
@@ -434,6 +440,14 @@ fn read_fields(reader: &mut BufReader<TcpStream>, shared: &Shared) -> Option<Vec
     }
 }
 
+/// Writes `site`'s health file (renamed into place: a probe reads it any time).
+fn write_health(dir: &Path, site: &str, state: &SiteState) {
+    let healthy = state.reachable && state.telephony == ServiceState::On;
+    let tmp = dir.join(format!(".{site}"));
+    std::fs::write(&tmp, if healthy { "healthy" } else { "down" }).expect("write a health file");
+    std::fs::rename(&tmp, dir.join(site)).expect("rename a health file");
+}
+
 /// Pushes a message to the connected desktop and notes it.
 fn push(conn: &mut Conn, seen: &mut Seen, fields: &[&str]) {
     send(&mut conn.stream, fields);
@@ -470,9 +484,14 @@ impl Deployment {
             sites: scenario.sites.clone(),
             ..State::default()
         };
+        let health = tempfile::tempdir().expect("a health directory");
+        for (name, site) in &state.sites {
+            write_health(health.path(), name, site);
+        }
         let shared = Arc::new(Shared {
             scenario,
             sites,
+            health,
             state: Mutex::new(state),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -495,6 +514,17 @@ impl Deployment {
     /// The sites, with their listener addresses.
     pub fn sites(&self) -> &[Site] {
         &self.shared.sites
+    }
+
+    /// An operator's `probe-command` (TOML array) for this deployment: healthy
+    /// when the probed site is reachable with its telephony ON, as the mock's
+    /// probe judges (the bridge's own TCP connect sees reachability only).
+    pub fn probe_command(&self) -> String {
+        let script = format!(
+            "test \"$(cat {}/$DRCTL_PROBE_SITE)\" = healthy",
+            self.shared.health.path().display()
+        );
+        format!("[\"/bin/sh\", \"-c\", {script:?}]")
     }
 
     /// Where the stand-in reports to (`-Dailstandin.control=...`).
@@ -731,33 +761,37 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
                     }
                     shared.changed.notify_all();
                 }
-                // The phone (re)registers after register-delay if SIP is up there.
-                let delay = shared.scenario.deployment.register_delay;
-                let site = site.to_owned();
-                shared.spawn("dn-back", move |s| {
-                    let due = Instant::now() + delay;
-                    while Instant::now() < due {
-                        if s.stopped() {
-                            return;
-                        }
-                        std::thread::sleep(
-                            Duration::from_millis(5)
-                                .min(due.saturating_duration_since(Instant::now())),
-                        );
-                    }
-                    let mut st = s.lock();
+                dn_back_later(shared, site, id, dn);
+            }
+            Some("AGENTLOGIN") => {
+                let field = |i: usize| fields.get(i).cloned().unwrap_or_default();
+                let dn = field(1);
+                let refused = {
+                    let mut st = shared.lock();
                     let st = &mut *st;
-                    let up = st
-                        .sites
-                        .get(&site)
-                        .is_some_and(|x| x.telephony == ServiceState::On);
+                    let refused = st.sites.get(site).is_some_and(|s| s.login_fails);
+                    st.seen.agent_logins.push(format!(
+                        "{site} {dn} {} {} {}",
+                        field(2),
+                        field(3),
+                        if refused { "refused" } else { "ok" }
+                    ));
                     if let Some(c) = st.conn.as_mut().filter(|c| c.id == id) {
-                        if up {
-                            push(c, &mut st.seen, &["DN", &dn, "IN_SERVICE"]);
-                            s.changed.notify_all();
-                        }
+                        let why = format!("login refused at {site}");
+                        let answer: &[&str] = if refused {
+                            &["AGENTLOGIN", &dn, &why]
+                        } else {
+                            &["AGENTLOGIN", &dn]
+                        };
+                        push(c, &mut st.seen, answer);
                     }
-                });
+                    shared.changed.notify_all();
+                    refused
+                };
+                // As after a subscribe: the phone registers once logged in.
+                if !refused {
+                    dn_back_later(shared, site, id, dn);
+                }
             }
             Some("BYE") => break,
             _ => {}
@@ -768,6 +802,37 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
         st.conn = None;
         st.resume(Instant::now());
     }
+}
+
+/// The DN comes back in service `register-delay` from now, if SIP (telephony)
+/// is up at `site` and connection `id` is still the desktop's.
+fn dn_back_later(shared: &Arc<Shared>, site: &str, id: u64, dn: String) {
+    // The phone (re)registers after register-delay if SIP is up there.
+    let delay = shared.scenario.deployment.register_delay;
+    let site = site.to_owned();
+    shared.spawn("dn-back", move |s| {
+        let due = Instant::now() + delay;
+        while Instant::now() < due {
+            if s.stopped() {
+                return;
+            }
+            std::thread::sleep(
+                Duration::from_millis(5).min(due.saturating_duration_since(Instant::now())),
+            );
+        }
+        let mut st = s.lock();
+        let st = &mut *st;
+        let up = st
+            .sites
+            .get(&site)
+            .is_some_and(|x| x.telephony == ServiceState::On);
+        if let Some(c) = st.conn.as_mut().filter(|c| c.id == id) {
+            if up {
+                push(c, &mut st.seen, &["DN", &dn, "IN_SERVICE"]);
+                s.changed.notify_all();
+            }
+        }
+    });
 }
 
 /// The control channel: the stand-in's lifecycle reports; the first one starts the timeline.
@@ -854,7 +919,11 @@ fn play(shared: &Arc<Shared>) {
                 if let Some(v) = patch.reachable {
                     state.reachable = v;
                 }
+                if let Some(v) = patch.login_fails {
+                    state.login_fails = v;
+                }
                 let after = *state;
+                write_health(shared.health.path(), &site, &after);
                 if let Some(c) = st.conn.as_mut().filter(|c| c.site == site) {
                     for (service, old, new) in [
                         ("TELEPHONY", before.telephony, after.telephony),
@@ -1035,22 +1104,26 @@ pub fn watch_bridge_with(rig: &Rig, deployment: &Deployment, end: Duration, extr
 
 /// The same scenario on the mock, virtual clock, to its `end`.
 pub fn watch_mock(rig: &Rig, scenario: &Path) -> Run {
+    watch_mock_with(rig, scenario, &[])
+}
+
+/// As [`watch_mock`], with extra drctl arguments (`--set KEY=VALUE`).
+pub fn watch_mock_with(rig: &Rig, scenario: &Path, extra: &[&str]) -> Run {
     let scenario = scenario.to_string_lossy().into_owned();
-    let child = rig
-        .drctl(&[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            &scenario,
-            "--clock",
-            "virtual",
-            "--until-end",
-            "--output",
-            "json",
-        ])
-        .spawn()
-        .expect("spawn drctl");
+    let mut args = vec![
+        "watch",
+        "--backend",
+        "mock",
+        "--scenario",
+        &scenario,
+        "--clock",
+        "virtual",
+        "--until-end",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let child = rig.drctl(&args).spawn().expect("spawn drctl");
     finish(child, Duration::from_secs(30))
 }
 

@@ -9,8 +9,8 @@
 
 use drctl_e2e::ail::{
     ail_bridge_tool, build_ail_bridge, compile_standin, decisions, finish, interrupt, rig,
-    scale_scenario, standin_classes, watch_bridge, watch_bridge_with, watch_mock, Deployment,
-    Variant, PASSWORD,
+    scale_scenario, standin_classes, watch_bridge, watch_bridge_with, watch_mock, watch_mock_with,
+    Deployment, Variant, PASSWORD,
 };
 use drctl_e2e::repo;
 use std::path::PathBuf;
@@ -185,6 +185,17 @@ fn scaled_scenario(
     name: &str,
 ) -> Result<(PathBuf, String), String> {
     let shipped = repo().join("plugins/mock/scenarios").join(file);
+    scaled_file(&shipped, scale, end, scratch, name)
+}
+
+/// As [`scaled_scenario`], for any scenario file.
+fn scaled_file(
+    shipped: &std::path::Path,
+    scale: (u32, u32),
+    end: Duration,
+    scratch: &std::path::Path,
+    name: &str,
+) -> Result<(PathBuf, String), String> {
     let text = std::fs::read_to_string(&shipped).map_err(|e| e.to_string())?;
     let scaled = scratch.join(name);
     std::fs::write(&scaled, scale_scenario(&text, scale.0, scale.1, Some(end)))
@@ -639,7 +650,7 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("1 of 43 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")
+        stdout.contains("1 of 45 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")
             && stdout.contains("killFactory: MISSING"),
         "{stdout}"
     );
@@ -657,7 +668,7 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
                 && stdout.contains("method.kill-factory")
                 && stdout.contains("= killFactory  (guide)")
                 && stdout.contains("= LOGGED_OUT  (ASSUMED)")
-                && stdout.contains("all 43 AIL names found"),
+                && stdout.contains("all 45 AIL names found"),
             "{variant:?}: {stdout}"
         );
     }
@@ -771,4 +782,107 @@ fn a_missing_java_is_a_clear_error() {
         "{}",
         run.stderr
     );
+}
+
+/// Decisions with the alarms apart: the switchovers in order, the alarms as
+/// a sorted list. Back at a site, its statuses come from AIL's listeners
+/// while the login's answer comes from the request; which one the host sees
+/// first is AIL's thread timing (stand-in B's statuses pass through
+/// RESTORING first), and either order is right.
+fn canonical(decisions: &[String]) -> (Vec<&String>, Vec<&String>) {
+    let (mut alarms, switchovers): (Vec<&String>, Vec<&String>) =
+        decisions.iter().partition(|d| d.starts_with("alarm-"));
+    alarms.sort();
+    (switchovers, alarms)
+}
+
+/// W5 and E2 through the adapter, on both stand-ins, deciding as the mock
+/// does. W5 (`w5-login-refused.toml`, 1/10): the agent is logged in on its
+/// DN after every connect; site2 refuses logins until 6 s, so the switchover
+/// at 4 s fails at the login (W4) and a later one gets there. E2
+/// (`e2-preferred-down-200s.toml`, 1/30): site1's telephony is off from
+/// 0.33 s to 7 s; the bridge probes it (a TCP connect to its CS Proxy, then
+/// the operator's probe command) and fails back once, 2 s after it is healthy.
+#[test]
+fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
+    build_ail_bridge();
+    let scratch = tempfile::tempdir().unwrap();
+    let w5: &[&str] = &["--set", "agent.login=true"];
+    let e2: &[&str] = &[
+        "--set",
+        "policy.failback=auto",
+        "--set",
+        "policy.failback-after=2s",
+        "--set",
+        "policy.failback-probe-interval=333ms",
+    ];
+    let cases: [(&str, (u32, u32), Duration, &[&str]); 2] = [
+        (
+            "w5-login-refused.toml",
+            (1, 10),
+            Duration::from_secs(12),
+            w5,
+        ),
+        (
+            "e2-preferred-down-200s.toml",
+            (1, 30),
+            Duration::from_secs(12),
+            e2,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for variant in [Variant::A, Variant::B] {
+        for (file, scale, end, sets) in cases {
+            let name = format!("{variant:?}-{file}");
+            let scenario = repo().join("tests/scenarios").join(file);
+            let (scaled, first_site) = scaled_file(&scenario, scale, end, scratch.path(), &name)
+                .expect("scale the scenario");
+            let deployment = Deployment::start(&scaled);
+            let extra = format!(
+                "{}probe-command = {}\n",
+                variant.bridge_config(),
+                deployment.probe_command()
+            );
+            let rig = rig(&deployment, &first_site, &standin_classes(variant), &extra);
+            let mock = watch_mock_with(&rig, &scaled, sets);
+            assert_eq!(mock.code, Some(0), "{name}: {mock:#?}");
+            let bridge = watch_bridge_with(&rig, &deployment, end, sets);
+            let (from_mock, from_bridge) = (decisions(&mock.records), decisions(&bridge.records));
+            if bridge.code != Some(0) || canonical(&from_bridge) != canonical(&from_mock) {
+                problems.push(format!(
+                    "{name}: bridge exit {:?} decided {from_bridge:#?}\nmock decided {from_mock:#?}\n{}",
+                    bridge.code, bridge.stderr
+                ));
+                continue;
+            }
+            let logins = deployment.seen().agent_logins;
+            if file.starts_with("w5") {
+                // Refused at site2 first, then logged in there, on the agent's DN.
+                let at_site2: Vec<&str> = logins
+                    .iter()
+                    .filter(|l| l.starts_with("site2 "))
+                    .map(|l| l.rsplit(' ').next().unwrap_or(""))
+                    .collect();
+                if at_site2.first() != Some(&"refused") || at_site2.last() != Some(&"ok") {
+                    problems.push(format!("{name}: logins at the deployment {logins:#?}"));
+                }
+                let failed = from_bridge.iter().any(|d| d == "switchover-failed site2");
+                if !failed {
+                    problems.push(format!("{name}: no failed switchover: {from_bridge:#?}"));
+                }
+            } else {
+                if !logins.is_empty() {
+                    problems.push(format!("{name}: logins with agent.login off: {logins:?}"));
+                }
+                let failbacks = from_bridge
+                    .iter()
+                    .filter(|d| d.starts_with("switchover-started failback"))
+                    .count();
+                if failbacks != 1 {
+                    problems.push(format!("{name}: {failbacks} failbacks: {from_bridge:#?}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

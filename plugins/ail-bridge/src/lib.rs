@@ -615,11 +615,8 @@ impl Backend for AilBridge {
             // E2: answered without the sidecar, which holds the current
             // site's connection and must not leave it.
             Command::Probe { site, cs_proxy } => self.probe(id, site, cs_proxy),
-            Command::Login { .. } => {
-                let message = format!("ail-bridge does not support {} yet", command.type_name());
-                self.answer(id, Err(CommandError::new(message)));
-            }
             Command::ReadPersonSites { .. }
+            | Command::Login { .. }
             | Command::ReadApplication { .. }
             | Command::Subscribe { .. } => {
                 if matches!(self.proc, Proc::Ready(_)) {

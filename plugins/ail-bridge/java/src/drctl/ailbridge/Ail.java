@@ -120,6 +120,9 @@ final class Ail {
     /** ASSUMED: the event's reasons and extensions as key -> value. */
     private static final Need DN_EVENT_REASONS = method(Names.DN_EVENT, Names.DN_EVENT_REASONS, true);
     private static final Need DN_EVENT_EXTENSIONS = method(Names.DN_EVENT, Names.DN_EVENT_EXTENSIONS, true);
+    /** ASSUMED: W5's agent login on the DN: (work mode or null, queue or null, reasons). */
+    private static final Need DN_LOGIN = method(Names.DN, Names.DN_LOGIN, true, Names.AGENT_WORKMODE, STRING,
+            "java.util.Map");
 
     /** Everything, in the order the self-test reports it. */
     private static final List<Need> ALL = List.of(
@@ -135,7 +138,7 @@ final class Ail {
             constant(Names.SERVICE_STATUS, Names.STATUS_OFF, false),
             constant(Names.SERVICE_STATUS, Names.STATUS_UNKNOWN, false),
             cls(Names.SERVICE_LISTENER, true), SERVICE_CHANGED,
-            cls(Names.DN, true), ADD_DN_LISTENER,
+            cls(Names.DN, true), ADD_DN_LISTENER, cls(Names.AGENT_WORKMODE, true), DN_LOGIN,
             cls(Names.DN_STATUS, true), constant(Names.DN_STATUS, Names.DN_LOGGED_OUT, true),
             constant(Names.DN_STATUS, Names.DN_IN_SERVICE, true),
             constant(Names.DN_STATUS, Names.DN_OUT_OF_SERVICE, true),
@@ -523,6 +526,32 @@ final class Ail {
         });
         call(ADD_DN_LISTENER, dnObject, listener);
         return List.of(dnObject, listener);
+    }
+
+    /**
+     * W5: logs the agent in on {@code dn} (work mode by constant name, or
+     * null; queue or null; reasons as key -> value). Blocks until AIL
+     * answers; a refusal is an {@link AilException} naming AIL's reason.
+     */
+    void login(Object factory, String dn, String queue, String workmode, Map<String, String> reasons)
+            throws AilException {
+        Object dnObject = call(GET_DN, factory, dn);
+        if (dnObject == null) {
+            throw new AilException("no DN " + dn + " in AIL", null);
+        }
+        Object mode = null;
+        if (workmode != null) {
+            Class<?> modes = classes.get(Names.AGENT_WORKMODE);
+            try {
+                mode = modes == null ? null : constantOf(modes, workmode);
+            } catch (IllegalAccessException e) {
+                mode = null;
+            }
+            if (mode == null) {
+                throw new AilException("no work mode " + workmode + " in " + names.get(Names.AGENT_WORKMODE), null);
+            }
+        }
+        call(DN_LOGIN, dnObject, mode, queue, reasons);
     }
 
     /** A callback body that may throw; failures are logged, never thrown into AIL. */

@@ -354,6 +354,7 @@ public final class Sidecar {
             case "read_person_sites": return readPerson(command);
             case "read_application": return readApplication(command);
             case "subscribe": return subscribe(command);
+            case "login": return login(command);
             case "kill_factory":
             case "shutdown":
                 stop();
@@ -530,6 +531,36 @@ public final class Sidecar {
         }
         // The statuses follow the result on the wire (see handle).
         afterReply = () -> reportStatuses(factory, typeKeys, sink);
+        return done();
+    }
+
+    /** W5: the agent's login on its DN at the current connection's site. */
+    private Map<String, Object> login(Map<?, ?> c) throws Ail.AilException {
+        Connection live = conn;
+        if (live == null) {
+            return error("not connected to a CS Proxy");
+        }
+        Object wanted = c.get("epoch");
+        if (!(wanted instanceof Long e) || e != live.epoch) {
+            return error("epoch " + wanted + " is not the current connection (" + live.epoch + ")");
+        }
+        Object dn = c.get("dn");
+        if (!(dn instanceof String d) || d.isBlank()) {
+            return error("login without a DN");
+        }
+        Map<String, String> reasons = new LinkedHashMap<>();
+        if (c.get("reasons") instanceof Map<?, ?> r) {
+            r.forEach((k, v) -> reasons.put(String.valueOf(k), String.valueOf(v)));
+        }
+        Object queue = c.get("queue");
+        Object workmode = c.get("workmode");
+        try {
+            ail.login(live.loaded.factory(), d, queue instanceof String q ? q : null,
+                    workmode instanceof String w ? w : null, reasons);
+        } catch (Ail.AilException ex) {
+            // The engine says it was the login that failed.
+            return error(ex.getMessage());
+        }
         return done();
     }
 

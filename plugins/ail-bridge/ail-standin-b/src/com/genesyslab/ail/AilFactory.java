@@ -243,6 +243,8 @@ public final class AilFactory {
                             pending.put(type, status);
                         }
                     }
+                } else if (m[0].equals("AGENTLOGIN") && m.length >= 2) {
+                    link.loginAnswered(m[1], m.length > 2 ? m[2] : "");
                 } else if (m[0].equals("DN") && m.length >= 3) {
                     dnEvent(m);
                 }
@@ -250,6 +252,7 @@ public final class AilFactory {
         } catch (IOException | RuntimeException e) {
             // Same as end of stream: the session is gone.
         }
+        link.failLogins("the CS Proxy connection was lost during the login");
         if (!killed) {
             fire(ServiceStatus.Type.AIL, ServiceStatus.Status.RESTORING);
             fire(ServiceStatus.Type.AIL, ServiceStatus.Status.OFF);

@@ -4,6 +4,7 @@ import com.genesyslab.ail.event.DnEvent;
 import com.genesyslab.ail.event.DnListener;
 import java.lang.ref.WeakReference;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 
@@ -33,6 +34,11 @@ public final class Dn {
         listeners.add(new WeakReference<>(listener));
         listened.add(id);
         link.send("LISTEN", "DN", id);
+    }
+
+    /** Logs the agent in on this DN (W5; ASSUMED shape): blocks until the switch answers. */
+    public void login(AgentWorkmode workmode, String queue, Map<String, String> reasons) throws Exception {
+        link.agentLogin(id, queue, workmode, reasons);
     }
 
     /** Stops listening. */

@@ -18,8 +18,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * <p>Wire, one message a line (tab-separated, URL-encoded fields):
  * <pre>
  * desktop:    LOGIN app user password on-demand retry-interval | LISTEN DN id | LISTEN SERVICE type | BYE
+ *             | AGENTLOGIN dn queue workmode reasons
  * deployment: PERSON user section option value | APP name host port | OPTION app section option value
- *             | STATUS type status | OK | ERR message
+ *             | STATUS type status | OK | ERR message | AGENTLOGIN dn [error]
  *             | DN id status [R key value]... [X key value]...
  * </pre>
  */
@@ -149,6 +150,8 @@ public final class AilFactory {
             while ((m = link.read()) != null) {
                 if (m[0].equals("STATUS") && m.length >= 3) {
                     setStatus(ServiceStatus.Type.valueOf(m[1]), ServiceStatus.Status.valueOf(m[2]));
+                } else if (m[0].equals("AGENTLOGIN") && m.length >= 2) {
+                    link.loginAnswered(m[1], m.length > 2 ? m[2] : "");
                 } else if (m[0].equals("DN") && m.length >= 3) {
                     Dn dn = dns.get(m[1]);
                     if (dn == null) {
@@ -166,6 +169,7 @@ public final class AilFactory {
         } catch (IOException | RuntimeException e) {
             // Same as end of stream: the session is gone.
         }
+        link.failLogins("the CS Proxy connection was lost during the login");
         if (!killed) {
             setStatus(ServiceStatus.Type.AIL, ServiceStatus.Status.OFF);
         }

@@ -3,6 +3,7 @@ package com.genesyslab.ail;
 import com.genesyslab.ail.event.DnEvent;
 import com.genesyslab.ail.event.DnListener;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /** Stand-in for an AIL DN. */
@@ -28,6 +29,11 @@ public final class Dn {
     public void addDnListener(DnListener listener) {
         listeners.add(listener);
         link.send("LISTEN", "DN", id);
+    }
+
+    /** Logs the agent in on this DN (W5; ASSUMED shape): blocks until the switch answers. */
+    public void login(AgentWorkmode workmode, String queue, Map<String, String> reasons) throws Exception {
+        link.agentLogin(id, queue, workmode, reasons);
     }
 
     /** Stops listening. */

@@ -10,6 +10,12 @@ import java.net.Socket;
 import java.net.URLDecoder;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * The stand-in's connection to a "CS Proxy" (a loopback listener run by the
@@ -19,6 +25,8 @@ final class Link {
     private final Socket socket;
     private final BufferedReader in;
     private final Writer out;
+    /** Agent logins waiting for the deployment's answer, by DN: "" = done, else why not. */
+    private final Map<String, CompletableFuture<String>> logins = new ConcurrentHashMap<>();
 
     private Link(Socket socket) throws IOException {
         this.socket = socket;
@@ -72,6 +80,45 @@ final class Link {
             fields[i] = URLDecoder.decode(fields[i], StandardCharsets.UTF_8);
         }
         return fields;
+    }
+
+    /**
+     * An agent login on a DN (W5), answered by the deployment on the event
+     * stream ({@code AGENTLOGIN dn [error]}): blocks until then, as an AIL
+     * request does until T-Server answers; a refusal is an exception.
+     */
+    void agentLogin(String dn, String queue, AgentWorkmode workmode, Map<String, String> reasons) throws Exception {
+        CompletableFuture<String> answer = new CompletableFuture<>();
+        logins.put(dn, answer);
+        StringBuilder r = new StringBuilder();
+        if (reasons != null) {
+            reasons.forEach((k, v) -> r.append(r.length() == 0 ? "" : ",").append(k).append('=').append(v));
+        }
+        send("AGENTLOGIN", dn, queue, workmode == null ? "" : workmode.name(), r.toString());
+        String error;
+        try {
+            error = answer.get(10, TimeUnit.SECONDS);
+        } catch (TimeoutException | ExecutionException e) {
+            throw new Exception("no answer to the login on DN " + dn);
+        } finally {
+            logins.remove(dn, answer);
+        }
+        if (!error.isEmpty()) {
+            throw new Exception(error);
+        }
+    }
+
+    /** The deployment answered a login ({@code error} empty = done). */
+    void loginAnswered(String dn, String error) {
+        CompletableFuture<String> answer = logins.get(dn);
+        if (answer != null) {
+            answer.complete(error);
+        }
+    }
+
+    /** The connection is gone: every waiting login fails. */
+    void failLogins(String why) {
+        logins.values().forEach(a -> a.complete(why));
     }
 
     void close() {
