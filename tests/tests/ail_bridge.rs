@@ -196,7 +196,7 @@ fn scaled_file(
     scratch: &std::path::Path,
     name: &str,
 ) -> Result<(PathBuf, String), String> {
-    let text = std::fs::read_to_string(&shipped).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(shipped).map_err(|e| e.to_string())?;
     let scaled = scratch.join(name);
     std::fs::write(&scaled, scale_scenario(&text, scale.0, scale.1, Some(end)))
         .map_err(|e| e.to_string())?;
@@ -816,7 +816,8 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
         "--set",
         "policy.failback-probe-interval=333ms",
     ];
-    let cases: [(&str, (u32, u32), Duration, &[&str]); 2] = [
+    type AdapterCase<'a> = (&'a str, (u32, u32), Duration, &'a [&'a str]);
+    let cases: [AdapterCase; 2] = [
         (
             "w5-login-refused.toml",
             (1, 10),
