@@ -496,14 +496,23 @@ public final class Sidecar {
         return null;
     }
 
-    private Map<String, Object> subscribe(Map<?, ?> c) throws Ail.AilException {
-        Connection live = conn;
+    /** Why command {@code c} cannot run on connection {@code live}, or null if it can. */
+    private static String notCurrent(Connection live, Map<?, ?> c) {
         if (live == null) {
-            return error("not connected to a CS Proxy");
+            return "not connected to a CS Proxy";
         }
         Object wanted = c.get("epoch");
         if (!(wanted instanceof Long e) || e != live.epoch) {
-            return error("epoch " + wanted + " is not the current connection (" + live.epoch + ")");
+            return "epoch " + wanted + " is not the current connection (" + live.epoch + ")";
+        }
+        return null;
+    }
+
+    private Map<String, Object> subscribe(Map<?, ?> c) throws Ail.AilException {
+        Connection live = conn;
+        String why = notCurrent(live, c);
+        if (why != null) {
+            return error(why);
         }
         Object list = c.get("listeners");
         List<?> listeners = list instanceof List<?> l ? l : List.of();
@@ -537,12 +546,9 @@ public final class Sidecar {
     /** W5: the agent's login on its DN at the current connection's site. */
     private Map<String, Object> login(Map<?, ?> c) throws Ail.AilException {
         Connection live = conn;
-        if (live == null) {
-            return error("not connected to a CS Proxy");
-        }
-        Object wanted = c.get("epoch");
-        if (!(wanted instanceof Long e) || e != live.epoch) {
-            return error("epoch " + wanted + " is not the current connection (" + live.epoch + ")");
+        String why = notCurrent(live, c);
+        if (why != null) {
+            return error(why);
         }
         Object dn = c.get("dn");
         if (!(dn instanceof String d) || d.isBlank()) {
