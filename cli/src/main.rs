@@ -7,6 +7,7 @@ mod commands;
 mod control;
 mod exit;
 mod fleet;
+mod gates;
 mod history;
 mod host;
 mod http;

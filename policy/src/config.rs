@@ -84,6 +84,9 @@ pub struct EngineConfig {
     pub switchover_jitter: Duration,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
     pub seed: u64,
+    /// Switchover reasons that wait for the host's gate verdict before they
+    /// start ([`crate::Action::CheckGates`]); empty: none (the default).
+    pub gated: Vec<drctl_protocol::Reason>,
 }
 
 impl EngineConfig {
@@ -109,6 +112,7 @@ impl EngineConfig {
             failback: Failback::Manual,
             switchover_jitter: Duration::ZERO,
             seed: 0,
+            gated: Vec::new(),
         }
     }
 

@@ -81,8 +81,8 @@ pub use output::{Action, Command, CommandKind};
 
 // The protocol types the engine takes and gives, for its callers' convenience.
 pub use drctl_protocol::{
-    Alarm, CommandError, CommandResult, Decision, Listener, LogoutClass, Password, Reason, Reply,
-    Service, ServiceState, SuppressWhy,
+    Alarm, CommandError, CommandResult, Decision, GateRefusal, GateVerdict, Listener, LogoutClass,
+    Password, Reason, Reply, Service, ServiceState, SuppressWhy,
 };
 pub use time::Timestamp;
 pub use timers::{PendingTimer, TimerKind};

@@ -33,6 +33,31 @@ pub struct SwitchArgs {
     /// Give up verifying after this long (e.g. "2m").
     #[arg(long, value_parser = drctl_plugin_api::duration::parse, default_value = "2m")]
     timeout: Duration,
+    /// Do not run this switchover gate (`[[switch.gates]]`), for an
+    /// emergency; repeatable; needs --reason; recorded as gate-skipped.
+    #[arg(long = "skip-gate", value_name = "NAME", requires = "reason")]
+    skip_gate: Vec<String>,
+    /// Why (a change or incident number): recorded in the history.
+    #[arg(long, value_name = "TEXT", value_parser = reason_text)]
+    reason: Option<String>,
+}
+
+/// The longest `--reason` (it goes into every history line of the switchover).
+const MAX_REASON: usize = 1024;
+
+/// A `--reason`: not empty, at most [`MAX_REASON`] bytes, one line.
+fn reason_text(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty: say why (a change or incident number)".to_owned());
+    }
+    if t.len() > MAX_REASON {
+        return Err(format!("longer than {MAX_REASON} bytes"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err("one line, without control characters".to_owned());
+    }
+    Ok(t.to_owned())
 }
 
 /// Who performs the switchover and between which sites, before anything
@@ -104,10 +129,15 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
             .push(("agent.username".to_owned(), agent.clone()));
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
+    let intent = crate::host::gate::OperatorIntent {
+        skip: args.skip_gate.clone(),
+        why: args.reason.clone(),
+    };
     let (report, verdict) = crate::ops::switch::switch(
         &global,
         &args.session,
         args.to.as_deref(),
+        intent,
         args.timeout,
         progress.writer(),
         &|msg| progress.say(msg),
@@ -183,6 +213,8 @@ fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     let json = args.session.output == OutputFormat::Json;
     let request = Request::Switch {
         to: args.to.clone(),
+        skip_gates: args.skip_gate.clone(),
+        reason: args.reason.clone(),
     };
     // The watcher answers when the switchover is verified; allow for the connect first.
     let wait = args.timeout + Duration::from_secs(10);

@@ -124,6 +124,12 @@ impl Observer for Drill {
         }
     }
 
+    fn gates(&mut self, t: Timestamp, agent: &str, outcomes: &[crate::gates::Outcome]) {
+        if agent == self.session {
+            self.timer.gates(t, agent, outcomes);
+        }
+    }
+
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
         if agent != self.session {
             return;
@@ -141,6 +147,10 @@ impl Observer for Drill {
         if client.send(Reply::progress(value)).is_err() {
             // The client left; the switchover goes on without it.
             self.done = true;
+        }
+        let refused = self.times.borrow().refused.clone();
+        if let Some(why) = refused.filter(|_| !self.done) {
+            self.finish(Reply::error(why));
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::args::{GlobalArgs, SessionArgs};
 use crate::exit::CliError;
 use crate::host::drill::Drill;
+use crate::host::gate::OperatorIntent;
 use crate::host::observe::Shared;
 use crate::host::Host;
 use crate::ops::agents::{SessionKind, SESSION};
@@ -65,12 +66,21 @@ pub fn switch(
     global: &GlobalArgs,
     args: &SessionArgs,
     to: Option<&str>,
+    intent: OperatorIntent,
     timeout: Duration,
     out: Box<dyn std::io::Write>,
     say: Say<'_>,
 ) -> Result<(SwitchReport, Result<(), CliError>), CliError> {
     say("starting up (S1-S4)");
     let mut prepared = prepare(global, args, SessionKind::Switch, out)?;
+    let gate_names: Vec<String> = prepared
+        .config
+        .switch
+        .gates
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
+    crate::gates::check_skips(&gate_names, &intent.skip).map_err(CliError::bad_input)?;
     let sites: Vec<String> = prepared
         .config
         .sites
@@ -95,6 +105,7 @@ pub fn switch(
     say(&format!(
         "switching from {landed}: kill factory, connect, listeners"
     ));
+    s.host.before_operator_switch(AGENT, intent, None);
     s.inject(
         AGENT,
         Event::OperatorSwitch {
@@ -102,6 +113,19 @@ pub fn switch(
         },
     )
     .map_err(CliError::failed)?;
+    s.host.set_intent(AGENT, None);
+    let waiting = |host: &Host<_>| host.engine(AGENT).is_some_and(|e| e.waiting_on_gates());
+    if waiting(&s.host) {
+        say("running the switchover gates");
+        let deadline = s.host.now() + timeout;
+        s.run(Some(deadline), |h| !waiting(h))
+            .map_err(CliError::failed)?;
+    }
+    let refused = drill.borrow().times.borrow().refused.clone();
+    if let Some(why) = refused {
+        s.shutdown().map_err(CliError::failed)?;
+        return Err(CliError::failed(anyhow!("{why}; nothing was changed")));
+    }
     if drill.borrow().times.borrow().started.is_none() {
         return Err(CliError::bad_input(anyhow!(
             "no switchover from {landed}: see the switchover-suppressed record"
