@@ -214,7 +214,7 @@ impl Gates {
         for gate in self.applicable(ask.reason) {
             if skip.contains(&gate.name) {
                 tracing::warn!(
-                    "gate {}: skipped by the operator (--skip-gate): {}",
+                    "gate {}: skipped (--skip-gate): {}",
                     gate.name,
                     why.unwrap_or_default()
                 );

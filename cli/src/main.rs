@@ -5,6 +5,7 @@ mod alarms;
 mod args;
 mod commands;
 mod control;
+mod drill_report;
 mod exit;
 mod fleet;
 mod gates;

@@ -79,6 +79,16 @@ impl Drill {
             .collect()
     }
 
+    /// Whether the switchover landed where it was asked to: on `to` when
+    /// named, else anywhere but its origin.
+    pub fn verdict_ok(&self, to: Option<&str>) -> bool {
+        let origin = self.origin();
+        match self.times.borrow().completed.as_ref() {
+            Some((_, landed)) => to.is_none_or(|t| t == landed) && *landed != origin,
+            None => false,
+        }
+    }
+
     /// Whether the switchover completed with telephony ON and the DN in service.
     pub fn in_service(&self, engine: &Engine) -> bool {
         let v = engine.view();

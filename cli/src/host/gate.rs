@@ -60,6 +60,30 @@ impl<B: Backend> Host<B> {
         self.gates = GateMode::Recorded;
     }
 
+    /// Runs the gates of `reason` (`from` -> `to`) now, outside any
+    /// switchover: a drill's steady-state check. Blocking; empty when no gate
+    /// runs here.
+    pub fn gates_now(&self, i: usize, reason: Reason, from: &str, to: &str) -> Vec<Outcome> {
+        let (GateMode::Run(runner), Some(engine)) = (&self.gates, self.engine(i)) else {
+            return Vec::new();
+        };
+        let ask = Ask {
+            reason,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            agent: engine.config().username.clone(),
+        };
+        runner.gates.check(&ask, &[], None)
+    }
+
+    /// The names of the gates this host runs.
+    pub fn gate_names(&self) -> Vec<String> {
+        match &self.gates {
+            GateMode::Run(r) => r.gates.names(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Checks `--skip-gate` names against the gates this host runs.
     pub fn known_gates(&self, skip: &[String]) -> Result<(), String> {
         if skip.is_empty() {
@@ -115,7 +139,7 @@ impl<B: Backend> Host<B> {
             agent: self.agents[i].engine.config().username.clone(),
         };
         tracing::info!(
-            "{}: running the gates of a {} switchover {from} -> {to}",
+            "{}: running the switchover gates ({}, {from} -> {to})",
             self.agents[i].session,
             reason.as_str()
         );

@@ -364,6 +364,9 @@ pub struct PhaseTimes {
     pub gates: Vec<crate::gates::Outcome>,
     /// When the gates answered.
     pub gates_at: Option<Timestamp>,
+    /// Another switchover started after this one completed (a drill's
+    /// return): what follows is not this one's.
+    pub superseded: bool,
     /// Why it never started: a gate's veto, e.g. `gate freeze refused the
     /// operator switchover: ...`.
     pub refused: Option<String>,
@@ -392,6 +395,25 @@ impl PhaseTimes {
             ),
             ("total", between(self.started, self.dn_back)),
         ]
+    }
+
+    /// The phases that happened, as `(phase, began, ended)`, in order: for
+    /// a drill report's timeline.
+    pub fn spans(&self) -> Vec<(&'static str, Timestamp, Timestamp)> {
+        let mut out = Vec::new();
+        for (name, s) in [
+            ("kill factory", &self.kill),
+            ("connect", &self.connect),
+            ("listeners", &self.subscribe),
+        ] {
+            if let (Some(a), Some(b)) = (s.sent, s.done) {
+                out.push((name, a, b));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.subscribe.done, self.dn_back) {
+            out.push(("DN back in service", a, b));
+        }
+        out
     }
 
     fn in_flight(&self) -> bool {
@@ -435,7 +457,7 @@ impl Observer for PhaseTimer {
                     }
                 }
             }
-            Output::Event { event, .. } if p.completed.is_some() => match event {
+            Output::Event { event, .. } if p.completed.is_some() && !p.superseded => match event {
                 Event::DnBackInService { .. } if p.dn_back.is_none() => p.dn_back = Some(t),
                 Event::ServiceStatus {
                     service: Service::Telephony,
@@ -479,6 +501,7 @@ impl Observer for PhaseTimer {
             Decision::SwitchoverCompleted { to, .. } if p.in_flight() => {
                 p.completed = Some((t, to.to_string()))
             }
+            Decision::SwitchoverStarted { .. } if p.completed.is_some() => p.superseded = true,
             _ => {}
         }
     }
