@@ -64,6 +64,12 @@ pub enum Request {
     Switch {
         /// The target; `None` is the other site.
         to: Option<String>,
+        /// Gates not to run (`--skip-gate`), recorded as `gate-skipped`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skip_gates: Vec<String>,
+        /// Why (`--reason`), recorded in the history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -113,6 +113,9 @@ pub struct EngineConfig {
     pub switchover_jitter: Duration,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
     pub seed: u64,
+    /// Switchover reasons that wait for the host's gate verdict before they
+    /// start ([`crate::Action::CheckGates`]); empty: none (the default).
+    pub gated: Vec<drctl_protocol::Reason>,
 }
 
 impl EngineConfig {
@@ -140,6 +143,7 @@ impl EngineConfig {
             login: None,
             switchover_jitter: Duration::ZERO,
             seed: 0,
+            gated: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::control::{Incoming, Reply, Request};
 use crate::host::drill::Drill;
+use crate::host::gate::OperatorIntent;
 use crate::host::observe::DecisionRecord;
 use crate::host::{Backend, Host, HostError, PauseInfo};
 use crate::report::{DrOptionRow, Listeners, PauseRow, StatusReport, SwitchoverRow, TimerRow};
@@ -43,11 +44,24 @@ impl<B: Backend> Host<B> {
                     ..Reply::ok()
                 }
             }
-            Request::Switch { to } => match self.start_switch(i, to, incoming.reply.clone())? {
-                // The progress observer answers from here on.
-                None => return Ok(()),
-                Some(refusal) => refusal,
-            },
+            Request::Switch {
+                to,
+                skip_gates,
+                reason,
+            } => {
+                let by = incoming
+                    .peer_uid
+                    .map_or_else(|| "unknown".to_owned(), crate::control::owner);
+                let intent = OperatorIntent {
+                    skip: skip_gates,
+                    why: reason,
+                };
+                match self.start_switch(i, to, intent, &by, incoming.reply.clone())? {
+                    // The progress observer answers from here on.
+                    None => return Ok(()),
+                    Some(refusal) => refusal,
+                }
+            }
         };
         let _ = incoming.reply.send(reply);
         Ok(())
@@ -92,8 +106,13 @@ impl<B: Backend> Host<B> {
         &mut self,
         i: usize,
         to: Option<String>,
+        intent: OperatorIntent,
+        by: &str,
         reply: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Option<Reply>, HostError> {
+        if let Err(why) = self.known_gates(&intent.skip) {
+            return Ok(Some(Reply::error(why)));
+        }
         let (Some(engine), Some(session)) = (self.engine(i), self.session(i)) else {
             return Ok(Some(Reply::error(format!("no agent #{i}"))));
         };
@@ -120,16 +139,20 @@ impl<B: Backend> Host<B> {
             ))));
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
-        let drill = Drill::new(session, from.clone(), to.clone(), Some(reply));
+        let drill = Drill::new(session.clone(), from.clone(), to.clone(), Some(reply));
         let times = drill.times.clone();
         self.observe(Box::new(drill));
+        self.before_operator_switch(i, intent, Some(by));
         self.inject(
             i,
             Event::OperatorSwitch {
                 to: to.as_deref().map(Into::into),
             },
         )?;
-        if times.borrow().started.is_none() {
+        // Taken if the switchover's gates were asked for; never left for a later one.
+        self.set_intent(i, None);
+        let waiting = self.engine(i).is_some_and(|e| e.waiting_on_gates());
+        if times.borrow().started.is_none() && !waiting {
             // Take the observer out again: the engine refused (e.g. already there).
             self.observers.pop();
             let why = self

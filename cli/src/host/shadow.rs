@@ -81,6 +81,8 @@ impl Shadow {
             match action {
                 Action::Command(c) => self.waiting.push_back((c.id, c.kind)),
                 Action::Decision(d) => push_bounded(&mut self.candidate, (t, d)),
+                // Never acts: the live engine's gate verdict reaches it as an input.
+                Action::CheckGates { .. } => {}
             }
         }
     }

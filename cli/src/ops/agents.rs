@@ -128,6 +128,7 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
         }),
         switchover_jitter: cfg.policy.switchover_jitter,
         seed: cfg.policy.seed,
+        gated: crate::gates::Gates::gated(&cfg.switch.gates),
     };
     Ok(engine_cfg)
 }
