@@ -5,6 +5,7 @@ mod alarms;
 mod args;
 mod commands;
 mod control;
+mod events;
 mod exit;
 mod fleet;
 mod history;
