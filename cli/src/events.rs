@@ -306,13 +306,22 @@ impl Hub {
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        for sub in state.subscribers.drain(..).filter_map(|s| s.upgrade()) {
+        // Kept (weakly) until each client is done: `flushed` waits for them.
+        for sub in state.subscribers.iter().filter_map(Weak::upgrade) {
             sub.close();
         }
     }
 
+    /// Once every client has been handed the end (after [`Hub::close`]):
+    /// what was queued is written before the watcher exits. The caller bounds
+    /// the wait (a client that does not read never finishes).
+    pub async fn flushed(&self) {
+        while self.clients() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Clients streaming now.
-    #[cfg(test)]
     pub fn clients(&self) -> usize {
         let mut state = self.lock();
         state.subscribers.retain(|s| s.strong_count() > 0);

@@ -34,6 +34,9 @@ pub enum Until {
     For(Duration),
 }
 
+/// How long event clients may take to read what is queued for them at shutdown.
+const EVENTS_GRACE: Duration = Duration::from_secs(1);
+
 /// How long queued alarm notifications may take to go out at shutdown.
 const SINK_GRACE: Duration = Duration::from_secs(5);
 
@@ -100,7 +103,7 @@ pub fn watch(
     });
     let divergences = serve_metrics(&mut session, &cfg, &agent, fleet, hub.clone())?;
     if !shadow.is_empty() {
-        attach_shadow(&mut session, &cfg, shadow, fleet, hub, divergences)?;
+        attach_shadow(&mut session, &cfg, shadow, fleet, hub.clone(), divergences)?;
     }
     let sinks = start_sinks(&mut session, &cfg, &agent, fleet)?;
     let serving = server.map(|server| {
@@ -122,6 +125,11 @@ pub fn watch(
     session.shutdown().map_err(CliError::failed)?;
     if why == Stop::Idle {
         tracing::info!("nothing more can happen (virtual clock)");
+    }
+    if let Some(hub) = &hub {
+        // The event clients get what is queued for them and the end.
+        let flushed = async { tokio::time::timeout(EVENTS_GRACE, hub.flushed()).await };
+        let _ = session.block_on(flushed);
     }
     if let Some(task) = serving {
         task.abort();
