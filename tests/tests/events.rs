@@ -389,3 +389,50 @@ fn a_slow_events_client_sees_the_drop_marker_and_slows_nobody() {
         cursor += 1;
     }
 }
+
+#[test]
+fn shadow_divergences_are_streamed_and_counted() {
+    let port = free_port();
+    // Site1 loses telephony at 3 s: the live policy (site-timeout 1 s)
+    // switches at 4 s, the candidate (20 s) would not have yet.
+    let scenario =
+        "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\nend = \"10m\"\n\
+        [[events]]\nat = \"3s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n";
+    let extra =
+        format!("[policy]\nsite-timeout = \"1s\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let watcher = drctl_e2e::Watcher::start_with(scenario, &extra, |cmd| {
+        cmd.args(["--shadow", "policy.site-timeout=20s"]);
+    });
+    let config = watcher.dir().at("drctl.toml");
+    let mut follow = Drctl::new(&["events", "--follow", "--output", "json"])
+        .config(&config)
+        .spawn(watcher.dir().path());
+    follow.lines.wait_for("shadow-divergence");
+    let line = follow.lines.seen.last().unwrap().clone();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["by"], "live", "{line}");
+    assert_eq!(event["decision"]["type"], "switchover-started", "{line}");
+    assert_eq!(event["t"], 4_000_000_000u64, "{line}");
+    let text = watcher.run(&["events"]).stdout;
+    assert!(
+        text.contains(
+            "shadow-divergence      only the live policy decided +4.000s  switchover-started"
+        ),
+        "{text}"
+    );
+    let body = http(port, "GET", "/metrics", &[("Accept", "text/plain")])
+        .unwrap()
+        .body;
+    let counted = body
+        .lines()
+        .find(|l| l.starts_with("drctl_shadow_divergences_total{"))
+        .unwrap_or_default();
+    let n: f64 = counted
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    assert!(n >= 1.0, "{counted}\n{body}");
+    let (ran, _dir) = watcher.stop();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+}

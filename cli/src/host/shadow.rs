@@ -39,6 +39,9 @@ pub struct Divergence {
     pub decision: Decision,
 }
 
+/// What is told of each divergence: `(session, divergence)`.
+type OnDivergence = Box<dyn FnMut(&str, &Divergence)>;
+
 /// The shadow engine and its bookkeeping.
 pub struct Shadow {
     engine: Engine,
@@ -57,7 +60,7 @@ pub struct Shadow {
     /// The most recent divergences, newest last.
     pub recent: VecDeque<Divergence>,
     /// Told of each divergence as it is found (the event stream, the metrics).
-    on_divergence: Option<Box<dyn FnMut(&str, &Divergence)>>,
+    on_divergence: Option<OnDivergence>,
 }
 
 impl Shadow {
