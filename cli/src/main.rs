@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod control;
 mod drill_report;
+mod events;
 mod exit;
 mod fleet;
 mod gates;
