@@ -37,7 +37,10 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
             "200000000 startup-connected site1",
             "200000000 switchover-started operator site1 site2",
             "400000000 switchover-completed operator site1 site2",
+            // D1: site2's telephony is off from the landing (the target is dead).
+            "400000000 alarm-raised telephony-service-down",
             "10200000000 switchover-started operator site2 site1",
+            "10200000000 alarm-cleared telephony-service-down",
             "10400000000 switchover-completed operator site2 site1",
         ]
     );

@@ -157,11 +157,13 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
         seen,
         [
             "bob startup-connected",
+            "bob alarm-raised",
             "bob switchover-started",
+            "bob alarm-cleared",
             "bob switchover-completed"
         ]
     );
-    assert_eq!(events[1]["t"], 4_000_000_000u64);
+    assert_eq!(events[2]["t"], 4_000_000_000u64);
 
     // Without --follow: the recent ones, then the client exits.
     let recent = client(&dir, &config, &["events"]);
@@ -321,7 +323,9 @@ fn a_slow_events_client_sees_the_drop_marker_and_slows_nobody() {
     let refused = client(
         &dir,
         &config,
-        &["switch", "--agent", "agent0", "--to", "site2", "--yes"],
+        &[
+            "switch", "--agent", "agent0", "--to", "site2", "--yes", "--reason", "test",
+        ],
     );
     assert!(!refused.success(), "{}", refused.all());
     loop {
@@ -407,8 +411,14 @@ fn shadow_divergences_are_streamed_and_counted() {
     let mut follow = Drctl::new(&["events", "--follow", "--output", "json"])
         .config(&config)
         .spawn(watcher.dir().path());
-    follow.lines.wait_for("shadow-divergence");
-    let line = follow.lines.seen.last().unwrap().clone();
+    // D1's alarm diverges first (its deadline: +4 s live, +23 s candidate).
+    let line = loop {
+        follow.lines.wait_for("shadow-divergence");
+        let line = follow.lines.seen.last().unwrap().clone();
+        if line.contains("\"switchover-started\"") {
+            break line;
+        }
+    };
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["by"], "live", "{line}");
     assert_eq!(event["decision"]["type"], "switchover-started", "{line}");

@@ -41,8 +41,8 @@ fn a_vetoing_exec_gate_refuses_the_switch_naming_itself_and_its_output() {
     let out = drill(&dir, &config, &[]).expect_code(1);
     assert!(
         out.stderr.contains(
-            "gate freeze refused the switchover: exited with exit status: 1: \
-             change freeze: operator site1->site2 for agent; nothing was changed"
+            "drill FAIL: steady state before: gate freeze refused the switchover: \
+             exited with exit status: 1: change freeze: operator site1->site2 for agent"
         ),
         "{}",
         out.stderr

@@ -63,7 +63,14 @@ impl<B: Backend> Host<B> {
     /// Runs the gates of `reason` (`from` -> `to`) now, outside any
     /// switchover: a drill's steady-state check. Blocking; empty when no gate
     /// runs here.
-    pub fn gates_now(&self, i: usize, reason: Reason, from: &str, to: &str) -> Vec<Outcome> {
+    pub fn gates_now(
+        &self,
+        i: usize,
+        reason: Reason,
+        from: &str,
+        to: &str,
+        intent: &OperatorIntent,
+    ) -> Vec<Outcome> {
         let (GateMode::Run(runner), Some(engine)) = (&self.gates, self.engine(i)) else {
             return Vec::new();
         };
@@ -73,7 +80,10 @@ impl<B: Backend> Host<B> {
             to: to.to_owned(),
             agent: engine.config().username.clone(),
         };
-        runner.gates.check(&ask, &[], None)
+        // A gate the operator skipped for this drill is skipped here too.
+        runner
+            .gates
+            .check(&ask, &intent.skip, intent.why.as_deref())
     }
 
     /// The names of the gates this host runs.

@@ -21,6 +21,11 @@ use std::time::Duration;
 /// The one agent a local drill runs (index in the host).
 const AGENT: usize = 0;
 
+/// How long the steady state before waits to hear the origin's telephony: a
+/// real backend reports the services after it answers the subscribe (the
+/// mock, in the same instant).
+const STATUS_GRACE: Duration = Duration::from_secs(5);
+
 /// Says what the drill is doing (a spinner, say).
 pub type Say<'a> = &'a dyn Fn(&str);
 
@@ -128,9 +133,18 @@ pub fn switch(
         None,
     )));
     s.host.observe(Box::new(Shared(drill.clone())));
-    let view = start_up(s)?;
+    let mut view = start_up(s)?;
     if view.phase != PhaseKind::Watching {
         return Err(CliError::failed(anyhow!("startup failed: no site reached")));
+    }
+    if view.telephony == ListenerStatus::Unknown {
+        let until = s.host.now() + STATUS_GRACE.min(opts.timeout);
+        let heard = |host: &Host<_>| {
+            host.engine(AGENT)
+                .is_some_and(|e| e.view().telephony != ListenerStatus::Unknown)
+        };
+        s.run(Some(until), heard).map_err(CliError::failed)?;
+        view = engine_view(s)?;
     }
     let landed = view.site.as_deref().unwrap_or_default().to_owned();
     let target = to.map(str::to_owned).unwrap_or_else(|| {
@@ -243,7 +257,9 @@ pub fn switch(
     } else {
         let landed = view.site.as_deref().unwrap_or_default().to_owned();
         say("steady state after: running the gates");
-        let gates = s.host.gates_now(AGENT, Reason::Operator, &from, &landed);
+        let gates = s
+            .host
+            .gates_now(AGENT, Reason::Operator, &from, &landed, &opts.intent);
         let gates_ok = gates.iter().all(|g| !g.vetoed());
         if !gates_ok {
             report
