@@ -812,9 +812,11 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
         "--set",
         "policy.failback=auto",
         "--set",
-        "policy.failback-after=2s",
+        "policy.failback-after=3s",
         "--set",
-        "policy.failback-probe-interval=333ms",
+        // A probe unanswered by the next one has failed (E2): a loaded
+        // machine may take a while to spawn the probe command.
+        "policy.failback-probe-interval=1s",
     ];
     type AdapterCase<'a> = (&'a str, (u32, u32), Duration, &'a [&'a str]);
     let cases: [AdapterCase; 2] = [
