@@ -312,8 +312,8 @@ pub(crate) struct Learned {
 /// E2's evidence for a failback, and its penalty for a failed one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FailbackState {
-    /// The probe in flight, if any.
-    pub probe: Option<CommandId>,
+    /// The probe in flight, if any, and when it was sent.
+    pub probe: Option<(CommandId, Timestamp)>,
     /// When the current run of healthy answers began.
     pub healthy_since: Option<Timestamp>,
     /// `failback-after` is multiplied by this (1, 2, 4, 8): doubled by each
