@@ -58,10 +58,12 @@ impl Engine {
             Some((Reason::TelephonyTimeout, other(site), false))
         } else if due.sip {
             Some((Reason::SipRegisterTimeout, other(site), false))
+        } else if let Some((reason, to)) = self.e5_due(site) {
+            Some((reason, to, false))
         } else if due.failback {
             self.learned
                 .preferred
-                .filter(|p| *p != site)
+                .filter(|p| *p != site && !self.e5_evacuated(*p))
                 .map(|p| (Reason::Failback, p, false))
         } else {
             None
@@ -156,6 +158,9 @@ impl Engine {
     /// W1: announce, drop the old connection, kill the AIL factory.
     pub(crate) fn w1_start_switchover(&mut self, reason: Reason, to: SiteIdx) {
         let Some(from) = self.conn.site else { return };
+        if reason == Reason::PreferredChanged {
+            self.e5_relocation_started();
+        }
         self.switchover = Some(Switchover { reason, from, to });
         self.decide(Decision::SwitchoverStarted {
             reason,

@@ -16,7 +16,7 @@ pub mod recording;
 
 pub use decision::{Alarm, Decision, LogoutClass, Reason, SiteName, SuppressWhy};
 pub use messages::{
-    Command, CommandError, CommandResult, Event, Input, Listener, Output, Password,
+    Command, CommandError, CommandResult, ConfigObject, Event, Input, Listener, Output, Password,
     RecordedCommand, Reply, Service, ServiceState, SessionId,
 };
 pub use recording::OperatorAction;
