@@ -12,7 +12,17 @@
 //! A request of another protocol version `v` is answered with an error naming
 //! both versions. `agent` (optional) names the agent a request is for; the
 //! watcher answers for its only agent without it, and refuses a name it does
-//! not run. `status|pause|resume|switch` are the clients.
+//! not run. `status|pause|resume|switch|events` are the clients.
+//!
+//! ```json
+//! → {"v":1,"request":"events","follow":true,"agent":"ann"}
+//! ← {"v":1,"event":{"t":...,"agent":"ann","type":"switchover-started",...}}   (one per event)
+//! ← {"v":1,"event":{"type":"dropped","count":12}}                           (this client was slow)
+//! ← {"v":1,"ok":true}                                                        (the watcher stopped)
+//! ```
+//!
+//! A fleet watcher answers `status` without `agent` with `fleet`: a row per
+//! agent and a summary.
 //!
 //! Limits: a request line is at most [`MAX_REQUEST`] bytes and must arrive
 //! within [`REQUEST_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are
@@ -64,6 +74,19 @@ pub enum Request {
     Switch {
         /// The target; `None` is the other site.
         to: Option<String>,
+        /// Gates not to run (`--skip-gate`), recorded as `gate-skipped`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skip_gates: Vec<String>,
+        /// Why (`--reason`), recorded in the history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The event stream: the recent events, then (`follow`) every new one
+    /// until the watcher stops or the client leaves.
+    Events {
+        /// Keep streaming (`drctl events --follow`).
+        #[serde(default)]
+        follow: bool,
     },
 }
 
@@ -98,6 +121,12 @@ pub struct Reply {
     /// `switch`: the outcome and per-phase timings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switched: Option<crate::report::SwitchReport>,
+    /// `events`: one event (a decision record or a [`crate::events::Marker`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+    /// `status` of a fleet watcher without `agent`: every agent and a summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::report::FleetReport>,
 }
 
 impl Reply {
@@ -110,6 +139,8 @@ impl Reply {
             status: None,
             progress: None,
             switched: None,
+            event: None,
+            fleet: None,
         }
     }
 
@@ -180,6 +211,21 @@ pub fn client_socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
     .map(|dir| dir.join(&name))
     .find(|p| is_socket(p))
     .unwrap_or(own)
+}
+
+/// The socket a client with `--agent NAME` talks to: `NAME`'s watcher's
+/// ([`client_socket_path`]); when none answers there and `control.socket` is
+/// not set, the one watcher running here (a fleet watcher runs `NAME` among
+/// others on its own socket, and refuses a name it does not run).
+pub fn agent_socket_path(configured: Option<&Path>, agent: &str) -> PathBuf {
+    let own = client_socket_path(configured, agent);
+    if configured.is_some() || is_socket(&own) {
+        return own;
+    }
+    match running_watchers().as_slice() {
+        [(_, only)] => only.clone(),
+        _ => own,
+    }
 }
 
 /// Whether `path` is a socket (not following a symlink).
@@ -255,6 +301,8 @@ pub fn running_watchers() -> Vec<(String, PathBuf)> {
 pub struct Server {
     listener: std::os::unix::net::UnixListener,
     path: PathBuf,
+    /// The event stream `events` requests read (answered here, not by the loop).
+    events: Option<Arc<crate::events::Hub>>,
 }
 
 impl Server {
@@ -289,7 +337,14 @@ impl Server {
         Ok(Server {
             listener,
             path: path.to_owned(),
+            events: None,
         })
+    }
+
+    /// Serves `events` requests from `hub`.
+    pub fn with_events(mut self, hub: Arc<crate::events::Hub>) -> Server {
+        self.events = Some(hub);
+        self
     }
 
     /// The socket's path.
@@ -324,9 +379,10 @@ impl Server {
                 continue;
             };
             let inbox = inbox.clone();
+            let events = self.events.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Err(e) = connection(stream, inbox).await {
+                if let Err(e) = connection(stream, inbox, events).await {
                     tracing::debug!("control connection: {e}");
                 }
             });
@@ -520,6 +576,7 @@ impl Drop for Server {
 async fn connection(
     stream: tokio::net::UnixStream,
     inbox: mpsc::UnboundedSender<Incoming>,
+    events: Option<Arc<crate::events::Hub>>,
 ) -> std::io::Result<()> {
     let peer_uid = stream.peer_cred().ok().map(|c| c.uid());
     let (read, mut write) = stream.into_split();
@@ -554,6 +611,18 @@ async fn connection(
         .map_err(|e| format!("not a JSON request: {e}"))
         .and_then(parse_request);
     match parsed {
+        Ok(Envelope {
+            agent,
+            request: Request::Events { follow },
+            ..
+        }) => {
+            // Streamed from the hub by this task: the loop never waits on a client.
+            let Some(hub) = events else {
+                let why = "this watcher does not stream events (a drctl without them, or no live session)";
+                return send(&mut write, &Reply::error(why)).await;
+            };
+            return stream_events(reader, write, &hub, agent.as_deref(), follow).await;
+        }
         Ok(Envelope { agent, request, .. }) => {
             let incoming = Incoming {
                 request,
@@ -579,6 +648,43 @@ async fn connection(
         }
     }
     Ok(())
+}
+
+/// Answers an `events` request: the recent events, then (`follow`) each new
+/// one, until the watcher stops (a last `ok` line) or the client leaves.
+async fn stream_events<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    hub: &crate::events::Hub,
+    agent: Option<&str>,
+    follow: bool,
+) -> std::io::Result<()> {
+    use crate::events::Next;
+    let sub = match hub.subscribe(agent, true) {
+        Ok(sub) => sub,
+        Err(e) => return send(&mut write, &Reply::error(e.to_string())).await,
+    };
+    let mut scratch = [0u8; 256];
+    loop {
+        let next = if follow {
+            tokio::select! {
+                next = sub.next() => next,
+                // The client left (or wrote something, which is ignored).
+                read = reader.read(&mut scratch) => match read {
+                    Ok(0) | Err(_) => return Ok(()),
+                    Ok(_) => continue,
+                },
+            }
+        } else {
+            sub.try_next().unwrap_or(Next::End)
+        };
+        let Some(json) = next.json() else {
+            return send(&mut write, &Reply::ok()).await;
+        };
+        // The event is a JSON object already: put it in the envelope as it is.
+        let line = format!("{{\"v\":{VERSION},\"event\":{json}}}\n");
+        write.write_all(line.as_bytes()).await?;
+    }
 }
 
 fn parse_request(line: &str) -> Result<Envelope, String> {
@@ -682,6 +788,27 @@ pub fn request(
     agent: Option<&str>,
     request: &Request,
     timeout: Duration,
+    on_line: impl FnMut(&Reply),
+) -> Result<Reply, ClientError> {
+    exchange(path, agent, request, Some(timeout), on_line)
+}
+
+/// [`request`] without a timeout between lines: a stream that may be quiet
+/// for hours (`drctl events --follow`).
+pub fn stream(
+    path: &Path,
+    agent: Option<&str>,
+    request: &Request,
+    on_line: impl FnMut(&Reply),
+) -> Result<Reply, ClientError> {
+    exchange(path, agent, request, None, on_line)
+}
+
+fn exchange(
+    path: &Path,
+    agent: Option<&str>,
+    request: &Request,
+    timeout: Option<Duration>,
     mut on_line: impl FnMut(&Reply),
 ) -> Result<Reply, ClientError> {
     let io = |what| {
@@ -707,7 +834,7 @@ pub fn request(
         });
     }
     stream
-        .set_read_timeout(Some(timeout))
+        .set_read_timeout(timeout)
         .map_err(io("setting the timeout"))?;
     let mut line = serde_json::to_vec(&Envelope {
         v: VERSION,
@@ -726,7 +853,10 @@ pub fn request(
         let n = std::io::Read::take(&mut reader, limit)
             .read_until(b'\n', &mut text)
             .map_err(|source| ClientError::Timeout {
-                timeout: humantime::format_duration(timeout).to_string(),
+                timeout: timeout.map_or_else(
+                    || "no timeout".to_owned(),
+                    |t| humantime::format_duration(t).to_string(),
+                ),
                 source,
             })?;
         if n == 0 {

@@ -92,6 +92,9 @@ struct Line<'a> {
     agent: &'a str,
     #[serde(flatten)]
     context: &'a Context,
+    /// Who asked a running watcher for an operator switchover (`SO_PEERCRED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operator_by: Option<&'a str>,
     #[serde(flatten)]
     decision: &'a Decision,
 }
@@ -107,6 +110,9 @@ pub struct HistoryLog {
     names: std::collections::HashMap<String, String>,
     /// Appends that failed (warned about once, then every 100th).
     failures: u64,
+    /// Per agent session: the operator's reason and who asked, for the
+    /// decisions of an operator switchover a watcher runs for a client.
+    operator: std::collections::HashMap<String, (Option<String>, Option<String>)>,
 }
 
 /// Why the history cannot be opened.
@@ -151,6 +157,7 @@ impl HistoryLog {
             context,
             names,
             failures: 0,
+            operator: std::collections::HashMap::new(),
         })
     }
 
@@ -174,13 +181,31 @@ impl HistoryLog {
 }
 
 impl Observer for HistoryLog {
+    fn operator(&mut self, agent: &str, why: Option<&str>, by: Option<&str>) {
+        if why.is_none() && by.is_none() {
+            self.operator.remove(agent);
+        } else {
+            let owned = (why.map(str::to_owned), by.map(str::to_owned));
+            self.operator.insert(agent.to_owned(), owned);
+        }
+    }
+
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
         let name = self.names.get(agent).map_or(agent, String::as_str);
+        let operator = self.operator.get(agent);
+        let context = match operator {
+            Some((why, _)) if why.is_some() => std::borrow::Cow::Owned(Context {
+                reason: why.clone(),
+                ..self.context.clone()
+            }),
+            _ => std::borrow::Cow::Borrowed(&self.context),
+        };
         let line = Line {
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             t: t.as_nanos(),
             agent: name,
-            context: &self.context,
+            context: &context,
+            operator_by: operator.and_then(|(_, by)| by.as_deref()),
             decision: d,
         };
         let Ok(mut bytes) = serde_json::to_vec(&line) else {
@@ -193,6 +218,23 @@ impl Observer for HistoryLog {
                 | Decision::SwitchoverCompleted { .. }
                 | Decision::SwitchoverFailed { .. }
         );
+        // The operator's switchover is over: later decisions are the watcher's own.
+        let over = matches!(
+            d,
+            Decision::SwitchoverCompleted {
+                reason: drctl_policy::Reason::Operator,
+                ..
+            } | Decision::GateRefused {
+                reason: drctl_policy::Reason::Operator,
+                ..
+            } | Decision::SwitchoverSuppressed {
+                reason: drctl_policy::Reason::Operator,
+                ..
+            }
+        );
+        if over {
+            self.operator.remove(agent);
+        }
         if let Err(e) = self.append(&bytes, sync) {
             self.failures += 1;
             if self.failures % 100 == 1 {

@@ -10,13 +10,22 @@
 //!   server runs on the loop's own thread: a wedged loop answers nothing);
 //! - `/readyz`: 200 when the agent is connected with its listeners
 //!   subscribed (watching), 503 otherwise (starting up, switching sites);
+//! - `/events[?agent=NAME]`: the live event stream as Server-Sent Events
+//!   (`event: decision`, `event: shadow-divergence`, `event: dropped`, each
+//!   with its JSON object as `data`), the recent events first; at most
+//!   [`crate::events::MAX_CLIENTS`] clients (with `drctl events`), a
+//!   `: keep-alive` comment every [`KEEP_ALIVE`]; such a connection is not
+//!   cut after [`CONNECTION_LIFETIME`];
 //! - any other method: 405 with `Allow: GET, HEAD`; any other path: 404.
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use http_body_util::channel::Channel;
+use http_body_util::{Either, Full};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -27,6 +36,13 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The OpenMetrics content type.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How often an idle event stream sends a comment: proxies keep it open, and
+/// a client that left is noticed (its slot freed) within this long.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A response: a whole body, or the event stream.
+type Body = Either<Full<Bytes>, Channel<Bytes, Infallible>>;
 
 /// The methods every path answers.
 const ALLOWED: &str = "GET, HEAD";
@@ -81,6 +97,8 @@ pub struct Endpoint {
     pub registry: Arc<Registry>,
     /// Readiness.
     pub health: Arc<Health>,
+    /// The event stream (`GET /events`), when the watcher publishes one.
+    pub events: Option<Arc<crate::events::Hub>>,
 }
 
 /// Serves `endpoint` on `listener` until the task is dropped.
@@ -112,9 +130,12 @@ pub async fn serve(listener: tokio::net::TcpListener, endpoint: Endpoint, limits
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let streaming = Arc::new(AtomicBool::new(false));
+            let streams = streaming.clone();
             let service = hyper::service::service_fn(move |req| {
                 let endpoint = endpoint.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &endpoint)) }
+                let streams = streams.clone();
+                async move { Ok::<_, Infallible>(respond(&req, &endpoint, &streams)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             // The header timeout runs from the first poll for a request head,
@@ -123,10 +144,19 @@ pub async fn serve(listener: tokio::net::TcpListener, endpoint: Endpoint, limits
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .serve_connection(io, service);
-            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!("metrics connection: {e}"),
-                Err(_) => tracing::debug!("metrics connection: closed after its lifetime"),
+            let mut connection = std::pin::pin!(connection);
+            let done = match tokio::time::timeout(CONNECTION_LIFETIME, connection.as_mut()).await {
+                Ok(done) => done,
+                // An event stream lives as long as its client reads (bounded
+                // by the event clients' limit, not by time).
+                Err(_) if streaming.load(Ordering::Relaxed) => connection.await,
+                Err(_) => {
+                    tracing::debug!("metrics connection: closed after its lifetime");
+                    return;
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!("metrics connection: {e}");
             }
         });
     }
@@ -134,8 +164,8 @@ pub async fn serve(listener: tokio::net::TcpListener, endpoint: Endpoint, limits
 
 /// A response with `status`, `content_type` and `body` (hyper leaves the
 /// body out for a HEAD request, keeping its length).
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(CONTENT_TYPE, v);
@@ -144,7 +174,7 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 }
 
 /// The response to one request.
-fn respond<B>(req: &Request<B>, endpoint: &Endpoint) -> Response<Full<Bytes>> {
+fn respond<B>(req: &Request<B>, endpoint: &Endpoint, streaming: &AtomicBool) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -161,6 +191,14 @@ fn respond<B>(req: &Request<B>, endpoint: &Endpoint) -> Response<Full<Bytes>> {
             metrics(&endpoint.registry, negotiate(accept))
         }
         "/livez" => reply(StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/events" => match &endpoint.events {
+            Some(hub) => events(hub, req.uri().query(), streaming),
+            None => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: this watcher publishes no event stream\n".to_owned(),
+            ),
+        },
         "/readyz" => match endpoint.health.get() {
             (true, what) => reply(StatusCode::OK, "text/plain", format!("ready: {what}\n")),
             (false, what) => reply(
@@ -172,7 +210,7 @@ fn respond<B>(req: &Request<B>, endpoint: &Endpoint) -> Response<Full<Bytes>> {
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: /metrics, /livez, /readyz\n".to_owned(),
+            "not found: /metrics, /livez, /readyz, /events\n".to_owned(),
         ),
     }
 }
@@ -223,8 +261,61 @@ fn negotiate(accept: Option<&str>) -> Format {
     }
 }
 
+/// `/events[?agent=NAME]`: a client of the hub, fed to the response body by
+/// a task of its own (the loop only ever queues; the client's queue drops).
+fn events(hub: &crate::events::Hub, query: Option<&str>, streaming: &AtomicBool) -> Response<Body> {
+    use crate::events::SubscribeError;
+    let agent = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "agent")
+            .map(|(_, v)| v.into_owned())
+    });
+    let sub = match hub.subscribe(agent.as_deref(), true) {
+        Ok(sub) => sub,
+        Err(e) => {
+            let status = match e {
+                SubscribeError::UnknownAgent { .. } => StatusCode::NOT_FOUND,
+                SubscribeError::Busy | SubscribeError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return reply(status, "text/plain", format!("{e}\n"));
+        }
+    };
+    streaming.store(true, Ordering::Relaxed);
+    // One frame in flight: the client's queue in the hub is the buffer.
+    let (mut tx, body) = Channel::<Bytes, Infallible>::new(1);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = sub.next() => next,
+                () = tokio::time::sleep(KEEP_ALIVE) => {
+                    if tx.send_data(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let (Some(kind), Some(json)) = (next.kind(), next.json()) else {
+                // The watcher stopped: the response ends.
+                return;
+            };
+            // The JSON is one line: one `data:` field.
+            let frame = format!("event: {kind}\ndata: {json}\n\n");
+            if tx.send_data(Bytes::from(frame)).await.is_err() {
+                // The client left: dropping `sub` frees its slot.
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(Either::Right(body));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
 /// `/metrics` in `format`.
-fn metrics(registry: &Registry, format: Format) -> Response<Full<Bytes>> {
+fn metrics(registry: &Registry, format: Format) -> Response<Body> {
     let mut body = String::new();
     let (encoded, content_type) = match format {
         Format::OpenMetrics => (

@@ -7,6 +7,10 @@
 //! query or an alert on one never meets "no data": both sites, the four
 //! listeners, every alarm, phase and switchover reason and outcome.
 
+mod fleet;
+
+pub use fleet::FleetMetrics;
+
 use crate::host::observe::Observer;
 use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
@@ -61,6 +65,7 @@ pub struct Metrics {
     phase: Family<PhaseLabel, Gauge>,
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
     faults: Counter,
+    shadow_divergences: Counter,
     in_flight: Option<(Timestamp, &'static str)>,
     last: Option<(Timestamp, &'static str, Option<String>)>,
     health: Arc<Health>,
@@ -93,6 +98,7 @@ impl Metrics {
             phase: Family::default(),
             phase_seconds: Family::default(),
             faults: Counter::default(),
+            shadow_divergences: Counter::default(),
             in_flight: None,
             last: None,
             health: Arc::new(Health::default()),
@@ -170,6 +176,11 @@ impl Metrics {
             "backend disconnections and failed commands",
             m.faults.clone(),
         );
+        r.register(
+            "shadow_divergences",
+            SHADOW_HELP,
+            m.shadow_divergences.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             ..m
@@ -185,7 +196,15 @@ impl Metrics {
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
     }
+
+    /// `drctl_shadow_divergences_total`, for the `--shadow` observer to count.
+    pub fn shadow_divergences(&self) -> Counter {
+        self.shadow_divergences.clone()
+    }
 }
+
+const SHADOW_HELP: &str =
+    "decisions only one of the live and the --shadow policy made (0 without --shadow)";
 
 fn up(s: ListenerStatus) -> i64 {
     i64::from(s == ListenerStatus::On)

@@ -163,3 +163,78 @@ impl SwitchReport {
         }
     }
 }
+
+/// A fleet watcher's state (`drctl status` without `--agent`): a summary and
+/// a row per agent (the first [`FLEET_ROWS`]; the summary counts them all).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetReport {
+    /// The backend plugin.
+    pub backend: Option<String>,
+    /// The watcher's process id.
+    pub pid: u32,
+    /// How long the watcher has run, e.g. "1h 2m 3s".
+    pub uptime: String,
+    /// Session time, nanoseconds.
+    pub now: u64,
+    /// Counts over every agent.
+    pub summary: FleetSummary,
+    /// One row per agent, in the configured order.
+    pub agents: Vec<AgentRow>,
+    /// Agents left out of `agents` (beyond [`FLEET_ROWS`]).
+    pub more: usize,
+}
+
+/// The most agent rows a fleet status carries (a reply line stays well under
+/// the client's 1 MiB limit; `status --agent NAME` shows any one of them).
+pub const FLEET_ROWS: usize = 2000;
+
+/// Counts over a fleet's agents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetSummary {
+    /// Agents the watcher runs.
+    pub agents: usize,
+    /// Connected with their listeners subscribed.
+    pub watching: usize,
+    /// Watching with the DN in service: agents that can take calls.
+    pub in_service: usize,
+    /// With a switchover in flight.
+    pub switching: usize,
+    /// With automatic switchovers held (E3).
+    pub paused: usize,
+    /// With at least one alarm up.
+    pub alarmed: usize,
+    /// Agents connected at each site, in the configured order.
+    pub sites: Vec<SiteCount>,
+}
+
+/// Agents connected at one site.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteCount {
+    /// The site.
+    pub site: String,
+    /// How many agents are connected there.
+    pub agents: usize,
+}
+
+/// One agent of a fleet status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentRow {
+    /// The agent's login name.
+    pub agent: String,
+    /// The engine's phase.
+    pub phase: String,
+    /// The site connected to.
+    pub site: Option<String>,
+    /// The DN's state.
+    pub dn: String,
+    /// Automatic switchovers held (E3).
+    pub paused: bool,
+    /// The alarms up.
+    pub alarms: Vec<String>,
+    /// The switchover in flight.
+    pub switchover: Option<SwitchoverRow>,
+}

@@ -29,8 +29,8 @@ pub use error::{ConfigError, Origin};
 pub use load::{figment, user_config_file, LoadOptions, SYSTEM_CONFIG_FILE};
 pub use model::{
     redact_url, AgentConfig, AlarmsConfig, BackendConfig, BackoffConfig, Config, ControlConfig,
-    FailbackMode, GenesysConfig, HistoryConfig, MetricsConfig, PolicyConfig, SinkConfig, SinkKind,
-    SinkUrl, SiteConfig, StartupConfig,
+    FailbackMode, GateConfig, GenesysConfig, HistoryConfig, MetricsConfig, PolicyConfig,
+    SinkConfig, SinkKind, SinkUrl, SiteConfig, StartupConfig, SwitchConfig,
 };
 pub use secret::{Secret, REDACTED};
 pub use show::{broken_listing, layer_listing, OriginLine};

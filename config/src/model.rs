@@ -38,6 +38,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[history]`: the host's audit log of decisions (`drctl history`).
     pub history: HistoryConfig,
+    /// `[switch]`: what a switchover must pass first (`[[switch.gates]]`).
+    pub switch: SwitchConfig,
     /// Where the values came from (set by [`Config::load`]).
     #[serde(skip)]
     pub(crate) sources: Sources,
@@ -359,6 +361,59 @@ impl Default for HistoryConfig {
             file: None,
             max_bytes: 16 * 1024 * 1024,
             keep: 4,
+        }
+    }
+}
+
+/// `[switch]`: checks before a switchover.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SwitchConfig {
+    /// `[[switch.gates]]`: each runs before every switchover of the kinds it
+    /// applies to; one veto refuses the switchover.
+    pub gates: Vec<GateConfig>,
+}
+
+/// One `[[switch.gates]]` entry: an exec command (no shell) or an HTTP GET,
+/// whose non-zero exit, non-2xx answer or timeout vetoes the switchover.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct GateConfig {
+    /// The gate's name (what a refusal and `--skip-gate` name).
+    pub name: String,
+    /// The program and its arguments (no shell); exclusive with `http`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
+    /// exec: variables added to the command's otherwise cleared environment
+    /// (values shown redacted).
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "serialize_sink_env"
+    )]
+    pub env: BTreeMap<String, String>,
+    /// An `http://` or `https://` URL to GET; exclusive with `exec`; shown redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<SinkUrl>,
+    /// How long the gate may take; longer is a veto.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// The switchover reasons it applies to: `operator`, `failback`,
+    /// `telephony-timeout`, `sip-register-timeout`, `graceful-shutdown`.
+    pub applies_to: Vec<drctl_protocol::Reason>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            name: String::new(),
+            exec: Vec::new(),
+            env: BTreeMap::new(),
+            http: None,
+            timeout: Duration::from_secs(10),
+            applies_to: vec![
+                drctl_protocol::Reason::Operator,
+                drctl_protocol::Reason::Failback,
+            ],
         }
     }
 }

@@ -39,6 +39,9 @@ fn is_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
+/// The longest a gate may take (`switch.gates[].timeout`): a switchover waits for it.
+const MAX_GATE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The smallest `history.max-bytes`: a few decisions' worth.
 const MIN_HISTORY_BYTES: u64 = 64 * 1024;
 
@@ -52,6 +55,7 @@ impl Config {
         self.validate_backend()?;
         self.validate_monitoring()?;
         self.validate_fleet()?;
+        self.validate_gates()?;
         if self.history.max_bytes < MIN_HISTORY_BYTES {
             return Err(self.invalid(
                 &["history", "max-bytes"],
@@ -413,6 +417,96 @@ impl Config {
                     key: format!("agents[{i}].login"),
                     message: "true without a dn: the login (W5) needs the agent's DN".to_owned(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[switch.gates]]`: each named once, an exec command XOR an http URL,
+    /// a bounded timeout, the switchover reasons it applies to.
+    fn validate_gates(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, g) in self.switch.gates.iter().enumerate() {
+            let invalid = |k: &str, message: String| ConfigError::Invalid {
+                origin: self.origin(&["switch", "gates"]),
+                key: format!("switch.gates[{i}].{k}"),
+                message,
+            };
+            let name = g.name.trim();
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(invalid(
+                    "name",
+                    "missing: every gate needs a name (what a refusal and --skip-gate name)"
+                        .to_owned(),
+                ));
+            }
+            if !seen.insert(name.to_owned()) {
+                return Err(invalid(
+                    "name",
+                    format!("{name:?} appears twice: expected one gate per name"),
+                ));
+            }
+            match (g.exec.first(), g.http.as_ref().map(|u| u.expose())) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "http",
+                        "a gate is either exec or http, not both".to_owned(),
+                    ))
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        "exec",
+                        "missing: a gate needs exec = [\"/path/to/check\", ...] or http = \"https://...\""
+                            .to_owned(),
+                    ))
+                }
+                (Some(p), None) if p.trim().is_empty() => {
+                    return Err(invalid("exec", "empty program name".to_owned()))
+                }
+                (None, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    return Err(invalid("http", "expected an http:// or https:// URL".to_owned()))
+                }
+                _ => {}
+            }
+            if !g.env.is_empty() && g.exec.is_empty() {
+                return Err(invalid("env", "only for exec gates".to_owned()));
+            }
+            for (k, v) in &g.env {
+                if k.is_empty() || k.contains(['=', '\0']) || k.starts_with("DRCTL_") {
+                    return Err(invalid(
+                        &format!("env.{k}"),
+                        "expected a variable name without '=' or NUL, not DRCTL_*".to_owned(),
+                    ));
+                }
+                if v.contains('\0') {
+                    return Err(invalid(
+                        &format!("env.{k}"),
+                        "a value cannot contain NUL".to_owned(),
+                    ));
+                }
+            }
+            if g.timeout.is_zero() || g.timeout > MAX_GATE_TIMEOUT {
+                return Err(invalid(
+                    "timeout",
+                    format!(
+                        "{} is out of range: expected more than 0s, at most 10m",
+                        show(g.timeout)
+                    ),
+                ));
+            }
+            if g.applies_to.is_empty() {
+                return Err(invalid(
+                    "applies-to",
+                    "empty: a gate that applies to no switchover never runs; remove it".to_owned(),
+                ));
+            }
+            if g.applies_to
+                .contains(&drctl_protocol::Reason::StartupRelocate)
+            {
+                return Err(invalid(
+                    "applies-to",
+                    "startup-relocate is never gated: expected operator, failback, telephony-timeout, sip-register-timeout or graceful-shutdown".to_owned(),
+                ));
             }
         }
         Ok(())

@@ -99,6 +99,12 @@ fn the_example_is_valid_and_complete() {
         command: vec!["x".into()],
         ..Default::default()
     }];
+    full.switch.gates = vec![drctl_config::GateConfig {
+        name: "g".into(),
+        exec: vec!["x".into()],
+        http: Some("http://x".into()),
+        ..Default::default()
+    }];
     for line in full.origins() {
         let leaf = line.key.rsplit(['.', ']']).next().unwrap_or_default();
         assert!(
@@ -808,6 +814,62 @@ fn agent_login_keys_and_their_dn() {
         )?;
         let err = Config::load(&jail_options(jail)).expect_err("W5 in a fleet without a DN");
         assert_eq!(err.key(), Some("agents[0].login"));
+        Ok(())
+    });
+}
+
+#[test]
+fn switch_gates_are_checked() {
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\n",
+        "switch.gates[0].exec",
+        "missing: a gate needs exec",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\nexec = [\"/bin/true\"]\nhttp = \"http://x\"\n",
+        "switch.gates[0].http",
+        "either exec or http, not both",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nexec = [\"/bin/true\"]\n",
+        "switch.gates[0].name",
+        "every gate needs a name",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\nexec = [\"/bin/true\"]\n[[switch.gates]]\nname = \"g\"\nhttp = \"https://x\"\n",
+        "switch.gates[1].name",
+        "appears twice",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\nhttp = \"ftp://x\"\n",
+        "switch.gates[0].http",
+        "expected an http:// or https:// URL",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\nexec = [\"/bin/true\"]\ntimeout = \"11m\"\n",
+        "switch.gates[0].timeout",
+        "at most 10m",
+    );
+    expect_invalid(
+        "[[switch.gates]]\nname = \"g\"\nexec = [\"/bin/true\"]\napplies-to = [\"startup-relocate\"]\n",
+        "switch.gates[0].applies-to",
+        "startup-relocate is never gated",
+    );
+    Jail::expect_with(|jail| {
+        let c = load_with(
+            jail,
+            "[[switch.gates]]\nname = \"wfm\"\nhttp = \"https://u:p@wfm/ok?token=t\"\n",
+        )?;
+        let g = &c.switch.gates[0];
+        assert_eq!(g.timeout, Duration::from_secs(10));
+        let names: Vec<_> = g.applies_to.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["operator", "failback"]);
+        // Shown redacted, sent whole.
+        let shown = serde_json::to_string(&c.recordable()).unwrap();
+        assert!(
+            !shown.contains("token=t") && !shown.contains("u:p"),
+            "{shown}"
+        );
         Ok(())
     });
 }

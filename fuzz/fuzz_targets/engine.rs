@@ -249,6 +249,8 @@ impl Run {
                     assert!(self.in_flight, "failed at {} without a start", self.now);
                 }
                 Action::Decision(_) => {}
+                // No gates are configured here: the engine never asks.
+                Action::CheckGates { .. } => {}
             }
             self.log.push((self.now, action));
         }

@@ -139,6 +139,9 @@ pub struct EngineConfig {
     pub directives: Option<DirectiveNames>,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
     pub seed: u64,
+    /// Switchover reasons that wait for the host's gate verdict before they
+    /// start ([`crate::Action::CheckGates`]); empty: none (the default).
+    pub gated: Vec<drctl_protocol::Reason>,
 }
 
 impl EngineConfig {
@@ -167,6 +170,7 @@ impl EngineConfig {
             switchover_jitter: Duration::ZERO,
             directives: None,
             seed: 0,
+            gated: Vec::new(),
         }
     }
 

@@ -24,6 +24,9 @@ pub(crate) struct Directives {
     pub evacuated: [bool; 2],
     /// The preferred site changed and the agent has not tried to go there yet.
     pub relocate: bool,
+    /// A gate vetoed the directive's switchover: not asked again until
+    /// Configuration Server changes something.
+    pub vetoed: bool,
 }
 
 impl Engine {
@@ -39,6 +42,7 @@ impl Engine {
         let Some(names) = &self.cfg.directives else {
             return;
         };
+        self.directives.vetoed = false;
         match object {
             ConfigObject::Person
                 if name == self.cfg.username
@@ -90,12 +94,21 @@ impl Engine {
     /// evacuated (and the other is not); else go to a changed preferred site.
     pub(crate) fn e5_due(&self, site: SiteIdx) -> Option<(drctl_protocol::Reason, SiteIdx)> {
         let there = crate::engine::other(site);
-        if self.e5_evacuated(site) && !self.e5_evacuated(there) {
+        if self.e5_evacuated(site) && !self.e5_evacuated(there) && !self.directives.vetoed {
             return Some((drctl_protocol::Reason::Directive, there));
         }
         let pref = self.learned.preferred?;
         (self.directives.relocate && pref != site && !self.e5_evacuated(pref))
             .then_some((drctl_protocol::Reason::PreferredChanged, pref))
+    }
+
+    /// E5: a gate vetoed the switchover: a relocation is dropped (it was
+    /// its one try), a directive waits for Configuration Server's next change.
+    pub(crate) fn e5_vetoed(&mut self, reason: drctl_protocol::Reason) {
+        match reason {
+            drctl_protocol::Reason::PreferredChanged => self.directives.relocate = false,
+            _ => self.directives.vetoed = true,
+        }
     }
 
     /// E5: a relocation is tried once (as S4's); the agent arrived or W4 took it back.

@@ -342,6 +342,16 @@ pub(crate) struct Triggers {
     pub paused: bool,
 }
 
+/// Switchover gates: the switchover waiting for the host's verdict, and the
+/// one the verdict let through (started next, without asking again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Gates {
+    /// Asked, not answered yet: `(reason, from, to)`.
+    pub pending: Option<(Reason, SiteIdx, SiteIdx)>,
+    /// Answered "pass": `(reason, to)` starts without asking again.
+    pub approved: Option<(Reason, SiteIdx)>,
+}
+
 /// Connect rounds and the backoff between them (S1, W4).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Retry {
@@ -400,6 +410,8 @@ pub struct Engine {
     pub(crate) triggers: Triggers,
     /// The switchover in flight (D6: at most one).
     pub(crate) switchover: Option<Switchover>,
+    /// The switchover waiting on the host's gates, if any.
+    pub(crate) gates: Gates,
     pub(crate) retry: Retry,
     /// E2: probes of the preferred site and the failback penalty.
     pub(crate) failback: FailbackState,
@@ -437,6 +449,7 @@ impl Engine {
             directives: Default::default(),
             triggers: Triggers::default(),
             switchover: None,
+            gates: Gates::default(),
             retry: Retry {
                 round: Round {
                     order: [0, 1],
@@ -469,6 +482,7 @@ impl Engine {
             Event::Pause => self.e3_set_paused(true),
             Event::Resume => self.e3_set_paused(false),
             Event::Shutdown => self.shutdown(),
+            Event::GateVerdict(verdict) => self.gate_on_verdict(verdict),
         }
     }
 
@@ -543,6 +557,14 @@ impl Engine {
         id
     }
 
+    /// Asks the host to run the switchover gates of `reason`.
+    pub(crate) fn ask_gates(&mut self, reason: Reason, from: SiteIdx, to: SiteIdx) {
+        let (from, to) = (self.site_name(from), self.site_name(to));
+        self.out
+            .actions
+            .push_back(Action::CheckGates { reason, from, to });
+    }
+
     /// Queues a decision record.
     pub(crate) fn decide(&mut self, d: Decision) {
         self.out.actions.push_back(Action::Decision(d));
@@ -573,6 +595,12 @@ impl Engine {
         if self.alarms.remove(alarm) {
             self.decide(Decision::AlarmCleared { alarm });
         }
+    }
+
+    /// Whether a switchover waits on the host's gate verdict
+    /// ([`Action::CheckGates`] asked, not answered yet).
+    pub fn waiting_on_gates(&self) -> bool {
+        self.gates.pending.is_some()
     }
 
     /// Whether `alarm` is up.

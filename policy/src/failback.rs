@@ -158,6 +158,14 @@ impl Engine {
         }
     }
 
+    /// E2: a gate vetoed the failback: it is no longer due, and the
+    /// preferred site must answer healthy for another `failback-after`
+    /// before the next one (probes go on).
+    pub(crate) fn e2_failback_vetoed(&mut self) {
+        self.triggers.due.failback = false;
+        self.failback.healthy_since = None;
+    }
+
     /// E2: an unhealthy answer or a failed probe: the run of health starts over.
     fn e2_health_broken(&mut self) {
         self.failback.healthy_since = None;

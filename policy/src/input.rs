@@ -47,4 +47,7 @@ pub enum Event {
     Resume,
     /// Stop: shut the backend down and go quiet.
     Shutdown,
+    /// The host's answer to [`crate::Action::CheckGates`]: the switchover
+    /// waiting on its gates starts, or is refused.
+    GateVerdict(drctl_protocol::GateVerdict),
 }

@@ -19,6 +19,8 @@
 //!         Action::Command(cmd) => println!("command {:?}", cmd.kind),
 //!         // Print, record, alarm.
 //!         Action::Decision(d) => println!("decision {}", d.type_name()),
+//!         // Run the host's switchover gates; answer with Event::GateVerdict.
+//!         Action::CheckGates { reason, .. } => println!("gates for {}", reason.as_str()),
 //!     }
 //! }
 //! // Sleep (or jump, on a virtual clock) until engine.poll_timeout(), then
@@ -90,8 +92,8 @@ pub use output::{Action, Command, CommandKind};
 
 // The protocol types the engine takes and gives, for its callers' convenience.
 pub use drctl_protocol::{
-    Alarm, CommandError, CommandResult, ConfigObject, Decision, Listener, LogoutClass, Password,
-    Reason, Reply, Service, ServiceState, SuppressWhy,
+    Alarm, CommandError, CommandResult, ConfigObject, Decision, GateRefusal, GateVerdict, Listener,
+    LogoutClass, Password, Reason, Reply, Service, ServiceState, SuppressWhy,
 };
 pub use time::Timestamp;
 pub use timers::{PendingTimer, TimerKind};

@@ -5,7 +5,7 @@
 //! its result will carry.
 
 use crate::input::CommandId;
-use drctl_protocol::Decision;
+use drctl_protocol::{Decision, Reason, SiteName};
 
 /// A backend command (SPEC §5), the wire type itself. The engine leaves
 /// `Connect`'s password empty: the host fills it in at the edge, so the
@@ -28,4 +28,16 @@ pub enum Action {
     Command(Command),
     /// Record (print, log, alarm) a decision.
     Decision(Decision),
+    /// Run the switchover gates configured for `reason` (the host's
+    /// `[[switch.gates]]`) and answer with [`crate::Event::GateVerdict`]; the
+    /// switchover waits for it (only for the reasons in
+    /// [`crate::EngineConfig::gated`]).
+    CheckGates {
+        /// The switchover's reason.
+        reason: Reason,
+        /// The site it would leave.
+        from: SiteName,
+        /// Its target.
+        to: SiteName,
+    },
 }

@@ -15,7 +15,11 @@ impl Engine {
     /// may hold it). Called whenever a trigger, the pause, hold-down or
     /// jitter may have changed.
     pub(crate) fn d6_evaluate(&mut self) {
-        if self.phase != Phase::Watching || self.switchover.is_some() {
+        // A switchover waiting on its gates is the one in flight (D6).
+        if self.phase != Phase::Watching
+            || self.switchover.is_some()
+            || self.gates.pending.is_some()
+        {
             return;
         }
         let Some((reason, target, at_once)) = self.d6_due_trigger() else {
@@ -146,7 +150,8 @@ impl Engine {
         let Some(target) = target else {
             return self.decide(suppressed(SuppressWhy::InProgress));
         };
-        if self.phase != Phase::Watching || self.switchover.is_some() {
+        let busy = self.switchover.is_some() || self.gates.pending.is_some();
+        if self.phase != Phase::Watching || busy {
             return self.decide(suppressed(SuppressWhy::InProgress));
         }
         if self.conn.site == Some(target) {
@@ -158,6 +163,9 @@ impl Engine {
     /// W1: announce, drop the old connection, kill the AIL factory.
     pub(crate) fn w1_start_switchover(&mut self, reason: Reason, to: SiteIdx) {
         let Some(from) = self.conn.site else { return };
+        if self.gate_holds(reason, from, to) {
+            return;
+        }
         if reason == Reason::PreferredChanged {
             self.e5_relocation_started();
         }
@@ -181,5 +189,72 @@ impl Engine {
     /// W1: the factory is gone (or failed to die: AIL is restarted regardless).
     pub(crate) fn w1_on_factory_killed(&mut self, _result: Result<Reply, String>) {
         self.s1_connect_next();
+    }
+}
+
+impl Engine {
+    /// Gates: whether `reason`'s switchover from `from` to `to` waits for the
+    /// host's gate verdict (asked once; a startup relocation is never gated).
+    fn gate_holds(&mut self, reason: Reason, from: SiteIdx, to: SiteIdx) -> bool {
+        if reason == Reason::StartupRelocate || !self.cfg.gated.contains(&reason) {
+            return false;
+        }
+        if self.gates.approved.take() == Some((reason, to)) {
+            return false;
+        }
+        if self.gates.pending.is_none() {
+            self.gates.pending = Some((reason, from, to));
+            self.ask_gates(reason, from, to);
+        }
+        true
+    }
+
+    /// Gates: the host's verdict. Skipped gates are recorded; a veto is a
+    /// `gate-refused` decision and drops the trigger (an automatic one comes
+    /// back only when its condition fires again; failback re-arms its timer);
+    /// a pass starts the switchover if it still applies. A verdict nobody
+    /// waits for (stale, or a replay's) is ignored.
+    pub(crate) fn gate_on_verdict(&mut self, verdict: drctl_protocol::GateVerdict) {
+        let Some((reason, from, to)) = self.gates.pending.take() else {
+            return;
+        };
+        let why = verdict.why.unwrap_or_default();
+        for gate in verdict.skipped {
+            self.decide(Decision::GateSkipped {
+                reason,
+                gate,
+                why: why.clone(),
+            });
+        }
+        if let Some(refusal) = verdict.refused {
+            self.decide(Decision::GateRefused {
+                reason,
+                gate: refusal.gate,
+                output: refusal.output,
+            });
+            match reason {
+                Reason::GracefulShutdown => self.triggers.due.graceful = false,
+                Reason::TelephonyTimeout => self.triggers.due.telephony = false,
+                Reason::SipRegisterTimeout => self.triggers.due.sip = false,
+                Reason::Failback => self.e2_failback_vetoed(),
+                Reason::PreferredChanged | Reason::Directive => self.e5_vetoed(reason),
+                Reason::Operator | Reason::StartupRelocate => {}
+            }
+            return;
+        }
+        let still = self.phase == Phase::Watching
+            && self.switchover.is_none()
+            && self.conn.site == Some(from);
+        if !still {
+            return;
+        }
+        self.gates.approved = Some((reason, to));
+        if reason.is_automatic() {
+            self.d6_evaluate();
+        } else {
+            self.w1_start_switchover(reason, to);
+        }
+        // Approval is for this evaluation only.
+        self.gates.approved = None;
     }
 }

@@ -25,6 +25,8 @@ fn answer(
                 continue;
             }
             Action::Command(cmd) => cmd,
+            // No gates here.
+            Action::CheckGates { .. } => continue,
         };
         commands.push(cmd.kind.clone());
         let result = match cmd.kind {

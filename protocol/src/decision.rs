@@ -260,6 +260,48 @@ pub enum Decision {
         /// Its class.
         class: LogoutClass,
     },
+    /// A switchover gate (`[[switch.gates]]`) vetoed a switchover: it did not start.
+    GateRefused {
+        /// The switchover's reason.
+        reason: Reason,
+        /// The gate's name.
+        gate: String,
+        /// Why, as the gate said it (its output or HTTP status, bounded).
+        output: String,
+    },
+    /// An operator skipped a gate (`switch --skip-gate NAME --reason TEXT`).
+    GateSkipped {
+        /// The switchover's reason.
+        reason: Reason,
+        /// The gate's name.
+        gate: String,
+        /// The operator's `--reason`.
+        why: String,
+    },
+}
+
+/// The host's answer to an engine waiting on its switchover gates: the
+/// first gate that vetoed, if any, and the gates the operator skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateVerdict {
+    /// The first gate that vetoed; `None`: every gate run passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<GateRefusal>,
+    /// Gates not run because the operator skipped them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// The operator's reason for skipping them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// A gate's veto.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRefusal {
+    /// The gate's name.
+    pub gate: String,
+    /// What it said (its output or HTTP status, bounded).
+    pub output: String,
 }
 
 impl Decision {
@@ -276,6 +318,8 @@ impl Decision {
             Decision::AlarmCleared { .. } => "alarm-cleared",
             Decision::ApplicationFallback { .. } => "application-fallback",
             Decision::LogoutClassified { .. } => "logout-classified",
+            Decision::GateRefused { .. } => "gate-refused",
+            Decision::GateSkipped { .. } => "gate-skipped",
         }
     }
 }

@@ -14,7 +14,9 @@ pub mod decision;
 pub mod messages;
 pub mod recording;
 
-pub use decision::{Alarm, Decision, LogoutClass, Reason, SiteName, SuppressWhy};
+pub use decision::{
+    Alarm, Decision, GateRefusal, GateVerdict, LogoutClass, Reason, SiteName, SuppressWhy,
+};
 pub use messages::{
     Command, CommandError, CommandResult, ConfigObject, Event, Input, Listener, Output, Password,
     RecordedCommand, Reply, Service, ServiceState, SessionId,

@@ -82,6 +82,12 @@ pub enum OperatorAction {
     Resume,
     /// The session ends (end of the command, SIGINT/SIGTERM).
     Shutdown,
+    /// The host's verdict on the switchover gates the engine waited for.
+    Gates {
+        /// What the gates said.
+        #[serde(flatten)]
+        verdict: crate::decision::GateVerdict,
+    },
 }
 
 /// The `kind` of a record.

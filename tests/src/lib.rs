@@ -123,8 +123,8 @@ pub fn records(stdout: &[u8]) -> Vec<String> {
                 obj["type"].as_str().unwrap_or("").to_owned(),
             ];
             // SPEC §6 field order (serde_json's map sorts keys).
-            const FIELDS: [&str; 8] = [
-                "site", "reason", "from", "to", "error", "why", "alarm", "class",
+            const FIELDS: [&str; 10] = [
+                "site", "reason", "from", "to", "error", "why", "alarm", "class", "gate", "output",
             ];
             // Left out: an alarm's `deadline` (D1, D4) is a time, which on the
             // real clock differs from run to run; tests read it from the JSON.

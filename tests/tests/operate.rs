@@ -70,7 +70,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     );
 
     // switch: the watcher performs it and answers with the timing table.
-    let out = w.run(&["switch", "--yes", "--to", "site2"]);
+    let out = w.run(&["switch", "--yes", "--to", "site2", "--reason", "drill"]);
     assert!(out.success(), "{}", out.stderr);
     let stderr = &out.stderr;
     assert!(
@@ -287,7 +287,16 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     let w = watcher(&extra);
     let switch = |to: &str| {
         // Sinks that waited an hour inside the engine would make the drill time out.
-        let out = w.run(&["switch", "--yes", "--to", to, "--timeout", "20s"]);
+        let out = w.run(&[
+            "switch",
+            "--yes",
+            "--to",
+            to,
+            "--timeout",
+            "20s",
+            "--reason",
+            "drill",
+        ]);
         assert!(out.success(), "{}", out.stderr);
     };
     switch("site2");

@@ -342,7 +342,12 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
     assert_eq!(types, ["startup-connected"], "nothing suppressed: {status}");
 
     // The confirmation names the agent, both sites and who acts.
-    let run = drctl_in_pty(&["switch", "--to", "site2"], "", &[], runtime.path());
+    let run = drctl_in_pty(
+        &["switch", "--to", "site2", "--reason", "drill"],
+        "",
+        &[],
+        runtime.path(),
+    );
     assert_eq!(run.code, Some(2), "{}", run.terminal);
     assert!(
         run.terminal.contains(&format!(

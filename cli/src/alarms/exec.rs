@@ -86,10 +86,11 @@ pub fn runnable(
 
 /// What the log gets of one output stream.
 #[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
+pub(crate) struct Captured {
+    /// The first [`CAPTURE_LIMIT`] bytes.
+    pub bytes: Vec<u8>,
     /// Bytes read beyond [`CAPTURE_LIMIT`] and dropped.
-    dropped: u64,
+    pub dropped: u64,
 }
 
 impl Exec {
@@ -106,55 +107,86 @@ impl Exec {
 
     /// Runs the command once for `n`; `name` names the sink in the log.
     pub(super) async fn deliver(&self, n: &Notification, name: &str) -> anyhow::Result<()> {
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or_else(|| anyhow::anyhow!("empty command"))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .envs(inherited_env())
-            .envs(&self.env)
-            .envs(n.env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {program}"))?;
-        let mut group = Group::of(&child);
-        let stdout = capture(child.stdout.take());
-        let stderr = capture(child.stderr.take());
-
-        let result = match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(status) => {
-                let status = status.context("waiting for the command")?;
-                if status.success() {
-                    Ok(())
-                } else {
-                    Err(anyhow::anyhow!("exited with {status}"))
-                }
-            }
-            Err(_) => {
-                group.signal(libc::SIGTERM);
-                let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
-                group.signal(libc::SIGKILL);
-                let _ = child.wait().await;
-                Err(anyhow::anyhow!(
-                    "killed after {}",
-                    humantime::format_duration(self.timeout)
-                ))
-            }
-        };
-        // Whatever the command left running in its group goes with it.
-        group.kill_now();
-
-        let failed = result.is_err();
-        log_output(name, "stdout", &stdout.finish().await, failed);
-        log_output(name, "stderr", &stderr.finish().await, failed);
-        result
+        let env = self
+            .env
+            .clone()
+            .into_iter()
+            .chain(n.env().into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let ran = run_bounded(&self.command, env, self.timeout).await?;
+        let failed = ran.result.is_err();
+        log_output(name, "stdout", &ran.stdout, failed);
+        log_output(name, "stderr", &ran.stderr, failed);
+        ran.result.map_err(|why| anyhow::anyhow!(why))
     }
+}
+
+/// One bounded run of a command ([`run_bounded`]): how it ended and the
+/// first [`CAPTURE_LIMIT`] bytes of each output stream.
+pub(crate) struct BoundedRun {
+    /// `Err`: why it failed (`exited with exit status: 1`, `killed after 10s`).
+    pub result: Result<(), String>,
+    /// Its stdout.
+    pub stdout: Captured,
+    /// Its stderr.
+    pub stderr: Captured,
+}
+
+/// Runs `command` (no shell) once with least privilege: a cleared
+/// environment (the allow-list of drctl's, then `env`), stdin from
+/// /dev/null, its output captured (bounded), in a process group of its own
+/// that is killed whole at `timeout` (SIGTERM, then SIGKILL), when it exits
+/// and if the run is abandoned. Shared by exec sinks and exec gates.
+pub(crate) async fn run_bounded(
+    command: &[String],
+    env: impl IntoIterator<Item = (String, String)>,
+    timeout: Duration,
+) -> anyhow::Result<BoundedRun> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("empty command"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(inherited_env())
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let mut group = Group::of(&child);
+    let stdout = capture(child.stdout.take());
+    let stderr = capture(child.stderr.take());
+
+    let result = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => {
+            let status = status.context("waiting for the command")?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("exited with {status}"))
+            }
+        }
+        Err(_) => {
+            group.signal(libc::SIGTERM);
+            let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
+            group.signal(libc::SIGKILL);
+            let _ = child.wait().await;
+            Err(format!(
+                "killed after {}",
+                humantime::format_duration(timeout)
+            ))
+        }
+    };
+    // Whatever the command left running in its group goes with it.
+    group.kill_now();
+    Ok(BoundedRun {
+        result,
+        stdout: stdout.finish().await,
+        stderr: stderr.finish().await,
+    })
 }
 
 /// The allow-listed part of drctl's own environment.

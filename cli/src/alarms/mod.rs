@@ -7,7 +7,7 @@
 //! `webhook.rs`, `exec.rs` and `alertmanager.rs` hold the kinds of delivery.
 
 mod alertmanager;
-mod exec;
+pub(crate) mod exec;
 mod webhook;
 
 use crate::host::observe::Observer;

@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod config;
+pub mod events;
 pub mod explore;
 pub mod history;
 pub mod pause;
@@ -69,6 +70,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Hold the running watcher's automatic switchovers (E3).
     Pause(pause::PauseArgs),
+    /// The running watcher's decisions as they happen (--follow), or its recent ones.
+    Events(events::EventsArgs),
     /// Every decision of every watcher and drill on this host, with who and why.
     History(history::HistoryArgs),
     /// Release the running watcher's automatic switchovers (E3).
@@ -85,6 +88,7 @@ pub fn run(command: Command, global: &GlobalArgs) -> CliResult {
         Command::Config(args) => config::run(args, global),
         Command::Plugins(args) => plugins::run(args, global),
         Command::History(args) => history::run(args, global),
+        Command::Events(args) => events::run(args, global),
         Command::Explore(args) => explore::run(args, global),
         Command::Startup(args) => startup::run(args, global),
         Command::Watch(args) => watch::run(args, global),

@@ -5,7 +5,7 @@ use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
 use crate::ops::backend::{client_config, control_socket};
-use crate::report::StatusReport;
+use crate::report::{FleetReport, StatusReport};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::Value;
@@ -48,8 +48,7 @@ pub fn run(args: StatusArgs, global: &GlobalArgs) -> CliResult {
         Found::Several(watchers) => return list(&watchers, args.output),
     };
     if !args.watch {
-        let status = target.ask(&Request::Status)?;
-        return print(&status, args.output);
+        return print_answer(&target.answer(&Request::Status)?, args.output);
     }
     if args.interval < MIN_INTERVAL {
         return Err(CliError::bad_input(anyhow!(
@@ -63,19 +62,19 @@ pub fn run(args: StatusArgs, global: &GlobalArgs) -> CliResult {
     let in_place = args.output == OutputFormat::Text && std::io::stdout().is_terminal();
     let mut shown = 0u64;
     loop {
-        let status = target.ask(&Request::Status)?;
+        let status = target.answer(&Request::Status)?;
         if in_place {
             // Home and clear, as watch(1) does: robust to wrapped lines.
             let header = format!(
                 "every {} (Ctrl-C to stop)\n\n",
                 humantime::format_duration(args.interval)
             );
-            super::print_stdout(&format!("\x1b[H\x1b[2J{header}{}", render(&status)))?;
+            super::print_stdout(&format!("\x1b[H\x1b[2J{header}{}", status.render()))?;
         } else {
             if shown > 0 && args.output == OutputFormat::Text {
                 super::print_stdout("\n")?;
             }
-            print(&status, args.output)?;
+            print_answer(&status, args.output)?;
         }
         shown += 1;
         if args.count.is_some_and(|n| shown >= n) {
@@ -83,6 +82,83 @@ pub fn run(args: StatusArgs, global: &GlobalArgs) -> CliResult {
         }
         std::thread::sleep(args.interval);
     }
+}
+
+/// What a watcher answers to `status`: one agent's, or a fleet's.
+pub enum Answer {
+    /// One agent (a one-agent watcher, or `--agent NAME`).
+    One(Box<StatusReport>),
+    /// A fleet watcher asked without `--agent`.
+    Fleet(Box<FleetReport>),
+}
+
+impl Answer {
+    fn render(&self) -> String {
+        match self {
+            Answer::One(s) => render(s),
+            Answer::Fleet(f) => render_fleet(f),
+        }
+    }
+}
+
+/// An answer, as asked.
+fn print_answer(answer: &Answer, output: OutputFormat) -> CliResult {
+    match (answer, output) {
+        (Answer::One(s), _) => print(s, output),
+        (Answer::Fleet(f), OutputFormat::Json) => {
+            let value = serde_json::to_value(f).map_err(CliError::failed)?;
+            super::print_stdout(&format!("{value}\n"))
+        }
+        (Answer::Fleet(f), OutputFormat::Text) => super::print_stdout(&render_fleet(f)),
+    }
+}
+
+/// A fleet's status for people: the summary, then a row per agent.
+pub fn render_fleet(f: &FleetReport) -> String {
+    let s = &f.summary;
+    let mut out = format!(
+        "fleet      {} agents (backend {}, pid {}, up {})\n",
+        s.agents,
+        or_dash(f.backend.as_deref()),
+        f.pid,
+        f.uptime
+    );
+    out.push_str(&format!(
+        "summary    {} watching, {} in service, {} switching, {} paused, {} with alarms\n",
+        s.watching, s.in_service, s.switching, s.paused, s.alarmed
+    ));
+    let sites: Vec<String> = s
+        .sites
+        .iter()
+        .map(|c| format!("{} {}", c.site, c.agents))
+        .collect();
+    out.push_str(&format!("sites      {}\n", list_or_none(sites)));
+    out.push_str(&format!(
+        "  {:<16} {:<8} {:<12} {:<8} {:<6} {}\n",
+        "agent", "site", "phase", "dn", "paused", "alarms"
+    ));
+    for a in &f.agents {
+        let mut alarms = list_or_none(a.alarms.clone());
+        if let Some(sw) = &a.switchover {
+            alarms.push_str(&format!("; switching {} -> {}", sw.from, sw.to));
+        }
+        out.push_str(&format!(
+            "  {:<16} {:<8} {:<12} {:<8} {:<6} {}\n",
+            crate::logging::escape(&a.agent),
+            or_dash(a.site.as_deref()),
+            a.phase,
+            a.dn,
+            if a.paused { "yes" } else { "no" },
+            alarms
+        ));
+    }
+    if f.more > 0 {
+        out.push_str(&format!(
+            "  ... and {} more (drctl status --agent NAME for one)\n",
+            f.more
+        ));
+    }
+    out
 }
 
 /// One status, as asked.
@@ -163,7 +239,7 @@ pub fn configured(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, Cl
     let cfg = client_config(global)?;
     Ok(Target {
         path: match agent {
-            Some(name) => control::client_socket_path(cfg.control.socket.as_deref(), name),
+            Some(name) => control::agent_socket_path(cfg.control.socket.as_deref(), name),
             None => control_socket(&cfg),
         },
         agent: agent.map(str::to_owned),
@@ -177,7 +253,7 @@ pub fn find(global: &GlobalArgs, agent: Option<&str>) -> Result<Found, CliError>
     let cfg = client_config(global)?;
     if let Some(name) = agent {
         return Ok(Found::One(Target {
-            path: control::client_socket_path(cfg.control.socket.as_deref(), name),
+            path: control::agent_socket_path(cfg.control.socket.as_deref(), name),
             agent: Some(name.to_owned()),
         }));
     }
@@ -220,6 +296,28 @@ pub fn one(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, CliError>
 }
 
 impl Target {
+    /// Sends a one-answer request to the watcher; one agent's status or a fleet's.
+    pub fn answer(&self, request: &Request) -> Result<Answer, CliError> {
+        let reply = control::request(
+            &self.path,
+            self.agent.as_deref(),
+            request,
+            ANSWER_TIMEOUT,
+            |_| {},
+        )
+        .map_err(CliError::from)?;
+        if reply.ok != Some(true) {
+            return Err(CliError::failed(anyhow!(
+                "the watcher refused: {}",
+                reply.error.unwrap_or_default()
+            )));
+        }
+        Ok(match reply.fleet {
+            Some(fleet) => Answer::Fleet(Box::new(fleet)),
+            None => Answer::One(Box::new(reply.status.unwrap_or_default())),
+        })
+    }
+
     /// Sends a one-answer request to the watcher; its status on success.
     pub fn ask(&self, request: &Request) -> Result<StatusReport, CliError> {
         let reply = control::request(

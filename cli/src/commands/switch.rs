@@ -33,6 +33,47 @@ pub struct SwitchArgs {
     /// Give up verifying after this long (e.g. "2m").
     #[arg(long, value_parser = drctl_plugin_api::duration::parse, default_value = "2m")]
     timeout: Duration,
+    /// Do not run this switchover gate (`[[switch.gates]]`), for an
+    /// emergency; repeatable; needs --reason; recorded as gate-skipped.
+    #[arg(long = "skip-gate", value_name = "NAME", requires = "reason")]
+    skip_gate: Vec<String>,
+    /// Why (a change or incident number): recorded in the history;
+    /// required to switch through a running watcher.
+    #[arg(long, value_name = "TEXT", value_parser = reason_text)]
+    reason: Option<String>,
+    /// Not verified this long after the trigger: switch back to the origin
+    /// (the drill fails).
+    #[arg(long, value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
+    abort_after: Option<Duration>,
+    /// Return to the origin this long after the trigger (e.g. "30m").
+    #[arg(long, value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
+    lifetime: Option<Duration>,
+    /// The expected recovery time (trigger to DN back in service): a
+    /// longer one fails the drill.
+    #[arg(long, value_name = "DURATION", value_parser = drctl_plugin_api::duration::parse)]
+    rto: Option<Duration>,
+    /// Write the drill report here: .json, .md or .html (one self-contained
+    /// page, the timeline drawn as SVG).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
+}
+
+/// The longest `--reason` (it goes into every history line of the switchover).
+const MAX_REASON: usize = 1024;
+
+/// A `--reason`: not empty, at most [`MAX_REASON`] bytes, one line.
+fn reason_text(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty: say why (a change or incident number)".to_owned());
+    }
+    if t.len() > MAX_REASON {
+        return Err(format!("longer than {MAX_REASON} bytes"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err("one line, without control characters".to_owned());
+    }
+    Ok(t.to_owned())
 }
 
 /// Who performs the switchover and between which sites, before anything
@@ -83,9 +124,33 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         agent = crate::logging::escape(&plan.agent),
         actor = plan.actor,
     );
+    if let Some(path) = &args.report {
+        crate::drill_report::Format::of(path).map_err(CliError::bad_input)?;
+    }
     if args.dry_run {
         println!("{text}\n(dry run: nothing was changed)");
         return Ok(());
+    }
+    if plan.watcher.is_some() {
+        if args.reason.is_none() {
+            return Err(CliError::bad_input(anyhow!(
+                "a drctl watch runs for this agent: switching through it needs --reason TEXT \
+                 (recorded in its history); nothing was changed"
+            )));
+        }
+        let local_only = [
+            ("--abort-after", args.abort_after.is_some()),
+            ("--lifetime", args.lifetime.is_some()),
+            ("--rto", args.rto.is_some()),
+            ("--report", args.report.is_some()),
+        ];
+        if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
+            return Err(CliError::bad_input(anyhow!(
+                "{flag} is for a local drill (this process switching) for now; a drctl watch runs \
+                 for this agent ({}): nothing was changed",
+                plan.actor
+            )));
+        }
     }
     if !args.yes {
         confirm(&plan)?;
@@ -104,20 +169,49 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
             .push(("agent.username".to_owned(), agent.clone()));
     }
     let progress = Progress::new(args.session.output == OutputFormat::Text);
-    let (report, verdict) = crate::ops::switch::switch(
-        &global,
-        &args.session,
-        args.to.as_deref(),
-        args.timeout,
-        progress.writer(),
-        &|msg| progress.say(msg),
-    )?;
+    let opts = crate::ops::switch::DrillOptions {
+        to: args.to.clone(),
+        intent: crate::host::gate::OperatorIntent {
+            skip: args.skip_gate.clone(),
+            why: args.reason.clone(),
+        },
+        timeout: args.timeout,
+        abort_after: args.abort_after,
+        lifetime: args.lifetime,
+        rto: args.rto,
+        recording: args
+            .session
+            .record
+            .as_ref()
+            .or(args.session.record_dir.as_ref())
+            .map(|p| p.display().to_string()),
+    };
+    let outcome =
+        crate::ops::switch::switch(&global, &args.session, opts, progress.writer(), &|msg| {
+            progress.say(msg)
+        })?;
     progress.finish();
-    report.print_table();
-    verdict?;
+    outcome.table.print_table();
+    let r = &outcome.report;
+    if let Some(m) = r.rto.measured_s {
+        let against = r
+            .rto
+            .expected_s
+            .map(|e| format!(" (expected at most {e:.3}s)"))
+            .unwrap_or_default();
+        eprintln!("RTO {m:.3}s{against}");
+    }
+    if let Some(back) = &r.rollback {
+        eprintln!("{}: {}", back.why, back.outcome);
+    }
+    if let Some(path) = &args.report {
+        r.write(path).map_err(CliError::failed)?;
+        eprintln!("report: {} ({})", path.display(), r.verdict);
+    }
+    outcome.verdict?;
     eprintln!(
         "switched {} -> {}: telephony ON, DN back in service",
-        report.from, report.to
+        outcome.table.from, outcome.table.to
     );
     Ok(())
 }
@@ -183,6 +277,8 @@ fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     let json = args.session.output == OutputFormat::Json;
     let request = Request::Switch {
         to: args.to.clone(),
+        skip_gates: args.skip_gate.clone(),
+        reason: args.reason.clone(),
     };
     // The watcher answers when the switchover is verified; allow for the connect first.
     let wait = args.timeout + Duration::from_secs(10);

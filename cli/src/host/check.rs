@@ -137,6 +137,7 @@ impl OperatorInputs {
                 OperatorAction::Pause => Event::Pause,
                 OperatorAction::Resume => Event::Resume,
                 OperatorAction::Shutdown => Event::Shutdown,
+                OperatorAction::Gates { verdict } => Event::GateVerdict(verdict),
             };
             self.next = Some((t, event));
         }

@@ -79,6 +79,16 @@ impl Drill {
             .collect()
     }
 
+    /// Whether the switchover landed where it was asked to: on `to` when
+    /// named, else anywhere but its origin.
+    pub fn verdict_ok(&self, to: Option<&str>) -> bool {
+        let origin = self.origin();
+        match self.times.borrow().completed.as_ref() {
+            Some((_, landed)) => to.is_none_or(|t| t == landed) && *landed != origin,
+            None => false,
+        }
+    }
+
     /// Whether the switchover completed with telephony ON and the DN in service.
     pub fn in_service(&self, engine: &Engine) -> bool {
         let v = engine.view();
@@ -124,6 +134,12 @@ impl Observer for Drill {
         }
     }
 
+    fn gates(&mut self, t: Timestamp, agent: &str, outcomes: &[crate::gates::Outcome]) {
+        if agent == self.session {
+            self.timer.gates(t, agent, outcomes);
+        }
+    }
+
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
         if agent != self.session {
             return;
@@ -141,6 +157,10 @@ impl Observer for Drill {
         if client.send(Reply::progress(value)).is_err() {
             // The client left; the switchover goes on without it.
             self.done = true;
+        }
+        let refused = self.times.borrow().refused.clone();
+        if let Some(why) = refused.filter(|_| !self.done) {
+            self.finish(Reply::error(why));
         }
     }
 

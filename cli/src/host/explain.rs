@@ -82,6 +82,8 @@ pub fn rule(d: &Decision) -> (&'static str, &'static [&'static str]) {
                 ("D4", &[])
             }
         },
+        // Not a SPEC rule: the host's gates (issue 17).
+        Decision::GateRefused { .. } | Decision::GateSkipped { .. } => ("gates", &["switch.gates"]),
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod drill;
 pub mod explain;
+pub mod gate;
 pub mod observe;
 pub mod record;
 pub mod serve;
@@ -204,6 +205,9 @@ struct Agent {
     touched: bool,
     /// E3 with an owner: who paused, why, and until when (`pause --for`).
     pause: Option<PauseInfo>,
+    /// What the operator asked along with the next operator switchover
+    /// (gates to skip, why), taken when its gates are checked.
+    intent: Option<gate::OperatorIntent>,
     /// Tests: the entry point that panics for this agent.
     #[cfg(test)]
     fault: Option<Entry>,
@@ -268,6 +272,10 @@ pub struct Host<B: Backend> {
     pumped: Timestamp,
     /// Run by the loop itself on the real clock (the systemd watchdog).
     heartbeat: Option<Heartbeat>,
+    /// How engines waiting on switchover gates are answered.
+    gates: gate::GateMode,
+    /// Gate verdicts ready to feed (agent, outcomes, verdict).
+    gates_ready: VecDeque<(usize, Vec<crate::gates::Outcome>, drctl_policy::GateVerdict)>,
 }
 
 /// A callback the loop runs every `every` of wall-clock time, between two
@@ -333,6 +341,7 @@ impl<B: Backend> Host<B> {
                 failed: false,
                 touched: false,
                 pause: None,
+                intent: None,
                 #[cfg(test)]
                 fault: None,
             })
@@ -353,6 +362,8 @@ impl<B: Backend> Host<B> {
             pause_ends: BinaryHeap::new(),
             pumped: Timestamp::ZERO,
             heartbeat: None,
+            gates: gate::GateMode::default(),
+            gates_ready: VecDeque::new(),
         }
     }
 
@@ -565,6 +576,7 @@ impl<B: Backend> Host<B> {
     /// Everything due at `now`: agents' timers, backend outputs, actions.
     fn pump_at(&mut self, now: Timestamp) -> Result<(), HostError> {
         self.pumped = self.pumped.max(now);
+        self.gates_answered(now)?;
         while let Some(&Reverse((at, i))) = self.pause_ends.peek() {
             if at > now {
                 break;
@@ -745,8 +757,10 @@ impl<B: Backend> Host<B> {
                     self.backend.handle(now.as_nanos(), &input)?;
                 }
                 Action::Decision(d) => self.decide(i, now, d),
+                Action::CheckGates { reason, from, to } => self.check_gates(i, reason, from, to),
             }
         }
+        self.gates_ready_for(i, now)?;
         let next = self
             .engine_call(i, Entry::PollTimeout, |e| e.poll_timeout())
             .flatten();

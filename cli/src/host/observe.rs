@@ -25,6 +25,11 @@ pub trait Observer {
     fn timeout(&mut self, _t: Timestamp, _agent: &str, _engine: &Engine) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
+    /// `agent`'s switchover gates ran (just before their verdict is fed).
+    fn gates(&mut self, _t: Timestamp, _agent: &str, _outcomes: &[crate::gates::Outcome]) {}
+    /// The operator's reason (`--reason`, and who asked) for `agent`'s next
+    /// operator switchover, or `None` when it is over.
+    fn operator(&mut self, _agent: &str, _why: Option<&str>, _by: Option<&str>) {}
     /// When the observer wants [`Observer::on_deadline`] (a shadow engine's
     /// timers); the host wakes for it as for the engines' own.
     fn deadline(&self) -> Option<Timestamp> {
@@ -68,6 +73,12 @@ impl<T: Observer> Observer for Shared<T> {
     }
     fn input(&mut self, t: Timestamp, event: &Event) {
         self.0.borrow_mut().input(t, event)
+    }
+    fn gates(&mut self, t: Timestamp, agent: &str, outcomes: &[crate::gates::Outcome]) {
+        self.0.borrow_mut().gates(t, agent, outcomes)
+    }
+    fn operator(&mut self, agent: &str, why: Option<&str>, by: Option<&str>) {
+        self.0.borrow_mut().operator(agent, why, by)
     }
     fn timeout(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
         self.0.borrow_mut().timeout(t, agent, engine)
@@ -187,6 +198,14 @@ pub fn render(t: Timestamp, d: &Decision, colour: bool) -> String {
             let reason = if reason.is_empty() { "(none)" } else { reason };
             format!("reason {reason}: {}", class.as_str())
         }
+        Decision::GateRefused {
+            reason,
+            gate,
+            output,
+        } => format!("{} by gate {gate}: {output}", reason.as_str()),
+        Decision::GateSkipped { reason, gate, why } => {
+            format!("{} gate {gate} skipped: {why}", reason.as_str())
+        }
     };
     // Reasons and errors are free text from the backend: one line, no
     // terminal controls.
@@ -206,10 +225,12 @@ fn style(d: &Decision) -> Option<anstyle::Style> {
     let colour = match d {
         Decision::StartupFailed { .. }
         | Decision::SwitchoverFailed { .. }
-        | Decision::AlarmRaised { .. } => Red,
+        | Decision::AlarmRaised { .. }
+        | Decision::GateRefused { .. } => Red,
         Decision::SwitchoverStarted { .. }
         | Decision::SwitchoverSuppressed { .. }
-        | Decision::ApplicationFallback { .. } => Yellow,
+        | Decision::ApplicationFallback { .. }
+        | Decision::GateSkipped { .. } => Yellow,
         Decision::StartupConnected { .. }
         | Decision::SwitchoverCompleted { .. }
         | Decision::AlarmCleared { .. } => Green,
@@ -232,6 +253,7 @@ impl<W: Write> Observer for DecisionPrinter<W> {
             to = f.to,
             alarm = f.alarm,
             class = f.class,
+            gate = f.gate,
             why = f.why,
             error = f.error,
             "{}",
@@ -269,6 +291,7 @@ struct Fields<'a> {
     to: Option<&'a str>,
     alarm: Option<&'a str>,
     class: Option<&'a str>,
+    gate: Option<&'a str>,
     why: Option<&'a str>,
     error: Option<&'a str>,
 }
@@ -315,6 +338,22 @@ impl<'a> Fields<'a> {
                 class: Some(class.as_str()),
                 ..Default::default()
             },
+            Decision::GateRefused {
+                reason,
+                gate,
+                output,
+            } => Fields {
+                reason: Some(reason.as_str()),
+                gate: Some(gate),
+                error: Some(output),
+                ..Default::default()
+            },
+            Decision::GateSkipped { reason, gate, why } => Fields {
+                reason: Some(reason.as_str()),
+                gate: Some(gate),
+                why: Some(why),
+                ..Default::default()
+            },
         }
     }
 }
@@ -337,6 +376,16 @@ pub struct PhaseTimes {
     pub dn_back: Option<Timestamp>,
     /// Telephony ON after completion.
     pub telephony_on: Option<Timestamp>,
+    /// The gates run before it, and when they answered.
+    pub gates: Vec<crate::gates::Outcome>,
+    /// When the gates answered.
+    pub gates_at: Option<Timestamp>,
+    /// Another switchover started after this one completed (a drill's
+    /// return): what follows is not this one's.
+    pub superseded: bool,
+    /// Why it never started: a gate's veto, e.g. `gate freeze refused the
+    /// operator switchover: ...`.
+    pub refused: Option<String>,
 }
 
 /// A command's send and answer times, matched by id.
@@ -362,6 +411,25 @@ impl PhaseTimes {
             ),
             ("total", between(self.started, self.dn_back)),
         ]
+    }
+
+    /// The phases that happened, as `(phase, began, ended)`, in order: for
+    /// a drill report's timeline.
+    pub fn spans(&self) -> Vec<(&'static str, Timestamp, Timestamp)> {
+        let mut out = Vec::new();
+        for (name, s) in [
+            ("kill factory", &self.kill),
+            ("connect", &self.connect),
+            ("listeners", &self.subscribe),
+        ] {
+            if let (Some(a), Some(b)) = (s.sent, s.done) {
+                out.push((name, a, b));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.subscribe.done, self.dn_back) {
+            out.push(("DN back in service", a, b));
+        }
+        out
     }
 
     fn in_flight(&self) -> bool {
@@ -405,7 +473,7 @@ impl Observer for PhaseTimer {
                     }
                 }
             }
-            Output::Event { event, .. } if p.completed.is_some() => match event {
+            Output::Event { event, .. } if p.completed.is_some() && !p.superseded => match event {
                 Event::DnBackInService { .. } if p.dn_back.is_none() => p.dn_back = Some(t),
                 Event::ServiceStatus {
                     service: Service::Telephony,
@@ -417,9 +485,27 @@ impl Observer for PhaseTimer {
         }
     }
 
+    fn gates(&mut self, t: Timestamp, _agent: &str, outcomes: &[crate::gates::Outcome]) {
+        let mut p = self.0.borrow_mut();
+        if p.started.is_none() {
+            p.gates = outcomes.to_vec();
+            p.gates_at = Some(t);
+        }
+    }
+
     fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
         let mut p = self.0.borrow_mut();
         match d {
+            Decision::GateRefused {
+                reason: drctl_policy::Reason::Operator,
+                gate,
+                output,
+            } if p.started.is_none() => {
+                p.refused = Some(format!(
+                    "gate {gate} refused the switchover: {}",
+                    crate::logging::escape(output)
+                ));
+            }
             Decision::SwitchoverStarted {
                 reason: drctl_policy::Reason::Operator,
                 from,
@@ -431,6 +517,7 @@ impl Observer for PhaseTimer {
             Decision::SwitchoverCompleted { to, .. } if p.in_flight() => {
                 p.completed = Some((t, to.to_string()))
             }
+            Decision::SwitchoverStarted { .. } if p.completed.is_some() => p.superseded = true,
             _ => {}
         }
     }

@@ -90,6 +90,9 @@ impl Observer for Recorder {
             Event::Pause => OperatorAction::Pause,
             Event::Resume => OperatorAction::Resume,
             Event::Shutdown => OperatorAction::Shutdown,
+            Event::GateVerdict(verdict) => OperatorAction::Gates {
+                verdict: verdict.clone(),
+            },
             // `start` is always at t = 0; backend events are recorded as outputs.
             _ => return,
         };

@@ -3,14 +3,25 @@
 
 use crate::control::{Incoming, Reply, Request};
 use crate::host::drill::Drill;
+use crate::host::gate::OperatorIntent;
 use crate::host::observe::DecisionRecord;
 use crate::host::{Backend, Host, HostError, PauseInfo};
-use crate::report::{DrOptionRow, Listeners, PauseRow, StatusReport, SwitchoverRow, TimerRow};
+use crate::report::{
+    AgentRow, DrOptionRow, FleetReport, FleetSummary, Listeners, PauseRow, SiteCount, StatusReport,
+    SwitchoverRow, TimerRow, FLEET_ROWS,
+};
 use drctl_policy::{Event, PhaseKind};
 
 impl<B: Backend> Host<B> {
     /// Handles one control request (called by the loop when one arrives).
     pub(crate) fn on_control(&mut self, incoming: Incoming) -> Result<(), HostError> {
+        if incoming.agent.is_none() && self.len() > 1 && incoming.request == Request::Status {
+            let _ = incoming.reply.send(Reply {
+                fleet: Some(self.fleet_status()),
+                ..Reply::ok()
+            });
+            return Ok(());
+        }
         let i = match self.addressed(incoming.agent.as_deref()) {
             Ok(i) => i,
             Err(why) => {
@@ -43,11 +54,26 @@ impl<B: Backend> Host<B> {
                     ..Reply::ok()
                 }
             }
-            Request::Switch { to } => match self.start_switch(i, to, incoming.reply.clone())? {
-                // The progress observer answers from here on.
-                None => return Ok(()),
-                Some(refusal) => refusal,
-            },
+            Request::Switch {
+                to,
+                skip_gates,
+                reason,
+            } => {
+                let by = incoming
+                    .peer_uid
+                    .map_or_else(|| "unknown".to_owned(), crate::control::owner);
+                let intent = OperatorIntent {
+                    skip: skip_gates,
+                    why: reason,
+                };
+                match self.start_switch(i, to, intent, &by, incoming.reply.clone())? {
+                    // The progress observer answers from here on.
+                    None => return Ok(()),
+                    Some(refusal) => refusal,
+                }
+            }
+            // The socket's task streams these from the event hub itself.
+            Request::Events { .. } => Reply::error("events are not answered by the loop"),
         };
         let _ = incoming.reply.send(reply);
         Ok(())
@@ -92,8 +118,13 @@ impl<B: Backend> Host<B> {
         &mut self,
         i: usize,
         to: Option<String>,
+        intent: OperatorIntent,
+        by: &str,
         reply: tokio::sync::mpsc::UnboundedSender<Reply>,
     ) -> Result<Option<Reply>, HostError> {
+        if let Err(why) = self.known_gates(&intent.skip) {
+            return Ok(Some(Reply::error(why)));
+        }
         let (Some(engine), Some(session)) = (self.engine(i), self.session(i)) else {
             return Ok(Some(Reply::error(format!("no agent #{i}"))));
         };
@@ -120,16 +151,20 @@ impl<B: Backend> Host<B> {
             ))));
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
-        let drill = Drill::new(session, from.clone(), to.clone(), Some(reply));
+        let drill = Drill::new(session.clone(), from.clone(), to.clone(), Some(reply));
         let times = drill.times.clone();
         self.observe(Box::new(drill));
+        self.before_operator_switch(i, intent, Some(by));
         self.inject(
             i,
             Event::OperatorSwitch {
                 to: to.as_deref().map(Into::into),
             },
         )?;
-        if times.borrow().started.is_none() {
+        // Taken if the switchover's gates were asked for; never left for a later one.
+        self.set_intent(i, None);
+        let waiting = self.engine(i).is_some_and(|e| e.waiting_on_gates());
+        if times.borrow().started.is_none() && !waiting {
             // Take the observer out again: the engine refused (e.g. already there).
             self.observers.pop();
             let why = self
@@ -142,6 +177,84 @@ impl<B: Backend> Host<B> {
             ))));
         }
         Ok(None)
+    }
+
+    /// Every agent's row and the fleet's counts, for `drctl status` of a fleet watcher.
+    pub(crate) fn fleet_status(&self) -> FleetReport {
+        let now = self.now();
+        let mut summary = FleetSummary {
+            agents: self.len(),
+            ..FleetSummary::default()
+        };
+        let mut sites: Vec<SiteCount> = self
+            .agents
+            .first()
+            .map(|a| {
+                a.engine
+                    .config()
+                    .sites
+                    .iter()
+                    .map(|s| SiteCount {
+                        site: s.name.to_string(),
+                        agents: 0,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut rows = Vec::with_capacity(self.len().min(FLEET_ROWS));
+        for (i, agent) in self.agents.iter().enumerate() {
+            let v = agent.engine.view();
+            let watching = v.phase == PhaseKind::Watching;
+            summary.watching += usize::from(watching);
+            summary.in_service += usize::from(watching && v.dn == drctl_policy::ListenerStatus::On);
+            summary.switching += usize::from(v.switchover.is_some());
+            summary.paused += usize::from(v.paused);
+            let alarms = self.active_alarms(i);
+            summary.alarmed += usize::from(!alarms.as_slice().is_empty());
+            let site = v.site.map(|s| s.to_string());
+            if let Some(count) = sites.iter_mut().find(|c| Some(&c.site) == site.as_ref()) {
+                count.agents += 1;
+            }
+            if rows.len() < FLEET_ROWS {
+                rows.push(AgentRow {
+                    agent: agent.engine.config().username.clone(),
+                    phase: v.phase.as_str().to_owned(),
+                    site,
+                    dn: v.dn.as_str().to_owned(),
+                    paused: v.paused,
+                    alarms: alarms
+                        .as_slice()
+                        .iter()
+                        .map(|a| a.as_str().to_owned())
+                        .collect(),
+                    switchover: v.switchover.map(|s| SwitchoverRow {
+                        reason: s.reason.as_str().to_owned(),
+                        from: s.from.to_string(),
+                        to: s.to.to_string(),
+                    }),
+                });
+            }
+        }
+        summary.sites = sites;
+        FleetReport {
+            backend: self.identity.as_ref().map(|i| i.backend.clone()),
+            pid: std::process::id(),
+            uptime: self.uptime(),
+            now: now.as_nanos(),
+            more: self.len() - rows.len(),
+            agents: rows,
+            summary,
+        }
+    }
+
+    /// How long the watcher has run, whole seconds.
+    fn uptime(&self) -> String {
+        let uptime = self
+            .identity
+            .as_ref()
+            .and_then(|i| i.started.elapsed().ok())
+            .unwrap_or_default();
+        humantime::format_duration(std::time::Duration::from_secs(uptime.as_secs())).to_string()
     }
 
     /// Agent `i`'s state for `drctl status`.
@@ -185,7 +298,12 @@ impl<B: Backend> Host<B> {
             })
             .collect();
         StatusReport {
-            agent: self.identity.as_ref().map(|i| i.agent.clone()),
+            // In a fleet the watcher's identity is not this agent's name.
+            agent: if self.len() > 1 {
+                Some(self.agents[i].engine.config().username.clone())
+            } else {
+                self.identity.as_ref().map(|i| i.agent.clone())
+            },
             backend: self.identity.as_ref().map(|i| i.backend.clone()),
             pid: std::process::id(),
             uptime: humantime::format_duration(std::time::Duration::from_secs(uptime.as_secs()))

@@ -39,6 +39,9 @@ pub struct Divergence {
     pub decision: Decision,
 }
 
+/// What is told of each divergence: `(session, divergence)`.
+type OnDivergence = Box<dyn FnMut(&str, &Divergence)>;
+
 /// The shadow engine and its bookkeeping.
 pub struct Shadow {
     engine: Engine,
@@ -56,6 +59,8 @@ pub struct Shadow {
     pub command_divergences: u64,
     /// The most recent divergences, newest last.
     pub recent: VecDeque<Divergence>,
+    /// Told of each divergence as it is found (the event stream, the metrics).
+    on_divergence: Option<OnDivergence>,
 }
 
 impl Shadow {
@@ -71,7 +76,14 @@ impl Shadow {
             divergences: 0,
             command_divergences: 0,
             recent: VecDeque::new(),
+            on_divergence: None,
         }
+    }
+
+    /// Calls `f(session, divergence)` for each divergence as it is found.
+    pub fn on_divergence(mut self, f: impl FnMut(&str, &Divergence) + 'static) -> Shadow {
+        self.on_divergence = Some(Box::new(f));
+        self
     }
 
     /// Takes the candidate's actions: commands wait for a live match,
@@ -81,6 +93,8 @@ impl Shadow {
             match action {
                 Action::Command(c) => self.waiting.push_back((c.id, c.kind)),
                 Action::Decision(d) => push_bounded(&mut self.candidate, (t, d)),
+                // Never acts: the live engine's gate verdict reaches it as an input.
+                Action::CheckGates { .. } => {}
             }
         }
     }
@@ -144,7 +158,11 @@ impl Shadow {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back(Divergence { t, by, decision });
+        let divergence = Divergence { t, by, decision };
+        if let Some(f) = &mut self.on_divergence {
+            f(&self.session, &divergence);
+        }
+        self.recent.push_back(divergence);
     }
 }
 

@@ -136,6 +136,7 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
             evacuate_option: cfg.genesys.evacuate_option.clone(),
         }),
         seed: cfg.policy.seed,
+        gated: crate::gates::Gates::gated(&cfg.switch.gates),
     };
     Ok(engine_cfg)
 }

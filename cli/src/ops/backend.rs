@@ -221,10 +221,19 @@ pub fn agent_name(cfg: &Config) -> String {
     cfg.agent.username.clone().unwrap_or_else(|| "agent".into())
 }
 
+/// The name `cfg`'s watcher goes by (its socket `<name>.sock`): the agent's,
+/// or for a fleet (`[[agents]]`) without `agent.username`, `fleet`.
+pub fn watcher_name(cfg: &Config) -> String {
+    match &cfg.agent.username {
+        None if !cfg.agents.is_empty() => "fleet".to_owned(),
+        _ => agent_name(cfg),
+    }
+}
+
 /// The control socket a client uses for `cfg`'s agent (the watcher binds
 /// [`crate::control::socket_path`]).
 pub fn control_socket(cfg: &Config) -> PathBuf {
-    crate::control::client_socket_path(cfg.control.socket.as_deref(), &agent_name(cfg))
+    crate::control::client_socket_path(cfg.control.socket.as_deref(), &watcher_name(cfg))
 }
 
 /// What the host itself needs from a scenario: where it starts and ends.

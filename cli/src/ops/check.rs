@@ -4,8 +4,8 @@
 
 use crate::args::{ClockKind, GlobalArgs};
 use crate::exit::CliError;
-use crate::ops::agents::{is_fleet, session_agents, SessionKind};
-use crate::ops::backend::{agent_name, client_config, load_backend, setup, Setup};
+use crate::ops::agents::{session_agents, SessionKind};
+use crate::ops::backend::{client_config, load_backend, setup, watcher_name, Setup};
 use drctl_config::Config;
 
 /// A configuration `watch` would start with, and what is worth knowing.
@@ -30,11 +30,9 @@ pub fn check(global: &GlobalArgs) -> Result<Checked, CliError> {
     load_backend(&cfg, &backend, ClockKind::Real)?;
     crate::alarms::check(&cfg.alarms.sinks).map_err(CliError::bad_input)?;
     let mut notes = Vec::new();
-    // A fleet watcher takes no control socket (see `ops::watch`).
-    if !is_fleet(&cfg, SessionKind::Watch) {
-        // Where the watcher binds (a client may look in more places).
-        let socket = crate::control::socket_path(cfg.control.socket.as_deref(), &agent_name(&cfg));
-        notes.extend(crate::control::check_socket(&socket).map_err(CliError::bad_input)?);
-    }
+    // Where the watcher binds (a client may look in more places); a fleet
+    // watcher's is the fleet's (see `ops::watch`).
+    let socket = crate::control::socket_path(cfg.control.socket.as_deref(), &watcher_name(&cfg));
+    notes.extend(crate::control::check_socket(&socket).map_err(CliError::bad_input)?);
     Ok(Checked { config: cfg, notes })
 }

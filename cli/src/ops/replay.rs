@@ -129,6 +129,8 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         clock,
         wake,
     );
+    // The gates' verdicts are the recording's operator inputs: never run again.
+    host.recorded_gates();
     host.observe(Box::new(Shared(checker.clone())));
     if args.explain {
         let json = matches!(args.output, OutputFormat::Json);

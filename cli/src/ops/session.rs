@@ -74,6 +74,10 @@ pub fn prepare(
         ClockKind::Virtual => Clock::virtual_at_zero(),
     };
     let mut host = Host::fleet(agents, instance, clock, wake);
+    if !cfg.switch.gates.is_empty() {
+        let gates = crate::gates::Gates::new(&cfg.switch.gates).map_err(CliError::bad_input)?;
+        host.run_gates(gates);
+    }
     // Before the session starts: a recording refused is refused before
     // anything connects anywhere.
     if let Some(target) = args.record_target(&crate::ops::backend::agent_name(&cfg)) {

@@ -10,9 +10,9 @@ use crate::host::session::Session;
 use crate::host::shadow::Shadow;
 use crate::host::supervise::Supervised;
 use crate::host::Stop;
-use crate::metrics::Metrics;
+use crate::metrics::{FleetMetrics, Metrics};
 use crate::ops::agents::{checked, engine_config, SessionKind};
-use crate::ops::backend::agent_name;
+use crate::ops::backend::watcher_name;
 use crate::ops::session::{prepare, Prepared};
 use crate::report::Identity;
 use anyhow::{anyhow, Context};
@@ -33,6 +33,9 @@ pub enum Until {
     /// After this much session time.
     For(Duration),
 }
+
+/// How long event clients may take to read what is queued for them at shutdown.
+const EVENTS_GRACE: Duration = Duration::from_secs(1);
 
 /// How long queued alarm notifications may take to go out at shutdown.
 const SINK_GRACE: Duration = Duration::from_secs(5);
@@ -66,30 +69,41 @@ pub fn watch(
             ))
         })?),
     };
-    let agent = agent_name(&cfg);
-    if !shadow.is_empty() {
-        attach_shadow(&mut session, &cfg, shadow, fleet)?;
-    }
+    // A fleet watcher's socket and identity are the fleet's: `agent.username`
+    // when the config names one, else `fleet`.
+    let agent = watcher_name(&cfg);
     // A live watcher owns the agent's control socket; a virtual-clock run is
     // over in milliseconds and takes none (so drills can run side by side).
-    // Fleet mode has no per-agent control socket or metrics yet (they follow one agent).
-    let live = args.clock == ClockKind::Real && !fleet;
+    let live = args.clock == ClockKind::Real;
     if fleet {
-        tracing::info!(
-            "fleet mode: {} agents; no control socket or metrics endpoint (one-agent features)",
-            session.host.len()
-        );
+        tracing::info!("fleet mode: {} agents", session.host.len());
     }
     let server = if live {
         let path = crate::control::socket_path(cfg.control.socket.as_deref(), &agent);
-        Some(Arc::new(
-            Server::bind(&path, &agent).map_err(CliError::bad_input)?,
-        ))
+        Some(Server::bind(&path, &agent).map_err(CliError::bad_input)?)
     } else {
         None
     };
-    if !fleet {
-        serve_metrics(&mut session, &cfg, &agent)?;
+    // The event stream, for the socket's and the metrics listener's clients.
+    let hub = (live || cfg.metrics.listen.is_some()).then(|| {
+        let sessions = session.host.engines().map(|(s, _)| s);
+        let names = crate::events::names(sessions, (!fleet).then_some(agent.as_str()));
+        Arc::new(crate::events::Hub::new(names))
+    });
+    if let Some(hub) = &hub {
+        session
+            .host
+            .observe(Box::new(crate::events::Tap(hub.clone())));
+    }
+    let server = server.map(|s| {
+        Arc::new(match &hub {
+            Some(hub) => s.with_events(hub.clone()),
+            None => s,
+        })
+    });
+    let divergences = serve_metrics(&mut session, &cfg, &agent, fleet, hub.clone())?;
+    if !shadow.is_empty() {
+        attach_shadow(&mut session, &cfg, shadow, fleet, hub.clone(), divergences)?;
     }
     let sinks = start_sinks(&mut session, &cfg, &agent, fleet)?;
     let serving = server.map(|server| {
@@ -112,6 +126,11 @@ pub fn watch(
     if why == Stop::Idle {
         tracing::info!("nothing more can happen (virtual clock)");
     }
+    if let Some(hub) = &hub {
+        // The event clients get what is queued for them and the end.
+        let flushed = async { tokio::time::timeout(EVENTS_GRACE, hub.flushed()).await };
+        let _ = session.block_on(flushed);
+    }
     if let Some(task) = serving {
         task.abort();
     }
@@ -122,30 +141,52 @@ pub fn watch(
     Ok(())
 }
 
-/// The metrics endpoint (`metrics.listen`), when configured.
+/// The metrics endpoint (`metrics.listen`), when configured: one agent's
+/// metrics, or a fleet's; the shadow divergence counter.
 fn serve_metrics(
     session: &mut Session<Supervised>,
     cfg: &Config,
     agent: &str,
-) -> Result<(), CliError> {
+    fleet: bool,
+    events: Option<Arc<crate::events::Hub>>,
+) -> Result<Option<prometheus_client::metrics::counter::Counter>, CliError> {
     let Some(listen) = cfg.metrics.listen.as_ref() else {
-        return Ok(());
+        return Ok(None);
     };
     let listener = session
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("metrics.listen {listen}"))
         .map_err(CliError::bad_input)?;
     let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
-    let metrics = Metrics::new(agent, &sites);
     let limits = crate::http::Limits::of(&cfg.metrics);
+    let (registry, health, divergences) = if fleet {
+        let agents: Vec<String> = session.host.engines().map(|(s, _)| s.to_owned()).collect();
+        let metrics = FleetMetrics::new(&agents, &sites);
+        let parts = (
+            metrics.registry(),
+            metrics.health(),
+            metrics.shadow_divergences(),
+        );
+        session.host.observe(Box::new(metrics));
+        parts
+    } else {
+        let metrics = Metrics::new(agent, &sites);
+        let parts = (
+            metrics.registry(),
+            metrics.health(),
+            metrics.shadow_divergences(),
+        );
+        session.host.observe(Box::new(metrics));
+        parts
+    };
     let endpoint = crate::http::Endpoint {
-        registry: metrics.registry(),
-        health: metrics.health(),
+        registry,
+        health,
+        events,
     };
     session.spawn(crate::http::serve(listener, endpoint, limits));
-    session.host.observe(Box::new(metrics));
-    tracing::info!("metrics on http://{listen}/metrics (and /livez, /readyz)");
-    Ok(())
+    tracing::info!("metrics on http://{listen}/metrics (and /livez, /readyz, /events)");
+    Ok(Some(divergences))
 }
 
 /// The alarm sinks (`[[alarms.sinks]]`), when configured.
@@ -185,6 +226,8 @@ fn attach_shadow(
     cfg: &Config,
     overrides: &[(String, String)],
     fleet: bool,
+    events: Option<Arc<crate::events::Hub>>,
+    counter: Option<prometheus_client::metrics::counter::Counter>,
 ) -> Result<(), CliError> {
     if fleet {
         return Err(CliError::bad_input(anyhow!(
@@ -201,8 +244,15 @@ fn attach_shadow(
         .unwrap_or_default();
     let changes: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
     tracing::info!("shadow: also running the policy with {}", changes.join(" "));
-    session
-        .host
-        .observe(Box::new(Shadow::new(engine, session_id)));
+    // Each divergence on the event stream and in `drctl_shadow_divergences_total`.
+    let shadow = Shadow::new(engine, session_id).on_divergence(move |session, d| {
+        if let Some(hub) = &events {
+            crate::events::Tap::divergence(hub, session, d.t, d.by, &d.decision);
+        }
+        if let Some(counter) = &counter {
+            counter.inc();
+        }
+    });
+    session.host.observe(Box::new(shadow));
     Ok(())
 }

@@ -373,7 +373,7 @@ impl Harness {
             .iter()
             .filter_map(|(t, a)| match a {
                 Action::Decision(d) => Some((*t, d.clone())),
-                Action::Command(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -384,7 +384,7 @@ impl Harness {
             .iter()
             .filter_map(|(t, a)| match a {
                 Action::Command(c) => Some((*t, c.kind.clone())),
-                Action::Decision(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -427,6 +427,19 @@ impl Harness {
                     CommandKind::Shutdown => "shutdown".into(),
                 };
                 (t, name)
+            })
+            .collect()
+    }
+
+    /// The gate checks the engine asked for, as `(time, "reason from->to")`.
+    pub fn gate_checks(&self) -> Vec<(Timestamp, String)> {
+        self.log
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Action::CheckGates { reason, from, to } => {
+                    Some((*t, format!("{} {from}->{to}", reason.as_str())))
+                }
+                _ => None,
             })
             .collect()
     }
@@ -480,6 +493,12 @@ pub fn describe(d: &Decision) -> String {
         Decision::ApplicationFallback { site, .. } => format!("application-fallback {site}"),
         Decision::LogoutClassified { reason, class } => {
             format!("logout-classified {reason:?} {class:?}")
+        }
+        Decision::GateRefused { reason, gate, .. } => {
+            format!("gate-refused {} {gate}", reason.as_str())
+        }
+        Decision::GateSkipped { reason, gate, .. } => {
+            format!("gate-skipped {} {gate}", reason.as_str())
         }
     }
 }

@@ -1,0 +1,525 @@
+//! The metrics of a fleet watcher: the one-agent series that alert rules and
+//! the dashboard select on, labelled per agent, and fleet aggregates.
+//!
+//! Cardinality stays at 27 series per agent (site 2, phase 9, listeners 4,
+//! alarms 8, alarms up, paused, epoch, backend faults): what is per agent is
+//! what an alert names an agent by. Switchover counts, their durations and
+//! time in phase are the fleet's (no `agent` label): 10 000 agents times 18
+//! reason/outcome pairs and 14 histogram buckets would be 500 000 series for
+//! numbers nobody reads per agent.
+
+use super::{up, PhaseLabel, SiteLabel, SwitchLabel, LISTENERS, OUTCOMES, SHADOW_HELP};
+use crate::host::observe::Observer;
+use crate::http::Health;
+use drctl_plugin_api::messages::{Event as WireEvent, Output};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Agent {
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentSite {
+    agent: String,
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentPhase {
+    agent: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentListener {
+    agent: String,
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentAlarm {
+    agent: String,
+    alarm: &'static str,
+}
+
+/// What the observer remembers of one agent between passes.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Since when, in which phase, at which site, in service.
+    last: Option<(Timestamp, &'static str, Option<String>, bool)>,
+    /// The switchover in flight: since when, why.
+    in_flight: Option<(Timestamp, &'static str)>,
+}
+
+/// The metrics of a fleet watcher, and the observer that keeps them current.
+pub struct FleetMetrics {
+    registry: Arc<Registry>,
+    site: Family<AgentSite, Gauge>,
+    phase: Family<AgentPhase, Gauge>,
+    listener: Family<AgentListener, Gauge>,
+    alarm: Family<AgentAlarm, Gauge>,
+    alarms_active: Family<Agent, Gauge>,
+    paused: Family<Agent, Gauge>,
+    epoch: Family<Agent, Gauge>,
+    faults: Family<Agent, Counter>,
+    switchovers: Family<SwitchLabel, Counter>,
+    duration: Histogram,
+    phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
+    agents_at: Family<SiteLabel, Gauge>,
+    agents_in: Family<PhaseLabel, Gauge>,
+    in_service: Gauge,
+    in_flight: Gauge,
+    shadow_divergences: Counter,
+    agents: HashMap<String, Seen>,
+    watching: usize,
+    health: Arc<Health>,
+}
+
+impl FleetMetrics {
+    /// Every series of `agents` (session ids, which are their login names in
+    /// a fleet) and `sites`, at 0 (every agent idle).
+    pub fn new(agents: &[String], sites: &[String]) -> FleetMetrics {
+        let mut r = Registry::with_prefix("drctl");
+        let m = FleetMetrics {
+            registry: Arc::new(Registry::default()),
+            site: Family::default(),
+            phase: Family::default(),
+            listener: Family::default(),
+            alarm: Family::default(),
+            alarms_active: Family::default(),
+            paused: Family::default(),
+            epoch: Family::default(),
+            faults: Family::default(),
+            switchovers: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            phase_seconds: Family::default(),
+            agents_at: Family::default(),
+            agents_in: Family::default(),
+            in_service: Gauge::default(),
+            in_flight: Gauge::default(),
+            shadow_divergences: Counter::default(),
+            agents: agents
+                .iter()
+                .map(|a| (a.clone(), Seen::default()))
+                .collect(),
+            watching: 0,
+            health: Arc::new(Health::default()),
+        };
+        for agent in agents {
+            let a = || agent.clone();
+            for site in sites {
+                m.site
+                    .get_or_create(&AgentSite {
+                        agent: a(),
+                        site: site.clone(),
+                    })
+                    .set(0);
+            }
+            for p in PhaseKind::ALL {
+                m.phase
+                    .get_or_create(&AgentPhase {
+                        agent: a(),
+                        phase: p.as_str(),
+                    })
+                    .set(i64::from(p == PhaseKind::Idle));
+            }
+            for listener in LISTENERS {
+                m.listener
+                    .get_or_create(&AgentListener {
+                        agent: a(),
+                        listener,
+                    })
+                    .set(0);
+            }
+            for alarm in Alarm::ALL {
+                m.alarm
+                    .get_or_create(&AgentAlarm {
+                        agent: a(),
+                        alarm: alarm.as_str(),
+                    })
+                    .set(0);
+            }
+            // Creating the series is the point: set to 0, or 0 added.
+            m.alarms_active.get_or_create(&Agent { agent: a() }).set(0);
+            m.paused.get_or_create(&Agent { agent: a() }).set(0);
+            m.epoch.get_or_create(&Agent { agent: a() }).set(0);
+            m.faults.get_or_create(&Agent { agent: a() }).inc_by(0);
+        }
+        for site in sites {
+            m.agents_at
+                .get_or_create(&SiteLabel { site: site.clone() })
+                .set(0);
+        }
+        for p in PhaseKind::ALL {
+            let label = PhaseLabel { phase: p.as_str() };
+            let idle = if p == PhaseKind::Idle {
+                agents.len()
+            } else {
+                0
+            };
+            m.agents_in
+                .get_or_create(&label)
+                .set(i64::try_from(idle).unwrap_or(i64::MAX));
+            m.phase_seconds.get_or_create(&label).inc_by(0.0);
+        }
+        for reason in Reason::ALL {
+            for outcome in OUTCOMES {
+                m.switchovers
+                    .get_or_create(&SwitchLabel {
+                        reason: reason.as_str(),
+                        outcome,
+                    })
+                    .inc_by(0);
+            }
+        }
+        r.register(
+            "site",
+            "1 for the site the agent is on, 0 for the other",
+            m.site.clone(),
+        );
+        r.register(
+            "phase",
+            "1 for the agent's engine's current phase",
+            m.phase.clone(),
+        );
+        r.register(
+            "listener_up",
+            "1 when the listener's service is on (DN in service), 0 when off or unknown",
+            m.listener.clone(),
+        );
+        r.register("alarm_active", "1 while the alarm is up", m.alarm.clone());
+        r.register("alarms_active", "alarms up", m.alarms_active.clone());
+        r.register(
+            "paused",
+            "1 while automatic switchovers are paused (E3)",
+            m.paused.clone(),
+        );
+        r.register(
+            "epoch",
+            "the current AIL connection's epoch",
+            m.epoch.clone(),
+        );
+        r.register(
+            "backend_faults",
+            "backend disconnections and failed commands",
+            m.faults.clone(),
+        );
+        r.register(
+            "switchovers",
+            "switchover outcomes of the whole fleet by reason: completed, failed (one per failed attempt), suppressed",
+            m.switchovers.clone(),
+        );
+        r.register(
+            "switchover_duration_seconds",
+            "from switchover-started to switchover-completed, every agent's",
+            m.duration.clone(),
+        );
+        r.register(
+            "phase_seconds",
+            "agent-seconds spent in each phase, summed over the fleet",
+            m.phase_seconds.clone(),
+        );
+        r.register(
+            "fleet_agents",
+            "agents connected at each site",
+            m.agents_at.clone(),
+        );
+        r.register(
+            "fleet_phase_agents",
+            "agents in each phase",
+            m.agents_in.clone(),
+        );
+        r.register(
+            "fleet_in_service",
+            "agents watching with their DN in service",
+            m.in_service.clone(),
+        );
+        r.register(
+            "fleet_switchovers_in_flight",
+            "agents with a switchover started and not completed",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "shadow_divergences",
+            SHADOW_HELP,
+            m.shadow_divergences.clone(),
+        );
+        FleetMetrics {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// The registry, for the HTTP endpoint.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// Ready (`GET /readyz`) once every agent watches a site.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    fn agent(agent: &str) -> Agent {
+        Agent {
+            agent: agent.to_owned(),
+        }
+    }
+}
+
+impl Observer for FleetMetrics {
+    fn output(&mut self, _t: Timestamp, output: &Output) {
+        let session = match output {
+            Output::Event {
+                session,
+                event: WireEvent::Disconnected,
+                ..
+            }
+            | Output::Result {
+                session,
+                result: Err(_),
+                ..
+            } => session,
+            _ => return,
+        };
+        // Only agents of this fleet: a backend's stray session names no series.
+        if self.agents.contains_key(session) {
+            self.faults.get_or_create(&Self::agent(session)).inc();
+        }
+    }
+
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        let Some(seen) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let label = |reason, outcome| SwitchLabel { reason, outcome };
+        match d {
+            Decision::SwitchoverStarted { reason, .. } => {
+                if seen.in_flight.is_none() {
+                    self.in_flight.inc();
+                }
+                seen.in_flight = Some((t, reason.as_str()));
+            }
+            Decision::SwitchoverCompleted { reason, .. } => {
+                self.switchovers
+                    .get_or_create(&label(reason.as_str(), "completed"))
+                    .inc();
+                if let Some((start, _)) = seen.in_flight.take() {
+                    self.in_flight.dec();
+                    self.duration.observe((t - start).as_secs_f64());
+                }
+            }
+            Decision::SwitchoverFailed { .. } => {
+                let reason = seen.in_flight.map_or("unknown", |(_, r)| r);
+                self.switchovers
+                    .get_or_create(&label(reason, "failed"))
+                    .inc();
+            }
+            Decision::SwitchoverSuppressed { reason, .. } => {
+                self.switchovers
+                    .get_or_create(&label(reason.as_str(), "suppressed"))
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn settled(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
+        let Some(seen) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let v = engine.view();
+        let phase = v.phase.as_str();
+        let site = v.site.map(|s| s.to_string());
+        let watching = v.phase == PhaseKind::Watching;
+        let serving = watching && v.dn == ListenerStatus::On;
+        let a = || agent.to_owned();
+        // Leave the last state: its time, and the fleet counts it was in.
+        let (last_phase, last_site, last_serving) = match seen.last.take() {
+            Some((since, p, s, serving)) => {
+                self.phase_seconds
+                    .get_or_create(&PhaseLabel { phase: p })
+                    .inc_by((t - since).as_secs_f64());
+                (Some(p), s, serving)
+            }
+            None => (Some(PhaseKind::Idle.as_str()), None, false),
+        };
+        if let Some(p) = last_phase.filter(|p| *p != phase) {
+            self.phase
+                .get_or_create(&AgentPhase {
+                    agent: a(),
+                    phase: p,
+                })
+                .set(0);
+            self.agents_in.get_or_create(&PhaseLabel { phase: p }).dec();
+            self.agents_in.get_or_create(&PhaseLabel { phase }).inc();
+            if p == PhaseKind::Watching.as_str() {
+                self.watching -= 1;
+            }
+            if watching {
+                self.watching += 1;
+            }
+        }
+        if last_site != site {
+            if let Some(s) = last_site {
+                self.site
+                    .get_or_create(&AgentSite {
+                        agent: a(),
+                        site: s.clone(),
+                    })
+                    .set(0);
+                self.agents_at.get_or_create(&SiteLabel { site: s }).dec();
+            }
+            if let Some(s) = &site {
+                self.agents_at
+                    .get_or_create(&SiteLabel { site: s.clone() })
+                    .inc();
+            }
+        }
+        if last_serving != serving {
+            self.in_service.inc_by(if serving { 1 } else { -1 });
+        }
+        self.phase
+            .get_or_create(&AgentPhase { agent: a(), phase })
+            .set(1);
+        if let Some(s) = &site {
+            self.site
+                .get_or_create(&AgentSite {
+                    agent: a(),
+                    site: s.clone(),
+                })
+                .set(1);
+        }
+        seen.last = Some((t, phase, site, serving));
+        self.epoch
+            .get_or_create(&Self::agent(agent))
+            .set(v.epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
+        for (name, s) in
+            LISTENERS
+                .into_iter()
+                .zip([v.telephony, v.configuration, v.statistic, v.dn])
+        {
+            self.listener
+                .get_or_create(&AgentListener {
+                    agent: a(),
+                    listener: name,
+                })
+                .set(up(s));
+        }
+        self.paused
+            .get_or_create(&Self::agent(agent))
+            .set(i64::from(v.paused));
+        let total = self.agents.len();
+        self.health.set_ready(
+            self.watching == total,
+            format!("{} of {total} agents watching", self.watching),
+        );
+    }
+
+    fn alarms(&mut self, _t: Timestamp, agent: &str, active: &[Alarm]) {
+        if !self.agents.contains_key(agent) {
+            return;
+        }
+        for alarm in Alarm::ALL {
+            self.alarm
+                .get_or_create(&AgentAlarm {
+                    agent: agent.to_owned(),
+                    alarm: alarm.as_str(),
+                })
+                .set(i64::from(active.contains(&alarm)));
+        }
+        self.alarms_active
+            .get_or_create(&Self::agent(agent))
+            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+    }
+}
+
+impl FleetMetrics {
+    /// `drctl_shadow_divergences_total` (a fleet runs no shadow today: it stays 0).
+    pub fn shadow_divergences(&self) -> Counter {
+        self.shadow_divergences.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drctl_policy::{EngineConfig, Event};
+    use std::time::Duration;
+
+    fn scrape(m: &FleetMetrics) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry()).unwrap();
+        out
+    }
+
+    #[test]
+    fn each_agent_has_its_series_and_the_fleet_its_counts() {
+        let names = ["ann".to_owned(), "bob".to_owned()];
+        let sites = ["site1".to_owned(), "site2".to_owned()];
+        let mut m = FleetMetrics::new(&names, &sites);
+        let text = scrape(&m);
+        assert!(
+            text.contains(r#"drctl_phase{agent="bob",phase="idle"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drctl_fleet_phase_agents{phase="idle"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drctl_fleet_agents{site="site1"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("drctl_fleet_in_service 0"), "{text}");
+
+        // ann starts (connecting), then switches: the fleet counts follow.
+        let mut cfg = EngineConfig::two_sites("ann");
+        cfg.startup_timeout = Some(Duration::from_secs(10));
+        let mut engine = Engine::new(cfg).unwrap();
+        engine.handle_event(Timestamp::ZERO, Event::Start);
+        let one = Timestamp::ZERO + Duration::from_secs(1);
+        m.settled(one, "ann", &engine);
+        let started = Decision::SwitchoverStarted {
+            reason: Reason::Operator,
+            from: "site1".into(),
+            to: "site2".into(),
+        };
+        m.decision(one, "ann", &started);
+        m.decision(one, "ann", &started);
+        let text = scrape(&m);
+        assert!(
+            text.contains(r#"drctl_phase{agent="ann",phase="connecting"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drctl_phase{agent="ann",phase="idle"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drctl_fleet_phase_agents{phase="idle"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"drctl_fleet_phase_agents{phase="connecting"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("drctl_fleet_switchovers_in_flight 1"),
+            "once per agent: {text}"
+        );
+        // A session that is not the fleet's names no series.
+        m.decision(one, "mallory", &started);
+        assert!(!scrape(&m).contains("mallory"));
+    }
+}
