@@ -415,6 +415,8 @@ pub struct Engine {
     pub(crate) retry: Retry,
     /// E2: probes of the preferred site and the failback penalty.
     pub(crate) failback: FailbackState,
+    /// E5: what Configuration Server directs.
+    pub(crate) directives: crate::directive::Directives,
     /// Every timer; each rule's module arms, cancels and fires its own.
     pub(crate) timers: TimerTable,
     alarms: AlarmSet,
@@ -444,6 +446,7 @@ impl Engine {
                 targets,
             },
             failback: FailbackState::default(),
+            directives: Default::default(),
             triggers: Triggers::default(),
             switchover: None,
             gates: Gates::default(),
