@@ -291,9 +291,20 @@ fn a_slow_events_client_sees_the_drop_marker_and_slows_nobody() {
     // Every agent switches at the end; the fast client and the watcher's
     // stdout see it while the slow client still has not read a byte: the
     // loop did not wait for it.
-    let end_of_burst = |l: &str| l.contains("\"agent59\"") && l.contains("switchover-completed");
-    while !end_of_burst(&fast.lines.next_line()) {}
-    while !end_of_burst(&watch.lines.next_line()) {}
+    // The burst is over when every agent's switchover has completed (the
+    // last decision of each): nothing more comes until the operator switch.
+    let burst_over = |lines: &mut drctl_e2e::Lines| {
+        let mut done = std::collections::BTreeSet::new();
+        while done.len() < agents.len() {
+            let l = lines.next_line();
+            if l.contains("switchover-completed") {
+                let d: serde_json::Value = serde_json::from_str(&l).unwrap();
+                done.insert(d["agent"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    };
+    burst_over(&mut fast.lines);
+    burst_over(&mut watch.lines);
 
     // Now the slow client reads: what fitted, then the marker (nothing was
     // read while the burst went on, so the end of the burst did not fit)...

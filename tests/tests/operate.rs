@@ -168,6 +168,8 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
             "switchover started operator site1>site2",
             "switchover completed operator site1>site2",
             "alarm raised telephony-service-down",
+            // Paused: the D1 switchover is due but held, and upstream hears it.
+            "switchover suppressed telephony-timeout ->-",
             "switchover started telephony-timeout site2>site1",
             "alarm cleared telephony-service-down",
             "switchover completed telephony-timeout site2>site1",
@@ -179,6 +181,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
         "switchover started operator site1 site2\n\
          switchover completed operator site1 site2\n\
          alarm raised\n\
+         switchover suppressed telephony-timeout\n\
          switchover started telephony-timeout site2 site1\n\
          alarm cleared site2\n\
          switchover completed telephony-timeout site2 site1\n"
