@@ -583,17 +583,35 @@ fn split_record(line: &[u8], body: &mut String) -> Result<(u64, Kind), String> {
 
 /// Our layout, `{"t":123,"kind":"event",...`: `(123, Kind::Event, where
 /// "kind" starts)`; `None` for any other (then the line is parsed whole).
+/// Every line of a recording goes through it in each reader: no search.
 fn fast_prefix(line: &[u8]) -> Option<(u64, Kind, usize)> {
     const T: &[u8] = b"{\"t\":";
-    const KIND: &[u8] = b"\"kind\":\"";
+    const KIND: &[u8] = b",\"kind\":\"";
     let rest = line.strip_prefix(T)?;
-    let digits = rest.iter().position(|c| !c.is_ascii_digit())?;
-    // ASCII digits: the parse fails only on overflow (or none at all).
-    let t = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    let rest = rest[digits..].strip_prefix(b",")?;
-    let tag = rest.strip_prefix(KIND)?;
-    let close = memchr::memchr(b'"', tag)?;
-    Some((t, Kind::from_tag(&tag[..close]), T.len() + digits + 1))
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut t: u64 = 0;
+    for &d in &rest[..digits] {
+        // Past u64: not ours (the whole parse says why).
+        t = t.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    let tag = rest[digits..].strip_prefix(KIND)?;
+    let kind = [
+        (&b"event\""[..], Kind::Event),
+        (b"decision\"", Kind::Decision),
+        (b"command\"", Kind::Command),
+        (b"result\"", Kind::Result),
+        (b"operator\"", Kind::Operator),
+    ]
+    .into_iter()
+    .find(|(name, _)| tag.starts_with(name))
+    .map_or_else(
+        || memchr::memchr(b'"', tag).map(|_| Kind::Other),
+        |(_, kind)| Some(kind),
+    )?;
+    Some((t, kind, T.len() + digits + 1))
 }
 
 /// Writes a recording: a header, then records, one line each.
