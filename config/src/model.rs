@@ -210,6 +210,9 @@ pub struct PolicyConfig {
     /// Upper bound of the random delay before an automatic switchover (E4); `0s` is off.
     #[serde(with = "duration")]
     pub switchover_jitter: Duration,
+    /// Follow Configuration Server directives live (E5): the Person's
+    /// preferred Application, an Application's `evacuate` option.
+    pub directives: bool,
     /// Seed of the engine's RNG.
     pub seed: u64,
 }
@@ -225,6 +228,7 @@ impl Default for PolicyConfig {
             failback_after: Duration::from_secs(600),
             failback_probe_interval: Duration::from_secs(10),
             switchover_jitter: Duration::ZERO,
+            directives: false,
             seed: 0,
         }
     }
@@ -305,6 +309,9 @@ pub struct GenesysConfig {
     pub secondary_app_option: String,
     /// Section of the AIL Application's options holding the DR options.
     pub dr_options_section: String,
+    /// Option (in the DR section of an AIL Application) that evacuates its
+    /// site while `true` (E5, with `policy.directives`).
+    pub evacuate_option: String,
 }
 
 impl Default for GenesysConfig {
@@ -314,6 +321,7 @@ impl Default for GenesysConfig {
             preferred_app_option: "site1-application".to_owned(),
             secondary_app_option: "site2-application".to_owned(),
             dr_options_section: "dr".to_owned(),
+            evacuate_option: "evacuate".to_owned(),
         }
     }
 }

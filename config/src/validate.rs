@@ -70,6 +70,7 @@ impl Config {
             ("preferred-app-option", &self.genesys.preferred_app_option),
             ("secondary-app-option", &self.genesys.secondary_app_option),
             ("dr-options-section", &self.genesys.dr_options_section),
+            ("evacuate-option", &self.genesys.evacuate_option),
         ] {
             if value.trim().is_empty() {
                 return Err(self.invalid(&["genesys", key], "empty: expected a name"));

@@ -77,6 +77,30 @@ pub struct LoginConfig {
     pub reasons: BTreeMap<String, String>,
 }
 
+/// E5: where Configuration Server keeps what drctl follows live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectiveNames {
+    /// The Person annex section naming the agent's Applications (S2's).
+    pub person_section: String,
+    /// The option naming the preferred Application (S2's `site1-application`).
+    pub preferred_option: String,
+    /// The Application options section holding the directive (S3's `dr`).
+    pub application_section: String,
+    /// The option that evacuates an Application's site while `true`.
+    pub evacuate_option: String,
+}
+
+impl Default for DirectiveNames {
+    fn default() -> Self {
+        DirectiveNames {
+            person_section: "dr".into(),
+            preferred_option: "site1-application".into(),
+            application_section: "dr".into(),
+            evacuate_option: "evacuate".into(),
+        }
+    }
+}
+
 /// Everything the engine needs to know before it starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
@@ -111,6 +135,8 @@ pub struct EngineConfig {
     pub login: Option<LoginConfig>,
     /// Upper bound of the random delay before an automatic switchover (E4); zero is off.
     pub switchover_jitter: Duration,
+    /// Follow Configuration Server directives (E5); `None` is off.
+    pub directives: Option<DirectiveNames>,
     /// Seed of the engine's RNG (backoff jitter, E4), so runs are reproducible.
     pub seed: u64,
     /// Switchover reasons that wait for the host's gate verdict before they
@@ -142,6 +168,7 @@ impl EngineConfig {
             failback_probe_interval: DEFAULT_FAILBACK_PROBE_INTERVAL,
             login: None,
             switchover_jitter: Duration::ZERO,
+            directives: None,
             seed: 0,
             gated: Vec::new(),
         }

@@ -33,6 +33,13 @@ impl Engine {
             BackendEvent::DnBackInService { .. } => self.d4_on_dn_back_in_service(),
             BackendEvent::DnOutOfService { .. } => self.conn.listeners.dn = ListenerStatus::Off,
             BackendEvent::Disconnected => self.on_disconnected(),
+            BackendEvent::ConfigChanged {
+                object,
+                name,
+                section,
+                option,
+                value,
+            } => self.e5_on_config_changed(object, &name, &section, &option, value.as_deref()),
         }
     }
 

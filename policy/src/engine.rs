@@ -312,8 +312,8 @@ pub(crate) struct Learned {
 /// E2's evidence for a failback, and its penalty for a failed one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FailbackState {
-    /// The probe in flight, if any.
-    pub probe: Option<CommandId>,
+    /// The probe in flight, if any, and when it was sent.
+    pub probe: Option<(CommandId, Timestamp)>,
     /// When the current run of healthy answers began.
     pub healthy_since: Option<Timestamp>,
     /// `failback-after` is multiplied by this (1, 2, 4, 8): doubled by each
@@ -415,6 +415,8 @@ pub struct Engine {
     pub(crate) retry: Retry,
     /// E2: probes of the preferred site and the failback penalty.
     pub(crate) failback: FailbackState,
+    /// E5: what Configuration Server directs.
+    pub(crate) directives: crate::directive::Directives,
     /// Every timer; each rule's module arms, cancels and fires its own.
     pub(crate) timers: TimerTable,
     alarms: AlarmSet,
@@ -444,6 +446,7 @@ impl Engine {
                 targets,
             },
             failback: FailbackState::default(),
+            directives: Default::default(),
             triggers: Triggers::default(),
             switchover: None,
             gates: Gates::default(),

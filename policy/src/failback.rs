@@ -99,11 +99,19 @@ impl Engine {
         self.failback.healthy_since = None;
     }
 
-    /// E2: time for the next probe. One still unanswered has failed (a
-    /// backend must answer a probe within the interval).
+    /// E2: time for the next probe. One still unanswered an interval after
+    /// it was sent has failed (a backend must answer within the interval).
+    /// At the end of a run of health (the extra probe) one sent less than an
+    /// interval ago is still awaited: its answer decides, and the next
+    /// probe goes out on the interval.
     pub(crate) fn e2_probe_fired(&mut self) {
         self.timers.stop(TimerKind::FailbackProbe);
-        if self.failback.probe.take().is_some() {
+        if let Some((_, sent)) = self.failback.probe {
+            let due = sent + self.cfg.failback_probe_interval;
+            if self.now < due {
+                return self.timers.set(TimerKind::FailbackProbe, due);
+            }
+            self.failback.probe = None;
             self.e2_health_broken();
         }
         self.e2_send_probe();
@@ -119,7 +127,7 @@ impl Engine {
             site: self.site_name(pref).to_string(),
             cs_proxy: self.learned.targets[pref].cs_proxy.clone(),
         });
-        self.failback.probe = Some(cmd);
+        self.failback.probe = Some((cmd, self.now));
         self.e2_arm_probe_timer(self.now + self.cfg.failback_probe_interval);
     }
 
@@ -138,7 +146,7 @@ impl Engine {
     /// E2: whether `id` is the probe in flight (its answer goes to
     /// [`Engine::e2_on_probe_result`], whatever the phase).
     pub(crate) fn e2_is_probe(&self, id: CommandId) -> bool {
-        self.failback.probe == Some(id)
+        self.failback.probe.is_some_and(|(p, _)| p == id)
     }
 
     /// E2: a probe's answer. Healthy answers without a break for

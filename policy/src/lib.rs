@@ -55,6 +55,7 @@
 //! | E2 failback on evidence, back from a dead site at once | `failback.rs` | `e2_on_watching`, `e2_send_probe`, `e2_probe_fired`, `e2_on_probe_result`, `e2_health_broken`, `e2_arm_verify`, `e2_on_telephony_on`, `e2_failback_verify_fired`, `e2_penalize`, `e2_cancel_failback`; `d6_due_trigger` (its precedence) | `FailbackProbe`, `FailbackVerify` |
 //! | E3 pause | `switchover.rs` | `e3_set_paused` | |
 //! | E4 jitter | `switchover.rs` | `e4_jitter_elapsed`, `e4_cancel_jitter` | `SwitchoverJitter` |
+//! | E5 Configuration Server directives: preferred site changed, site evacuated | `directive.rs` | `e5_on_config_changed`, `e5_due`, `e5_evacuated`, `e5_relocation_started`; `d6_due_trigger` (its precedence) | — |
 //!
 //! `engine.rs` holds the state, the public API and the status view;
 //! `timers.rs` the timer table; `backoff.rs` the S1/W4 delay schedule.
@@ -64,6 +65,7 @@
 mod backoff;
 mod config;
 mod detection;
+mod directive;
 mod engine;
 mod failback;
 mod input;
@@ -77,8 +79,8 @@ mod timers;
 mod timer_tests;
 
 pub use config::{
-    BackoffConfig, ConfigError, EngineConfig, Failback, LoginConfig, SiteConfig, SiteName,
-    DEFAULT_FAILBACK_PROBE_INTERVAL, FAILBACK_MAX_MULTIPLIER,
+    BackoffConfig, ConfigError, DirectiveNames, EngineConfig, Failback, LoginConfig, SiteConfig,
+    SiteName, DEFAULT_FAILBACK_PROBE_INTERVAL, FAILBACK_MAX_MULTIPLIER,
 };
 pub use detection::{DR_FORCE_LOGOUT, GRACEFUL_SHUTDOWN_LOGOUT};
 pub use engine::{
@@ -90,8 +92,8 @@ pub use output::{Action, Command, CommandKind};
 
 // The protocol types the engine takes and gives, for its callers' convenience.
 pub use drctl_protocol::{
-    Alarm, CommandError, CommandResult, Decision, GateRefusal, GateVerdict, Listener, LogoutClass,
-    Password, Reason, Reply, Service, ServiceState, SuppressWhy,
+    Alarm, CommandError, CommandResult, ConfigObject, Decision, GateRefusal, GateVerdict, Listener,
+    LogoutClass, Password, Reason, Reply, Service, ServiceState, SuppressWhy,
 };
 pub use time::Timestamp;
 pub use timers::{PendingTimer, TimerKind};

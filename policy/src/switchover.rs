@@ -62,10 +62,12 @@ impl Engine {
             Some((Reason::TelephonyTimeout, other(site), false))
         } else if due.sip {
             Some((Reason::SipRegisterTimeout, other(site), false))
+        } else if let Some((reason, to)) = self.e5_due(site) {
+            Some((reason, to, false))
         } else if due.failback {
             self.learned
                 .preferred
-                .filter(|p| *p != site)
+                .filter(|p| *p != site && !self.e5_evacuated(*p))
                 .map(|p| (Reason::Failback, p, false))
         } else {
             None
@@ -164,6 +166,9 @@ impl Engine {
         if self.gate_holds(reason, from, to) {
             return;
         }
+        if reason == Reason::PreferredChanged {
+            self.e5_relocation_started();
+        }
         self.switchover = Some(Switchover { reason, from, to });
         self.decide(Decision::SwitchoverStarted {
             reason,
@@ -232,6 +237,7 @@ impl Engine {
                 Reason::TelephonyTimeout => self.triggers.due.telephony = false,
                 Reason::SipRegisterTimeout => self.triggers.due.sip = false,
                 Reason::Failback => self.e2_failback_vetoed(),
+                Reason::PreferredChanged | Reason::Directive => self.e5_vetoed(reason),
                 Reason::Operator | Reason::StartupRelocate => {}
             }
             return;

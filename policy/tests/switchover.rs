@@ -907,3 +907,54 @@ fn w5_a_login_refused_at_startup_tries_the_other_site() {
     assert_eq!(view.site.as_deref(), Some("site2"));
     assert_eq!(view.phase, PhaseKind::Watching);
 }
+
+/// E2 with a backend that answers probes a few ms after they are sent (a
+/// real one: ail-bridge connects to the CS Proxy and runs a command): the
+/// extra probe at the end of a run of health must not count the probe still
+/// in flight as failed. (It did: the run broke at its very end, every time,
+/// and the agent never failed back.)
+#[test]
+fn e2_probes_answered_a_little_later_still_fail_back() {
+    let mut cfg = Harness::default_config();
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(3),
+    };
+    cfg.failback_probe_interval = Duration::from_secs(1);
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.start();
+    h.healthy[0] = false;
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(30));
+    h.hold.push("probe");
+    let latency = Duration::from_millis(4);
+    let (mut t, mut answered) = (secs(30), 0);
+    while t < secs(45) {
+        t = t + Duration::from_millis(1);
+        h.run_until(t);
+        let sent: Vec<Timestamp> = h
+            .commands()
+            .into_iter()
+            .filter(|(at, c)| *at > secs(30) && matches!(c, CommandKind::Probe { .. }))
+            .map(|(at, _)| at)
+            .collect();
+        while answered < sent.len() && t >= sent[answered] + latency {
+            h.reply(
+                "probe",
+                Ok(Reply::Probed {
+                    healthy: true,
+                    detail: String::new(),
+                }),
+            );
+            answered += 1;
+        }
+    }
+    let failback = h
+        .switchovers()
+        .into_iter()
+        .find(|(_, d)| d.starts_with("switchover-started failback"))
+        .expect("a failback after 3 s of healthy answers");
+    // Healthy from the answer at 31.004 s: due at 34.004 s, when the
+    // probe sent at 34 s answers.
+    assert_eq!(failback.0, secs(34) + latency);
+}

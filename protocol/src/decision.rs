@@ -27,17 +27,23 @@ pub enum Reason {
     Operator,
     /// E2: back to the preferred site.
     Failback,
+    /// E5: the agent's Person object now names the other site preferred.
+    PreferredChanged,
+    /// E5: the site's AIL Application says to evacuate it.
+    Directive,
 }
 
 impl Reason {
     /// Every reason (the metrics show each from the start).
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 8] = [
         Reason::StartupRelocate,
         Reason::TelephonyTimeout,
         Reason::SipRegisterTimeout,
         Reason::GracefulShutdown,
         Reason::Operator,
         Reason::Failback,
+        Reason::PreferredChanged,
+        Reason::Directive,
     ];
 
     /// The stable name used in records.
@@ -49,6 +55,8 @@ impl Reason {
             Reason::GracefulShutdown => "graceful-shutdown",
             Reason::Operator => "operator",
             Reason::Failback => "failback",
+            Reason::PreferredChanged => "preferred-changed",
+            Reason::Directive => "directive",
         }
     }
 
@@ -59,7 +67,8 @@ impl Reason {
 
     /// Hold-down (E1) spares graceful shutdown: the site is going away regardless.
     pub fn held_down(self) -> bool {
-        self.is_automatic() && self != Reason::GracefulShutdown
+        // E5: a relocation is one try, ordered by ops: like S4, not held.
+        self.is_automatic() && !matches!(self, Reason::GracefulShutdown | Reason::PreferredChanged)
     }
 }
 

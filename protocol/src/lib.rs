@@ -18,7 +18,7 @@ pub use decision::{
     Alarm, Decision, GateRefusal, GateVerdict, LogoutClass, Reason, SiteName, SuppressWhy,
 };
 pub use messages::{
-    Command, CommandError, CommandResult, Event, Input, Listener, Output, Password,
+    Command, CommandError, CommandResult, ConfigObject, Event, Input, Listener, Output, Password,
     RecordedCommand, Reply, Service, ServiceState, SessionId,
 };
 pub use recording::OperatorAction;

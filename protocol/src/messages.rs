@@ -415,6 +415,31 @@ pub enum Event {
     },
     /// The connection of this epoch is gone.
     Disconnected,
+    /// E5: an option of a Configuration Server object changed (the backend
+    /// follows Configuration Server's notifications).
+    ConfigChanged {
+        /// Which kind of object.
+        object: ConfigObject,
+        /// Its name: the Person's user name, the Application's name.
+        name: String,
+        /// The options (annex) section, e.g. `dr`.
+        section: String,
+        /// The option, e.g. `evacuate`.
+        option: String,
+        /// The new value; `null` = the option was deleted.
+        #[serde(default)]
+        value: Option<String>,
+    },
+}
+
+/// E5: the kinds of Configuration Server object drctl follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigObject {
+    /// The agent's Person object (its annex names the preferred Application).
+    Person,
+    /// An AIL Application object (its options hold the DR options and directives).
+    Application,
 }
 
 impl Event {
@@ -426,6 +451,7 @@ impl Event {
             Event::DnBackInService { .. } => "dn_back_in_service",
             Event::DnOutOfService { .. } => "dn_out_of_service",
             Event::Disconnected => "disconnected",
+            Event::ConfigChanged { .. } => "config_changed",
         }
     }
 }
@@ -847,6 +873,45 @@ mod tests {
             &result(5, Err(CommandError::new("CS Proxy unreachable"))),
             json!({"kind":"result","session":"agent-1","id":5,
                    "result":{"type":"error","message":"CS Proxy unreachable"}}),
+        );
+    }
+
+    /// E5's event, both ways, with its tag first (the fast reader hands it to
+    /// the derived one) and last, and a deleted option's `null` value.
+    #[test]
+    fn config_changed_shapes() {
+        let changed = Event::ConfigChanged {
+            object: ConfigObject::Application,
+            name: "AIL_site1".into(),
+            section: "dr".into(),
+            option: "evacuate".into(),
+            value: Some("true".into()),
+        };
+        assert_eq!(changed.type_name(), "config_changed");
+        let json = serde_json::to_value(&changed).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"config_changed","object":"application","name":"AIL_site1",
+                "section":"dr","option":"evacuate","value":"true"})
+        );
+        let tag_first: Event = serde_json::from_str(&json.to_string()).unwrap();
+        assert_eq!(tag_first, changed);
+        let tag_last: Event = serde_json::from_str(
+            r#"{"object":"person","name":"agent007","section":"dr","option":"site1-application","type":"config_changed"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            tag_last,
+            Event::ConfigChanged {
+                object: ConfigObject::Person,
+                name: "agent007".into(),
+                section: "dr".into(),
+                option: "site1-application".into(),
+                value: None,
+            }
+        );
+        assert!(
+            serde_json::from_str::<Event>(r#"{"type":"config_changed","object":"place"}"#).is_err()
         );
     }
 

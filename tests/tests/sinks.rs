@@ -371,3 +371,37 @@ fn a_sink_env_may_not_set_drctls_event_variables() {
         "{stderr}"
     );
 }
+
+/// A switchover that is due but held (E1 hold-down here; E3 pause alike)
+/// reaches the sinks: upstream learns a switch is pending (issue 15).
+#[test]
+fn a_suppressed_switchover_reaches_the_sinks_with_its_reason_and_why() {
+    let dir = setup(
+        |dir| {
+            let env_out = dir.at("env");
+            format!(
+                "[policy]\nhold-down = \"60s\"\n\
+                 [[alarms.sinks]]\ntype = \"exec\"\n\
+                 command = [\"sh\", \"-c\", \"env > {env_out}.$DRCTL_EVENT.$DRCTL_STATE\"]\n"
+            )
+        },
+        "e1-hold-down.toml",
+    );
+    let out = run_virtual(&dir);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"switchover-suppressed\""),
+        "{}",
+        out.stdout
+    );
+    let env = std::fs::read_to_string(dir.at("env.switchover.suppressed"))
+        .unwrap_or_else(|e| panic!("the sink did not hear the suppressed switchover: {e}"));
+    for want in [
+        "DRCTL_EVENT=switchover",
+        "DRCTL_STATE=suppressed",
+        "DRCTL_REASON=telephony-timeout",
+        "DRCTL_CAUSE=hold-down",
+    ] {
+        assert!(env.lines().any(|l| l == want), "no {want} in\n{env}");
+    }
+}

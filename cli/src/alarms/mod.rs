@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 pub struct Notification {
     /// `alarm` or `switchover`.
     pub event: &'static str,
-    /// alarm: `raised`/`cleared`; switchover: `started`/`completed`/`failed`.
+    /// alarm: `raised`/`cleared`; switchover: `started`/`completed`/`failed`/`suppressed`.
     pub state: &'static str,
     /// The alarm's name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,8 @@ pub struct Notification {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Why an alarm cleared when it is not a recovery: `agent-left-site`
-    /// (the agent no longer listens at `from`; the service may still be down).
+    /// (the agent no longer listens at `from`; the service may still be
+    /// down); why a switchover was suppressed: `paused`, `hold-down`...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<&'static str>,
     /// The agent.
@@ -102,6 +103,12 @@ impl Notification {
                 to: Some(to.to_string()),
                 error: Some(error.clone()),
                 ..base("switchover", "failed")
+            },
+            // Upstream must hear that a switchover is due but held (E1, E3).
+            Decision::SwitchoverSuppressed { reason, why } => Notification {
+                reason: Some(reason.as_str()),
+                cause: Some(why.as_str()),
+                ..base("switchover", "suppressed")
             },
             _ => return None,
         })

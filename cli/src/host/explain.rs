@@ -41,6 +41,10 @@ pub fn rule(d: &Decision) -> (&'static str, &'static [&'static str]) {
             Reason::GracefulShutdown => ("D4", &[]),
             Reason::Operator => ("W3", &[]),
             Reason::Failback => ("E2", E2_KEYS),
+            Reason::PreferredChanged => {
+                ("E5", &["policy.directives", "genesys.preferred-app-option"])
+            }
+            Reason::Directive => ("E5", &["policy.directives", "genesys.evacuate-option"]),
         }
     };
     match d {

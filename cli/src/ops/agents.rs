@@ -7,7 +7,9 @@ use crate::ops::cache;
 use anyhow::anyhow;
 use drctl_config::{Config, FailbackMode};
 use drctl_plugin_api::messages::Password;
-use drctl_policy::{BackoffConfig, Engine, EngineConfig, Failback, LoginConfig, SiteConfig};
+use drctl_policy::{
+    BackoffConfig, DirectiveNames, Engine, EngineConfig, Failback, LoginConfig, SiteConfig,
+};
 
 /// Which subcommand runs the session (recorded in the header; `startup` gives
 /// up after `startup.timeout`).
@@ -127,6 +129,12 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
             reasons: cfg.agent.login_reasons.clone(),
         }),
         switchover_jitter: cfg.policy.switchover_jitter,
+        directives: cfg.policy.directives.then(|| DirectiveNames {
+            person_section: cfg.genesys.person_annex_section.clone(),
+            preferred_option: cfg.genesys.preferred_app_option.clone(),
+            application_section: cfg.genesys.dr_options_section.clone(),
+            evacuate_option: cfg.genesys.evacuate_option.clone(),
+        }),
         seed: cfg.policy.seed,
         gated: crate::gates::Gates::gated(&cfg.switch.gates),
     };

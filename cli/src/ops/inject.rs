@@ -133,6 +133,14 @@ fn fragment_events(
                 out.push(agent(BackendEvent::DnOutOfService { dn: dn.to_owned() }))
             }
             Happening::Disconnect => out.push(agent(BackendEvent::Disconnected)),
+            // E5 what-ifs: "had ops evacuated site1 at 45 s".
+            Happening::ConfigChanged(c) => out.push(agent(BackendEvent::ConfigChanged {
+                object: c.object,
+                name: c.name,
+                section: c.section,
+                option: c.option,
+                value: c.value,
+            })),
         }
     }
     Ok(out)

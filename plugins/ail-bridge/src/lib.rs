@@ -328,6 +328,14 @@ impl AilBridge {
     fn pump(&mut self, now: u64) {
         while let Ok((id, result)) = self.probe_rx.try_recv() {
             self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            match &result {
+                Ok(Reply::Probed { healthy, detail }) => self.host.debug(format_args!(
+                    "probe {id}: {}: {detail}",
+                    if *healthy { "healthy" } else { "not healthy" }
+                )),
+                Ok(_) => {}
+                Err(e) => self.host.debug(format_args!("probe {id} failed: {e}")),
+            }
             self.answer(id, result);
         }
         while let Ok((generation, msg)) = self.rx.try_recv() {

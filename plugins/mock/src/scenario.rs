@@ -26,6 +26,12 @@
 //!   there. Absent: whatever the host names.
 //! - `application-readable = false`: reading the site's AIL Application fails.
 //! - `login-fails = true` (also in `set`): the agent's login (W5) is refused there.
+//!
+//! Configuration Server changes (E5, issue 18): an event
+//! `config = { object = "application", name = "AIL_site1", section = "dr",
+//! option = "evacuate", value = "true" }` (`object` is `person` or
+//! `application`; no `value` = the option was deleted) is an agent event:
+//! a `config_changed` to every subscribed session (or those `agents` names).
 
 use drctl_plugin_api::duration;
 /// A service's status in a scenario: `on` or `off`, as on the wire.
@@ -348,6 +354,8 @@ struct RawEvent {
     dn_out_of_service: bool,
     #[serde(default)]
     disconnect: bool,
+    /// E5: a Configuration Server object's option changed.
+    config: Option<ConfigChange>,
     /// D5 drills: deliver the event on the previous connection's epoch.
     #[serde(default)]
     stale: bool,
@@ -386,6 +394,25 @@ pub enum Happening {
     DnOutOfService,
     /// The backend loses its AIL session.
     Disconnect,
+    /// E5: a Configuration Server object's option changed.
+    ConfigChanged(ConfigChange),
+}
+
+/// E5: one option of a Configuration Server object, as a scenario changes it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigChange {
+    /// `person` or `application`.
+    pub object: drctl_plugin_api::messages::ConfigObject,
+    /// The object's name (user name, Application name).
+    pub name: String,
+    /// Its section.
+    pub section: String,
+    /// The option.
+    pub option: String,
+    /// The new value; absent = deleted.
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 /// A happening at a time.
@@ -622,11 +649,14 @@ impl Scenario {
             if e.disconnect {
                 whats.push(Happening::Disconnect);
             }
+            if let Some(change) = &e.config {
+                whats.push(Happening::ConfigChanged(change.clone()));
+            }
             if whats.is_empty() {
                 return Err(at(
                     span,
                     "events: expected one of `site` + `set`, `logout`, `dn-back-in-service`, \
-                     `dn-out-of-service`, `disconnect`"
+                     `dn-out-of-service`, `disconnect`, `config`"
                         .into(),
                 ));
             }
@@ -636,7 +666,7 @@ impl Scenario {
                     return Err(at(
                         t.span(),
                         "events.agents: only agent events (`logout`, `dn-back-in-service`, \
-                         `dn-out-of-service`, `disconnect`) take `agents`; a site event \
+                         `dn-out-of-service`, `disconnect`, `config`) take `agents`; a site event \
                          reaches every agent connected at its site"
                             .into(),
                     ))

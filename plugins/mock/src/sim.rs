@@ -597,6 +597,13 @@ impl Sim {
             },
             Happening::DnBackInService => Event::DnBackInService { dn: dn.clone() },
             Happening::DnOutOfService => Event::DnOutOfService { dn: dn.clone() },
+            Happening::ConfigChanged(c) => Event::ConfigChanged {
+                object: c.object,
+                name: c.name,
+                section: c.section,
+                option: c.option,
+                value: c.value,
+            },
         };
         for i in self.targets(agents) {
             let s = &self.sessions[i];

@@ -226,6 +226,12 @@ fn line(t: u64, out: &Output) -> String {
                 Event::DnBackInService { .. } => "dn-back".into(),
                 Event::DnOutOfService { .. } => "dn-out".into(),
                 Event::Disconnected => "disconnected".into(),
+                Event::ConfigChanged {
+                    name,
+                    option,
+                    value,
+                    ..
+                } => format!("config {name} {option}={value:?}"),
             };
             format!("@{epoch} {e}")
         }

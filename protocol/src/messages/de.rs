@@ -15,8 +15,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::{
-    command_result, Command, CommandResult, Event, Input, Output, RecordedCommand, Service,
-    ServiceState,
+    command_result, Command, CommandResult, ConfigObject, Event, Input, Output, RecordedCommand,
+    Service, ServiceState,
 };
 
 /// The derived reader for [`Output`], used when `kind` is not the first key.
@@ -65,6 +65,14 @@ enum EventDef {
         dn: String,
     },
     Disconnected,
+    ConfigChanged {
+        object: ConfigObject,
+        name: String,
+        section: String,
+        option: String,
+        #[serde(default)]
+        value: Option<String>,
+    },
 }
 
 /// The first key of an object: the expected tag (`None`) or another key (kept for the fallback).
@@ -281,7 +289,11 @@ const EVENT_TYPES: &[&str] = &[
     "dn_back_in_service",
     "dn_out_of_service",
     "disconnected",
+    "config_changed",
 ];
+
+/// Index of `config_changed` in [`EVENT_TYPES`]: rare, read by the derived reader.
+const CONFIG_CHANGED: usize = 5;
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -311,6 +323,15 @@ impl<'de> Visitor<'de> for EventVisitor {
             variants: EVENT_TYPES,
             open: false,
         })?;
+        if kind == CONFIG_CHANGED {
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), EVENT_TYPES[kind].into());
+            while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                object.insert(key, value);
+            }
+            return EventDef::deserialize(serde_json::Value::Object(object))
+                .map_err(de::Error::custom);
+        }
         let (mut service, mut status, mut dn, mut reason, mut extensions) =
             (None, None, None, None, None);
         while let Some(field) = map.next_key::<EventField>()? {
