@@ -45,6 +45,20 @@ pub trait Backend: Send + Sized + 'static {
     /// returns `None`, after every `handle`, at every deadline and after every wake.
     fn poll_output(&mut self, now_ns: u64) -> Option<Output>;
 
+    /// [`Backend::poll_output`] as the JSON that crosses the ABI, appended to
+    /// `out` (empty): `Ok(true)` when there was an output. The default
+    /// serializes `poll_output`'s; a backend that holds its outputs as JSON
+    /// already (the replay backend: recorded lines) hands them over as they
+    /// are, without parsing and writing them again. `Err` is a backend fault.
+    fn poll_output_json(&mut self, now_ns: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        match self.poll_output(now_ns) {
+            None => Ok(false),
+            Some(output) => serde_json::to_writer(out, &output)
+                .map(|()| true)
+                .map_err(|e| format!("cannot serialize output: {e}")),
+        }
+    }
+
     /// When the host should call again even without input (host clock, ns).
     fn poll_timeout(&self) -> Option<u64>;
 }
@@ -543,24 +557,25 @@ pub mod __private {
         }
         // SAFETY: a live instance of this backend, called non-concurrently.
         let glue = unsafe { glue::<B>(inst) };
-        match glue.call("poll_output", out, |b| b.poll_output(now_ns)) {
-            Ok(None) => status::NONE,
-            Ok(Some(output)) => {
-                let mut bytes = pooled_buf();
-                match serde_json::to_writer(&mut bytes, &output) {
-                    Ok(()) => {
-                        // SAFETY: out is non-null and writable per the contract.
-                        unsafe { out.write(Buf::from_vec(bytes)) };
-                        status::OUTPUT
-                    }
-                    Err(e) => {
-                        write_msg(out, &format!("cannot serialize output: {e}"));
-                        status::ERROR
-                    }
-                }
+        let mut bytes = pooled_buf();
+        let code = match glue.call("poll_output", out, |b| {
+            b.poll_output_json(now_ns, &mut bytes)
+        }) {
+            Ok(Ok(true)) => {
+                // SAFETY: out is non-null and writable per the contract.
+                unsafe { out.write(Buf::from_vec(std::mem::take(&mut bytes))) };
+                status::OUTPUT
+            }
+            Ok(Ok(false)) => status::NONE,
+            Ok(Err(message)) => {
+                write_msg(out, &message);
+                status::ERROR
             }
             Err(code) => code,
-        }
+        };
+        // Unused (nothing due, or an error): kept for the next call.
+        recycle(bytes);
+        code
     }
 
     /// The `poll_timeout` export for backend `B`.
@@ -597,10 +612,14 @@ pub mod __private {
     /// `buf` must be empty or come from this plugin, and be freed once.
     pub unsafe extern "C" fn free_buf(buf: Buf) {
         // SAFETY: per the contract, buf was made by Buf::from_vec in this binary.
-        let Some(mut v) = (unsafe { buf.into_vec() }) else {
-            return;
-        };
-        if v.capacity() <= POOL_BUF_MAX {
+        if let Some(v) = unsafe { buf.into_vec() } {
+            recycle(v);
+        }
+    }
+
+    /// Keeps an output buffer for the next `poll_output` (a few, of a bounded size).
+    fn recycle(mut v: Vec<u8>) {
+        if v.capacity() > 0 && v.capacity() <= POOL_BUF_MAX {
             v.clear();
             let _ = BUF_POOL.try_with(|p| {
                 if let Ok(mut pool) = p.try_borrow_mut() {

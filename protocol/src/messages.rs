@@ -29,7 +29,8 @@ mod de;
 pub type SessionId = String;
 
 /// A message from the host to a backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Deserialize: hand-written in `de.rs` (fast path when the tag comes first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Input {
     /// A command for one agent session; answered by exactly one [`Output::Result`] with the same `id`.

@@ -24,7 +24,7 @@
 //! reported by [`RecordReader::truncated`], not as an error.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
@@ -108,15 +108,23 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_tag(tag: &str) -> Kind {
+    /// Every kind, as a mask of [`Kind::bit`]s.
+    const EVERY: u8 = 0b11_1111;
+
+    fn from_tag(tag: &[u8]) -> Kind {
         match tag {
-            "event" => Kind::Event,
-            "command" => Kind::Command,
-            "result" => Kind::Result,
-            "decision" => Kind::Decision,
-            "operator" => Kind::Operator,
+            b"event" => Kind::Event,
+            b"command" => Kind::Command,
+            b"result" => Kind::Result,
+            b"decision" => Kind::Decision,
+            b"operator" => Kind::Operator,
             _ => Kind::Other,
         }
+    }
+
+    /// This kind's bit in a reader's mask of the kinds it returns.
+    fn bit(self) -> u8 {
+        1 << self as u8
     }
 }
 
@@ -193,16 +201,45 @@ pub struct RawRecord<'a> {
 }
 
 /// Streams the records of a recording, one line in memory at a time.
-pub struct RecordReader<R = BufReader<File>> {
+///
+/// The reader keeps its own buffer and hands out each record's body in
+/// place (no copy); a record of a kind the reader was not asked for
+/// ([`RecordReader::only`]) is skipped on its tag alone.
+pub struct RecordReader<R = File> {
     input: R,
     path: PathBuf,
     line: u64,
-    raw: Vec<u8>,
+    /// Bytes read and not yet taken: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// `buf[start..scanned]` holds no newline (where the search resumes).
+    scanned: usize,
+    eof: bool,
+    /// The body of a record in another layout than ours (rewritten).
     body: String,
     validate: bool,
+    /// The kinds returned ([`Kind::bit`]); the others are skipped.
+    only: u8,
     truncated: Option<u64>,
     done: bool,
 }
+
+/// What the buffer holds next.
+enum Line {
+    /// A line (without its newline) at this range of the buffer.
+    Whole(usize, usize),
+    /// The last line, without a newline (maybe cut mid-write).
+    Last(usize, usize),
+    /// A line longer than the limit: nothing more of it is read.
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// How much the reader asks of its input at a time (the buffer only grows
+/// past it for a line that long, up to the limit).
+const CHUNK: usize = 64 * 1024;
 
 impl RecordReader {
     /// Opens `path` and reads its header. Refuses another format, a newer version,
@@ -212,39 +249,41 @@ impl RecordReader {
             path: path.to_owned(),
             source,
         })?;
-        RecordReader::new(BufReader::with_capacity(1 << 16, file), path)
+        RecordReader::new(file, path)
     }
 }
 
-impl<R: BufRead> RecordReader<R> {
+impl<R: Read> RecordReader<R> {
     /// Reads the header from `input`; `path` names the recording in errors.
-    pub fn new(mut input: R, path: &Path) -> Result<(Header, Self), RecordingError> {
-        let mut first = Vec::new();
-        let whole = read_line_bounded(&mut input, &mut first, MAX_HEADER).map_err(|source| {
-            RecordingError::Io {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
-        if !whole {
-            return Err(RecordingError::LineTooLong {
-                path: path.to_owned(),
-                line: 1,
-                limit: MAX_HEADER,
-                what: "header",
-            });
-        }
-        let header = parse_header(&first, path)?;
-        let reader = RecordReader {
+    pub fn new(input: R, path: &Path) -> Result<(Header, Self), RecordingError> {
+        let mut reader = RecordReader {
             input,
             path: path.to_owned(),
             line: 1,
-            raw: Vec::with_capacity(256),
-            body: String::with_capacity(256),
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            scanned: 0,
+            eof: false,
+            body: String::new(),
             validate: false,
+            only: Kind::EVERY,
             truncated: None,
             done: false,
         };
+        let first = match reader.next_line(MAX_HEADER).map_err(|e| reader.io(e))? {
+            Line::Whole(s, e) | Line::Last(s, e) => s..e,
+            Line::End => 0..0,
+            Line::TooLong => {
+                return Err(RecordingError::LineTooLong {
+                    path: path.to_owned(),
+                    line: 1,
+                    limit: MAX_HEADER,
+                    what: "header",
+                })
+            }
+        };
+        let header = parse_header(&reader.buf[first], path)?;
         Ok((header, reader))
     }
 
@@ -252,6 +291,13 @@ impl<R: BufRead> RecordReader<R> {
     /// that they have `t` and `kind` (the consumer parses the kinds it takes).
     pub fn validate_all(mut self, on: bool) -> Self {
         self.validate = on;
+        self
+    }
+
+    /// Returns only records of these kinds: the others are skipped on their
+    /// tag alone, unchecked (so a reader that checks the file takes every kind).
+    pub fn only(mut self, kinds: &[Kind]) -> Self {
+        self.only = kinds.iter().fold(0, |mask, k| mask | k.bit());
         self
     }
 
@@ -274,106 +320,194 @@ impl<R: BufRead> RecordReader<R> {
         }
     }
 
+    fn io(&self, source: io::Error) -> RecordingError {
+        RecordingError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     /// The next record, or `None` at the end (or at a cut last line).
     pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>, RecordingError> {
         loop {
             if self.done {
                 return Ok(None);
             }
-            self.raw.clear();
-            let within =
-                read_line_bounded(&mut self.input, &mut self.raw, MAX_LINE).map_err(|source| {
-                    RecordingError::Io {
-                        path: self.path.clone(),
-                        source,
-                    }
-                })?;
-            if self.raw.is_empty() {
-                self.done = true;
-                return Ok(None);
-            }
-            self.line += 1;
-            if !within {
-                self.done = true;
-                return Err(RecordingError::LineTooLong {
-                    path: self.path.clone(),
-                    line: self.line,
-                    limit: MAX_LINE,
-                    what: "record",
-                });
-            }
-            let whole = self.raw.last() == Some(&b'\n');
-            let text = trim_line(&self.raw);
-            if text.is_empty() {
-                continue;
-            }
-            // A last line without its newline may be cut mid-record: check it whole.
-            match split_record(text, &mut self.body, self.validate || !whole) {
-                Ok((t, kind)) => {
-                    return Ok(Some(RawRecord {
-                        line: self.line,
-                        t,
-                        kind,
-                        body: &self.body,
-                    }));
-                }
-                // A crash cut the last line: replay up to the line before.
-                Err(_) if !whole => {
-                    self.truncated = Some(self.line);
+            let (s, e, whole) = match self.next_line(MAX_LINE).map_err(|e| self.io(e))? {
+                Line::Whole(s, e) => (s, e, true),
+                Line::Last(s, e) => (s, e, false),
+                Line::End => {
                     self.done = true;
                     return Ok(None);
                 }
-                Err(message) => {
-                    return Err(RecordingError::Corrupt {
+                Line::TooLong => {
+                    self.line += 1;
+                    self.done = true;
+                    return Err(RecordingError::LineTooLong {
                         path: self.path.clone(),
                         line: self.line,
-                        message,
-                    })
+                        limit: MAX_LINE,
+                        what: "record",
+                    });
                 }
+            };
+            self.line += 1;
+            let e = if e > s && self.buf[e - 1] == b'\r' {
+                e - 1
+            } else {
+                e
+            };
+            if s == e {
+                continue;
+            }
+            // Not asked for: skipped on the tag (a last line without its
+            // newline is judged whole, so that a cut one is reported).
+            let fast = fast_prefix(&self.buf[s..e]);
+            if let Some((_, kind, _)) = fast {
+                if whole && self.only & kind.bit() == 0 {
+                    continue;
+                }
+            }
+            let split = match fast {
+                Some((t, kind, rest)) => {
+                    // `{"t":N,"kind":...` -> `{"kind":...`, in place.
+                    let open = s + rest - 1;
+                    self.buf[open] = b'{';
+                    Ok((t, kind, Some(open..e)))
+                }
+                None => split_record(&self.buf[s..e], &mut self.body).map(|(t, k)| (t, k, None)),
+            };
+            let (t, kind, range) = match split {
+                Ok(split) => split,
+                Err(message) => return self.bad(message, whole),
+            };
+            if self.only & kind.bit() == 0 {
+                continue;
+            }
+            let body = match range {
+                Some(r) => match std::str::from_utf8(&self.buf[r]) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        let message = format!("not UTF-8: {e}");
+                        let line = self.line;
+                        let (truncated, done) = (&mut self.truncated, &mut self.done);
+                        return cut_or_corrupt(&self.path, line, truncated, done, message, whole);
+                    }
+                },
+                // Parsed whole already.
+                None => self.body.as_str(),
+            };
+            // A last line without its newline may be cut mid-record: check it whole.
+            if self.validate || !whole {
+                if let Err(e) = serde_json::from_str::<IgnoredAny>(body) {
+                    let line = self.line;
+                    let (truncated, done) = (&mut self.truncated, &mut self.done);
+                    return cut_or_corrupt(&self.path, line, truncated, done, e.to_string(), whole);
+                }
+            }
+            return Ok(Some(RawRecord {
+                line: self.line,
+                t,
+                kind,
+                body,
+            }));
+        }
+    }
+
+    /// A line that is not a record: an error, or the end of the records
+    /// when it is a last line without its newline (a crash cut it mid-write:
+    /// the replay goes up to the line before).
+    fn bad<T>(&mut self, message: String, whole: bool) -> Result<Option<T>, RecordingError> {
+        let line = self.line;
+        cut_or_corrupt(
+            &self.path,
+            line,
+            &mut self.truncated,
+            &mut self.done,
+            message,
+            whole,
+        )
+    }
+
+    /// The next line of at most `limit` bytes before its newline, reading
+    /// more as needed; a longer one is [`Line::TooLong`], read no further.
+    fn next_line(&mut self, limit: usize) -> io::Result<Line> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
+                let (s, nl) = (self.start, self.scanned + i);
+                self.start = nl + 1;
+                self.scanned = self.start;
+                if nl - s > limit {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Whole(s, nl));
+            }
+            self.scanned = self.end;
+            if self.end - self.start > limit {
+                return Ok(Line::TooLong);
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(Line::End);
+                }
+                let s = self.start;
+                self.start = self.end;
+                return Ok(Line::Last(s, self.end));
+            }
+            self.fill(limit)?;
+        }
+    }
+
+    /// Reads more input after what is buffered (moved to the front first);
+    /// the buffer grows only for a line longer than it, to `limit + 1` bytes.
+    fn fill(&mut self, limit: usize) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(limit + 1).max(self.end + 1);
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
         }
     }
 }
 
-/// Appends one line (with its `\n`, if any) to `out`, reading at most
-/// `limit` bytes before the newline: `Ok(false)` when the line is longer
-/// (what was read of it stays in `out`, the rest stays unread).
-fn read_line_bounded<R: BufRead>(
-    input: &mut R,
-    out: &mut Vec<u8>,
-    limit: usize,
-) -> io::Result<bool> {
-    loop {
-        let (done, used) = {
-            let buf = match input.fill_buf() {
-                Ok(buf) => buf,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                return Ok(true);
-            }
-            let room = limit.saturating_sub(out.len());
-            match buf.iter().position(|&b| b == b'\n') {
-                Some(i) if i <= room => {
-                    out.extend_from_slice(&buf[..=i]);
-                    (true, i + 1)
-                }
-                _ if buf.len() > room => {
-                    // The line goes past the limit: keep nothing more of it.
-                    return Ok(false);
-                }
-                _ => {
-                    out.extend_from_slice(buf);
-                    (false, buf.len())
-                }
-            }
-        };
-        input.consume(used);
-        if done {
-            return Ok(true);
-        }
+/// See [`RecordReader::bad`] (on the reader's fields, so that a body it
+/// lends out stays borrowed).
+fn cut_or_corrupt<T>(
+    path: &Path,
+    line: u64,
+    truncated: &mut Option<u64>,
+    done: &mut bool,
+    message: String,
+    whole: bool,
+) -> Result<Option<T>, RecordingError> {
+    if whole {
+        return Err(RecordingError::Corrupt {
+            path: path.to_owned(),
+            line,
+            message,
+        });
     }
+    *truncated = Some(line);
+    *done = true;
+    Ok(None)
 }
 
 /// The line without its `\n` (and a `\r` before it).
@@ -422,27 +556,10 @@ fn parse_header(line: &[u8], path: &Path) -> Result<Header, RecordingError> {
     serde_json::from_value(value).map_err(|e| bad(format!("header: {e}")))
 }
 
-/// Splits a record line into `t`, `kind` and the body without `t` (into `body`).
-///
-/// Fast path for the layout this crate writes (`{"t":N,"kind":"...",...}`):
-/// no parse beyond the two leading keys. Any other layout is parsed whole.
-fn split_record(line: &[u8], body: &mut String, validate: bool) -> Result<(u64, Kind), String> {
+/// Splits a record line in another layout than ours into `t`, `kind` and
+/// the body without `t` (rewritten into `body`, the kind tag first).
+fn split_record(line: &[u8], body: &mut String) -> Result<(u64, Kind), String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
-    if let Some((t, rest)) = fast_prefix(text) {
-        if let Some(tag) = rest
-            .strip_prefix("\"kind\":\"")
-            .and_then(|r| r.split_once('"'))
-            .map(|(tag, _)| tag)
-        {
-            body.clear();
-            body.push('{');
-            body.push_str(rest);
-            if validate {
-                serde_json::from_str::<IgnoredAny>(body).map_err(|e| e.to_string())?;
-            }
-            return Ok((t, Kind::from_tag(tag)));
-        }
-    }
     let mut object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|e| format!("expected a JSON object: {e}"))?;
     let t = object
@@ -451,7 +568,7 @@ fn split_record(line: &[u8], body: &mut String, validate: bool) -> Result<(u64, 
         .as_u64()
         .ok_or("\"t\" must be a whole number of ns")?;
     let kind = match object.get("kind") {
-        Some(serde_json::Value::String(k)) => Kind::from_tag(k),
+        Some(serde_json::Value::String(k)) => Kind::from_tag(k.as_bytes()),
         _ => return Err("missing \"kind\" (event, command, result, decision)".to_owned()),
     };
     // The kind tag first, as the fast message readers expect it.
@@ -464,13 +581,37 @@ fn split_record(line: &[u8], body: &mut String, validate: bool) -> Result<(u64, 
     Ok((t, kind))
 }
 
-/// `{"t":123,` → `(123, the rest after the comma)`.
-fn fast_prefix(text: &str) -> Option<(u64, &str)> {
-    let rest = text.strip_prefix("{\"t\":")?;
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    let t = rest[..end].parse().ok()?;
-    let rest = rest[end..].strip_prefix(',')?;
-    Some((t, rest))
+/// Our layout, `{"t":123,"kind":"event",...`: `(123, Kind::Event, where
+/// "kind" starts)`; `None` for any other (then the line is parsed whole).
+/// Every line of a recording goes through it in each reader: no search.
+fn fast_prefix(line: &[u8]) -> Option<(u64, Kind, usize)> {
+    const T: &[u8] = b"{\"t\":";
+    const KIND: &[u8] = b",\"kind\":\"";
+    let rest = line.strip_prefix(T)?;
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut t: u64 = 0;
+    for &d in &rest[..digits] {
+        // Past u64: not ours (the whole parse says why).
+        t = t.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    let tag = rest[digits..].strip_prefix(KIND)?;
+    let kind = [
+        (&b"event\""[..], Kind::Event),
+        (b"decision\"", Kind::Decision),
+        (b"command\"", Kind::Command),
+        (b"result\"", Kind::Result),
+        (b"operator\"", Kind::Operator),
+    ]
+    .into_iter()
+    .find(|(name, _)| tag.starts_with(name))
+    .map_or_else(
+        || memchr::memchr(b'"', tag).map(|_| Kind::Other),
+        |(_, kind)| Some(kind),
+    )?;
+    Some((t, kind, T.len() + digits + 1))
 }
 
 /// Writes a recording: a header, then records, one line each.
@@ -680,6 +821,52 @@ mod tests {
                 event: Event::Disconnected
             }
         );
+    }
+
+    #[test]
+    fn only_returns_the_kinds_asked_for_and_skips_the_others_unchecked() {
+        let mut bytes = write_sample();
+        // Not a record at all, but of a kind not asked for: skipped on its tag.
+        bytes.extend_from_slice(b"{\"t\":600,\"kind\":\"decision\",oops\xff}\n");
+        bytes.extend_from_slice(b"{\"t\":700,\"kind\":\"event\",\"session\":\"a\"}\r\n");
+        let (_, r) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        let mut r = r.only(&[Kind::Event, Kind::Operator]);
+        let mut got = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            got.push((rec.line, rec.kind, rec.body.to_owned()));
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (4, Kind::Event));
+        assert_eq!((got[1].0, got[1].1), (6, Kind::Operator));
+        assert_eq!(
+            got[2],
+            (
+                8,
+                Kind::Event,
+                "{\"kind\":\"event\",\"session\":\"a\"}".into()
+            )
+        );
+        // Every kind: the bad line is an error naming it.
+        let err = read_all(&bytes).unwrap_err().to_string();
+        assert!(
+            err.starts_with("rec.jsonl:7: corrupt record: not UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lines_longer_than_the_buffer_read_whole() {
+        let mut bytes = write_sample();
+        let long = format!(
+            "{{\"t\":600,\"kind\":\"event\",\"pad\":\"{}\"}}\n",
+            "x".repeat(3 * CHUNK)
+        );
+        for _ in 0..3 {
+            bytes.extend_from_slice(long.as_bytes());
+        }
+        let records = read_all(&bytes).unwrap();
+        assert_eq!(records.len(), 8);
+        assert!(records[5..].iter().all(|r| r.3.len() == long.len() - 9));
     }
 
     #[test]

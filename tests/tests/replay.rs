@@ -322,6 +322,61 @@ fn a_generated_long_recording_replays_identically() {
     );
 }
 
+/// A long recording's `--check` checks every record in the pass that reads
+/// the recorded decisions and leaves the events to the host, which parses
+/// each as the replay backend hands it over: a bad line of any kind, deep
+/// inside, is still exit 2 naming it with nothing on stdout, and so is one
+/// the replay never plays (after `--until`).
+#[test]
+fn check_refuses_a_bad_line_of_any_kind_deep_in_a_long_recording() {
+    let dir = TestDir::new();
+    let scenario = dir.file("flaps.toml", &flapping_scenario(2_000));
+    let (file, _) = record(scenario.as_ref(), dir.path(), &[]);
+    let full = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    let find = |what: &str| {
+        (5_000..lines.len())
+            .find(|&i| lines[i].contains(what))
+            .unwrap()
+    };
+    let refused = |at: usize, bad: &[u8], extra: &[&str]| {
+        let mut bytes = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            bytes.extend_from_slice(if i == at { bad } else { line.as_bytes() });
+            bytes.push(b'\n');
+        }
+        std::fs::write(&file, bytes).unwrap();
+        let out = replay(&file, &[&["--check"], extra].concat());
+        let what = String::from_utf8_lossy(bad);
+        assert_eq!(out.code, Some(2), "{what}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{what}: {}", out.stdout);
+        let named = format!(":{}: corrupt record", at + 1);
+        assert!(out.stderr.contains(&named), "{what}: {}", out.stderr);
+    };
+    let decision = find("\"kind\":\"decision\",\"type\":\"alarm-raised\"");
+    refused(
+        decision,
+        lines[decision]
+            .replace("alarm-raised", "alarm-razed")
+            .as_bytes(),
+        &[],
+    );
+    let event = find("\"kind\":\"event\"");
+    let volcano = lines[event].replace("service_status", "volcano");
+    refused(event, volcano.as_bytes(), &[]);
+    refused(event, volcano.as_bytes(), &["--until", "10s"]);
+    let mut not_utf8 = lines[event].as_bytes().to_vec();
+    not_utf8.truncate(not_utf8.len() - 1);
+    not_utf8.extend_from_slice(b",\"note\":\"\xff\"}");
+    refused(event, &not_utf8, &[]);
+    let t = &lines[event][..lines[event].find(",\"kind\"").unwrap()];
+    refused(
+        event,
+        format!("{t},\"kind\":\"future\",oops}}").as_bytes(),
+        &[],
+    );
+}
+
 #[test]
 fn speed_replays_on_the_real_clock() {
     let (_dir, file, watched) = recorded("w1-w2-switchover.toml");

@@ -5,7 +5,8 @@
 use crate::host::observe::{describe, DecisionRecord, Observer};
 use drctl_plugin_api::messages::{Input, Output};
 use drctl_policy::{Decision, Event, Timestamp};
-use drctl_protocol::recording::{Kind, OperatorAction, RecordReader, RecordingError};
+use drctl_protocol::recording::{Kind, OperatorAction, RawRecord, RecordReader, RecordingError};
+use serde::de::IgnoredAny;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -26,36 +27,66 @@ pub struct Summary {
 /// Reads every record once, each parsed as its kind, so that a bad recording
 /// is refused (naming the line) before the replay prints anything.
 pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
-    let (_, reader) = RecordReader::open(path)?;
-    let mut reader = reader.validate_all(true);
-    let mut s = Summary::default();
+    let (_, mut reader) = RecordReader::open(path)?;
+    let mut checks = Validation::default();
     while let Some(rec) = reader.next_record()? {
-        let (line, t) = (rec.line, rec.t);
-        let parsed = match rec.kind {
-            Kind::Event | Kind::Result => serde_json::from_str::<Output>(rec.body).map(drop),
-            Kind::Command => serde_json::from_str::<Input>(rec.body).map(drop),
-            Kind::Decision => serde_json::from_str::<Decision>(rec.body).map(drop),
-            Kind::Operator => serde_json::from_str::<OperatorAction>(rec.body).map(|a| {
-                s.ended |= a == OperatorAction::Shutdown;
-            }),
-            Kind::Other => Ok(()),
-        };
-        if let Err(e) = parsed {
+        let line = rec.line;
+        if let Err(e) = checks.record(&rec, true) {
             return Err(reader.corrupt(line, e));
         }
-        if t < s.last_t {
-            return Err(reader.corrupt(
-                line,
-                format!(
-                    "t = {t} goes back in time (the line before has {})",
-                    s.last_t
-                ),
+    }
+    checks.summary.truncated = reader.truncated();
+    Ok(checks.summary)
+}
+
+/// The checks of [`scan`], one record at a time.
+#[derive(Debug, Default)]
+struct Validation {
+    summary: Summary,
+    /// Event records seen.
+    events: u64,
+}
+
+impl Validation {
+    /// Checks one record: parsed as its kind (an event only with
+    /// `parse_events`), its time not before the last one's. A decision
+    /// comes back parsed.
+    fn record(
+        &mut self,
+        rec: &RawRecord<'_>,
+        parse_events: bool,
+    ) -> Result<Option<Decision>, String> {
+        let t = rec.t;
+        let mut decision = None;
+        let parsed = match rec.kind {
+            Kind::Event => {
+                self.events += 1;
+                if parse_events {
+                    serde_json::from_str::<Output>(rec.body).map(drop)
+                } else {
+                    Ok(())
+                }
+            }
+            Kind::Result => serde_json::from_str::<Output>(rec.body).map(drop),
+            Kind::Command => serde_json::from_str::<Input>(rec.body).map(drop),
+            Kind::Decision => serde_json::from_str::<Decision>(rec.body).map(|d| {
+                decision = Some(d);
+            }),
+            Kind::Operator => serde_json::from_str::<OperatorAction>(rec.body).map(|a| {
+                self.summary.ended |= a == OperatorAction::Shutdown;
+            }),
+            Kind::Other => serde_json::from_str::<IgnoredAny>(rec.body).map(drop),
+        };
+        parsed.map_err(|e| e.to_string())?;
+        if t < self.summary.last_t {
+            return Err(format!(
+                "t = {t} goes back in time (the line before has {})",
+                self.summary.last_t
             ));
         }
-        s.last_t = t;
+        self.summary.last_t = t;
+        Ok(decision)
     }
-    s.truncated = reader.truncated();
-    Ok(s)
 }
 
 /// What the end of a recording says, read from its last 64 KiB only: the
@@ -110,7 +141,7 @@ impl OperatorInputs {
     pub fn open(path: &Path) -> Result<Self, RecordingError> {
         let (_, reader) = RecordReader::open(path)?;
         Ok(OperatorInputs {
-            reader,
+            reader: reader.only(&[Kind::Operator]),
             next: None,
             done: false,
         })
@@ -123,9 +154,6 @@ impl OperatorInputs {
                 self.done = true;
                 break;
             };
-            if rec.kind != Kind::Operator {
-                continue;
-            }
             let line = rec.line;
             let t = Timestamp::from_nanos(rec.t);
             let action: OperatorAction =
@@ -180,6 +208,10 @@ pub struct Mismatch {
 /// few milliseconds a timer fired late, which a virtual replay does not repeat).
 pub struct Checker {
     reader: RecordReader,
+    /// Checking every record on the way ([`Checker::validating`]).
+    checks: Option<Validation>,
+    /// Events the host took from the backend.
+    events_now: u64,
     tolerance: Duration,
     compared: u64,
     now_count: u64,
@@ -212,7 +244,9 @@ impl Checker {
     ) -> Result<Self, RecordingError> {
         let (_, reader) = RecordReader::open(path)?;
         Ok(Checker {
-            reader,
+            reader: reader.only(&[Kind::Decision]),
+            checks: None,
+            events_now: 0,
             tolerance,
             compared: 0,
             now_count: 0,
@@ -226,16 +260,50 @@ impl Checker {
         })
     }
 
+    /// A checker that also checks every record of the recording as [`scan`]
+    /// does, in the one pass that reads the recorded decisions, so that a
+    /// `--check` replay reads the file once here (and once in the backend).
+    /// Events are only counted: the replay backend hands them to the host as
+    /// recorded, which parses each; [`Checker::all_checked`] says whether it
+    /// took them all. [`Checker::finish`] refuses a bad line by its number.
+    pub fn validating(
+        path: &Path,
+        tolerance: Duration,
+        cut: Option<Timestamp>,
+    ) -> Result<Self, RecordingError> {
+        let mut checker = Checker::open(path, tolerance, cut)?;
+        let (_, reader) = RecordReader::open(path)?;
+        checker.reader = reader;
+        checker.checks = Some(Validation::default());
+        Ok(checker)
+    }
+
+    /// After [`Checker::finish`] of a [`Checker::validating`] checker: what
+    /// the full read found, when every line was checked (each recorded event
+    /// reached the host, which parsed it); `None` otherwise (a replay that
+    /// stopped early, `--until`): then only [`scan`] can tell.
+    pub fn all_checked(&self) -> Option<Summary> {
+        let checks = self.checks.as_ref()?;
+        (checks.events == self.events_now).then(|| Summary {
+            truncated: self.reader.truncated(),
+            ..checks.summary.clone()
+        })
+    }
+
     fn next_recorded(&mut self) -> Result<Option<Timed>, RecordingError> {
         while let Some(rec) = self.reader.next_record()? {
-            if rec.kind != Kind::Decision {
-                continue;
+            let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
+            let decision = match &mut self.checks {
+                Some(checks) => checks.record(&rec, false),
+                None => serde_json::from_str(rec.body)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+            };
+            match decision {
+                Ok(Some(decision)) => return Ok(Some(Timed { t, decision })),
+                Ok(None) => {}
+                Err(e) => return Err(self.reader.corrupt(line, e)),
             }
-            let line = rec.line;
-            let t = Timestamp::from_nanos(rec.t);
-            let decision: Decision =
-                serde_json::from_str(rec.body).map_err(|e| self.reader.corrupt(line, e))?;
-            return Ok(Some(Timed { t, decision }));
         }
         Ok(None)
     }
@@ -318,6 +386,10 @@ impl Observer for Checker {
     }
 
     fn output(&mut self, t: Timestamp, output: &Output) {
+        if let Output::Event { .. } = output {
+            self.events_now += 1;
+            return;
+        }
         let Output::Divergence { sent, recorded, .. } = output else {
             return;
         };

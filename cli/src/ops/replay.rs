@@ -18,7 +18,7 @@ use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
 use drctl_policy::{Event, Timestamp};
-use drctl_protocol::recording::{RecordReader, RecordingError};
+use drctl_protocol::recording::RecordReader;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -57,32 +57,21 @@ pub type State = (StatusReport, Timestamp);
 pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliError> {
     let path = &args.file;
     let (header, _) = RecordReader::open(path).map_err(CliError::bad_input)?;
-    // The whole file is read once, every record parsed, so that a bad line is
-    // exit 2 before anything is printed. With --check nothing is printed until
-    // the verdict, so that scan runs on a second core alongside the replay,
-    // which needs only what the file's tail says.
-    let (summary, scanning) = match tail_summary(path).filter(|_| args.check) {
-        Some(tail) => {
-            let path = path.clone();
-            (tail, Some(std::thread::spawn(move || scan(&path))))
-        }
+    // Every record is checked, so that a bad line is exit 2 naming it before
+    // anything is printed. A --check prints nothing until the verdict: it
+    // checks the records in the same pass that reads the recorded decisions
+    // (the host parses the recorded events as the backend hands them over),
+    // and needs before the replay only what the file's tail says. Anything
+    // else reads the whole file first.
+    let tail = tail_summary(path).filter(|_| args.check && !args.explain);
+    let fused = tail.is_some();
+    let summary = match tail {
+        Some(tail) => tail,
         None => {
             let full = scan(path).map_err(CliError::bad_input)?;
             warn_cut(path, &full);
-            (full, None)
+            full
         }
-    };
-    type Scan = std::thread::JoinHandle<Result<Summary, RecordingError>>;
-    let scanned = |scanning: Option<Scan>| -> Result<(), CliError> {
-        let Some(handle) = scanning else {
-            return Ok(());
-        };
-        let full: Summary = handle
-            .join()
-            .map_err(|_| CliError::failed(anyhow!("the recording scan panicked")))?
-            .map_err(CliError::bad_input)?;
-        warn_cut(path, &full);
-        Ok(())
     };
     let kind = SessionKind::from_name(&header.command).ok_or_else(|| {
         CliError::bad_input(anyhow!(
@@ -118,9 +107,12 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
     let end = args.until.map_or(last, |u| last.min(Timestamp::ZERO + u));
     // Recorded decisions after a cut (a crash, or --until) are not compared.
     let cut = (summary.truncated.is_some() || !summary.ended || end < last).then_some(end);
-    let checker = Rc::new(RefCell::new(
-        Checker::open(path, tolerance, cut).map_err(CliError::bad_input)?,
-    ));
+    let checker = if fused {
+        Checker::validating(path, tolerance, cut)
+    } else {
+        Checker::open(path, tolerance, cut)
+    };
+    let checker = Rc::new(RefCell::new(checker.map_err(CliError::bad_input)?));
     let mut host = Host::new(
         engine,
         instance,
@@ -153,17 +145,27 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
     let mut session = Session::new(host).map_err(CliError::failed)?;
     let replayed = feed(&mut session, &mut inputs, &mut injections, end);
     if let Ok(Some((signal, at))) = replayed {
-        // The scan thread is left to the process's exit: it may still have a
-        // large file to read, and a stopped replay has no verdict to back.
+        // A stopped replay has no verdict: the rest of the file is not read.
         return Err(interrupted(signal, at, args));
     }
-    // A bad line found by the scan explains whatever else went wrong.
-    scanned(scanning)?;
+    let finished = fused.then(|| checker.borrow_mut().finish());
+    if let Some(finished) = &finished {
+        let checked = checker.borrow().all_checked();
+        match checked.filter(|_| replayed.is_ok() && finished.is_ok()) {
+            Some(full) => warn_cut(path, &full),
+            // Not every line was checked on the way (the replay failed or
+            // stopped before the last event): the full read names the first
+            // bad line if there is one, which explains whatever else went wrong.
+            None => warn_cut(path, &scan(path).map_err(CliError::bad_input)?),
+        }
+    }
     replayed?;
     if args.state {
         return Ok(Some((session.host.status(0), session.host.now())));
     }
-    let verdict = checker.borrow_mut().finish().map_err(CliError::bad_input)?;
+    let verdict = finished
+        .unwrap_or_else(|| checker.borrow_mut().finish())
+        .map_err(CliError::bad_input)?;
     if args.check {
         let text = match args.output {
             OutputFormat::Text => verdict.to_text(),

@@ -148,7 +148,23 @@ pub struct Sim {
     pending: BTreeMap<(u64, u64), Pending>,
     seq: u64,
     next_epoch: u64,
-    ready: VecDeque<Output>,
+    ready: VecDeque<Ready>,
+}
+
+/// An output waiting in [`Sim`]'s queue. A site change queues one status
+/// event per agent at once (100 000 for a fleet losing a site): those wait
+/// as a few words each and become an [`Output`] when polled.
+#[derive(Debug)]
+enum Ready {
+    /// A service's status for a session (index) on a connection epoch.
+    Status {
+        session: usize,
+        epoch: u64,
+        service: Service,
+        status: ServiceState,
+    },
+    /// Any other output.
+    Output(Box<Output>),
 }
 
 fn ns(d: Duration) -> u64 {
@@ -199,7 +215,7 @@ impl Sim {
         } = input;
         let i = self.session_index(session);
         if let Some(result) = self.command(now, i, id, command) {
-            self.ready.push_back(Output::Result {
+            self.push(Output::Result {
                 session: self.sessions[i].id.clone(),
                 id,
                 result,
@@ -429,9 +445,8 @@ impl Sim {
     /// After a (re)login: the subscribe answer, the services' current status,
     /// and the DN back in service after `register-delay`.
     fn after_login(&mut self, now: u64, i: usize, site: usize, epoch: u64, id: u64) {
-        let session = &self.sessions[i].id;
-        self.ready.push_back(Output::Result {
-            session: session.clone(),
+        self.push(Output::Result {
+            session: self.sessions[i].id.clone(),
             id,
             result: Ok(Reply::Done),
         });
@@ -441,14 +456,19 @@ impl Sim {
             (Service::Configuration, st.configuration),
             (Service::Statistic, st.statistic),
         ] {
-            self.ready.push_back(Output::Event {
-                session: session.clone(),
+            self.ready.push_back(Ready::Status {
+                session: i,
                 epoch,
-                event: Event::ServiceStatus { service, status },
+                service,
+                status,
             });
         }
         let at = now.saturating_add(ns(self.scenario.deployment.register_delay));
         self.schedule(at, Pending::DnBack { session: i, epoch });
+    }
+
+    fn push(&mut self, output: Output) {
+        self.ready.push_back(Ready::Output(Box::new(output)));
     }
 
     fn schedule(&mut self, at: u64, what: Pending) {
@@ -459,8 +479,21 @@ impl Sim {
     /// The next output due at or before `now`.
     pub fn poll_output(&mut self, now: u64) -> Option<Output> {
         loop {
-            if let Some(out) = self.ready.pop_front() {
-                return Some(out);
+            match self.ready.pop_front() {
+                Some(Ready::Output(out)) => return Some(*out),
+                Some(Ready::Status {
+                    session,
+                    epoch,
+                    service,
+                    status,
+                }) => {
+                    return Some(Output::Event {
+                        session: self.sessions[session].id.clone(),
+                        epoch,
+                        event: Event::ServiceStatus { service, status },
+                    })
+                }
+                None => {}
             }
             let happening = self
                 .scenario
@@ -526,7 +559,7 @@ impl Sim {
                         "CS Proxy {site} refused the connection"
                     ))),
                 };
-                self.ready.push_back(Output::Result {
+                self.push(Output::Result {
                     session: self.sessions[session].id.clone(),
                     id,
                     result,
@@ -539,7 +572,7 @@ impl Sim {
                 };
                 let sip_up = self.sites[site].state.telephony == ServiceState::On;
                 if current == epoch && s.subscribed && sip_up {
-                    self.ready.push_back(Output::Event {
+                    self.push(Output::Event {
                         session: s.id.clone(),
                         epoch,
                         event: Event::DnBackInService {
@@ -580,7 +613,7 @@ impl Sim {
                 s.connected.filter(|_| s.subscribed).map(|c| c.1)
             };
             if let Some(epoch) = epoch {
-                self.ready.push_back(Output::Event {
+                self.push(Output::Event {
                     session: s.id.clone(),
                     epoch,
                     event: event.clone(),
@@ -603,7 +636,7 @@ impl Sim {
     fn drop_targets(&mut self, agents: &Targets) {
         for i in self.targets(agents) {
             if let Some((_, epoch)) = self.sessions[i].connected {
-                self.ready.push_back(Output::Event {
+                self.push(Output::Event {
                     session: self.sessions[i].id.clone(),
                     epoch,
                     event: Event::Disconnected,
@@ -659,15 +692,12 @@ impl Sim {
             if old == new {
                 continue;
             }
-            let event = Event::ServiceStatus {
-                service,
-                status: new,
-            };
-            let mut send = |i: usize, epoch: u64| {
-                self.ready.push_back(Output::Event {
-                    session: self.sessions[i].id.clone(),
+            let mut send = |session: usize, epoch: u64| {
+                self.ready.push_back(Ready::Status {
+                    session,
                     epoch,
-                    event: event.clone(),
+                    service,
+                    status: new,
                 });
             };
             if stale {

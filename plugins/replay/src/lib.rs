@@ -18,7 +18,9 @@
 //! - A command recorded without a result (the recording ends first) is never answered.
 //!
 //! Two cursors stream the file, one for events and one for commands and
-//! results: memory stays bounded whatever the recording's size.
+//! results: memory stays bounded whatever the recording's size. Recorded
+//! events cross the ABI as the recording has them (their lines are the
+//! events' JSON), unparsed here: the host reads them once.
 
 pub mod player;
 
@@ -80,6 +82,12 @@ impl Backend for ReplayBackend {
 
     fn poll_output(&mut self, now_ns: u64) -> Option<Output> {
         let out = self.player.poll_output(now_ns);
+        self.report();
+        out
+    }
+
+    fn poll_output_json(&mut self, now_ns: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        let out = self.player.poll_output_json(now_ns, out);
         self.report();
         out
     }

@@ -25,12 +25,13 @@ impl Player {
         let (_, commands) = RecordReader::open(path)?;
         Ok(Player {
             events: EventCursor {
-                reader: events,
+                reader: events.only(&[Kind::Event]),
                 next: None,
+                json: Vec::new(),
                 done: false,
             },
             commands: CommandCursor {
-                reader: commands,
+                reader: commands.only(&[Kind::Command, Kind::Result]),
                 pending: VecDeque::new(),
                 done: false,
             },
@@ -125,8 +126,39 @@ impl Player {
 
     /// The next output due at `now`, answers and events merged in recorded order.
     pub fn poll_output(&mut self, now: u64) -> Option<Output> {
+        match self.next_due(now)? {
+            Due::Answer => self.scheduled.pop_first().map(|(_, out)| out),
+            Due::Event => match self.events.take() {
+                Ok(out) => out,
+                Err(e) => {
+                    self.fail(e);
+                    None
+                }
+            },
+        }
+    }
+
+    /// [`Player::poll_output`] as JSON, appended to `out`: `false` when
+    /// nothing is due. A recorded event goes out as the recording has it,
+    /// unparsed (its line is the event's JSON): whoever reads it checks it,
+    /// as `drctl replay` checks every line of the recording.
+    pub fn poll_output_json(&mut self, now: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        match self.next_due(now) {
+            None => Ok(false),
+            Some(Due::Answer) => match self.scheduled.pop_first() {
+                Some((_, output)) => serde_json::to_writer(out, &output)
+                    .map(|()| true)
+                    .map_err(|e| format!("cannot serialize output: {e}")),
+                None => Ok(false),
+            },
+            Some(Due::Event) => Ok(self.events.take_json(out)),
+        }
+    }
+
+    /// What is due next at `now`: the first scheduled answer, or the event cursor's next event.
+    fn next_due(&mut self, now: u64) -> Option<Due> {
         let event = match self.events.peek() {
-            Ok(e) => e.map(|(t, line, _)| (*t, *line)),
+            Ok(e) => e,
             Err(e) => {
                 self.fail(e);
                 None
@@ -138,10 +170,8 @@ impl Player {
             .next()
             .map(|&(due, line, _)| (due, line));
         match (answer, event) {
-            (Some(a), e) if a.0 <= now && e.is_none_or(|e| a <= e) => {
-                self.scheduled.pop_first().map(|(_, out)| out)
-            }
-            (_, Some(e)) if e.0 <= now => self.events.take(),
+            (Some(a), e) if a.0 <= now && e.is_none_or(|e| a <= e) => Some(Due::Answer),
+            (_, Some(e)) if e.0 <= now => Some(Due::Event),
             _ => None,
         }
     }
@@ -149,7 +179,7 @@ impl Player {
     /// When the next answer or event is due.
     pub fn poll_timeout(&self) -> Option<u64> {
         let answer = self.scheduled.keys().next().map(|k| k.0);
-        let event = self.events.next.as_ref().map(|e| e.0);
+        let event = self.events.next.map(|e| e.0);
         match (answer, event) {
             (Some(a), Some(e)) => Some(a.min(e)),
             (a, e) => a.or(e),
@@ -178,34 +208,55 @@ fn describe(c: &Command) -> String {
     }
 }
 
-/// The recorded events, one ahead.
+/// What [`Player::next_due`] found.
+enum Due {
+    /// The first scheduled answer.
+    Answer,
+    /// The event cursor's next event.
+    Event,
+}
+
+/// The recorded events, one ahead, as their recorded JSON.
 struct EventCursor {
     reader: RecordReader,
-    /// The next event: time, line, output.
-    next: Option<(u64, u64, Output)>,
+    /// The next event's time and line; its JSON is in `json`.
+    next: Option<(u64, u64)>,
+    json: Vec<u8>,
     done: bool,
 }
 
 impl EventCursor {
-    fn peek(&mut self) -> Result<Option<&(u64, u64, Output)>, RecordingError> {
-        while self.next.is_none() && !self.done {
-            let Some(rec) = self.reader.next_record()? else {
-                self.done = true;
-                break;
-            };
-            if rec.kind != Kind::Event {
-                continue;
+    fn peek(&mut self) -> Result<Option<(u64, u64)>, RecordingError> {
+        if self.next.is_none() && !self.done {
+            match self.reader.next_record()? {
+                Some(rec) => {
+                    self.json.clear();
+                    self.json.extend_from_slice(rec.body.as_bytes());
+                    self.next = Some((rec.t, rec.line));
+                }
+                None => self.done = true,
             }
-            let (t, line) = (rec.t, rec.line);
-            let output: Output = serde_json::from_str(rec.body)
-                .map_err(|e| self.reader.corrupt(line, format!("event: {e}")))?;
-            self.next = Some((t, line, output));
         }
-        Ok(self.next.as_ref())
+        Ok(self.next)
     }
 
-    fn take(&mut self) -> Option<Output> {
-        self.next.take().map(|(_, _, out)| out)
+    /// Appends the next event's JSON to `out`: `false` when there is none.
+    fn take_json(&mut self, out: &mut Vec<u8>) -> bool {
+        let taken = self.next.take().is_some();
+        if taken {
+            out.extend_from_slice(&self.json);
+        }
+        taken
+    }
+
+    /// The next event, parsed.
+    fn take(&mut self) -> Result<Option<Output>, RecordingError> {
+        let Some((_, line)) = self.next.take() else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&self.json)
+            .map(Some)
+            .map_err(|e| self.reader.corrupt(line, format!("event: {e}")))
     }
 }
 

@@ -15,8 +15,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::{
-    command_result, Command, CommandResult, ConfigObject, Event, Output, RecordedCommand, Service,
-    ServiceState,
+    command_result, Command, CommandResult, ConfigObject, Event, Input, Output, RecordedCommand,
+    Service, ServiceState,
 };
 
 /// The derived reader for [`Output`], used when `kind` is not the first key.
@@ -373,6 +373,70 @@ impl<'de> Visitor<'de> for EventVisitor {
                 dn: need(dn, "dn")?,
             },
             _ => Event::Disconnected,
+        })
+    }
+}
+
+/// The derived reader for [`Input`], used when `kind` is not the first key.
+#[derive(Deserialize)]
+#[serde(remote = "Input", tag = "kind", rename_all = "snake_case")]
+enum InputDef {
+    Command {
+        session: String,
+        id: u64,
+        command: Command,
+    },
+}
+
+fields!(InputField {
+    Session = "session",
+    Id = "id",
+    Command = "command"
+});
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+impl<'de> Visitor<'de> for InputVisitor {
+    type Value = Input;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a drctl input object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
+        match map.next_key_seed(FirstKey("kind"))? {
+            None => return Err(de::Error::missing_field("kind")),
+            Some(Some(first)) => {
+                let value = buffer_rest(first, map)?;
+                return InputDef::deserialize(value).map_err(de::Error::custom);
+            }
+            Some(None) => {}
+        }
+        map.next_value_seed(Tag {
+            variants: &["command"],
+            open: false,
+        })?;
+        let (mut session, mut id, mut command) = (None, None, None);
+        while let Some(field) = map.next_key::<InputField>()? {
+            match field {
+                InputField::Session => set(&mut session, map.next_value::<String>()?, "session")?,
+                InputField::Id => set(&mut id, map.next_value::<u64>()?, "id")?,
+                InputField::Command => set(&mut command, map.next_value::<Command>()?, "command")?,
+                InputField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Input::Command {
+            session: need(session, "session")?,
+            id: need(id, "id")?,
+            command: need(command, "command")?,
         })
     }
 }
