@@ -962,9 +962,19 @@ fn play(shared: &Arc<Shared>) {
                     st.resume(Instant::now());
                 }
             }
-            // E5: the stand-ins have no Configuration Server notifications
-            // (the bridge does not follow them yet): no parity case uses one.
-            Happening::ConfigChanged(_) => {}
+            // E5: Configuration Server notifies the desktop once it listens
+            // (the mock's "connected and subscribed").
+            Happening::ConfigChanged(c) => {
+                if let Some(conn) = st.conn.as_mut().filter(|c| c.listening) {
+                    // `Person` -> `PERSON`, as AIL names object types (ASSUMED).
+                    let object = format!("{:?}", c.object).to_uppercase();
+                    let mut fields = vec!["CONFIG", &object, &c.name, &c.section, &c.option];
+                    if let Some(v) = &c.value {
+                        fields.push(v);
+                    }
+                    push(conn, &mut st.seen, &fields);
+                }
+            }
         }
         shared.changed.notify_all();
     }

@@ -650,7 +650,7 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("1 of 45 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")
+        stdout.contains("1 of 48 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")
             && stdout.contains("killFactory: MISSING"),
         "{stdout}"
     );
@@ -668,7 +668,7 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
                 && stdout.contains("method.kill-factory")
                 && stdout.contains("= killFactory  (guide)")
                 && stdout.contains("= LOGGED_OUT  (ASSUMED)")
-                && stdout.contains("all 45 AIL names found"),
+                && stdout.contains("all 48 AIL names found"),
             "{variant:?}: {stdout}"
         );
     }
@@ -803,7 +803,10 @@ fn canonical(decisions: &[String]) -> (Vec<&String>, Vec<&String>) {
 /// (`e2-preferred-down-200s.toml`, 1/30): site1's telephony is off from
 /// 0.33 s to 7 s; the bridge probes it (a TCP connect to its CS Proxy, then
 /// the operator's probe command, every second) and fails back once, 3 s
-/// after it is healthy.
+/// after it is healthy. E5 (`e5-evacuate-site1.toml`, 1/30): site1's
+/// Application says `evacuate` from 2 s to 10 s; the bridge follows
+/// Configuration Server (`addConfigListener`), the agent leaves and comes
+/// back by E2 once it is cleared.
 #[test]
 fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
     build_ail_bridge();
@@ -819,8 +822,19 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
         // machine may take a while to spawn the probe command.
         "policy.failback-probe-interval=1s",
     ];
+    // E5: evacuated at 2 s, cleared at 10 s; back by E2 (site1 is healthy).
+    let e5: &[&str] = &[
+        "--set",
+        "policy.directives=true",
+        "--set",
+        "policy.failback=auto",
+        "--set",
+        "policy.failback-after=2s",
+        "--set",
+        "policy.failback-probe-interval=1s",
+    ];
     type AdapterCase<'a> = (&'a str, (u32, u32), Duration, &'a [&'a str]);
-    let cases: [AdapterCase; 2] = [
+    let cases: [AdapterCase; 3] = [
         (
             "w5-login-refused.toml",
             (1, 10),
@@ -832,6 +846,12 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
             (1, 30),
             Duration::from_secs(15),
             e2,
+        ),
+        (
+            "e5-evacuate-site1.toml",
+            (1, 30),
+            Duration::from_secs(16),
+            e5,
         ),
     ];
     let mut problems = Vec::new();
@@ -873,6 +893,16 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
                 let failed = from_bridge.iter().any(|d| d == "switchover-failed site2");
                 if !failed {
                     problems.push(format!("{name}: no failed switchover: {from_bridge:#?}"));
+                }
+            } else if file.starts_with("e5") {
+                let away = from_bridge
+                    .iter()
+                    .any(|d| d == "switchover-started directive site1 site2");
+                let back = from_bridge
+                    .iter()
+                    .any(|d| d == "switchover-started failback site2 site1");
+                if !away || !back {
+                    problems.push(format!("{name}: {from_bridge:#?}"));
                 }
             } else {
                 if !logins.is_empty() {

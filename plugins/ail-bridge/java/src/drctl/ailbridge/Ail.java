@@ -123,6 +123,12 @@ final class Ail {
     /** ASSUMED: W5's agent login on the DN: (work mode or null, queue or null, reasons). */
     private static final Need DN_LOGIN = method(Names.DN, Names.DN_LOGIN, true, Names.AGENT_WORKMODE, STRING,
             "java.util.Map");
+    /** ASSUMED: E5's Configuration Server notifications on the factory. */
+    private static final Need ADD_CONFIG_LISTENER = method(Names.FACTORY, Names.ADD_CONFIG_LISTENER, true,
+            Names.CONFIG_LISTENER);
+    /** ASSUMED: (object type, object name, section, option, value or null). */
+    private static final Need CONFIG_CHANGED = method(Names.CONFIG_LISTENER, Names.CONFIG_CHANGED, true, STRING,
+            STRING, STRING, STRING, STRING);
 
     /** Everything, in the order the self-test reports it. */
     private static final List<Need> ALL = List.of(
@@ -139,6 +145,7 @@ final class Ail {
             constant(Names.SERVICE_STATUS, Names.STATUS_UNKNOWN, false),
             cls(Names.SERVICE_LISTENER, true), SERVICE_CHANGED,
             cls(Names.DN, true), ADD_DN_LISTENER, cls(Names.AGENT_WORKMODE, true), DN_LOGIN,
+            cls(Names.CONFIG_LISTENER, true), ADD_CONFIG_LISTENER, CONFIG_CHANGED,
             cls(Names.DN_STATUS, true), constant(Names.DN_STATUS, Names.DN_LOGGED_OUT, true),
             constant(Names.DN_STATUS, Names.DN_IN_SERVICE, true),
             constant(Names.DN_STATUS, Names.DN_OUT_OF_SERVICE, true),
@@ -485,6 +492,9 @@ final class Ail {
 
         /** A DN event: reason and DN status names, reasons, extensions. */
         void dn(String reason, String status, Map<String, String> reasons, Map<String, String> extensions);
+
+        /** E5: a configuration object's option changed (value null: deleted). */
+        void config(String objectType, String name, String section, String option, String value);
     }
 
     /**
@@ -501,6 +511,29 @@ final class Ail {
             }
         });
         call(ADD_SERVICE_LISTENER, factory, constant(typeKey), listener);
+        return listener;
+    }
+
+    /**
+     * E5: registers a Configuration Server change listener on the factory
+     * that reports to {@code sink}; returns it, for the caller to keep.
+     */
+    Object addConfigListener(Object factory, Sink sink) throws AilException {
+        Class<?> iface = classes.get(Names.CONFIG_LISTENER);
+        if (iface == null) {
+            throw new AilException(name(Names.CONFIG_LISTENER) + " is missing from the AIL on the classpath", null);
+        }
+        String changed = name(Names.CONFIG_CHANGED);
+        Object listener = proxy(iface, (method, args) -> {
+            if (method.getName().equals(changed) && args != null && args.length == 5) {
+                String[] s = new String[5];
+                for (int i = 0; i < 5; i++) {
+                    s[i] = args[i] == null ? null : args[i].toString();
+                }
+                sink.config(s[0], s[1], s[2], s[3], s[4]);
+            }
+        });
+        call(ADD_CONFIG_LISTENER, factory, listener);
         return listener;
     }
 

@@ -48,6 +48,7 @@ final class Names {
     static final String DN_EVENT = "class.dn-event";
     static final String DN_EVENT_REASON = "class.dn-event-reason";
     static final String AGENT_WORKMODE = "class.agent-workmode";
+    static final String CONFIG_LISTENER = "class.config-listener";
 
     static final String GET_AIL_FACTORY = "method.get-ail-factory";
     static final String KILL_FACTORY = "method.kill-factory";
@@ -69,6 +70,8 @@ final class Names {
     static final String DN_EVENT_REASONS = "method.dn-event-reasons";
     static final String DN_EVENT_EXTENSIONS = "method.dn-event-extensions";
     static final String DN_LOGIN = "method.dn-login";
+    static final String ADD_CONFIG_LISTENER = "method.add-config-listener";
+    static final String CONFIG_CHANGED = "method.config-changed";
 
     static final String TYPE_TELEPHONY = "constant.type-telephony";
     static final String TYPE_CONFIG = "constant.type-config";
@@ -103,6 +106,8 @@ final class Names {
             new Entry(DN_EVENT_REASON, "com.genesyslab.ail.event.DnEvent$EventReason", G),
             // W5: the agent login on the DN (issue 15); shape and names ASSUMED.
             new Entry(AGENT_WORKMODE, "com.genesyslab.ail.AgentWorkmode", A),
+            // E5: Configuration Server change notifications (issue 18); ASSUMED.
+            new Entry(CONFIG_LISTENER, "com.genesyslab.ail.event.ConfigListener", A),
             new Entry(GET_AIL_FACTORY, "getAilFactory", G),
             new Entry(KILL_FACTORY, "killFactory", G),
             new Entry(GET_INIT_EXCEPTION, "getInitException", G),
@@ -123,6 +128,8 @@ final class Names {
             new Entry(DN_EVENT_REASONS, "getReasons", A),
             new Entry(DN_EVENT_EXTENSIONS, "getExtensions", A),
             new Entry(DN_LOGIN, "login", A),
+            new Entry(ADD_CONFIG_LISTENER, "addConfigListener", A),
+            new Entry(CONFIG_CHANGED, "configChanged", A),
             new Entry(TYPE_TELEPHONY, "TELEPHONY", G),
             new Entry(TYPE_CONFIG, "CONFIG", G),
             // The guide's list of ServiceStatus.Type has no statistic service.

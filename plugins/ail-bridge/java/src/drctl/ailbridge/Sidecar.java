@@ -528,6 +528,13 @@ public final class Sidecar {
         } catch (Ail.AilException ex) {
             Log.warn("cannot listen to the AIL service itself: " + ex.getMessage());
         }
+        // E5: Configuration Server changes. Best effort: without them the
+        // directives are not followed, everything else works.
+        try {
+            live.held.add(ail.addConfigListener(factory, sink));
+        } catch (Ail.AilException ex) {
+            Log.warn("cannot follow Configuration Server changes (E5 directives): " + ex.getMessage());
+        }
         List<String> typeKeys = new ArrayList<>();
         for (Object l : listeners) {
             String typeKey = Ail.serviceTypeKey(String.valueOf(l));
@@ -678,6 +685,22 @@ public final class Sidecar {
             } else {
                 Log.debug("DN " + dn + ": status " + status + " (" + reason + "); not a D4 event");
             }
+        }
+
+        @Override
+        public void config(String objectType, String name, String section, String option, String value) {
+            String object = objectType == null ? "" : objectType.toLowerCase(java.util.Locale.ROOT);
+            if (!object.equals("person") && !object.equals("application")) {
+                Log.debug("Configuration Server change of a " + objectType + " object " + name + "; not followed");
+                return;
+            }
+            if (name == null || section == null || option == null) {
+                return;
+            }
+            Map<String, Object> e = Json.object("type", "config_changed", "object", object, "name", name, "section",
+                    section, "option", option);
+            e.put("value", value);
+            event(e);
         }
 
         /**

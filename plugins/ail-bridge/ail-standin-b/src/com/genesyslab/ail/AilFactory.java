@@ -38,6 +38,8 @@ public final class AilFactory {
     private final Map<String, Person> persons;
     private final Map<String, Application> applications;
     private final Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new ConcurrentHashMap<>();
+    private final List<WeakReference<com.genesyslab.ail.event.ConfigListener>> configListeners =
+            new CopyOnWriteArrayList<>();
     private final Map<ServiceStatus.Type, List<WeakReference<ServiceListener>>> serviceListeners =
             new ConcurrentHashMap<>();
     private final Map<String, WeakReference<Dn>> dns = new ConcurrentHashMap<>();
@@ -157,6 +159,11 @@ public final class AilFactory {
         }
     }
 
+    /** Follows changes of configuration objects (E5), weakly like every B listener. */
+    public void addConfigListener(com.genesyslab.ail.event.ConfigListener listener) {
+        configListeners.add(new WeakReference<>(listener));
+    }
+
     /** The DN with this number (the factory keeps it only while the client does). */
     public Dn getDn(String id) {
         synchronized (dns) {
@@ -241,6 +248,16 @@ public final class AilFactory {
                             apply(type, status);
                         } else {
                             pending.put(type, status);
+                        }
+                    }
+                } else if (m[0].equals("CONFIG") && m.length >= 5) {
+                    String value = m.length > 5 ? m[5] : null;
+                    for (WeakReference<com.genesyslab.ail.event.ConfigListener> r : configListeners) {
+                        com.genesyslab.ail.event.ConfigListener l = r.get();
+                        if (l != null) {
+                            l.configChanged(m[1], m[2], m[3], m[4], value);
+                        } else {
+                            Control.report("LOST", "CONFIG", m[2], m[4]);
                         }
                     }
                 } else if (m[0].equals("AGENTLOGIN") && m.length >= 2) {

@@ -21,6 +21,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *             | AGENTLOGIN dn queue workmode reasons
  * deployment: PERSON user section option value | APP name host port | OPTION app section option value
  *             | STATUS type status | OK | ERR message | AGENTLOGIN dn [error]
+ *             | CONFIG object-type name section option [value]
  *             | DN id status [R key value]... [X key value]...
  * </pre>
  */
@@ -31,6 +32,7 @@ public final class AilFactory {
     private final Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new ConcurrentHashMap<>();
     private final Map<ServiceStatus.Type, List<ServiceListener>> serviceListeners = new ConcurrentHashMap<>();
     private final Map<String, Dn> dns = new ConcurrentHashMap<>();
+    private final List<com.genesyslab.ail.event.ConfigListener> configListeners = new CopyOnWriteArrayList<>();
     private volatile boolean killed;
 
     private AilFactory(Link link, Map<String, Person> persons, Map<String, Application> applications) {
@@ -125,6 +127,11 @@ public final class AilFactory {
         }
     }
 
+    /** Follows changes of configuration objects (E5). */
+    public void addConfigListener(com.genesyslab.ail.event.ConfigListener listener) {
+        configListeners.add(listener);
+    }
+
     /** The DN with this number. */
     public Dn getDn(String id) {
         return dns.computeIfAbsent(id, k -> new Dn(k, link));
@@ -150,6 +157,11 @@ public final class AilFactory {
             while ((m = link.read()) != null) {
                 if (m[0].equals("STATUS") && m.length >= 3) {
                     setStatus(ServiceStatus.Type.valueOf(m[1]), ServiceStatus.Status.valueOf(m[2]));
+                } else if (m[0].equals("CONFIG") && m.length >= 5) {
+                    String value = m.length > 5 ? m[5] : null;
+                    for (com.genesyslab.ail.event.ConfigListener l : configListeners) {
+                        l.configChanged(m[1], m[2], m[3], m[4], value);
+                    }
                 } else if (m[0].equals("AGENTLOGIN") && m.length >= 2) {
                     link.loginAnswered(m[1], m.length > 2 ? m[2] : "");
                 } else if (m[0].equals("DN") && m.length >= 3) {
