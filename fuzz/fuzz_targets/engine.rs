@@ -38,6 +38,12 @@ const TIME_CAP: u64 = u64::MAX / 4;
 /// The most ops one input runs (each is cheap; this bounds a slow input).
 const MAX_OPS: usize = 400;
 
+/// Deadlines fired one by one per run; past it an advance jumps to its
+/// target (the engine then handles what is late at once). E2 probes every
+/// `failback-probe-interval` for as long as the agent is away: 49 days of
+/// 10 s probes per op made single inputs run for minutes.
+const MAX_FIRINGS: usize = 20_000;
+
 #[derive(Arbitrary, Debug, Clone)]
 struct Plan {
     cfg: Cfg,
@@ -208,6 +214,8 @@ struct Run {
     /// The last epoch handed out by a right `connect` answer.
     last_epoch: u64,
     in_flight: bool,
+    /// Deadlines still to fire one by one (see [`MAX_FIRINGS`]).
+    firings_left: usize,
 }
 
 impl Run {
@@ -220,6 +228,7 @@ impl Run {
             issued: Vec::new(),
             last_epoch: 0,
             in_flight: false,
+            firings_left: MAX_FIRINGS,
         })
     }
 
@@ -276,12 +285,20 @@ impl Run {
         }
     }
 
-    /// Advances to `target`, firing each deadline at its own time.
+    /// Advances to `target`, firing each deadline at its own time (past
+    /// [`MAX_FIRINGS`], at `target`).
     fn advance_to(&mut self, target: Timestamp) {
         loop {
             self.settle();
             match self.engine.poll_timeout() {
+                Some(t) if t <= target && self.firings_left == 0 => {
+                    assert!(t > self.now, "deadline {t} not after now {}", self.now);
+                    self.now = target;
+                    self.engine.handle_timeout(target);
+                    self.drain();
+                }
                 Some(t) if t <= target => {
+                    self.firings_left -= 1;
                     assert!(t > self.now, "deadline {t} not after now {}", self.now);
                     self.now = t;
                     self.engine.handle_timeout(t);
