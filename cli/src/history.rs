@@ -365,9 +365,24 @@ pub fn read(path: &Path, filter: &Filter) -> std::io::Result<Found> {
     files.reverse();
     files.push(path.to_owned());
     for file in files {
-        let f = match File::open(&file) {
+        // Never through a symbolic link: the writer refuses them too, and
+        // one here is not ours (another user pointing us at their file).
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&file);
+        let f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is a symbolic link: a history file is never read through one",
+                        file.display()
+                    ),
+                ))
+            }
             Err(e) => return Err(e),
         };
         let mut reader = BufReader::new(f);
@@ -382,9 +397,8 @@ pub fn read(path: &Path, filter: &Filter) -> std::io::Result<Found> {
             }
             if buf.last() != Some(&b'\n') {
                 if n > MAX_LINE {
-                    // Skip the rest of an overlong line.
-                    let mut rest = Vec::new();
-                    reader.read_until(b'\n', &mut rest)?;
+                    // Skip the rest of an overlong line, keeping none of it.
+                    reader.skip_until(b'\n')?;
                 }
                 out.skipped += 1;
                 continue;
@@ -429,6 +443,31 @@ mod tests {
                 deadline: None,
             },
         )
+    }
+
+    /// A history file (the log or a rotated one) that is a symbolic link is
+    /// refused by name; an overlong line is skipped without being kept.
+    #[test]
+    fn a_symlinked_history_is_refused_and_an_overlong_line_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let mut text = "x".repeat(3 * MAX_LINE);
+        text.push('\n');
+        text.push_str("{\"type\":\"alarm-raised\",\"agent\":\"ann\"}\n");
+        std::fs::write(&path, &text).unwrap();
+        let found = read(&path, &Filter::default()).unwrap();
+        assert_eq!((found.skipped, found.lines.len()), (1, 1));
+
+        let elsewhere = dir.path().join("someone-elses.jsonl");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let e = read(&path, &Filter::default()).unwrap_err().to_string();
+        assert!(e.contains("h.jsonl is a symbolic link"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&elsewhere, &path).unwrap();
+        std::os::unix::fs::symlink(&path, rotated(&path, 1)).unwrap();
+        let e = read(&path, &Filter::default()).unwrap_err().to_string();
+        assert!(e.contains("h.jsonl.1 is a symbolic link"), "{e}");
     }
 
     #[test]
