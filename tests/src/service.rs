@@ -302,6 +302,36 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Op
     })
 }
 
+/// `promtool check metrics` passes on `body` (exit 0, nothing said), or
+/// the test fails with what promtool said and the body; skipped without
+/// promtool outside CI (see [`skip`]).
+pub fn promtool_check_metrics(body: &str) {
+    let Some(promtool) =
+        tool("promtool").or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
+    else {
+        return;
+    };
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    std::io::Write::write_all(
+        &mut check.stdin.take().expect("promtool's stdin"),
+        body.as_bytes(),
+    )
+    .expect("write to promtool");
+    let out = check.wait_with_output().expect("wait for promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A tool on `PATH` (`promtool`, `systemd-analyze`), or `None`.
 pub fn tool(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {

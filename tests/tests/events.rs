@@ -5,7 +5,7 @@
 //! the watcher and the other clients lose nothing.
 
 use drctl_e2e::running::Running;
-use drctl_e2e::service::{http, skip, tool};
+use drctl_e2e::service::{http, promtool_check_metrics, skip, tool};
 use drctl_e2e::{free_port, Drctl, TestDir, PATIENCE};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -212,7 +212,7 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
         "{}",
         ready.body
     );
-    promtool_check(&body);
+    promtool_check_metrics(&body);
 
     watch.signal(libc::SIGINT);
     let ran = watch.finish();
@@ -220,35 +220,6 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
     // The follower is told the watcher stopped (the last line), and exits 0.
     let ended = follow.finish();
     assert_eq!(ended.code, Some(0), "{}", ended.all());
-}
-
-/// `promtool check metrics` passes on `body` (skipped without promtool outside CI).
-fn promtool_check(body: &str) {
-    let Some(promtool) =
-        tool("promtool").or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
-    else {
-        return;
-    };
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{body}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Site1's Stat Servers flap every 25 ms from 4 s to 7 s (an alarm raised

@@ -4,7 +4,7 @@
 //! runs drctl; readiness and watchdog notifications; recordings that are
 //! never destroyed; the metrics endpoint's health checks and conventions.
 
-use drctl_e2e::service::{http, skip, tool, NotifySocket, Unit, UnitDirs};
+use drctl_e2e::service::{http, promtool_check_metrics, skip, tool, NotifySocket, Unit, UnitDirs};
 use drctl_e2e::{command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -577,11 +577,13 @@ fn the_metrics_endpoint_answers_health_checks_methods_and_both_formats() {
 
 #[test]
 fn promtool_check_metrics_passes() {
-    let Some(promtool) =
-        tool("promtool").or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
-    else {
+    // Without promtool (outside CI) there is nothing to check against.
+    if tool("promtool")
+        .or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
+        .is_none()
+    {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = late_watcher(dir.path(), port);
@@ -594,27 +596,5 @@ fn promtool_check_metrics_passes() {
         .body;
     signal(&child, "-TERM");
     let _ = wait_within(&mut child, Duration::from_secs(30));
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        check
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-    }
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{body}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    promtool_check_metrics(&body);
 }
