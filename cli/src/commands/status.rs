@@ -298,20 +298,7 @@ pub fn one(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, CliError>
 impl Target {
     /// Sends a one-answer request to the watcher; one agent's status or a fleet's.
     pub fn answer(&self, request: &Request) -> Result<Answer, CliError> {
-        let reply = control::request(
-            &self.path,
-            self.agent.as_deref(),
-            request,
-            ANSWER_TIMEOUT,
-            |_| {},
-        )
-        .map_err(CliError::from)?;
-        if reply.ok != Some(true) {
-            return Err(CliError::failed(anyhow!(
-                "the watcher refused: {}",
-                reply.error.unwrap_or_default()
-            )));
-        }
+        let reply = self.accepted(request)?;
         Ok(match reply.fleet {
             Some(fleet) => Answer::Fleet(Box::new(fleet)),
             None => Answer::One(Box::new(reply.status.unwrap_or_default())),
@@ -320,6 +307,11 @@ impl Target {
 
     /// Sends a one-answer request to the watcher; its status on success.
     pub fn ask(&self, request: &Request) -> Result<StatusReport, CliError> {
+        Ok(self.accepted(request)?.status.unwrap_or_default())
+    }
+
+    /// The watcher's reply to `request`, which it must have accepted.
+    fn accepted(&self, request: &Request) -> Result<control::Reply, CliError> {
         let reply = control::request(
             &self.path,
             self.agent.as_deref(),
@@ -334,7 +326,7 @@ impl Target {
                 reply.error.unwrap_or_default()
             )));
         }
-        Ok(reply.status.unwrap_or_default())
+        Ok(reply)
     }
 }
 
