@@ -632,17 +632,24 @@ fn serve_site(shared: &Arc<Shared>, name: &str, first: TcpListener) {
     let addr = shared.site(name).addr;
     let _ = first.set_nonblocking(true);
     let mut listener = Some(first);
+    // While the site is down its port stays bound, not listening (refusing),
+    // so that no parallel test's server is handed the number meanwhile.
+    let mut held: Option<socket2::Socket> = None;
     while !shared.stopped() {
         let reachable = shared.lock().sites.get(name).is_some_and(|s| s.reachable);
         match (&listener, reachable) {
             (None, true) => {
+                drop(held.take());
                 // std sets SO_REUSEADDR: the port is ours again at once.
                 listener = TcpListener::bind(addr).ok();
                 if let Some(l) = &listener {
                     let _ = l.set_nonblocking(true);
                 }
             }
-            (Some(_), false) => listener = None,
+            (Some(_), false) => {
+                listener = None;
+                held = hold(addr);
+            }
             _ => {}
         }
         if let Some(l) = &listener {
@@ -659,6 +666,20 @@ fn serve_site(shared: &Arc<Shared>, name: &str, first: TcpListener) {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// `addr` bound with SO_REUSEADDR and not listening: connects are refused,
+/// and a later `TcpListener::bind` of it (also SO_REUSEADDR) still succeeds.
+fn hold(addr: SocketAddr) -> Option<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .ok()?;
+    socket.set_reuse_address(true).ok()?;
+    socket.bind(&addr.into()).ok()?;
+    Some(socket)
 }
 
 /// One desktop connection: login, configuration, statuses, then DN listens.

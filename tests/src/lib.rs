@@ -427,6 +427,38 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A loopback port that refuses connections for as long as this lives: bound
+/// but not listening, so no parallel test's `bind(":0")` can be handed the
+/// number (a freed port can be, and then "down" answers).
+pub struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a TCP socket");
+        let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket.bind(&any.into()).expect("bind a loopback port");
+        Self(socket)
+    }
+
+    /// The port's number.
+    pub fn port(&self) -> u16 {
+        self.0
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("a bound port")
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `GET /metrics` from a drctl metrics endpoint on `port`: the whole HTTP
 /// response, or `None` while nothing answers there.
 pub fn scrape(port: u16) -> Option<String> {

@@ -5,9 +5,7 @@
 //! follow no redirect, say why a delivery failed, and a sink URL's
 //! credentials appear nowhere.
 
-use drctl_e2e::{
-    agent_config, free_port, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir,
-};
+use drctl_e2e::{agent_config, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -287,7 +285,8 @@ fn a_webhook_redirect_is_not_followed_and_is_a_failed_delivery_naming_the_locati
 #[test]
 fn a_failed_webhook_delivery_says_why() {
     let (failing, hits) = server(500, None);
-    let down = free_port();
+    let closed = drctl_e2e::ClosedPort::new();
+    let down = closed.port();
     let sinks = format!(
         "[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{failing}/hook\"\nretries = 1\nretry-backoff = \"10ms\"\n\
          [[alarms.sinks]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{down}/hook\"\nretries = 0\n"
@@ -315,7 +314,8 @@ fn a_webhook_urls_credentials_appear_nowhere() {
     const QUERY_SECRET: &str = "abc-query-token-123";
     let (failing, _) = server(500, None);
     let authority = failing.trim_start_matches("http://");
-    let down = free_port();
+    let closed = drctl_e2e::ClosedPort::new();
+    let down = closed.port();
     let sinks = format!(
         "[[alarms.sinks]]\ntype = \"webhook\"\nretries = 1\nretry-backoff = \"10ms\"\n\
          url = \"http://ops:{USER_SECRET}@{authority}/hook?token={QUERY_SECRET}&sig={QUERY_SECRET}\"\n\

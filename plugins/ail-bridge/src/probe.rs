@@ -158,7 +158,24 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         assert!(healthy(probe(addr.clone(), &[]).run()).0);
-        drop(listener);
+        // A closed port: bound (so no parallel test's listener can take the
+        // freed number, which made this test flaky) but not listening.
+        let closed =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        closed
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        let addr = closed
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap()
+            .to_string();
         let (ok, detail) = healthy(probe(addr.clone(), &[]).run());
         assert!(!ok, "{detail}");
         assert!(detail.contains(&addr), "{detail}");
