@@ -338,6 +338,7 @@ impl Run {
                     cs_proxy: "csproxy2:7000".into(),
                     site_timeout: site_timeout_s.map(Duration::from_secs),
                     site_sip_register_timeout: None,
+                    options: Default::default(),
                 },
                 Raw::Done => Reply::Done,
             }),

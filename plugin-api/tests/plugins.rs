@@ -209,6 +209,7 @@ fn round_trip_commands_results_events_wake_and_logs() {
                     cs_proxy: "csp1.example:7000".into(),
                     site_timeout: Some(std::time::Duration::from_secs(30)),
                     site_sip_register_timeout: None,
+                    options: Default::default(),
                 })
             ),
             result(4, Ok(Reply::Done)),

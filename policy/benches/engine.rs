@@ -26,6 +26,7 @@ fn watching_engine() -> Engine {
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(std::time::Duration::from_secs(30)),
                 site_sip_register_timeout: Some(std::time::Duration::from_secs(60)),
+                options: Default::default(),
             },
             _ => Reply::Done,
         };

@@ -70,12 +70,27 @@ impl Engine {
                 let Some(site) = self.e5_site_of(name) else {
                     return;
                 };
-                let set = value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+                let set = value.is_some_and(e5_is_set);
                 self.directives.evacuated[site] = set;
             }
             _ => return,
         }
         self.d6_evaluate();
+    }
+
+    /// E5 at startup (S3): the options `site`'s Application carries now, so
+    /// that an evacuation set while drctl was down is known before S4
+    /// relocates (a change after this comes as `config_changed`).
+    pub(crate) fn e5_on_application_read(
+        &mut self,
+        site: SiteIdx,
+        options: &std::collections::BTreeMap<String, String>,
+    ) {
+        let Some(names) = &self.cfg.directives else {
+            return;
+        };
+        let key = format!("{}/{}", names.application_section, names.evacuate_option);
+        self.directives.evacuated[site] = options.get(&key).is_some_and(|v| e5_is_set(v));
     }
 
     /// E5: the site whose AIL Application is `app` (as S3 read it, or as
@@ -115,4 +130,9 @@ impl Engine {
     pub(crate) fn e5_relocation_started(&mut self) {
         self.directives.relocate = false;
     }
+}
+
+/// E5: an evacuate option's value that sets it (`true`, any case).
+fn e5_is_set(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
 }

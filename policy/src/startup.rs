@@ -166,6 +166,7 @@ impl Engine {
                 cs_proxy,
                 site_timeout,
                 site_sip_register_timeout,
+                options,
             }) => {
                 let sites = &self.cfg.sites;
                 let preferred = sites
@@ -176,6 +177,7 @@ impl Engine {
                     return self.s3_preferred_unknown();
                 };
                 self.s3_set_dr_options(site_timeout, site_sip_register_timeout);
+                self.e5_on_application_read(preferred, &options);
                 self.learned.targets[preferred] = Target {
                     cs_proxy,
                     app_name,
@@ -220,8 +222,12 @@ impl Engine {
     ) {
         match result {
             Ok(Reply::Application {
-                app_name, cs_proxy, ..
+                app_name,
+                cs_proxy,
+                options,
+                ..
             }) => {
+                self.e5_on_application_read(site, &options);
                 self.learned.targets[site] = Target {
                     cs_proxy,
                     app_name,
@@ -252,10 +258,10 @@ impl Engine {
     }
 
     /// S4: relocate to the preferred site if the agent is not on it, else
-    /// watch here (W2).
+    /// watch here (W2); never to a site Configuration Server evacuates (E5).
     fn s4_relocate_or_watch(&mut self) {
         match (self.conn.site, self.learned.preferred) {
-            (Some(site), Some(preferred)) if site != preferred => {
+            (Some(site), Some(preferred)) if site != preferred && !self.e5_evacuated(preferred) => {
                 self.w1_start_switchover(Reason::StartupRelocate, preferred)
             }
             _ => self.w2_subscribe(),

@@ -44,6 +44,7 @@ fn answer(
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(Duration::from_secs(30)),
                 site_sip_register_timeout: None,
+                options: Default::default(),
             }),
             CommandKind::Probe { .. } => Ok(Reply::Probed {
                 healthy: true,
@@ -221,6 +222,7 @@ fn options_after(early: crate::BackendEvent) -> Engine {
                 cs_proxy: "csproxy1:7000".into(),
                 site_timeout: Some(Duration::from_secs(30)),
                 site_sip_register_timeout: Some(Duration::from_secs(60)),
+                options: Default::default(),
             }),
             _ => Ok(Reply::Done),
         };

@@ -576,6 +576,7 @@ fn d1_off_before_the_options_alarms_without_a_deadline() {
             cs_proxy: "csproxy1:7000".into(),
             site_timeout: Some(Duration::from_secs(30)),
             site_sip_register_timeout: None,
+            options: Default::default(),
         }),
     );
     h.run_until(secs(100));

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use drctl_policy::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn config(directives: bool) -> EngineConfig {
@@ -162,4 +163,70 @@ fn e5_a_relocation_is_tried_once() {
         .count();
     assert_eq!(started, 1, "{:?}", h.switchovers());
     assert_eq!(h.engine.view().site.as_deref(), Some("site1"));
+}
+
+fn evacuated_at_startup(app: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    BTreeMap::from([(
+        app.to_owned(),
+        BTreeMap::from([("dr/evacuate".to_owned(), "true".to_owned())]),
+    )])
+}
+
+/// An evacuation set while drctl was down is read with the Applications at
+/// startup (S3): an agent starting at the evacuated preferred site leaves it
+/// once watching, and no failback takes it back while the option stays set.
+#[test]
+fn e5_an_evacuation_set_before_startup_is_read_with_the_applications() {
+    let mut cfg = config(true);
+    cfg.failback = Failback::Auto {
+        after: Duration::from_secs(20),
+    };
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.app_options = evacuated_at_startup("AIL_site1");
+    h.start();
+    h.run_until(secs(300));
+    let switchovers = h.switchovers();
+    assert_eq!(
+        switchovers
+            .iter()
+            .map(|(_, d)| d.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "switchover-started directive site1->site2",
+            "switchover-completed directive site1->site2",
+        ],
+        "{switchovers:?}"
+    );
+}
+
+/// S4 never relocates to an evacuated preferred site: an agent that starts
+/// at site2 stays there (and E2 does not fail back while it is set); with
+/// directives off the option is not read and S4 relocates as before.
+#[test]
+fn e5_startup_does_not_relocate_to_an_evacuated_preferred_site() {
+    for directives in [true, false] {
+        let mut cfg = config(directives);
+        cfg.first_site = "site2".into();
+        cfg.failback = Failback::Auto {
+            after: Duration::from_secs(20),
+        };
+        let mut h = Harness::new(cfg);
+        h.report_telephony = true;
+        h.app_options = evacuated_at_startup("AIL_site1");
+        h.start();
+        h.run_until(secs(300));
+        let switchovers = h.switchovers();
+        let names: Vec<&str> = switchovers.iter().map(|(_, d)| d.as_str()).collect();
+        if directives {
+            assert!(names.is_empty(), "{switchovers:?}");
+            assert_eq!(h.connected_site, Some(1));
+        } else {
+            assert_eq!(
+                names[..1],
+                ["switchover-started startup-relocate site2->site1"],
+                "{switchovers:?}"
+            );
+        }
+    }
 }

@@ -310,6 +310,7 @@ fn s3_preferred_site_is_found_by_the_application_name_read_back() {
             cs_proxy: "csproxy2-new:7000".into(),
             site_timeout: Some(Duration::from_secs(30)),
             site_sip_register_timeout: Some(Duration::from_secs(60)),
+            options: Default::default(),
         }),
     );
     assert_eq!(

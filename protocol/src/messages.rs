@@ -304,6 +304,10 @@ pub struct RecordedCommand {
 /// The outcome of a command: a [`Reply`] or a [`CommandError`].
 pub type CommandResult = Result<Reply, CommandError>;
 
+/// At most this many options in a [`Reply::Application`] (a backend keeps
+/// the first ones; more is refused when read).
+pub const MAX_APPLICATION_OPTIONS: usize = 256;
+
 /// A successful command's payload, tagged `type`.
 ///
 /// Serde: through [`command_result`]'s wire forms, for the DR options of
@@ -334,6 +338,10 @@ pub enum Reply {
         site_timeout: Option<Duration>,
         /// DR option `site-sip-register-timeout`, on the wire like `site_timeout`.
         site_sip_register_timeout: Option<Duration>,
+        /// The Application's options as text, keyed `section/option` (E5
+        /// reads `dr/evacuate` here at startup); at most
+        /// [`MAX_APPLICATION_OPTIONS`]. Absent on the wire when empty.
+        options: BTreeMap<String, String>,
     },
     /// [`Command::Probe`]: the site's health, as the backend saw it.
     Probed {
@@ -512,6 +520,8 @@ pub(crate) mod command_result {
             site_timeout_ns: Option<u64>,
             site_sip_register_timeout_s: Option<u64>,
             site_sip_register_timeout_ns: Option<u64>,
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            options: Cow<'a, BTreeMap<String, String>>,
         },
         Probed {
             healthy: bool,
@@ -554,6 +564,7 @@ pub(crate) mod command_result {
                 cs_proxy,
                 site_timeout,
                 site_sip_register_timeout,
+                options,
             } => Wire::Application {
                 app_name: Cow::Borrowed(app_name),
                 cs_proxy: Cow::Borrowed(cs_proxy),
@@ -561,6 +572,7 @@ pub(crate) mod command_result {
                 site_timeout_ns: nanos(*site_timeout),
                 site_sip_register_timeout_s: secs_up(*site_sip_register_timeout),
                 site_sip_register_timeout_ns: nanos(*site_sip_register_timeout),
+                options: Cow::Borrowed(options),
             },
             Reply::Probed { healthy, detail } => Wire::Probed {
                 healthy: *healthy,
@@ -597,15 +609,25 @@ pub(crate) mod command_result {
                 site_timeout_ns,
                 site_sip_register_timeout_s,
                 site_sip_register_timeout_ns,
-            } => Ok(Reply::Application {
-                app_name: app_name.into_owned(),
-                cs_proxy: cs_proxy.into_owned(),
-                site_timeout: dr_option(site_timeout_ns, site_timeout_s),
-                site_sip_register_timeout: dr_option(
-                    site_sip_register_timeout_ns,
-                    site_sip_register_timeout_s,
-                ),
-            }),
+                options,
+            } => {
+                if options.len() > MAX_APPLICATION_OPTIONS {
+                    return Err(serde::de::Error::custom(format!(
+                        "application {app_name:?}: {} options, more than {MAX_APPLICATION_OPTIONS}",
+                        options.len()
+                    )));
+                }
+                Ok(Reply::Application {
+                    app_name: app_name.into_owned(),
+                    cs_proxy: cs_proxy.into_owned(),
+                    site_timeout: dr_option(site_timeout_ns, site_timeout_s),
+                    site_sip_register_timeout: dr_option(
+                        site_sip_register_timeout_ns,
+                        site_sip_register_timeout_s,
+                    ),
+                    options: options.into_owned(),
+                })
+            }
             Wire::Probed { healthy, detail } => Ok(Reply::Probed {
                 healthy,
                 detail: detail.into_owned(),
@@ -668,6 +690,7 @@ mod tests {
                 cs_proxy: "csp1:7000".into(),
                 site_timeout: t,
                 site_sip_register_timeout: Some(Duration::from_millis(1500)),
+                options: BTreeMap::new(),
             }),
         };
         let out = app(Some(Duration::from_millis(100)));
@@ -695,6 +718,36 @@ mod tests {
         };
         assert_eq!(site_timeout, Some(Duration::from_secs(30)));
         assert_eq!(site_sip_register_timeout, None);
+    }
+
+    #[test]
+    fn application_options_are_carried_absent_when_empty_and_bounded() {
+        let app = |options: BTreeMap<String, String>| Output::Result {
+            session: "agent-1".into(),
+            id: 3,
+            result: Ok(Reply::Application {
+                app_name: "AIL_site1".into(),
+                cs_proxy: "csp1:7000".into(),
+                site_timeout: None,
+                site_sip_register_timeout: None,
+                options,
+            }),
+        };
+        // Empty: not on the wire (a recording from before options reads alike).
+        let json = serde_json::to_value(app(BTreeMap::new())).unwrap();
+        assert!(json["result"].get("options").is_none(), "{json}");
+        let with = app(BTreeMap::from([("dr/evacuate".into(), "true".into())]));
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["result"]["options"]["dr/evacuate"], "true");
+        assert_eq!(serde_json::from_value::<Output>(json).unwrap(), with);
+        let many: BTreeMap<String, String> = (0..=MAX_APPLICATION_OPTIONS)
+            .map(|k| (format!("dr/o{k}"), "x".into()))
+            .collect();
+        let json = serde_json::to_value(app(many)).unwrap();
+        let err = serde_json::from_value::<Output>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("257 options, more than 256"), "{err}");
     }
 
     #[test]
@@ -858,6 +911,7 @@ mod tests {
                     cs_proxy: "csp1:7000".into(),
                     site_timeout: Some(Duration::from_secs(30)),
                     site_sip_register_timeout: None,
+                    options: BTreeMap::new(),
                 }),
             ),
             json!({"kind":"result","session":"agent-1","id":3,"result":{

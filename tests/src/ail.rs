@@ -25,6 +25,7 @@
 //! Wire to the stand-in: see `AilFactory.java` (tab-separated, URL-encoded).
 
 use drctl_plugin_mock::scenario::{Happening, Scenario, ServiceState, SiteState};
+use drctl_protocol::ConfigObject;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -295,6 +296,9 @@ struct State {
     conn: Option<Conn>,
     next_conn: u64,
     seen: Seen,
+    /// Each site's Application options now (`section/option`), as a login
+    /// reads them: the scenario's, changed by its `config` events (E5).
+    app_options: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl State {
@@ -482,6 +486,11 @@ impl Deployment {
         let control_addr = control.local_addr().expect("its address");
         let state = State {
             sites: scenario.sites.clone(),
+            app_options: scenario
+                .applications
+                .iter()
+                .map(|(site, app)| (site.clone(), app.options.clone()))
+                .collect(),
             ..State::default()
         };
         let health = tempfile::tempdir().expect("a health directory");
@@ -744,6 +753,11 @@ fn serve_conn(shared: &Arc<Shared>, site: &str, stream: TcpStream) {
                     );
                 }
             }
+            for (key, value) in st.app_options.get(&s.name).into_iter().flatten() {
+                if let Some((section, option)) = key.split_once('/') {
+                    send(&mut writer, &["OPTION", &s.app, section, option, value]);
+                }
+            }
         }
         let now = st.sites.get(site).copied().unwrap_or_default();
         for (service, status) in [
@@ -986,6 +1000,15 @@ fn play(shared: &Arc<Shared>) {
             // E5: Configuration Server notifies the desktop once it listens
             // (the mock's "connected and subscribed").
             Happening::ConfigChanged(c) => {
+                let site = shared.sites.iter().find(|s| s.app == c.name);
+                if let (ConfigObject::Application, Some(site)) = (c.object, site) {
+                    let options = st.app_options.entry(site.name.clone()).or_default();
+                    let key = format!("{}/{}", c.section, c.option);
+                    match &c.value {
+                        Some(v) => options.insert(key, v.clone()),
+                        None => options.remove(&key),
+                    };
+                }
                 if let Some(conn) = st.conn.as_mut().filter(|c| c.listening) {
                     // `Person` -> `PERSON`, as AIL names object types (ASSUMED).
                     let object = format!("{:?}", c.object).to_uppercase();

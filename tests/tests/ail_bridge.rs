@@ -834,7 +834,7 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
         "policy.failback-probe-interval=1s",
     ];
     type AdapterCase<'a> = (&'a str, (u32, u32), Duration, &'a [&'a str]);
-    let cases: [AdapterCase; 3] = [
+    let cases: [AdapterCase; 4] = [
         (
             "w5-login-refused.toml",
             (1, 10),
@@ -851,6 +851,13 @@ fn w5_login_and_e2_probe_go_through_the_adapter_as_on_the_mock() {
             "e5-evacuate-site1.toml",
             (1, 30),
             Duration::from_secs(16),
+            e5,
+        ),
+        // E5 at startup: the evacuation is read with the Application (S3).
+        (
+            "e5-evacuated-at-startup.toml",
+            (1, 10),
+            Duration::from_secs(14),
             e5,
         ),
     ];

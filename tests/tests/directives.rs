@@ -6,12 +6,13 @@ use drctl_e2e::{test_scenario, Drctl, TestDir};
 
 const EVACUATE: &str = "e5-evacuate-site1.toml";
 
-/// Each agent's switchovers as `(t in s, type reason from to)`.
+/// Each agent's switchovers as `(t in s, type reason from to)`; `who` empty:
+/// a single agent's (its lines name no agent).
 fn switchovers(stdout: &str, who: &str) -> Vec<(f64, String)> {
     stdout
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|d| d["agent"] == who && d["type"] == "switchover-started")
+        .filter(|d| d["agent"].as_str().unwrap_or("") == who && d["type"] == "switchover-started")
         .map(|d| {
             (
                 d["t"].as_u64().unwrap() as f64 / 1e9,
@@ -93,4 +94,51 @@ fn simulate_shows_the_login_rate_an_evacuation_puts_on_the_target() {
     for row in &rows {
         assert_eq!(row["report"]["sites"][1]["in_service_at_end"], 400, "{row}");
     }
+}
+
+/// An evacuation set while drctl was down (`application-options` in the
+/// scenario: what site1's Application says when drctl starts) is read at
+/// startup: the agent leaves site1 once watching and fails back only after
+/// the option is cleared. A bad option key is refused by file and line.
+#[test]
+fn an_evacuation_set_before_startup_is_known_at_startup() {
+    let dir = TestDir::new();
+    let scenario = |options: &str| {
+        format!(
+            "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
+             connect-latency = \"200ms\"\nregister-delay = \"2s\"\nend = \"10m\"\n\
+             [sites.site1]\napplication-options = {options}\n\
+             [[events]]\nat = \"120s\"\n\
+             config = {{ object = \"application\", name = \"AIL_site1\", section = \"dr\", option = \"evacuate\" }}\n"
+        )
+    };
+    let path = dir.file(
+        "evacuated.toml",
+        &scenario("{ \"dr/evacuate\" = \"true\" }"),
+    );
+    let out = Drctl::watch(path.clone())
+        .virtual_to_end()
+        .sets(&[
+            "policy.directives=true",
+            "policy.failback=auto",
+            "policy.failback-after=60s",
+        ])
+        .json()
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let moves = switchovers(&out.stdout, "");
+    assert_eq!(moves.len(), 2, "{moves:?}\n{}", out.stdout);
+    assert_eq!(moves[0].1, "directive site1 site2");
+    assert!(moves[0].0 < 5.0, "{moves:?}");
+    assert_eq!(moves[1].1, "failback site2 site1");
+    assert!(moves[1].0 >= 120.0, "{moves:?}");
+
+    let bad = dir.file("bad.toml", &scenario("{ evacuate = \"true\" }"));
+    let out = Drctl::watch(bad.clone()).virtual_to_end().run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad.toml:8:") && out.stderr.contains("expected \"section/option\""),
+        "{}",
+        out.stderr
+    );
 }

@@ -34,6 +34,7 @@
 //! a `config_changed` to every subscribed session (or those `agents` names).
 
 use drctl_plugin_api::duration;
+use drctl_plugin_api::messages::MAX_APPLICATION_OPTIONS;
 /// A service's status in a scenario: `on` or `off`, as on the wire.
 pub use drctl_plugin_api::ServiceState;
 use serde::de::{self, Deserializer};
@@ -293,6 +294,9 @@ pub struct SiteApplication {
     pub cs_proxy: Option<String>,
     /// Whether reading it succeeds.
     pub readable: bool,
+    /// Its options, `section/option` → value, as read at S3 (E5's
+    /// `dr/evacuate`); `config` events on it change them.
+    pub options: BTreeMap<String, String>,
 }
 
 impl Default for SiteApplication {
@@ -300,6 +304,7 @@ impl Default for SiteApplication {
         SiteApplication {
             cs_proxy: None,
             readable: true,
+            options: BTreeMap::new(),
         }
     }
 }
@@ -321,6 +326,7 @@ struct RawSite {
     cs_proxy: Option<Spanned<String>>,
     #[serde(default = "yes")]
     application_readable: bool,
+    application_options: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 /// A change to some of a site's fields.
@@ -588,11 +594,35 @@ impl Scenario {
                 }
                 p => p.as_ref().map(|p| p.get_ref().clone()),
             };
+            let empty = Spanned::new(0..0, BTreeMap::new());
+            let options = raw_site.application_options.as_ref().unwrap_or(&empty);
+            let bad_key = options.get_ref().keys().find(|k| {
+                !matches!(k.split_once('/'), Some((section, option)) if !section.is_empty() && !option.is_empty())
+            });
+            if let Some(key) = bad_key {
+                return Err(at(
+                    options.span(),
+                    format!(
+                        "sites.{name}.application-options: key {key:?}: expected \"section/option\" \
+                         (e.g. \"dr/evacuate\")"
+                    ),
+                ));
+            }
+            if options.get_ref().len() > MAX_APPLICATION_OPTIONS {
+                return Err(at(
+                    options.span(),
+                    format!(
+                        "sites.{name}.application-options: {} options, more than {MAX_APPLICATION_OPTIONS}",
+                        options.get_ref().len()
+                    ),
+                ));
+            }
             applications.insert(
                 name.clone(),
                 SiteApplication {
                     cs_proxy,
                     readable: raw_site.application_readable,
+                    options: options.get_ref().clone(),
                 },
             );
             states.insert(

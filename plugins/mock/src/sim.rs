@@ -58,9 +58,12 @@
 //! with `login-fails`; otherwise the DN comes back in service
 //! `register-delay` later if SIP is up, as after a subscribe.
 
-use crate::scenario::{Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets};
+use crate::scenario::{
+    ConfigChange, Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets,
+};
 use drctl_plugin_api::messages::{
-    Command, CommandError, Event, Input, Output, Reply, Service, ServiceState,
+    Command, CommandError, ConfigObject, Event, Input, Output, Reply, Service, ServiceState,
+    MAX_APPLICATION_OPTIONS,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
@@ -313,6 +316,7 @@ impl Sim {
                         .unwrap_or_else(|| info.cs_proxy.clone()),
                     site_timeout: d.site_timeout,
                     site_sip_register_timeout: d.site_sip_register_timeout,
+                    options: application.options,
                 }))
             }
             Command::Subscribe { epoch, .. } => {
@@ -584,6 +588,33 @@ impl Sim {
         }
     }
 
+    /// A change of an AIL Application's option stays in the deployment: a
+    /// later read of that Application (a restarted drctl's S3) sees it.
+    fn store_option(&mut self, c: &ConfigChange) {
+        if c.object != ConfigObject::Application {
+            return;
+        }
+        let Some(t) = self
+            .infos
+            .iter()
+            .find(|s| s.app_name == c.name)
+            .and_then(|info| self.site_index(&info.name))
+        else {
+            return;
+        };
+        let options = &mut self.sites[t].application.options;
+        let key = format!("{}/{}", c.section, c.option);
+        match &c.value {
+            Some(v) if options.contains_key(&key) || options.len() < MAX_APPLICATION_OPTIONS => {
+                options.insert(key, v.clone());
+            }
+            Some(_) => {}
+            None => {
+                options.remove(&key);
+            }
+        }
+    }
+
     /// Plays one timeline entry.
     fn happen(&mut self, what: Happening, agents: &Targets, stale: bool) {
         let dn = &self.dn;
@@ -597,13 +628,16 @@ impl Sim {
             },
             Happening::DnBackInService => Event::DnBackInService { dn: dn.clone() },
             Happening::DnOutOfService => Event::DnOutOfService { dn: dn.clone() },
-            Happening::ConfigChanged(c) => Event::ConfigChanged {
-                object: c.object,
-                name: c.name,
-                section: c.section,
-                option: c.option,
-                value: c.value,
-            },
+            Happening::ConfigChanged(c) => {
+                self.store_option(&c);
+                Event::ConfigChanged {
+                    object: c.object,
+                    name: c.name,
+                    section: c.section,
+                    option: c.option,
+                    value: c.value,
+                }
+            }
         };
         for i in self.targets(agents) {
             let s = &self.sessions[i];

@@ -1056,3 +1056,46 @@ fn bad_application_keys_name_line_and_key() {
         assert!(e.contains(want), "{extra}: {e}");
     }
 }
+
+/// E5 at startup: an Application's options come with its read, and a
+/// `config` event on it changes what a later read (a restarted drctl) sees.
+#[test]
+fn application_options_are_read_and_follow_config_events() {
+    let mut sim = sim_of(
+        "[sites.site1]\napplication-options = { \"dr/evacuate\" = \"true\", \"dr/x\" = \"1\" }\n\
+         [[events]]\nat = \"1s\"\n\
+         config = { object = \"application\", name = \"AIL_site1\", section = \"dr\", option = \"evacuate\" }\n",
+    );
+    sim.handle(0, cmd(1, connect_at("site1", "csproxy1:7000")))
+        .unwrap();
+    drain(&mut sim, 200 * MS);
+    let read = |sim: &mut Sim, id: u64, at: u64| {
+        let app_name = "AIL_site1".to_owned();
+        sim.handle(at, cmd(id, Command::ReadApplication { app_name }))
+            .unwrap();
+        match result_of(&drain(sim, at), id) {
+            Some(Ok(Reply::Application { options, .. })) => options,
+            other => panic!("{other:?}"),
+        }
+    };
+    let before = read(&mut sim, 2, 200 * MS);
+    assert_eq!(before.get("dr/evacuate").map(String::as_str), Some("true"));
+    assert_eq!(before.len(), 2, "{before:?}");
+    drain(&mut sim, 2_000 * MS);
+    let after = read(&mut sim, 3, 2_000 * MS);
+    assert_eq!(after.get("dr/evacuate"), None, "{after:?}");
+    assert_eq!(after.get("dr/x").map(String::as_str), Some("1"));
+}
+
+/// `application-options` keys name a section and an option.
+#[test]
+fn an_application_option_without_a_section_is_refused_by_line() {
+    let text = "[deployment]\npreferred-site = \"site1\"\n[sites.site1]\napplication-options = { evacuate = \"true\" }\n";
+    let err = Scenario::parse(text, Path::new("t.toml"), &names())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("t.toml:4:") && err.contains("expected \"section/option\""),
+        "{err}"
+    );
+}

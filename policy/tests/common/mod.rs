@@ -35,6 +35,8 @@ pub struct Harness {
     pub app_proxies: BTreeMap<String, String>,
     /// AIL Applications whose read fails.
     pub unreadable_apps: Vec<String>,
+    /// Options (`section/option` → value) each AIL Application carries (E5).
+    pub app_options: BTreeMap<String, BTreeMap<String, String>>,
     /// Whether each site's telephony is ON: what a probe finds (given the
     /// site is reachable) and, with `report_telephony`, what a subscribe reports.
     pub healthy: [bool; 2],
@@ -80,6 +82,7 @@ impl Harness {
                 ("AIL_site2".to_owned(), "csproxy2:7000".to_owned()),
             ]),
             unreadable_apps: Vec::new(),
+            app_options: BTreeMap::new(),
             healthy: [true, true],
             report_telephony: false,
             events: Vec::new(),
@@ -325,6 +328,7 @@ impl Harness {
                         .unwrap_or_else(|| "csproxy2:7000".into()),
                     site_timeout: self.app_site_timeout,
                     site_sip_register_timeout: self.app_sip_timeout,
+                    options: self.app_options.get(app_name).cloned().unwrap_or_default(),
                 }),
                 None,
             ),

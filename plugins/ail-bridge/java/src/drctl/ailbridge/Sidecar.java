@@ -474,7 +474,29 @@ public final class Sidecar {
         Map<?, ?> drOptions = dr instanceof Map<?, ?> m ? m : Map.of();
         return Json.object("type", "application", "app_name", name, "cs_proxy", host + ":" + app.port(),
                 "site_timeout_s", seconds(drOptions, options.siteTimeoutOption, name),
-                "site_sip_register_timeout_s", seconds(drOptions, options.siteSipRegisterTimeoutOption, name));
+                "site_sip_register_timeout_s", seconds(drOptions, options.siteSipRegisterTimeoutOption, name),
+                "options", flatOptions(app.options(), name));
+    }
+
+    /** At most this many options of an Application go back to drctl (its protocol's bound). */
+    private static final int MAX_OPTIONS = 256;
+
+    /** An Application's options as {@code section/option -> text} (E5 reads its evacuate option at startup). */
+    private Map<String, Object> flatOptions(Map<?, ?> sections, String app) {
+        Map<String, Object> flat = new java.util.TreeMap<>();
+        for (Map.Entry<?, ?> section : sections.entrySet()) {
+            if (!(section.getValue() instanceof Map<?, ?> opts)) {
+                continue;
+            }
+            for (Map.Entry<?, ?> o : opts.entrySet()) {
+                if (flat.size() >= MAX_OPTIONS) {
+                    Log.warn("application " + app + ": more than " + MAX_OPTIONS + " options; the rest are not read");
+                    return flat;
+                }
+                flat.put(section.getKey() + "/" + o.getKey(), String.valueOf(o.getValue()));
+            }
+        }
+        return flat;
     }
 
     /** A DR option in whole seconds; absent or unreadable is null (not configured). */
