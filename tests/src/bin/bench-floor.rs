@@ -8,6 +8,10 @@
 //! - `bench-floor sleep < DEADLINES`: a bare OS sleep (`std::thread::sleep`)
 //!   to each deadline (ns from the start, one a line, ascending); prints how
 //!   late each wake-up was, in ms, one a line. The floor of timer lateness.
+//! - `bench-floor stamp < DECISIONS`: reads a real-clock run's `--output
+//!   json` decisions as drctl writes them and prints, for each
+//!   `switchover-started`, its `t` (ns) and when the line arrived (ns since
+//!   the first line arrived): drctl's lateness without trusting its own clock.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -18,8 +22,11 @@ fn main() -> ExitCode {
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["parse", file] => parse(file),
         ["sleep"] => sleep(),
+        ["stamp"] => stamp(),
         _ => {
-            eprintln!("usage: bench-floor parse FILE | bench-floor sleep < DEADLINES_NS");
+            eprintln!(
+                "usage: bench-floor parse FILE | bench-floor sleep < DEADLINES_NS | bench-floor stamp < DECISIONS"
+            );
             return ExitCode::from(2);
         }
     };
@@ -82,6 +89,31 @@ fn sleep() -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     for l in late {
         writeln!(out, "{:.6}", l.as_secs_f64() * 1e3).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Stamps each `switchover-started` line of stdin with its arrival time.
+fn stamp() -> Result<(), String> {
+    let mut start = None;
+    let mut stamped = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let start = *start.get_or_insert(now);
+        if !line.contains("\"switchover-started\"") {
+            continue;
+        }
+        let decision: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("{line:?}: {e}"))?;
+        let t = decision["t"]
+            .as_u64()
+            .ok_or_else(|| format!("no t in {line:?}"))?;
+        stamped.push((t, now.saturating_duration_since(start).as_nanos()));
+    }
+    let mut out = std::io::stdout().lock();
+    for (t, wall) in stamped {
+        writeln!(out, "{t} {wall}").map_err(|e| e.to_string())?;
     }
     Ok(())
 }
