@@ -520,9 +520,13 @@ fn progress_line(record: &serde_json::Value, json: bool) {
             .map(|a| format!("{:<10} ", crate::logging::escape(a)))
             .unwrap_or_default();
         let line = describe(drctl_policy::Timestamp::from_nanos(t), &d);
-        // `describe` starts with the time: the agent goes after it.
-        match line.split_once("  ") {
-            Some((time, rest)) if !who.is_empty() => println!("{time}  {who}{}", rest.trim_start()),
+        // `describe` starts with the time (right-aligned): the agent goes after it.
+        let body = line.trim_start();
+        let pad = &line[..line.len() - body.len()];
+        match body.split_once("  ") {
+            Some((time, rest)) if !who.is_empty() => {
+                println!("{pad}{time}  {who}{}", rest.trim_start())
+            }
             _ => println!("{line}"),
         }
     } else if let Ok(note) = serde_json::from_value::<crate::report::Note>(record.clone()) {

@@ -487,10 +487,12 @@ impl<B: Backend> Host<B> {
             match verdict {
                 Some(Ok(())) => {}
                 Some(Err(why)) => return Err(format!("{name}: {why}")),
-                None if now >= running.deadline => return Err(format!(
+                None if now >= running.deadline => {
+                    return Err(format!(
                     "{name}: not verified within {} (telephony ON, DN in service at the target)",
                     humantime::format_duration(timeout)
-                )),
+                ))
+                }
                 None => verified = false,
             }
         }
