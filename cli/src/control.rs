@@ -9,6 +9,11 @@
 //! ← {"v":1,"ok":true,"switched":{"from":"site1","to":"site2","phases":[...]}}
 //! ```
 //!
+//! A switch with `at_ms` is scheduled (answered at once with `scheduled`);
+//! `cancel` cancels it. A switch with `agents`/`wave` is a fleet's wave
+//! plan: progress lines are decision records (with `agent`) and the plan's
+//! notes (`wave-started`, `wave-verified`), the last line has `wave`.
+//!
 //! A request of another protocol version `v` is answered with an error naming
 //! both versions. `agent` (optional) names the agent a request is for; the
 //! watcher answers for its only agent without it, and refuses a name it does
