@@ -89,10 +89,15 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The wall time `ms` milliseconds after the Unix epoch.
-pub fn from_unix_ms(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+/// The wall time `ms` milliseconds after the Unix epoch (`None`: beyond
+/// what the system's clock represents).
+pub fn from_unix_ms(ms: u64) -> Option<SystemTime> {
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
+
+/// The longest `--wave-interval` and per-wave `--timeout` a watcher takes
+/// from a client (the CLI bounds its durations; the socket may not).
+pub const MAX_WAVE_WAIT: Duration = Duration::from_secs(86_400);
 
 /// The most agents a count names (bounds what a request asks for).
 const MAX_COUNT: u32 = 10_000_000;
@@ -258,7 +263,7 @@ mod tests {
         assert_eq!(order, ["ann", "bob", "cat", "dan", "eve"]);
         let w = waves(order.clone(), Some(Share::Percent(40)));
         assert_eq!(w, [vec!["ann", "bob"], vec!["cat", "dan"], vec!["eve"]]);
-        assert_eq!(waves(order.clone(), None), [order.clone()]);
+        assert_eq!(waves(order.clone(), None), std::slice::from_ref(&order));
         // A tiny share still moves one agent a wave.
         assert_eq!(
             waves(vec![1, 2], Some(Share::Percent(1))),

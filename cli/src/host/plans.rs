@@ -100,10 +100,28 @@ pub(crate) struct Wave {
     client: Option<UnboundedSender<Reply>>,
 }
 
+/// A switchover a wave started (its drill), or why it did not start.
+type Started = Result<Rc<RefCell<Drill>>, String>;
+
+/// What a wave plan is asked to do (`switch --to --reason --skip-gate
+/// --wave-interval --timeout`), and by whom.
+pub(crate) struct WaveOrder {
+    /// The target (`None`: each agent's other site).
+    pub to: Option<String>,
+    /// Gates to skip, and why.
+    pub intent: OperatorIntent,
+    /// Who asked.
+    pub by: String,
+    /// Between a wave verified and the next one's start.
+    pub interval: Duration,
+    /// How long a wave's switchovers may take to verify.
+    pub timeout: Duration,
+}
+
 /// The switchovers of the wave under way.
 struct Running {
     /// Per agent: index, name, its drill (`None`: refused at once, with why).
-    drills: Vec<(usize, String, Result<Rc<RefCell<Drill>>, String>)>,
+    drills: Vec<(usize, String, Started)>,
     /// Verified by then, or the wave fails.
     deadline: Timestamp,
 }
@@ -111,15 +129,18 @@ struct Running {
 impl Wave {
     /// A plan of `waves`, its first wave due at once.
     pub(crate) fn new(
+        order: WaveOrder,
         waves: Vec<Vec<(usize, String)>>,
-        to: Option<String>,
-        intent: OperatorIntent,
-        by: String,
-        interval: Duration,
-        timeout: Duration,
         client: UnboundedSender<Reply>,
         now: Timestamp,
     ) -> Wave {
+        let WaveOrder {
+            to,
+            intent,
+            by,
+            interval,
+            timeout,
+        } = order;
         Wave {
             to,
             intent,
@@ -371,10 +392,7 @@ impl<B: Backend> Host<B> {
             None,
             Some(name.clone()),
         )?;
-        let refused = match started {
-            Ok(_) => None,
-            Err(why) => Some(why),
-        };
+        let refused = started.err();
         match &refused {
             None => tracing::info!("{name}: the switch scheduled at {} starts", rfc3339(s.wall)),
             Some(why) => tracing::warn!(
@@ -427,7 +445,7 @@ impl<B: Backend> Host<B> {
                 }
                 wave.next_at = Some(now + wave.interval);
             }
-            if !wave.next_at.is_some_and(|t| t <= now) {
+            if wave.next_at.is_none_or(|t| t > now) {
                 return Ok(Some(wave));
             }
             wave.next_at = None;

@@ -162,10 +162,13 @@ impl<B: Backend> Host<B> {
         if let Err(why) = self.switchable(i, to.as_deref(), &intent) {
             return Reply::error(why);
         }
+        let Some(wall) = crate::schedule::from_unix_ms(at_ms) else {
+            return Reply::error(format!("at_ms {at_ms}: not a time: nothing was scheduled"));
+        };
         let s = crate::host::plans::Scheduled {
             agent: i,
             at: self.now(),
-            wall: crate::schedule::from_unix_ms(at_ms),
+            wall,
             to,
             intent,
             by: by.to_owned(),
@@ -354,16 +357,21 @@ impl<B: Backend> Host<B> {
         let waves = crate::schedule::waves(selected, wave);
         let ms =
             |v: Option<u64>, default: u64| std::time::Duration::from_millis(v.unwrap_or(default));
-        let plan = crate::host::plans::Wave::new(
-            waves,
+        let max = crate::schedule::MAX_WAVE_WAIT;
+        if ms(wave_interval_ms, 0) > max || ms(timeout_ms, 0) > max {
+            return Some(Reply::error(format!(
+                "--wave-interval and --timeout of a wave plan are at most {}",
+                humantime::format_duration(max)
+            )));
+        }
+        let order = crate::host::plans::WaveOrder {
             to,
             intent,
-            by.to_owned(),
-            ms(wave_interval_ms, 0),
-            ms(timeout_ms, 120_000),
-            client.clone(),
-            self.now(),
-        );
+            by: by.to_owned(),
+            interval: ms(wave_interval_ms, 0),
+            timeout: ms(timeout_ms, 120_000),
+        };
+        let plan = crate::host::plans::Wave::new(order, waves, client.clone(), self.now());
         self.start_wave(plan);
         None
     }
