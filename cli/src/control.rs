@@ -9,6 +9,11 @@
 //! ← {"v":1,"ok":true,"switched":{"from":"site1","to":"site2","phases":[...]}}
 //! ```
 //!
+//! A switch with `at_ms` is scheduled (answered at once with `scheduled`);
+//! `cancel` cancels it. A switch with `agents`/`wave` is a fleet's wave
+//! plan: progress lines are decision records (with `agent`) and the plan's
+//! notes (`wave-started`, `wave-verified`), the last line has `wave`.
+//!
 //! A request of another protocol version `v` is answered with an error naming
 //! both versions. `agent` (optional) names the agent a request is for; the
 //! watcher answers for its only agent without it, and refuses a name it does
@@ -80,7 +85,27 @@ pub enum Request {
         /// Why (`--reason`), recorded in the history.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Not now: at this wall-clock time, milliseconds since the Unix
+        /// epoch (`--at`); the watcher schedules it and answers at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<u64>,
+        /// A share of a fleet's agents (`--agents 10%`), moved in waves
+        /// (`wave`); `None` with `wave` set: every agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agents: Option<crate::schedule::Share>,
+        /// Moves the selected agents in waves of this share (`--wave 10%`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wave: Option<crate::schedule::Share>,
+        /// Between two waves, after the previous one is verified (`--wave-interval`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wave_interval_ms: Option<u64>,
+        /// How long each switchover may take to verify (`--timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
+    /// Cancels the scheduled switch (`drctl switch --cancel`), or a fleet's
+    /// wave plan in progress (its waves not started yet).
+    Cancel,
     /// The event stream: the recent events, then (`follow`) every new one
     /// until the watcher stops or the client leaves.
     Events {
@@ -127,6 +152,12 @@ pub struct Reply {
     /// `status` of a fleet watcher without `agent`: every agent and a summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::report::FleetReport>,
+    /// `switch --at`: what was scheduled; `switch --cancel`: what was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<crate::report::ScheduledRow>,
+    /// `switch --agents/--wave`: the wave plan as it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<crate::report::WaveReport>,
 }
 
 impl Reply {
@@ -141,6 +172,8 @@ impl Reply {
             switched: None,
             event: None,
             fleet: None,
+            scheduled: None,
+            wave: None,
         }
     }
 

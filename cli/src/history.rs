@@ -84,9 +84,10 @@ impl Context {
     }
 }
 
-/// One line of the log as written.
+/// One line of the log as written: a decision, or a [`crate::report::Note`]
+/// of the watcher's (a scheduled switch, a wave plan).
 #[derive(Serialize)]
-struct Line<'a> {
+struct Line<'a, D: Serialize> {
     time: String,
     t: u64,
     agent: &'a str,
@@ -96,7 +97,7 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     operator_by: Option<&'a str>,
     #[serde(flatten)]
-    decision: &'a Decision,
+    decision: &'a D,
 }
 
 /// Appends to the history; shared by the processes of one host.
@@ -180,7 +181,58 @@ impl HistoryLog {
     }
 }
 
+impl HistoryLog {
+    /// Appends `line` (a [`Line`], encoded), warning when it cannot (once,
+    /// then every 100th).
+    fn write_line(&mut self, line: Option<Vec<u8>>, sync: bool) {
+        let Some(mut bytes) = line else {
+            return;
+        };
+        bytes.push(b'\n');
+        if let Err(e) = self.append(&bytes, sync) {
+            self.failures += 1;
+            if self.failures % 100 == 1 {
+                tracing::warn!(
+                    "history {}: cannot append ({e}); {} decisions lost so far",
+                    self.path.display(),
+                    self.failures
+                );
+            }
+        }
+    }
+}
+
 impl Observer for HistoryLog {
+    fn note(
+        &mut self,
+        t: Timestamp,
+        agent: &str,
+        note: &crate::report::Note,
+        why: Option<&str>,
+        by: Option<&str>,
+    ) {
+        let name = self
+            .names
+            .get(agent)
+            .map_or(agent, String::as_str)
+            .to_owned();
+        let context = Context {
+            reason: why.map(str::to_owned),
+            ..self.context.clone()
+        };
+        let line = Line {
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            t: t.as_nanos(),
+            agent: &name,
+            context: &context,
+            operator_by: by,
+            decision: note,
+        };
+        let line = serde_json::to_vec(&line).ok();
+        // An operator's plan is kept like a switchover: fsynced.
+        self.write_line(line, true);
+    }
+
     fn operator(&mut self, agent: &str, why: Option<&str>, by: Option<&str>) {
         if why.is_none() && by.is_none() {
             self.operator.remove(agent);
@@ -208,10 +260,6 @@ impl Observer for HistoryLog {
             operator_by: operator.and_then(|(_, by)| by.as_deref()),
             decision: d,
         };
-        let Ok(mut bytes) = serde_json::to_vec(&line) else {
-            return;
-        };
-        bytes.push(b'\n');
         let sync = matches!(
             d,
             Decision::SwitchoverStarted { .. }
@@ -232,18 +280,10 @@ impl Observer for HistoryLog {
                 ..
             }
         );
+        let line = serde_json::to_vec(&line).ok();
+        self.write_line(line, sync);
         if over {
             self.operator.remove(agent);
-        }
-        if let Err(e) = self.append(&bytes, sync) {
-            self.failures += 1;
-            if self.failures % 100 == 1 {
-                tracing::warn!(
-                    "history {}: cannot append ({e}); {} decisions lost so far",
-                    self.path.display(),
-                    self.failures
-                );
-            }
         }
     }
 }

@@ -19,6 +19,7 @@ mod notify;
 mod ops;
 mod paths;
 mod report;
+mod schedule;
 
 use std::process::ExitCode;
 

@@ -54,6 +54,9 @@ pub struct StatusReport {
     pub timers: Vec<TimerRow>,
     /// The switchover in flight.
     pub switchover: Option<SwitchoverRow>,
+    /// The switch scheduled for later (`drctl switch --at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<ScheduledRow>,
     /// The DR options in force and where each came from (S3), once read.
     pub dr_options: Vec<DrOptionRow>,
     /// The last decision records (SPEC §6); kept as JSON so that a client
@@ -183,6 +186,70 @@ pub struct FleetReport {
     pub agents: Vec<AgentRow>,
     /// Agents left out of `agents` (beyond [`FLEET_ROWS`]).
     pub more: usize,
+    /// The wave plan in progress (`drctl switch --agents/--wave`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<WaveReport>,
+    /// Agents with a switch scheduled (`drctl switch --at --agent`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<ScheduledRow>,
+}
+
+/// A switch scheduled for later (`drctl switch --at`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduledRow {
+    /// The agent.
+    pub agent: String,
+    /// When, RFC 3339 (UTC).
+    pub at: String,
+    /// Time left, from now, e.g. `29m 58s`.
+    #[serde(rename = "in")]
+    pub left: String,
+    /// The target (`None`: the other site).
+    pub to: Option<String>,
+    /// Who asked, e.g. `uid 1000 (ann)` (`SO_PEERCRED`).
+    pub by: String,
+    /// `--reason`.
+    pub reason: String,
+    /// Gates to skip (`--skip-gate`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skip_gates: Vec<String>,
+}
+
+/// A wave plan (`drctl switch --agents 10% --wave 10% --wave-interval 30s`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WaveReport {
+    /// The target (`None`: each agent's other site).
+    pub to: Option<String>,
+    /// Who asked.
+    pub by: String,
+    /// `--reason`.
+    pub reason: String,
+    /// The agents selected, in the order they move.
+    pub selected: usize,
+    /// The waves, in order.
+    pub waves: Vec<WaveRow>,
+    /// The wave under way or next (1-based; `0`: none started yet).
+    pub current: usize,
+    /// Before the next wave starts, from now, e.g. `25s` (between waves).
+    #[serde(rename = "next_in", skip_serializing_if = "Option::is_none")]
+    pub next_in: Option<String>,
+    /// `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// Why it stopped (`failed`, `cancelled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One wave of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WaveRow {
+    /// Its agents.
+    pub agents: Vec<String>,
+    /// `pending`, `switching`, `verified`, `failed` or `skipped`.
+    pub state: String,
 }
 
 /// The most agent rows a fleet status carries (a reply line stays well under
@@ -237,4 +304,82 @@ pub struct AgentRow {
     pub alarms: Vec<String>,
     /// The switchover in flight.
     pub switchover: Option<SwitchoverRow>,
+}
+
+/// What the watcher itself decided on an operator's behalf, not its engine:
+/// a schedule and a wave plan. Recorded in the history (`type` as below)
+/// and streamed to a wave's client as progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Note {
+    /// `switch --at`: a switch is scheduled.
+    SwitchScheduled {
+        /// When, RFC 3339.
+        at: String,
+        /// The target (`None`: the other site).
+        to: Option<String>,
+    },
+    /// `switch --cancel`: the scheduled switch will not happen.
+    SwitchCancelled {
+        /// When it was due, RFC 3339.
+        at: String,
+        /// Its target.
+        to: Option<String>,
+    },
+    /// The scheduled time came: the switch starts (gates apply), or is
+    /// refused (`refused` says why).
+    SwitchFired {
+        /// When it was due, RFC 3339.
+        at: String,
+        /// Its target.
+        to: Option<String>,
+        /// Why it did not start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
+    },
+    /// A wave of a plan starts switching.
+    WaveStarted {
+        /// 1-based.
+        wave: usize,
+        /// How many waves.
+        of: usize,
+        /// Its agents.
+        agents: Vec<String>,
+    },
+    /// Every switchover of a wave is verified.
+    WaveVerified {
+        /// 1-based.
+        wave: usize,
+        /// How many waves.
+        of: usize,
+    },
+    /// The plan stopped: a wave failed (`failed`) or it was cancelled.
+    WavesStopped {
+        /// `failed` or `cancelled`.
+        state: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl Note {
+    /// The note in words, e.g. `wave 1/3 verified`.
+    pub fn describe(&self) -> String {
+        let to = |t: &Option<String>| t.clone().unwrap_or_else(|| "the other site".to_owned());
+        match self {
+            Note::SwitchScheduled { at, to: t } => format!("switch to {} scheduled at {at}", to(t)),
+            Note::SwitchCancelled { at, to: t } => {
+                format!("scheduled switch to {} at {at} cancelled", to(t))
+            }
+            Note::SwitchFired { at, to: t, refused } => match refused {
+                None => format!("scheduled switch to {} at {at}: starting", to(t)),
+                Some(why) => format!("scheduled switch to {} at {at}: refused: {why}", to(t)),
+            },
+            Note::WaveStarted { wave, of, agents } => {
+                format!("wave {wave}/{of} switching: {}", agents.join(", "))
+            }
+            Note::WaveVerified { wave, of } => format!("wave {wave}/{of} verified"),
+            Note::WavesStopped { state, why } => format!("wave plan {state}: {why}"),
+        }
+    }
 }

@@ -5,7 +5,7 @@ use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
 use crate::ops::backend::{client_config, control_socket};
-use crate::report::{FleetReport, StatusReport};
+use crate::report::{FleetReport, ScheduledRow, StatusReport, WaveReport};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::Value;
@@ -133,6 +133,12 @@ pub fn render_fleet(f: &FleetReport) -> String {
         .map(|c| format!("{} {}", c.site, c.agents))
         .collect();
     out.push_str(&format!("sites      {}\n", list_or_none(sites)));
+    if let Some(w) = &f.wave {
+        out.push_str(&wave_lines(w));
+    }
+    for row in &f.scheduled {
+        out.push_str(&format!("scheduled  {}\n", scheduled_line(row)));
+    }
     out.push_str(&format!(
         "  {:<16} {:<8} {:<12} {:<8} {:<6} {}\n",
         "agent", "site", "phase", "dn", "paused", "alarms"
@@ -404,9 +410,63 @@ pub fn render(s: &StatusReport) -> String {
             format!("{} {} -> {}", sw.reason, sw.from, sw.to),
         );
     }
+    if let Some(row) = &s.scheduled {
+        line("scheduled", scheduled_line(row));
+    }
     out.push_str("last decisions:\n");
     for d in &s.last_decisions {
         out.push_str(&decision_line(d));
+    }
+    out
+}
+
+/// A scheduled switch in one line: when, where to, who asked and why.
+pub fn scheduled_line(row: &ScheduledRow) -> String {
+    let skip = if row.skip_gates.is_empty() {
+        String::new()
+    } else {
+        format!(", skipping gate(s) {}", row.skip_gates.join(", "))
+    };
+    format!(
+        "switch of {} to {} at {} (in {}), by {}: {}{skip}",
+        crate::logging::escape(&row.agent),
+        crate::logging::escape(row.to.as_deref().unwrap_or("the other site")),
+        row.at,
+        row.left,
+        row.by,
+        crate::logging::escape(&row.reason)
+    )
+}
+
+/// A wave plan for people: a header line, then a line per wave.
+fn wave_lines(w: &WaveReport) -> String {
+    let next = w
+        .next_in
+        .as_ref()
+        .map_or_else(String::new, |n| format!(", next wave in {n}"));
+    let mut out = format!(
+        "waves      {}: {} agents to {} in {} waves, wave {} of {}{next}; by {}: {}\n",
+        w.state,
+        w.selected,
+        crate::logging::escape(w.to.as_deref().unwrap_or("their other site")),
+        w.waves.len(),
+        w.current,
+        w.waves.len(),
+        w.by,
+        crate::logging::escape(&w.reason)
+    );
+    for (k, row) in w.waves.iter().enumerate() {
+        let names: Vec<String> = row
+            .agents
+            .iter()
+            .map(|a| crate::logging::escape(a).into_owned())
+            .collect();
+        out.push_str(&format!(
+            "  wave {:<3} {:<10} {}\n",
+            k + 1,
+            row.state,
+            names.join(", ")
+        ));
     }
     out
 }

@@ -56,6 +56,27 @@ pub struct SwitchArgs {
     /// page, the timeline drawn as SVG).
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
+    /// Not now: the running watcher switches at TIME (RFC 3339, e.g.
+    /// 2026-03-01T22:00:00+01:00, or +DURATION, e.g. +30m); needs --reason.
+    #[arg(long, value_name = "TIME", requires = "reason", conflicts_with_all = ["dry_run", "cancel"])]
+    at: Option<String>,
+    /// Cancel the switch scheduled with --at (or a fleet's wave plan).
+    #[arg(long, conflicts_with_all = ["to", "dry_run", "skip_gate", "abort_after", "lifetime", "rto", "report"])]
+    cancel: bool,
+    /// A fleet watcher: move this share of its agents (10% or a count), by
+    /// login name, those not at --to already.
+    #[arg(long, value_name = "SHARE", value_parser = crate::schedule::Share::parse,
+          conflicts_with_all = ["agent", "at", "cancel"])]
+    agents: Option<crate::schedule::Share>,
+    /// A fleet watcher: move the agents (all, or --agents) in waves of this
+    /// share, each once the previous one is verified and --wave-interval passed.
+    #[arg(long, value_name = "SHARE", value_parser = crate::schedule::Share::parse,
+          conflicts_with_all = ["agent", "at", "cancel"])]
+    wave: Option<crate::schedule::Share>,
+    /// Between two waves (after the previous one is verified).
+    #[arg(long, value_name = "DURATION", requires = "wave", default_value = "30s",
+          value_parser = drctl_plugin_api::duration::parse)]
+    wave_interval: Duration,
 }
 
 /// The longest `--reason` (it goes into every history line of the switchover).
@@ -107,6 +128,20 @@ impl Plan {
 
 /// Runs `drctl switch`.
 pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
+    // Read before anything is asked: a time that has passed is exit 2.
+    let at = match &args.at {
+        Some(text) => Some(
+            crate::schedule::parse_at(text, std::time::SystemTime::now())
+                .map_err(CliError::bad_input)?,
+        ),
+        None => None,
+    };
+    if args.cancel {
+        return cancel(&args, global);
+    }
+    if args.agents.is_some() || args.wave.is_some() {
+        return waves(&args, global);
+    }
     let plan = plan(&args, global)?;
     let (from, to) = (plan.origin_text(), plan.target_text());
     let start = if plan.from.is_none() {
@@ -131,6 +166,13 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         println!("{text}\n(dry run: nothing was changed)");
         return Ok(());
     }
+    if at.is_some() && plan.watcher.is_none() {
+        return Err(CliError::bad_input(anyhow!(
+            "--at schedules the switch in a running drctl watch, and none answers for this agent \
+             ({}): nothing was scheduled",
+            plan.actor
+        )));
+    }
     if plan.watcher.is_some() {
         if args.reason.is_none() {
             return Err(CliError::bad_input(anyhow!(
@@ -154,6 +196,9 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     }
     if !args.yes {
         confirm(&plan)?;
+    }
+    if let (Some(target), Some(at)) = (&plan.watcher, at) {
+        return schedule(target, &args, at);
     }
     if let Some(target) = &plan.watcher {
         eprintln!(
@@ -275,24 +320,12 @@ fn plan(args: &SwitchArgs, global: &GlobalArgs) -> Result<Plan, CliError> {
 fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     let path = &target.path;
     let json = args.session.output == OutputFormat::Json;
-    let request = Request::Switch {
-        to: args.to.clone(),
-        skip_gates: args.skip_gate.clone(),
-        reason: args.reason.clone(),
-    };
+    let request = switch_request(args, None);
     // The watcher answers when the switchover is verified; allow for the connect first.
     let wait = args.timeout + Duration::from_secs(10);
     let reply = control::request(path, target.agent.as_deref(), &request, wait, |line| {
-        let Some(record) = &line.progress else {
-            return;
-        };
-        if json {
-            println!("{record}");
-        } else if let (Some(t), Ok(d)) = (
-            record.get("t").and_then(|t| t.as_u64()),
-            serde_json::from_value::<drctl_policy::Decision>(record.clone()),
-        ) {
-            println!("{}", describe(drctl_policy::Timestamp::from_nanos(t), &d));
+        if let Some(record) = &line.progress {
+            progress_line(record, json);
         }
     })
     .map_err(CliError::from)?;
@@ -310,21 +343,217 @@ fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     Ok(())
 }
 
+/// The switch request of `args` (`at`: scheduled then).
+fn switch_request(args: &SwitchArgs, at: Option<std::time::SystemTime>) -> Request {
+    Request::Switch {
+        to: args.to.clone(),
+        skip_gates: args.skip_gate.clone(),
+        reason: args.reason.clone(),
+        at_ms: at.map(crate::schedule::unix_ms),
+        agents: args.agents,
+        wave: args.wave,
+        wave_interval_ms: args
+            .wave
+            .map(|_| u64::try_from(args.wave_interval.as_millis()).unwrap_or(u64::MAX)),
+        timeout_ms: Some(u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// `--at`: asks the watcher to schedule the switch; prints what it scheduled.
+fn schedule(target: &Target, args: &SwitchArgs, at: std::time::SystemTime) -> CliResult {
+    let reply = control::request(
+        &target.path,
+        target.agent.as_deref(),
+        &switch_request(args, Some(at)),
+        crate::commands::status::ANSWER_TIMEOUT,
+        |_| {},
+    )
+    .map_err(CliError::from)?;
+    let Some(row) = reply.scheduled.filter(|_| reply.ok == Some(true)) else {
+        return Err(CliError::failed(anyhow!(
+            "the watcher did not schedule the switch: {}",
+            reply.error.unwrap_or_default()
+        )));
+    };
+    if args.session.output == OutputFormat::Json {
+        let value = serde_json::to_value(&row).map_err(CliError::failed)?;
+        println!("{value}");
+    } else {
+        println!("{}", crate::commands::status::scheduled_line(&row));
+    }
+    Ok(())
+}
+
+/// `--cancel`: the agent's scheduled switch, or (a fleet without --agent)
+/// the wave plan in progress; exit 1 when there is none.
+fn cancel(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
+    let target = one(global, args.agent.agent.as_deref())?;
+    let reply = control::request(
+        &target.path,
+        target.agent.as_deref(),
+        &Request::Cancel,
+        crate::commands::status::ANSWER_TIMEOUT,
+        |_| {},
+    )
+    .map_err(CliError::from)?;
+    if reply.ok != Some(true) {
+        return Err(CliError::failed(anyhow!(
+            "{}",
+            reply.error.unwrap_or_default()
+        )));
+    }
+    if let Some(row) = &reply.scheduled {
+        println!(
+            "cancelled: {}",
+            crate::commands::status::scheduled_line(row)
+        );
+    }
+    if let Some(w) = &reply.wave {
+        println!(
+            "cancelled the wave plan: {}",
+            w.error.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// `--agents` / `--wave`: asks a fleet watcher to move a share of its
+/// agents in waves; shows each wave and each decision as they come; exit 1
+/// when a wave fails (the later ones are not started).
+fn waves(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
+    if args.session.backend.is_some() || args.session.scenario.is_some() {
+        return Err(CliError::bad_input(anyhow!(
+            "--agents and --wave move agents of a running fleet watcher (drctl watch --agents \
+             FILE), not a local drill: drop --backend and --scenario"
+        )));
+    }
+    let flags = [
+        ("--abort-after", args.abort_after.is_some()),
+        ("--lifetime", args.lifetime.is_some()),
+        ("--rto", args.rto.is_some()),
+        ("--report", args.report.is_some()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
+        return Err(CliError::bad_input(anyhow!(
+            "{flag} is for one agent's drill, not a wave plan: nothing was changed"
+        )));
+    }
+    if args.reason.is_none() {
+        return Err(CliError::bad_input(anyhow!(
+            "a wave plan needs --reason TEXT (recorded in the watcher's history); nothing was changed"
+        )));
+    }
+    let target = one(global, None)?;
+    if let Some(to) = &args.to {
+        if let Ok(status) = target.answer(&Request::Status) {
+            let sites = match status {
+                crate::commands::status::Answer::One(s) => s.sites,
+                crate::commands::status::Answer::Fleet(_) => Vec::new(),
+            };
+            known_site(Some(to), &sites)?;
+        }
+    }
+    let what = format!(
+        "{} of the agents to {}{}",
+        args.agents
+            .map_or_else(|| "all".to_owned(), |s| s.to_string()),
+        args.to.as_deref().unwrap_or("their other site"),
+        args.wave.map_or_else(String::new, |w| format!(
+            ", in waves of {w} every {} after the previous one is verified",
+            humantime::format_duration(args.wave_interval)
+        ))
+    );
+    if !args.yes {
+        ask(&format!(
+            "Move {what}, performed by the drctl watch on {}? This logs those agents in again.",
+            target.path.display()
+        ))?;
+    }
+    eprintln!("the drctl watch on {} moves {what}", target.path.display());
+    let json = args.session.output == OutputFormat::Json;
+    let waves = args.wave.map_or(1, |_| 2);
+    // Between two lines: a wave's switchovers, then the interval.
+    let wait = args.timeout + args.wave_interval * waves + Duration::from_secs(10);
+    let reply = control::request(
+        &target.path,
+        None,
+        &switch_request(args, None),
+        wait,
+        |line| {
+            if let Some(record) = &line.progress {
+                progress_line(record, json);
+            }
+        },
+    )
+    .map_err(CliError::from)?;
+    if let Some(w) = &reply.wave {
+        for (k, row) in w.waves.iter().enumerate() {
+            eprintln!("wave {}: {} ({})", k + 1, row.state, row.agents.join(", "));
+        }
+    }
+    if reply.ok != Some(true) {
+        return Err(CliError::failed(anyhow!(
+            "{}",
+            reply.error.unwrap_or_default()
+        )));
+    }
+    let moved = reply.wave.as_ref().map_or(0, |w| w.selected);
+    eprintln!("moved {moved} agents: telephony ON, DN back in service, wave after wave");
+    Ok(())
+}
+
+/// One progress line of a watcher's switch: a decision record (with its
+/// agent in a fleet) or a note of the wave plan.
+fn progress_line(record: &serde_json::Value, json: bool) {
+    if json {
+        println!("{record}");
+        return;
+    }
+    let t = record.get("t").and_then(|t| t.as_u64());
+    if let (Some(t), Ok(d)) = (
+        t,
+        serde_json::from_value::<drctl_policy::Decision>(record.clone()),
+    ) {
+        let who = record
+            .get("agent")
+            .and_then(|a| a.as_str())
+            .map(|a| format!("{:<10} ", crate::logging::escape(a)))
+            .unwrap_or_default();
+        let line = describe(drctl_policy::Timestamp::from_nanos(t), &d);
+        // `describe` starts with the time (right-aligned): the agent goes after it.
+        let body = line.trim_start();
+        let pad = &line[..line.len() - body.len()];
+        match body.split_once("  ") {
+            Some((time, rest)) if !who.is_empty() => {
+                println!("{pad}{time}  {who}{}", rest.trim_start())
+            }
+            _ => println!("{line}"),
+        }
+    } else if let Ok(note) = serde_json::from_value::<crate::report::Note>(record.clone()) {
+        println!("{}", note.describe());
+    }
+}
+
 /// Asks on the terminal, naming the agent, the sites and who acts; refuses
 /// without a terminal.
 fn confirm(plan: &Plan) -> Result<(), CliError> {
+    ask(&format!(
+        "Switch agent {} from {} to {}, performed by {}? This logs the agent in again.",
+        crate::logging::escape(&plan.agent),
+        plan.origin_text(),
+        plan.target_text(),
+        plan.actor
+    ))
+}
+
+/// Asks `question` on the terminal; refuses without a terminal.
+fn ask(question: &str) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::bad_input(anyhow!(
             "refusing to switch without confirmation: stdin is not a terminal; pass --yes"
         )));
     }
-    eprint!(
-        "Switch agent {} from {} to {}, performed by {}? This logs the agent in again. [y/N] ",
-        crate::logging::escape(&plan.agent),
-        plan.origin_text(),
-        plan.target_text(),
-        plan.actor
-    );
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

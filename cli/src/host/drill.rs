@@ -22,6 +22,12 @@ pub struct Drill {
     pub from: String,
     target: Option<String>,
     client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
+    /// The agent's name on the records streamed (a fleet's wave: several
+    /// agents' switchovers on one stream); `None`: one agent, unnamed.
+    label: Option<String>,
+    /// Whether the client's last line (`ok` with the timings, or the error)
+    /// is this drill's to send; a wave's drills only stream decisions.
+    answers: bool,
     done: bool,
 }
 
@@ -42,8 +48,23 @@ impl Drill {
             from,
             target,
             client,
+            label: None,
+            answers: true,
             done: false,
         }
+    }
+
+    /// Streams decisions to the client named `agent`, never its last line
+    /// (one switchover of a wave plan, whose end the plan answers).
+    pub fn streaming_as(mut self, agent: String) -> Drill {
+        self.label = Some(agent);
+        self.answers = false;
+        self
+    }
+
+    /// Why the switchover did not start (a gate refused it), if it did not.
+    pub fn refused_why(&self) -> Option<String> {
+        self.times.borrow().refused.clone()
     }
 
     /// Where the agent was when the operator switchover started (what the
@@ -113,10 +134,35 @@ impl Drill {
     }
 
     fn finish(&mut self, reply: Reply) {
-        if let Some(client) = &self.client {
+        if let Some(client) = self.client.as_ref().filter(|_| self.answers) {
             let _ = client.send(reply);
         }
         self.done = true;
+    }
+}
+
+/// A [`Drill`] the caller keeps a handle on (a wave plan reads its verdict),
+/// dropped by the host once it is done, as the drill itself would be.
+pub struct SharedDrill(pub Rc<RefCell<Drill>>);
+
+impl Observer for SharedDrill {
+    fn command(&mut self, t: Timestamp, input: &Input) {
+        self.0.borrow_mut().command(t, input)
+    }
+    fn output(&mut self, t: Timestamp, output: &Output) {
+        self.0.borrow_mut().output(t, output)
+    }
+    fn gates(&mut self, t: Timestamp, agent: &str, outcomes: &[crate::gates::Outcome]) {
+        self.0.borrow_mut().gates(t, agent, outcomes)
+    }
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        self.0.borrow_mut().decision(t, agent, d)
+    }
+    fn settled(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
+        self.0.borrow_mut().settled(t, agent, engine)
+    }
+    fn done(&self) -> bool {
+        self.0.borrow().done()
     }
 }
 
@@ -145,18 +191,25 @@ impl Observer for Drill {
             return;
         }
         self.timer.decision(t, agent, d);
-        let Some(client) = &self.client else {
+        if let Some(client) = &self.client {
+            let record = DecisionRecord {
+                agent: self.label.as_deref(),
+                t: t.as_nanos(),
+                decision: d,
+            };
+            let value = serde_json::to_value(record).unwrap_or_default();
+            if client.send(Reply::progress(value)).is_err() {
+                // The client left; the switchover goes on without it (a
+                // wave's drill goes on being watched for the plan).
+                if self.answers {
+                    self.done = true;
+                } else {
+                    self.client = None;
+                }
+            }
+        }
+        if self.client.is_none() && self.answers {
             return;
-        };
-        let record = DecisionRecord {
-            agent: None,
-            t: t.as_nanos(),
-            decision: d,
-        };
-        let value = serde_json::to_value(record).unwrap_or_default();
-        if client.send(Reply::progress(value)).is_err() {
-            // The client left; the switchover goes on without it.
-            self.done = true;
         }
         let refused = self.times.borrow().refused.clone();
         if let Some(why) = refused.filter(|_| !self.done) {
@@ -165,7 +218,8 @@ impl Observer for Drill {
     }
 
     fn settled(&mut self, _t: Timestamp, agent: &str, engine: &Engine) {
-        if self.done || self.client.is_none() || agent != self.session {
+        // A local drill (no client) reads its verdict itself, after the run.
+        if self.done || (self.client.is_none() && self.answers) || agent != self.session {
             return;
         }
         match self.verdict(engine) {

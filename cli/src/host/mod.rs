@@ -11,6 +11,7 @@ pub mod drill;
 pub mod explain;
 pub mod gate;
 pub mod observe;
+mod plans;
 pub mod record;
 pub mod serve;
 pub mod session;
@@ -276,6 +277,8 @@ pub struct Host<B: Backend> {
     gates: gate::GateMode,
     /// Gate verdicts ready to feed (agent, outcomes, verdict).
     gates_ready: VecDeque<(usize, Vec<crate::gates::Outcome>, drctl_policy::GateVerdict)>,
+    /// Operator work over time: scheduled switches, a wave plan (`plans.rs`).
+    plans: plans::Plans,
 }
 
 /// A callback the loop runs every `every` of wall-clock time, between two
@@ -364,6 +367,7 @@ impl<B: Backend> Host<B> {
             heartbeat: None,
             gates: gate::GateMode::default(),
             gates_ready: VecDeque::new(),
+            plans: plans::Plans::default(),
         }
     }
 
@@ -639,6 +643,7 @@ impl<B: Backend> Host<B> {
             self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
             self.carry_out(i, now)?;
         }
+        self.step_plans(now)?;
         self.observer_alarms(now);
         Ok(())
     }
@@ -787,7 +792,7 @@ impl<B: Backend> Host<B> {
         let backend = self.backend.poll_timeout().map(Timestamp::from_nanos);
         let observers = self.observers.iter().filter_map(|o| o.deadline()).min();
         let pauses = self.pause_ends.peek().map(|Reverse((at, _))| *at);
-        [engines, backend, observers, pauses]
+        [engines, backend, observers, pauses, self.plans.deadline()]
             .into_iter()
             .flatten()
             .min()

@@ -30,6 +30,17 @@ pub trait Observer {
     /// The operator's reason (`--reason`, and who asked) for `agent`'s next
     /// operator switchover, or `None` when it is over.
     fn operator(&mut self, _agent: &str, _why: Option<&str>, _by: Option<&str>) {}
+    /// The watcher acted for an operator (a schedule, a wave plan) on
+    /// `agent`'s behalf: `why` the operator's reason, `by` who asked.
+    fn note(
+        &mut self,
+        _t: Timestamp,
+        _agent: &str,
+        _note: &crate::report::Note,
+        _why: Option<&str>,
+        _by: Option<&str>,
+    ) {
+    }
     /// When the observer wants [`Observer::on_deadline`] (a shadow engine's
     /// timers); the host wakes for it as for the engines' own.
     fn deadline(&self) -> Option<Timestamp> {
@@ -82,6 +93,16 @@ impl<T: Observer> Observer for Shared<T> {
     }
     fn timeout(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
         self.0.borrow_mut().timeout(t, agent, engine)
+    }
+    fn note(
+        &mut self,
+        t: Timestamp,
+        agent: &str,
+        note: &crate::report::Note,
+        why: Option<&str>,
+        by: Option<&str>,
+    ) {
+        self.0.borrow_mut().note(t, agent, note, why, by)
     }
     fn deadline(&self) -> Option<Timestamp> {
         self.0.borrow().deadline()

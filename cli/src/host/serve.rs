@@ -2,7 +2,7 @@
 //! and switch requests from inside the loop, where the engine lives.
 
 use crate::control::{Incoming, Reply, Request};
-use crate::host::drill::Drill;
+use crate::host::drill::{Drill, SharedDrill};
 use crate::host::gate::OperatorIntent;
 use crate::host::observe::DecisionRecord;
 use crate::host::{Backend, Host, HostError, PauseInfo};
@@ -11,6 +11,8 @@ use crate::report::{
     SwitchoverRow, TimerRow, FLEET_ROWS,
 };
 use drctl_policy::{Event, PhaseKind};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 impl<B: Backend> Host<B> {
     /// Handles one control request (called by the loop when one arrives).
@@ -20,6 +22,21 @@ impl<B: Backend> Host<B> {
                 fleet: Some(self.fleet_status()),
                 ..Reply::ok()
             });
+            return Ok(());
+        }
+        let by = incoming
+            .peer_uid
+            .map_or_else(|| "unknown".to_owned(), crate::control::owner);
+        let fleet_wide = match &incoming.request {
+            Request::Switch { agents, wave, .. } => agents.is_some() || wave.is_some(),
+            Request::Cancel => incoming.agent.is_none() && self.len() > 1,
+            _ => false,
+        };
+        if fleet_wide {
+            let reply = self.fleet_request(incoming.request, incoming.agent, &by, &incoming.reply);
+            if let Some(reply) = reply {
+                let _ = incoming.reply.send(reply);
+            }
             return Ok(());
         }
         let i = match self.addressed(incoming.agent.as_deref()) {
@@ -36,9 +53,6 @@ impl<B: Backend> Host<B> {
             },
             Request::Pause { for_s, reason } => {
                 let until = for_s.map(|s| self.now() + std::time::Duration::from_secs(s));
-                let by = incoming
-                    .peer_uid
-                    .map_or_else(|| "unknown".to_owned(), crate::control::owner);
                 self.inject(i, Event::Pause)?;
                 self.set_pause(i, Some(PauseInfo { by, reason, until }));
                 Reply {
@@ -58,20 +72,41 @@ impl<B: Backend> Host<B> {
                 to,
                 skip_gates,
                 reason,
+                at_ms: Some(at_ms),
+                ..
             } => {
-                let by = incoming
-                    .peer_uid
-                    .map_or_else(|| "unknown".to_owned(), crate::control::owner);
                 let intent = OperatorIntent {
                     skip: skip_gates,
                     why: reason,
                 };
-                match self.start_switch(i, to, intent, &by, incoming.reply.clone())? {
+                self.schedule_switch(i, to, intent, &by, at_ms)
+            }
+            Request::Switch {
+                to,
+                skip_gates,
+                reason,
+                ..
+            } => {
+                let intent = OperatorIntent {
+                    skip: skip_gates,
+                    why: reason,
+                };
+                match self.begin_switch(i, to, intent, &by, Some(incoming.reply.clone()), None)? {
                     // The progress observer answers from here on.
-                    None => return Ok(()),
-                    Some(refusal) => refusal,
+                    Ok(_) => return Ok(()),
+                    Err(why) => Reply::error(why),
                 }
             }
+            Request::Cancel => match self.cancel_scheduled(i, &by) {
+                Some(row) => Reply {
+                    scheduled: Some(row),
+                    ..Reply::ok()
+                },
+                None => Reply::error(format!(
+                    "no switch is scheduled for {}: nothing was cancelled",
+                    self.agents[i].engine.config().username
+                )),
+            },
             // The socket's task streams these from the event hub itself.
             Request::Events { .. } => Reply::error("events are not answered by the loop"),
         };
@@ -111,49 +146,106 @@ impl<B: Backend> Host<B> {
         }
     }
 
-    /// Injects an operator switchover for agent `i` and attaches an observer
-    /// that streams its decisions and, once verified, the timing table.
-    /// `Some(reply)` when refused.
-    fn start_switch(
+    /// `switch --at`: schedules agent `i`'s switch at `at_ms` (wall clock);
+    /// the reply shows it, or why not.
+    fn schedule_switch(
         &mut self,
         i: usize,
         to: Option<String>,
         intent: OperatorIntent,
         by: &str,
-        reply: tokio::sync::mpsc::UnboundedSender<Reply>,
-    ) -> Result<Option<Reply>, HostError> {
-        if let Err(why) = self.known_gates(&intent.skip) {
-            return Ok(Some(Reply::error(why)));
+        at_ms: u64,
+    ) -> Reply {
+        if intent.why.is_none() {
+            return Reply::error("a scheduled switch needs --reason TEXT: nothing was scheduled");
         }
-        let (Some(engine), Some(session)) = (self.engine(i), self.session(i)) else {
-            return Ok(Some(Reply::error(format!("no agent #{i}"))));
+        if let Err(why) = self.switchable(i, to.as_deref(), &intent) {
+            return Reply::error(why);
+        }
+        let Some(wall) = crate::schedule::from_unix_ms(at_ms) else {
+            return Reply::error(format!("at_ms {at_ms}: not a time: nothing was scheduled"));
         };
-        let view = engine.view();
-        let session = session.to_owned();
+        let s = crate::host::plans::Scheduled {
+            agent: i,
+            at: self.now(),
+            wall,
+            to,
+            intent,
+            by: by.to_owned(),
+        };
+        match self.schedule(s) {
+            Ok(row) => Reply {
+                scheduled: Some(row),
+                status: Some(self.status(i)),
+                ..Reply::ok()
+            },
+            Err(why) => Reply::error(why),
+        }
+    }
+
+    /// Whether agent `i` can be asked to switch to `to` skipping
+    /// `intent.skip`: known gates, a known site; why not.
+    fn switchable(
+        &self,
+        i: usize,
+        to: Option<&str>,
+        intent: &OperatorIntent,
+    ) -> Result<(), String> {
+        self.known_gates(&intent.skip)?;
+        let engine = self.engine(i).ok_or_else(|| format!("no agent #{i}"))?;
         let sites: Vec<String> = engine
             .config()
             .sites
             .iter()
             .map(|s| s.name.to_string())
             .collect();
-        if let Some(unknown) = to.as_ref().filter(|t| !sites.contains(t)) {
+        match to.filter(|t| !sites.iter().any(|s| s == t)) {
             // Refused here, never fed to the engine (it would be a suppressed switchover).
-            return Ok(Some(Reply::error(format!(
+            Some(unknown) => Err(format!(
                 "--to {}: unknown site; expected one of: {}",
                 crate::logging::escape(unknown),
                 sites.join(", ")
-            ))));
+            )),
+            None => Ok(()),
         }
+    }
+
+    /// Injects an operator switchover for agent `i` and attaches a [`Drill`]
+    /// observer that times it and streams its decisions to `client`: its
+    /// last line too (the timing table or the error), unless `stream_as`
+    /// names the agent on a stream of several (a wave's). The drill, or why
+    /// the switchover did not start.
+    pub(crate) fn begin_switch(
+        &mut self,
+        i: usize,
+        to: Option<String>,
+        intent: OperatorIntent,
+        by: &str,
+        client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
+        stream_as: Option<String>,
+    ) -> Result<Result<Rc<RefCell<Drill>>, String>, HostError> {
+        if let Err(why) = self.switchable(i, to.as_deref(), &intent) {
+            return Ok(Err(why));
+        }
+        let (Some(engine), Some(session)) = (self.engine(i), self.session(i)) else {
+            return Ok(Err(format!("no agent #{i}")));
+        };
+        let view = engine.view();
+        let session = session.to_owned();
         if view.phase != PhaseKind::Watching {
-            return Ok(Some(Reply::error(format!(
+            return Ok(Err(format!(
                 "the watcher is not watching a site now (phase {}); try again",
                 view.phase.as_str()
-            ))));
+            )));
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
-        let drill = Drill::new(session.clone(), from.clone(), to.clone(), Some(reply));
-        let times = drill.times.clone();
-        self.observe(Box::new(drill));
+        let mut drill = Drill::new(session.clone(), from.clone(), to.clone(), client);
+        if let Some(name) = stream_as {
+            drill = drill.streaming_as(name);
+        }
+        let drill = Rc::new(RefCell::new(drill));
+        let times = drill.borrow().times.clone();
+        self.observe(Box::new(SharedDrill(drill.clone())));
         self.before_operator_switch(i, intent, Some(by));
         self.inject(
             i,
@@ -172,11 +264,116 @@ impl<B: Backend> Host<B> {
                 .last()
                 .map(|(t, d)| crate::host::observe::describe(t, d).trim().to_owned())
                 .unwrap_or_default();
-            return Ok(Some(Reply::error(format!(
-                "no switchover from {from}: {why}"
-            ))));
+            return Ok(Err(format!("no switchover from {from}: {why}")));
         }
-        Ok(None)
+        Ok(Ok(drill))
+    }
+
+    /// A request for the fleet as a whole: a wave plan (`switch --agents
+    /// --wave`), or cancelling it. The reply, unless the plan answers later.
+    fn fleet_request(
+        &mut self,
+        request: Request,
+        agent: Option<String>,
+        by: &str,
+        client: &tokio::sync::mpsc::UnboundedSender<Reply>,
+    ) -> Option<Reply> {
+        let Request::Switch {
+            to,
+            skip_gates,
+            reason,
+            at_ms,
+            agents,
+            wave,
+            wave_interval_ms,
+            timeout_ms,
+        } = request
+        else {
+            return Some(match self.cancel_wave(by) {
+                Some(report) => Reply {
+                    wave: Some(report),
+                    ..Reply::ok()
+                },
+                None => Reply::error(format!(
+                    "no wave plan is in progress, and this watcher runs {} agents: a scheduled                      switch is cancelled with --agent NAME",
+                    self.len()
+                )),
+            });
+        };
+        if let Some(agent) = agent {
+            let agent = crate::logging::escape(&agent).into_owned();
+            return Some(Reply::error(format!(
+                "--agent {agent} with --agents/--wave: name one agent or a share, not both"
+            )));
+        }
+        if at_ms.is_some() {
+            return Some(Reply::error(
+                "--at schedules one agent's switch (--agent NAME), not a wave plan",
+            ));
+        }
+        if reason.is_none() {
+            return Some(Reply::error(
+                "a wave plan needs --reason TEXT: nothing was changed",
+            ));
+        }
+        if self.wave_running() {
+            return Some(Reply::error(
+                "a wave plan is in progress already (drctl status shows it; drctl switch --cancel stops it)",
+            ));
+        }
+        let intent = OperatorIntent {
+            skip: skip_gates,
+            why: reason,
+        };
+        if let Err(why) =
+            (0..self.len().min(1)).try_for_each(|i| self.switchable(i, to.as_deref(), &intent))
+        {
+            return Some(Reply::error(why));
+        }
+        // Those that can move: watching, not at the target already.
+        let (mut away, mut there) = (0, 0);
+        let candidates: Vec<(usize, String)> = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                let v = a.engine.view();
+                let watching = v.phase == PhaseKind::Watching;
+                let at_target = to.is_some() && v.site.map(|s| s.to_string()) == to;
+                away += usize::from(!watching);
+                there += usize::from(watching && at_target);
+                watching && !at_target
+            })
+            .map(|(i, a)| (i, a.engine.config().username.clone()))
+            .collect();
+        let selected = crate::schedule::select(candidates, self.len(), agents);
+        if selected.is_empty() {
+            return Some(Reply::error(format!(
+                "no agent to move: of {} agents, {there} are on {} already and {away} are not                  watching a site",
+                self.len(),
+                to.as_deref().unwrap_or("their target")
+            )));
+        }
+        let waves = crate::schedule::waves(selected, wave);
+        let ms =
+            |v: Option<u64>, default: u64| std::time::Duration::from_millis(v.unwrap_or(default));
+        let max = crate::schedule::MAX_WAVE_WAIT;
+        if ms(wave_interval_ms, 0) > max || ms(timeout_ms, 0) > max {
+            return Some(Reply::error(format!(
+                "--wave-interval and --timeout of a wave plan are at most {}",
+                humantime::format_duration(max)
+            )));
+        }
+        let order = crate::host::plans::WaveOrder {
+            to,
+            intent,
+            by: by.to_owned(),
+            interval: ms(wave_interval_ms, 0),
+            timeout: ms(timeout_ms, 120_000),
+        };
+        let plan = crate::host::plans::Wave::new(order, waves, client.clone(), self.now());
+        self.start_wave(plan);
+        None
     }
 
     /// Every agent's row and the fleet's counts, for `drctl status` of a fleet watcher.
@@ -244,6 +441,11 @@ impl<B: Backend> Host<B> {
             more: self.len() - rows.len(),
             agents: rows,
             summary,
+            wave: self.wave_report(),
+            scheduled: self
+                .all_scheduled()
+                .map(|(name, s)| s.row(name, now))
+                .collect(),
         }
     }
 
@@ -348,6 +550,9 @@ impl<B: Backend> Host<B> {
                 from: s.from.to_string(),
                 to: s.to.to_string(),
             }),
+            scheduled: self
+                .scheduled(i)
+                .map(|s| s.row(&self.agents[i].engine.config().username, now)),
             dr_options: [
                 ("site-timeout", v.site_timeout, v.site_timeout_source),
                 (
