@@ -63,6 +63,7 @@ fn recording() -> tempfile::NamedTempFile {
         session: "agent-1".into(),
         config: serde_json::json!({}),
         cached_preferred: None,
+        agents: Vec::new(),
     };
     let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
     w.command(0, &cmd(1, connect("site1"))).unwrap();
