@@ -161,6 +161,40 @@ fn a_tampered_decision_of_one_agent_is_named_by_agent_and_line() {
     // Ann's decisions alone are untouched.
     let ann = replay(Path::new(&bad), &["--check", "--agent", "ann"]);
     assert_eq!(ann.code, Some(0), "{}", ann.all());
+
+    // A recorded decision its agent does not make today is found once
+    // another agent's decision today is past its time, named by its agent
+    // and line: here of the agent that switches last (the jitter decides
+    // which), at +20 s, before anyone's next decision.
+    let records = recorded(Path::new(&file));
+    let last = records
+        .iter()
+        .filter(|r| r["type"] == "switchover-started")
+        .max_by_key(|r| r["t"].as_u64())
+        .map(|r| r["session"].as_str().unwrap().to_owned())
+        .unwrap();
+    let extra = format!(
+        "{{\"t\":20000000000,\"kind\":\"decision\",\"session\":\"{last}\",\
+         \"type\":\"alarm-cleared\",\"alarm\":\"statistic-service-down\"}}"
+    );
+    let mut lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .skip(1)
+        .position(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["t"].as_u64() > Some(20_000_000_000))
+        .unwrap()
+        + 1;
+    lines.insert(at, &extra);
+    let more = dir.file("more.jsonl", &(lines.join("\n") + "\n"));
+    let check = replay(Path::new(&more), &["--check"]);
+    assert_eq!(check.code, Some(1), "{}", check.all());
+    let expected = format!(
+        "differs: first divergence at +20.000s, agent {last}, decision 3 (line {})\n\
+         \x20 recorded     +20.000s  alarm-cleared          statistic-service-down\n\
+         \x20 now                 -  (no decision)\n",
+        at + 1
+    );
+    assert!(check.stdout.starts_with(&expected), "{}", check.stdout);
 }
 
 #[test]
