@@ -121,7 +121,10 @@ pub fn tail_summary(path: &Path) -> Option<Summary> {
             && v.get("action") == Some(&"shutdown".into());
         whole += 1;
     }
-    if whole == 0 {
+    // No session's end in the tail: a killed watcher, or a fleet's end
+    // followed by every agent's shutdown command and result (more than the
+    // tail holds): only the full scan tells which.
+    if whole == 0 || !s.ended {
         return None;
     }
     // The exact line number comes from the full scan; here only that it is cut.
