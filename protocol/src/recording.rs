@@ -952,7 +952,8 @@ mod tests {
         w.fleet_decision(2, "b\"ob", &d).unwrap();
         w.fleet_operator(3, Some("ann"), &OperatorAction::Pause)
             .unwrap();
-        w.fleet_operator(4, None, &OperatorAction::Shutdown).unwrap();
+        w.fleet_operator(4, None, &OperatorAction::Shutdown)
+            .unwrap();
         let bytes = w.into_inner();
         let text = String::from_utf8(bytes.clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -1004,7 +1005,10 @@ mod tests {
         let mut h = header();
         h.config = serde_json::json!({ "pad": "x".repeat(MAX_HEADER) });
         let err = RecordWriter::new(Vec::new(), &h).err().unwrap().to_string();
-        assert!(err.contains("past the 1048576 a recording header may hold"), "{err}");
+        assert!(
+            err.contains("past the 1048576 a recording header may hold"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -149,7 +149,9 @@ fn a_tampered_decision_of_one_agent_is_named_by_agent_and_line() {
         check.stdout
     );
     assert!(
-        check.stdout.contains("alarm-cleared          statistic-service-down"),
+        check
+            .stdout
+            .contains("alarm-cleared          statistic-service-down"),
         "{}",
         check.stdout
     );
@@ -181,7 +183,10 @@ fn a_tampered_decision_of_one_agent_is_named_by_agent_and_line() {
     let at = lines
         .iter()
         .skip(1)
-        .position(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["t"].as_u64() > Some(20_000_000_000))
+        .position(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["t"].as_u64()
+                > Some(20_000_000_000)
+        })
         .unwrap()
         + 1;
     lines.insert(at, &extra);
@@ -220,7 +225,9 @@ fn what_follows_one_engine_needs_an_agent_on_a_fleet_recording() {
     // With one agent named they work on its engine.
     let state = replay(
         file,
-        &["--agent", "cid", "--until", "45s", "--state", "--output", "json"],
+        &[
+            "--agent", "cid", "--until", "45s", "--state", "--output", "json",
+        ],
     );
     assert_eq!(state.code, Some(0), "{}", state.all());
     assert_eq!(state.json()["site"], "site2", "{}", state.stdout);
@@ -245,7 +252,12 @@ fn record_dir_names_a_fleets_recordings_after_the_fleet_and_rotates_them() {
     let recordings = dir.path().join("recordings");
     for _ in 0..3 {
         let out = fleet_watch(&agents)
-            .args(&["--record-dir", recordings.to_str().unwrap(), "--record-keep", "2"])
+            .args(&[
+                "--record-dir",
+                recordings.to_str().unwrap(),
+                "--record-keep",
+                "2",
+            ])
             .run();
         assert_eq!(out.code, Some(0), "{}", out.stderr);
     }

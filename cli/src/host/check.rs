@@ -397,7 +397,9 @@ impl Checker {
                 return Ok(());
             }
             let next = self.next_recorded_of()?;
-            let Some(f) = &mut self.fleet else { return Ok(()) };
+            let Some(f) = &mut self.fleet else {
+                return Ok(());
+            };
             let Some((line, session, timed)) = next else {
                 f.eof = true;
                 return Ok(());

@@ -344,7 +344,10 @@ struct Queue {
 impl CommandCursor {
     /// The session's next unmatched recorded command.
     fn front(&mut self, session: &str) -> Result<Option<&Pending>, RecordingError> {
-        while self.queues.get(session).is_none_or(|q| q.pending.is_empty())
+        while self
+            .queues
+            .get(session)
+            .is_none_or(|q| q.pending.is_empty())
             && self.read_one(session)?
         {}
         Ok(self.queues.get(session).and_then(|q| q.pending.front()))
@@ -413,7 +416,11 @@ impl CommandCursor {
             }
             let line = rec.line;
             let Some(owner) = rec.session() else {
-                return Err(corrupt(&self.path, line, "a command or result names no session"));
+                return Err(corrupt(
+                    &self.path,
+                    line,
+                    "a command or result names no session",
+                ));
             };
             let queue = self.queues.entry(owner.into_owned()).or_default();
             // A session on its own cursor reads its records there.

@@ -334,7 +334,9 @@ fn a_player_for_some_sessions_plays_only_their_records() {
     let brief: Vec<String> = out
         .iter()
         .map(|(t, o)| match o {
-            Output::Result { session, result, .. } => {
+            Output::Result {
+                session, result, ..
+            } => {
                 format!("{t} {session} result {}", result.is_ok())
             }
             Output::Event { session, .. } => format!("{t} {session} event"),
