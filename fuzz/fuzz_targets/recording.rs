@@ -6,7 +6,8 @@
 //! rest is the file. Corrupt files are errors, never panics. The header and
 //! every record that parses as an [`Output`] are written again with the
 //! [`RecordWriter`] and read back: the same header, and the same time, kind
-//! and message of each record.
+//! and message of each record; each record's session is read (fast prefix or
+//! whole parse) without a panic.
 #![no_main]
 
 use std::path::Path;
@@ -42,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(record.line > last_line, "line numbers go forward");
         last_line = record.line;
+        let _ = record.session();
         match record.kind {
             Kind::Event | Kind::Result => {
                 if let Ok(out) = serde_json::from_str::<Output>(record.body) {
@@ -65,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = reader.truncated();
 
     // Write what was understood, read it back: the same records.
-    let mut writer = RecordWriter::new(Vec::new(), &header).expect("header serializes");
+    // A header read back may write longer than the reader's limit (numbers
+    // written out in full): the writer refuses it, nothing to round-trip.
+    let Ok(mut writer) = RecordWriter::new(Vec::new(), &header) else {
+        return;
+    };
     for (t, _, out) in &outputs {
         writer.output(*t, out).expect("an Output serializes");
     }

@@ -34,8 +34,16 @@ use crate::messages::{Input, Output};
 
 /// The header's `format`.
 pub const FORMAT: &str = "drctl-recording";
-/// The format version this crate writes and reads; a newer one is refused.
+/// The format version of a single agent's recording, as written since the
+/// first drctl: what this crate writes for one agent.
 pub const VERSION: u32 = 1;
+/// The format version of a fleet recording ([`Header::agents`] set, every
+/// decision and per-agent operator record naming its session): a drctl that
+/// reads only version 1 refuses it by version instead of replaying a fleet
+/// as one agent.
+pub const FLEET_VERSION: u32 = 2;
+/// The newest format version this crate reads; a newer one is refused.
+pub const NEWEST: u32 = FLEET_VERSION;
 /// The longest record line read, 1 MiB (a record is a few hundred bytes).
 pub const MAX_LINE: usize = 1 << 20;
 /// The longest header line read, 1 MiB (the header holds the effective config).
@@ -58,11 +66,39 @@ pub struct Header {
     pub command: String,
     /// The clock: `real` or `virtual`.
     pub clock: String,
-    /// The agent session id the records carry.
+    /// The agent session id the records carry; empty in a fleet recording,
+    /// whose records each name theirs ([`Header::agents`]).
     pub session: String,
     /// The effective config, secrets redacted (what the engine ran with).
     pub config: serde_json::Value,
     /// S5: the preferred site read from the cache at start (tried first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_preferred: Option<String>,
+    /// A fleet recording's agents, in the host's order; empty (and not
+    /// written) for one agent's, so that it stays as it always was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<RecordedAgent>,
+}
+
+impl Header {
+    /// Whether this is a fleet recording (many agents, each record naming its session).
+    pub fn is_fleet(&self) -> bool {
+        !self.agents.is_empty()
+    }
+}
+
+/// One agent of a fleet recording: what its engine was started with beyond
+/// the recorded config (whose `[[agents]]` entry of that `username`, else
+/// `[agent]`, is the agent's config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedAgent {
+    /// The session id its records carry.
+    pub session: String,
+    /// Its username (the `[[agents]]` entry it ran).
+    pub username: String,
+    /// Its engine's RNG seed (E4 jitter, backoff), as the fleet derived it.
+    pub seed: u64,
+    /// S5: the preferred site read from its cache at start (tried first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_preferred: Option<String>,
 }
@@ -149,7 +185,7 @@ pub enum RecordingError {
     },
     /// The recording was written in a newer format.
     #[error(
-        "{path}: recording format version {found} is newer than this drctl reads (version {VERSION}); \
+        "{path}: recording format version {found} is newer than this drctl reads (version {NEWEST}); \
          it was written by drctl {writer}: replay it with that version or later"
     )]
     Newer {
@@ -198,6 +234,34 @@ pub struct RawRecord<'a> {
     pub kind: Kind,
     /// The object without `t`: `{"kind":...,...}`.
     pub body: &'a str,
+}
+
+impl<'a> RawRecord<'a> {
+    /// The session the record names (`session`), if any: every command,
+    /// result and event names one; a decision or operator record only in a
+    /// fleet recording (an operator record without one is for every agent).
+    /// Read from our layout's prefix when it can be (`{"kind":"K","session":"S"`),
+    /// else from the whole body; `None` for a body that does not parse.
+    pub fn session(&self) -> Option<std::borrow::Cow<'a, str>> {
+        let body: &'a str = self.body;
+        if let Some(rest) = body
+            .strip_prefix("{\"kind\":\"")
+            .and_then(|r| r.split_once('"'))
+            .and_then(|(_, r)| r.strip_prefix(",\"session\":\""))
+        {
+            if let Some(end) = rest.find(['"', '\\']) {
+                if rest.as_bytes()[end] == b'"' {
+                    return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+                }
+            }
+        }
+        #[derive(Deserialize)]
+        struct Session<'b> {
+            #[serde(borrow)]
+            session: Option<std::borrow::Cow<'b, str>>,
+        }
+        serde_json::from_str::<Session<'a>>(body).ok()?.session
+    }
 }
 
 /// Streams the records of a recording, one line in memory at a time.
@@ -542,7 +606,7 @@ fn parse_header(line: &[u8], path: &Path) -> Result<Header, RecordingError> {
         .get("version")
         .and_then(|v| v.as_u64())
         .ok_or_else(|| bad("expected a numeric \"version\" in the header".to_owned()))?;
-    if version > u64::from(VERSION) {
+    if version > u64::from(NEWEST) {
         return Err(RecordingError::Newer {
             path: path.to_owned(),
             found: version,
@@ -624,9 +688,22 @@ pub struct RecordWriter<W: Write> {
 }
 
 impl<W: Write> RecordWriter<W> {
-    /// Writes `header` as line 1.
+    /// Writes `header` as line 1; one longer than a reader takes ([`MAX_HEADER`],
+    /// e.g. a fleet of many thousand `[[agents]]`) is refused, nothing written.
     pub fn new(mut out: W, header: &Header) -> io::Result<Self> {
-        serde_json::to_writer(&mut out, header)?;
+        let line = serde_json::to_vec(header)?;
+        if line.len() > MAX_HEADER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the recording's header would be {} bytes, past the {MAX_HEADER} a recording \
+                     header may hold (the effective config and {} agent(s))",
+                    line.len(),
+                    header.agents.len().max(1)
+                ),
+            ));
+        }
+        out.write_all(&line)?;
         out.write_all(b"\n")?;
         Ok(RecordWriter {
             out,
@@ -636,22 +713,43 @@ impl<W: Write> RecordWriter<W> {
 
     /// A backend output (`event` or `result`; other kinds are written as they are).
     pub fn output(&mut self, t: u64, output: &Output) -> io::Result<()> {
-        self.record(t, None, output)
+        self.record(t, None, None, output)
     }
 
     /// A command sent to the backend, passwords redacted.
     pub fn command(&mut self, t: u64, input: &Input) -> io::Result<()> {
-        self.record(t, None, &input.redacted())
+        self.record(t, None, None, &input.redacted())
     }
 
     /// A decision: any object tagged `type`.
     pub fn decision<D: Serialize>(&mut self, t: u64, decision: &D) -> io::Result<()> {
-        self.record(t, Some("decision"), decision)
+        self.record(t, Some("decision"), None, decision)
+    }
+
+    /// A decision of one agent of a fleet: `"session"` after the kind.
+    pub fn fleet_decision<D: Serialize>(
+        &mut self,
+        t: u64,
+        session: &str,
+        decision: &D,
+    ) -> io::Result<()> {
+        self.record(t, Some("decision"), Some(session), decision)
     }
 
     /// What the host fed the engine.
     pub fn operator(&mut self, t: u64, action: &OperatorAction) -> io::Result<()> {
-        self.record(t, Some("operator"), action)
+        self.record(t, Some("operator"), None, action)
+    }
+
+    /// What the host fed one agent of a fleet (`Some(session)`) or every
+    /// agent (`None`, as [`RecordWriter::operator`]).
+    pub fn fleet_operator(
+        &mut self,
+        t: u64,
+        session: Option<&str>,
+        action: &OperatorAction,
+    ) -> io::Result<()> {
+        self.record(t, Some("operator"), session, action)
     }
 
     /// Flushes what is buffered.
@@ -664,8 +762,14 @@ impl<W: Write> RecordWriter<W> {
         self.out
     }
 
-    /// `{"t":N,` [`"kind":"K",`] then the message's own fields.
-    fn record<M: Serialize>(&mut self, t: u64, kind: Option<&str>, message: &M) -> io::Result<()> {
+    /// `{"t":N,` [`"kind":"K",` [`"session":"S",`]] then the message's own fields.
+    fn record<M: Serialize>(
+        &mut self,
+        t: u64,
+        kind: Option<&str>,
+        session: Option<&str>,
+        message: &M,
+    ) -> io::Result<()> {
         self.scratch.clear();
         serde_json::to_writer(&mut self.scratch, message)?;
         let fields = match self.scratch.split_first() {
@@ -680,6 +784,10 @@ impl<W: Write> RecordWriter<W> {
         write!(self.out, "{{\"t\":{t},")?;
         if let Some(kind) = kind {
             write!(self.out, "\"kind\":\"{kind}\"")?;
+            if let Some(session) = session {
+                self.out.write_all(b",\"session\":")?;
+                serde_json::to_writer(&mut self.out, session)?;
+            }
             if fields != b"}" {
                 self.out.write_all(b",")?;
             }
@@ -706,6 +814,7 @@ mod tests {
             session: "agent-1".into(),
             config: serde_json::json!({"policy": {"seed": 0}}),
             cached_preferred: None,
+            agents: Vec::new(),
         }
     }
 
@@ -801,6 +910,105 @@ mod tests {
         assert!(matches!(event, Output::Event { epoch: 1, .. }));
         let op: OperatorAction = serde_json::from_str(&records[4].3).unwrap();
         assert_eq!(op, OperatorAction::Shutdown);
+    }
+
+    #[test]
+    fn a_single_agents_header_has_no_agents_and_version_1() {
+        let bytes = RecordWriter::new(Vec::new(), &header())
+            .unwrap()
+            .into_inner();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            text,
+            "{\"format\":\"drctl-recording\",\"version\":1,\"drctl\":\"0.1.0\",\"backend\":\"mock\",\
+             \"started\":\"2026-11-24T19:00:00Z\",\"command\":\"watch\",\"clock\":\"virtual\",\
+             \"session\":\"agent-1\",\"config\":{\"policy\":{\"seed\":0}}}\n"
+        );
+    }
+
+    #[test]
+    fn a_fleet_recording_names_the_session_of_each_decision_and_operator_input() {
+        let mut h = header();
+        h.version = FLEET_VERSION;
+        h.session = String::new();
+        h.agents = ["ann", "b\"ob"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| RecordedAgent {
+                session: (*name).into(),
+                username: (*name).into(),
+                seed: i as u64,
+                cached_preferred: None,
+            })
+            .collect();
+        let mut w = RecordWriter::new(Vec::new(), &h).unwrap();
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Decision {
+            StartupConnected { site: &'static str },
+        }
+        let d = Decision::StartupConnected { site: "site1" };
+        w.fleet_decision(1, "ann", &d).unwrap();
+        w.fleet_decision(2, "b\"ob", &d).unwrap();
+        w.fleet_operator(3, Some("ann"), &OperatorAction::Pause)
+            .unwrap();
+        w.fleet_operator(4, None, &OperatorAction::Shutdown)
+            .unwrap();
+        let bytes = w.into_inner();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "{\"t\":1,\"kind\":\"decision\",\"session\":\"ann\",\"type\":\"startup-connected\",\"site\":\"site1\"}"
+        );
+        assert_eq!(
+            lines[4],
+            "{\"t\":4,\"kind\":\"operator\",\"action\":\"shutdown\"}"
+        );
+        let (read, mut r) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        assert_eq!(read, h);
+        assert!(read.is_fleet());
+        let mut sessions = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            sessions.push(rec.session().map(|s| s.into_owned()));
+            if rec.kind == Kind::Operator {
+                let _: OperatorAction = serde_json::from_str(rec.body).unwrap();
+            }
+        }
+        assert_eq!(
+            sessions,
+            [
+                Some("ann".to_owned()),
+                Some("b\"ob".to_owned()),
+                Some("ann".to_owned()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn the_session_of_records_in_another_layout_is_read_whole() {
+        let mut bytes = serde_json::to_vec(&header()).unwrap();
+        bytes.extend_from_slice(
+            b"\n{\"t\":7,\"kind\":\"event\",\"epoch\":2,\"session\":\"a\",\"event\":{\"type\":\"disconnected\"}}\n\
+              {\"t\":8,\"kind\":\"decision\",\"type\":\"alarm-raised\",\"alarm\":\"x\"}\n",
+        );
+        let (_, mut r) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        let first = r.next_record().unwrap().unwrap();
+        assert_eq!(first.session().as_deref(), Some("a"));
+        let second = r.next_record().unwrap().unwrap();
+        assert_eq!(second.session(), None);
+    }
+
+    #[test]
+    fn a_header_past_the_readers_limit_is_refused_when_written() {
+        let mut h = header();
+        h.config = serde_json::json!({ "pad": "x".repeat(MAX_HEADER) });
+        let err = RecordWriter::new(Vec::new(), &h).err().unwrap().to_string();
+        assert!(
+            err.contains("past the 1048576 a recording header may hold"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -964,11 +1172,11 @@ mod tests {
 
     #[test]
     fn headers_of_another_format_or_a_newer_version_are_refused() {
-        let newer = br#"{"format":"drctl-recording","version":2,"drctl":"9.0.0"}
+        let newer = br#"{"format":"drctl-recording","version":3,"drctl":"9.0.0"}
 "#;
         let err = read_all(newer).unwrap_err().to_string();
         assert!(
-            err.contains("version 2 is newer than this drctl reads (version 1)")
+            err.contains("version 3 is newer than this drctl reads (version 2)")
                 && err.contains("drctl 9.0.0"),
             "{err}"
         );

@@ -209,13 +209,14 @@ fn a_corrupt_line_is_refused_naming_it_before_anything_is_printed() {
 #[test]
 fn another_format_or_a_newer_version_is_refused() {
     let (_dir, file, full) = recorded_demo();
-    let newer = full.replacen("\"version\":1", "\"version\":2", 1);
+    // Version 2 is a fleet's recording (read since it exists); 3 is newer.
+    let newer = full.replacen("\"version\":1", "\"version\":3", 1);
     std::fs::write(&file, newer).unwrap();
     let out = replay(&file, &["--check"]);
     assert_eq!(out.code, Some(2));
     let stderr = out.stderr;
     assert!(
-        stderr.contains("recording format version 2 is newer than this drctl reads (version 1)"),
+        stderr.contains("recording format version 3 is newer than this drctl reads (version 2)"),
         "{stderr}"
     );
 

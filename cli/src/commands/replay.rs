@@ -53,6 +53,11 @@ pub struct ReplayArgs {
     /// Decisions on stdout as text or JSON lines (with `--check`: the verdict).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    /// Replay one agent of a fleet recording (its username): its decisions
+    /// only, checked against its recorded ones; what follows one engine
+    /// (`--state`, `--explain`, `--inject`) needs it on a fleet recording.
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
 }
 
 /// The `--speed` factors accepted: beyond them the real clock's arithmetic
@@ -88,6 +93,7 @@ pub fn run(args: ReplayArgs, global: &GlobalArgs) -> CliResult {
             inject: args.inject,
             inject_files: args.inject_file,
             output: args.output,
+            agent: args.agent,
         },
     )?;
     match state {

@@ -8,7 +8,7 @@ use drctl_policy::{Decision, Event, Timestamp};
 use drctl_protocol::recording::{Kind, OperatorAction, RawRecord, RecordReader, RecordingError};
 use serde::de::IgnoredAny;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
@@ -121,7 +121,10 @@ pub fn tail_summary(path: &Path) -> Option<Summary> {
             && v.get("action") == Some(&"shutdown".into());
         whole += 1;
     }
-    if whole == 0 {
+    // No session's end in the tail: a killed watcher, or a fleet's end
+    // followed by every agent's shutdown command and result (more than the
+    // tail holds): only the full scan tells which.
+    if whole == 0 || !s.ended {
         return None;
     }
     // The exact line number comes from the full scan; here only that it is cut.
@@ -132,16 +135,24 @@ pub fn tail_summary(path: &Path) -> Option<Summary> {
 /// The recording's operator inputs, in order, one ahead.
 pub struct OperatorInputs {
     reader: RecordReader,
-    next: Option<(Timestamp, Event)>,
+    /// The sessions replayed (`None`: all); others' inputs are skipped.
+    sessions: Option<HashSet<String>>,
+    /// The next input, and the session it is for (`None`: every agent).
+    next: Option<(Timestamp, Option<String>, Event)>,
     done: bool,
 }
 
 impl OperatorInputs {
-    /// A cursor over `path` (already [`scan`]ned).
-    pub fn open(path: &Path) -> Result<Self, RecordingError> {
+    /// A cursor over `path` (already [`scan`]ned) taking only the inputs for
+    /// `sessions` (and those for every agent); `None`: every input.
+    pub fn open_for(
+        path: &Path,
+        sessions: Option<HashSet<String>>,
+    ) -> Result<Self, RecordingError> {
         let (_, reader) = RecordReader::open(path)?;
         Ok(OperatorInputs {
             reader: reader.only(&[Kind::Operator]),
+            sessions,
             next: None,
             done: false,
         })
@@ -154,6 +165,12 @@ impl OperatorInputs {
                 self.done = true;
                 break;
             };
+            let session = rec.session().map(|s| s.into_owned());
+            if let (Some(only), Some(s)) = (&self.sessions, &session) {
+                if !only.contains(s) {
+                    continue;
+                }
+            }
             let line = rec.line;
             let t = Timestamp::from_nanos(rec.t);
             let action: OperatorAction =
@@ -167,15 +184,19 @@ impl OperatorInputs {
                 OperatorAction::Shutdown => Event::Shutdown,
                 OperatorAction::Gates { verdict } => Event::GateVerdict(verdict),
             };
-            self.next = Some((t, event));
+            self.next = Some((t, session, event));
         }
-        Ok(self.next.as_ref().map(|(t, _)| *t))
+        Ok(self.next.as_ref().map(|(t, _, _)| *t))
     }
 
-    /// The next input if it is due at `now`.
-    pub fn take_due(&mut self, now: Timestamp) -> Result<Option<Event>, RecordingError> {
+    /// The next input if it is due at `now`, with the session it is for
+    /// (`None`: every agent; always `None` in one agent's recording).
+    pub fn take_due(
+        &mut self,
+        now: Timestamp,
+    ) -> Result<Option<(Option<String>, Event)>, RecordingError> {
         match self.next_at()? {
-            Some(t) if t <= now => Ok(self.next.take().map(|(_, e)| e)),
+            Some(t) if t <= now => Ok(self.next.take().map(|(_, s, e)| (s, e))),
             _ => Ok(None),
         }
     }
@@ -193,8 +214,12 @@ pub struct Timed {
 /// The first place where today's decisions differ from the recorded ones.
 #[derive(Debug, Clone)]
 pub struct Mismatch {
-    /// 1-based index of the decision.
+    /// 1-based index of the decision (in a fleet recording: among its agent's).
     pub index: u64,
+    /// The agent (session) whose decisions differ: fleet recordings only.
+    pub agent: Option<String>,
+    /// The recorded decision's line: fleet recordings only.
+    pub line: Option<u64>,
     /// The recorded decision there (`None`: the recording has no more).
     pub recorded: Option<Timed>,
     /// Today's decision there (`None`: today's replay made no more).
@@ -226,6 +251,32 @@ pub struct Checker {
     uncompared: u64,
     /// Recorded decisions past the cut (`--until`), not compared.
     recorded_uncompared: u64,
+    /// A fleet recording's per-agent comparison.
+    fleet: Option<Fleet>,
+}
+
+/// A fleet recording's decisions, compared agent by agent: each agent's
+/// decisions today against its recorded ones, in order. The recording holds
+/// them in time order, all agents mixed; it is read no further ahead than
+/// today's decisions (plus the tolerance), so what waits for comparison is
+/// a moment's worth of decisions whatever the recording's size.
+#[derive(Default)]
+struct Fleet {
+    /// The sessions replayed (`None`: all); others' decisions are skipped.
+    sessions: Option<HashSet<String>>,
+    /// Per session: its recorded decisions read and not yet compared (line, decision).
+    queues: HashMap<String, VecDeque<(u64, Timed)>>,
+    /// Each non-empty queue's first: (time, line, session), oldest first.
+    fronts: BTreeSet<(Timestamp, u64, String)>,
+    /// Per session: today's decisions, recorded decisions compared.
+    counts: HashMap<String, (u64, u64)>,
+    /// Per session: its last agreeing decisions.
+    contexts: HashMap<String, VecDeque<Timed>>,
+    /// Recorded decisions read.
+    read: u64,
+    /// The time of the last recorded decision read.
+    last_read: Timestamp,
+    eof: bool,
 }
 
 /// How many agreeing decisions a diff shows before the first mismatch.
@@ -257,7 +308,18 @@ impl Checker {
             cut,
             uncompared: 0,
             recorded_uncompared: 0,
+            fleet: None,
         })
+    }
+
+    /// Compares agent by agent, as a fleet recording needs (its decisions
+    /// name their session); `sessions` limits it to some agents (`--agent`).
+    pub fn fleet(mut self, sessions: Option<HashSet<String>>) -> Self {
+        self.fleet = Some(Fleet {
+            sessions,
+            ..Fleet::default()
+        });
+        self
     }
 
     /// A checker that also checks every record of the recording as [`scan`]
@@ -291,6 +353,13 @@ impl Checker {
     }
 
     fn next_recorded(&mut self) -> Result<Option<Timed>, RecordingError> {
+        Ok(self.next_recorded_of()?.map(|(_, _, timed)| timed))
+    }
+
+    /// The next recorded decision with its line and session (`None` in one
+    /// agent's recording); in a fleet's, of the sessions replayed only.
+    #[allow(clippy::type_complexity)]
+    fn next_recorded_of(&mut self) -> Result<Option<(u64, Option<String>, Timed)>, RecordingError> {
         while let Some(rec) = self.reader.next_record()? {
             let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
             let decision = match &mut self.checks {
@@ -300,12 +369,193 @@ impl Checker {
                     .map_err(|e| e.to_string()),
             };
             match decision {
-                Ok(Some(decision)) => return Ok(Some(Timed { t, decision })),
+                Ok(Some(decision)) => {
+                    let session = rec.session().map(|s| s.into_owned());
+                    let only = self.fleet.as_ref().and_then(|f| f.sessions.as_ref());
+                    if only.is_some_and(|o| session.as_ref().is_none_or(|s| !o.contains(s))) {
+                        continue;
+                    }
+                    return Ok(Some((line, session, Timed { t, decision })));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(self.reader.corrupt(line, e)),
             }
         }
         Ok(None)
+    }
+
+    /// Fleet: reads recorded decisions into their agents' queues until
+    /// `agent` has one waiting and nothing read is older than `t` (less the
+    /// tolerance), or the recording is past `t` (plus the tolerance).
+    fn fill(&mut self, agent: &str, t: Timestamp) -> Result<(), RecordingError> {
+        let tolerance = self.tolerance;
+        loop {
+            let Some(f) = &self.fleet else { return Ok(()) };
+            let waiting = f.queues.get(agent).is_some_and(|q| !q.is_empty());
+            let behind = f.last_read + tolerance < t;
+            if f.eof || (waiting && !behind) || (f.read > 0 && f.last_read > t + tolerance) {
+                return Ok(());
+            }
+            let next = self.next_recorded_of()?;
+            let Some(f) = &mut self.fleet else {
+                return Ok(());
+            };
+            let Some((line, session, timed)) = next else {
+                f.eof = true;
+                return Ok(());
+            };
+            f.read += 1;
+            f.last_read = timed.t;
+            let session = session.unwrap_or_default();
+            let queue = f.queues.entry(session.clone()).or_default();
+            if queue.is_empty() {
+                f.fronts.insert((timed.t, line, session));
+            }
+            queue.push_back((line, timed));
+        }
+    }
+
+    /// Fleet: the first recorded decision waiting for `agent`.
+    fn pop(&mut self, agent: &str) -> Option<(u64, Timed)> {
+        let f = self.fleet.as_mut()?;
+        let queue = f.queues.get_mut(agent)?;
+        let (line, timed) = queue.pop_front()?;
+        f.fronts.remove(&(timed.t, line, agent.to_owned()));
+        if let Some((l, next)) = queue.front() {
+            f.fronts.insert((next.t, *l, agent.to_owned()));
+        }
+        f.counts.entry(agent.to_owned()).or_default().1 += 1;
+        Some((line, timed))
+    }
+
+    /// Fleet: the oldest recorded decision waiting, of any agent.
+    fn oldest(&self) -> Option<(Timestamp, u64, String)> {
+        self.fleet.as_ref()?.fronts.first().cloned()
+    }
+
+    /// Fleet: a mismatch for `agent` at its recorded decision `index`; from
+    /// then on nothing is compared (the waiting decisions are only counted).
+    fn fleet_mismatch(
+        &mut self,
+        agent: &str,
+        index: u64,
+        recorded: Option<(u64, Timed)>,
+        now: Option<Timed>,
+    ) {
+        let Some(f) = &mut self.fleet else { return };
+        let context = f.contexts.remove(agent).unwrap_or_default();
+        self.context = context;
+        self.mismatch = Some(Mismatch {
+            index,
+            agent: Some(agent.to_owned()),
+            line: recorded.as_ref().map(|(l, _)| *l),
+            recorded: recorded.map(|(_, d)| d),
+            now,
+        });
+    }
+
+    /// Fleet: compares today's decision `d` of `agent` at `t`.
+    fn fleet_decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        let Some(f) = &mut self.fleet else { return };
+        let counts = f.counts.entry(agent.to_owned()).or_default();
+        counts.0 += 1;
+        let index = counts.0;
+        if self.mismatch.is_some() || self.fault.is_some() {
+            return;
+        }
+        if let Err(e) = self.fill(agent, t) {
+            self.fault = Some(e);
+            return;
+        }
+        let now = Timed {
+            t,
+            decision: d.clone(),
+        };
+        // Another agent's recorded decision that today's replay is past:
+        // that agent did not make it (in time).
+        if let Some((old_t, _, who)) = self.oldest() {
+            if who != agent && old_t + self.tolerance < t {
+                let done = self.fleet.as_ref().and_then(|f| f.counts.get(&who));
+                let index = done.map_or(0, |c| c.1) + 1;
+                let recorded = self.pop(&who);
+                self.fleet_mismatch(&who, index, recorded, None);
+                return;
+            }
+        }
+        match self.pop(agent) {
+            Some((_, r)) if self.agree(&r, &now) => {
+                let Some(f) = &mut self.fleet else { return };
+                let context = f.contexts.entry(agent.to_owned()).or_default();
+                if context.len() == CONTEXT {
+                    context.pop_front();
+                }
+                context.push_back(now);
+            }
+            Some(r) => self.fleet_mismatch(agent, index, Some(r), Some(now)),
+            None if self.cut.is_some_and(|cut| t + self.tolerance >= cut) => self.uncompared += 1,
+            None => {
+                // Its next recorded decision, if any, is later: found by reading on.
+                let recorded = loop {
+                    match self.next_recorded_of() {
+                        Ok(Some((line, s, timed))) => {
+                            if let Some(f) = &mut self.fleet {
+                                f.read += 1;
+                            }
+                            if s.as_deref() == Some(agent) {
+                                break Some((line, timed));
+                            }
+                        }
+                        Ok(None) => {
+                            if let Some(f) = &mut self.fleet {
+                                f.eof = true;
+                            }
+                            break None;
+                        }
+                        Err(e) => {
+                            self.fault = Some(e);
+                            return;
+                        }
+                    }
+                };
+                self.fleet_mismatch(agent, index, recorded, Some(now));
+            }
+        }
+    }
+
+    /// Fleet: the rest of the recorded decisions, once today's are all in.
+    fn fleet_finish(&mut self) -> Result<u64, RecordingError> {
+        while let Some((line, session, timed)) = self.next_recorded_of()? {
+            let Some(f) = &mut self.fleet else { break };
+            f.read += 1;
+            // Past a mismatch only counted, so memory stays flat.
+            if self.mismatch.is_some() {
+                continue;
+            }
+            let session = session.unwrap_or_default();
+            let queue = f.queues.entry(session.clone()).or_default();
+            if queue.is_empty() {
+                f.fronts.insert((timed.t, line, session));
+            }
+            queue.push_back((line, timed));
+        }
+        // What waits is what today's replay did not decide, oldest first.
+        while let Some((t, _, who)) = self.oldest() {
+            let index = self
+                .fleet
+                .as_ref()
+                .and_then(|f| f.counts.get(&who))
+                .map_or(0, |c| c.1)
+                + 1;
+            let Some(recorded) = self.pop(&who) else {
+                break;
+            };
+            if self.cut.is_some_and(|cut| t > cut + self.tolerance) {
+                self.recorded_uncompared += 1;
+            } else if self.mismatch.is_none() {
+                self.fleet_mismatch(&who, index, Some(recorded), None);
+            }
+        }
+        Ok(self.fleet.as_ref().map_or(0, |f| f.read))
     }
 
     fn agree(&self, a: &Timed, b: &Timed) -> bool {
@@ -319,6 +569,9 @@ impl Checker {
             return Err(e);
         }
         let mut recorded = self.compared;
+        if self.fleet.is_some() {
+            recorded = self.fleet_finish()?;
+        }
         while let Some(rest) = self.next_recorded()? {
             recorded += 1;
             // Recorded after the cut (`--until`): not today's to match.
@@ -328,6 +581,8 @@ impl Checker {
             } else if self.mismatch.is_none() {
                 self.mismatch = Some(Mismatch {
                     index: recorded,
+                    agent: None,
+                    line: None,
                     recorded: Some(rest),
                     now: None,
                 });
@@ -347,7 +602,11 @@ impl Checker {
 }
 
 impl Observer for Checker {
-    fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
+    fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
+        if self.fleet.is_some() {
+            self.now_count += 1;
+            return self.fleet_decision(t, agent, d);
+        }
         self.now_count += 1;
         let now = Timed {
             t,
@@ -378,6 +637,8 @@ impl Observer for Checker {
             recorded => {
                 self.mismatch = Some(Mismatch {
                     index: self.now_count,
+                    agent: None,
+                    line: None,
                     recorded,
                     now: Some(now),
                 })
@@ -477,11 +738,26 @@ impl Verdict {
             .map(|d| d.t)
             .min()
             .unwrap_or(Timestamp::ZERO);
-        let _ = writeln!(
-            out,
-            "differs: first divergence at {first_t}, decision {}",
-            m.index
-        );
+        match &m.agent {
+            Some(agent) => {
+                let _ = write!(
+                    out,
+                    "differs: first divergence at {first_t}, agent {agent}, decision {}",
+                    m.index
+                );
+                let _ = match m.line {
+                    Some(line) => writeln!(out, " (line {line})"),
+                    None => writeln!(out, " (the recording has no more of its decisions)"),
+                };
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "differs: first divergence at {first_t}, decision {}",
+                    m.index
+                );
+            }
+        }
         let line = |d: &Option<Timed>| match d {
             Some(d) => describe(d.t, &d.decision),
             None => format!("{:>12}  (no decision)", "-"),
@@ -520,12 +796,16 @@ impl Verdict {
         #[derive(Serialize)]
         struct First<'a> {
             index: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            agent: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            line: Option<u64>,
             recorded: Option<DecisionRecord<'a>>,
             now: Option<DecisionRecord<'a>>,
         }
-        fn record(d: &Option<Timed>) -> Option<DecisionRecord<'_>> {
+        fn record<'a>(d: &'a Option<Timed>, agent: Option<&'a str>) -> Option<DecisionRecord<'a>> {
             d.as_ref().map(|d| DecisionRecord {
-                agent: None,
+                agent,
                 t: d.t.as_nanos(),
                 decision: &d.decision,
             })
@@ -544,8 +824,10 @@ impl Verdict {
             recorded_uncompared: self.recorded_uncompared,
             first: self.mismatch.as_ref().map(|m| First {
                 index: m.index,
-                recorded: record(&m.recorded),
-                now: record(&m.now),
+                agent: m.agent.as_deref(),
+                line: m.line,
+                recorded: record(&m.recorded, m.agent.as_deref()),
+                now: record(&m.now, m.agent.as_deref()),
             }),
         };
         serde_json::to_string(&json).unwrap_or_default()

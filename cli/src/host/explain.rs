@@ -159,6 +159,9 @@ pub struct Explainer<W: Write> {
     armed: HashMap<(String, u64), u64>,
     /// Effective config values by dotted key, with their origin.
     config: HashMap<String, (String, String)>,
+    /// The one agent of a fleet recording replayed (`--agent`): the
+    /// others' records are not its causes.
+    session: Option<String>,
 }
 
 impl<W: Write> Explainer<W> {
@@ -186,14 +189,25 @@ impl<W: Write> Explainer<W> {
             cause: None,
             armed: HashMap::new(),
             config,
+            session: None,
         })
+    }
+
+    /// Explains the decisions of one agent of a fleet recording.
+    pub fn only_session(mut self, session: String) -> Self {
+        self.session = Some(session);
+        self
     }
 
     /// The line of the next recorded event or result at `t` (the replay
     /// plugin emits them in the recording's order).
     fn line_of(&mut self, t: Timestamp) -> Option<u64> {
         while let Ok(Some(rec)) = self.records.next_record() {
-            if matches!(rec.kind, Kind::Event | Kind::Result) {
+            let theirs = self
+                .session
+                .as_deref()
+                .is_some_and(|s| rec.session().as_deref() != Some(s));
+            if matches!(rec.kind, Kind::Event | Kind::Result) && !theirs {
                 return (rec.t == t.as_nanos()).then_some(rec.line);
             }
         }

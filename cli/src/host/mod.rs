@@ -311,6 +311,7 @@ const PRECISE: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl<B: Backend> Host<B> {
     /// A host for one agent `session`; `wake` is what the backend's wake callback notifies.
+    #[cfg(test)]
     pub fn new(
         engine: Engine,
         backend: B,
@@ -450,8 +451,9 @@ impl<B: Backend> Host<B> {
     pub fn inject(&mut self, i: usize, event: Event) -> Result<(), HostError> {
         let now = self.now();
         self.due_before(now, &event)?;
+        let agent = self.agents.get(i).map(|a| a.session.as_str());
         for o in &mut self.observers {
-            o.input(now, &event);
+            o.input_for(now, agent, &event);
         }
         self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
         self.carry_out(i, now)?;
@@ -477,8 +479,9 @@ impl<B: Backend> Host<B> {
     /// An input the host itself feeds agent `i` at `now` (inside a pass):
     /// observers see it as an input (a recording keeps it for replay).
     fn feed_input(&mut self, i: usize, now: Timestamp, event: Event) -> Result<(), HostError> {
+        let agent = self.agents.get(i).map(|a| a.session.as_str());
         for o in &mut self.observers {
-            o.input(now, &event);
+            o.input_for(now, agent, &event);
         }
         self.engine_call(i, Entry::HandleEvent, |e| e.handle_event(now, event));
         self.carry_out(i, now)
@@ -490,7 +493,7 @@ impl<B: Backend> Host<B> {
         let now = self.now();
         self.due_before(now, &event)?;
         for o in &mut self.observers {
-            o.input(now, &event);
+            o.input_for(now, None, &event);
         }
         for i in 0..self.agents.len() {
             let ev = event.clone();

@@ -25,6 +25,12 @@ pub trait Observer {
     fn timeout(&mut self, _t: Timestamp, _agent: &str, _engine: &Engine) {}
     /// The host itself fed the engine an event (start, operator switch, pause, shutdown).
     fn input(&mut self, _t: Timestamp, _event: &Event) {}
+    /// [`Observer::input`] naming whose engine: `Some(session)` for one
+    /// agent, `None` for every agent (a fleet's start and stop). A fleet
+    /// recording keeps it; the others need only [`Observer::input`].
+    fn input_for(&mut self, t: Timestamp, _agent: Option<&str>, event: &Event) {
+        self.input(t, event)
+    }
     /// `agent`'s switchover gates ran (just before their verdict is fed).
     fn gates(&mut self, _t: Timestamp, _agent: &str, _outcomes: &[crate::gates::Outcome]) {}
     /// The operator's reason (`--reason`, and who asked) for `agent`'s next
@@ -84,6 +90,9 @@ impl<T: Observer> Observer for Shared<T> {
     }
     fn input(&mut self, t: Timestamp, event: &Event) {
         self.0.borrow_mut().input(t, event)
+    }
+    fn input_for(&mut self, t: Timestamp, agent: Option<&str>, event: &Event) {
+        self.0.borrow_mut().input_for(t, agent, event)
     }
     fn gates(&mut self, t: Timestamp, agent: &str, outcomes: &[crate::gates::Outcome]) {
         self.0.borrow_mut().gates(t, agent, outcomes)

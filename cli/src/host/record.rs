@@ -6,6 +6,10 @@
 //! accident: `--record FILE` refuses a file that exists (unless `--force`),
 //! and `--record-dir` writes a new `drctl-<agent>-<UTC time>.jsonl` each run,
 //! deleting only the oldest of that agent's own files beyond `--record-keep`.
+//!
+//! A fleet's recording (its header lists the agents) holds every agent's
+//! session: each decision and each operator input for one agent names its
+//! session; commands, results and events name theirs anyway (SPEC §5).
 
 use crate::args::RecordTarget;
 use crate::host::observe::Observer;
@@ -27,6 +31,8 @@ pub struct Recorder {
     path: PathBuf,
     /// `recording-failed`, raised once when a write fails.
     alarm: Option<drctl_policy::Alarm>,
+    /// A fleet's recording: decisions and operator inputs name their session.
+    fleet: bool,
 }
 
 impl Recorder {
@@ -47,6 +53,7 @@ impl Recorder {
             writer: Some(writer),
             path,
             alarm: None,
+            fleet: header.is_fleet(),
         })
     }
 
@@ -75,14 +82,19 @@ impl Observer for Recorder {
         self.write(|w| w.output(t.as_nanos(), output));
     }
 
-    fn decision(&mut self, t: Timestamp, _agent: &str, decision: &Decision) {
+    fn decision(&mut self, t: Timestamp, agent: &str, decision: &Decision) {
+        let fleet = self.fleet;
         self.write(|w| {
-            w.decision(t.as_nanos(), decision)?;
+            if fleet {
+                w.fleet_decision(t.as_nanos(), agent, decision)?;
+            } else {
+                w.decision(t.as_nanos(), decision)?;
+            }
             w.flush()
         });
     }
 
-    fn input(&mut self, t: Timestamp, event: &Event) {
+    fn input_for(&mut self, t: Timestamp, agent: Option<&str>, event: &Event) {
         let action = match event {
             Event::OperatorSwitch { to } => OperatorAction::Switch {
                 to: to.as_ref().map(|s| s.to_string()),
@@ -96,7 +108,11 @@ impl Observer for Recorder {
             // `start` is always at t = 0; backend events are recorded as outputs.
             _ => return,
         };
-        self.write(|w| w.operator(t.as_nanos(), &action));
+        let fleet = self.fleet;
+        self.write(|w| match fleet {
+            true => w.fleet_operator(t.as_nanos(), agent, &action),
+            false => w.operator(t.as_nanos(), &action),
+        });
     }
 
     fn close(&mut self) {

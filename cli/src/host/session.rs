@@ -66,6 +66,12 @@ impl<B: Backend> Session<B> {
         self.host.inject(i, event)
     }
 
+    /// Feeds `event` to every agent's engine now.
+    pub fn inject_all(&mut self, event: Event) -> Result<(), HostError> {
+        let _inside = self.rt.enter();
+        self.host.inject_all(event)
+    }
+
     /// Stops every agent cleanly and closes the observers.
     pub fn shutdown(&mut self) -> Result<(), HostError> {
         let _inside = self.rt.enter();

@@ -9,7 +9,7 @@ use crate::host::observe::{DecisionPrinter, Shared};
 use crate::host::session::Session;
 use crate::host::signal::{received_signal, signal_name};
 use crate::host::{Clock, Host, Stop};
-use crate::ops::agents::{checked, engine_config, SessionKind};
+use crate::ops::agents::{checked, engine_config, AgentSpec, SessionKind};
 use crate::ops::backend::{load_backend, start_backend, BackendKind};
 use crate::ops::inject::{self, Injection};
 use crate::ops::session::format;
@@ -18,9 +18,9 @@ use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_plugin_api::messages::Password;
 use drctl_policy::{Event, Timestamp};
-use drctl_protocol::recording::RecordReader;
+use drctl_protocol::recording::{Header, RecordReader};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -48,6 +48,8 @@ pub struct Replay {
     pub inject_files: Vec<PathBuf>,
     /// Text or JSON.
     pub output: OutputFormat,
+    /// Replay only this agent of a fleet recording (its username or session).
+    pub agent: Option<String>,
 }
 
 /// The engine's state where a `--state` replay stopped, and when that is.
@@ -82,16 +84,26 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
     })?;
     let cfg = Config::from_recording(&header.config, &global.set)
         .map_err(|e| CliError::bad_input(anyhow!("{}: recorded config: {e}", path.display())))?;
-    let mut engine_cfg = engine_config(&cfg, kind)?;
-    engine_cfg.cached_preferred = header.cached_preferred.as_deref().map(Into::into);
-    let engine = checked(engine_cfg)?;
+    let agents = replay_agents(&header, &cfg, kind, args.agent.as_deref(), path)?;
+    let fleet = header.is_fleet();
+    if fleet && agents.engines.len() > 1 {
+        one_agent_options(args, &header)?;
+    }
+    // A fleet recording replayed for some of its agents: only theirs are played.
+    let only: Option<HashSet<String>> = (fleet && agents.engines.len() < header.agents.len())
+        .then(|| agents.engines.iter().map(|(s, _, _)| s.clone()).collect());
+    // The first agent's config: the sites, DN and values `--explain` shows.
+    let cfg = agents.first_config;
     let clock_kind = if args.speed.is_some() {
         ClockKind::Real
     } else {
         ClockKind::Virtual
     };
     let recording = std::fs::canonicalize(path).map_err(CliError::bad_input)?;
-    let plugin_cfg = serde_json::json!({ "recording": recording });
+    let plugin_cfg = match &only {
+        None => serde_json::json!({ "recording": recording }),
+        Some(sessions) => serde_json::json!({ "recording": recording, "sessions": sessions }),
+    };
     let plugin = load_backend(&cfg, &BackendKind::Replay, clock_kind)?;
     let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
     let clock = match args.speed {
@@ -112,28 +124,36 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
     } else {
         Checker::open(path, tolerance, cut)
     };
-    let checker = Rc::new(RefCell::new(checker.map_err(CliError::bad_input)?));
-    let mut host = Host::new(
-        engine,
-        instance,
-        header.session.clone(),
-        Password::new(""),
-        clock,
-        wake,
-    );
+    let mut checker = checker.map_err(CliError::bad_input)?;
+    if fleet {
+        checker = checker.fleet(only.clone());
+    }
+    let checker = Rc::new(RefCell::new(checker));
+    let sessions: HashMap<String, usize> = agents
+        .engines
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _, _))| (s.clone(), i))
+        .collect();
+    let mut host = Host::fleet(agents.engines, instance, clock, wake);
     // The gates' verdicts are the recording's operator inputs: never run again.
     host.recorded_gates();
     host.observe(Box::new(Shared(checker.clone())));
     if args.explain {
         let json = matches!(args.output, OutputFormat::Json);
-        let explainer =
+        let mut explainer =
             Explainer::new(path, &cfg, std::io::stdout(), json).map_err(CliError::bad_input)?;
+        if let Some(session) = only.iter().flatten().next().filter(|_| fleet) {
+            explainer = explainer.only_session(session.clone());
+        }
         host.observe(Box::new(explainer));
     } else if !args.check && !args.state {
-        host.observe(Box::new(DecisionPrinter::new(
-            std::io::stdout(),
-            format(args.output),
-        )));
+        let printer = DecisionPrinter::new(std::io::stdout(), format(args.output));
+        host.observe(Box::new(if fleet {
+            printer.with_agents()
+        } else {
+            printer
+        }));
     }
     let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
     let dn = cfg.agent.dn.clone().unwrap_or_else(|| "dn".to_owned());
@@ -141,9 +161,9 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         inject::parse(&args.inject, &args.inject_files, &sites, &dn)
             .map_err(CliError::bad_input)?
             .into();
-    let mut inputs = OperatorInputs::open(path).map_err(CliError::bad_input)?;
+    let mut inputs = OperatorInputs::open_for(path, only).map_err(CliError::bad_input)?;
     let mut session = Session::new(host).map_err(CliError::failed)?;
-    let replayed = feed(&mut session, &mut inputs, &mut injections, end);
+    let replayed = feed(&mut session, &mut inputs, &sessions, &mut injections, end);
     if let Ok(Some((signal, at))) = replayed {
         // A stopped replay has no verdict: the rest of the file is not read.
         return Err(interrupted(signal, at, args));
@@ -274,6 +294,7 @@ fn warn_cut(path: &std::path::Path, s: &Summary) {
 fn feed<B: crate::host::Backend>(
     session: &mut Session<B>,
     inputs: &mut OperatorInputs,
+    sessions: &HashMap<String, usize>,
     injections: &mut VecDeque<Injection>,
     end: Timestamp,
 ) -> Result<Option<(i32, Timestamp)>, CliError> {
@@ -293,12 +314,18 @@ fn feed<B: crate::host::Backend>(
             session.host.close();
             return Ok(received_signal().map(|n| (n, session.host.now())));
         }
-        while let Some(event) = inputs
+        while let Some((to, event)) = inputs
             .take_due(session.host.now())
             .map_err(CliError::bad_input)?
         {
-            // A recording holds one agent's session (`Host::new`).
-            session.inject(0, event).map_err(CliError::failed)?;
+            // One agent's input (a fleet's names it), or every agent's.
+            let fed = match to.map(|s| sessions.get(&s).copied()) {
+                Some(Some(i)) => session.inject(i, event),
+                Some(None) => continue,
+                None if session.host.len() == 1 => session.inject(0, event),
+                None => session.inject_all(event),
+            };
+            fed.map_err(CliError::failed)?;
         }
         while injections
             .front()
@@ -323,4 +350,118 @@ fn feed<B: crate::host::Backend>(
     }
     session.host.close();
     Ok(None)
+}
+
+/// The agents a replay runs, as the recording started them.
+struct ReplayAgents {
+    /// Session id, (no) password, engine: the host's agents, in the recording's order.
+    engines: Vec<AgentSpec>,
+    /// The first one's config (one agent's: the recorded config itself).
+    first_config: Config,
+}
+
+/// How many agent names an error lists.
+const NAMES_SHOWN: usize = 20;
+
+/// The recorded agents (all of them, or `--agent`'s), each with its own
+/// engine: one agent's recording runs the recorded config; a fleet's runs
+/// each agent's `[[agents]]` entry (else `[agent]` under its username, as
+/// `simulate`'s identical agents), with its recorded seed and S5 site.
+fn replay_agents(
+    header: &Header,
+    cfg: &Config,
+    kind: SessionKind,
+    only: Option<&str>,
+    path: &std::path::Path,
+) -> Result<ReplayAgents, CliError> {
+    if !header.is_fleet() {
+        let name = crate::ops::backend::agent_name(cfg);
+        if let Some(a) = only.filter(|a| *a != name && *a != header.session) {
+            return Err(CliError::bad_input(anyhow!(
+                "--agent {a}: {} holds one agent's session, {name}'s",
+                path.display()
+            )));
+        }
+        let mut engine_cfg = engine_config(cfg, kind)?;
+        engine_cfg.cached_preferred = header.cached_preferred.as_deref().map(Into::into);
+        let engine = checked(engine_cfg)?;
+        return Ok(ReplayAgents {
+            engines: vec![(header.session.clone(), Password::new(""), engine)],
+            first_config: cfg.clone(),
+        });
+    }
+    let chosen: Vec<_> = header
+        .agents
+        .iter()
+        .filter(|a| only.is_none_or(|o| a.username == o || a.session == o))
+        .collect();
+    if let (Some(o), true) = (only, chosen.is_empty()) {
+        return Err(CliError::bad_input(anyhow!(
+            "--agent {o}: not an agent of {} (its agents: {})",
+            path.display(),
+            agent_names(header)
+        )));
+    }
+    let mut engines = Vec::with_capacity(chosen.len());
+    let mut first_config = None;
+    for a in chosen {
+        let mut one = cfg.clone();
+        match cfg
+            .agents
+            .iter()
+            .find(|e| e.username.as_deref() == Some(a.username.as_str()))
+        {
+            Some(entry) => one.agent = entry.clone(),
+            None => one.agent.username = Some(a.username.clone()),
+        }
+        let mut c = engine_config(&one, kind)?;
+        c.username.clone_from(&a.username);
+        c.seed = a.seed;
+        c.cached_preferred = a.cached_preferred.as_deref().map(Into::into);
+        engines.push((a.session.clone(), Password::new(""), checked(c)?));
+        first_config.get_or_insert(one);
+    }
+    Ok(ReplayAgents {
+        engines,
+        first_config: first_config.unwrap_or_else(|| cfg.clone()),
+    })
+}
+
+/// The recording's agents for a message: the first [`NAMES_SHOWN`], and how many more.
+fn agent_names(header: &Header) -> String {
+    let mut names: Vec<&str> = header
+        .agents
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|a| a.username.as_str())
+        .collect();
+    let more = header.agents.len().saturating_sub(NAMES_SHOWN);
+    let more = format!("and {more} more");
+    if header.agents.len() > NAMES_SHOWN {
+        names.push(&more);
+    }
+    names.join(", ")
+}
+
+/// Refuses what follows one agent's engine (`--state`, `--explain`,
+/// `--inject`) on a fleet recording replayed for more than one agent.
+fn one_agent_options(args: &Replay, header: &Header) -> Result<(), CliError> {
+    let option = [
+        (args.state, "--state"),
+        (args.explain, "--explain"),
+        (!args.inject.is_empty(), "--inject"),
+        (!args.inject_files.is_empty(), "--inject-file"),
+    ]
+    .into_iter()
+    .find_map(|(on, name)| on.then_some(name));
+    match option {
+        None => Ok(()),
+        Some(name) => Err(CliError::bad_input(anyhow!(
+            "{name} follows one agent and {} is a fleet recording of {} agents: \
+             name one with --agent NAME (its agents: {})",
+            args.file.display(),
+            header.agents.len(),
+            agent_names(header)
+        ))),
+    }
 }

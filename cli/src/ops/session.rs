@@ -13,10 +13,9 @@ use crate::ops::agents::{is_fleet, session_agents, SessionKind, SESSION};
 use crate::ops::backend::agent_name;
 use crate::ops::backend::{load_backend, setup, BackendKind, Setup};
 use crate::ops::cache::PreferredCache;
-use anyhow::anyhow;
 use drctl_config::Config;
 use drctl_policy::{PhaseKind, Timestamp, View};
-use drctl_protocol::recording::{self, Header};
+use drctl_protocol::recording::{self, Header, RecordedAgent};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -51,15 +50,15 @@ pub fn prepare(
     } = setup(global, args.backend.as_deref(), args.scenario.as_deref())?;
     let plugin = load_backend(&cfg, &backend, args.clock)?;
     let fleet = is_fleet(&cfg, kind);
-    if fleet && (args.record.is_some() || args.record_dir.is_some()) {
-        return Err(CliError::bad_input(anyhow!(
-            "--record is not supported in fleet mode ([[agents]]) yet: record one agent at a time"
-        )));
-    }
     let (agents, caches) = session_agents(&cfg, kind, &backend)?;
-    // A single agent's recording names the cached site S5 started at, so a
-    // replay starts there too.
+    // A recording names the cached site S5 started at (each agent's, in a
+    // fleet's), so a replay starts there too.
     let cached = caches.first().and_then(|c| c.3.clone());
+    let recorded_agents = if fleet {
+        recorded_agents(&agents)
+    } else {
+        Vec::new()
+    };
     let wake = Arc::new(Notify::new());
     let instance = Supervised::start(
         plugin,
@@ -80,8 +79,21 @@ pub fn prepare(
     }
     // Before the session starts: a recording refused is refused before
     // anything connects anywhere.
-    if let Some(target) = args.record_target(&crate::ops::backend::agent_name(&cfg)) {
-        let header = recording_header(&cfg, &backend, kind, args.clock, cached);
+    // A fleet's recordings are named after the watcher (`fleet` unless the
+    // config names `agent.username`), one agent's after the agent.
+    let record_name = if fleet {
+        crate::ops::backend::watcher_name(&cfg)
+    } else {
+        agent_name(&cfg)
+    };
+    if let Some(target) = args.record_target(&record_name) {
+        let mut header = recording_header(&cfg, &backend, kind, args.clock, cached);
+        if fleet {
+            header.version = recording::FLEET_VERSION;
+            header.session = String::new();
+            header.cached_preferred = None;
+            header.agents = recorded_agents;
+        }
         let recorder = Recorder::open(&target, &header).map_err(CliError::bad_input)?;
         host.observe(Box::new(recorder));
     }
@@ -167,6 +179,23 @@ fn open_history(
         .ok()
 }
 
+/// A fleet recording's agents: each one's session, username, seed and S5
+/// site, as its engine was started (what a replay starts it with again).
+pub fn recorded_agents(agents: &[crate::ops::agents::AgentSpec]) -> Vec<RecordedAgent> {
+    agents
+        .iter()
+        .map(|(session, _, engine)| {
+            let c = engine.config();
+            RecordedAgent {
+                session: session.clone(),
+                username: c.username.clone(),
+                seed: c.seed,
+                cached_preferred: c.cached_preferred.as_ref().map(|s| s.to_string()),
+            }
+        })
+        .collect()
+}
+
 /// The header of a recording of this session.
 fn recording_header(
     cfg: &Config,
@@ -186,5 +215,6 @@ fn recording_header(
         session: SESSION.to_owned(),
         config: cfg.recordable(),
         cached_preferred,
+        agents: Vec::new(),
     }
 }

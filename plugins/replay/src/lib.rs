@@ -1,12 +1,14 @@
 //! `replay`: a drctl backend that plays back a recording (SPEC §6), driven only
 //! by host time (`DETERMINISTIC`), so `drctl replay` runs it on the virtual clock.
 //!
-//! Config (JSON, from the host): `{"recording": "/path/to/incident.jsonl"}`.
+//! Config (JSON, from the host): `{"recording": "/path/to/incident.jsonl"}`,
+//! with `"sessions": ["ann"]` to play only some agents of a fleet recording.
 //!
 //! - **Events** come out at their recorded times, whatever the host does.
 //! - **Commands** are matched against the recorded commands by kind and order,
-//!   not by time: the host's n-th command meets the recording's next unmatched
-//!   command. When they agree (same command, passwords aside) the recorded
+//!   not by time, each session's among its own (a fleet recording holds many):
+//!   the host's n-th command for a session meets the recording's next
+//!   unmatched command of that session. When they agree (same command, passwords aside) the recorded
 //!   result is answered with the host's id, as long after the command as it was
 //!   recorded (the recorded latency).
 //! - **Divergence**: when they disagree, or the recording has no command left,
@@ -18,7 +20,8 @@
 //! - A command recorded without a result (the recording ends first) is never answered.
 //!
 //! Two cursors stream the file, one for events and one for commands and
-//! results: memory stays bounded whatever the recording's size. Recorded
+//! results (an agent whose commands run far from the recording's order
+//! gets a third of its own): memory stays bounded whatever the recording's size. Recorded
 //! events cross the ABI as the recording has them (their lines are the
 //! events' JSON), unparsed here: the host reads them once.
 
@@ -37,6 +40,9 @@ pub use player::Player;
 #[serde(deny_unknown_fields)]
 struct ReplayConfig {
     recording: PathBuf,
+    /// Play only these sessions' records (some agents of a fleet recording).
+    #[serde(default)]
+    sessions: Option<Vec<String>>,
 }
 
 /// The plugin: a [`Player`] behind the ABI.
@@ -65,7 +71,8 @@ impl Backend for ReplayBackend {
     fn create(config: serde_json::Value, host: HostHandle) -> Result<Self, String> {
         let cfg: ReplayConfig =
             serde_json::from_value(config).map_err(|e| format!("replay backend config: {e}"))?;
-        let player = Player::open(&cfg.recording).map_err(|e| e.to_string())?;
+        let sessions = cfg.sessions.map(|s| s.into_iter().collect());
+        let player = Player::open_for(&cfg.recording, sessions).map_err(|e| e.to_string())?;
         host.debug(format!("replaying {}", cfg.recording.display()));
         Ok(ReplayBackend {
             player,

@@ -3,9 +3,18 @@
 use drctl_plugin_api::messages::{
     Command, CommandError, CommandResult, Input, Output, RecordedCommand,
 };
-use drctl_protocol::recording::{Kind, RecordReader, RecordingError};
-use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
+use drctl_protocol::recording::{Kind, RawRecord, RecordReader, RecordingError};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// How many recorded commands the shared command cursor may hold for other
+/// agents while it looks ahead for one agent's next command or result;
+/// past it, that agent reads the file on its own cursor from there.
+const SHARED_AHEAD: usize = 4096;
+
+/// How many agents may have a cursor of their own (each holds a 64 KiB
+/// buffer); past it they look ahead on the shared one, whatever it holds.
+const OWN_CURSORS: usize = 64;
 
 /// Plays a recording back to a host (see the crate docs for the rules).
 pub struct Player {
@@ -21,18 +30,32 @@ pub struct Player {
 impl Player {
     /// Opens the recording (two cursors over it) and checks its header.
     pub fn open(path: &Path) -> Result<Player, RecordingError> {
+        Player::open_for(path, None)
+    }
+
+    /// [`Player::open`] playing only the records of these sessions (some
+    /// agents of a fleet recording); `None`: every session.
+    pub fn open_for(
+        path: &Path,
+        sessions: Option<HashSet<String>>,
+    ) -> Result<Player, RecordingError> {
         let (_, events) = RecordReader::open(path)?;
         let (_, commands) = RecordReader::open(path)?;
         Ok(Player {
             events: EventCursor {
                 reader: events.only(&[Kind::Event]),
+                sessions: sessions.clone(),
                 next: None,
                 json: Vec::new(),
                 done: false,
             },
             commands: CommandCursor {
-                reader: commands.only(&[Kind::Command, Kind::Result]),
-                pending: VecDeque::new(),
+                path: path.to_owned(),
+                shared: commands.only(&[Kind::Command, Kind::Result]),
+                sessions,
+                queues: HashMap::new(),
+                buffered: 0,
+                own_cursors: 0,
                 done: false,
             },
             scheduled: BTreeMap::new(),
@@ -54,7 +77,7 @@ impl Player {
             command,
         } = input;
         let sent = command.redacted();
-        let matched = match self.commands.front() {
+        let matched = match self.commands.front(&session) {
             Ok(next) => next.is_some_and(|r| r.command == sent),
             Err(e) => {
                 self.fail(e);
@@ -62,7 +85,7 @@ impl Player {
             }
         };
         if matched {
-            match self.commands.take_front() {
+            match self.commands.take_front(&session) {
                 Ok(Some((_, Some(result)))) => {
                     let due = now.saturating_add(result.t.saturating_sub(result.sent_at));
                     self.schedule(
@@ -83,7 +106,7 @@ impl Player {
         }
         let recorded = self
             .commands
-            .front()
+            .front(&session)
             .ok()
             .flatten()
             .map(|r| RecordedCommand {
@@ -219,16 +242,26 @@ enum Due {
 /// The recorded events, one ahead, as their recorded JSON.
 struct EventCursor {
     reader: RecordReader,
+    /// The sessions played (`None`: all); the others' events are skipped.
+    sessions: Option<HashSet<String>>,
     /// The next event's time and line; its JSON is in `json`.
     next: Option<(u64, u64)>,
     json: Vec<u8>,
     done: bool,
 }
 
+/// Whether `rec` is of one of `sessions` (`None`: every session is played).
+fn played(sessions: &Option<HashSet<String>>, rec: &RawRecord<'_>) -> bool {
+    sessions
+        .as_ref()
+        .is_none_or(|s| rec.session().is_some_and(|x| s.contains(x.as_ref())))
+}
+
 impl EventCursor {
     fn peek(&mut self) -> Result<Option<(u64, u64)>, RecordingError> {
-        if self.next.is_none() && !self.done {
+        while self.next.is_none() && !self.done {
             match self.reader.next_record()? {
+                Some(rec) if !played(&self.sessions, &rec) => {}
                 Some(rec) => {
                     self.json.clear();
                     self.json.extend_from_slice(rec.body.as_bytes());
@@ -278,79 +311,193 @@ struct Answer {
     result: CommandResult,
 }
 
-/// The recorded commands not yet matched, in order, with their results.
+/// The recorded commands not yet matched, per session, in order, with
+/// their results: each agent's commands are matched by order among its own.
+///
+/// One shared cursor reads the file for every agent, handing each record
+/// to its session's queue: while today's agents follow the recording this
+/// holds a few records. When an agent's next command or result lies further
+/// ahead than [`SHARED_AHEAD`] others' (a what-if where it diverges), that
+/// agent goes on with a cursor of its own from there, so memory stays bounded.
 struct CommandCursor {
-    reader: RecordReader,
-    pending: VecDeque<Pending>,
+    path: PathBuf,
+    shared: RecordReader,
+    /// The sessions played (`None`: all); the others' records are skipped.
+    sessions: Option<HashSet<String>>,
+    queues: HashMap<String, Queue>,
+    /// Pending commands in all queues.
+    buffered: usize,
+    /// Queues reading on a cursor of their own.
+    own_cursors: usize,
     done: bool,
 }
 
+/// One session's unmatched commands.
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    /// Its own cursor, reading the session's records after `from` only.
+    own: Option<(RecordReader, u64)>,
+    own_done: bool,
+}
+
 impl CommandCursor {
-    /// The next unmatched recorded command.
-    fn front(&mut self) -> Result<Option<&Pending>, RecordingError> {
-        while self.pending.is_empty() && self.read_one()? {}
-        Ok(self.pending.front())
+    /// The session's next unmatched recorded command.
+    fn front(&mut self, session: &str) -> Result<Option<&Pending>, RecordingError> {
+        while self
+            .queues
+            .get(session)
+            .is_none_or(|q| q.pending.is_empty())
+            && self.read_one(session)?
+        {}
+        Ok(self.queues.get(session).and_then(|q| q.pending.front()))
     }
 
-    /// Pops the next command with its result (reading on until the result
-    /// appears or the recording ends).
+    /// Pops the session's next command with its result (reading on until
+    /// the result appears or the recording ends).
     #[allow(clippy::type_complexity)]
-    fn take_front(&mut self) -> Result<Option<(Command, Option<Answer>)>, RecordingError> {
-        if self.front()?.is_none() {
+    fn take_front(
+        &mut self,
+        session: &str,
+    ) -> Result<Option<(Command, Option<Answer>)>, RecordingError> {
+        if self.front(session)?.is_none() {
             return Ok(None);
         }
-        while self.pending.front().is_some_and(|p| p.result.is_none()) && self.read_one()? {}
-        Ok(self.pending.pop_front().map(|p| (p.command, p.result)))
+        while self
+            .queues
+            .get(session)
+            .and_then(|q| q.pending.front())
+            .is_some_and(|p| p.result.is_none())
+            && self.read_one(session)?
+        {}
+        let popped = self
+            .queues
+            .get_mut(session)
+            .and_then(|q| q.pending.pop_front());
+        if popped.is_some() {
+            self.buffered = self.buffered.saturating_sub(1);
+        }
+        Ok(popped.map(|p| (p.command, p.result)))
     }
 
-    /// Reads up to the next command or result; `false` at the end.
-    fn read_one(&mut self) -> Result<bool, RecordingError> {
+    /// Reads up to the next command or result for `session` (from its own
+    /// cursor if it has one, else the shared one, which hands the records
+    /// of others to their queues); `false` at the end.
+    fn read_one(&mut self, session: &str) -> Result<bool, RecordingError> {
+        if let Some(queue) = self.queues.get_mut(session) {
+            if let Some((reader, from)) = &mut queue.own {
+                if queue.own_done {
+                    return Ok(false);
+                }
+                loop {
+                    let Some(rec) = reader.next_record()? else {
+                        queue.own_done = true;
+                        return Ok(false);
+                    };
+                    if rec.line <= *from || rec.session().as_deref() != Some(session) {
+                        continue;
+                    }
+                    let added = take_record(&self.path, &rec, &mut queue.pending)?;
+                    self.buffered += usize::from(added);
+                    return Ok(true);
+                }
+            }
+        }
         loop {
             if self.done {
                 return Ok(false);
             }
-            let Some(rec) = self.reader.next_record()? else {
+            let Some(rec) = self.shared.next_record()? else {
                 self.done = true;
                 return Ok(false);
             };
-            let (t, line) = (rec.t, rec.line);
-            match rec.kind {
-                Kind::Command => {
-                    let input: Input = serde_json::from_str(rec.body)
-                        .map_err(|e| self.reader.corrupt(line, format!("command: {e}")))?;
-                    let Input::Command { id, command, .. } = input;
-                    self.pending.push_back(Pending {
-                        t,
-                        line,
-                        id,
-                        command,
-                        result: None,
-                    });
-                    return Ok(true);
-                }
-                Kind::Result => {
-                    let output: Output = serde_json::from_str(rec.body)
-                        .map_err(|e| self.reader.corrupt(line, format!("result: {e}")))?;
-                    let Output::Result { id, result, .. } = output else {
-                        return Err(self.reader.corrupt(line, "expected a result"));
-                    };
-                    // A result whose command was matched long ago, or never recorded: skip.
-                    if let Some(p) = self
-                        .pending
-                        .iter_mut()
-                        .find(|p| p.id == id && p.result.is_none())
-                    {
-                        p.result = Some(Answer {
-                            sent_at: p.t,
-                            t,
-                            line,
-                            result,
-                        });
-                    }
-                    return Ok(true);
-                }
-                _ => {}
+            if !played(&self.sessions, &rec) {
+                continue;
             }
+            let line = rec.line;
+            let Some(owner) = rec.session() else {
+                return Err(corrupt(
+                    &self.path,
+                    line,
+                    "a command or result names no session",
+                ));
+            };
+            let queue = self.queues.entry(owner.into_owned()).or_default();
+            // A session on its own cursor reads its records there.
+            if queue.own.is_some() {
+                continue;
+            }
+            let added = take_record(&self.path, &rec, &mut queue.pending)?;
+            self.buffered += usize::from(added);
+            if self.buffered > SHARED_AHEAD && self.own_cursors < OWN_CURSORS {
+                self.own_cursor(session, line)?;
+            }
+            return Ok(true);
         }
+    }
+
+    /// `session` reads on with a cursor of its own, after `line` (what the
+    /// shared cursor read up to).
+    fn own_cursor(&mut self, session: &str, line: u64) -> Result<(), RecordingError> {
+        let (_, reader) = RecordReader::open(&self.path)?;
+        let queue = self.queues.entry(session.to_owned()).or_default();
+        queue.own = Some((reader.only(&[Kind::Command, Kind::Result]), line));
+        self.own_cursors += 1;
+        Ok(())
+    }
+}
+
+/// Adds a command or result record to its session's `pending`: whether it
+/// was a command (a result is attached to its command, or skipped when
+/// that was matched long ago or never recorded).
+fn take_record(
+    path: &Path,
+    rec: &RawRecord<'_>,
+    pending: &mut VecDeque<Pending>,
+) -> Result<bool, RecordingError> {
+    let (t, line) = (rec.t, rec.line);
+    match rec.kind {
+        Kind::Command => {
+            let input: Input = serde_json::from_str(rec.body)
+                .map_err(|e| corrupt(path, line, format!("command: {e}")))?;
+            let Input::Command { id, command, .. } = input;
+            pending.push_back(Pending {
+                t,
+                line,
+                id,
+                command,
+                result: None,
+            });
+            Ok(true)
+        }
+        Kind::Result => {
+            let output: Output = serde_json::from_str(rec.body)
+                .map_err(|e| corrupt(path, line, format!("result: {e}")))?;
+            let Output::Result { id, result, .. } = output else {
+                return Err(corrupt(path, line, "expected a result"));
+            };
+            if let Some(p) = pending
+                .iter_mut()
+                .find(|p| p.id == id && p.result.is_none())
+            {
+                p.result = Some(Answer {
+                    sent_at: p.t,
+                    t,
+                    line,
+                    result,
+                });
+            }
+            Ok(false)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// A bad record at `line` of the recording at `path`.
+fn corrupt(path: &Path, line: u64, message: impl std::fmt::Display) -> RecordingError {
+    RecordingError::Corrupt {
+        path: path.to_owned(),
+        line,
+        message: message.to_string(),
     }
 }

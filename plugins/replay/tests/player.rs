@@ -63,6 +63,7 @@ fn recording() -> tempfile::NamedTempFile {
         session: "agent-1".into(),
         config: serde_json::json!({}),
         cached_preferred: None,
+        agents: Vec::new(),
     };
     let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
     w.command(0, &cmd(1, connect("site1"))).unwrap();
@@ -214,4 +215,142 @@ fn a_command_recorded_without_a_result_is_never_answered() {
     answered.sort();
     assert_eq!(answered, [1, 2], "connect site2 is never answered");
     assert!(p.fault().is_none());
+}
+
+/// A fleet recording (version 2) of `agents`, written by `write`.
+fn fleet_recording(
+    agents: &[&str],
+    write: impl FnOnce(&mut RecordWriter<Vec<u8>>),
+) -> tempfile::NamedTempFile {
+    let header = Header {
+        format: FORMAT.into(),
+        version: drctl_protocol::recording::FLEET_VERSION,
+        drctl: "0.1.0".into(),
+        backend: "mock".into(),
+        started: "2026-11-24T19:00:00Z".into(),
+        command: "watch".into(),
+        clock: "virtual".into(),
+        session: String::new(),
+        config: serde_json::json!({}),
+        cached_preferred: None,
+        agents: agents
+            .iter()
+            .map(|a| drctl_protocol::recording::RecordedAgent {
+                session: (*a).into(),
+                username: (*a).into(),
+                seed: 0,
+                cached_preferred: None,
+            })
+            .collect(),
+    };
+    let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
+    write(&mut w);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(&w.into_inner()).unwrap();
+    file
+}
+
+fn of(session: &str, id: u64, command: Command) -> Input {
+    Input::Command {
+        session: session.into(),
+        id,
+        command,
+    }
+}
+
+/// Ann's 5 000 kill-factories (each answered at once), then bob's connect
+/// (answered 200 ms later) and an event of bob's.
+fn ann_busy_then_bob() -> tempfile::NamedTempFile {
+    fleet_recording(&["ann", "bob"], |w| {
+        for id in 1..=5_000 {
+            w.command(id * MS, &of("ann", id, Command::KillFactory))
+                .unwrap();
+            let done = Output::Result {
+                session: "ann".into(),
+                id,
+                result: Ok(Reply::Done),
+            };
+            w.output(id * MS, &done).unwrap();
+        }
+        w.command(6_000 * MS, &of("bob", 1, connect("site2")))
+            .unwrap();
+        let connected = Output::Result {
+            session: "bob".into(),
+            id: 1,
+            result: Ok(Reply::Connected { epoch: 7 }),
+        };
+        w.output(6_200 * MS, &connected).unwrap();
+        let mut on = telephony(7, ServiceState::On);
+        if let Output::Event { session, .. } = &mut on {
+            *session = "bob".into();
+        }
+        w.output(6_300 * MS, &on).unwrap();
+    })
+}
+
+#[test]
+fn each_session_meets_its_own_next_command_however_far_ahead_it_was_recorded() {
+    let file = ann_busy_then_bob();
+    let mut p = Player::open(file.path()).unwrap();
+    // Bob first, though ann's 5 000 commands come before his in the file.
+    p.handle(0, of("bob", 42, connect("site2")));
+    let out = drain(&mut p, 0, 250 * MS);
+    assert_eq!(
+        out,
+        [(
+            200 * MS,
+            Output::Result {
+                session: "bob".into(),
+                id: 42,
+                result: Ok(Reply::Connected { epoch: 7 }),
+            }
+        )]
+    );
+    // Then ann's, each matched in her order.
+    for id in 1..=5_000 {
+        p.handle(300 * MS, of("ann", id, Command::KillFactory));
+    }
+    let out = drain(&mut p, 300 * MS, 300 * MS);
+    assert_eq!(out.len(), 5_000);
+    assert!(out.iter().all(|(_, o)| matches!(
+        o,
+        Output::Result {
+            result: Ok(Reply::Done),
+            ..
+        }
+    )));
+    assert!(p.fault().is_none());
+}
+
+#[test]
+fn a_player_for_some_sessions_plays_only_their_records() {
+    let file = ann_busy_then_bob();
+    let only_bob = Some(std::iter::once("bob".to_owned()).collect());
+    let mut p = Player::open_for(file.path(), only_bob).unwrap();
+    p.handle(0, of("bob", 1, connect("site2")));
+    // Ann's commands are not played: hers diverge.
+    p.handle(0, of("ann", 1, Command::KillFactory));
+    let out = drain(&mut p, 0, u64::MAX);
+    let brief: Vec<String> = out
+        .iter()
+        .map(|(t, o)| match o {
+            Output::Result {
+                session, result, ..
+            } => {
+                format!("{t} {session} result {}", result.is_ok())
+            }
+            Output::Event { session, .. } => format!("{t} {session} event"),
+            Output::Divergence { session, .. } => format!("{t} {session} divergence"),
+            other => format!("{t} {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            "0 ann divergence".to_owned(),
+            "0 ann result false".to_owned(),
+            format!("{} bob result true", 200 * MS),
+            format!("{} bob event", 6_300 * MS),
+        ]
+    );
 }
