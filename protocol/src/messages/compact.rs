@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Command, CommandError, CommandResult, ConfigObject, Event, Input, Listener, Output, Password,
-    RecordedCommand, Reply, Service, ServiceState,
+    RecordedCommand, Reply, Service, ServiceState, MAX_APPLICATION_OPTIONS,
 };
 
 /// The largest compact message read or written (1 MiB; real ones are tens of bytes).
@@ -144,7 +144,7 @@ pub fn decode_output(bytes: &[u8]) -> Result<Output, CompactError> {
         } => Output::Result {
             session: session.to_owned(),
             id,
-            result: result.into_owned(),
+            result: result.into_owned()?,
         },
         WireOutput::Event {
             session,
@@ -395,6 +395,8 @@ enum WireResult<'a> {
         cs_proxy: &'a str,
         site_timeout: Option<Duration>,
         site_sip_register_timeout: Option<Duration>,
+        #[serde(borrow)]
+        options: Cow<'a, BTreeMap<String, String>>,
     },
     Probed {
         healthy: bool,
@@ -422,11 +424,13 @@ impl<'a> WireResult<'a> {
                 cs_proxy,
                 site_timeout,
                 site_sip_register_timeout,
+                options,
             }) => WireResult::Application {
                 app_name,
                 cs_proxy,
                 site_timeout: *site_timeout,
                 site_sip_register_timeout: *site_sip_register_timeout,
+                options: Cow::Borrowed(options),
             },
             Ok(Reply::Probed { healthy, detail }) => WireResult::Probed {
                 healthy: *healthy,
@@ -439,8 +443,10 @@ impl<'a> WireResult<'a> {
         }
     }
 
-    fn into_owned(self) -> CommandResult {
-        match self {
+    /// The result; an application with more than [`MAX_APPLICATION_OPTIONS`]
+    /// options is refused, as in JSON.
+    fn into_owned(self) -> Result<CommandResult, CompactError> {
+        Ok(match self {
             WireResult::Connected { epoch } => Ok(Reply::Connected { epoch }),
             WireResult::PersonSites {
                 preferred_app,
@@ -454,19 +460,32 @@ impl<'a> WireResult<'a> {
                 cs_proxy,
                 site_timeout,
                 site_sip_register_timeout,
-            } => Ok(Reply::Application {
-                app_name: app_name.to_owned(),
-                cs_proxy: cs_proxy.to_owned(),
-                site_timeout,
-                site_sip_register_timeout,
-            }),
+                options,
+            } => {
+                if options.len() > MAX_APPLICATION_OPTIONS {
+                    return Err(CompactError::Malformed {
+                        what: "output",
+                        message: format!(
+                            "application {app_name:?}: {} options, more than {MAX_APPLICATION_OPTIONS}",
+                            options.len()
+                        ),
+                    });
+                }
+                Ok(Reply::Application {
+                    app_name: app_name.to_owned(),
+                    cs_proxy: cs_proxy.to_owned(),
+                    site_timeout,
+                    site_sip_register_timeout,
+                    options: options.into_owned(),
+                })
+            }
             WireResult::Probed { healthy, detail } => Ok(Reply::Probed {
                 healthy,
                 detail: detail.to_owned(),
             }),
             WireResult::Done => Ok(Reply::Done),
             WireResult::Error { message } => Err(CommandError::new(message)),
-        }
+        })
     }
 }
 
@@ -660,6 +679,7 @@ mod tests {
                     cs_proxy: "csp1:7000".into(),
                     site_timeout: Some(Duration::from_millis(100)),
                     site_sip_register_timeout: None,
+                    options: [("dr/evacuate".to_owned(), "true".to_owned())].into(),
                 }),
             ),
             result(
@@ -757,6 +777,30 @@ mod tests {
         );
         // A list claiming a huge length fails on its missing elements, not on memory.
         assert!(decode_input(&[0, 1, b'a', 1, 3, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn an_application_with_too_many_options_is_refused_as_in_json() {
+        let app = |n: usize| Output::Result {
+            session: "agent-1".into(),
+            id: 3,
+            result: Ok(Reply::Application {
+                app_name: "AIL_site1".into(),
+                cs_proxy: "csp1:7000".into(),
+                site_timeout: None,
+                site_sip_register_timeout: None,
+                options: (0..n)
+                    .map(|i| (format!("dr/o{i}"), "v".to_owned()))
+                    .collect(),
+            }),
+        };
+        let mut bytes = Vec::new();
+        encode_output(&app(MAX_APPLICATION_OPTIONS), &mut bytes).unwrap();
+        assert_eq!(decode_output(&bytes).unwrap(), app(MAX_APPLICATION_OPTIONS));
+        bytes.clear();
+        encode_output(&app(MAX_APPLICATION_OPTIONS + 1), &mut bytes).unwrap();
+        let err = decode_output(&bytes).unwrap_err().to_string();
+        assert!(err.contains("more than 256"), "{err}");
     }
 
     #[test]
