@@ -1184,7 +1184,7 @@ pub(crate) mod tests {
 
     /// Agents `names` on a silent backend, each giving up after 10 s.
     fn giving_up(names: &[&str]) -> (Host<Silent>, Rc<RefCell<Seen>>) {
-        let agents = names
+        let agents: Vec<_> = names
             .iter()
             .map(|n| {
                 let mut cfg = EngineConfig::two_sites(n);
@@ -1381,7 +1381,7 @@ pub(crate) mod tests {
 
     #[test]
     fn each_agent_keeps_one_live_timer_and_stale_heap_entries_are_skipped() {
-        let agents = ["ann", "bob"]
+        let agents: Vec<_> = ["ann", "bob"]
             .iter()
             .map(|n| {
                 let mut cfg = EngineConfig::two_sites(n);
