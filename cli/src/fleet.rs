@@ -3,7 +3,6 @@
 pub mod plot;
 
 use crate::host::observe::Observer;
-use crate::ops::agents::session_id;
 use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
 use drctl_policy::{Decision, Timestamp};
 use serde::Serialize;
@@ -26,7 +25,6 @@ struct Follow {
 pub struct FleetStats {
     sites: Vec<String>,
     agents: Vec<Follow>,
-    by_session: HashMap<String, usize>,
     /// (agent, command id) -> site of a connect in flight.
     connects: HashMap<(usize, u64), usize>,
     /// Successful logins per site per second of session time.
@@ -43,12 +41,10 @@ pub struct FleetStats {
 impl FleetStats {
     /// Statistics for `n` agents `agent-1..n` over the two `sites`.
     pub fn new(sites: Vec<String>, n: usize) -> FleetStats {
-        let by_session = (0..n).map(|i| (session_id(i), i)).collect();
         let k = sites.len();
         FleetStats {
             sites,
             agents: vec![Follow::default(); n],
-            by_session,
             connects: HashMap::new(),
             logins: vec![Vec::new(); k],
             attempts: vec![Vec::new(); k],
@@ -57,6 +53,19 @@ impl FleetStats {
             series: Vec::new(),
             in_service: vec![0; k],
         }
+    }
+
+    /// The agent whose session id is `session`: the inverse of
+    /// [`session_id`](crate::ops::agents::session_id) (`agent-1` is 0), read from the digits instead of a
+    /// map of 100 000 strings looked up for every message.
+    fn agent(&self, session: &str) -> Option<usize> {
+        let digits = session.strip_prefix("agent-")?;
+        // Only the spelling `session_id` writes (no sign, no leading zero).
+        if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let i = digits.parse::<usize>().ok()?.checked_sub(1)?;
+        (i < self.agents.len()).then_some(i)
     }
 
     fn site_index(&self, name: &str) -> Option<usize> {
@@ -157,7 +166,7 @@ impl Observer for FleetStats {
         else {
             return;
         };
-        if let (Some(&i), Some(s)) = (self.by_session.get(session), self.site_index(site)) {
+        if let (Some(i), Some(s)) = (self.agent(session), self.site_index(site)) {
             self.connects.insert((i, *id), s);
             bump(&mut self.attempts[s], t);
             // Connecting elsewhere: out of service until the DN is back.
@@ -172,7 +181,7 @@ impl Observer for FleetStats {
                 id,
                 result,
             } => {
-                let Some(&i) = self.by_session.get(session) else {
+                let Some(i) = self.agent(session) else {
                     return;
                 };
                 let Some(s) = self.connects.remove(&(i, *id)) else {
@@ -184,7 +193,7 @@ impl Observer for FleetStats {
                 }
             }
             Output::Event { session, event, .. } => {
-                let Some(&i) = self.by_session.get(session) else {
+                let Some(i) = self.agent(session) else {
                     return;
                 };
                 match event {
@@ -220,7 +229,7 @@ impl Observer for FleetStats {
     }
 
     fn decision(&mut self, _t: Timestamp, agent: &str, d: &Decision) {
-        let Some(&i) = self.by_session.get(agent) else {
+        let Some(i) = self.agent(agent) else {
             return;
         };
         match d {
@@ -292,6 +301,27 @@ pub struct Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::agents::session_id;
+
+    #[test]
+    fn an_agent_is_found_by_its_session_id_only() {
+        let s = FleetStats::new(vec!["site1".into(), "site2".into()], 12);
+        for i in 0..12 {
+            assert_eq!(s.agent(&session_id(i)), Some(i));
+        }
+        for other in [
+            "agent-0",
+            "agent-13",
+            "agent-01",
+            "agent-+1",
+            "agent-",
+            "agent-1x",
+            "ann",
+            "agent-99999999999999999999999",
+        ] {
+            assert_eq!(s.agent(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

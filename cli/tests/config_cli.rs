@@ -77,7 +77,7 @@ fn version() {
     // The release, the git commit and the plugin ABI.
     let version = format!("drctl {} (git ", env!("CARGO_PKG_VERSION"));
     assert!(
-        stdout.starts_with(&version) && stdout.trim().ends_with(", plugin ABI 1.1)"),
+        stdout.starts_with(&version) && stdout.trim().ends_with(", plugin ABI 1.2)"),
         "{stdout}"
     );
 }

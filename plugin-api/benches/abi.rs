@@ -15,15 +15,17 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drctl_plugin_api::loader::{self, LogSink};
-use drctl_plugin_api::{Command, Event, Input, LogLevel, Output, Service, ServiceState};
+use drctl_plugin_api::{Command, Encoding, Event, Input, LogLevel, Output, Service, ServiceState};
 
 fn events_through_abi(c: &mut Criterion) {
     let plugin = loader::load(&support::fixture("echo")).expect("load echo fixture");
+    // JSON, the SPEC §8 figure, although the fixture also speaks compact.
     let mut instance = plugin
-        .create(
+        .create_with(
             &serde_json::json!({"flood": true}),
             Arc::new(|| {}),
             LogSink::new(LogLevel::Warn, |_, _| {}),
+            Encoding::Json,
         )
         .expect("create");
     let mut group = c.benchmark_group("abi");

@@ -38,7 +38,8 @@ pub const MAGIC: u64 = u64::from_be_bytes(*b"DRCTLPLG");
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version this crate speaks; minors only add.
 /// 1: the `divergence` output kind (replay backend).
-pub const ABI_MINOR: u32 = 1;
+/// 2: [`Capabilities::COMPACT`] and [`HostVtable::agreed`] (the compact encoding).
+pub const ABI_MINOR: u32 = 2;
 /// The name of the one symbol a plugin exports, NUL-terminated.
 pub const ENTRY_SYMBOL: &[u8] = b"drctl_plugin_entry\0";
 
@@ -184,6 +185,18 @@ pub struct HostVtable {
     pub log: unsafe extern "C" fn(ctx: *const c_void, level: u32, msg: *const u8, len: usize),
     /// The most verbose [`LogLevel`] the host will keep; the plugin may skip the rest.
     pub max_log_level: u32,
+    /// ABI 1.2: the [`Capabilities`] the host took up for this instance, a
+    /// subset of those the plugin's header announced. [`Capabilities::COMPACT`]:
+    /// inputs and outputs of this instance are in the compact encoding
+    /// (`drctl_protocol::messages::compact`). A vtable of an older host ends
+    /// before this field (`struct_size`): nothing agreed, JSON.
+    pub agreed: u64,
+}
+
+impl HostVtable {
+    /// The size of an ABI 1.0 host vtable (before [`HostVtable::agreed`]):
+    /// the least a plugin accepts.
+    pub const MIN_SIZE: usize = std::mem::offset_of!(HostVtable, agreed);
 }
 
 /// The static description of a plugin, returned by `drctl_plugin_entry`.
@@ -240,10 +253,15 @@ impl Capabilities {
     pub const DETERMINISTIC: Capabilities = Capabilities(1 << 0);
     /// One instance serves many agent sessions (fleet mode).
     pub const MULTI_SESSION: Capabilities = Capabilities(1 << 1);
+    /// ABI 1.2: the plugin also speaks the compact (binary) encoding of the
+    /// messages; the host takes it up per instance through
+    /// [`HostVtable::agreed`], else both sides speak JSON (SPEC §4).
+    pub const COMPACT: Capabilities = Capabilities(1 << 2);
 
-    const NAMED: [(Capabilities, &'static str); 2] = [
+    const NAMED: [(Capabilities, &'static str); 3] = [
         (Capabilities::DETERMINISTIC, "deterministic"),
         (Capabilities::MULTI_SESSION, "multi-session"),
+        (Capabilities::COMPACT, "compact"),
     ];
 
     /// From raw bits (unknown bits are kept).
@@ -383,6 +401,12 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PluginHeader, struct_size), 16);
         assert_eq!(&MAGIC.to_be_bytes(), b"DRCTLPLG");
         assert_eq!(std::mem::offset_of!(HostVtable, struct_size), 0);
+        // ABI 1.2 appended `agreed`: everything before it stays where 1.0 had it.
+        assert_eq!(HostVtable::MIN_SIZE, 5 * std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<HostVtable>(),
+            HostVtable::MIN_SIZE + std::mem::size_of::<u64>()
+        );
     }
 
     #[test]

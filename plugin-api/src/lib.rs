@@ -48,7 +48,7 @@ pub mod plugin;
 pub use drctl_protocol::messages;
 
 pub use abi::{Capabilities, LogLevel, ABI_MAJOR, ABI_MINOR};
-pub use loader::{Instance, LogSink, Plugin, PluginError, PluginInfo};
+pub use loader::{Encoding, Instance, LogSink, Plugin, PluginError, PluginInfo};
 pub use messages::{
     Command, CommandError, CommandResult, Event, Input, Listener, Output, Password,
     RecordedCommand, Reply, Service, ServiceState, SessionId,

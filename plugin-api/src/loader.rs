@@ -25,7 +25,7 @@ use crate::abi::{
     status, Buf, Capabilities, EntryFn, HostVtable, LogLevel, PluginHeader, ABI_MAJOR, ABI_MINOR,
     ENTRY_SYMBOL, MAGIC, NO_TIMEOUT,
 };
-use crate::messages::{Input, Output};
+use crate::messages::{compact, Input, Output};
 
 /// The largest output the host reads (1 MiB): real outputs are a few hundred bytes.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -704,12 +704,41 @@ impl Plugin {
 
     /// Create an instance with this JSON config. `wake` is called (from any
     /// thread) when the instance has output ready; its logs go to `log`.
+    /// Messages are in the compact encoding when the plugin announces
+    /// [`Capabilities::COMPACT`], else JSON ([`Instance::encoding`]).
     pub fn create(
         &self,
         config: &serde_json::Value,
         wake: WakeFn,
         log: LogSink,
     ) -> Result<Instance, PluginError> {
+        let encoding = if self.capabilities().contains(Capabilities::COMPACT) {
+            Encoding::Compact
+        } else {
+            Encoding::Json
+        };
+        self.create_with(config, wake, log, encoding)
+    }
+
+    /// [`Plugin::create`] speaking `encoding`; [`Encoding::Compact`] only if
+    /// the plugin announces [`Capabilities::COMPACT`] (else JSON).
+    pub fn create_with(
+        &self,
+        config: &serde_json::Value,
+        wake: WakeFn,
+        log: LogSink,
+        encoding: Encoding,
+    ) -> Result<Instance, PluginError> {
+        let encoding = match encoding {
+            Encoding::Compact if self.capabilities().contains(Capabilities::COMPACT) => {
+                Encoding::Compact
+            }
+            _ => Encoding::Json,
+        };
+        let agreed = match encoding {
+            Encoding::Compact => Capabilities::COMPACT,
+            Encoding::Json => Capabilities::NONE,
+        };
         let ctx = Box::new(HostCtx { wake, log });
         let vtable = HostVtable {
             struct_size: std::mem::size_of::<HostVtable>(),
@@ -717,6 +746,7 @@ impl Plugin {
             wake: host_wake,
             log: host_log,
             max_log_level: ctx.log.max_level as u32,
+            agreed: agreed.bits(),
         };
         let config = serde_json::to_vec(config).expect("a serde_json::Value always serializes");
         let mut instance: *mut c_void = std::ptr::null_mut();
@@ -740,6 +770,7 @@ impl Plugin {
                 _ctx: ctx,
                 input: Vec::with_capacity(256),
                 pending: Cell::new(None),
+                encoding,
             }),
             status::OK => Err(PluginError::Malformed {
                 plugin: self.inner.label.clone(),
@@ -848,6 +879,18 @@ pub struct Instance {
     input: Vec<u8>,
     /// A `poll_timeout` failure, reported by the next `handle`/`poll_output`.
     pending: Cell<Option<PluginError>>,
+    /// How messages cross to and from this instance.
+    encoding: Encoding,
+}
+
+/// How an instance's messages cross the ABI (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8 JSON, which every plugin speaks.
+    Json,
+    /// The compact encoding (`messages::compact`), agreed through
+    /// [`Capabilities::COMPACT`]; an output starting with `{` is still JSON.
+    Compact,
 }
 
 // SAFETY: the ABI lets an instance be called from any thread, one call at a
@@ -873,11 +916,27 @@ impl Instance {
         self.plugin.name()
     }
 
+    /// How this instance's messages cross the ABI.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
     /// Give the backend one input at host time `now_ns`.
     pub fn handle(&mut self, now_ns: u64, input: &Input) -> Result<(), PluginError> {
         self.take_pending()?;
         self.input.clear();
-        serde_json::to_writer(&mut self.input, input).expect("an Input always serializes");
+        match self.encoding {
+            Encoding::Json => {
+                serde_json::to_writer(&mut self.input, input).expect("an Input always serializes")
+            }
+            Encoding::Compact => compact::encode_input(input, &mut self.input).map_err(|e| {
+                PluginError::Malformed {
+                    plugin: self.plugin.inner.label.clone(),
+                    export: "handle",
+                    message: format!("the host cannot encode its input: {e}"),
+                }
+            })?,
+        }
         let mut err = Buf::EMPTY;
         // SAFETY: live instance, valid input bytes for the call, writable err.
         let code = unsafe {
@@ -923,11 +982,13 @@ impl Instance {
             })
         } else {
             // SAFETY: as above, still before freeing.
-            serde_json::from_slice::<Output>(unsafe { out.as_slice() }).map_err(|e| {
-                // SAFETY: as above, still before freeing.
-                let bytes = unsafe { out.as_slice() };
-                self.malformed("poll_output", &e, bytes)
-            })
+            let bytes = unsafe { out.as_slice() };
+            match self.encoding {
+                Encoding::Compact if !compact::is_json(bytes) => compact::decode_output(bytes)
+                    .map_err(|e| self.malformed("poll_output", &e, bytes)),
+                _ => serde_json::from_slice::<Output>(bytes)
+                    .map_err(|e| self.malformed("poll_output", &e, bytes)),
+            }
         };
         // SAFETY: the buffer came from this plugin and is freed once, by it.
         unsafe { (self.plugin.inner.header.free_buf)(out) };
@@ -974,7 +1035,7 @@ impl Instance {
         }
     }
 
-    fn malformed(&self, export: &'static str, e: &serde_json::Error, bytes: &[u8]) -> PluginError {
+    fn malformed(&self, export: &'static str, e: &dyn fmt::Display, bytes: &[u8]) -> PluginError {
         const SHOW: usize = 200;
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOW)]);
         let more = if bytes.len() > SHOW { "…" } else { "" };

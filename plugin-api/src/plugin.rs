@@ -26,8 +26,8 @@ use std::fmt::{self, Write as _};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Once, RwLock};
 
-use crate::abi::{status, Buf, HostVtable, LogLevel, NO_TIMEOUT};
-use crate::messages::{Input, Output};
+use crate::abi::{status, Buf, Capabilities, HostVtable, LogLevel, NO_TIMEOUT};
+use crate::messages::{compact, Input, Output};
 
 /// A backend, as a plugin author writes it. Methods mirror the ABI; time is
 /// `now_ns`, nanoseconds since the session start on the host's clock.
@@ -306,6 +306,8 @@ pub mod __private {
         dispatch: tracing::Dispatch,
         /// Set by a panic: which export, and the message.
         poisoned: Option<(&'static str, String)>,
+        /// The host took up [`Capabilities::COMPACT`]: messages are compact both ways.
+        compact: bool,
     }
 
     thread_local! {
@@ -449,19 +451,35 @@ pub mod __private {
         }
         // SAFETY: non-null; every vtable version starts with `struct_size`.
         let host_size = unsafe { std::ptr::addr_of!((*host).struct_size).read() };
-        if host_size < std::mem::size_of::<HostVtable>() {
+        if host_size < HostVtable::MIN_SIZE {
             write_msg(
                 out_err,
                 &format!(
                     "host vtable is {host_size} bytes, ABI {}.0 needs {}",
                     crate::abi::ABI_MAJOR,
-                    std::mem::size_of::<HostVtable>()
+                    HostVtable::MIN_SIZE
                 ),
             );
             return status::BAD_INPUT;
         }
-        // SAFETY: non-null, large enough, valid for the call; we copy it.
-        let vtable = unsafe { host.read() };
+        // SAFETY: non-null, at least the 1.0 fields are there (checked above),
+        // valid for the call; we copy them. `agreed` is read only when the
+        // host's vtable has it (ABI 1.2): an older host agreed to nothing.
+        let vtable = unsafe {
+            HostVtable {
+                struct_size: host_size,
+                ctx: std::ptr::addr_of!((*host).ctx).read(),
+                wake: std::ptr::addr_of!((*host).wake).read(),
+                log: std::ptr::addr_of!((*host).log).read(),
+                max_log_level: std::ptr::addr_of!((*host).max_log_level).read(),
+                agreed: if host_size >= std::mem::size_of::<HostVtable>() {
+                    std::ptr::addr_of!((*host).agreed).read()
+                } else {
+                    0
+                },
+            }
+        };
+        let compact = Capabilities::from_bits(vtable.agreed).contains(Capabilities::COMPACT);
         // SAFETY: the ABI contract keeps the vtable valid until destroy, which detaches.
         let handle = unsafe { HostHandle::from_vtable(vtable) };
         // SAFETY: the host passes `len` readable bytes.
@@ -489,6 +507,7 @@ pub mod __private {
                     host: handle,
                     dispatch,
                     poisoned: None,
+                    compact,
                 });
                 // SAFETY: out_instance is non-null and writable per the contract.
                 unsafe { out_instance.write(Box::into_raw(glue).cast()) };
@@ -525,7 +544,13 @@ pub mod __private {
         // SAFETY: a live instance of this backend, called non-concurrently.
         let glue = unsafe { glue::<B>(inst) };
         // SAFETY: the host passes `len` readable bytes.
-        let input = match serde_json::from_slice::<Input>(unsafe { bytes(input_json, len) }) {
+        let raw = unsafe { bytes(input_json, len) };
+        let input = if glue.compact {
+            compact::decode_input(raw).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_slice::<Input>(raw).map_err(|e| e.to_string())
+        };
+        let input = match input {
             Ok(input) => input,
             Err(e) => {
                 write_msg(out_err, &format!("input is not a valid drctl Input: {e}"));
@@ -558,8 +583,13 @@ pub mod __private {
         // SAFETY: a live instance of this backend, called non-concurrently.
         let glue = unsafe { glue::<B>(inst) };
         let mut bytes = pooled_buf();
+        let compact = glue.compact;
         let code = match glue.call("poll_output", out, |b| {
-            b.poll_output_json(now_ns, &mut bytes)
+            if compact {
+                poll_output_compact(b, now_ns, &mut bytes)
+            } else {
+                b.poll_output_json(now_ns, &mut bytes)
+            }
         }) {
             Ok(Ok(true)) => {
                 // SAFETY: out is non-null and writable per the contract.
@@ -576,6 +606,20 @@ pub mod __private {
         // Unused (nothing due, or an error): kept for the next call.
         recycle(bytes);
         code
+    }
+
+    /// [`Backend::poll_output`] in the compact encoding, appended to `out`.
+    fn poll_output_compact<B: Backend>(
+        b: &mut B,
+        now_ns: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        match b.poll_output(now_ns) {
+            None => Ok(false),
+            Some(output) => compact::encode_output(&output, out)
+                .map(|()| true)
+                .map_err(|e| format!("cannot encode output: {e}")),
+        }
     }
 
     /// The `poll_timeout` export for backend `B`.
@@ -791,6 +835,7 @@ mod tests {
             wake: count_wake,
             log: no_log,
             max_log_level: LogLevel::Trace as u32,
+            agreed: 0,
         }
     }
 
@@ -826,6 +871,18 @@ mod tests {
 
     #[test]
     fn a_too_small_host_vtable_is_refused() {
+        // One byte short of ABI 1.0's.
+        let wakes = AtomicUsize::new(0);
+        let mut vt = vtable(&wakes);
+        vt.struct_size = HostVtable::MIN_SIZE - 1;
+        let mut inst = std::ptr::null_mut();
+        let mut err = Buf::EMPTY;
+        // SAFETY: valid pointers for the call.
+        let code = unsafe { glue::create::<Answer>(&vt, b"{}".as_ptr(), 2, &mut inst, &mut err) };
+        assert_eq!(code, status::BAD_INPUT);
+        assert!(message(err).contains(&format!("needs {}", HostVtable::MIN_SIZE)));
+        assert!(inst.is_null());
+
         let wakes = AtomicUsize::new(0);
         let mut vt = vtable(&wakes);
         vt.struct_size = 8;
@@ -878,6 +935,92 @@ mod tests {
         assert!(matches!(output, Output::Result { id: 9, .. }));
         // SAFETY: live instance, given back once.
         unsafe { glue::destroy::<Answer>(inst) };
+    }
+
+    /// One input through `handle` of an instance made over `vt`, and the
+    /// raw bytes of the output it answers with (or the handle's status and message).
+    fn exchange(vt: &HostVtable, input: &[u8]) -> Result<Vec<u8>, (i32, String)> {
+        let mut inst = std::ptr::null_mut();
+        let mut err = Buf::EMPTY;
+        // SAFETY: valid pointers for the call.
+        let code = unsafe { glue::create::<Answer>(vt, b"{}".as_ptr(), 2, &mut inst, &mut err) };
+        assert_eq!(code, status::OK, "{}", message(err));
+        let mut err = Buf::EMPTY;
+        // SAFETY: live instance, valid pointers.
+        let code =
+            unsafe { glue::handle::<Answer>(inst, 0, input.as_ptr(), input.len(), &mut err) };
+        let answer = if code == status::OK {
+            let mut out = Buf::EMPTY;
+            // SAFETY: live instance, valid pointer.
+            assert_eq!(
+                unsafe { glue::poll_output::<Answer>(inst, 0, &mut out) },
+                status::OUTPUT
+            );
+            // SAFETY: filled by the glue just above.
+            let bytes = unsafe { out.as_slice() }.to_vec();
+            // SAFETY: freed once, by the side that allocated it.
+            unsafe { glue::free_buf(out) };
+            Ok(bytes)
+        } else {
+            Err((code, message(err)))
+        };
+        // SAFETY: live instance, given back once.
+        unsafe { glue::destroy::<Answer>(inst) };
+        answer
+    }
+
+    #[test]
+    fn messages_are_compact_both_ways_only_when_the_host_agreed() {
+        let wakes = AtomicUsize::new(0);
+        let input = Input::Command {
+            session: "agent-7".into(),
+            id: 9,
+            command: Command::Shutdown,
+        };
+        let done = Output::Result {
+            session: "agent-7".into(),
+            id: 9,
+            result: Ok(Reply::Done),
+        };
+        let json = serde_json::to_vec(&input).unwrap();
+        let mut packed = Vec::new();
+        compact::encode_input(&input, &mut packed).unwrap();
+
+        // Nothing agreed (a 1.1 host): JSON both ways; compact input is refused.
+        let vt = vtable(&wakes);
+        let out = exchange(&vt, &json).unwrap();
+        assert_eq!(serde_json::from_slice::<Output>(&out).unwrap(), done);
+        let (code, msg) = exchange(&vt, &packed).unwrap_err();
+        assert_eq!(code, status::BAD_INPUT);
+        assert!(
+            msg.starts_with("input is not a valid drctl Input: "),
+            "{msg}"
+        );
+
+        // A 1.0 host's vtable ends before `agreed`: accepted, JSON.
+        let old = HostVtable {
+            struct_size: HostVtable::MIN_SIZE,
+            ..vtable(&wakes)
+        };
+        let out = exchange(&old, &json).unwrap();
+        assert_eq!(serde_json::from_slice::<Output>(&out).unwrap(), done);
+
+        // COMPACT agreed: compact both ways; JSON input and garbage are refused.
+        let vt = HostVtable {
+            agreed: Capabilities::COMPACT.bits(),
+            ..vtable(&wakes)
+        };
+        let out = exchange(&vt, &packed).unwrap();
+        assert!(!compact::is_json(&out));
+        assert_eq!(compact::decode_output(&out).unwrap(), done);
+        for bad in [&json[..], b"\xff\x00", b""] {
+            let (code, msg) = exchange(&vt, bad).unwrap_err();
+            assert_eq!(code, status::BAD_INPUT);
+            assert!(
+                msg.starts_with("input is not a valid drctl Input: "),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use drctl_plugin_api::loader::{self, LogSink};
 use drctl_plugin_api::{
-    Capabilities, Command, Event, Input, Instance, Listener, LogLevel, Output, Password, Plugin,
-    PluginError, Reply, Service, ServiceState, ABI_MAJOR, ABI_MINOR,
+    Capabilities, Command, Encoding, Event, Input, Instance, Listener, LogLevel, Output, Password,
+    Plugin, PluginError, Reply, Service, ServiceState, ABI_MAJOR, ABI_MINOR,
 };
 use serde_json::json;
 use support::fixture;
@@ -32,9 +32,19 @@ impl TestHost {
     }
 
     fn create(&self, plugin: &Plugin, config: serde_json::Value) -> Result<Instance, PluginError> {
+        self.create_with(plugin, config, Encoding::Compact)
+    }
+
+    /// An instance speaking `encoding` (compact only if the plugin offers it).
+    fn create_with(
+        &self,
+        plugin: &Plugin,
+        config: serde_json::Value,
+        encoding: Encoding,
+    ) -> Result<Instance, PluginError> {
         let wakes = self.wakes.clone();
         let lines = self.lines.clone();
-        plugin.create(
+        plugin.create_with(
             &config,
             Arc::new(move || {
                 wakes.fetch_add(1, Ordering::SeqCst);
@@ -42,6 +52,7 @@ impl TestHost {
             LogSink::new(LogLevel::Trace, move |level, msg| {
                 lines.lock().unwrap().push((level, msg.to_owned()))
             }),
+            encoding,
         )
     }
 
@@ -113,12 +124,15 @@ fn header_is_read() {
     assert_eq!(info.name, "echo");
     assert_eq!(info.version, "9.8.7");
     assert_eq!((info.abi_major, info.abi_minor), (ABI_MAJOR, ABI_MINOR));
-    assert_eq!(info.capabilities, Capabilities::DETERMINISTIC);
+    assert_eq!(
+        info.capabilities,
+        Capabilities::DETERMINISTIC | Capabilities::COMPACT
+    );
     assert_eq!(info.path, fixture("echo"));
     let shown = info.to_string();
     assert!(
         shown.starts_with(&format!(
-            "echo 9.8.7 (ABI {ABI_MAJOR}.{ABI_MINOR}, deterministic) /"
+            "echo 9.8.7 (ABI {ABI_MAJOR}.{ABI_MINOR}, deterministic,compact) /"
         )),
         "{shown}"
     );
@@ -127,9 +141,20 @@ fn header_is_read() {
 }
 
 #[test]
-fn round_trip_commands_results_events_wake_and_logs() {
+fn round_trip_commands_results_events_wake_and_logs_in_json() {
+    round_trip(Encoding::Json);
+}
+
+#[test]
+fn round_trip_commands_results_events_wake_and_logs_compact() {
+    round_trip(Encoding::Compact);
+}
+
+/// Every message kind of a session both ways, in `encoding`.
+fn round_trip(encoding: Encoding) {
     let host = TestHost::new();
-    let mut instance = host.create(&echo(), json!({})).unwrap();
+    let mut instance = host.create_with(&echo(), json!({}), encoding).unwrap();
+    assert_eq!(instance.encoding(), encoding);
     assert_eq!(instance.name(), "echo");
     assert_eq!(
         host.logged("echo fixture created with config {}"),
@@ -462,7 +487,7 @@ fn refused_fixture(name: &str, message: &str) -> PluginError {
 fn abi_major_mismatch_is_refused_with_both_versions() {
     let err = refused_fixture(
         "abi2",
-        "plugin {path} speaks drctl plugin ABI 2.3, this drctl speaks 1.1",
+        "plugin {path} speaks drctl plugin ABI 2.3, this drctl speaks 1.2",
     );
     assert!(matches!(err, PluginError::AbiMismatch { .. }), "{err:?}");
 }
@@ -503,6 +528,8 @@ fn malformed_output_is_an_error_naming_the_plugin() {
         ("status", "unknown status 7"),
     ] {
         let mut instance = host.create(&plugin, json!({ "output": mode })).unwrap();
+        // Compact asked for, but the plugin does not offer it: JSON.
+        assert_eq!(instance.encoding(), Encoding::Json);
         for _ in 0..2 {
             let err = instance.poll_output(0).unwrap_err();
             assert!(

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod compact;
 mod de;
 
 /// The agent session a message belongs to (one backend instance may serve many).

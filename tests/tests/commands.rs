@@ -142,7 +142,7 @@ fn plugins_list_shows_mock_and_replay_with_their_abi_and_capabilities() {
             .find(|l| l.starts_with(&format!("{name} ")))
             .unwrap_or_else(|| panic!("no {name} in {stdout}"));
         assert!(
-            line.contains("ABI 1.1") && line.contains("deterministic"),
+            line.contains("ABI 1.2") && line.contains("deterministic"),
             "{line}"
         );
         assert!(line.contains(&format!("libdrctl_plugin_{name}")), "{line}");

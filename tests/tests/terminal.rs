@@ -378,7 +378,7 @@ fn version_names_the_git_commit_and_the_plugin_abi() {
     assert_eq!(
         text.trim(),
         format!(
-            "drctl {} (git {head}, plugin ABI 1.1)",
+            "drctl {} (git {head}, plugin ABI 1.2)",
             env!("CARGO_PKG_VERSION")
         ),
     );

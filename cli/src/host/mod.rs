@@ -325,19 +325,31 @@ impl<B: Backend> Host<B> {
 
     /// A host for many agents `(session, password, engine)` on one backend.
     pub fn fleet(
-        agents: Vec<(String, Password, Engine)>,
+        agents: impl IntoIterator<Item = (String, Password, Engine)>,
         backend: B,
         clock: Clock,
         wake: Arc<Notify>,
     ) -> Self {
-        let by_session = agents
-            .iter()
-            .enumerate()
-            .map(|(i, (session, _, _))| (session.clone(), i))
-            .collect();
-        let agents = agents
-            .into_iter()
-            .map(|(session, password, engine)| Agent {
+        let agents = agents.into_iter().map(Ok::<_, std::convert::Infallible>);
+        match Self::try_fleet(agents, backend, clock, wake) {
+            Ok(host) => host,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Host::fleet`] over agents built as they are taken (a large fleet's
+    /// engines are never held twice); the first error stops it.
+    pub fn try_fleet<E>(
+        agents: impl IntoIterator<Item = Result<(String, Password, Engine), E>>,
+        backend: B,
+        clock: Clock,
+        wake: Arc<Notify>,
+    ) -> Result<Self, E> {
+        let agents = agents.into_iter();
+        let mut all = Vec::with_capacity(agents.size_hint().0);
+        for agent in agents {
+            let (session, password, engine) = agent?;
+            all.push(Agent {
                 session,
                 password,
                 engine,
@@ -348,9 +360,15 @@ impl<B: Backend> Host<B> {
                 intent: None,
                 #[cfg(test)]
                 fault: None,
-            })
+            });
+        }
+        let agents = all;
+        let by_session = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.session.clone(), i))
             .collect();
-        Host {
+        Ok(Host {
             agents,
             by_session,
             timers: BinaryHeap::new(),
@@ -369,7 +387,7 @@ impl<B: Backend> Host<B> {
             gates: gate::GateMode::default(),
             gates_ready: VecDeque::new(),
             plans: plans::Plans::default(),
-        }
+        })
     }
 
     /// Runs `beat` from the loop about every `every` (real clock only; at
@@ -1166,7 +1184,7 @@ pub(crate) mod tests {
 
     /// Agents `names` on a silent backend, each giving up after 10 s.
     fn giving_up(names: &[&str]) -> (Host<Silent>, Rc<RefCell<Seen>>) {
-        let agents = names
+        let agents: Vec<_> = names
             .iter()
             .map(|n| {
                 let mut cfg = EngineConfig::two_sites(n);
@@ -1363,7 +1381,7 @@ pub(crate) mod tests {
 
     #[test]
     fn each_agent_keeps_one_live_timer_and_stale_heap_entries_are_skipped() {
-        let agents = ["ann", "bob"]
+        let agents: Vec<_> = ["ann", "bob"]
             .iter()
             .map(|n| {
                 let mut cfg = EngineConfig::two_sites(n);

@@ -591,7 +591,7 @@ mod tests {
     use crate::host::tests::Silent;
 
     fn host(names: &[&str]) -> Host<Silent> {
-        let agents = names
+        let agents: Vec<_> = names
             .iter()
             .map(|n| {
                 let mut cfg = EngineConfig::two_sites(n);

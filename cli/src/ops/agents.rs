@@ -187,16 +187,32 @@ pub fn identical_agents(
     kind: SessionKind,
     n: usize,
 ) -> Result<Vec<AgentSpec>, CliError> {
+    // Sized once: a collected `Result` would grow the vector by doubling,
+    // holding two copies of a large fleet's engines at the last step.
+    let mut all = Vec::with_capacity(n);
+    for agent in identical_agents_lazy(cfg, kind, n)? {
+        all.push(agent?);
+    }
+    Ok(all)
+}
+
+/// [`identical_agents`], each agent built when it is taken, so that a host
+/// can take 100 000 engines without a second copy of them all; the
+/// config is checked once before (the same error as the first agent's).
+pub fn identical_agents_lazy(
+    cfg: &Config,
+    kind: SessionKind,
+    n: usize,
+) -> Result<impl ExactSizeIterator<Item = Result<AgentSpec, CliError>>, CliError> {
     let base = engine_config(cfg, kind)?;
-    (0..n)
-        .map(|i| {
-            let session = session_id(i);
-            let mut c = base.clone();
-            c.username = session.clone();
-            c.seed = splitmix(base.seed ^ (i as u64));
-            Ok((session, Password::new(""), checked(c)?))
-        })
-        .collect()
+    checked(base.clone())?;
+    Ok((0..n).map(move |i| {
+        let session = session_id(i);
+        let mut c = base.clone();
+        c.username = session.clone();
+        c.seed = splitmix(base.seed ^ (i as u64));
+        Ok((session, Password::new(""), checked(c)?))
+    }))
 }
 
 /// The `[[agents]]` of `cfg`: one engine each (session id = username), a

@@ -8,7 +8,7 @@ use crate::fleet::{FleetStats, Report};
 use crate::host::observe::Shared;
 use crate::host::session::Session;
 use crate::host::{Clock, Host};
-use crate::ops::agents::{identical_agents, SessionKind};
+use crate::ops::agents::{identical_agents_lazy, SessionKind};
 use crate::ops::backend::{load_backend, setup, start_backend, BackendKind};
 use anyhow::anyhow;
 use std::cell::RefCell;
@@ -47,12 +47,12 @@ pub fn simulate(
             scenario.display()
         ))
     })?;
-    let agents = identical_agents(&s.cfg, SessionKind::Watch, n)?;
+    let agents = identical_agents_lazy(&s.cfg, SessionKind::Watch, n)?;
     let plugin = load_backend(&s.cfg, &BackendKind::Mock, ClockKind::Virtual)?;
     let (instance, wake) = start_backend(&plugin, &s.plugin_cfg)?;
     let sites: Vec<String> = s.cfg.sites.iter().map(|x| x.name.clone()).collect();
     let stats = Rc::new(RefCell::new(FleetStats::new(sites.clone(), n)));
-    let mut host = Host::fleet(agents, instance, Clock::virtual_at_zero(), wake);
+    let mut host = Host::try_fleet(agents, instance, Clock::virtual_at_zero(), wake)?;
     host.observe(Box::new(Shared(stats.clone())));
     let mut session = Session::new(host).map_err(CliError::failed)?;
     session.start().map_err(CliError::failed)?;

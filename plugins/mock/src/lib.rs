@@ -74,8 +74,10 @@ impl Backend for MockBackend {
     }
 }
 
+// COMPACT: a fleet's hundreds of thousands of messages cross the ABI in
+// the compact encoding (JSON costs more than the simulation itself).
 drctl_plugin_api::export_plugin! {
     backend: MockBackend,
     name: "mock",
-    capabilities: Capabilities::DETERMINISTIC,
+    capabilities: Capabilities::DETERMINISTIC.union(Capabilities::COMPACT),
 }
