@@ -32,9 +32,7 @@ fn evacuate(site_app: &str, value: Option<&str>) -> BackendEvent {
 #[test]
 fn e5_an_evacuated_site_is_left_and_kept_away_from_until_cleared() {
     let mut cfg = config(true);
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(20),
-    };
+    cfg.failback = auto_failback(20);
     let mut h = Harness::new(cfg);
     h.report_telephony = true;
     h.start();
@@ -128,11 +126,7 @@ fn e5_a_new_preferred_site_relocates_the_agent_after_jitter() {
         Some("AIL_site2"),
     ));
     h.run_until(secs(120));
-    let started: Vec<_> = h
-        .switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .collect();
+    let started = h.started_switchovers();
     assert_eq!(started.len(), 1, "{started:?}");
     let (t, d) = &started[0];
     assert_eq!(d, "switchover-started preferred-changed site1->site2");
@@ -156,11 +150,7 @@ fn e5_a_relocation_is_tried_once() {
         Some("AIL_site2"),
     ));
     h.run_until(secs(300));
-    let started = h
-        .switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .count();
+    let started = h.started_switchovers().len();
     assert_eq!(started, 1, "{:?}", h.switchovers());
     assert_eq!(h.engine.view().site.as_deref(), Some("site1"));
 }
@@ -178,9 +168,7 @@ fn evacuated_at_startup(app: &str) -> BTreeMap<String, BTreeMap<String, String>>
 #[test]
 fn e5_an_evacuation_set_before_startup_is_read_with_the_applications() {
     let mut cfg = config(true);
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(20),
-    };
+    cfg.failback = auto_failback(20);
     let mut h = Harness::new(cfg);
     h.report_telephony = true;
     h.app_options = evacuated_at_startup("AIL_site1");
@@ -208,9 +196,7 @@ fn e5_startup_does_not_relocate_to_an_evacuated_preferred_site() {
     for directives in [true, false] {
         let mut cfg = config(directives);
         cfg.first_site = "site2".into();
-        cfg.failback = Failback::Auto {
-            after: Duration::from_secs(20),
-        };
+        cfg.failback = auto_failback(20);
         let mut h = Harness::new(cfg);
         h.report_telephony = true;
         h.app_options = evacuated_at_startup("AIL_site1");
