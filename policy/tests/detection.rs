@@ -81,9 +81,7 @@ fn d1_flapping_restarts_the_timer_from_the_last_off() {
 /// Started with the preferred Application's `site-timeout` at `timeout`,
 /// telephony OFF from 0 to 3600 s (still OFF).
 fn telephony_off_for_an_hour(timeout: Option<Duration>) -> Harness {
-    let mut h = Harness::new(Harness::default_config());
-    h.app_site_timeout = timeout;
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.app_site_timeout = timeout);
     h.clear_log();
     h.telephony(ServiceState::Off);
     h.run_until(secs(3600));
@@ -443,9 +441,7 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
 
 #[test]
 fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
-    let mut h = Harness::new(Harness::default_config());
-    h.hold = vec!["subscribe"];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.hold = vec!["subscribe"]);
     h.run_until(secs(2));
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(3));
@@ -526,9 +522,9 @@ fn d1_alarm_is_raised_once_and_cleared_by_leaving_the_site() {
 /// deadline known yet); the site timer is armed when the option arrives.
 #[test]
 fn d1_off_before_the_options_alarms_without_a_deadline() {
-    let mut h = Harness::new(Harness::default_config());
-    h.hold = vec!["read_application"];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| {
+        h.hold = vec!["read_application"]
+    });
     h.run_until(secs(5));
     h.telephony(ServiceState::Off);
     assert_eq!(raised(&h), [(secs(5), Alarm::TelephonyServiceDown, None)]);
@@ -584,9 +580,7 @@ fn d4_dr_force_logout_alarms_until_back_in_service() {
 /// not silently: the alarm is up (no deadline) until the DN is back.
 #[test]
 fn d4_dr_force_logout_without_a_register_timeout_still_alarms() {
-    let mut h = Harness::new(Harness::default_config());
-    h.app_sip_timeout = None;
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.app_sip_timeout = None);
     h.clear_log();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(3600));

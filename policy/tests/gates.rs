@@ -11,6 +11,16 @@ fn gated(reasons: &[Reason]) -> Harness {
     Harness::watching(cfg)
 }
 
+/// [`gated`], site1's telephony OFF from 10 s: D1's site timeout is due
+/// at 40 s, where it returns.
+fn telephony_timeout_at_40s(reasons: &[Reason]) -> Harness {
+    let mut h = gated(reasons);
+    h.run_until(secs(10));
+    h.telephony(ServiceState::Off);
+    h.run_until(secs(40));
+    h
+}
+
 fn veto(gate: &str) -> Event {
     Event::GateVerdict(GateVerdict {
         refused: Some(GateRefusal {
@@ -76,10 +86,7 @@ fn skipped_gates_are_recorded_before_the_switchover_starts() {
 
 #[test]
 fn an_automatic_switchover_listed_waits_for_its_gates_too() {
-    let mut h = gated(&[Reason::TelephonyTimeout]);
-    h.run_until(secs(10));
-    h.telephony(ServiceState::Off);
-    h.run_until(secs(40));
+    let mut h = telephony_timeout_at_40s(&[Reason::TelephonyTimeout]);
     assert_eq!(
         h.gate_checks(),
         tl(&[(secs(40), "telephony-timeout site1->site2")])
@@ -98,10 +105,7 @@ fn an_automatic_switchover_listed_waits_for_its_gates_too() {
 
 #[test]
 fn a_vetoed_automatic_switchover_is_dropped_until_its_trigger_fires_again() {
-    let mut h = gated(&[Reason::TelephonyTimeout]);
-    h.run_until(secs(10));
-    h.telephony(ServiceState::Off);
-    h.run_until(secs(40));
+    let mut h = telephony_timeout_at_40s(&[Reason::TelephonyTimeout]);
     h.feed(veto("dba-says-no"));
     h.run_until(secs(300));
     assert!(h.switchovers().is_empty(), "{:?}", h.switchovers());
@@ -119,10 +123,7 @@ fn a_vetoed_automatic_switchover_is_dropped_until_its_trigger_fires_again() {
 
 #[test]
 fn reasons_not_gated_never_wait_and_a_stale_verdict_is_ignored() {
-    let mut h = gated(&[Reason::Operator]);
-    h.run_until(secs(10));
-    h.telephony(ServiceState::Off);
-    h.run_until(secs(40));
+    let mut h = telephony_timeout_at_40s(&[Reason::Operator]);
     assert!(h.gate_checks().is_empty());
     assert_eq!(
         h.started_switchovers(),

@@ -4,18 +4,28 @@ use common::*;
 use drctl_policy::*;
 use std::time::Duration;
 
+/// S1–S3's commands at 0: connect to `site`, read the Person, then both
+/// AIL Applications.
+fn connect_and_read(site: &str) -> Vec<(Timestamp, String)> {
+    let connect = format!("connect {site}");
+    tl(&[
+        (secs(0), &connect),
+        (secs(0), "read_person_sites"),
+        (secs(0), "read_application AIL_site1"),
+        (secs(0), "read_application AIL_site2"),
+    ])
+}
+
 #[test]
 fn s1_connects_to_first_site_then_reads_configuration() {
     let h = Harness::started(Harness::default_config());
     assert_eq!(
         h.command_names(),
-        tl(&[
-            (secs(0), "connect site1"),
-            (secs(0), "read_person_sites"),
-            (secs(0), "read_application AIL_site1"),
-            (secs(0), "read_application AIL_site2"),
-            (secs(0), "subscribe 1 x4"),
-        ])
+        [
+            connect_and_read("site1"),
+            tl(&[(secs(0), "subscribe 1 x4")])
+        ]
+        .concat()
     );
     assert_eq!(h.timeline(), tl(&[(secs(0), "startup-connected site1")]));
     let view = h.engine.view();
@@ -156,15 +166,15 @@ fn s4_relocates_from_secondary_to_preferred() {
     let h = Harness::started(cfg);
     assert_eq!(
         h.command_names(),
-        tl(&[
-            (secs(0), "connect site2"),
-            (secs(0), "read_person_sites"),
-            (secs(0), "read_application AIL_site1"),
-            (secs(0), "read_application AIL_site2"),
-            (secs(0), "kill_factory"),
-            (secs(0), "connect site1 on-demand"),
-            (secs(0), "subscribe 2 x4"),
-        ])
+        [
+            connect_and_read("site2"),
+            tl(&[
+                (secs(0), "kill_factory"),
+                (secs(0), "connect site1 on-demand"),
+                (secs(0), "subscribe 2 x4"),
+            ])
+        ]
+        .concat()
     );
     assert_eq!(
         h.timeline(),
@@ -180,9 +190,7 @@ fn s4_relocates_from_secondary_to_preferred() {
 fn s4_preferred_unreachable_stays_and_raises_alarm() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let mut h = Harness::new(cfg);
-    h.reachable = [false, true];
-    h.start();
+    let h = Harness::started_after(cfg, |h| h.reachable = [false, true]);
     h.assert_s4_relocation_refused(&[]);
     assert_eq!(
         h.engine.view().alarms,
@@ -216,9 +224,9 @@ fn s5_no_cache_uses_the_configured_first_site() {
 
 #[test]
 fn s2_unknown_preferred_application_stays_and_alarms() {
-    let mut h = Harness::new(Harness::default_config());
-    h.preferred_app = "AIL_nowhere".into();
-    h.start();
+    let h = Harness::started_after(Harness::default_config(), |h| {
+        h.preferred_app = "AIL_nowhere".into()
+    });
     // The application's CS Proxy (csproxy2:7000) identifies the site.
     assert_eq!(h.engine.view().preferred_site.as_deref(), Some("site2"));
 
@@ -345,9 +353,9 @@ fn s3_local_sites_bootstrap_s1_and_the_application_wins_after() {
 /// local `[[sites]]` entry, with an `application-fallback` decision.
 #[test]
 fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
-    let mut h = Harness::new(Harness::default_config());
-    h.unreadable_apps = vec!["AIL_site2".into()];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| {
+        h.unreadable_apps = vec!["AIL_site2".into()]
+    });
     assert_eq!(
         h.timeline(),
         tl(&[
@@ -375,9 +383,7 @@ fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
 fn s3_unreadable_preferred_application_falls_back_without_its_dr_options() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let mut h = Harness::new(cfg);
-    h.unreadable_apps = vec!["AIL_site1".into()];
-    h.start();
+    let h = Harness::started_after(cfg, |h| h.unreadable_apps = vec!["AIL_site1".into()]);
     assert_eq!(
         h.timeline(),
         [

@@ -231,9 +231,7 @@ fn e2_failback_manual_stays_on_the_secondary() {
 fn failed_over(after: u64) -> Harness {
     let mut cfg = Harness::default_config();
     cfg.failback = auto_failback(after);
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.clear_log();
     h.healthy[0] = false;
     h.telephony(ServiceState::Off);
@@ -487,9 +485,7 @@ fn e2_after_a_dead_landing_the_next_failback_waits_twice_as_long() {
 fn e2_a_failback_that_w4_brings_back_to_the_origin_doubles_failback_after() {
     let mut cfg = Harness::default_config();
     cfg.failback = auto_failback(60);
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.feed(Event::OperatorSwitch { to: None });
     h.hold = vec!["connect"];
     h.run_until(secs(60));
@@ -715,9 +711,7 @@ fn w5_no_login_by_default() {
 /// switchover completes once the login is answered.
 #[test]
 fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
-    let mut h = Harness::new(login_config());
-    h.hold = vec!["login"];
-    h.start();
+    let mut h = Harness::started_after(login_config(), |h| h.hold = vec!["login"]);
     assert_eq!(h.engine.view().phase, PhaseKind::LoggingIn);
     h.hold.clear();
     h.reply("login", Ok(Reply::Done));
@@ -758,9 +752,7 @@ fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
 /// back to the origin, retried with backoff until the target takes it.
 #[test]
 fn w5_a_failed_login_is_a_failed_switchover() {
-    let mut h = Harness::new(login_config());
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(login_config(), |h| h.report_telephony = true);
     h.clear_log();
     h.login_fails = [false, true];
     // site1's telephony is down, and says so again at each (re)connect.
@@ -804,9 +796,7 @@ fn w5_a_failed_login_is_a_failed_switchover() {
 /// relocation back to the preferred site fails the same way (S4's alarm).
 #[test]
 fn w5_a_login_refused_at_startup_tries_the_other_site() {
-    let mut h = Harness::new(login_config());
-    h.login_fails = [true, false];
-    h.start();
+    let h = Harness::started_after(login_config(), |h| h.login_fails = [true, false]);
     h.assert_s4_relocation_refused(&[(secs(0), "startup-connected site1")]);
 }
 
@@ -820,9 +810,7 @@ fn e2_probes_answered_a_little_later_still_fail_back() {
     let mut cfg = Harness::default_config();
     cfg.failback = auto_failback(3);
     cfg.failback_probe_interval = Duration::from_secs(1);
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.healthy[0] = false;
     h.telephony(ServiceState::Off);
     h.run_until(secs(30));

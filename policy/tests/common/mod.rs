@@ -126,6 +126,15 @@ impl Harness {
         h
     }
 
+    /// A harness with `cfg`, `setup` applied (what the simulated deployment
+    /// does), then started at t = 0 (the startup log kept).
+    pub fn started_after(cfg: EngineConfig, setup: impl FnOnce(&mut Harness)) -> Harness {
+        let mut h = Harness::new(cfg);
+        setup(&mut h);
+        h.start();
+        h
+    }
+
     /// Starts the engine at the current time and runs to `now`.
     pub fn start(&mut self) -> &mut Self {
         self.feed(Event::Start);
