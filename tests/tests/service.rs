@@ -4,7 +4,9 @@
 //! runs drctl; readiness and watchdog notifications; recordings that are
 //! never destroyed; the metrics endpoint's health checks and conventions.
 
-use drctl_e2e::service::{http, promtool_check_metrics, skip, tool, NotifySocket, Unit, UnitDirs};
+use drctl_e2e::service::{
+    http, promtool_check_metrics, tool_or_skip, NotifySocket, Unit, UnitDirs,
+};
 use drctl_e2e::{command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -264,9 +266,7 @@ fn installed_root(unit: &Unit) -> tempfile::TempDir {
 
 #[test]
 fn systemd_analyze_verifies_the_installed_unit_and_rates_its_exposure_at_most_2() {
-    let Some(analyze) = tool("systemd-analyze")
-        .or_else(|| skip("systemd-analyze is not installed (apt-get install systemd)"))
-    else {
+    let Some(analyze) = tool_or_skip("systemd-analyze", "apt-get install systemd") else {
         return;
     };
     let unit = Unit::shipped();
@@ -307,9 +307,7 @@ fn systemd_analyze_verifies_the_installed_unit_and_rates_its_exposure_at_most_2(
 
 #[test]
 fn the_sysusers_snippet_creates_the_units_user_and_group() {
-    let Some(sysusers) = tool("systemd-sysusers")
-        .or_else(|| skip("systemd-sysusers is not installed (apt-get install systemd)"))
-    else {
+    let Some(sysusers) = tool_or_skip("systemd-sysusers", "apt-get install systemd") else {
         return;
     };
     let unit = Unit::shipped();
@@ -578,10 +576,7 @@ fn the_metrics_endpoint_answers_health_checks_methods_and_both_formats() {
 #[test]
 fn promtool_check_metrics_passes() {
     // Without promtool (outside CI) there is nothing to check against.
-    if tool("promtool")
-        .or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
-        .is_none()
-    {
+    if tool_or_skip("promtool", "apt-get install prometheus").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
