@@ -14,7 +14,7 @@ use super::{
 use crate::host::observe::Observer;
 use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
-use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -345,7 +345,7 @@ impl FleetMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drctl_policy::{EngineConfig, Event};
+    use drctl_policy::{EngineConfig, Event, Reason};
     use std::time::Duration;
 
     fn scrape(m: &FleetMetrics) -> String {
