@@ -3,20 +3,17 @@
 //! however the scenario is given, demo.toml says what it does, and the
 //! README documents every key the parser takes.
 
-use drctl_e2e::{repo, Drctl};
+use drctl_e2e::{repo, Drctl, TestDir};
 
 #[test]
 fn an_event_after_the_end_is_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("late.toml");
-    std::fs::write(
-        &file,
+    let dir = TestDir::new();
+    let f = dir.file(
+        "late.toml",
         "[deployment]\npreferred-site = \"site1\"\nend = \"1m\"\n\n\
          [[events]]\nat = \"90s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n",
-    )
-    .unwrap();
-    let f = file.display().to_string();
-    let out = Drctl::watch(&file).virtual_to_end().run_in(dir.path());
+    );
+    let out = Drctl::watch(&f).virtual_to_end().run_in(dir.path());
     let err = &out.stderr;
     assert!(out.success(), "{err}");
     let warning = format!(

@@ -7,7 +7,10 @@
 use drctl_e2e::service::{
     http, promtool_check_metrics, tool_or_skip, NotifySocket, Unit, UnitDirs,
 };
-use drctl_e2e::{command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within};
+use drctl_e2e::{
+    agent_config, command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within,
+    Drctl, TestDir,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -86,10 +89,8 @@ fn the_example_config_passes_config_check_in_the_units_environment() {
     assert!(!stderr.contains("warning"), "{stderr}");
 
     // Outside systemd the credential is missing, and the message says how to provide it.
-    let out = command(&["--config", &config, "config", "check"], dirs.root.path())
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
+    let out = Drctl::new(&["--config", &config, "config", "check"]).run_in(dirs.root.path());
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("$CREDENTIALS_DIRECTORY is not set")
             && stderr.contains("LoadCredential=password:/etc/drctl/password"),
@@ -166,29 +167,24 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
     // The chaos backend blocks the loop's thread inside a plugin call at 1 s:
     // the pings must stop, so that systemd kills and restarts the watcher.
     // (Pings from a timer thread of their own would go on: this fails then.)
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        "[agent]\nusername = \"agent007\"\npassword-env = \"DRCTL_TEST_PASSWORD\"\n\
-         [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-         [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
-         [backend]\nname = \"chaos\"\n\
-         [backend.chaos]\nfault = { mode = \"wedge\", at = \"1s\", hold = \"1h\" }\n",
-    )
-    .unwrap();
+    let dir = TestDir::new();
+    let agent = agent_config("password-env = \"DRCTL_TEST_PASSWORD\"");
+    let config = dir.file(
+        "drctl.toml",
+        &format!(
+            "{agent}[backend]\nname = \"chaos\"\n\
+             [backend.chaos]\nfault = {{ mode = \"wedge\", at = \"1s\", hold = \"1h\" }}\n"
+        ),
+    );
     let mut notify = NotifySocket::bind();
-    let mut child = command(
-        &["--config", &config.to_string_lossy(), "watch"],
-        dir.path(),
-    )
-    .env("DRCTL_TEST_PASSWORD", PASSWORD)
-    .env("NOTIFY_SOCKET", notify.path())
-    .env("WATCHDOG_USEC", "200000")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = command(&["--config", &config, "watch"], dir.path())
+        .env("DRCTL_TEST_PASSWORD", PASSWORD)
+        .env("NOTIFY_SOCKET", notify.path())
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let wedged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stderr = child.stderr.take().unwrap();
     let flag = wedged.clone();
