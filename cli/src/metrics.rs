@@ -7,6 +7,15 @@
 //! query or an alert on one never meets "no data": both sites, the four
 //! listeners, every alarm, phase and switchover reason and outcome.
 
+/// Registers each `(name, help) => field` of `m` in `r` (a series both
+/// watchers keep by its name in [`series`]).
+macro_rules! register {
+    ($r:expr, $m:expr, $($series:expr => $field:ident),+ $(,)?) => {{
+        $(let (name, help): series::Series = $series;
+        $r.register(name, help, $m.$field.clone());)+
+    }};
+}
+
 mod fleet;
 
 pub use fleet::FleetMetrics;
@@ -14,7 +23,7 @@ pub use fleet::FleetMetrics;
 use crate::host::observe::Observer;
 use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
-use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp, View};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,22 +62,18 @@ struct PhaseLabel {
 
 /// The metrics of one agent session, and the observer that keeps them current.
 pub struct Metrics {
-    registry: Arc<Registry>,
+    common: Common,
+    /// The switchover in flight, and since when in which phase at which site.
+    in_flight: InFlight,
+    last: Option<(Timestamp, &'static str, Option<String>)>,
     site: Family<SiteLabel, Gauge>,
     epoch: Gauge,
     listener: Family<ListenerLabel, Gauge>,
     alarm: Family<AlarmLabel, Gauge>,
     alarms_active: Gauge,
     paused: Gauge,
-    switchovers: Family<SwitchLabel, Counter>,
-    duration: Histogram,
     phase: Family<PhaseLabel, Gauge>,
-    phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
     faults: Counter,
-    shadow_divergences: Counter,
-    in_flight: Option<(Timestamp, &'static str)>,
-    last: Option<(Timestamp, &'static str, Option<String>)>,
-    health: Arc<Health>,
 }
 
 /// The outcomes `drctl_switchovers_total` counts.
@@ -85,23 +90,18 @@ impl Metrics {
             "drctl",
             [(Cow::Borrowed("agent"), Cow::Owned(agent.to_owned()))].into_iter(),
         );
-        let m = Metrics {
-            registry: Arc::new(Registry::default()),
+        let mut m = Metrics {
+            common: Common::new(),
             site: Family::default(),
             epoch: Gauge::default(),
             listener: Family::default(),
             alarm: Family::default(),
             alarms_active: Gauge::default(),
             paused: Gauge::default(),
-            switchovers: Family::default(),
-            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             phase: Family::default(),
-            phase_seconds: Family::default(),
             faults: Counter::default(),
-            shadow_divergences: Counter::default(),
             in_flight: None,
             last: None,
-            health: Arc::new(Health::default()),
         };
         for site in sites {
             m.site
@@ -117,94 +117,188 @@ impl Metrics {
                 .set(0);
         }
         for p in PhaseKind::ALL {
-            let label = PhaseLabel { phase: p.as_str() };
             m.phase
-                .get_or_create(&label)
+                .get_or_create(&PhaseLabel { phase: p.as_str() })
                 .set(i64::from(p == PhaseKind::Idle));
-            // Creating the series is the point; adding 0 keeps its value.
-            m.phase_seconds.get_or_create(&label).inc_by(0.0);
         }
+        register!(r, m, series::SITE => site, series::EPOCH => epoch,
+            series::LISTENER_UP => listener, series::ALARM_ACTIVE => alarm,
+            series::ALARMS_ACTIVE => alarms_active, series::PAUSED => paused);
+        m.common.switchovers.register(
+            &mut r,
+            "switchover outcomes by reason: completed, failed (one per failed attempt), suppressed",
+            "from switchover-started to switchover-completed",
+        );
+        register!(r, m, ("phase", "1 for the engine's current phase") => phase);
+        register!(r, m.common, ("phase_seconds", "time spent in each phase") => phase_seconds);
+        register!(r, m, series::BACKEND_FAULTS => faults);
+        m.common.serve(r);
+        m
+    }
+
+    /// The registry, for the HTTP endpoint.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.common.registry.clone()
+    }
+
+    /// The readiness this observer keeps, for `GET /readyz`.
+    pub fn health(&self) -> Arc<Health> {
+        self.common.health.clone()
+    }
+
+    /// `drctl_shadow_divergences_total`, for the `--shadow` observer to count.
+    pub fn shadow_divergences(&self) -> Counter {
+        self.common.shadow_divergences.clone()
+    }
+}
+
+/// What the one-agent and the fleet watcher keep alike: the registry and
+/// readiness they serve, and the series that carry no agent label in a
+/// fleet (switchovers, time in phase, shadow divergences).
+struct Common {
+    registry: Arc<Registry>,
+    health: Arc<Health>,
+    switchovers: Switchovers,
+    phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
+    shadow_divergences: Counter,
+}
+
+impl Common {
+    /// Every series at 0 (each reason and outcome, each phase); the
+    /// registry empty until the watcher has registered its series.
+    fn new() -> Common {
+        let c = Common {
+            registry: Arc::default(),
+            health: Arc::default(),
+            switchovers: Switchovers::new(),
+            phase_seconds: Family::default(),
+            shadow_divergences: Counter::default(),
+        };
+        for p in PhaseKind::ALL {
+            // Creating the series is the point; adding 0 keeps its value.
+            let label = PhaseLabel { phase: p.as_str() };
+            c.phase_seconds.get_or_create(&label).inc_by(0.0);
+        }
+        c
+    }
+
+    /// Registers the shadow divergences (last, as both watchers list them)
+    /// and keeps `r` to serve.
+    fn serve(&mut self, mut r: Registry) {
+        register!(r, self, series::SHADOW_DIVERGENCES => shadow_divergences);
+        self.registry = Arc::new(r);
+    }
+}
+
+/// Name and help of each series the one-agent and the fleet watcher both
+/// keep per agent: one table, so dashboards and alert rules find them alike.
+mod series {
+    /// A series' name (after `drctl_`) and help.
+    pub(super) type Series = (&'static str, &'static str);
+    pub(super) const SITE: Series = ("site", "1 for the site the agent is on, 0 for the other");
+    pub(super) const EPOCH: Series = ("epoch", "the current AIL connection's epoch");
+    pub(super) const LISTENER_UP: Series = (
+        "listener_up",
+        "1 when the listener's service is on (DN in service), 0 when off or unknown",
+    );
+    pub(super) const ALARM_ACTIVE: Series = ("alarm_active", "1 while the alarm is up");
+    pub(super) const ALARMS_ACTIVE: Series = ("alarms_active", "alarms up");
+    pub(super) const PAUSED: Series = ("paused", "1 while automatic switchovers are paused (E3)");
+    pub(super) const BACKEND_FAULTS: Series = (
+        "backend_faults",
+        "backend disconnections and failed commands",
+    );
+    pub(super) const SHADOW_DIVERGENCES: Series = (
+        "shadow_divergences",
+        "decisions only one of the live and the --shadow policy made (0 without --shadow)",
+    );
+}
+
+/// A count as a gauge value (saturating: no fleet comes near).
+fn gauge_value(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// The four listeners of `v`, by the names `drctl_listener_up` shows.
+fn listeners(v: &View) -> impl Iterator<Item = (&'static str, ListenerStatus)> {
+    LISTENERS
+        .into_iter()
+        .zip([v.telephony, v.configuration, v.statistic, v.dn])
+}
+
+/// `drctl_switchovers_total` and `drctl_switchover_duration_seconds`,
+/// counted alike by the one-agent and the fleet metrics.
+struct Switchovers {
+    outcomes: Family<SwitchLabel, Counter>,
+    duration: Histogram,
+}
+
+/// A switchover in flight: since when, why.
+type InFlight = Option<(Timestamp, &'static str)>;
+
+impl Switchovers {
+    /// Every reason and outcome at 0.
+    fn new() -> Switchovers {
+        let s = Switchovers {
+            outcomes: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+        };
         for reason in Reason::ALL {
             for outcome in OUTCOMES {
                 let label = SwitchLabel {
                     reason: reason.as_str(),
                     outcome,
                 };
-                m.switchovers.get_or_create(&label).inc_by(0);
+                s.outcomes.get_or_create(&label).inc_by(0);
             }
         }
-        r.register(
-            "site",
-            "1 for the site the agent is on, 0 for the other",
-            m.site.clone(),
-        );
-        r.register(
-            "epoch",
-            "the current AIL connection's epoch",
-            m.epoch.clone(),
-        );
-        r.register(
-            "listener_up",
-            "1 when the listener's service is on (DN in service), 0 when off or unknown",
-            m.listener.clone(),
-        );
-        r.register("alarm_active", "1 while the alarm is up", m.alarm.clone());
-        r.register("alarms_active", "alarms up", m.alarms_active.clone());
-        r.register(
-            "paused",
-            "1 while automatic switchovers are paused (E3)",
-            m.paused.clone(),
-        );
-        r.register(
-            "switchovers",
-            "switchover outcomes by reason: completed, failed (one per failed attempt), suppressed",
-            m.switchovers.clone(),
-        );
+        s
+    }
+
+    /// Registers both, with their help texts.
+    fn register(&self, r: &mut Registry, outcomes_help: &str, duration_help: &str) {
+        r.register("switchovers", outcomes_help, self.outcomes.clone());
         r.register(
             "switchover_duration_seconds",
-            "from switchover-started to switchover-completed",
-            m.duration.clone(),
+            duration_help,
+            self.duration.clone(),
         );
-        r.register("phase", "1 for the engine's current phase", m.phase.clone());
-        r.register(
-            "phase_seconds",
-            "time spent in each phase",
-            m.phase_seconds.clone(),
-        );
-        r.register(
-            "backend_faults",
-            "backend disconnections and failed commands",
-            m.faults.clone(),
-        );
-        r.register(
-            "shadow_divergences",
-            SHADOW_HELP,
-            m.shadow_divergences.clone(),
-        );
-        Metrics {
-            registry: Arc::new(r),
-            ..m
+    }
+
+    /// Counts `d` for an agent whose switchover in flight is `in_flight`
+    /// (kept here); returns 1 when one starts with none in flight, -1 when
+    /// the one in flight completes, else 0.
+    fn count(&self, t: Timestamp, d: &Decision, in_flight: &mut InFlight) -> i64 {
+        let count = |reason, outcome| {
+            self.outcomes
+                .get_or_create(&SwitchLabel { reason, outcome })
+                .inc()
+        };
+        match d {
+            Decision::SwitchoverStarted { reason, .. } => {
+                let was = in_flight.replace((t, reason.as_str()));
+                i64::from(was.is_none())
+            }
+            Decision::SwitchoverCompleted { reason, .. } => {
+                count(reason.as_str(), "completed");
+                let Some((start, _)) = in_flight.take() else {
+                    return 0;
+                };
+                self.duration.observe((t - start).as_secs_f64());
+                -1
+            }
+            Decision::SwitchoverFailed { .. } => {
+                count(in_flight.map_or("unknown", |(_, r)| r), "failed");
+                0
+            }
+            Decision::SwitchoverSuppressed { reason, .. } => {
+                count(reason.as_str(), "suppressed");
+                0
+            }
+            _ => 0,
         }
     }
-
-    /// The registry, for the HTTP endpoint.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.registry.clone()
-    }
-
-    /// The readiness this observer keeps, for `GET /readyz`.
-    pub fn health(&self) -> Arc<Health> {
-        self.health.clone()
-    }
-
-    /// `drctl_shadow_divergences_total`, for the `--shadow` observer to count.
-    pub fn shadow_divergences(&self) -> Counter {
-        self.shadow_divergences.clone()
-    }
 }
-
-const SHADOW_HELP: &str =
-    "decisions only one of the live and the --shadow policy made (0 without --shadow)";
 
 fn up(s: ListenerStatus) -> i64 {
     i64::from(s == ListenerStatus::On)
@@ -225,41 +319,17 @@ impl Observer for Metrics {
     }
 
     fn decision(&mut self, t: Timestamp, _agent: &str, d: &Decision) {
-        let count = |reason, outcome| SwitchLabel { reason, outcome };
-        match d {
-            Decision::SwitchoverStarted { reason, .. } => {
-                self.in_flight = Some((t, reason.as_str()))
-            }
-            Decision::SwitchoverCompleted { reason, .. } => {
-                self.switchovers
-                    .get_or_create(&count(reason.as_str(), "completed"))
-                    .inc();
-                if let Some((start, _)) = self.in_flight.take() {
-                    self.duration.observe((t - start).as_secs_f64());
-                }
-            }
-            Decision::SwitchoverFailed { .. } => {
-                let reason = self.in_flight.map_or("unknown", |(_, r)| r);
-                self.switchovers
-                    .get_or_create(&count(reason, "failed"))
-                    .inc();
-            }
-            Decision::SwitchoverSuppressed { reason, .. } => {
-                self.switchovers
-                    .get_or_create(&count(reason.as_str(), "suppressed"))
-                    .inc();
-            }
-            _ => {}
-        }
+        self.common.switchovers.count(t, d, &mut self.in_flight);
     }
 
     fn settled(&mut self, t: Timestamp, _agent: &str, engine: &Engine) {
         let v = engine.view();
         let phase = v.phase.as_str();
-        let site = v.site.map(|s| s.to_string());
+        let site = v.site.as_ref().map(|s| s.to_string());
         if let Some((since, last_phase, last_site)) = self.last.take() {
             let label = PhaseLabel { phase: last_phase };
-            self.phase_seconds
+            self.common
+                .phase_seconds
                 .get_or_create(&label)
                 .inc_by((t - since).as_secs_f64());
             if last_phase != phase {
@@ -277,7 +347,7 @@ impl Observer for Metrics {
         }
         // Ready: connected, its listeners subscribed (W2 done).
         let ready = v.phase == PhaseKind::Watching;
-        self.health.set_ready(
+        self.common.health.set_ready(
             ready,
             match &site {
                 Some(s) => format!("{phase} on {s}"),
@@ -285,13 +355,8 @@ impl Observer for Metrics {
             },
         );
         self.last = Some((t, phase, site));
-        self.epoch
-            .set(v.epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
-        for (name, s) in
-            LISTENERS
-                .into_iter()
-                .zip([v.telephony, v.configuration, v.statistic, v.dn])
-        {
+        self.epoch.set(v.epoch.map_or(0, gauge_value));
+        for (name, s) in listeners(&v) {
             self.listener
                 .get_or_create(&ListenerLabel { listener: name })
                 .set(up(s));
@@ -306,7 +371,6 @@ impl Observer for Metrics {
                 .get_or_create(&AlarmLabel { alarm: a.as_str() })
                 .set(i64::from(on));
         }
-        self.alarms_active
-            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+        self.alarms_active.set(gauge_value(active.len()));
     }
 }

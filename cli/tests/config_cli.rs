@@ -38,6 +38,27 @@ fn run(cmd: &mut Command) -> (Output, String, String) {
     (out, stdout, stderr)
 }
 
+/// A working directory with `body` as its `drctl.toml`.
+fn dir_with_config(body: &str) -> TempDir {
+    let dir = TempDir::new().expect("tempdir");
+    write(&dir, "drctl.toml", body);
+    dir
+}
+
+/// Stdout and stderr of `cmd`, which must exit 0 (the message shows stderr).
+fn ok(cmd: &mut Command) -> (String, String) {
+    let (out, stdout, stderr) = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    (stdout, stderr)
+}
+
+/// Stdout and stderr of `drctl ARGS` (exit 0) where `drctl.toml` is
+/// [`BASE`], with the environment variable `env` (`(name, value)`).
+fn ok_with_base(env: (&str, &str), args: &[&str]) -> (String, String) {
+    let dir = dir_with_config(BASE);
+    ok(drctl(&dir).env(env.0, env.1).args(args))
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/drctl.toml")
 }
@@ -94,24 +115,18 @@ fn check_passes_on_the_example() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let (out, stdout, stderr) = run(drctl(&dir)
+    let (stdout, _) = ok(drctl(&dir)
         .env("CREDENTIALS_DIRECTORY", &creds)
         .arg("--config")
         .arg(example())
         .args(["config", "check"]));
-    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(stdout.contains("drctl.toml"), "{stdout}");
 }
 
 #[test]
 fn check_reads_dot_drctl_toml() {
-    let dir = TempDir::new().expect("tempdir");
-    write(&dir, "drctl.toml", BASE);
-    let (out, stdout, stderr) = run(drctl(&dir)
-        .env("DRCTL_AGENT_PASSWORD", "x")
-        .args(["config", "check"]));
-    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let (stdout, stderr) = ok_with_base(("DRCTL_AGENT_PASSWORD", "x"), &["config", "check"]);
     assert_eq!(stdout, "ok: drctl.toml\n");
     assert!(stderr.is_empty(), "{stderr}");
 }
@@ -196,12 +211,8 @@ fn show_never_prints_the_password() {
 
 #[test]
 fn origin_names_the_env_var() {
-    let dir = TempDir::new().expect("tempdir");
-    write(&dir, "drctl.toml", BASE);
-    let (out, stdout, stderr) = run(drctl(&dir)
-        .env("DRCTL_POLICY__SITE_TIMEOUT", "10s")
-        .args(["config", "show", "--origin"]));
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let env = ("DRCTL_POLICY__SITE_TIMEOUT", "10s");
+    let (stdout, _) = ok_with_base(env, &["config", "show", "--origin"]);
     let line = stdout
         .lines()
         .find(|l| l.starts_with("policy.site-timeout = "))
@@ -217,20 +228,14 @@ fn origin_names_the_env_var() {
 
 #[test]
 fn set_overrides_file_and_env() {
-    let dir = TempDir::new().expect("tempdir");
-    write(
-        &dir,
-        "drctl.toml",
-        &format!("{BASE}\n[policy]\nsite-timeout = \"30s\"\n"),
-    );
-    let (out, stdout, stderr) = run(drctl(&dir).env("DRCTL_POLICY__SITE_TIMEOUT", "20s").args([
+    let dir = dir_with_config(&format!("{BASE}\n[policy]\nsite-timeout = \"30s\"\n"));
+    let (stdout, _) = ok(drctl(&dir).env("DRCTL_POLICY__SITE_TIMEOUT", "20s").args([
         "config",
         "show",
         "--origin",
         "--set",
         "policy.site-timeout=10s",
     ]));
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("policy.site-timeout = \"10s\""), "{stdout}");
     assert!(
         !stdout.contains("site-timeout = \"30s\"") && !stdout.contains("\"20s\""),
@@ -251,13 +256,12 @@ fn set_overrides_file_and_env() {
 #[test]
 fn json_logs_go_to_stderr_only() {
     let dir = TempDir::new().expect("tempdir");
-    let (out, stdout, _) = run(drctl(&dir).arg("--config").arg(example()).args([
+    let (stdout, _) = ok(drctl(&dir).arg("--config").arg(example()).args([
         "--log-format",
         "json",
         "-vv",
         "config",
         "show",
     ]));
-    assert_eq!(out.status.code(), Some(0));
     assert!(stdout.starts_with("# effective configuration"), "{stdout}");
 }

@@ -9,8 +9,10 @@
 use crate::engine::{Engine, ListenerStatus, Phase};
 use crate::input::{BackendEvent, Epoch};
 use crate::output::CommandKind;
+use crate::time::Timestamp;
 use crate::timers::TimerKind;
 use drctl_protocol::{Alarm, Decision, LogoutClass, Service, ServiceState};
+use std::time::Duration;
 
 /// The reason code of a logout caused by an expired SIP registration (D4).
 pub const DR_FORCE_LOGOUT: &str = "dr-force_logout";
@@ -69,16 +71,11 @@ impl Engine {
     /// D1: arms the site timer at OFF + `site-timeout` while telephony is
     /// OFF, the timeout is on and the trigger has not fired yet.
     pub(crate) fn d1_arm_site_timer(&mut self) {
-        let at = if self.triggers.due.telephony {
-            None
-        } else {
-            let timeout = self.learned.dr.site_timeout.filter(|t| !t.is_zero());
-            self.conn
-                .listeners
-                .telephony_off_since
-                .zip(timeout)
-                .map(|(since, timeout)| since + timeout)
-        };
+        let at = deadline(
+            self.triggers.due.telephony,
+            self.conn.listeners.telephony_off_since,
+            self.learned.dr.site_timeout,
+        );
         self.timers.set_or_stop(TimerKind::SiteTimeout, at);
     }
 
@@ -181,20 +178,11 @@ impl Engine {
     /// `site-sip-register-timeout` while waiting, the timeout is on and the
     /// trigger has not fired yet.
     pub(crate) fn d4_arm_sip_register_timer(&mut self) {
-        let at = if self.triggers.due.sip {
-            None
-        } else {
-            let timeout = self
-                .learned
-                .dr
-                .sip_register_timeout
-                .filter(|t| !t.is_zero());
-            self.conn
-                .listeners
-                .sip_wait_since
-                .zip(timeout)
-                .map(|(since, timeout)| since + timeout)
-        };
+        let at = deadline(
+            self.triggers.due.sip,
+            self.conn.listeners.sip_wait_since,
+            self.learned.dr.sip_register_timeout,
+        );
         self.timers.set_or_stop(TimerKind::SipRegisterTimeout, at);
     }
 
@@ -240,4 +228,14 @@ impl Engine {
             self.clear(alarm);
         }
     }
+}
+
+/// D1's and D4's deadline: `timeout` after `since`, unless the trigger is
+/// already `due` or the timeout is off (absent or zero).
+fn deadline(due: bool, since: Option<Timestamp>, timeout: Option<Duration>) -> Option<Timestamp> {
+    if due {
+        return None;
+    }
+    let timeout = timeout.filter(|t| !t.is_zero())?;
+    since.map(|since| since + timeout)
 }

@@ -757,56 +757,30 @@ pub struct View {
 mod names {
     use super::*;
 
-    fn name<T: Serialize>(v: T) -> String {
-        serde_json::to_value(v)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+    /// Each of `values` is named by `as_str` as serde names it.
+    fn named_alike<T: Serialize + Copy>(values: &[T], as_str: fn(T) -> &'static str) {
+        for &v in values {
+            let serialized = serde_json::to_value(v).ok();
+            assert_eq!(
+                Some(as_str(v)),
+                serialized.as_ref().and_then(|j| j.as_str())
+            );
+        }
     }
 
     /// `as_str` (status, metrics) and serde (views) name things alike.
     #[test]
     fn as_str_matches_the_serialized_names() {
-        use PhaseKind::*;
-        for p in [
-            Idle,
-            Connecting,
-            Backoff,
-            ReadingConfiguration,
-            KillingFactory,
-            Subscribing,
-            LoggingIn,
-            Watching,
-            GaveUp,
-            Stopped,
-        ] {
-            assert_eq!(p.as_str(), name(p));
-        }
-        for l in [
-            ListenerStatus::Unknown,
-            ListenerStatus::On,
-            ListenerStatus::Off,
-        ] {
-            assert_eq!(l.as_str(), name(l));
-        }
-        for t in [
-            TimerKind::StartupTimeout,
-            TimerKind::Backoff,
-            TimerKind::SiteTimeout,
-            TimerKind::SipRegisterTimeout,
-            TimerKind::SwitchoverJitter,
-            TimerKind::HoldDown,
-            TimerKind::FailbackProbe,
-            TimerKind::FailbackVerify,
-        ] {
-            assert_eq!(t.as_str(), name(t));
-        }
-        for s in [
+        // Every phase and timer kind, as `ALL` and `VALUES` list them.
+        named_alike(&PhaseKind::ALL, PhaseKind::as_str);
+        named_alike(&TimerKind::VALUES, TimerKind::as_str);
+        use ListenerStatus::{Off, On, Unknown};
+        named_alike(&[Unknown, On, Off], ListenerStatus::as_str);
+        let sources = [
             DrOptionSource::Application,
             DrOptionSource::LocalOverride,
             DrOptionSource::Default,
-        ] {
-            assert_eq!(s.as_str(), name(s));
-        }
+        ];
+        named_alike(&sources, DrOptionSource::as_str);
     }
 }

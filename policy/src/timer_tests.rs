@@ -35,17 +35,8 @@ fn answer(
                 *epoch += 1;
                 Ok(Reply::Connected { epoch: *epoch })
             }
-            CommandKind::ReadPersonSites { .. } => Ok(Reply::PersonSites {
-                preferred_app: "AIL_site1".into(),
-                secondary_app: "AIL_site2".into(),
-            }),
-            CommandKind::ReadApplication { app_name } => Ok(Reply::Application {
-                app_name,
-                cs_proxy: "csproxy1:7000".into(),
-                site_timeout: Some(Duration::from_secs(30)),
-                site_sip_register_timeout: None,
-                options: Default::default(),
-            }),
+            CommandKind::ReadPersonSites { .. } => Ok(person_sites()),
+            CommandKind::ReadApplication { app_name } => Ok(application(app_name, None)),
             CommandKind::Probe { .. } => Ok(Reply::Probed {
                 healthy: true,
                 detail: String::new(),
@@ -56,6 +47,26 @@ fn answer(
         engine.handle_event(t, Event::CommandResult { id, result });
     }
     (decisions, commands)
+}
+
+/// The Person's answer: site1's Application preferred, site2's secondary.
+fn person_sites() -> Reply {
+    Reply::PersonSites {
+        preferred_app: "AIL_site1".into(),
+        secondary_app: "AIL_site2".into(),
+    }
+}
+
+/// An Application's answer: site1's CS Proxy, a 30 s `site-timeout` and
+/// `register_timeout` as `site-sip-register-timeout`.
+fn application(app_name: String, register_timeout: Option<Duration>) -> Reply {
+    Reply::Application {
+        app_name,
+        cs_proxy: "csproxy1:7000".into(),
+        site_timeout: Some(Duration::from_secs(30)),
+        site_sip_register_timeout: register_timeout,
+        options: Default::default(),
+    }
 }
 
 /// The switchovers started, suppressed or failed among `decisions`.
@@ -80,6 +91,18 @@ fn telephony_off(engine: &mut Engine, t: Timestamp, epoch: u64) {
         status: ServiceState::Off,
     };
     engine.handle_event(t, Event::Backend { epoch, event });
+}
+
+/// An engine with `cfg`, started at 0 and switched to site2 by an operator
+/// at 0 (which completes at 0), every command answered; and its epoch.
+fn on_site2_by_an_operator_at_0(cfg: EngineConfig) -> (Engine, u64) {
+    let mut engine = Engine::new(cfg).expect("valid config");
+    let mut epoch = 0;
+    engine.handle_event(Timestamp::ZERO, Event::Start);
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
+    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    (engine, epoch)
 }
 
 /// S1: the startup timeout and the backoff end at the same instant: startup
@@ -110,13 +133,8 @@ fn s1_startup_timeout_fires_before_a_backoff_due_at_the_same_instant() {
 fn e1_hold_down_ending_with_the_d1_deadline_does_not_hold_it() {
     let mut cfg = EngineConfig::two_sites("agent");
     cfg.hold_down = Duration::from_secs(30);
-    let mut engine = Engine::new(cfg).expect("valid config");
-    let mut epoch = 0;
-    engine.handle_event(Timestamp::ZERO, Event::Start);
-    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
     // An operator switch at 0 completes at 0: hold-down until 30 s.
-    engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
-    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    let (mut engine, mut epoch) = on_site2_by_an_operator_at_0(cfg);
     // Telephony OFF at 0 on site2: the site timer fires at 30 s too.
     telephony_off(&mut engine, Timestamp::ZERO, epoch);
     engine.handle_timeout(Timestamp::from_secs(30));
@@ -143,13 +161,8 @@ fn e2_failback_check_due_with_the_d1_deadline_returns_once_and_at_once() {
         after: Duration::from_secs(30),
     };
     cfg.hold_down = Duration::from_secs(300);
-    let mut engine = Engine::new(cfg).expect("valid config");
-    let mut epoch = 0;
-    engine.handle_event(Timestamp::ZERO, Event::Start);
-    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
     // On site2 from 0 (operator switch); the probe at 0 answers healthy.
-    engine.handle_event(Timestamp::ZERO, Event::OperatorSwitch { to: None });
-    answer(&mut engine, Timestamp::ZERO, false, &mut epoch);
+    let (mut engine, mut epoch) = on_site2_by_an_operator_at_0(cfg);
     // Probes every 10 s answer healthy: the failback is due from 30 s on,
     // held by the operator switch's hold-down until 300 s.
     let mut t = Timestamp::ZERO;
@@ -212,18 +225,11 @@ fn options_after(early: crate::BackendEvent) -> Engine {
                         .handle_event(Timestamp::from_secs(1), Event::Backend { epoch: 1, event });
                 }
                 at = Timestamp::from_secs(5);
-                Ok(Reply::PersonSites {
-                    preferred_app: "AIL_site1".into(),
-                    secondary_app: "AIL_site2".into(),
-                })
+                Ok(person_sites())
             }
-            CommandKind::ReadApplication { app_name } => Ok(Reply::Application {
-                app_name,
-                cs_proxy: "csproxy1:7000".into(),
-                site_timeout: Some(Duration::from_secs(30)),
-                site_sip_register_timeout: Some(Duration::from_secs(60)),
-                options: Default::default(),
-            }),
+            CommandKind::ReadApplication { app_name } => {
+                Ok(application(app_name, Some(Duration::from_secs(60))))
+            }
             _ => Ok(Reply::Done),
         };
         let id = cmd.id;

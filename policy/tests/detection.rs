@@ -78,14 +78,19 @@ fn d1_flapping_restarts_the_timer_from_the_last_off() {
     );
 }
 
-#[test]
-fn d1_site_timeout_zero_never_switches_and_alarms_instead() {
-    let mut h = Harness::new(Harness::default_config());
-    h.app_site_timeout = Some(Duration::ZERO);
-    h.start();
+/// Started with the preferred Application's `site-timeout` at `timeout`,
+/// telephony OFF from 0 to 3600 s (still OFF).
+fn telephony_off_for_an_hour(timeout: Option<Duration>) -> Harness {
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.app_site_timeout = timeout);
     h.clear_log();
     h.telephony(ServiceState::Off);
     h.run_until(secs(3600));
+    h
+}
+
+#[test]
+fn d1_site_timeout_zero_never_switches_and_alarms_instead() {
+    let mut h = telephony_off_for_an_hour(Some(Duration::ZERO));
     h.telephony(ServiceState::On);
     assert_eq!(
         h.timeline(),
@@ -98,12 +103,7 @@ fn d1_site_timeout_zero_never_switches_and_alarms_instead() {
 
 #[test]
 fn d1_site_timeout_absent_never_switches_and_alarms_instead() {
-    let mut h = Harness::new(Harness::default_config());
-    h.app_site_timeout = None;
-    h.start();
-    h.clear_log();
-    h.telephony(ServiceState::Off);
-    h.run_until(secs(3600));
+    let h = telephony_off_for_an_hour(None);
     assert_eq!(
         h.timeline(),
         tl(&[(secs(0), "alarm-raised telephony-service-down")])
@@ -122,88 +122,77 @@ fn d1_works_the_same_on_the_secondary_site() {
     h.run_until(secs(200));
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (
-                secs(130),
-                "switchover-started telephony-timeout site2->site1"
-            ),
-            (
-                secs(130),
-                "switchover-completed telephony-timeout site2->site1"
-            ),
-        ])
+        switched(secs(130), "telephony-timeout site2->site1")
     );
+}
+
+/// `service` reported OFF `offs` times at 0 and ON at 3600 s: the two
+/// `decisions` (the alarm raised, then cleared) and no command at all.
+fn alarms_and_never_switches(service: Service, offs: usize, decisions: [&str; 2]) {
+    let mut h = Harness::watching_default();
+    for _ in 0..offs {
+        h.service(service, ServiceState::Off);
+    }
+    h.run_until(secs(3600));
+    h.service(service, ServiceState::On);
+    assert_eq!(
+        h.timeline(),
+        tl(&[(secs(0), decisions[0]), (secs(3600), decisions[1])])
+    );
+    assert!(h.commands().is_empty());
 }
 
 #[test]
 fn d2_configuration_off_alarms_and_never_switches() {
-    let mut h = Harness::watching_default();
-    h.service(Service::Configuration, ServiceState::Off);
-    h.run_until(secs(3600));
-    h.service(Service::Configuration, ServiceState::On);
-    assert_eq!(
-        h.timeline(),
-        tl(&[
-            (secs(0), "alarm-raised configuration-service-down"),
-            (secs(3600), "alarm-cleared configuration-service-down"),
-        ])
+    alarms_and_never_switches(
+        Service::Configuration,
+        1,
+        [
+            "alarm-raised configuration-service-down",
+            "alarm-cleared configuration-service-down",
+        ],
     );
-    assert!(h.commands().is_empty());
 }
 
 #[test]
 fn d3_statistic_off_alarms_and_never_switches() {
-    let mut h = Harness::watching_default();
-    h.service(Service::Statistic, ServiceState::Off);
-    h.service(Service::Statistic, ServiceState::Off);
-    h.run_until(secs(3600));
-    h.service(Service::Statistic, ServiceState::On);
-    assert_eq!(
-        h.timeline(),
-        tl(&[
-            (secs(0), "alarm-raised statistic-service-down"),
-            (secs(3600), "alarm-cleared statistic-service-down"),
-        ])
+    alarms_and_never_switches(
+        Service::Statistic,
+        2,
+        [
+            "alarm-raised statistic-service-down",
+            "alarm-cleared statistic-service-down",
+        ],
     );
-    assert!(h.commands().is_empty());
+}
+
+/// A logout with `reason` at 0, then an hour: `classified` is the only decision.
+fn logout_only_classified(reason: &str, classified: &str) -> Harness {
+    let mut h = Harness::watching_default();
+    h.logout(reason);
+    h.run_until(secs(3600));
+    assert_eq!(h.timeline(), tl(&[(secs(0), classified)]));
+    h
 }
 
 #[test]
 fn d4_manual_logout_is_recorded_and_nothing_else() {
-    let mut h = Harness::watching_default();
-    h.logout("");
-    h.run_until(secs(3600));
-    assert_eq!(
-        h.timeline(),
-        tl(&[(secs(0), "logout-classified \"\" Manual")])
-    );
+    let h = logout_only_classified("", "logout-classified \"\" Manual");
     assert!(h.commands().is_empty());
 }
 
 #[test]
 fn d4_supervisor_forced_logout_does_nothing() {
-    let mut h = Harness::watching_default();
-    h.logout("supervisor_forced_logout");
-    h.run_until(secs(3600));
-    assert_eq!(
-        h.timeline(),
-        tl(&[(
-            secs(0),
-            "logout-classified \"supervisor_forced_logout\" Supervisor"
-        )])
+    let h = logout_only_classified(
+        "supervisor_forced_logout",
+        "logout-classified \"supervisor_forced_logout\" Supervisor",
     );
     assert!(h.commands().is_empty());
 }
 
 #[test]
 fn d4_unknown_reason_is_treated_as_manual() {
-    let mut h = Harness::watching_default();
-    h.logout("lunch");
-    h.run_until(secs(3600));
-    assert_eq!(
-        h.timeline(),
-        tl(&[(secs(0), "logout-classified \"lunch\" Manual")])
-    );
+    logout_only_classified("lunch", "logout-classified \"lunch\" Manual");
 }
 
 #[test]
@@ -214,18 +203,14 @@ fn d4_dr_force_logout_without_reregistration_switches_at_the_register_timeout() 
     h.run_until(secs(200));
     assert_eq!(
         h.timeline(),
-        tl(&[
-            (secs(5), "logout-classified \"dr-force_logout\" DrForce"),
-            (secs(5), "alarm-raised sip-registration-lost"),
-            (
-                secs(65),
-                "switchover-started sip-register-timeout site1->site2"
-            ),
-            (
-                secs(65),
-                "switchover-completed sip-register-timeout site1->site2"
-            ),
-        ])
+        [
+            tl(&[
+                (secs(5), "logout-classified \"dr-force_logout\" DrForce"),
+                (secs(5), "alarm-raised sip-registration-lost")
+            ]),
+            switched(secs(65), "sip-register-timeout site1->site2")
+        ]
+        .concat()
     );
 }
 
@@ -334,17 +319,14 @@ fn d4_graceful_shutdown_switches_now() {
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     assert_eq!(
         h.timeline(),
-        tl(&[
-            (
+        [
+            tl(&[(
                 secs(7),
                 "logout-classified \"graceful_shutdown_logout\" GracefulShutdown"
-            ),
-            (secs(7), "switchover-started graceful-shutdown site1->site2"),
-            (
-                secs(7),
-                "switchover-completed graceful-shutdown site1->site2"
-            ),
-        ])
+            )]),
+            switched(secs(7), "graceful-shutdown site1->site2")
+        ]
+        .concat()
     );
 }
 
@@ -357,16 +339,7 @@ fn d4_dr_force_logout_then_graceful_shutdown_switches_once_for_graceful() {
     h.run_until(secs(600));
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (
-                secs(10),
-                "switchover-started graceful-shutdown site1->site2"
-            ),
-            (
-                secs(10),
-                "switchover-completed graceful-shutdown site1->site2"
-            ),
-        ])
+        switched(secs(10), "graceful-shutdown site1->site2")
     );
 }
 
@@ -459,11 +432,7 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
     h.logout(DR_FORCE_LOGOUT);
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(100));
-    let started: Vec<_> = h
-        .switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .collect();
+    let started = h.started_switchovers();
     assert_eq!(started.len(), 1, "{started:?}");
     // The strongest trigger wins when the delay ends, not before.
     assert_eq!(started[0].0, jitter_ends);
@@ -472,9 +441,7 @@ fn d6_triggers_during_the_jitter_wait_are_coalesced() {
 
 #[test]
 fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
-    let mut h = Harness::new(Harness::default_config());
-    h.hold = vec!["subscribe"];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.hold = vec!["subscribe"]);
     h.run_until(secs(2));
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(3));
@@ -483,13 +450,7 @@ fn d6_a_trigger_during_startup_waits_until_the_agent_is_watching() {
     h.reply("subscribe", Ok(Reply::Done));
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (secs(3), "switchover-started graceful-shutdown site1->site2"),
-            (
-                secs(3),
-                "switchover-completed graceful-shutdown site1->site2"
-            ),
-        ])
+        switched(secs(3), "graceful-shutdown site1->site2")
     );
 }
 
@@ -561,9 +522,9 @@ fn d1_alarm_is_raised_once_and_cleared_by_leaving_the_site() {
 /// deadline known yet); the site timer is armed when the option arrives.
 #[test]
 fn d1_off_before_the_options_alarms_without_a_deadline() {
-    let mut h = Harness::new(Harness::default_config());
-    h.hold = vec!["read_application"];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| {
+        h.hold = vec!["read_application"]
+    });
     h.run_until(secs(5));
     h.telephony(ServiceState::Off);
     assert_eq!(raised(&h), [(secs(5), Alarm::TelephonyServiceDown, None)]);
@@ -619,9 +580,7 @@ fn d4_dr_force_logout_alarms_until_back_in_service() {
 /// not silently: the alarm is up (no deadline) until the DN is back.
 #[test]
 fn d4_dr_force_logout_without_a_register_timeout_still_alarms() {
-    let mut h = Harness::new(Harness::default_config());
-    h.app_sip_timeout = None;
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| h.app_sip_timeout = None);
     h.clear_log();
     h.logout(DR_FORCE_LOGOUT);
     h.run_until(secs(3600));

@@ -32,12 +32,8 @@ fn evacuate(site_app: &str, value: Option<&str>) -> BackendEvent {
 #[test]
 fn e5_an_evacuated_site_is_left_and_kept_away_from_until_cleared() {
     let mut cfg = config(true);
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(20),
-    };
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    cfg.failback = auto_failback(20);
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.clear_log();
     h.run_until(secs(10));
     h.backend(evacuate("AIL_site1", Some("true")));
@@ -128,11 +124,7 @@ fn e5_a_new_preferred_site_relocates_the_agent_after_jitter() {
         Some("AIL_site2"),
     ));
     h.run_until(secs(120));
-    let started: Vec<_> = h
-        .switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .collect();
+    let started = h.started_switchovers();
     assert_eq!(started.len(), 1, "{started:?}");
     let (t, d) = &started[0];
     assert_eq!(d, "switchover-started preferred-changed site1->site2");
@@ -156,20 +148,27 @@ fn e5_a_relocation_is_tried_once() {
         Some("AIL_site2"),
     ));
     h.run_until(secs(300));
-    let started = h
-        .switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .count();
+    let started = h.started_switchovers().len();
     assert_eq!(started, 1, "{:?}", h.switchovers());
     assert_eq!(h.engine.view().site.as_deref(), Some("site1"));
 }
 
-fn evacuated_at_startup(app: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    BTreeMap::from([(
-        app.to_owned(),
+/// Started at `first_site` with directives on or off, `failback = auto`
+/// (20 s), each subscribe reporting telephony, and `dr/evacuate = true` on
+/// site1's Application before startup; run to 300 s.
+fn started_with_site1_evacuated(directives: bool, first_site: &str) -> Harness {
+    let mut cfg = config(directives);
+    cfg.first_site = first_site.into();
+    cfg.failback = auto_failback(20);
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.app_options = BTreeMap::from([(
+        "AIL_site1".to_owned(),
         BTreeMap::from([("dr/evacuate".to_owned(), "true".to_owned())]),
-    )])
+    )]);
+    h.start();
+    h.run_until(secs(300));
+    h
 }
 
 /// An evacuation set while drctl was down is read with the Applications at
@@ -177,15 +176,7 @@ fn evacuated_at_startup(app: &str) -> BTreeMap<String, BTreeMap<String, String>>
 /// once watching, and no failback takes it back while the option stays set.
 #[test]
 fn e5_an_evacuation_set_before_startup_is_read_with_the_applications() {
-    let mut cfg = config(true);
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(20),
-    };
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.app_options = evacuated_at_startup("AIL_site1");
-    h.start();
-    h.run_until(secs(300));
+    let h = started_with_site1_evacuated(true, "site1");
     let switchovers = h.switchovers();
     assert_eq!(
         switchovers
@@ -206,16 +197,7 @@ fn e5_an_evacuation_set_before_startup_is_read_with_the_applications() {
 #[test]
 fn e5_startup_does_not_relocate_to_an_evacuated_preferred_site() {
     for directives in [true, false] {
-        let mut cfg = config(directives);
-        cfg.first_site = "site2".into();
-        cfg.failback = Failback::Auto {
-            after: Duration::from_secs(20),
-        };
-        let mut h = Harness::new(cfg);
-        h.report_telephony = true;
-        h.app_options = evacuated_at_startup("AIL_site1");
-        h.start();
-        h.run_until(secs(300));
+        let h = started_with_site1_evacuated(directives, "site2");
         let switchovers = h.switchovers();
         let names: Vec<&str> = switchovers.iter().map(|(_, d)| d.as_str()).collect();
         if directives {

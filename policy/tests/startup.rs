@@ -4,24 +4,28 @@ use common::*;
 use drctl_policy::*;
 use std::time::Duration;
 
-fn started(cfg: EngineConfig) -> Harness {
-    let mut h = Harness::new(cfg);
-    h.start();
-    h
+/// S1–S3's commands at 0: connect to `site`, read the Person, then both
+/// AIL Applications.
+fn connect_and_read(site: &str) -> Vec<(Timestamp, String)> {
+    let connect = format!("connect {site}");
+    tl(&[
+        (secs(0), &connect),
+        (secs(0), "read_person_sites"),
+        (secs(0), "read_application AIL_site1"),
+        (secs(0), "read_application AIL_site2"),
+    ])
 }
 
 #[test]
 fn s1_connects_to_first_site_then_reads_configuration() {
-    let h = started(Harness::default_config());
+    let h = Harness::started(Harness::default_config());
     assert_eq!(
         h.command_names(),
-        tl(&[
-            (secs(0), "connect site1"),
-            (secs(0), "read_person_sites"),
-            (secs(0), "read_application AIL_site1"),
-            (secs(0), "read_application AIL_site2"),
-            (secs(0), "subscribe 1 x4"),
-        ])
+        [
+            connect_and_read("site1"),
+            tl(&[(secs(0), "subscribe 1 x4")])
+        ]
+        .concat()
     );
     assert_eq!(h.timeline(), tl(&[(secs(0), "startup-connected site1")]));
     let view = h.engine.view();
@@ -111,7 +115,7 @@ fn s1_startup_gives_up_after_startup_timeout() {
 
 #[test]
 fn s2_s3_reads_person_then_preferred_application() {
-    let h = started(Harness::default_config());
+    let h = Harness::started(Harness::default_config());
     let cmds = h.commands();
     assert_eq!(
         cmds[1].1,
@@ -139,7 +143,7 @@ fn s3_config_overrides_win_over_the_application_dr_options() {
     let mut cfg = Harness::default_config();
     cfg.site_timeout = Some(Duration::from_secs(5));
     cfg.site_sip_register_timeout = Some(Duration::ZERO);
-    let h = started(cfg);
+    let h = Harness::started(cfg);
     let view = h.engine.view();
     assert_eq!(view.site_timeout, Some(Duration::from_secs(5)));
     assert_eq!(view.site_sip_register_timeout, Some(Duration::ZERO));
@@ -150,15 +154,8 @@ fn s3_preferred_application_cs_proxy_is_used_for_relocation() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
     cfg.sites[0].cs_proxy = "stale-local:1".into();
-    let h = started(cfg);
-    let connects: Vec<String> = h
-        .commands()
-        .into_iter()
-        .filter_map(|(_, c)| match c {
-            CommandKind::Connect { cs_proxy, .. } => Some(cs_proxy),
-            _ => None,
-        })
-        .collect();
+    let h = Harness::started(cfg);
+    let connects: Vec<String> = h.connects().into_iter().map(|c| c.1).collect();
     assert_eq!(connects, vec!["csproxy2:7000", "csproxy1:7000"]);
 }
 
@@ -166,29 +163,26 @@ fn s3_preferred_application_cs_proxy_is_used_for_relocation() {
 fn s4_relocates_from_secondary_to_preferred() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let h = started(cfg);
+    let h = Harness::started(cfg);
     assert_eq!(
         h.command_names(),
-        tl(&[
-            (secs(0), "connect site2"),
-            (secs(0), "read_person_sites"),
-            (secs(0), "read_application AIL_site1"),
-            (secs(0), "read_application AIL_site2"),
-            (secs(0), "kill_factory"),
-            (secs(0), "connect site1 on-demand"),
-            (secs(0), "subscribe 2 x4"),
-        ])
+        [
+            connect_and_read("site2"),
+            tl(&[
+                (secs(0), "kill_factory"),
+                (secs(0), "connect site1 on-demand"),
+                (secs(0), "subscribe 2 x4"),
+            ])
+        ]
+        .concat()
     );
     assert_eq!(
         h.timeline(),
-        tl(&[
-            (secs(0), "startup-connected site2"),
-            (secs(0), "switchover-started startup-relocate site2->site1"),
-            (
-                secs(0),
-                "switchover-completed startup-relocate site2->site1"
-            ),
-        ])
+        [
+            tl(&[(secs(0), "startup-connected site2")]),
+            switched(secs(0), "startup-relocate site2->site1")
+        ]
+        .concat()
     );
 }
 
@@ -196,26 +190,12 @@ fn s4_relocates_from_secondary_to_preferred() {
 fn s4_preferred_unreachable_stays_and_raises_alarm() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let mut h = Harness::new(cfg);
-    h.reachable = [false, true];
-    h.start();
+    let h = Harness::started_after(cfg, |h| h.reachable = [false, true]);
+    h.assert_s4_relocation_refused(&[]);
     assert_eq!(
-        h.timeline(),
-        tl(&[
-            (secs(0), "startup-connected site2"),
-            (secs(0), "switchover-started startup-relocate site2->site1"),
-            (secs(0), "switchover-failed site1"),
-            (secs(0), "alarm-raised preferred-site-unreachable"),
-            (
-                secs(0),
-                "switchover-completed startup-relocate site2->site2"
-            ),
-        ])
+        h.engine.view().alarms,
+        vec![Alarm::PreferredSiteUnreachable]
     );
-    let view = h.engine.view();
-    assert_eq!(view.site.as_deref(), Some("site2"));
-    assert_eq!(view.phase, PhaseKind::Watching);
-    assert_eq!(view.alarms, vec![Alarm::PreferredSiteUnreachable]);
 }
 
 #[test]
@@ -223,7 +203,7 @@ fn s5_cached_preferred_site_is_tried_first_but_s2_to_s4_still_run() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site1".into();
     cfg.cached_preferred = Some("site2".into());
-    let h = started(cfg);
+    let h = Harness::started(cfg);
     // The cache picked site2 first; the Person object says site1: relocate.
     let names = h.command_names();
     assert_eq!(names[0].1, "connect site2");
@@ -238,15 +218,15 @@ fn s5_cached_preferred_site_is_tried_first_but_s2_to_s4_still_run() {
 fn s5_no_cache_uses_the_configured_first_site() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let h = started(cfg);
+    let h = Harness::started(cfg);
     assert_eq!(h.command_names()[0].1, "connect site2");
 }
 
 #[test]
 fn s2_unknown_preferred_application_stays_and_alarms() {
-    let mut h = Harness::new(Harness::default_config());
-    h.preferred_app = "AIL_nowhere".into();
-    h.start();
+    let h = Harness::started_after(Harness::default_config(), |h| {
+        h.preferred_app = "AIL_nowhere".into()
+    });
     // The application's CS Proxy (csproxy2:7000) identifies the site.
     assert_eq!(h.engine.view().preferred_site.as_deref(), Some("site2"));
 
@@ -267,7 +247,7 @@ fn s2_unknown_preferred_application_stays_and_alarms() {
 
 #[test]
 fn reconnects_like_startup_after_the_backend_disconnects() {
-    let mut h = started(Harness::default_config());
+    let mut h = Harness::started(Harness::default_config());
     h.clear_log();
     h.run_until(secs(5));
     h.backend(BackendEvent::Disconnected);
@@ -284,7 +264,7 @@ fn reconnects_like_startup_after_the_backend_disconnects() {
 
 #[test]
 fn shutdown_sends_shutdown_and_goes_quiet() {
-    let mut h = started(Harness::default_config());
+    let mut h = Harness::started(Harness::default_config());
     h.clear_log();
     h.telephony(ServiceState::Off);
     h.feed(Event::Shutdown);
@@ -315,40 +295,14 @@ fn s3_preferred_site_is_found_by_the_application_name_read_back() {
     );
     assert_eq!(
         h.timeline(),
-        tl(&[
-            (secs(0), "startup-connected site1"),
-            (secs(0), "switchover-started startup-relocate site1->site2"),
-            (
-                secs(0),
-                "switchover-completed startup-relocate site1->site2"
-            ),
-        ])
+        [
+            tl(&[(secs(0), "startup-connected site1")]),
+            switched(secs(0), "startup-relocate site1->site2")
+        ]
+        .concat()
     );
-    let proxies: Vec<String> = h
-        .commands()
-        .into_iter()
-        .filter_map(|(_, c)| match c {
-            CommandKind::Connect { cs_proxy, .. } => Some(cs_proxy),
-            _ => None,
-        })
-        .collect();
+    let proxies: Vec<String> = h.connects().into_iter().map(|c| c.1).collect();
     assert_eq!(proxies, vec!["csproxy1:7000", "csproxy2-new:7000"]);
-}
-
-/// The CS Proxies of the connects, in order.
-fn connect_proxies(h: &Harness) -> Vec<(String, String, String)> {
-    h.commands()
-        .into_iter()
-        .filter_map(|(_, c)| match c {
-            CommandKind::Connect {
-                site,
-                cs_proxy,
-                app_name,
-                ..
-            } => Some((site, cs_proxy, app_name)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// S3: both Applications are read; a switchover to the secondary goes to
@@ -369,7 +323,7 @@ fn s3_a_switchover_goes_to_the_cs_proxy_the_targets_application_names() {
     );
     h.feed(Event::OperatorSwitch { to: None });
     assert_eq!(
-        connect_proxies(&h),
+        h.connects(),
         [
             ("site1".into(), "csproxy1:7000".into(), "AIL_site1".into()),
             ("site2".into(), "csp2-moved:7001".into(), "AIL_site2".into()),
@@ -391,7 +345,7 @@ fn s3_local_sites_bootstrap_s1_and_the_application_wins_after() {
     h.start();
     h.run_until(secs(5));
     h.backend(BackendEvent::Disconnected);
-    let proxies: Vec<String> = connect_proxies(&h).into_iter().map(|c| c.1).collect();
+    let proxies: Vec<String> = h.connects().into_iter().map(|c| c.1).collect();
     assert_eq!(proxies, ["old-local:7000", "csproxy1:7000"]);
 }
 
@@ -399,9 +353,9 @@ fn s3_local_sites_bootstrap_s1_and_the_application_wins_after() {
 /// local `[[sites]]` entry, with an `application-fallback` decision.
 #[test]
 fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
-    let mut h = Harness::new(Harness::default_config());
-    h.unreadable_apps = vec!["AIL_site2".into()];
-    h.start();
+    let mut h = Harness::started_after(Harness::default_config(), |h| {
+        h.unreadable_apps = vec!["AIL_site2".into()]
+    });
     assert_eq!(
         h.timeline(),
         tl(&[
@@ -409,17 +363,11 @@ fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
             (secs(0), "application-fallback site2"),
         ])
     );
-    let fallback = h
-        .decisions()
-        .into_iter()
-        .find_map(|(_, d)| match d {
-            Decision::ApplicationFallback { error, .. } => Some(error),
-            _ => None,
-        })
-        .unwrap();
+    let fallback =
+        first_match!(h.decisions(), Decision::ApplicationFallback { error, .. } => error).unwrap();
     assert!(fallback.contains("AIL_site2: cannot be read"), "{fallback}");
     h.feed(Event::OperatorSwitch { to: None });
-    let last = connect_proxies(&h).pop().unwrap();
+    let last = h.connects().pop().unwrap();
     assert_eq!(last.1, "csproxy2:7000");
     let view = h.engine.view();
     assert_eq!(view.sites[1].source, SiteSource::Local);
@@ -435,20 +383,17 @@ fn s3_unreadable_secondary_application_falls_back_to_the_local_site() {
 fn s3_unreadable_preferred_application_falls_back_without_its_dr_options() {
     let mut cfg = Harness::default_config();
     cfg.first_site = "site2".into();
-    let mut h = Harness::new(cfg);
-    h.unreadable_apps = vec!["AIL_site1".into()];
-    h.start();
+    let h = Harness::started_after(cfg, |h| h.unreadable_apps = vec!["AIL_site1".into()]);
     assert_eq!(
         h.timeline(),
-        tl(&[
-            (secs(0), "startup-connected site2"),
-            (secs(0), "application-fallback site1"),
-            (secs(0), "switchover-started startup-relocate site2->site1"),
-            (
-                secs(0),
-                "switchover-completed startup-relocate site2->site1"
-            ),
-        ])
+        [
+            tl(&[
+                (secs(0), "startup-connected site2"),
+                (secs(0), "application-fallback site1")
+            ]),
+            switched(secs(0), "startup-relocate site2->site1")
+        ]
+        .concat()
     );
     let view = h.engine.view();
     assert_eq!(view.preferred_site.as_deref(), Some("site1"));

@@ -10,13 +10,6 @@ fn telephony_down_at(h: &mut Harness, at: Timestamp) {
     h.telephony(ServiceState::Off);
 }
 
-fn started(h: &Harness) -> Vec<(Timestamp, String)> {
-    h.switchovers()
-        .into_iter()
-        .filter(|(_, d)| d.starts_with("switchover-started"))
-        .collect()
-}
-
 #[test]
 fn w1_kills_the_factory_before_connecting_with_on_demand_loading() {
     let mut h = Harness::watching_default();
@@ -56,13 +49,7 @@ fn w1_startup_connect_does_not_ask_for_on_demand_loading() {
 fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
     let mut h = Harness::watching_default();
     h.feed(Event::OperatorSwitch { to: None });
-    let subscribe = h
-        .commands()
-        .into_iter()
-        .find_map(|(_, c)| match c {
-            CommandKind::Subscribe { epoch, listeners } => Some((epoch, listeners)),
-            _ => None,
-        })
+    let subscribe = first_match!(h.commands(), CommandKind::Subscribe { epoch, listeners } => (epoch, listeners))
         .expect("subscribed");
     assert_eq!(subscribe, (2, Listener::ALL.to_vec()));
     assert_eq!(h.engine.view().epoch, Some(2));
@@ -70,7 +57,10 @@ fn w2_subscribes_all_four_listeners_for_the_new_epoch() {
     h.telephony(ServiceState::Off);
     h.run_until(secs(30));
     assert_eq!(
-        started(&h).last().map(|s| s.1.clone()).as_deref(),
+        h.started_switchovers()
+            .last()
+            .map(|s| s.1.clone())
+            .as_deref(),
         Some("switchover-started telephony-timeout site2->site1")
     );
 }
@@ -81,13 +71,7 @@ fn w3_operator_names_the_target() {
     h.feed(Event::OperatorSwitch {
         to: Some("site2".into()),
     });
-    assert_eq!(
-        h.switchovers(),
-        tl(&[
-            (secs(0), "switchover-started operator site1->site2"),
-            (secs(0), "switchover-completed operator site1->site2"),
-        ])
-    );
+    assert_eq!(h.switchovers(), switched(secs(0), "operator site1->site2"));
 }
 
 #[test]
@@ -171,12 +155,7 @@ fn w4_both_unreachable_retries_with_backoff_until_one_answers() {
     h.reachable = [false, false];
     h.feed(Event::OperatorSwitch { to: None });
     h.run_until(secs(20));
-    let connects: Vec<Timestamp> = h
-        .commands()
-        .into_iter()
-        .filter(|(_, c)| matches!(c, CommandKind::Connect { .. }))
-        .map(|(t, _)| t)
-        .collect();
+    let connects = h.connect_times();
     // Rounds of two attempts, spaced 1 s, 2 s, 4 s, ... ±20 %.
     assert_eq!(connects[0], connects[1]);
     let gap1 = (connects[2] - connects[1]).as_secs_f64();
@@ -201,19 +180,12 @@ fn e1_hold_down_suppresses_automatic_switchovers_then_acts() {
     h.run_until(secs(300));
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (secs(0), "switchover-started operator site1->site2"),
-            (secs(0), "switchover-completed operator site1->site2"),
-            (secs(40), "switchover-suppressed telephony-timeout HoldDown"),
-            (
-                secs(120),
-                "switchover-started telephony-timeout site2->site1"
-            ),
-            (
-                secs(120),
-                "switchover-completed telephony-timeout site2->site1"
-            ),
-        ])
+        [
+            switched(secs(0), "operator site1->site2"),
+            tl(&[(secs(40), "switchover-suppressed telephony-timeout HoldDown")]),
+            switched(secs(120), "telephony-timeout site2->site1")
+        ]
+        .concat()
     );
 }
 
@@ -227,7 +199,7 @@ fn e1_hold_down_does_not_hold_graceful_shutdown_or_operators() {
     h.logout(GRACEFUL_SHUTDOWN_LOGOUT);
     h.run_until(secs(6));
     h.feed(Event::OperatorSwitch { to: None });
-    assert_eq!(started(&h).len(), 3);
+    assert_eq!(h.started_switchovers().len(), 3);
 }
 
 #[test]
@@ -240,7 +212,7 @@ fn e1_hold_down_suppression_ends_if_the_site_recovers() {
     h.run_until(secs(50));
     h.telephony(ServiceState::On);
     h.run_until(secs(300));
-    assert_eq!(started(&h).len(), 1);
+    assert_eq!(h.started_switchovers().len(), 1);
 }
 
 #[test]
@@ -248,7 +220,7 @@ fn e2_failback_manual_stays_on_the_secondary() {
     let mut h = Harness::watching_default();
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(86_400));
-    assert_eq!(started(&h).len(), 1);
+    assert_eq!(h.started_switchovers().len(), 1);
     assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
 }
 
@@ -258,26 +230,14 @@ fn e2_failback_manual_stays_on_the_secondary() {
 /// is on site2 from 30 s.
 fn failed_over(after: u64) -> Harness {
     let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(after),
-    };
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    cfg.failback = auto_failback(after);
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.clear_log();
     h.healthy[0] = false;
     h.telephony(ServiceState::Off);
     h.run_until(secs(30));
     assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
     h
-}
-
-/// The times of the probes sent, and their site.
-fn probes(h: &Harness) -> Vec<(Timestamp, String)> {
-    h.command_names()
-        .into_iter()
-        .filter(|(_, c)| c.starts_with("probe"))
-        .collect()
 }
 
 /// E2: with `failback = auto`, the preferred site is probed at arrival on
@@ -288,7 +248,7 @@ fn e2_probes_the_preferred_site_every_interval_while_on_the_other() {
     let mut h = failed_over(600);
     h.run_until(secs(75));
     assert_eq!(
-        probes(&h),
+        h.probes(),
         tl(&[
             (secs(30), "probe site1"),
             (secs(40), "probe site1"),
@@ -297,21 +257,15 @@ fn e2_probes_the_preferred_site_every_interval_while_on_the_other() {
             (secs(70), "probe site1"),
         ])
     );
-    let first = h
-        .commands()
-        .into_iter()
-        .find_map(|(_, c)| match c {
-            CommandKind::Probe { cs_proxy, .. } => Some(cs_proxy),
-            _ => None,
-        })
-        .unwrap();
+    let first =
+        first_match!(h.commands(), CommandKind::Probe { cs_proxy, .. } => cs_proxy).unwrap();
     assert_eq!(first, "csproxy1:7000");
     // Back on site1 (healthy again) by an operator: no more probes.
     h.healthy[0] = true;
     h.feed(Event::OperatorSwitch { to: None });
     h.clear_log();
     h.run_until(secs(600));
-    assert_eq!(probes(&h), []);
+    assert_eq!(h.probes(), []);
 }
 
 /// E2: a preferred site down for 200 s with `failback-after` 60 s: one
@@ -324,7 +278,7 @@ fn e2_a_site_down_for_200s_gives_one_switchover_away_and_one_failback() {
     h.healthy[0] = true; // recovered at 200 s
     h.run_until(secs(3600));
     assert_eq!(
-        started(&h),
+        h.started_switchovers(),
         tl(&[
             (
                 secs(0) + Duration::from_secs(30),
@@ -347,7 +301,7 @@ fn e2_manual_failback_never_probes() {
     let mut h = Harness::watching_default();
     telephony_down_at(&mut h, secs(0));
     h.run_until(secs(3600));
-    assert_eq!(probes(&h), []);
+    assert_eq!(h.probes(), []);
     assert_eq!(h.engine.view().failback, None);
 }
 
@@ -364,12 +318,8 @@ fn e2_an_unhealthy_answer_restarts_the_count() {
     assert_eq!(h.engine.view().failback.and_then(|f| f.healthy_since), None);
     h.healthy[0] = true;
     h.run_until(secs(3600));
-    let fb: Vec<_> = started(&h)
-        .into_iter()
-        .filter(|(_, d)| d.contains("failback"))
-        .collect();
     assert_eq!(
-        fb,
+        h.failbacks(),
         tl(&[(secs(150), "switchover-started failback site2->site1")])
     );
 }
@@ -395,12 +345,8 @@ fn e2_a_failed_or_unanswered_probe_restarts_the_count() {
         Some(secs(80))
     );
     h.run_until(secs(3600));
-    let fb: Vec<_> = started(&h)
-        .into_iter()
-        .filter(|(_, d)| d.contains("failback"))
-        .collect();
     assert_eq!(
-        fb,
+        h.failbacks(),
         tl(&[(secs(140), "switchover-started failback site2->site1")])
     );
 }
@@ -412,14 +358,10 @@ fn e2_the_failback_comes_when_the_run_reaches_failback_after() {
     let mut h = failed_over(25);
     h.healthy[0] = true;
     h.run_until(secs(3600));
-    let fb: Vec<_> = started(&h)
-        .into_iter()
-        .filter(|(_, d)| d.contains("failback"))
-        .collect();
     // The probe at 30 s found site1 down; healthy from the one at 40 s: due
     // at 65 s, when an extra probe goes out (not at the next interval, 70 s).
     assert_eq!(
-        fb,
+        h.failbacks(),
         tl(&[(secs(65), "switchover-started failback site2->site1")])
     );
 }
@@ -432,9 +374,26 @@ fn e2_no_failback_while_the_preferred_site_is_unreachable() {
     h.healthy[0] = true;
     h.reachable = [false, true];
     h.run_until(secs(7200));
-    assert_eq!(started(&h).len(), 1);
-    assert!(probes(&h).len() > 700);
+    assert_eq!(h.started_switchovers().len(), 1);
+    assert!(h.probes().len() > 700);
     assert_eq!(h.engine.view().site.as_deref(), Some("site2"));
+}
+
+/// `failback = auto` (60 s) with `hold_down`, each subscribe reporting the
+/// site's telephony, connects taking 200 ms: started on site1 and switched
+/// to site2 by an operator at 1 s; returns at 2 s.
+fn switched_to_site2_with_slow_connects(hold_down: Duration) -> Harness {
+    let mut cfg = Harness::default_config();
+    cfg.failback = auto_failback(60);
+    cfg.hold_down = hold_down;
+    let mut h = Harness::new(cfg);
+    h.report_telephony = true;
+    h.connect_latency = Duration::from_millis(200);
+    h.start();
+    h.run_until(secs(1));
+    h.feed(Event::OperatorSwitch { to: None });
+    h.run_until(secs(2));
+    h
 }
 
 /// Drives `h` (on site2, site1 healthy by probes, connects taking 200 ms)
@@ -443,10 +402,10 @@ fn e2_no_failback_while_the_preferred_site_is_unreachable() {
 /// failback started.
 fn failback_onto_a_dead_site(h: &mut Harness) -> Timestamp {
     let from = h.now;
-    let before = started(h).len();
+    let before = h.started_switchovers().len();
     h.healthy[0] = true;
     let mut t = from;
-    while started(h).len() == before {
+    while h.started_switchovers().len() == before {
         assert!(
             t < from + Duration::from_secs(3600),
             "no failback: {:#?}",
@@ -456,7 +415,7 @@ fn failback_onto_a_dead_site(h: &mut Harness) -> Timestamp {
         t = t + Duration::from_millis(100);
         h.run_until(t);
     }
-    let (at, what) = started(h)[before].clone();
+    let (at, what) = h.started_switchovers()[before].clone();
     assert_eq!(what, "switchover-started failback site2->site1");
     // Dead again before the failback lands.
     h.healthy[0] = false;
@@ -469,18 +428,7 @@ fn failback_onto_a_dead_site(h: &mut Harness) -> Timestamp {
 /// a failback that holds brings it back to 1x.
 #[test]
 fn e2_a_failback_onto_a_dead_site_returns_at_once_and_doubles_failback_after() {
-    let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(60),
-    };
-    cfg.hold_down = Duration::from_secs(600);
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.connect_latency = Duration::from_millis(200);
-    h.start();
-    h.run_until(secs(1));
-    h.feed(Event::OperatorSwitch { to: None });
-    h.run_until(secs(2));
+    let mut h = switched_to_site2_with_slow_connects(Duration::from_secs(600));
     h.clear_log();
     let mut penalties = Vec::new();
     for _ in 0..4 {
@@ -513,31 +461,17 @@ fn e2_a_failback_onto_a_dead_site_returns_at_once_and_doubles_failback_after() {
 /// answer: after one dead landing, twice as long.
 #[test]
 fn e2_after_a_dead_landing_the_next_failback_waits_twice_as_long() {
-    let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(60),
-    };
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.connect_latency = Duration::from_millis(200);
-    h.start();
-    h.run_until(secs(1));
-    h.feed(Event::OperatorSwitch { to: None });
-    h.run_until(secs(2));
+    let mut h = switched_to_site2_with_slow_connects(Duration::ZERO);
     let at = failback_onto_a_dead_site(&mut h);
     let back_on_site2 =
         at + Duration::from_millis(200) + Duration::from_secs(30) + Duration::from_millis(200);
     h.clear_log();
     h.healthy[0] = true;
     h.run_until(back_on_site2 + Duration::from_secs(600));
-    let fb: Vec<_> = started(&h)
-        .into_iter()
-        .filter(|(_, d)| d.contains("failback"))
-        .collect();
     // The probe on arrival back on site2 found site1 dead; healthy from the
     // next one, 10 s later: due 120 s (2 x 60 s) after that, not 60 s.
     assert_eq!(
-        fb,
+        h.failbacks(),
         tl(&[(
             back_on_site2 + Duration::from_secs(130),
             "switchover-started failback site2->site1"
@@ -550,18 +484,14 @@ fn e2_after_a_dead_landing_the_next_failback_waits_twice_as_long() {
 #[test]
 fn e2_a_failback_that_w4_brings_back_to_the_origin_doubles_failback_after() {
     let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(60),
-    };
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    cfg.failback = auto_failback(60);
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.feed(Event::OperatorSwitch { to: None });
     h.hold = vec!["connect"];
     h.run_until(secs(60));
     h.hold.clear();
     assert_eq!(
-        started(&h).last().map(|s| s.1.as_str()),
+        h.started_switchovers().last().map(|s| s.1.as_str()),
         Some("switchover-started failback site2->site1")
     );
     h.reply("connect", Err("refused".into()));
@@ -579,17 +509,11 @@ fn e3_paused_reports_suppressed_and_resume_acts() {
     h.feed(Event::Resume);
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (secs(30), "switchover-suppressed telephony-timeout Paused"),
-            (
-                secs(100),
-                "switchover-started telephony-timeout site1->site2"
-            ),
-            (
-                secs(100),
-                "switchover-completed telephony-timeout site1->site2"
-            ),
-        ])
+        [
+            tl(&[(secs(30), "switchover-suppressed telephony-timeout Paused")]),
+            switched(secs(100), "telephony-timeout site1->site2")
+        ]
+        .concat()
     );
 }
 
@@ -602,11 +526,11 @@ fn e3_paused_holds_graceful_shutdown_but_not_an_operator() {
     h.feed(Event::OperatorSwitch { to: None });
     assert_eq!(
         h.switchovers(),
-        tl(&[
-            (secs(0), "switchover-suppressed graceful-shutdown Paused"),
-            (secs(5), "switchover-started operator site1->site2"),
-            (secs(5), "switchover-completed operator site1->site2"),
-        ])
+        [
+            tl(&[(secs(0), "switchover-suppressed graceful-shutdown Paused")]),
+            switched(secs(5), "operator site1->site2")
+        ]
+        .concat()
     );
     assert!(h.engine.view().paused);
 }
@@ -637,7 +561,7 @@ fn e4_switchover_jitter_delays_automatic_switchovers_within_bound() {
     let mut delays = Vec::new();
     for seed in 0..50 {
         let h = jittered(seed);
-        let s = started(&h);
+        let s = h.started_switchovers();
         assert_eq!(s.len(), 1);
         assert!(s[0].0 < secs(20), "seed {seed}: {:?}", s[0]);
         delays.push(s[0].0);
@@ -649,8 +573,14 @@ fn e4_switchover_jitter_delays_automatic_switchovers_within_bound() {
 
 #[test]
 fn e4_switchover_jitter_is_reproducible_from_the_seed() {
-    assert_eq!(started(&jittered(3)), started(&jittered(3)));
-    assert_ne!(started(&jittered(3)), started(&jittered(4)));
+    assert_eq!(
+        jittered(3).started_switchovers(),
+        jittered(3).started_switchovers()
+    );
+    assert_ne!(
+        jittered(3).started_switchovers(),
+        jittered(4).started_switchovers()
+    );
 }
 
 #[test]
@@ -660,7 +590,7 @@ fn e4_operator_switchovers_are_not_jittered() {
     let mut h = Harness::watching(cfg);
     h.run_until(secs(3));
     h.feed(Event::OperatorSwitch { to: None });
-    assert_eq!(started(&h)[0].0, secs(3));
+    assert_eq!(h.started_switchovers()[0].0, secs(3));
 }
 
 #[test]
@@ -679,7 +609,7 @@ fn e4_jitter_wait_is_cancelled_if_the_trigger_goes_away() {
         .any(|t| t.kind == TimerKind::SwitchoverJitter));
     h.telephony(ServiceState::On);
     h.run_until(secs(100));
-    assert!(started(&h).is_empty());
+    assert!(h.started_switchovers().is_empty());
 }
 
 #[test]
@@ -735,11 +665,7 @@ fn reconnects_after(switch: impl FnOnce(&mut Harness)) -> Vec<Timestamp> {
     h.reachable = [false, false];
     switch(&mut h);
     h.run_until(secs(120));
-    h.commands()
-        .into_iter()
-        .filter(|(_, c)| matches!(c, CommandKind::Connect { .. }))
-        .map(|(t, _)| t)
-        .collect()
+    h.connect_times()
 }
 
 #[test]
@@ -785,9 +711,7 @@ fn w5_no_login_by_default() {
 /// switchover completes once the login is answered.
 #[test]
 fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
-    let mut h = Harness::new(login_config());
-    h.hold = vec!["login"];
-    h.start();
+    let mut h = Harness::started_after(login_config(), |h| h.hold = vec!["login"]);
     assert_eq!(h.engine.view().phase, PhaseKind::LoggingIn);
     h.hold.clear();
     h.reply("login", Ok(Reply::Done));
@@ -805,15 +729,9 @@ fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
             "login 2",
         ]
     );
-    let login = h
-        .commands()
-        .into_iter()
-        .rev()
-        .find_map(|(_, c)| match c {
-            CommandKind::Login { .. } => Some(c),
-            _ => None,
-        })
-        .unwrap();
+    let login =
+        first_match!(h.commands().into_iter().rev(), item @ CommandKind::Login { .. } => item)
+            .unwrap();
     assert_eq!(
         login,
         CommandKind::Login {
@@ -834,9 +752,7 @@ fn w5_logs_in_after_subscribing_at_startup_and_after_a_switchover() {
 /// back to the origin, retried with backoff until the target takes it.
 #[test]
 fn w5_a_failed_login_is_a_failed_switchover() {
-    let mut h = Harness::new(login_config());
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(login_config(), |h| h.report_telephony = true);
     h.clear_log();
     h.login_fails = [false, true];
     // site1's telephony is down, and says so again at each (re)connect.
@@ -856,14 +772,8 @@ fn w5_a_failed_login_is_a_failed_switchover() {
             (secs(30), "alarm-raised switchover-failed"),
         ])
     );
-    let error = h
-        .decisions()
-        .into_iter()
-        .find_map(|(_, d)| match d {
-            Decision::SwitchoverFailed { error, .. } => Some(error),
-            _ => None,
-        })
-        .unwrap();
+    let error =
+        first_match!(h.decisions(), Decision::SwitchoverFailed { error, .. } => error).unwrap();
     assert_eq!(error, "login failed: login refused");
     assert_eq!(
         h.switchovers().last().map(|s| s.1.as_str()),
@@ -886,26 +796,8 @@ fn w5_a_failed_login_is_a_failed_switchover() {
 /// relocation back to the preferred site fails the same way (S4's alarm).
 #[test]
 fn w5_a_login_refused_at_startup_tries_the_other_site() {
-    let mut h = Harness::new(login_config());
-    h.login_fails = [true, false];
-    h.start();
-    assert_eq!(
-        h.timeline(),
-        tl(&[
-            (secs(0), "startup-connected site1"),
-            (secs(0), "startup-connected site2"),
-            (secs(0), "switchover-started startup-relocate site2->site1"),
-            (secs(0), "switchover-failed site1"),
-            (secs(0), "alarm-raised preferred-site-unreachable"),
-            (
-                secs(0),
-                "switchover-completed startup-relocate site2->site2"
-            ),
-        ])
-    );
-    let view = h.engine.view();
-    assert_eq!(view.site.as_deref(), Some("site2"));
-    assert_eq!(view.phase, PhaseKind::Watching);
+    let h = Harness::started_after(login_config(), |h| h.login_fails = [true, false]);
+    h.assert_s4_relocation_refused(&[(secs(0), "startup-connected site1")]);
 }
 
 /// E2 with a backend that answers probes a few ms after they are sent (a
@@ -916,13 +808,9 @@ fn w5_a_login_refused_at_startup_tries_the_other_site() {
 #[test]
 fn e2_probes_answered_a_little_later_still_fail_back() {
     let mut cfg = Harness::default_config();
-    cfg.failback = Failback::Auto {
-        after: Duration::from_secs(3),
-    };
+    cfg.failback = auto_failback(3);
     cfg.failback_probe_interval = Duration::from_secs(1);
-    let mut h = Harness::new(cfg);
-    h.report_telephony = true;
-    h.start();
+    let mut h = Harness::started_after(cfg, |h| h.report_telephony = true);
     h.healthy[0] = false;
     h.telephony(ServiceState::Off);
     h.run_until(secs(30));

@@ -91,11 +91,15 @@ impl Drctl {
         self
     }
 
+    /// The arguments so far (for a runner of its own, such as a pseudo-terminal).
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
     /// The command, not started: from the repository root, with no user
     /// config and `runtime` as `XDG_RUNTIME_DIR` (see [`crate::command`]).
     pub fn command(&self, runtime: &Path) -> Command {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut cmd = crate::command(&args, runtime);
+        let mut cmd = crate::command(&self.argv(), runtime);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }

@@ -341,6 +341,12 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// [`tool`] `name`, or a [`skip`] saying it is not installed and how to
+/// install it (`install`: `apt-get install systemd`).
+pub fn tool_or_skip(name: &str, install: &str) -> Option<PathBuf> {
+    tool(name).or_else(|| skip(&format!("{name} is not installed ({install})")))
+}
+
 /// Says why a test is skipped, on stderr (shown with `--nocapture`), and
 /// returns `None` to skip with. In CI (`CI=true`, as `.ci/run` runs), which
 /// installs the tools, a missing one fails the test instead.

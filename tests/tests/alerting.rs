@@ -8,8 +8,8 @@ use drctl_e2e::alerting::{
     alertmanager_bin, dashboard_queries, example, rule_queries, selectors, Alertmanager, Query,
     Scrape,
 };
-use drctl_e2e::service::{skip, tool};
-use drctl_e2e::{free_port, scrape, wait_until, Watcher, PATIENCE};
+use drctl_e2e::service::{skip, tool_or_skip};
+use drctl_e2e::{free_port, read_test_scenario, scrape, wait_until, Watcher, PATIENCE};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -73,9 +73,7 @@ fn the_dashboard_is_importable_grafana_json() {
 
 #[test]
 fn promtool_checks_and_unit_tests_the_rules() {
-    let Some(promtool) = tool("promtool")
-        .or_else(|| skip("promtool is not installed (Debian: apt-get install prometheus)"))
-    else {
+    let Some(promtool) = tool_or_skip("promtool", "Debian: apt-get install prometheus") else {
         return;
     };
     for args in [
@@ -101,39 +99,11 @@ fn promtool_checks_and_unit_tests_the_rules() {
     }
 }
 
-/// Starts on site2 and relocates to site1 (a switchover completed); site1's
-/// telephony goes off at 3 s while site2 is unreachable, so the switchover
-/// to it fails (W4); site2 is back at 6 s.
-const EXPORTS: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site2"
-connect-latency = "100ms"
-register-delay = "200ms"
-site-timeout = "1s"
-end = "2m"
-
-[[events]]
-at = "3s"
-site = "site2"
-set = { reachable = false }
-
-[[events]]
-at = "3s"
-site = "site1"
-set = { telephony = "off" }
-
-[[events]]
-at = "6s"
-site = "site2"
-set = { reachable = true }
-"#;
-
 #[test]
 fn every_metric_the_rules_and_dashboard_use_is_in_a_scrape_of_a_watcher() {
     let port = free_port();
     let w = Watcher::start(
-        EXPORTS,
+        &read_test_scenario("alerting-exports.toml"),
         &format!("[agent]\nusername = \"ann\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     let mut text = String::new();
@@ -186,27 +156,6 @@ fn every_metric_the_rules_and_dashboard_use_is_in_a_scrape_of_a_watcher() {
     );
 }
 
-/// site1's configuration goes off at 1 s and back at 25 s (time for a
-/// loaded machine to see it firing); its statistic goes off at 1 s for good.
-const ALARMS: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-connect-latency = "100ms"
-register-delay = "200ms"
-end = "10m"
-
-[[events]]
-at = "1s"
-site = "site1"
-set = { configuration = "off", statistic = "off" }
-
-[[events]]
-at = "25s"
-site = "site1"
-set = { configuration = "on" }
-"#;
-
 /// The alert of `alarm` from the sink labelled `sink`, if Alertmanager has it.
 fn alert<'a>(
     alerts: &'a [serde_json::Value],
@@ -237,7 +186,7 @@ fn alarms_fire_resolve_and_come_back_after_an_alertmanager_restart() {
         )
     };
     let w = Watcher::start(
-        ALARMS,
+        &read_test_scenario("alerting-alarms.toml"),
         &format!(
             "[agent]\nusername = \"ann\"\n{}{}",
             sink("fast", "1s"),

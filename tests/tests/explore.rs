@@ -1,25 +1,15 @@
 //! `drctl explore`: a property broken by a seeded fault schedule is found,
 //! shrunk to a small scenario, and that scenario reproduces it.
 
-use drctl_e2e::{Drctl, Ran, TestDir};
+use drctl_e2e::{read_test_scenario, Drctl, Ran, TestDir};
 use std::path::Path;
 
-/// Manual failback: any telephony outage longer than site-timeout at the
-/// preferred site leaves the agent on site2 for good.
-const BASE: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-connect-latency = "200ms"
-register-delay = "2s"
-site-timeout = "30s"
-end = "15m"
-"#;
-
 /// `drctl explore --scenario DIR/base.toml --out DIR/OUT --output json
-/// --seeds SEEDS --faults FAULTS --check CHECK`, with [`BASE`] written there first.
+/// --seeds SEEDS --faults FAULTS --check CHECK`, with `tests/scenarios/explore-base.toml`
+/// (manual failback: any telephony outage longer than site-timeout at the
+/// preferred site leaves the agent on site2 for good) written there first.
 fn explore(dir: &TestDir, out: &str, [seeds, faults, check]: [&str; 3]) -> Ran {
-    let base = dir.file("base.toml", BASE);
+    let base = dir.file("base.toml", &read_test_scenario("explore-base.toml"));
     Drctl::new(&["explore", "--scenario", &base, "--out", &dir.at(out)])
         .json()
         .args(&["--seeds", seeds, "--faults", faults, "--check", check])

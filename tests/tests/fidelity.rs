@@ -46,8 +46,24 @@ fn run_with(scenario: &str, sets: &[&str]) -> (Vec<String>, Vec<Value>) {
     (records(&out.stdout), recorded(&rec))
 }
 
+/// [`run_with`], checking the switchover decisions are `want`.
+fn run_switching(scenario: &str, sets: &[&str], want: Vec<String>) -> (Vec<String>, Vec<Value>) {
+    let (decisions, rec) = run_with(scenario, sets);
+    assert_eq!(switchovers(&decisions), want, "{scenario} {sets:?}");
+    (decisions, rec)
+}
+
 fn at(t: u64, rest: &str) -> String {
     format!("{t} {rest}")
+}
+
+/// A switchover started at `t` and completed 200 ms later (the mock's
+/// connect): `what` is `reason from to`.
+fn switched(t: u64, what: &str) -> Vec<String> {
+    vec![
+        at(t, &format!("switchover-started {what}")),
+        at(t + 200 * MS, &format!("switchover-completed {what}")),
+    ]
 }
 
 /// The switchover decisions (started, completed, failed) only.
@@ -86,34 +102,27 @@ const AUTO_60S: [&str; 3] = [
     "policy.failback-probe-interval=10s",
 ];
 
+/// An E2 run of `scenario` ([`AUTO_60S`]): its switchovers are `want`, and
+/// failback `nth` starts no earlier than `not_before`. Returns the recording.
+fn e2_run(scenario: &str, want: &[Vec<String>], (nth, not_before): (usize, u64)) -> Vec<Value> {
+    let (decisions, rec) = run_switching(scenario, &AUTO_60S, want.concat());
+    let failbacks = failbacks(&decisions);
+    assert!(failbacks[nth] >= not_before, "{failbacks:?}");
+    rec
+}
+
 /// E2: the preferred site's telephony is down for 200 s (10 s to 210 s),
 /// `failback = auto`, `failback-after = 60s`: exactly one switchover away
 /// and one failback, no earlier than 60 s after site1 recovered. Until then
 /// site1 is probed every 10 s through its CS Proxy, from site2.
 #[test]
 fn e2_a_site_down_for_200s_gives_one_switchover_away_and_one_failback() {
-    let (decisions, rec) = run_with("e2-preferred-down-200s.toml", &AUTO_60S);
-    assert_eq!(
-        switchovers(&decisions),
-        [
-            at(40 * S, "switchover-started telephony-timeout site1 site2"),
-            at(
-                40 * S + 200 * MS,
-                "switchover-completed telephony-timeout site1 site2"
-            ),
-            // Healthy from the probe at 210.2 s.
-            at(
-                270 * S + 200 * MS,
-                "switchover-started failback site2 site1"
-            ),
-            at(
-                270 * S + 400 * MS,
-                "switchover-completed failback site2 site1"
-            ),
-        ]
-    );
-    let failbacks = failbacks(&decisions);
-    assert!(failbacks[0] >= 210 * S + 60 * S, "{failbacks:?}");
+    let want = [
+        switched(40 * S, "telephony-timeout site1 site2"),
+        // Healthy from the probe at 210.2 s.
+        switched(270 * S + 200 * MS, "failback site2 site1"),
+    ];
+    let rec = e2_run("e2-preferred-down-200s.toml", &want, (0, 210 * S + 60 * S));
     // D1: the OFF at 10 s is an alarm naming the switchover due at 40 s.
     let alarm = rec
         .iter()
@@ -150,44 +159,18 @@ fn e2_a_site_down_for_200s_gives_one_switchover_away_and_one_failback() {
 /// `failback-after` (120 s) from site1's recovery at 150 s.
 #[test]
 fn e2_a_failback_onto_a_dead_site_returns_and_doubles_failback_after() {
-    let (decisions, _) = run_with("e2-failback-onto-a-dead-site.toml", &AUTO_60S);
-    assert_eq!(
-        switchovers(&decisions),
-        [
-            at(40 * S, "switchover-started telephony-timeout site1 site2"),
-            at(
-                40 * S + 200 * MS,
-                "switchover-completed telephony-timeout site1 site2"
-            ),
-            at(
-                110 * S + 200 * MS,
-                "switchover-started failback site2 site1"
-            ),
-            at(
-                110 * S + 400 * MS,
-                "switchover-completed failback site2 site1"
-            ),
-            at(
-                140 * S + 400 * MS,
-                "switchover-started telephony-timeout site1 site2"
-            ),
-            at(
-                140 * S + 600 * MS,
-                "switchover-completed telephony-timeout site1 site2"
-            ),
-            at(
-                270 * S + 600 * MS,
-                "switchover-started failback site2 site1"
-            ),
-            at(
-                270 * S + 800 * MS,
-                "switchover-completed failback site2 site1"
-            ),
-        ]
-    );
+    let want = [
+        switched(40 * S, "telephony-timeout site1 site2"),
+        switched(110 * S + 200 * MS, "failback site2 site1"),
+        switched(140 * S + 400 * MS, "telephony-timeout site1 site2"),
+        switched(270 * S + 600 * MS, "failback site2 site1"),
+    ];
     // site1 healthy again from 150 s: the second failback waits twice 60 s.
-    let failbacks = failbacks(&decisions);
-    assert!(failbacks[1] >= 150 * S + 120 * S, "{failbacks:?}");
+    e2_run(
+        "e2-failback-onto-a-dead-site.toml",
+        &want,
+        (1, 150 * S + 120 * S),
+    );
 }
 
 /// S3: ops moved site2's CS Proxy; its AIL Application names the new
@@ -195,16 +178,10 @@ fn e2_a_failback_onto_a_dead_site_returns_and_doubles_failback_after() {
 /// at startup, and the switchover connects where the Application says.
 #[test]
 fn s3_a_switchover_follows_the_cs_proxy_ops_moved() {
-    let (decisions, rec) = run_with("s3-moved-cs-proxy.toml", &[]);
-    assert_eq!(
-        switchovers(&decisions),
-        [
-            at(40 * S, "switchover-started telephony-timeout site1 site2"),
-            at(
-                40 * S + 200 * MS,
-                "switchover-completed telephony-timeout site1 site2"
-            ),
-        ]
+    let (_, rec) = run_switching(
+        "s3-moved-cs-proxy.toml",
+        &[],
+        switched(40 * S, "telephony-timeout site1 site2"),
     );
     let reads: Vec<&Value> = commands(&rec, "read_application")
         .into_iter()
@@ -254,31 +231,24 @@ fn s3_an_unreadable_application_falls_back_to_the_local_site_and_says_so() {
 /// gets there and clears the alarm.
 #[test]
 fn w5_a_refused_login_is_a_failed_switchover_and_the_retry_logs_in() {
-    let (decisions, rec) = run_with(
+    let (decisions, rec) = run_switching(
         "w5-login-refused.toml",
         &["agent.login=true", "agent.dn=7001"],
-    );
-    assert_eq!(
-        switchovers(&decisions),
         [
-            at(40 * S, "switchover-started telephony-timeout site1 site2"),
-            at(
-                40 * S + 200 * MS,
-                "switchover-failed site2 login failed: login refused at site2"
-            ),
-            at(
-                40 * S + 400 * MS,
-                "switchover-completed telephony-timeout site1 site1"
-            ),
-            at(
-                70 * S + 400 * MS,
-                "switchover-started telephony-timeout site1 site2"
-            ),
-            at(
-                70 * S + 600 * MS,
-                "switchover-completed telephony-timeout site1 site2"
-            ),
+            vec![
+                at(40 * S, "switchover-started telephony-timeout site1 site2"),
+                at(
+                    40 * S + 200 * MS,
+                    "switchover-failed site2 login failed: login refused at site2",
+                ),
+                at(
+                    40 * S + 400 * MS,
+                    "switchover-completed telephony-timeout site1 site1",
+                ),
+            ],
+            switched(70 * S + 400 * MS, "telephony-timeout site1 site2"),
         ]
+        .concat(),
     );
     assert!(decisions.contains(&at(40 * S + 200 * MS, "alarm-raised switchover-failed")));
     assert!(decisions.contains(&at(70 * S + 600 * MS, "alarm-cleared switchover-failed")));

@@ -1,22 +1,9 @@
 //! `drctl history`: the host's audit log survives a `SIGKILL` right after a
 //! switchover and a restart, and says who ran what.
 
-use drctl_e2e::{Drctl, TestDir};
+use drctl_e2e::{read_test_scenario, Drctl, TestDir};
 use std::path::Path;
 use std::time::Duration;
-
-/// A switchover one second in (D4 graceful shutdown), then nothing until 1 h.
-const SCENARIO: &str = r#"
-[deployment]
-preferred-site = "site1"
-first-site = "site1"
-connect-latency = "100ms"
-end = "1h"
-
-[[events]]
-at = "1s"
-logout = "graceful_shutdown_logout"
-"#;
 
 /// `--set history.file=LOG`.
 fn history_file(log: &Path) -> String {
@@ -50,7 +37,8 @@ fn watch_and_kill(dir: &TestDir, scenario: &str, log: &Path) -> u32 {
 #[test]
 fn history_survives_sigkill_and_restarts_and_names_who_ran_it() {
     let dir = TestDir::new();
-    let scenario = dir.file("s.toml", SCENARIO);
+    // A switchover one second in (D4 graceful shutdown), then nothing until 1 h.
+    let scenario = dir.file("s.toml", &read_test_scenario("history-one-switchover.toml"));
     let log = dir.path().join("state").join("history.jsonl");
 
     let first = watch_and_kill(&dir, &scenario, &log);

@@ -1,7 +1,7 @@
 //! What drctl draws and tells other systems (issue 16, item 10): the
 //! `simulate --plot` chart, and the `site` and `cause` of alarm sink payloads.
 
-use drctl_e2e::command;
+use drctl_e2e::Drctl;
 
 /// The `points` of each `<polyline>` in `svg` drawn with `stroke-width="2"`
 /// (the data lines and their legend samples), as pixel pairs.
@@ -39,28 +39,19 @@ fn text_x(svg: &str, label: &str) -> Option<i64> {
 fn simulate_compare_plots_one_line_per_value_over_the_whole_run_with_the_outage_marked() {
     let dir = tempfile::tempdir().unwrap();
     let svg_path = dir.path().join("compare.svg");
-    let svg_arg = svg_path.display().to_string();
-    let out = command(
-        &[
-            "simulate",
-            "--scenario",
-            "plugins/mock/scenarios/fleet-site-outage.toml",
-            "--agents",
-            "20",
-            "--compare",
-            "policy.switchover-jitter=0s,30s,120s",
-            "--plot",
-            &svg_arg,
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Drctl::new(&[
+        "simulate",
+        "--scenario",
+        "plugins/mock/scenarios/fleet-site-outage.toml",
+        "--agents",
+        "20",
+        "--compare",
+        "policy.switchover-jitter=0s,30s,120s",
+        "--plot",
+    ])
+    .arg(&svg_path)
+    .run_in(dir.path())
+    .expect_code(0);
     let svg = std::fs::read_to_string(&svg_path).expect("the chart is written");
     // 600 s simulated: a point a second, 0 to 600, for each compared value.
     let lines = thick_lines(&svg);
@@ -109,29 +100,12 @@ fn sink_payloads_say_where_the_agent_is_after_the_event_and_why_an_alarm_cleared
         ),
     )
     .unwrap();
-    let c = cfg.display().to_string();
-    let out = command(
-        &[
-            "--config",
-            &c,
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--clock",
-            "virtual",
-            "--until-end",
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Drctl::default()
+        .config(&cfg)
+        .args(&["watch", "--backend", "mock", "--scenario", Drctl::DEMO])
+        .virtual_to_end()
+        .run_in(dir.path())
+        .expect_code(0);
     let got = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         got.lines().collect::<Vec<_>>(),

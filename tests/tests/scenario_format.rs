@@ -3,36 +3,19 @@
 //! however the scenario is given, demo.toml says what it does, and the
 //! README documents every key the parser takes.
 
-use drctl_e2e::{command, records, repo};
+use drctl_e2e::{repo, Drctl, TestDir};
 
 #[test]
 fn an_event_after_the_end_is_a_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("late.toml");
-    std::fs::write(
-        &file,
+    let dir = TestDir::new();
+    let f = dir.file(
+        "late.toml",
         "[deployment]\npreferred-site = \"site1\"\nend = \"1m\"\n\n\
          [[events]]\nat = \"90s\"\nsite = \"site1\"\nset = { telephony = \"off\" }\n",
-    )
-    .unwrap();
-    let f = file.display().to_string();
-    let out = command(
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            &f,
-            "--clock",
-            "virtual",
-            "--until-end",
-        ],
-        dir.path(),
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    );
+    let out = Drctl::watch(&f).virtual_to_end().run_in(dir.path());
+    let err = &out.stderr;
+    assert!(out.success(), "{err}");
     let warning = format!(
         "{f}:5:1: events.at: 1m 30s is after deployment.end (1m): \
          a run to the end (--until-end, simulate) never plays this event"
@@ -58,69 +41,32 @@ fn a_scenario_from_the_config_gets_the_built_in_sites_and_a_path_next_to_the_con
     // No [[sites]], a relative scenario path: next to the config file.
     let cfg = etc.join("drctl.toml");
     std::fs::write(&cfg, "[backend.mock]\nscenario = \"../demo.toml\"\n").unwrap();
-    let c = cfg.display().to_string();
-    let run = |args: &[&str]| {
+    let run = |cmd: Drctl| {
         // From the repository root, not the config's directory.
-        let out = command(args, dir.path()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        records(&out.stdout)
+        let out = cmd.run_in(dir.path());
+        assert!(out.success(), "{cmd:?}: {}", out.stderr);
+        out.records()
     };
-    let from_config = run(&[
-        "--config",
-        &c,
-        "watch",
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-    ]);
-    let from_flag = run(&[
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-    ]);
+    let from_config = run(Drctl::default()
+        .config(&cfg)
+        .arg("watch")
+        .virtual_to_end()
+        .json());
+    let from_flag = run(Drctl::watch(Drctl::DEMO).virtual_to_end().json());
     assert_eq!(from_config.len(), 13, "{from_config:?}");
     assert_eq!(from_config, from_flag);
 }
 
 #[test]
 fn demo_toml_says_when_each_of_its_decisions_happens() {
-    let out = command(
-        &[
-            "watch",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-            "--clock",
-            "virtual",
-            "--until-end",
-            "--output",
-            "json",
-        ],
-        tempfile::tempdir().unwrap().path(),
-    )
-    .output()
-    .unwrap();
-    let text = std::fs::read_to_string(repo().join("plugins/mock/scenarios/demo.toml")).unwrap();
+    let out = Drctl::watch(Drctl::DEMO).virtual_to_end().json().run();
+    let text = std::fs::read_to_string(repo().join(Drctl::DEMO)).unwrap();
     let comments: String = text
         .lines()
         .filter(|l| l.trim_start().starts_with('#'))
         .collect::<Vec<_>>()
         .join("\n");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in out.stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let ms = v["t"].as_u64().unwrap() / 1_000_000;
         // "+110 s", "+0.4 s", "+110.2 s": how the comments write times.

@@ -4,8 +4,13 @@
 //! runs drctl; readiness and watchdog notifications; recordings that are
 //! never destroyed; the metrics endpoint's health checks and conventions.
 
-use drctl_e2e::service::{http, promtool_check_metrics, skip, tool, NotifySocket, Unit, UnitDirs};
-use drctl_e2e::{command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within};
+use drctl_e2e::service::{
+    http, promtool_check_metrics, tool_or_skip, NotifySocket, Unit, UnitDirs,
+};
+use drctl_e2e::{
+    agent_config, command, drctl, drctl_bin, free_port, repo, signal, wait_until, wait_within,
+    Drctl, TestDir,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -84,10 +89,8 @@ fn the_example_config_passes_config_check_in_the_units_environment() {
     assert!(!stderr.contains("warning"), "{stderr}");
 
     // Outside systemd the credential is missing, and the message says how to provide it.
-    let out = command(&["--config", &config, "config", "check"], dirs.root.path())
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
+    let out = Drctl::new(&["--config", &config, "config", "check"]).run_in(dirs.root.path());
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("$CREDENTIALS_DIRECTORY is not set")
             && stderr.contains("LoadCredential=password:/etc/drctl/password"),
@@ -164,29 +167,24 @@ fn a_wedged_loop_stops_the_watchdog_pings() {
     // The chaos backend blocks the loop's thread inside a plugin call at 1 s:
     // the pings must stop, so that systemd kills and restarts the watcher.
     // (Pings from a timer thread of their own would go on: this fails then.)
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("drctl.toml");
-    std::fs::write(
-        &config,
-        "[agent]\nusername = \"agent007\"\npassword-env = \"DRCTL_TEST_PASSWORD\"\n\
-         [[sites]]\nname = \"site1\"\ncs-proxy = \"csp1:7000\"\napp-name = \"AIL_site1\"\n\
-         [[sites]]\nname = \"site2\"\ncs-proxy = \"csp2:7000\"\napp-name = \"AIL_site2\"\n\
-         [backend]\nname = \"chaos\"\n\
-         [backend.chaos]\nfault = { mode = \"wedge\", at = \"1s\", hold = \"1h\" }\n",
-    )
-    .unwrap();
+    let dir = TestDir::new();
+    let agent = agent_config("password-env = \"DRCTL_TEST_PASSWORD\"");
+    let config = dir.file(
+        "drctl.toml",
+        &format!(
+            "{agent}[backend]\nname = \"chaos\"\n\
+             [backend.chaos]\nfault = {{ mode = \"wedge\", at = \"1s\", hold = \"1h\" }}\n"
+        ),
+    );
     let mut notify = NotifySocket::bind();
-    let mut child = command(
-        &["--config", &config.to_string_lossy(), "watch"],
-        dir.path(),
-    )
-    .env("DRCTL_TEST_PASSWORD", PASSWORD)
-    .env("NOTIFY_SOCKET", notify.path())
-    .env("WATCHDOG_USEC", "200000")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = command(&["--config", &config, "watch"], dir.path())
+        .env("DRCTL_TEST_PASSWORD", PASSWORD)
+        .env("NOTIFY_SOCKET", notify.path())
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let wedged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stderr = child.stderr.take().unwrap();
     let flag = wedged.clone();
@@ -264,9 +262,7 @@ fn installed_root(unit: &Unit) -> tempfile::TempDir {
 
 #[test]
 fn systemd_analyze_verifies_the_installed_unit_and_rates_its_exposure_at_most_2() {
-    let Some(analyze) = tool("systemd-analyze")
-        .or_else(|| skip("systemd-analyze is not installed (apt-get install systemd)"))
-    else {
+    let Some(analyze) = tool_or_skip("systemd-analyze", "apt-get install systemd") else {
         return;
     };
     let unit = Unit::shipped();
@@ -307,9 +303,7 @@ fn systemd_analyze_verifies_the_installed_unit_and_rates_its_exposure_at_most_2(
 
 #[test]
 fn the_sysusers_snippet_creates_the_units_user_and_group() {
-    let Some(sysusers) = tool("systemd-sysusers")
-        .or_else(|| skip("systemd-sysusers is not installed (apt-get install systemd)"))
-    else {
+    let Some(sysusers) = tool_or_skip("systemd-sysusers", "apt-get install systemd") else {
         return;
     };
     let unit = Unit::shipped();
@@ -578,10 +572,7 @@ fn the_metrics_endpoint_answers_health_checks_methods_and_both_formats() {
 #[test]
 fn promtool_check_metrics_passes() {
     // Without promtool (outside CI) there is nothing to check against.
-    if tool("promtool")
-        .or_else(|| skip("promtool is not installed (apt-get install prometheus)"))
-        .is_none()
-    {
+    if tool_or_skip("promtool", "apt-get install prometheus").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

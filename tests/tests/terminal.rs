@@ -1,18 +1,13 @@
 //! drctl in a terminal (issue 16, "The terminal"): what a person sees under
 //! a pseudo-terminal, and what lands in files and pipes.
 
-use drctl_e2e::command;
 use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, AgentWatcher};
+use drctl_e2e::{command, Drctl};
 
-const DEMO: [&str; 7] = [
-    "watch",
-    "--backend",
-    "mock",
-    "--scenario",
-    "plugins/mock/scenarios/demo.toml",
-    "--clock",
-    "virtual",
-];
+/// The demo, watched in virtual time to its end.
+fn demo_to_end() -> Drctl {
+    Drctl::watch(Drctl::DEMO).virtual_to_end()
+}
 
 /// The decision lines of a text timeline: `   +12.746s  type  detail`.
 fn decision_lines(text: &str) -> Vec<String> {
@@ -46,8 +41,8 @@ fn is_millis(stamp: &str) -> bool {
 #[test]
 fn each_decision_is_printed_once_in_a_terminal() {
     let runtime = tempfile::tempdir().unwrap();
-    let mut args = DEMO.to_vec();
-    args.push("--until-end");
+    let demo = demo_to_end();
+    let args = demo.argv();
     let run = drctl_in_pty(&args, "", &[], runtime.path());
     assert_eq!(run.code, Some(0), "{}", run.terminal);
     let lines = decision_lines(&run.terminal);
@@ -71,16 +66,8 @@ fn each_decision_is_printed_once_in_a_terminal() {
 #[test]
 fn real_clock_decisions_show_milliseconds_like_virtual_ones() {
     let runtime = tempfile::tempdir().unwrap();
-    let args = [
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-        "--for",
-        "1s",
-    ];
-    let run = drctl_in_pty(&args, "2>/dev/null", &[], runtime.path());
+    let demo = Drctl::watch(Drctl::DEMO).args(&["--for", "1s"]);
+    let run = drctl_in_pty(&demo.argv(), "2>/dev/null", &[], runtime.path());
     assert_eq!(run.code, Some(0), "{}", run.terminal);
     let lines = decision_lines(&run.terminal);
     assert_eq!(lines.len(), 3, "{}", run.terminal);
@@ -94,8 +81,8 @@ fn real_clock_decisions_show_milliseconds_like_virtual_ones() {
 fn colours_only_on_the_terminal_each_stream_asked_on_its_own() {
     let runtime = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut args = DEMO.to_vec();
-    args.push("--until-end");
+    let demo = demo_to_end();
+    let args = demo.argv();
 
     // stdout a terminal, stderr a file: coloured decisions, plain logs.
     let err = dir.path().join("stderr.txt");
@@ -190,15 +177,10 @@ fn without_a_config_clients_find_the_watchers_running_here() {
     let ann = AgentWatcher::start("ann", &file, runtime.path());
 
     // One watcher: found without naming it.
-    let out = command(&["status", "--output", "json"], runtime.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = Drctl::new(&["status", "--output", "json"])
+        .run_in(runtime.path())
+        .expect_code(0)
+        .json();
     assert_eq!(status["agent"], "ann");
     assert_eq!(status["pid"], ann.pid());
 
@@ -229,14 +211,9 @@ fn without_a_config_clients_find_the_watchers_running_here() {
         "{err}"
     );
 
-    let out = command(&["pause", "--agent", "bob"], runtime.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Drctl::new(&["pause", "--agent", "bob"])
+        .run_in(runtime.path())
+        .expect_code(0);
     let paused = |name: &str| {
         let out = command(
             &["status", "--agent", name, "--output", "json"],
@@ -259,21 +236,9 @@ fn without_a_config_clients_find_the_watchers_running_here() {
 #[test]
 fn switch_after_a_startup_relocation_is_verified_from_where_the_drill_started() {
     // The demo starts on site2 and relocates to site1 first (S4).
-    let out = command(
-        &[
-            "switch",
-            "--yes",
-            "--backend",
-            "mock",
-            "--scenario",
-            "plugins/mock/scenarios/demo.toml",
-        ],
-        tempfile::tempdir().unwrap().path(),
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let out = Drctl::mock("switch", Drctl::DEMO).arg("--yes").run();
+    let err = &out.stderr;
+    assert_eq!(out.code, Some(0), "{err}");
     assert!(
         err.contains("switched site1 -> site2: telephony ON, DN back in service"),
         "{err}"
@@ -285,12 +250,7 @@ fn switch_after_a_startup_relocation_is_verified_from_where_the_drill_started() 
 #[test]
 fn switch_dry_run_checks_the_target_and_says_who_acts() {
     let runtime = tempfile::tempdir().unwrap();
-    let demo = [
-        "--backend",
-        "mock",
-        "--scenario",
-        "plugins/mock/scenarios/demo.toml",
-    ];
+    let demo = ["--backend", "mock", "--scenario", Drctl::DEMO];
     let run = |extra: &[&str]| {
         let mut args = vec!["switch"];
         args.extend_from_slice(extra);

@@ -249,6 +249,13 @@ pub async fn drain(mut tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration)
 }
 
 impl AlarmSinks {
+    /// The agent a notification names: the session's in a fleet, else the
+    /// configured one.
+    fn name(&self, agent: &str) -> String {
+        let name = if self.fleet { agent } else { &self.agent };
+        name.to_owned()
+    }
+
     /// Queues `n` to every sink without waiting (a full queue drops it, logged).
     fn send(&mut self, n: Notification) {
         for (name, q) in &self.queues {
@@ -291,12 +298,7 @@ fn site_alarm(alarm: drctl_policy::Alarm) -> bool {
 
 impl Observer for AlarmSinks {
     fn decision(&mut self, t: Timestamp, agent: &str, d: &Decision) {
-        let name = if self.fleet {
-            agent
-        } else {
-            self.agent.as_str()
-        }
-        .to_owned();
+        let name = self.name(agent);
         // Leaving a site: a switchover starts, or the session is lost; the
         // site alarms cleared right after are the agent's leaving, not a recovery.
         let left = match d {
@@ -331,12 +333,7 @@ impl Observer for AlarmSinks {
     }
 
     fn settled(&mut self, _t: Timestamp, agent: &str, engine: &Engine) {
-        let name = if self.fleet {
-            agent
-        } else {
-            self.agent.as_str()
-        }
-        .to_owned();
+        let name = self.name(agent);
         let v = engine.view();
         // Connected means a live connection (an epoch), not a site being left or tried.
         let site = v.epoch.and(v.site).map(|s| s.to_string());

@@ -8,19 +8,19 @@
 //! reason/outcome pairs and 14 histogram buckets would be 500 000 series for
 //! numbers nobody reads per agent.
 
-use super::{up, PhaseLabel, SiteLabel, SwitchLabel, LISTENERS, OUTCOMES, SHADOW_HELP};
+use super::{
+    gauge_value, listeners, series, up, Common, InFlight, PhaseLabel, SiteLabel, LISTENERS,
+};
 use crate::host::observe::Observer;
 use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
-use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Reason, Timestamp};
+use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,18 +52,23 @@ struct AgentAlarm {
     alarm: &'static str,
 }
 
+const IN_FLIGHT_HELP: &str = "agents with a switchover started and not completed";
+
 /// What the observer remembers of one agent between passes.
 #[derive(Debug, Default)]
 struct Seen {
     /// Since when, in which phase, at which site, in service.
     last: Option<(Timestamp, &'static str, Option<String>, bool)>,
     /// The switchover in flight: since when, why.
-    in_flight: Option<(Timestamp, &'static str)>,
+    in_flight: InFlight,
 }
 
 /// The metrics of a fleet watcher, and the observer that keeps them current.
 pub struct FleetMetrics {
-    registry: Arc<Registry>,
+    common: Common,
+    /// What the observer remembers of each agent, and how many watch.
+    agents: HashMap<String, Seen>,
+    watching: usize,
     site: Family<AgentSite, Gauge>,
     phase: Family<AgentPhase, Gauge>,
     listener: Family<AgentListener, Gauge>,
@@ -72,17 +77,10 @@ pub struct FleetMetrics {
     paused: Family<Agent, Gauge>,
     epoch: Family<Agent, Gauge>,
     faults: Family<Agent, Counter>,
-    switchovers: Family<SwitchLabel, Counter>,
-    duration: Histogram,
-    phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>>,
     agents_at: Family<SiteLabel, Gauge>,
     agents_in: Family<PhaseLabel, Gauge>,
     in_service: Gauge,
     in_flight: Gauge,
-    shadow_divergences: Counter,
-    agents: HashMap<String, Seen>,
-    watching: usize,
-    health: Arc<Health>,
 }
 
 impl FleetMetrics {
@@ -90,8 +88,8 @@ impl FleetMetrics {
     /// a fleet) and `sites`, at 0 (every agent idle).
     pub fn new(agents: &[String], sites: &[String]) -> FleetMetrics {
         let mut r = Registry::with_prefix("drctl");
-        let m = FleetMetrics {
-            registry: Arc::new(Registry::default()),
+        let mut m = FleetMetrics {
+            common: Common::new(),
             site: Family::default(),
             phase: Family::default(),
             listener: Family::default(),
@@ -100,20 +98,15 @@ impl FleetMetrics {
             paused: Family::default(),
             epoch: Family::default(),
             faults: Family::default(),
-            switchovers: Family::default(),
-            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
-            phase_seconds: Family::default(),
             agents_at: Family::default(),
             agents_in: Family::default(),
             in_service: Gauge::default(),
             in_flight: Gauge::default(),
-            shadow_divergences: Counter::default(),
             agents: agents
                 .iter()
                 .map(|a| (a.clone(), Seen::default()))
                 .collect(),
             watching: 0,
-            health: Arc::new(Health::default()),
         };
         for agent in agents {
             let a = || agent.clone();
@@ -167,107 +160,36 @@ impl FleetMetrics {
             } else {
                 0
             };
-            m.agents_in
-                .get_or_create(&label)
-                .set(i64::try_from(idle).unwrap_or(i64::MAX));
-            m.phase_seconds.get_or_create(&label).inc_by(0.0);
+            m.agents_in.get_or_create(&label).set(gauge_value(idle));
         }
-        for reason in Reason::ALL {
-            for outcome in OUTCOMES {
-                m.switchovers
-                    .get_or_create(&SwitchLabel {
-                        reason: reason.as_str(),
-                        outcome,
-                    })
-                    .inc_by(0);
-            }
-        }
-        r.register(
-            "site",
-            "1 for the site the agent is on, 0 for the other",
-            m.site.clone(),
-        );
-        r.register(
-            "phase",
-            "1 for the agent's engine's current phase",
-            m.phase.clone(),
-        );
-        r.register(
-            "listener_up",
-            "1 when the listener's service is on (DN in service), 0 when off or unknown",
-            m.listener.clone(),
-        );
-        r.register("alarm_active", "1 while the alarm is up", m.alarm.clone());
-        r.register("alarms_active", "alarms up", m.alarms_active.clone());
-        r.register(
-            "paused",
-            "1 while automatic switchovers are paused (E3)",
-            m.paused.clone(),
-        );
-        r.register(
-            "epoch",
-            "the current AIL connection's epoch",
-            m.epoch.clone(),
-        );
-        r.register(
-            "backend_faults",
-            "backend disconnections and failed commands",
-            m.faults.clone(),
-        );
-        r.register(
-            "switchovers",
+        let phase = ("phase", "1 for the agent's engine's current phase");
+        register!(r, m, series::SITE => site, phase => phase, series::LISTENER_UP => listener,
+            series::ALARM_ACTIVE => alarm, series::ALARMS_ACTIVE => alarms_active,
+            series::PAUSED => paused, series::EPOCH => epoch, series::BACKEND_FAULTS => faults);
+        m.common.switchovers.register(
+            &mut r,
             "switchover outcomes of the whole fleet by reason: completed, failed (one per failed attempt), suppressed",
-            m.switchovers.clone(),
-        );
-        r.register(
-            "switchover_duration_seconds",
             "from switchover-started to switchover-completed, every agent's",
-            m.duration.clone(),
         );
-        r.register(
-            "phase_seconds",
-            "agent-seconds spent in each phase, summed over the fleet",
-            m.phase_seconds.clone(),
-        );
-        r.register(
-            "fleet_agents",
-            "agents connected at each site",
-            m.agents_at.clone(),
-        );
-        r.register(
-            "fleet_phase_agents",
-            "agents in each phase",
-            m.agents_in.clone(),
-        );
-        r.register(
-            "fleet_in_service",
-            "agents watching with their DN in service",
-            m.in_service.clone(),
-        );
-        r.register(
-            "fleet_switchovers_in_flight",
-            "agents with a switchover started and not completed",
-            m.in_flight.clone(),
-        );
-        r.register(
-            "shadow_divergences",
-            SHADOW_HELP,
-            m.shadow_divergences.clone(),
-        );
-        FleetMetrics {
-            registry: Arc::new(r),
-            ..m
-        }
+        let seconds = "agent-seconds spent in each phase, summed over the fleet";
+        register!(r, m.common, ("phase_seconds", seconds) => phase_seconds);
+        register!(r, m,
+            ("fleet_agents", "agents connected at each site") => agents_at,
+            ("fleet_phase_agents", "agents in each phase") => agents_in,
+            ("fleet_in_service", "agents watching with their DN in service") => in_service,
+            ("fleet_switchovers_in_flight", IN_FLIGHT_HELP) => in_flight);
+        m.common.serve(r);
+        m
     }
 
     /// The registry, for the HTTP endpoint.
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry.clone()
+        self.common.registry.clone()
     }
 
     /// Ready (`GET /readyz`) once every agent watches a site.
     pub fn health(&self) -> Arc<Health> {
-        self.health.clone()
+        self.common.health.clone()
     }
 
     fn agent(agent: &str) -> Agent {
@@ -302,36 +224,8 @@ impl Observer for FleetMetrics {
         let Some(seen) = self.agents.get_mut(agent) else {
             return;
         };
-        let label = |reason, outcome| SwitchLabel { reason, outcome };
-        match d {
-            Decision::SwitchoverStarted { reason, .. } => {
-                if seen.in_flight.is_none() {
-                    self.in_flight.inc();
-                }
-                seen.in_flight = Some((t, reason.as_str()));
-            }
-            Decision::SwitchoverCompleted { reason, .. } => {
-                self.switchovers
-                    .get_or_create(&label(reason.as_str(), "completed"))
-                    .inc();
-                if let Some((start, _)) = seen.in_flight.take() {
-                    self.in_flight.dec();
-                    self.duration.observe((t - start).as_secs_f64());
-                }
-            }
-            Decision::SwitchoverFailed { .. } => {
-                let reason = seen.in_flight.map_or("unknown", |(_, r)| r);
-                self.switchovers
-                    .get_or_create(&label(reason, "failed"))
-                    .inc();
-            }
-            Decision::SwitchoverSuppressed { reason, .. } => {
-                self.switchovers
-                    .get_or_create(&label(reason.as_str(), "suppressed"))
-                    .inc();
-            }
-            _ => {}
-        }
+        let change = self.common.switchovers.count(t, d, &mut seen.in_flight);
+        self.in_flight.inc_by(change);
     }
 
     fn settled(&mut self, t: Timestamp, agent: &str, engine: &Engine) {
@@ -340,14 +234,15 @@ impl Observer for FleetMetrics {
         };
         let v = engine.view();
         let phase = v.phase.as_str();
-        let site = v.site.map(|s| s.to_string());
+        let site = v.site.as_ref().map(|s| s.to_string());
         let watching = v.phase == PhaseKind::Watching;
         let serving = watching && v.dn == ListenerStatus::On;
         let a = || agent.to_owned();
         // Leave the last state: its time, and the fleet counts it was in.
         let (last_phase, last_site, last_serving) = match seen.last.take() {
             Some((since, p, s, serving)) => {
-                self.phase_seconds
+                self.common
+                    .phase_seconds
                     .get_or_create(&PhaseLabel { phase: p })
                     .inc_by((t - since).as_secs_f64());
                 (Some(p), s, serving)
@@ -403,12 +298,8 @@ impl Observer for FleetMetrics {
         seen.last = Some((t, phase, site, serving));
         self.epoch
             .get_or_create(&Self::agent(agent))
-            .set(v.epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
-        for (name, s) in
-            LISTENERS
-                .into_iter()
-                .zip([v.telephony, v.configuration, v.statistic, v.dn])
-        {
+            .set(v.epoch.map_or(0, gauge_value));
+        for (name, s) in listeners(&v) {
             self.listener
                 .get_or_create(&AgentListener {
                     agent: a(),
@@ -420,7 +311,7 @@ impl Observer for FleetMetrics {
             .get_or_create(&Self::agent(agent))
             .set(i64::from(v.paused));
         let total = self.agents.len();
-        self.health.set_ready(
+        self.common.health.set_ready(
             self.watching == total,
             format!("{} of {total} agents watching", self.watching),
         );
@@ -440,21 +331,21 @@ impl Observer for FleetMetrics {
         }
         self.alarms_active
             .get_or_create(&Self::agent(agent))
-            .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+            .set(gauge_value(active.len()));
     }
 }
 
 impl FleetMetrics {
     /// `drctl_shadow_divergences_total` (a fleet runs no shadow today: it stays 0).
     pub fn shadow_divergences(&self) -> Counter {
-        self.shadow_divergences.clone()
+        self.common.shadow_divergences.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drctl_policy::{EngineConfig, Event};
+    use drctl_policy::{EngineConfig, Event, Reason};
     use std::time::Duration;
 
     fn scrape(m: &FleetMetrics) -> String {
@@ -463,25 +354,28 @@ mod tests {
         out
     }
 
+    /// Asserts each of `lines` is in a scrape of `m`.
+    fn assert_scraped(m: &FleetMetrics, lines: &[&str]) {
+        let text = scrape(m);
+        for line in lines {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+    }
+
     #[test]
     fn each_agent_has_its_series_and_the_fleet_its_counts() {
         let names = ["ann".to_owned(), "bob".to_owned()];
         let sites = ["site1".to_owned(), "site2".to_owned()];
         let mut m = FleetMetrics::new(&names, &sites);
-        let text = scrape(&m);
-        assert!(
-            text.contains(r#"drctl_phase{agent="bob",phase="idle"} 1"#),
-            "{text}"
+        assert_scraped(
+            &m,
+            &[
+                r#"drctl_phase{agent="bob",phase="idle"} 1"#,
+                r#"drctl_fleet_phase_agents{phase="idle"} 2"#,
+                r#"drctl_fleet_agents{site="site1"} 0"#,
+                "drctl_fleet_in_service 0",
+            ],
         );
-        assert!(
-            text.contains(r#"drctl_fleet_phase_agents{phase="idle"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"drctl_fleet_agents{site="site1"} 0"#),
-            "{text}"
-        );
-        assert!(text.contains("drctl_fleet_in_service 0"), "{text}");
 
         // ann starts (connecting), then switches: the fleet counts follow.
         let mut cfg = EngineConfig::two_sites("ann");
@@ -497,23 +391,16 @@ mod tests {
         };
         m.decision(one, "ann", &started);
         m.decision(one, "ann", &started);
+        assert_scraped(
+            &m,
+            &[
+                r#"drctl_phase{agent="ann",phase="connecting"} 1"#,
+                r#"drctl_phase{agent="ann",phase="idle"} 0"#,
+                r#"drctl_fleet_phase_agents{phase="idle"} 1"#,
+                r#"drctl_fleet_phase_agents{phase="connecting"} 1"#,
+            ],
+        );
         let text = scrape(&m);
-        assert!(
-            text.contains(r#"drctl_phase{agent="ann",phase="connecting"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"drctl_phase{agent="ann",phase="idle"} 0"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"drctl_fleet_phase_agents{phase="idle"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"drctl_fleet_phase_agents{phase="connecting"} 1"#),
-            "{text}"
-        );
         assert!(
             text.contains("drctl_fleet_switchovers_in_flight 1"),
             "once per agent: {text}"

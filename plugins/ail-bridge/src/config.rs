@@ -21,19 +21,19 @@ pub struct BridgeConfig {
     #[serde(default)]
     pub jvm_args: Vec<String>,
     /// AIL's own reconnect interval, given to AilLoader (whole seconds; the seed's "retry interval").
-    #[serde(default = "default_retry_interval", with = "humantime_serde")]
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
     pub retry_interval: Duration,
     /// First delay before restarting a dead sidecar; doubles per failure.
-    #[serde(default = "default_restart_delay", with = "humantime_serde")]
+    #[serde(default = "secs::<1>", with = "humantime_serde")]
     pub restart_delay: Duration,
     /// Cap of the restart delay.
-    #[serde(default = "default_restart_max_delay", with = "humantime_serde")]
+    #[serde(default = "secs::<60>", with = "humantime_serde")]
     pub restart_max_delay: Duration,
     /// How long a starting JVM may take to answer the handshake.
-    #[serde(default = "default_startup_timeout", with = "humantime_serde")]
+    #[serde(default = "secs::<30>", with = "humantime_serde")]
     pub startup_timeout: Duration,
     /// How long a stopping JVM may take to exit before it is killed.
-    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    #[serde(default = "secs::<3>", with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Command (program and arguments) that relaunches the embedded SIP endpoint (D4).
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct BridgeConfig {
     #[serde(default)]
     pub probe_command: Vec<String>,
     /// Bound of the probe's connect, and of its command.
-    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    #[serde(default = "secs::<3>", with = "humantime_serde")]
     pub probe_timeout: Duration,
     /// Extra environment variables for the JVM (its environment is otherwise cleared).
     #[serde(default)]
@@ -172,28 +172,9 @@ fn check_names(key: &str, names: &[String]) -> Result<(), crate::BridgeError> {
     names.iter().try_for_each(|n| check_name(key, n))
 }
 
-fn default_retry_interval() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_restart_delay() -> Duration {
-    Duration::from_secs(1)
-}
-
-fn default_restart_max_delay() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_startup_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_probe_timeout() -> Duration {
-    Duration::from_secs(3)
-}
-
-fn default_shutdown_grace() -> Duration {
-    Duration::from_secs(3)
+/// `N` seconds: a field's default (`#[serde(default = "secs::<N>")]`).
+fn secs<const N: u64>() -> Duration {
+    Duration::from_secs(N)
 }
 
 /// A string or a list of strings.

@@ -963,6 +963,12 @@ done
                 .unwrap_err()
                 .to_string()
         };
+        // The bridge's error with `body` as the "JVM".
+        let script_error = |name: &str, body: &str, extra: serde_json::Value| {
+            let script = dir.path().join(name);
+            std::fs::write(&script, body).unwrap();
+            bridge(&script, extra).0.unwrap_err().to_string()
+        };
         let e = error(
             r#"{"kind":"hello","protocol":2,"build":"other"}"#,
             serde_json::json!({}),
@@ -990,16 +996,11 @@ done
             "{e}"
         );
 
-        let script = dir.path().join("dies.sh");
-        std::fs::write(
-            &script,
+        let e = script_error(
+            "dies.sh",
             "echo 'Error: Could not find or load main class' >&2; exit 1\n",
-        )
-        .unwrap();
-        let e = bridge(&script, serde_json::json!({}))
-            .0
-            .unwrap_err()
-            .to_string();
+            serde_json::json!({}),
+        );
         assert!(
             e.contains("exited before its handshake (exit status: 1)"),
             "{e}"
@@ -1008,42 +1009,32 @@ done
 
         // The reason arrives on stderr after stdout ended and the JVM was
         // reaped (a child still holds the pipe): the error waits for it.
-        let script = dir.path().join("late.sh");
-        std::fs::write(
-            &script,
+        let e = script_error(
+            "late.sh",
             "exec >&-\n(sleep 0.3; echo 'Error: late reason' >&2) &\nexit 1\n",
-        )
-        .unwrap();
-        let e = bridge(&script, serde_json::json!({}))
-            .0
-            .unwrap_err()
-            .to_string();
+            serde_json::json!({}),
+        );
         assert!(
             e.contains("exited before its handshake (exit status: 1)")
                 && e.contains("Error: late reason"),
             "{e}"
         );
 
-        let script = dir.path().join("mute.sh");
-        std::fs::write(&script, "sleep 5\n").unwrap();
+        let mute = "sleep 5\n";
         let started = Instant::now();
-        let e = bridge(&script, serde_json::json!({"startup-timeout": "300ms"}))
-            .0
-            .unwrap_err()
-            .to_string();
+        let e = script_error(
+            "mute.sh",
+            mute,
+            serde_json::json!({"startup-timeout": "300ms"}),
+        );
         assert!(e.contains("no handshake within 300ms"), "{e}");
         assert!(
             started.elapsed() < Duration::from_secs(4),
             "the mute JVM was not killed"
         );
 
-        let e = bridge(
-            &script,
-            serde_json::json!({"java": "/nonexistent/java", "jvm-args": []}),
-        )
-        .0
-        .unwrap_err()
-        .to_string();
+        let no_java = serde_json::json!({"java": "/nonexistent/java", "jvm-args": []});
+        let e = script_error("mute.sh", mute, no_java);
         assert!(
             e.starts_with("cannot start the JVM \"/nonexistent/java\""),
             "{e}"

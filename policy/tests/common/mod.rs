@@ -119,6 +119,22 @@ impl Harness {
         EngineConfig::two_sites("agent007")
     }
 
+    /// A harness with `cfg`, started at t = 0 (the startup log kept).
+    pub fn started(cfg: EngineConfig) -> Harness {
+        let mut h = Harness::new(cfg);
+        h.start();
+        h
+    }
+
+    /// A harness with `cfg`, `setup` applied (what the simulated deployment
+    /// does), then started at t = 0 (the startup log kept).
+    pub fn started_after(cfg: EngineConfig, setup: impl FnOnce(&mut Harness)) -> Harness {
+        let mut h = Harness::new(cfg);
+        setup(&mut h);
+        h.start();
+        h
+    }
+
     /// Starts the engine at the current time and runs to `now`.
     pub fn start(&mut self) -> &mut Self {
         self.feed(Event::Start);
@@ -448,6 +464,26 @@ impl Harness {
             .collect()
     }
 
+    /// Asserts S4's relocation from site2 to the preferred site1 at t = 0
+    /// was refused, after the `earlier` decisions: S4's alarm, back on site2
+    /// and watching there.
+    pub fn assert_s4_relocation_refused(&self, earlier: &[(Timestamp, &str)]) {
+        let refused = tl(&[
+            (secs(0), "startup-connected site2"),
+            (secs(0), "switchover-started startup-relocate site2->site1"),
+            (secs(0), "switchover-failed site1"),
+            (secs(0), "alarm-raised preferred-site-unreachable"),
+            (
+                secs(0),
+                "switchover-completed startup-relocate site2->site2",
+            ),
+        ]);
+        assert_eq!(self.timeline(), [tl(earlier), refused].concat());
+        let view = self.engine.view();
+        assert_eq!(view.site.as_deref(), Some("site2"));
+        assert_eq!(view.phase, PhaseKind::Watching);
+    }
+
     /// Forgets the log so far (after a setup phase).
     pub fn clear_log(&mut self) {
         self.log.clear();
@@ -455,11 +491,67 @@ impl Harness {
 
     /// Switchover decisions only, as strings.
     pub fn switchovers(&self) -> Vec<(Timestamp, String)> {
-        self.timeline()
+        only(self.timeline(), |d| d.starts_with("switchover"))
+    }
+
+    /// `switchover-started` decisions only, as strings.
+    pub fn started_switchovers(&self) -> Vec<(Timestamp, String)> {
+        only(self.timeline(), |d| d.starts_with("switchover-started"))
+    }
+
+    /// The failbacks started (E2), as strings.
+    pub fn failbacks(&self) -> Vec<(Timestamp, String)> {
+        only(self.timeline(), |d| {
+            d.starts_with("switchover-started failback")
+        })
+    }
+
+    /// The probes sent (E2), as `(time, "probe site")`.
+    pub fn probes(&self) -> Vec<(Timestamp, String)> {
+        only(self.command_names(), |c| c.starts_with("probe"))
+    }
+
+    /// `(site, cs_proxy, app_name)` of each connect, in order.
+    pub fn connects(&self) -> Vec<(String, String, String)> {
+        self.commands()
             .into_iter()
-            .filter(|(_, d)| d.starts_with("switchover"))
+            .filter_map(|(_, c)| match c {
+                CommandKind::Connect {
+                    site,
+                    cs_proxy,
+                    app_name,
+                    ..
+                } => Some((site, cs_proxy, app_name)),
+                _ => None,
+            })
             .collect()
     }
+
+    /// The times of the connects sent.
+    pub fn connect_times(&self) -> Vec<Timestamp> {
+        self.commands()
+            .into_iter()
+            .filter(|(_, c)| matches!(c, CommandKind::Connect { .. }))
+            .map(|(t, _)| t)
+            .collect()
+    }
+}
+
+/// The `(time, text)` items of `list` whose text `keep` keeps.
+fn only(list: Vec<(Timestamp, String)>, keep: impl Fn(&str) -> bool) -> Vec<(Timestamp, String)> {
+    list.into_iter().filter(|(_, s)| keep(s)).collect()
+}
+
+/// The first item of `list` (`(time, item)` pairs: `h.commands()`,
+/// `h.decisions()`) matching `pattern`, as `value`.
+#[macro_export]
+macro_rules! first_match {
+    ($list:expr, $pattern:pat => $value:expr) => {
+        $list.into_iter().find_map(|(_, item)| match item {
+            $pattern => Some($value),
+            _ => None,
+        })
+    };
 }
 
 /// A command's name, as `failing` lists it.
@@ -510,4 +602,20 @@ pub fn describe(d: &Decision) -> String {
 /// `(t, s)` pairs from literals, for comparing with `timeline()`.
 pub fn tl(items: &[(Timestamp, &str)]) -> Vec<(Timestamp, String)> {
     items.iter().map(|(t, s)| (*t, s.to_string())).collect()
+}
+
+/// A switchover started and completed at `at`, as `timeline()` shows it;
+/// `what` is `"reason from->to"`.
+pub fn switched(at: Timestamp, what: &str) -> Vec<(Timestamp, String)> {
+    vec![
+        (at, format!("switchover-started {what}")),
+        (at, format!("switchover-completed {what}")),
+    ]
+}
+
+/// `failback = auto` with `failback-after` of `after` seconds (E2).
+pub fn auto_failback(after: u64) -> Failback {
+    Failback::Auto {
+        after: Duration::from_secs(after),
+    }
 }
