@@ -102,6 +102,10 @@ pub enum Request {
         /// How long each switchover may take to verify (`--timeout`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
+        /// A drill (`--abort-after`, `--lifetime`, `--rto`, `--report`): the
+        /// watcher returns to the origin as asked and ends with the report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drill: Option<DrillAsk>,
     },
     /// Cancels the scheduled switch (`drctl switch --cancel`), or a fleet's
     /// wave plan in progress (its waves not started yet).
@@ -113,6 +117,21 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+}
+
+/// What a drill through the watcher asks beyond the switchover,
+/// milliseconds each (each at most [`crate::schedule::MAX_WAVE_WAIT`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillAsk {
+    /// `--abort-after`: not verified this long after the trigger, switch back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_after_ms: Option<u64>,
+    /// `--lifetime`: return to the origin this long after the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_ms: Option<u64>,
+    /// `--rto`: the expected recovery time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<u64>,
 }
 
 /// A request on the wire.
@@ -158,6 +177,10 @@ pub struct Reply {
     /// `switch --agents/--wave`: the wave plan as it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<crate::report::WaveReport>,
+    /// `switch` as a drill (`--abort-after`, `--lifetime`, `--rto`,
+    /// `--report`): the report, with the verdict (`ok` follows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Box<crate::drill_report::DrillReport>>,
 }
 
 impl Reply {
@@ -174,6 +197,7 @@ impl Reply {
             fleet: None,
             scheduled: None,
             wave: None,
+            drill: None,
         }
     }
 

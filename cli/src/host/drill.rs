@@ -3,16 +3,29 @@
 //! agent is in service at the target, the [`SwitchReport`].
 
 use crate::control::Reply;
-use crate::host::observe::{DecisionRecord, Observer, PhaseTimer, PhaseTimes};
-use crate::report::{PhaseRow, SwitchReport};
-use drctl_plugin_api::messages::{Input, Output};
 use crate::drill_report::{Condition, DrillReport, Hypothesis, Rollback, Rto, Span, SteadyState};
 use crate::gates::Outcome;
 use crate::host::gate::OperatorIntent;
+use crate::host::observe::{DecisionRecord, Observer, PhaseTimer, PhaseTimes};
+use crate::report::{PhaseRow, SwitchReport};
+use drctl_plugin_api::messages::{Input, Output};
 use drctl_policy::{Decision, Engine, ListenerStatus, Timestamp, View};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// How a switchover started for a client talks to it.
+pub enum Stream {
+    /// Streams its decisions and answers the last line (the timing table
+    /// or the error): a plain `drctl switch` through the watcher.
+    Answers,
+    /// Streams its decisions naming this agent, never the last line (a
+    /// wave plan's or a scheduled switch's).
+    Named(String),
+    /// Streams its decisions, never the last line (a drill's switchover or
+    /// return: the drill answers with its report).
+    Decisions,
+}
 
 /// Times agent `session`'s switchover from `from`; with a client, streams it
 /// the decisions and ends with the verdict. Other agents' traffic (a fleet)
@@ -71,6 +84,18 @@ impl Drill {
     pub fn streaming(mut self) -> Drill {
         self.answers = false;
         self
+    }
+
+    /// Streams nothing more: a drill's return streams its own decisions,
+    /// which this one (still watching for its timings) would repeat.
+    pub fn mute(&mut self) {
+        self.client = None;
+    }
+
+    /// Done: the host drops it (a watcher's drill has ended; a switchover
+    /// never verified would otherwise be watched for ever).
+    pub fn close(&mut self) {
+        self.done = true;
     }
 
     /// Why the switchover did not start (a gate refused it), if it did not.
