@@ -67,7 +67,13 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
         "{}",
         out.stderr
     );
-    // The decisions streamed: the drill's switchover and its return.
+    // The decisions streamed: the drill's switchover and its return, each once.
+    assert_eq!(
+        out.stdout.matches("switchover-started").count(),
+        2,
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .contains("drill: --abort-after 2s: switching back to site1"),
