@@ -608,6 +608,31 @@ mod tests {
         assert!(md.contains("\\<script\\>"), "{md}");
     }
 
+    /// A watcher's report, as its client reads it back: what it says
+    /// survives; a verdict or gate outcome outside the known words reads
+    /// as the failing one.
+    #[test]
+    fn a_report_reads_back_and_unknown_words_read_as_failing() {
+        let text = r#"{"agent":"a","started":"now","drctl":"9.9.9",
+            "hypothesis":{"origin":"s1","target":"s2","statement":"x"},
+            "steady_state_before":{"site":"s1","telephony":"on","dn":"on","ok":true,
+              "gates":[{"gate":"g","outcome":"passed","output":"","seconds":0.5},
+                       {"gate":"h","outcome":"maybe","output":"","seconds":0.0}]},
+            "abort_conditions":[],"timeline":[],
+            "rto":{"measured_s":1.25},"verdict":"PASS","failures":[]}"#;
+        let r: DrillReport = serde_json::from_str(text).unwrap();
+        assert_eq!(r.verdict, "PASS");
+        assert_eq!(r.drctl, "9.9.9");
+        assert_eq!(r.rto.measured_s, Some(1.25));
+        let gates = &r.steady_state_before.gates;
+        assert_eq!((gates[0].outcome, gates[1].outcome), ("passed", "vetoed"));
+        let back: DrillReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.verdict, "PASS");
+        let odd = text.replace(r#""verdict":"PASS""#, r#""verdict":"pass!""#);
+        let r: DrillReport = serde_json::from_str(&odd).unwrap();
+        assert_eq!(r.verdict, "FAIL");
+    }
+
     #[test]
     fn the_format_follows_the_extension() {
         assert_eq!(Format::of(Path::new("r.json")).ok(), Some(Format::Json));
