@@ -13,6 +13,17 @@
 //! `cancel` cancels it. A switch with `agents`/`wave` is a fleet's wave
 //! plan: progress lines are decision records (with `agent`) and the plan's
 //! notes (`wave-started`, `wave-verified`), the last line has `wave`.
+//! A switch with `drill` (`abort_after_ms`, `lifetime_ms`, `rto_ms`) is a
+//! drill the watcher runs to its end: progress lines are the decisions of
+//! its switchover and of its return, and the note `drill-return`; the last
+//! line has `drill` (the report) and `switched`, `ok` by the verdict, the
+//! first failure as `error`. A client that leaves does not stop it.
+//!
+//! ```json
+//! → {"v":1,"request":"switch","to":"site2","reason":"CHG-1","timeout_ms":120000,"drill":{"abort_after_ms":30000}}
+//! ← {"v":1,"progress":{"type":"drill-return","why":"--abort-after 30s","to":"site1"}}
+//! ← {"v":1,"ok":false,"error":"drill FAIL: ...","switched":{...},"drill":{"verdict":"FAIL",...}}
+//! ```
 //!
 //! A request of another protocol version `v` is answered with an error naming
 //! both versions. `agent` (optional) names the agent a request is for; the
