@@ -203,3 +203,56 @@ fn a_drill_whose_client_is_killed_still_returns_and_is_recorded() {
     assert_eq!(notes[1]["verdict"], "PASS", "{notes:?}");
     w.stop();
 }
+
+#[test]
+fn a_vetoing_gate_fails_the_drill_before_anything_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    dir.file("ops.toml", CALM);
+    let gate = dir.file(
+        "freeze.sh",
+        "#!/bin/sh\necho \"freeze CHG-9 in force\"\nexit 1\n",
+    );
+    std::fs::set_permissions(&gate, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let history = dir.at("history.jsonl");
+    dir.control_config(&format!(
+        "[history]\nfile = \"{history}\"\n[[switch.gates]]\nname = \"freeze\"\nexec = [\"{gate}\"]\n"
+    ));
+    let w = Watcher::spawn(dir);
+    let report = w.dir().at("drill.json");
+    let out = w
+        .run(&[
+            "switch",
+            "--yes",
+            "--to",
+            "site2",
+            "--abort-after",
+            "5s",
+            "--reason",
+            "CHG-13",
+            "--report",
+            &report,
+        ])
+        .expect_code(1);
+    assert!(
+        out.stderr.contains("drill FAIL: steady state before: ") && out.stderr.contains("freeze"),
+        "{}",
+        out.stderr
+    );
+    let r = json(&report);
+    assert_eq!(r["verdict"], "FAIL", "{r}");
+    let before = &r["steady_state_before"];
+    assert_eq!(before["ok"], false, "{r}");
+    assert_eq!(before["gates"][0]["gate"], "freeze", "{r}");
+    assert_eq!(before["gates"][0]["outcome"], "vetoed", "{r}");
+    assert!(
+        before["gates"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("freeze CHG-9 in force"),
+        "{r}"
+    );
+    assert!(r.get("rollback").is_none(), "{r}");
+    assert_eq!(w.status().unwrap()["site"], "site1");
+    w.stop();
+}
