@@ -13,6 +13,17 @@
 //! `cancel` cancels it. A switch with `agents`/`wave` is a fleet's wave
 //! plan: progress lines are decision records (with `agent`) and the plan's
 //! notes (`wave-started`, `wave-verified`), the last line has `wave`.
+//! A switch with `drill` (`abort_after_ms`, `lifetime_ms`, `rto_ms`) is a
+//! drill the watcher runs to its end: progress lines are the decisions of
+//! its switchover and of its return, and the note `drill-return`; the last
+//! line has `drill` (the report) and `switched`, `ok` by the verdict, the
+//! first failure as `error`. A client that leaves does not stop it.
+//!
+//! ```json
+//! → {"v":1,"request":"switch","to":"site2","reason":"CHG-1","timeout_ms":120000,"drill":{"abort_after_ms":30000}}
+//! ← {"v":1,"progress":{"type":"drill-return","why":"--abort-after 30s","to":"site1"}}
+//! ← {"v":1,"ok":false,"error":"drill FAIL: ...","switched":{...},"drill":{"verdict":"FAIL",...}}
+//! ```
 //!
 //! A request of another protocol version `v` is answered with an error naming
 //! both versions. `agent` (optional) names the agent a request is for; the
@@ -102,6 +113,10 @@ pub enum Request {
         /// How long each switchover may take to verify (`--timeout`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
+        /// A drill (`--abort-after`, `--lifetime`, `--rto`, `--report`): the
+        /// watcher returns to the origin as asked and ends with the report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drill: Option<DrillAsk>,
     },
     /// Cancels the scheduled switch (`drctl switch --cancel`), or a fleet's
     /// wave plan in progress (its waves not started yet).
@@ -113,6 +128,21 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+}
+
+/// What a drill through the watcher asks beyond the switchover,
+/// milliseconds each (each at most [`crate::schedule::MAX_WAVE_WAIT`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillAsk {
+    /// `--abort-after`: not verified this long after the trigger, switch back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_after_ms: Option<u64>,
+    /// `--lifetime`: return to the origin this long after the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_ms: Option<u64>,
+    /// `--rto`: the expected recovery time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<u64>,
 }
 
 /// A request on the wire.
@@ -158,6 +188,10 @@ pub struct Reply {
     /// `switch --agents/--wave`: the wave plan as it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<crate::report::WaveReport>,
+    /// `switch` as a drill (`--abort-after`, `--lifetime`, `--rto`,
+    /// `--report`): the report, with the verdict (`ok` follows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<Box<crate::drill_report::DrillReport>>,
 }
 
 impl Reply {
@@ -174,6 +208,7 @@ impl Reply {
             fleet: None,
             scheduled: None,
             wave: None,
+            drill: None,
         }
     }
 

@@ -9,19 +9,19 @@
 //! outside (gate output, site and agent names) is escaped for its format.
 
 use crate::gates::Outcome;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrillReport {
     /// The agent.
     pub agent: String,
     /// When the drill ran (wall clock, RFC 3339).
     pub started: String,
-    /// drctl's version.
-    pub drctl: &'static str,
+    /// drctl's version (the watcher's, for a drill it ran).
+    pub drctl: String,
     /// The operator's `--reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -45,14 +45,15 @@ pub struct DrillReport {
     /// The recording of the drill (`--record`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
-    /// `PASS` or `FAIL`.
-    pub verdict: &'static str,
+    /// `PASS` or `FAIL` (from a watcher: anything else reads as `FAIL`).
+    #[serde(deserialize_with = "verdict_word")]
+    pub verdict: crate::gates::Word,
     /// Why it failed (empty on a pass).
     pub failures: Vec<String>,
 }
 
 /// What the drill expects to hold.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hypothesis {
     /// The site left.
     pub origin: String,
@@ -66,7 +67,7 @@ pub struct Hypothesis {
 }
 
 /// A steady-state check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SteadyState {
     /// Where the agent was.
     pub site: String,
@@ -81,7 +82,7 @@ pub struct SteadyState {
 }
 
 /// An abort condition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Condition {
     /// What it is.
     pub condition: String,
@@ -90,7 +91,7 @@ pub struct Condition {
 }
 
 /// One phase, relative to the trigger.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Span {
     /// Its name (`connect`; `return: connect`).
     pub phase: String,
@@ -101,7 +102,7 @@ pub struct Span {
 }
 
 /// The measured recovery time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rto {
     /// Trigger to DN back in service, seconds (`None`: never in service).
     pub measured_s: Option<f64>,
@@ -114,7 +115,7 @@ pub struct Rto {
 }
 
 /// The return to the origin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rollback {
     /// Why: `--abort-after` or `--lifetime`.
     pub why: String,
@@ -124,6 +125,13 @@ pub struct Rollback {
     pub outcome: String,
     /// Whether the agent is back in service at the origin.
     pub ok: bool,
+}
+
+/// A verdict read from a watcher's reply: `PASS`, or `FAIL` for anything
+/// else (a watcher never says more, and nothing it says is trusted further).
+fn verdict_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let word = String::deserialize(d)?;
+    Ok(if word == "PASS" { "PASS" } else { "FAIL" })
 }
 
 /// Why a report could not be written.
@@ -555,7 +563,7 @@ mod tests {
         let r = DrillReport {
             agent: "a<b".into(),
             started: "now".into(),
-            drctl: "0",
+            drctl: "0".to_owned(),
             reason: Some("<img src=x>".into()),
             hypothesis: Hypothesis {
                 origin: "s1".into(),
@@ -598,6 +606,31 @@ mod tests {
         assert_eq!(html.matches("</svg>").count(), 1, "{html}");
         let md = r.markdown();
         assert!(md.contains("\\<script\\>"), "{md}");
+    }
+
+    /// A watcher's report, as its client reads it back: what it says
+    /// survives; a verdict or gate outcome outside the known words reads
+    /// as the failing one.
+    #[test]
+    fn a_report_reads_back_and_unknown_words_read_as_failing() {
+        let text = r#"{"agent":"a","started":"now","drctl":"9.9.9",
+            "hypothesis":{"origin":"s1","target":"s2","statement":"x"},
+            "steady_state_before":{"site":"s1","telephony":"on","dn":"on","ok":true,
+              "gates":[{"gate":"g","outcome":"passed","output":"","seconds":0.5},
+                       {"gate":"h","outcome":"maybe","output":"","seconds":0.0}]},
+            "abort_conditions":[],"timeline":[],
+            "rto":{"measured_s":1.25},"verdict":"PASS","failures":[]}"#;
+        let r: DrillReport = serde_json::from_str(text).unwrap();
+        assert_eq!(r.verdict, "PASS");
+        assert_eq!(r.drctl, "9.9.9");
+        assert_eq!(r.rto.measured_s, Some(1.25));
+        let gates = &r.steady_state_before.gates;
+        assert_eq!((gates[0].outcome, gates[1].outcome), ("passed", "vetoed"));
+        let back: DrillReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.verdict, "PASS");
+        let odd = text.replace(r#""verdict":"PASS""#, r#""verdict":"pass!""#);
+        let r: DrillReport = serde_json::from_str(&odd).unwrap();
+        assert_eq!(r.verdict, "FAIL");
     }
 
     #[test]

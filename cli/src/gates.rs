@@ -92,18 +92,34 @@ pub struct Ask {
     pub agent: String,
 }
 
+/// A word of a fixed set (named so: serde would borrow a `&str` field
+/// from the input, and these are read back from a watcher's reply).
+pub type Word = &'static str;
+
 /// One gate's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// The gate.
     pub gate: String,
     /// `passed`, `vetoed` or `skipped`.
-    pub outcome: &'static str,
+    #[serde(deserialize_with = "outcome_word")]
+    pub outcome: Word,
     /// What it said (bounded, control characters escaped); for a skipped
     /// gate, the operator's reason.
     pub output: String,
     /// How long it took, seconds.
     pub seconds: f64,
+}
+
+/// An outcome read back (a watcher's drill report): one of the three words;
+/// anything else reads as `vetoed`, the safe side.
+fn outcome_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let word = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(match word.as_str() {
+        "passed" => "passed",
+        "skipped" => "skipped",
+        _ => "vetoed",
+    })
 }
 
 impl Outcome {

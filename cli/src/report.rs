@@ -360,6 +360,22 @@ pub enum Note {
         /// Why.
         why: String,
     },
+    /// A drill run by the watcher returns to its origin (`--abort-after`
+    /// fired, `--lifetime` ended), its gates skipped; with or without its client.
+    DrillReturn {
+        /// `--abort-after 10s`, `--lifetime 30m`.
+        why: String,
+        /// The origin.
+        to: String,
+    },
+    /// A drill run by the watcher ended: `PASS` or `FAIL` (the first failure).
+    DrillEnded {
+        /// `PASS` or `FAIL`.
+        verdict: String,
+        /// The first failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
 }
 
 impl Note {
@@ -380,6 +396,11 @@ impl Note {
             }
             Note::WaveVerified { wave, of } => format!("wave {wave}/{of} verified"),
             Note::WavesStopped { state, why } => format!("wave plan {state}: {why}"),
+            Note::DrillReturn { why, to } => format!("drill: {why}: switching back to {to}"),
+            Note::DrillEnded { verdict, why } => match why {
+                None => format!("drill {verdict}"),
+                Some(why) => format!("drill {verdict}: {why}"),
+            },
         }
     }
 }

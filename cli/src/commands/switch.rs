@@ -79,6 +79,23 @@ pub struct SwitchArgs {
     wave_interval: Duration,
 }
 
+impl SwitchArgs {
+    /// The drill asked for, if any (`--abort-after`, `--lifetime`, `--rto`,
+    /// `--report`).
+    fn drill(&self) -> Option<control::DrillAsk> {
+        let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let asked = self.abort_after.is_some()
+            || self.lifetime.is_some()
+            || self.rto.is_some()
+            || self.report.is_some();
+        asked.then(|| control::DrillAsk {
+            abort_after_ms: ms(self.abort_after),
+            lifetime_ms: ms(self.lifetime),
+            rto_ms: ms(self.rto),
+        })
+    }
+}
+
 /// The longest `--reason` (it goes into every history line of the switchover).
 const MAX_REASON: usize = 1024;
 
@@ -173,26 +190,17 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
             plan.actor
         )));
     }
-    if plan.watcher.is_some() {
-        if args.reason.is_none() {
-            return Err(CliError::bad_input(anyhow!(
-                "a drctl watch runs for this agent: switching through it needs --reason TEXT \
-                 (recorded in its history); nothing was changed"
-            )));
-        }
-        let local_only = [
-            ("--abort-after", args.abort_after.is_some()),
-            ("--lifetime", args.lifetime.is_some()),
-            ("--rto", args.rto.is_some()),
-            ("--report", args.report.is_some()),
-        ];
-        if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
-            return Err(CliError::bad_input(anyhow!(
-                "{flag} is for a local drill (this process switching) for now; a drctl watch runs \
-                 for this agent ({}): nothing was changed",
-                plan.actor
-            )));
-        }
+    if plan.watcher.is_some() && args.reason.is_none() {
+        return Err(CliError::bad_input(anyhow!(
+            "a drctl watch runs for this agent: switching through it needs --reason TEXT \
+             (recorded in its history); nothing was changed"
+        )));
+    }
+    if at.is_some() && args.drill().is_some() {
+        return Err(CliError::bad_input(anyhow!(
+            "--abort-after, --lifetime, --rto and --report are for a drill that runs now, not one \
+             scheduled with --at: nothing was scheduled"
+        )));
     }
     if !args.yes {
         confirm(&plan)?;
@@ -316,19 +324,35 @@ fn plan(args: &SwitchArgs, global: &GlobalArgs) -> Result<Plan, CliError> {
 }
 
 /// Asks the running watcher at `path` to switch; shows its decisions as they
-/// come and the timing table at the end.
+/// come and the timing table at the end (a drill: its report, and the exit
+/// by its verdict).
 fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
     let path = &target.path;
     let json = args.session.output == OutputFormat::Json;
     let request = switch_request(args, None);
-    // The watcher answers when the switchover is verified; allow for the connect first.
-    let wait = args.timeout + Duration::from_secs(10);
+    // The watcher answers when the switchover is verified; allow for the
+    // connect first. A drill may be quiet longer: verifying within
+    // --abort-after, holding for --lifetime, then the return's own --timeout.
+    let drill_wait = match args.drill() {
+        Some(_) => {
+            args.abort_after
+                .unwrap_or(args.timeout)
+                .max(args.lifetime.unwrap_or_default())
+                + args.timeout
+                + Duration::from_secs(30)
+        }
+        None => Duration::ZERO,
+    };
+    let wait = (args.timeout + Duration::from_secs(10)).max(drill_wait);
     let reply = control::request(path, target.agent.as_deref(), &request, wait, |line| {
         if let Some(record) = &line.progress {
             progress_line(record, json);
         }
     })
     .map_err(CliError::from)?;
+    if args.drill().is_some() {
+        return drill_reply(reply, args);
+    }
     let Some(switched) = reply.switched.filter(|_| reply.ok == Some(true)) else {
         return Err(CliError::failed(anyhow!(
             "the watcher did not switch: {}",
@@ -340,6 +364,50 @@ fn through_watcher(target: &Target, args: &SwitchArgs) -> CliResult {
         "switched {} -> {}: telephony ON, DN back in service",
         switched.from, switched.to
     );
+    Ok(())
+}
+
+/// The end of a drill the watcher ran: the timing table, the RTO, the
+/// return, the report written here (`--report`), the exit by the verdict,
+/// as a local drill ends.
+fn drill_reply(reply: control::Reply, args: &SwitchArgs) -> CliResult {
+    let Some(r) = reply.drill else {
+        // Refused before it started, or a watcher that knows no drills.
+        return Err(CliError::failed(anyhow!(
+            "the watcher did not run the drill: {}",
+            reply
+                .error
+                .unwrap_or_else(|| "its answer has no drill report (an older drctl?)".to_owned())
+        )));
+    };
+    if let Some(table) = &reply.switched {
+        table.print_table();
+    }
+    if let Some(m) = r.rto.measured_s {
+        let against = r
+            .rto
+            .expected_s
+            .map(|e| format!(" (expected at most {e:.3}s)"))
+            .unwrap_or_default();
+        eprintln!("RTO {m:.3}s{against}");
+    }
+    if let Some(back) = &r.rollback {
+        eprintln!("{}: {}", back.why, back.outcome);
+    }
+    if let Some(path) = &args.report {
+        r.write(path).map_err(CliError::failed)?;
+        eprintln!("report: {} ({})", path.display(), r.verdict);
+    }
+    if r.verdict != "PASS" {
+        let first = r.failures.first().map(String::as_str).unwrap_or("-");
+        return Err(CliError::failed(anyhow!("drill FAIL: {first}")));
+    }
+    if let Some(table) = &reply.switched {
+        eprintln!(
+            "switched {} -> {}: telephony ON, DN back in service",
+            table.from, table.to
+        );
+    }
     Ok(())
 }
 
@@ -356,6 +424,7 @@ fn switch_request(args: &SwitchArgs, at: Option<std::time::SystemTime>) -> Reque
             .wave
             .map(|_| u64::try_from(args.wave_interval.as_millis()).unwrap_or(u64::MAX)),
         timeout_ms: Some(u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX)),
+        drill: args.drill(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Operator work a watcher carries out over time, in its loop: a switch
-//! scheduled for later (`drctl switch --at`) and a fleet's wave plan
-//! (`drctl switch --agents 10% --wave 10% --wave-interval 30s`).
+//! scheduled for later (`drctl switch --at`), a fleet's wave plan
+//! (`drctl switch --agents 10% --wave 10% --wave-interval 30s`) and a drill
+//! (`drctl switch --abort-after 2m --lifetime 30m --report r.html`): its
+//! deadlines, its return to the origin and its report, built by the same
+//! [`Experiment`] as a local drill's; a drill whose client left goes on to
+//! its end (the return included) and is recorded in the history.
 //!
 //! Both are deadlines of the host, like `pause --for`'s end: the sans-IO
 //! engine never sees a wall-clock schedule, only the operator switchover
@@ -9,11 +13,11 @@
 //! memory (the history keeps that it was scheduled, cancelled or fired).
 
 use crate::control::Reply;
-use crate::host::drill::Drill;
+use crate::host::drill::{back_already, no_site_watched, return_intent, Drill, Experiment, Stream};
 use crate::host::gate::OperatorIntent;
 use crate::host::{Backend, Host, HostError};
 use crate::report::{Note, ScheduledRow, WaveReport, WaveRow};
-use drctl_policy::Timestamp;
+use drctl_policy::{ListenerStatus, PhaseKind, Reason, Timestamp};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -26,6 +30,8 @@ pub(crate) struct Plans {
     scheduled: Vec<Scheduled>,
     /// At most one plan at a time.
     wave: Option<Wave>,
+    /// At most one per agent.
+    drills: Vec<DrillRun>,
 }
 
 impl Plans {
@@ -33,8 +39,89 @@ impl Plans {
     pub(crate) fn deadline(&self) -> Option<Timestamp> {
         let scheduled = self.scheduled.iter().map(|s| s.at).min();
         let wave = self.wave.as_ref().and_then(Wave::deadline);
-        scheduled.into_iter().chain(wave).min()
+        let drills = self.drills.iter().map(|d| d.stage.until()).min();
+        scheduled.into_iter().chain(wave).chain(drills).min()
     }
+}
+
+/// A drill the watcher runs for a client: its switchover, verified within
+/// `--abort-after` (else back to the origin), held for `--lifetime` (then
+/// back), and ended with the report as the client's last line.
+pub(crate) struct DrillRun {
+    /// The agent (index in the host).
+    agent: usize,
+    /// The target (`None`: the other site).
+    to: Option<String>,
+    /// Gates to skip, and why (`--reason`, required).
+    intent: OperatorIntent,
+    /// Who asked.
+    by: String,
+    /// The client (gone: the drill goes on to its end).
+    client: Option<UnboundedSender<Reply>>,
+    /// The report so far.
+    exp: Experiment,
+    /// The drill's own switchover.
+    drill: Rc<RefCell<Drill>>,
+    /// Where it is.
+    stage: Stage,
+}
+
+/// Where a watcher's drill is; each stage waits at most until its `until`.
+enum Stage {
+    /// The switchover's gates run.
+    Gating { until: Timestamp },
+    /// Started at `trigger` from `from`: in service at the target by `until`?
+    Verifying {
+        trigger: Timestamp,
+        from: String,
+        until: Timestamp,
+    },
+    /// Verified: held until `--lifetime` ends.
+    Holding {
+        trigger: Timestamp,
+        from: String,
+        until: Timestamp,
+    },
+    /// Returning (`why`): a switchover still in flight is let finish first.
+    Settling {
+        trigger: Timestamp,
+        origin: String,
+        why: String,
+        until: Timestamp,
+    },
+    /// The return switchover `back`, started at `started`.
+    Returning {
+        trigger: Timestamp,
+        origin: String,
+        why: String,
+        back: Rc<RefCell<Drill>>,
+        started: Timestamp,
+        until: Timestamp,
+    },
+}
+
+impl Stage {
+    fn until(&self) -> Timestamp {
+        match self {
+            Stage::Gating { until }
+            | Stage::Verifying { until, .. }
+            | Stage::Holding { until, .. }
+            | Stage::Settling { until, .. }
+            | Stage::Returning { until, .. } => *until,
+        }
+    }
+}
+
+/// What a drill through the watcher is asked to do, and by whom.
+pub(crate) struct DrillOrder {
+    /// The target (`None`: the other site).
+    pub to: Option<String>,
+    /// Gates to skip, and why.
+    pub intent: OperatorIntent,
+    /// Who asked.
+    pub by: String,
+    /// `--timeout`, `--abort-after`, `--lifetime`, `--rto`.
+    pub limits: crate::host::drill::Limits,
 }
 
 /// A switch due later (`switch --at`).
@@ -360,6 +447,7 @@ impl<B: Backend> Host<B> {
         // Anything planned meanwhile (nothing is: control requests are
         // answered between passes) is kept.
         plans.scheduled.append(&mut self.plans.scheduled);
+        plans.drills.append(&mut self.plans.drills);
         if plans.wave.is_none() {
             plans.wave = self.plans.wave.take();
         }
@@ -378,6 +466,11 @@ impl<B: Backend> Host<B> {
         if let Some(wave) = plans.wave.take() {
             plans.wave = self.step_wave(wave, now)?;
         }
+        for run in std::mem::take(&mut plans.drills) {
+            if let Some(run) = self.step_drill(run, now)? {
+                plans.drills.push(run);
+            }
+        }
         Ok(())
     }
 
@@ -390,7 +483,7 @@ impl<B: Backend> Host<B> {
             s.intent.clone(),
             &s.by,
             None,
-            Some(name.clone()),
+            Stream::Named(name.clone()),
         )?;
         let refused = started.err();
         match &refused {
@@ -468,7 +561,7 @@ impl<B: Backend> Host<B> {
                     wave.intent.clone(),
                     &wave.by,
                     wave.client.clone(),
-                    Some(name.clone()),
+                    Stream::Named(name.clone()),
                 )?;
                 drills.push((i, name, drill));
             }
@@ -531,5 +624,412 @@ impl<B: Backend> Host<B> {
             wave: Some(report),
             ..Reply::error(why)
         });
+    }
+}
+
+impl DrillRun {
+    /// Streams `note` to the client as progress (gone: the drill goes on
+    /// without it).
+    fn progress(&mut self, note: &Note) {
+        let Ok(value) = serde_json::to_value(note) else {
+            return;
+        };
+        if let Some(c) = &self.client {
+            if c.send(Reply::progress(value)).is_err() {
+                self.client = None;
+            }
+        }
+    }
+}
+
+impl<B: Backend> Host<B> {
+    /// Whether agent `i` has a drill under way.
+    pub(crate) fn drill_running(&self, i: usize) -> bool {
+        self.plans.drills.iter().any(|d| d.agent == i)
+    }
+
+    /// Starts a drill of agent `i` for `client`: the steady state before,
+    /// then the switchover (its gates apply). The reply when it ended at
+    /// once (the origin unhealthy, the switchover refused); `None` when the
+    /// drill answers later, with its report.
+    pub(crate) fn start_drill(
+        &mut self,
+        i: usize,
+        order: DrillOrder,
+        client: UnboundedSender<Reply>,
+    ) -> Result<Option<Reply>, HostError> {
+        let name = self.agent_name(i);
+        if self.drill_running(i) {
+            return Ok(Some(Reply::error(format!(
+                "a drill of {name} is under way: wait for its end (drctl status)"
+            ))));
+        }
+        let Some(engine) = self.engine(i) else {
+            return Ok(Some(Reply::error(format!("no agent #{i}"))));
+        };
+        let view = engine.view();
+        let origin = view.site.as_deref().unwrap_or_default().to_owned();
+        let target = order.to.clone().unwrap_or_else(|| {
+            engine
+                .config()
+                .sites
+                .iter()
+                .map(|s| s.name.to_string())
+                .find(|s| *s != origin)
+                .unwrap_or_default()
+        });
+        let mut exp = Experiment::new(
+            name.clone(),
+            order.intent.why.clone(),
+            (&origin, &target),
+            &view,
+            order.limits,
+            None,
+        );
+        tracing::info!(
+            "{name}: drill to {target} for {} ({})",
+            order.by,
+            crate::logging::escape(order.intent.why.as_deref().unwrap_or("-"))
+        );
+        if !exp.origin_healthy(&view) {
+            let table = crate::report::SwitchReport {
+                from: origin,
+                ..Default::default()
+            };
+            return Ok(Some(self.drill_reply(
+                i,
+                exp,
+                false,
+                table,
+                &order.intent,
+                &order.by,
+            )));
+        }
+        let started = self.begin_switch(
+            i,
+            order.to.clone(),
+            order.intent.clone(),
+            &order.by,
+            Some(client.clone()),
+            Stream::Decisions,
+        )?;
+        let drill = match started {
+            Ok(drill) => drill,
+            Err(why) => {
+                exp.before(&view, Vec::new(), Some(why));
+                let table = crate::report::SwitchReport {
+                    from: origin,
+                    ..Default::default()
+                };
+                return Ok(Some(self.drill_reply(
+                    i,
+                    exp,
+                    false,
+                    table,
+                    &order.intent,
+                    &order.by,
+                )));
+            }
+        };
+        let now = self.now();
+        let run = DrillRun {
+            agent: i,
+            to: order.to,
+            intent: order.intent,
+            by: order.by,
+            client: Some(client),
+            exp,
+            drill,
+            stage: Stage::Gating {
+                until: now + order.limits.timeout,
+            },
+        };
+        // Looked at in this pass already: the gates may have passed and
+        // the switchover started in the same instant.
+        if let Some(run) = self.step_drill(run, now)? {
+            self.plans.drills.push(run);
+        }
+        Ok(None)
+    }
+
+    /// The drill's next step at `now`; `None` once it has ended (the client told).
+    fn step_drill(
+        &mut self,
+        mut run: DrillRun,
+        now: Timestamp,
+    ) -> Result<Option<DrillRun>, HostError> {
+        let i = run.agent;
+        let limits = run.exp.limits;
+        loop {
+            let view = match self.engine(i) {
+                Some(e) => e.view(),
+                None => return Ok(None),
+            };
+            let next = match std::mem::replace(&mut run.stage, Stage::Gating { until: now }) {
+                Stage::Gating { until } => {
+                    let (refused, gates, started) = {
+                        let d = run.drill.borrow();
+                        let t = d.times.borrow();
+                        (t.refused.clone(), t.gates.clone(), t.started)
+                    };
+                    match (refused, started) {
+                        (Some(why), _) => {
+                            run.exp.before(&view, gates, Some(why));
+                            return Ok(self.end_drill(run, false));
+                        }
+                        (None, Some(trigger)) => {
+                            run.exp.before(&view, gates, None);
+                            let from = run.drill.borrow().origin();
+                            Stage::Verifying {
+                                trigger,
+                                from,
+                                until: trigger + limits.verify_for(),
+                            }
+                        }
+                        (None, None) if now >= until => {
+                            run.exp.before(
+                                &view,
+                                gates,
+                                Some(format!(
+                                    "the switchover's gates did not answer within {}",
+                                    humantime::format_duration(limits.timeout)
+                                )),
+                            );
+                            return Ok(self.end_drill(run, false));
+                        }
+                        (None, None) => {
+                            run.stage = Stage::Gating { until };
+                            return Ok(Some(run));
+                        }
+                    }
+                }
+                Stage::Verifying {
+                    trigger,
+                    from,
+                    until,
+                } => {
+                    let in_service = self
+                        .engine(i)
+                        .is_some_and(|e| run.drill.borrow().in_service(e));
+                    if !in_service && now < until {
+                        run.stage = Stage::Verifying {
+                            trigger,
+                            from,
+                            until,
+                        };
+                        return Ok(Some(run));
+                    }
+                    let verified = in_service && run.drill.borrow().verdict_ok(run.to.as_deref());
+                    let dn_back = run.drill.borrow().times.borrow().dn_back;
+                    if let Some(dn_back) = dn_back.filter(|_| verified) {
+                        run.exp.measured(trigger, dn_back);
+                    }
+                    if !verified {
+                        match run.exp.not_verified(&from, &view) {
+                            Some(why) => Stage::Settling {
+                                trigger,
+                                origin: from,
+                                why,
+                                until: now + limits.timeout,
+                            },
+                            None => return Ok(self.end_drill_at(run, trigger)),
+                        }
+                    } else {
+                        let landed = view.site.as_deref().unwrap_or_default().to_owned();
+                        let gates =
+                            self.gates_now(i, Reason::Operator, &from, &landed, &run.intent);
+                        run.exp.after(&landed, &view, gates);
+                        match limits.lifetime {
+                            Some(lifetime) => Stage::Holding {
+                                trigger,
+                                from,
+                                until: trigger + lifetime,
+                            },
+                            None => return Ok(self.end_drill_at(run, trigger)),
+                        }
+                    }
+                }
+                Stage::Holding {
+                    trigger,
+                    from,
+                    until,
+                } => {
+                    if now < until {
+                        run.stage = Stage::Holding {
+                            trigger,
+                            from,
+                            until,
+                        };
+                        return Ok(Some(run));
+                    }
+                    match run.exp.lifetime_ended() {
+                        Some(why) => Stage::Settling {
+                            trigger,
+                            origin: from,
+                            why,
+                            until: now + limits.timeout,
+                        },
+                        None => return Ok(self.end_drill_at(run, trigger)),
+                    }
+                }
+                Stage::Settling {
+                    trigger,
+                    origin,
+                    why,
+                    until,
+                } => {
+                    let watching = view.phase == PhaseKind::Watching;
+                    if !watching && now < until {
+                        run.stage = Stage::Settling {
+                            trigger,
+                            origin,
+                            why,
+                            until,
+                        };
+                        return Ok(Some(run));
+                    }
+                    let at_s = now.saturating_duration_since(trigger).as_secs_f64();
+                    let here = view.site.as_deref().unwrap_or_default().to_owned();
+                    if here == origin {
+                        let ok = view.telephony == ListenerStatus::On;
+                        let outcome = back_already(&origin, &view);
+                        run.exp.returned_without_switch(&why, at_s, outcome, ok);
+                        return Ok(self.end_drill_at(run, trigger));
+                    }
+                    if !watching {
+                        let outcome = no_site_watched(limits.timeout);
+                        run.exp.returned_without_switch(&why, at_s, outcome, false);
+                        return Ok(self.end_drill_at(run, trigger));
+                    }
+                    tracing::info!(
+                        "{}: drill: {why}: switching back to {origin}",
+                        self.agent_name(i)
+                    );
+                    let note = Note::DrillReturn {
+                        why: why.clone(),
+                        to: origin.clone(),
+                    };
+                    run.progress(&note);
+                    self.note(i, now, &note, &run.intent, &run.by);
+                    run.drill.borrow_mut().mute();
+                    let intent = return_intent(self.gate_names(), &why);
+                    let back = self.begin_switch(
+                        i,
+                        Some(origin.clone()),
+                        intent,
+                        &run.by,
+                        run.client.clone(),
+                        Stream::Decisions,
+                    )?;
+                    match back {
+                        Ok(back) => {
+                            let started = back.borrow().times.borrow().started.unwrap_or(now);
+                            Stage::Returning {
+                                trigger,
+                                origin,
+                                why,
+                                back,
+                                started,
+                                until: started + limits.timeout,
+                            }
+                        }
+                        Err(refused) => {
+                            let outcome = format!("refused: {refused}");
+                            run.exp.returned_without_switch(&why, at_s, outcome, false);
+                            return Ok(self.end_drill_at(run, trigger));
+                        }
+                    }
+                }
+                Stage::Returning {
+                    trigger,
+                    origin,
+                    why,
+                    back,
+                    started,
+                    until,
+                } => {
+                    let in_service = self.engine(i).is_some_and(|e| back.borrow().in_service(e));
+                    if !in_service && now < until {
+                        run.stage = Stage::Returning {
+                            trigger,
+                            origin,
+                            why,
+                            back,
+                            started,
+                            until,
+                        };
+                        return Ok(Some(run));
+                    }
+                    let ok = in_service && back.borrow().verdict_ok(Some(&origin));
+                    run.exp
+                        .returned(&why, &origin, trigger, started, &back.borrow(), ok);
+                    back.borrow_mut().close();
+                    return Ok(self.end_drill_at(run, trigger));
+                }
+            };
+            run.stage = next;
+            // Looked at again at once: the next stage may be due already
+            // (verified in the same instant on the mock's virtual clock).
+        }
+    }
+
+    /// Ends `run` after its switchover started at `trigger`: its phases go
+    /// first on the timeline; the verdict is a pass when nothing failed.
+    fn end_drill_at(&mut self, mut run: DrillRun, trigger: Timestamp) -> Option<DrillRun> {
+        run.exp.timeline(&run.drill.borrow(), trigger);
+        let pass = run.exp.report.failures.is_empty();
+        self.end_drill(run, pass)
+    }
+
+    /// Ends `run` with its verdict: recorded, and the report told to the
+    /// client (if it is still there). Always `None`: the drill is over.
+    fn end_drill(&mut self, run: DrillRun, pass: bool) -> Option<DrillRun> {
+        let table = run.drill.borrow().table();
+        run.drill.borrow_mut().close();
+        let DrillRun {
+            agent,
+            intent,
+            by,
+            client,
+            exp,
+            ..
+        } = run;
+        let reply = self.drill_reply(agent, exp, pass, table, &intent, &by);
+        if let Some(c) = client {
+            // Gone: the verdict is in the history all the same.
+            let _ = c.send(reply);
+        }
+        None
+    }
+
+    /// The drill's last line: the report, `ok` by the verdict, the first
+    /// failure as the error; the verdict is recorded in the history.
+    fn drill_reply(
+        &mut self,
+        i: usize,
+        exp: Experiment,
+        pass: bool,
+        table: crate::report::SwitchReport,
+        intent: &OperatorIntent,
+        by: &str,
+    ) -> Reply {
+        let (report, first) = exp.finish(pass);
+        let name = self.agent_name(i);
+        match &first {
+            None => tracing::info!("{name}: drill {}", report.verdict),
+            Some(why) => tracing::warn!("{name}: drill {}: {why}", report.verdict),
+        }
+        let note = Note::DrillEnded {
+            verdict: report.verdict.to_owned(),
+            why: first.clone(),
+        };
+        self.note(i, self.now(), &note, intent, by);
+        let mut reply = match first {
+            None => Reply::ok(),
+            Some(why) => Reply::error(format!("drill FAIL: {why}")),
+        };
+        reply.switched = Some(table);
+        reply.drill = Some(Box::new(report));
+        reply
     }
 }

@@ -2,7 +2,7 @@
 //! and switch requests from inside the loop, where the engine lives.
 
 use crate::control::{Incoming, Reply, Request};
-use crate::host::drill::{Drill, SharedDrill};
+use crate::host::drill::{Drill, SharedDrill, Stream};
 use crate::host::gate::OperatorIntent;
 use crate::host::observe::DecisionRecord;
 use crate::host::{Backend, Host, HostError, PauseInfo};
@@ -13,6 +13,37 @@ use crate::report::{
 use drctl_policy::{Event, PhaseKind};
 use std::cell::RefCell;
 use std::rc::Rc;
+
+/// A drill's limits from the wire: each at most
+/// [`crate::schedule::MAX_WAVE_WAIT`] (a client other than drctl may send
+/// anything); `--timeout` 2 minutes when not given.
+fn drill_limits(
+    ask: crate::control::DrillAsk,
+    timeout_ms: Option<u64>,
+) -> Result<crate::host::drill::Limits, String> {
+    let max = crate::schedule::MAX_WAVE_WAIT;
+    let ms = std::time::Duration::from_millis;
+    let limits = crate::host::drill::Limits {
+        timeout: ms(timeout_ms.unwrap_or(120_000)),
+        abort_after: ask.abort_after_ms.map(ms),
+        lifetime: ask.lifetime_ms.map(ms),
+        rto: ask.rto_ms.map(ms),
+    };
+    let longest = [limits.abort_after, limits.lifetime, limits.rto]
+        .into_iter()
+        .flatten()
+        .chain([limits.timeout])
+        .max()
+        .unwrap_or_default();
+    if longest > max {
+        return Err(format!(
+            "--timeout, --abort-after, --lifetime and --rto of a drill are at most {}: \
+             nothing was changed",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(limits)
+}
 
 impl<B: Backend> Host<B> {
     /// Handles one control request (called by the loop when one arrives).
@@ -73,13 +104,50 @@ impl<B: Backend> Host<B> {
                 skip_gates,
                 reason,
                 at_ms: Some(at_ms),
+                drill,
                 ..
             } => {
                 let intent = OperatorIntent {
                     skip: skip_gates,
                     why: reason,
                 };
-                self.schedule_switch(i, to, intent, &by, at_ms)
+                if drill.is_some() {
+                    Reply::error(
+                        "a drill (--abort-after, --lifetime, --rto, --report) runs now, not \
+                         scheduled with --at: nothing was scheduled",
+                    )
+                } else {
+                    self.schedule_switch(i, to, intent, &by, at_ms)
+                }
+            }
+            Request::Switch {
+                to,
+                skip_gates,
+                reason,
+                timeout_ms,
+                drill: Some(ask),
+                ..
+            } => {
+                let intent = OperatorIntent {
+                    skip: skip_gates,
+                    why: reason,
+                };
+                match drill_limits(ask, timeout_ms) {
+                    Err(why) => Reply::error(why),
+                    Ok(limits) => {
+                        let order = crate::host::plans::DrillOrder {
+                            to,
+                            intent,
+                            by,
+                            limits,
+                        };
+                        match self.start_drill(i, order, incoming.reply.clone())? {
+                            Some(reply) => reply,
+                            // The drill answers with its report at its end.
+                            None => return Ok(()),
+                        }
+                    }
+                }
             }
             Request::Switch {
                 to,
@@ -91,7 +159,14 @@ impl<B: Backend> Host<B> {
                     skip: skip_gates,
                     why: reason,
                 };
-                match self.begin_switch(i, to, intent, &by, Some(incoming.reply.clone()), None)? {
+                match self.begin_switch(
+                    i,
+                    to,
+                    intent,
+                    &by,
+                    Some(incoming.reply.clone()),
+                    Stream::Answers,
+                )? {
                     // The progress observer answers from here on.
                     Ok(_) => return Ok(()),
                     Err(why) => Reply::error(why),
@@ -212,8 +287,7 @@ impl<B: Backend> Host<B> {
 
     /// Injects an operator switchover for agent `i` and attaches a [`Drill`]
     /// observer that times it and streams its decisions to `client`: its
-    /// last line too (the timing table or the error), unless `stream_as`
-    /// names the agent on a stream of several (a wave's). The drill, or why
+    /// last line too (the timing table or the error) as `stream` says. The drill, or why
     /// the switchover did not start.
     pub(crate) fn begin_switch(
         &mut self,
@@ -222,7 +296,7 @@ impl<B: Backend> Host<B> {
         intent: OperatorIntent,
         by: &str,
         client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
-        stream_as: Option<String>,
+        stream: Stream,
     ) -> Result<Result<Rc<RefCell<Drill>>, String>, HostError> {
         if let Err(why) = self.switchable(i, to.as_deref(), &intent) {
             return Ok(Err(why));
@@ -240,9 +314,11 @@ impl<B: Backend> Host<B> {
         }
         let from = view.site.map(|s| s.to_string()).unwrap_or_default();
         let mut drill = Drill::new(session.clone(), from.clone(), to.clone(), client);
-        if let Some(name) = stream_as {
-            drill = drill.streaming_as(name);
-        }
+        drill = match stream {
+            Stream::Answers => drill,
+            Stream::Named(name) => drill.streaming_as(name),
+            Stream::Decisions => drill.streaming(),
+        };
         let drill = Rc::new(RefCell::new(drill));
         let times = drill.borrow().times.clone();
         self.observe(Box::new(SharedDrill(drill.clone())));
@@ -287,6 +363,7 @@ impl<B: Backend> Host<B> {
             wave,
             wave_interval_ms,
             timeout_ms,
+            drill,
         } = request
         else {
             return Some(match self.cancel_wave(by) {
@@ -309,6 +386,12 @@ impl<B: Backend> Host<B> {
         if at_ms.is_some() {
             return Some(Reply::error(
                 "--at schedules one agent's switch (--agent NAME), not a wave plan",
+            ));
+        }
+        if drill.is_some() {
+            return Some(Reply::error(
+                "--abort-after, --lifetime, --rto and --report are for one agent's drill, not a \
+                 wave plan: nothing was changed",
             ));
         }
         if reason.is_none() {

@@ -1,10 +1,9 @@
 //! `drctl switch` run locally: start up, switch, verify at the target.
 
 use crate::args::{GlobalArgs, SessionArgs};
-use crate::drill_report::{Condition, DrillReport, Hypothesis, Rollback, Rto, Span, SteadyState};
+use crate::drill_report::DrillReport;
 use crate::exit::CliError;
-use crate::gates::Outcome;
-use crate::host::drill::Drill;
+use crate::host::drill::{back_already, no_site_watched, return_intent, Drill, Experiment, Limits};
 use crate::host::gate::OperatorIntent;
 use crate::host::observe::Shared;
 use crate::host::Host;
@@ -96,6 +95,18 @@ pub struct DrillOutcome {
     pub verdict: Result<(), CliError>,
 }
 
+impl DrillOptions {
+    /// What the drill asks beyond the switchover.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.timeout,
+            abort_after: self.abort_after,
+            lifetime: self.lifetime,
+            rto: self.rto,
+        }
+    }
+}
+
 /// The host loop of a local drill.
 type Loop = crate::host::session::Session<crate::host::supervise::Supervised>;
 
@@ -154,44 +165,18 @@ pub fn switch(
             .cloned()
             .unwrap_or_default()
     });
-    let mut report = DrillReport {
+    let limits = opts.limits();
+    let mut exp = Experiment::new(
         agent,
-        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        drctl: env!("CARGO_PKG_VERSION"),
-        reason: opts.intent.why.clone(),
-        hypothesis: Hypothesis {
-            origin: landed.clone(),
-            target: target.clone(),
-            rto_s: opts.rto.map(|d| d.as_secs_f64()),
-            statement: format!(
-                "the agent switches from {landed} to {target} and is back in service there \
-                 (telephony ON, DN in service){}",
-                opts.rto
-                    .map(|d| format!(" within {}", humantime::format_duration(d)))
-                    .unwrap_or_default()
-            ),
-        },
-        steady_state_before: steady(&landed, &view, Vec::new(), false),
-        steady_state_after: None,
-        abort_conditions: abort_conditions(&opts),
-        timeline: Vec::new(),
-        rto: Rto {
-            measured_s: None,
-            expected_s: opts.rto.map(|d| d.as_secs_f64()),
-            met: None,
-        },
-        rollback: None,
-        recording: opts.recording.clone(),
-        verdict: "FAIL",
-        failures: Vec::new(),
-    };
+        opts.intent.why.clone(),
+        (&landed, &target),
+        &view,
+        limits,
+        opts.recording.clone(),
+    );
     drill.borrow_mut().from.clone_from(&landed);
-    if view.telephony != ListenerStatus::On {
-        report.failures.push(format!(
-            "steady state before: {landed}'s telephony is {}, not on: no drill from an unhealthy origin",
-            view.telephony.as_str()
-        ));
-        return finish(s, drill, report, Err(()));
+    if !exp.origin_healthy(&view) {
+        return finish(s, drill, exp, false);
     }
     say(&format!(
         "switching from {landed}: gates, kill factory, connect, listeners"
@@ -212,10 +197,8 @@ pub fn switch(
         let t = d.times.borrow();
         (t.refused.clone(), t.gates.clone())
     };
-    report.steady_state_before = steady(&landed, &view, gates_before, refused.is_none());
-    if let Some(why) = refused {
-        report.failures.push(format!("steady state before: {why}"));
-        return finish(s, drill, report, Err(()));
+    if !exp.before(&view, gates_before, refused) {
+        return finish(s, drill, exp, false);
     }
     let Some(trigger) = drill.borrow().times.borrow().started else {
         return Err(CliError::bad_input(anyhow!(
@@ -225,34 +208,20 @@ pub fn switch(
     // Where the agent was when the operator switchover started.
     let from = drill.borrow().origin();
     say("verifying: telephony ON and DN back in service");
-    let verify_for = opts.abort_after.unwrap_or(opts.timeout);
     let in_service = |host: &Host<_>| {
         host.engine(AGENT)
             .is_some_and(|e| drill.borrow().in_service(e))
     };
-    s.run(Some(trigger + verify_for), in_service)
+    s.run(Some(trigger + limits.verify_for()), in_service)
         .map_err(CliError::failed)?;
     let verified = in_service(&s.host) && drill.borrow().verdict_ok(to);
     let view = engine_view(s)?;
     if let Some(dn_back) = drill.borrow().times.borrow().dn_back.filter(|_| verified) {
-        let rto = dn_back.saturating_duration_since(trigger).as_secs_f64();
-        report.rto.measured_s = Some(rto);
-        report.rto.met = opts.rto.map(|e| rto <= e.as_secs_f64());
+        exp.measured(trigger, dn_back);
     }
     if !verified {
-        report.failures.push(format!(
-            "switchover from {from} not verified within {}: the agent is on {}, telephony {}, DN {}",
-            humantime::format_duration(verify_for),
-            view.site.as_deref().unwrap_or("-"),
-            view.telephony.as_str(),
-            view.dn.as_str()
-        ));
-        if let Some(after) = opts.abort_after {
-            if let Some(c) = report.abort_conditions.first_mut() {
-                c.triggered = true;
-            }
-            let why = format!("--abort-after {}", humantime::format_duration(after));
-            report.rollback = Some(go_back(s, &from, trigger, &why, &opts, say, &mut report)?);
+        if let Some(why) = exp.not_verified(&from, &view) {
+            go_back(s, &from, trigger, &why, &opts, say, &mut exp)?;
         }
     } else {
         let landed = view.site.as_deref().unwrap_or_default().to_owned();
@@ -260,88 +229,19 @@ pub fn switch(
         let gates = s
             .host
             .gates_now(AGENT, Reason::Operator, &from, &landed, &opts.intent);
-        let gates_ok = gates.iter().all(|g| !g.vetoed());
-        if !gates_ok {
-            report
-                .failures
-                .push("steady state after: a gate vetoes at the target".to_owned());
-        }
-        report.steady_state_after = Some(steady(&landed, &view, gates, gates_ok));
-        if report.rto.met == Some(false) {
-            report.failures.push(format!(
-                "RTO {:.3}s missed the expected {}",
-                report.rto.measured_s.unwrap_or_default(),
-                humantime::format_duration(opts.rto.unwrap_or_default())
-            ));
-        }
+        exp.after(&landed, &view, gates);
         if let Some(lifetime) = opts.lifetime {
             say("holding the drill until --lifetime ends");
             s.run(Some(trigger + lifetime), |_| false)
                 .map_err(CliError::failed)?;
-            if let Some(c) = report.abort_conditions.get_mut(1) {
-                c.triggered = true;
+            if let Some(why) = exp.lifetime_ended() {
+                go_back(s, &from, trigger, &why, &opts, say, &mut exp)?;
             }
-            let why = format!("--lifetime {}", humantime::format_duration(lifetime));
-            report.rollback = Some(go_back(s, &from, trigger, &why, &opts, say, &mut report)?);
         }
     }
-    report
-        .timeline
-        .splice(0..0, spans(&drill.borrow().times.borrow(), trigger, ""));
-    let ok = report.failures.is_empty();
-    finish(s, drill, report, if ok { Ok(()) } else { Err(()) })
-}
-
-/// The abort conditions `opts` set.
-fn abort_conditions(opts: &DrillOptions) -> Vec<Condition> {
-    let verify = match opts.abort_after {
-        Some(d) => format!(
-            "not verified within --abort-after {}: switch back to the origin",
-            humantime::format_duration(d)
-        ),
-        None => format!(
-            "not verified within --timeout {}: the drill fails (no rollback)",
-            humantime::format_duration(opts.timeout)
-        ),
-    };
-    let mut out = vec![Condition {
-        condition: verify,
-        triggered: false,
-    }];
-    if let Some(l) = opts.lifetime {
-        out.push(Condition {
-            condition: format!(
-                "--lifetime {} ends: return to the origin",
-                humantime::format_duration(l)
-            ),
-            triggered: false,
-        });
-    }
-    out
-}
-
-/// A steady-state row from the engine's view.
-fn steady(site: &str, view: &drctl_policy::View, gates: Vec<Outcome>, ok: bool) -> SteadyState {
-    SteadyState {
-        site: site.to_owned(),
-        telephony: view.telephony.as_str().to_owned(),
-        dn: view.dn.as_str().to_owned(),
-        gates,
-        ok,
-    }
-}
-
-/// The phases of `times`, from `trigger`, named with `prefix`.
-fn spans(times: &crate::host::observe::PhaseTimes, trigger: Timestamp, prefix: &str) -> Vec<Span> {
-    times
-        .spans()
-        .into_iter()
-        .map(|(phase, a, b)| Span {
-            phase: format!("{prefix}{phase}"),
-            start_s: a.saturating_duration_since(trigger).as_secs_f64(),
-            seconds: b.saturating_duration_since(a).as_secs_f64(),
-        })
-        .collect()
+    exp.timeline(&drill.borrow(), trigger);
+    let ok = exp.report.failures.is_empty();
+    finish(s, drill, exp, ok)
 }
 
 /// The engine's view of the drill's agent.
@@ -373,8 +273,8 @@ fn go_back(
     why: &str,
     opts: &DrillOptions,
     say: Say<'_>,
-    report: &mut DrillReport,
-) -> Result<Rollback, CliError> {
+    exp: &mut Experiment,
+) -> Result<(), CliError> {
     say(&format!("{why}: switching back to {origin}"));
     let watching = |h: &Host<_>| {
         h.engine(AGENT)
@@ -392,26 +292,12 @@ fn go_back(
     let here = view.site.as_deref().unwrap_or_default().to_owned();
     if here == origin {
         let ok = view.telephony == ListenerStatus::On;
-        return Ok(Rollback {
-            why: why.to_owned(),
-            at_s,
-            outcome: format!(
-                "already back on {origin} (W4 fell back there), telephony {}",
-                view.telephony.as_str()
-            ),
-            ok,
-        });
+        exp.returned_without_switch(why, at_s, back_already(origin, &view), ok);
+        return Ok(());
     }
     if !watching(&s.host) {
-        return Ok(Rollback {
-            why: why.to_owned(),
-            at_s,
-            outcome: format!(
-                "not possible: no site is watched within {}",
-                humantime::format_duration(opts.timeout)
-            ),
-            ok: false,
-        });
+        exp.returned_without_switch(why, at_s, no_site_watched(opts.timeout), false);
+        return Ok(());
     }
     let back = Rc::new(RefCell::new(Drill::new(
         SESSION.to_owned(),
@@ -420,10 +306,7 @@ fn go_back(
         None,
     )));
     s.host.observe(Box::new(Shared(back.clone())));
-    let intent = OperatorIntent {
-        skip: s.host.gate_names(),
-        why: Some(format!("drill return ({why})")),
-    };
+    let intent = return_intent(s.host.gate_names(), why);
     s.host.before_operator_switch(AGENT, intent, None);
     s.inject(
         AGENT,
@@ -435,12 +318,13 @@ fn go_back(
     s.host.set_intent(AGENT, None);
     wait_for_gates(s, opts.timeout, say)?;
     let Some(started) = back.borrow().times.borrow().started else {
-        return Ok(Rollback {
-            why: why.to_owned(),
+        exp.returned_without_switch(
+            why,
             at_s,
-            outcome: format!("refused: no switchover from {here} to {origin}"),
-            ok: false,
-        });
+            format!("refused: no switchover from {here} to {origin}"),
+            false,
+        );
+        return Ok(());
     };
     let in_service = |host: &Host<_>| {
         host.engine(AGENT)
@@ -449,35 +333,8 @@ fn go_back(
     s.run(Some(started + opts.timeout), in_service)
         .map_err(CliError::failed)?;
     let ok = in_service(&s.host) && back.borrow().verdict_ok(Some(origin));
-    report
-        .timeline
-        .extend(spans(&back.borrow().times.borrow(), trigger, "return: "));
-    let took = back
-        .borrow()
-        .times
-        .borrow()
-        .dn_back
-        .map(|t| t.saturating_duration_since(started).as_secs_f64());
-    let outcome = match (ok, took) {
-        (true, Some(t)) => format!(
-            "back on {origin}: telephony ON, DN in service {t:.3}s after the return started"
-        ),
-        _ => format!(
-            "not verified on {origin} within {}",
-            humantime::format_duration(opts.timeout)
-        ),
-    };
-    if !ok {
-        report
-            .failures
-            .push(format!("return to {origin}: {outcome}"));
-    }
-    Ok(Rollback {
-        why: why.to_owned(),
-        at_s: started.saturating_duration_since(trigger).as_secs_f64(),
-        outcome,
-        ok,
-    })
+    exp.returned(why, origin, trigger, started, &back.borrow(), ok);
+    Ok(())
 }
 
 /// Ends the session and builds the outcome: the timing table, the report
@@ -485,18 +342,13 @@ fn go_back(
 fn finish(
     s: &mut Loop,
     drill: Rc<RefCell<Drill>>,
-    mut report: DrillReport,
-    verdict: Result<(), ()>,
+    exp: Experiment,
+    pass: bool,
 ) -> Result<DrillOutcome, CliError> {
     s.shutdown().map_err(CliError::failed)?;
-    let drill = drill.borrow();
-    let table = drill.report().unwrap_or_else(|| SwitchReport {
-        from: drill.origin(),
-        to: String::new(),
-        phases: drill.phases(),
-    });
-    report.verdict = if verdict.is_ok() { "PASS" } else { "FAIL" };
-    let verdict = match report.failures.first() {
+    let table = drill.borrow().table();
+    let (report, first) = exp.finish(pass);
+    let verdict = match first {
         None => Ok(()),
         Some(first) => Err(CliError::failed(anyhow!("drill FAIL: {first}"))),
     };
