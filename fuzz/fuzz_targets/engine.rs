@@ -67,6 +67,8 @@ struct Cfg {
     backoff_factor_tenths: u8,
     backoff_jitter_pct: u8,
     seed: u64,
+    /// E5 directives on (startup reads the Applications' evacuate option).
+    directives: bool,
 }
 
 impl Cfg {
@@ -96,6 +98,7 @@ impl Cfg {
         cfg.backoff.factor = 1.0 + f64::from(self.backoff_factor_tenths) / 10.0;
         cfg.backoff.jitter = f64::from(self.backoff_jitter_pct % 100) / 100.0;
         cfg.seed = self.seed;
+        cfg.directives = self.directives.then(Default::default);
         cfg
     }
 }
@@ -154,6 +157,8 @@ struct Details {
     sip_register_timeout_s: Option<u16>,
     /// `read_application` answers for another application than asked.
     other_app: bool,
+    /// `read_application`: the Application says `dr/evacuate = true` (E5).
+    evacuate: bool,
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -368,6 +373,11 @@ impl Run {
                     ),
                     site_timeout: secs(d.site_timeout_s),
                     site_sip_register_timeout: secs(d.sip_register_timeout_s),
+                    options: if d.evacuate {
+                        [("dr/evacuate".to_owned(), "true".to_owned())].into()
+                    } else {
+                        Default::default()
+                    },
                 },
                 _ => Reply::Done,
             }),
