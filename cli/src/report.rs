@@ -404,3 +404,31 @@ impl Note {
         }
     }
 }
+
+/// Time left as people read a countdown in `status`: whole seconds from
+/// 10 s on (as a clock counts down), milliseconds below (a 100 ms
+/// site-timeout still shows).
+pub fn time_left(d: std::time::Duration) -> String {
+    let shown = if d >= std::time::Duration::from_secs(10) {
+        std::time::Duration::from_secs(d.as_secs())
+    } else {
+        std::time::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+    };
+    humantime::format_duration(shown).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_left;
+    use std::time::Duration;
+
+    #[test]
+    fn time_left_is_whole_seconds_from_ten_seconds_and_milliseconds_below() {
+        assert_eq!(time_left(Duration::from_millis(3_600_000)), "1h");
+        assert_eq!(time_left(Duration::from_millis(3_599_988)), "59m 59s");
+        assert_eq!(time_left(Duration::from_millis(29_400)), "29s");
+        assert_eq!(time_left(Duration::from_millis(9_450)), "9s 450ms");
+        assert_eq!(time_left(Duration::from_micros(99_900)), "99ms");
+        assert_eq!(time_left(Duration::ZERO), "0s");
+    }
+}

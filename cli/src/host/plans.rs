@@ -311,11 +311,9 @@ fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// From `now` to `at` (nothing once passed), whole milliseconds, e.g. `29m 58s`.
+/// From `now` to `at` (nothing once passed), as `status` shows time left.
 fn left(at: Timestamp, now: Timestamp) -> String {
-    let d = at.saturating_duration_since(now);
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    humantime::format_duration(Duration::from_millis(ms)).to_string()
+    crate::report::time_left(at.saturating_duration_since(now))
 }
 
 impl<B: Backend> Host<B> {

@@ -566,7 +566,7 @@ impl<B: Backend> Host<B> {
                     } else {
                         Default::default()
                     };
-                    humantime::format_duration(round_ms(left)).to_string()
+                    crate::report::time_left(left)
                 },
                 at: t.at.as_nanos(),
             })
@@ -617,7 +617,7 @@ impl<B: Backend> Host<B> {
                 reason: p.reason.clone(),
                 left: p.until.map(|u| {
                     let left = if u > now { u - now } else { Default::default() };
-                    humantime::format_duration(round_ms(left)).to_string()
+                    crate::report::time_left(left)
                 }),
                 until: p.until.map(|u| u.as_nanos()),
             }),
@@ -656,10 +656,6 @@ impl<B: Backend> Host<B> {
             last_decisions,
         }
     }
-}
-
-fn round_ms(d: std::time::Duration) -> std::time::Duration {
-    std::time::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
