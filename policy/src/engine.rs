@@ -531,7 +531,14 @@ impl Engine {
 
     /// The next action to carry out, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.out.actions.pop_front()
+        let action = self.out.actions.pop_front();
+        if action.is_none() && self.out.actions.capacity() > 0 {
+            // Drained: give the buffer back. Actions come in bursts (startup,
+            // a switchover) far apart; a fleet of 100 000 idle engines kept
+            // ~1 KB each. Steady-state events make no action: no allocation.
+            self.out.actions = VecDeque::new();
+        }
+        action
     }
 
     /// When [`Engine::handle_timeout`] must be called next, if ever.
