@@ -690,18 +690,7 @@ impl<B: Backend> Host<B> {
             crate::logging::escape(order.intent.why.as_deref().unwrap_or("-"))
         );
         if !exp.origin_healthy(&view) {
-            let table = crate::report::SwitchReport {
-                from: origin,
-                ..Default::default()
-            };
-            return Ok(Some(self.drill_reply(
-                i,
-                exp,
-                false,
-                table,
-                &order.intent,
-                &order.by,
-            )));
+            return Ok(Some(self.drill_ended_at_once(i, exp, origin, &order)));
         }
         let started = self.begin_switch(
             i,
@@ -715,18 +704,7 @@ impl<B: Backend> Host<B> {
             Ok(drill) => drill,
             Err(why) => {
                 exp.before(&view, Vec::new(), Some(why));
-                let table = crate::report::SwitchReport {
-                    from: origin,
-                    ..Default::default()
-                };
-                return Ok(Some(self.drill_reply(
-                    i,
-                    exp,
-                    false,
-                    table,
-                    &order.intent,
-                    &order.by,
-                )));
+                return Ok(Some(self.drill_ended_at_once(i, exp, origin, &order)));
             }
         };
         let now = self.now();
@@ -1002,6 +980,22 @@ impl<B: Backend> Host<B> {
 
     /// The drill's last line: the report, `ok` by the verdict, the first
     /// failure as the error; the verdict is recorded in the history.
+    /// The reply of a drill that ended before its switchover started (the
+    /// origin unhealthy, the switchover refused): FAIL, nothing switched.
+    fn drill_ended_at_once(
+        &mut self,
+        i: usize,
+        exp: Experiment,
+        origin: String,
+        order: &DrillOrder,
+    ) -> Reply {
+        let table = crate::report::SwitchReport {
+            from: origin,
+            ..Default::default()
+        };
+        self.drill_reply(i, exp, false, table, &order.intent, &order.by)
+    }
+
     fn drill_reply(
         &mut self,
         i: usize,
