@@ -246,21 +246,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
     progress.finish();
     outcome.table.print_table();
     let r = &outcome.report;
-    if let Some(m) = r.rto.measured_s {
-        let against = r
-            .rto
-            .expected_s
-            .map(|e| format!(" (expected at most {e:.3}s)"))
-            .unwrap_or_default();
-        eprintln!("RTO {m:.3}s{against}");
-    }
-    if let Some(back) = &r.rollback {
-        eprintln!("{}: {}", back.why, back.outcome);
-    }
-    if let Some(path) = &args.report {
-        r.write(path).map_err(CliError::failed)?;
-        eprintln!("report: {} ({})", path.display(), r.verdict);
-    }
+    show_drill(r, args.report.as_deref())?;
     outcome.verdict?;
     eprintln!(
         "switched {} -> {}: telephony ON, DN back in service",
@@ -383,21 +369,7 @@ fn drill_reply(reply: control::Reply, args: &SwitchArgs) -> CliResult {
     if let Some(table) = &reply.switched {
         table.print_table();
     }
-    if let Some(m) = r.rto.measured_s {
-        let against = r
-            .rto
-            .expected_s
-            .map(|e| format!(" (expected at most {e:.3}s)"))
-            .unwrap_or_default();
-        eprintln!("RTO {m:.3}s{against}");
-    }
-    if let Some(back) = &r.rollback {
-        eprintln!("{}: {}", back.why, back.outcome);
-    }
-    if let Some(path) = &args.report {
-        r.write(path).map_err(CliError::failed)?;
-        eprintln!("report: {} ({})", path.display(), r.verdict);
-    }
+    show_drill(&r, args.report.as_deref())?;
     if r.verdict != "PASS" {
         let first = r.failures.first().map(String::as_str).unwrap_or("-");
         return Err(CliError::failed(anyhow!("drill FAIL: {first}")));
@@ -412,6 +384,27 @@ fn drill_reply(reply: control::Reply, args: &SwitchArgs) -> CliResult {
 }
 
 /// The switch request of `args` (`at`: scheduled then).
+/// A drill's RTO and rollback lines on stderr, and its `--report` written:
+/// the same for a local drill and one the watcher ran.
+fn show_drill(r: &crate::drill_report::DrillReport, report: Option<&std::path::Path>) -> CliResult {
+    if let Some(m) = r.rto.measured_s {
+        let against = r
+            .rto
+            .expected_s
+            .map(|e| format!(" (expected at most {e:.3}s)"))
+            .unwrap_or_default();
+        eprintln!("RTO {m:.3}s{against}");
+    }
+    if let Some(back) = &r.rollback {
+        eprintln!("{}: {}", back.why, back.outcome);
+    }
+    if let Some(path) = report {
+        r.write(path).map_err(CliError::failed)?;
+        eprintln!("report: {} ({})", path.display(), r.verdict);
+    }
+    Ok(())
+}
+
 fn switch_request(args: &SwitchArgs, at: Option<std::time::SystemTime>) -> Request {
     Request::Switch {
         to: args.to.clone(),
