@@ -103,13 +103,48 @@ pub const MAX_WAVE_WAIT: Duration = Duration::from_secs(86_400);
 const MAX_COUNT: u32 = 10_000_000;
 
 /// A share of agents: `10%` or a count (`25`).
+///
+/// Read from the control socket through the same bounds as `--agents`
+/// (a client other than drctl may send `{"percent": 250}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "RawShare", into = "RawShare")]
 pub enum Share {
     /// 1 to 100 percent.
     Percent(u8),
     /// This many.
     Count(u32),
+}
+
+/// [`Share`] on the wire, before its bounds are checked.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawShare {
+    Percent(u8),
+    Count(u32),
+}
+
+impl TryFrom<RawShare> for Share {
+    type Error = String;
+
+    fn try_from(raw: RawShare) -> Result<Share, String> {
+        match raw {
+            RawShare::Percent(p @ 1..=100) => Ok(Share::Percent(p)),
+            RawShare::Count(n @ 1..=MAX_COUNT) => Ok(Share::Count(n)),
+            RawShare::Percent(p) => Err(format!("{p}%: expected a percentage from 1% to 100%")),
+            RawShare::Count(n) => Err(format!(
+                "{n}: expected a number of agents from 1 to {MAX_COUNT}"
+            )),
+        }
+    }
+}
+
+impl From<Share> for RawShare {
+    fn from(share: Share) -> RawShare {
+        match share {
+            Share::Percent(p) => RawShare::Percent(p),
+            Share::Count(n) => RawShare::Count(n),
+        }
+    }
 }
 
 impl Share {
@@ -182,6 +217,23 @@ pub fn waves<T>(selected: Vec<T>, wave: Option<Share>) -> Vec<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_from_the_socket_keeps_the_bounds_of_the_flag() {
+        for ok in [r#"{"percent":10}"#, r#"{"count":25}"#] {
+            let share: Share = serde_json::from_str(ok).unwrap();
+            assert_eq!(serde_json::to_string(&share).unwrap(), ok);
+        }
+        for bad in [
+            r#"{"percent":0}"#,
+            r#"{"percent":250}"#,
+            r#"{"count":0}"#,
+            r#"{"count":4000000000}"#,
+        ] {
+            let err = serde_json::from_str::<Share>(bad).unwrap_err().to_string();
+            assert!(err.contains("expected a"), "{bad}: {err}");
+        }
+    }
 
     fn now() -> SystemTime {
         // 2026-03-01T12:00:00Z
