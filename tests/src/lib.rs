@@ -58,6 +58,8 @@ pub fn drctl_bin() -> PathBuf {
             "drctl-fixture-badjson",
             "-p",
             "drctl-fixture-abi2",
+            "-p",
+            "drctl-fixture-heap-count",
         ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
@@ -67,6 +69,12 @@ pub fn drctl_bin() -> PathBuf {
         profile_dir.join("drctl")
     })
     .clone()
+}
+
+/// The `LD_PRELOAD` shim that publishes drctl's live heap bytes
+/// (`tests/fixtures/heap-count`), built with drctl.
+pub fn heap_count_shim() -> PathBuf {
+    drctl_bin().with_file_name("libdrctl_heap_count.so")
 }
 
 /// Runs `drctl` with `args` from the repository root, with no user config
