@@ -14,6 +14,8 @@ pub struct Identity {
     pub backend: String,
     /// When the watcher started (wall clock).
     pub started: std::time::SystemTime,
+    /// The watcher's recording (`--record`, `--record-dir`): a drill's report names it.
+    pub recording: Option<String>,
 }
 
 /// The watcher's state (`drctl status`). Fields a watcher of another drctl
@@ -57,6 +59,9 @@ pub struct StatusReport {
     /// The switch scheduled for later (`drctl switch --at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled: Option<ScheduledRow>,
+    /// The drill under way (a `drctl switch` with drill options).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRow>,
     /// The DR options in force and where each came from (S3), once read.
     pub dr_options: Vec<DrOptionRow>,
     /// The last decision records (SPEC §6); kept as JSON so that a client
@@ -192,6 +197,9 @@ pub struct FleetReport {
     /// Agents with a switch scheduled (`drctl switch --at --agent`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scheduled: Vec<ScheduledRow>,
+    /// Drills under way (`drctl switch --agent A` with drill options).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillRow>,
 }
 
 /// A switch scheduled for later (`drctl switch --at`).
@@ -214,6 +222,44 @@ pub struct ScheduledRow {
     /// Gates to skip (`--skip-gate`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skip_gates: Vec<String>,
+    /// Due, and waiting for what holds it (a switchover in flight, a drill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+}
+
+/// Why a due switch waits, and for how long at most.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Held {
+    /// What it waits for, e.g. `phase switching-over`.
+    pub by: String,
+    /// The most it waits from now before it is refused, e.g. `9m 58s`.
+    pub at_most: String,
+}
+
+/// A drill the watcher runs (`drctl switch --abort-after/--lifetime/--rto/--report`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DrillRow {
+    /// The agent.
+    pub agent: String,
+    /// The site it started from (where a rollback returns).
+    pub origin: String,
+    /// The site it moves to.
+    pub target: String,
+    /// `gating` (the switchover's gates run), `verifying` (in service at the
+    /// target?), `holding` (verified, until `--lifetime` ends), `settling` (a
+    /// switchover in flight finishes before the return) or `returning`.
+    pub stage: String,
+    /// The longest the stage may last from now, e.g. `1m 58s`.
+    #[serde(rename = "stage_ends_in")]
+    pub ends_in: String,
+    /// When the drill started (wall clock, RFC 3339).
+    pub started: String,
+    /// Who asked (`SO_PEERCRED`).
+    pub by: String,
+    /// `--reason`.
+    pub reason: String,
 }
 
 /// A wave plan (`drctl switch --agents 10% --wave 10% --wave-interval 30s`).

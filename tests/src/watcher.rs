@@ -44,7 +44,8 @@ impl Watcher {
         Watcher::spawn_with(dir, |_| {})
     }
 
-    fn spawn_with(dir: TestDir, tweak: impl FnOnce(&mut Command)) -> Watcher {
+    /// [`Watcher::spawn`], with `tweak` applied to the command first (`--record`, ...).
+    pub fn spawn_with(dir: TestDir, tweak: impl FnOnce(&mut Command)) -> Watcher {
         let config = dir.at("drctl.toml");
         let mut cmd = Drctl::watch(dir.at("ops.toml"))
             .config(&config)

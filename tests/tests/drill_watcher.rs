@@ -165,6 +165,62 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
 }
 
 #[test]
+fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
+    let dir = TestDir::new();
+    dir.file("ops.toml", CALM);
+    let recording = dir.at("watch.jsonl");
+    dir.control_config("");
+    let w = Watcher::spawn_with(dir, |c| {
+        c.args(["--record", &recording]);
+    });
+    let config = w.dir().at("drctl.toml");
+    let report = w.dir().at("drill.json");
+    let client = Drctl::new(&[
+        "switch",
+        "--yes",
+        "--to",
+        "site2",
+        "--lifetime",
+        "4s",
+        "--reason",
+        "CHG-20 drill",
+        "--report",
+        &report,
+    ])
+    .config(&config)
+    .spawn(w.dir().path());
+    // Verified on site2, held until its lifetime ends: status says so.
+    let s = w.wait_for("the drill to hold on site2", |s| {
+        s["drill"]["stage"] == "holding"
+    });
+    let row = &s["drill"];
+    assert_eq!(row["origin"], "site1", "{s}");
+    assert_eq!(row["target"], "site2", "{s}");
+    assert_eq!(row["reason"], "CHG-20 drill", "{s}");
+    assert!(row["by"].as_str().unwrap().starts_with("uid "), "{row}");
+    assert!(
+        row["stage_ends_in"].as_str().is_some_and(|l| !l.is_empty()),
+        "{row}"
+    );
+    let text = w.run(&["status"]).stdout;
+    assert!(
+        text.contains("agent site1 -> site2, holding (at most "),
+        "{text}"
+    );
+    let out = client.finish();
+    assert!(out.success(), "{}", out.all());
+    // The report names the watcher's recording, which holds the drill.
+    let r = json(&report);
+    assert_eq!(r["recording"], recording.as_str(), "{r}");
+    let recorded = std::fs::read_to_string(&recording).unwrap();
+    assert!(recorded.contains("\"switchover-started\""), "{recorded}");
+    let s = w.status().unwrap();
+    assert!(s.get("drill").is_none(), "{s}");
+    assert!(!w.run(&["status"]).stdout.contains("drill"));
+    w.stop();
+}
+
+#[test]
 fn a_drill_whose_client_is_killed_still_returns_and_is_recorded() {
     let w = watcher(CALM);
     let config = w.dir().at("drctl.toml");

@@ -149,3 +149,60 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     assert!(switched.is_some(), "{lines:?}");
     w.stop();
 }
+
+#[test]
+fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
+    let w = watcher();
+    let config = w.dir().at("drctl.toml");
+    let drill = drctl_e2e::Drctl::new(&[
+        "switch",
+        "--yes",
+        "--to",
+        "site2",
+        "--lifetime",
+        "5s",
+        "--reason",
+        "CHG-30 drill",
+    ])
+    .config(&config)
+    .spawn(w.dir().path());
+    w.wait_for("the drill to hold on site2", |s| {
+        s["drill"]["stage"] == "holding"
+    });
+    // Due in the drill's lifetime: it waits for the drill, then moves the
+    // agent to site2 again from where the drill returned it.
+    let out = w.run(&[
+        "switch", "--yes", "--to", "site2", "--at", "+1s", "--reason", "CHG-31",
+    ]);
+    assert!(out.success(), "{}", out.all());
+    let s = w.wait_for("the due switch to wait for the drill", |s| {
+        s["scheduled"]["held"]["by"] == "drill"
+    });
+    assert!(
+        s["scheduled"]["held"]["at_most"]
+            .as_str()
+            .unwrap()
+            .starts_with("9m"),
+        "{s}"
+    );
+    let text = w.run(&["status"]).stdout;
+    assert!(
+        text.contains("(due, waiting for the drill to end (at most 9m"),
+        "{text}"
+    );
+    let out = drill.finish();
+    assert!(out.success(), "{}", out.all());
+    let s = w.wait_for(
+        "the scheduled switch to land on site2 after the drill",
+        |s| s.get("scheduled").is_none() && s["site"] == "site2" && s["listeners"]["dn"] == "on",
+    );
+    let started = s["last_decisions"].as_array().unwrap().iter().any(|d| {
+        d["type"] == "switchover-started" && d["reason"] == "operator" && d["to"] == "site2"
+    });
+    assert!(started, "{s}");
+    let out = w.run(&["history", "--output", "json"]);
+    let lines = out.json_lines();
+    let fired = lines.iter().find(|l| l["type"] == "switch-fired").unwrap();
+    assert!(fired.get("refused").is_none(), "{fired}");
+    w.stop();
+}

@@ -5,7 +5,7 @@ use crate::control::{self, Request};
 use crate::exit::{CliError, CliResult};
 use crate::host::observe::describe;
 use crate::ops::backend::{client_config, control_socket};
-use crate::report::{FleetReport, ScheduledRow, StatusReport, WaveReport};
+use crate::report::{DrillRow, FleetReport, ScheduledRow, StatusReport, WaveReport};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::Value;
@@ -138,6 +138,9 @@ pub fn render_fleet(f: &FleetReport) -> String {
     }
     for row in &f.scheduled {
         out.push_str(&format!("scheduled  {}\n", scheduled_line(row)));
+    }
+    for row in &f.drills {
+        out.push_str(&format!("drill      {}\n", drill_line(row)));
     }
     out.push_str(&format!(
         "  {:<16} {:<8} {:<12} {:<8} {:<6} {}\n",
@@ -413,6 +416,9 @@ pub fn render(s: &StatusReport) -> String {
     if let Some(row) = &s.scheduled {
         line("scheduled", scheduled_line(row));
     }
+    if let Some(row) = &s.drill {
+        line("drill", drill_line(row));
+    }
     out.push_str("last decisions:\n");
     for d in &s.last_decisions {
         out.push_str(&decision_line(d));
@@ -427,12 +433,34 @@ pub fn scheduled_line(row: &ScheduledRow) -> String {
     } else {
         format!(", skipping gate(s) {}", row.skip_gates.join(", "))
     };
+    let when = match &row.held {
+        Some(h) => format!(
+            "due, waiting for the {} to end (at most {} more)",
+            crate::logging::escape(&h.by),
+            h.at_most
+        ),
+        None => format!("in {}", row.left),
+    };
     format!(
-        "switch of {} to {} at {} (in {}), by {}: {}{skip}",
+        "switch of {} to {} at {} ({when}), by {}: {}{skip}",
         crate::logging::escape(&row.agent),
         crate::logging::escape(row.to.as_deref().unwrap_or("the other site")),
         row.at,
-        row.left,
+        row.by,
+        crate::logging::escape(&row.reason)
+    )
+}
+
+/// A drill under way in one line: where it goes, its stage, who and why.
+pub fn drill_line(row: &DrillRow) -> String {
+    format!(
+        "{} {} -> {}, {} (at most {} more), started {} by {}: {}",
+        crate::logging::escape(&row.agent),
+        crate::logging::escape(&row.origin),
+        crate::logging::escape(&row.target),
+        crate::logging::escape(&row.stage),
+        row.ends_in,
+        row.started,
         row.by,
         crate::logging::escape(&row.reason)
     )

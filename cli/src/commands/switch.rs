@@ -232,12 +232,6 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         abort_after: args.abort_after,
         lifetime: args.lifetime,
         rto: args.rto,
-        recording: args
-            .session
-            .record
-            .as_ref()
-            .or(args.session.record_dir.as_ref())
-            .map(|p| p.display().to_string()),
     };
     let outcome =
         crate::ops::switch::switch(&global, &args.session, opts, progress.writer(), &|msg| {

@@ -16,7 +16,7 @@ use crate::control::Reply;
 use crate::host::drill::{back_already, no_site_watched, return_intent, Drill, Experiment, Stream};
 use crate::host::gate::OperatorIntent;
 use crate::host::{Backend, Host, HostError};
-use crate::report::{Note, ScheduledRow, WaveReport, WaveRow};
+use crate::report::{DrillRow, Held, Note, ScheduledRow, WaveReport, WaveRow};
 use drctl_policy::{ListenerStatus, PhaseKind, Reason, Timestamp};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -37,7 +37,7 @@ pub(crate) struct Plans {
 impl Plans {
     /// The earliest time something of theirs is due.
     pub(crate) fn deadline(&self) -> Option<Timestamp> {
-        let scheduled = self.scheduled.iter().map(|s| s.at).min();
+        let scheduled = self.scheduled.iter().map(Scheduled::due).min();
         let wave = self.wave.as_ref().and_then(Wave::deadline);
         let drills = self.drills.iter().map(|d| d.stage.until()).min();
         scheduled.into_iter().chain(wave).chain(drills).min()
@@ -100,7 +100,35 @@ enum Stage {
     },
 }
 
+impl DrillRun {
+    /// Its row for `status`, the stage's time left counted from `now`.
+    fn row(&self, now: Timestamp) -> DrillRow {
+        let r = &self.exp.report;
+        DrillRow {
+            agent: r.agent.clone(),
+            origin: r.hypothesis.origin.clone(),
+            target: r.hypothesis.target.clone(),
+            stage: self.stage.name().to_owned(),
+            ends_in: left(self.stage.until(), now),
+            started: r.started.clone(),
+            by: self.by.clone(),
+            reason: self.intent.why.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl Stage {
+    /// Its name in `status`.
+    fn name(&self) -> &'static str {
+        match self {
+            Stage::Gating { .. } => "gating",
+            Stage::Verifying { .. } => "verifying",
+            Stage::Holding { .. } => "holding",
+            Stage::Settling { .. } => "settling",
+            Stage::Returning { .. } => "returning",
+        }
+    }
+
     fn until(&self) -> Timestamp {
         match self {
             Stage::Gating { until }
@@ -138,11 +166,29 @@ pub(crate) struct Scheduled {
     pub intent: OperatorIntent,
     /// Who asked (`SO_PEERCRED`).
     pub by: String,
+    /// Due since then, and waiting for what holds its agent (a switchover
+    /// in flight, a drill) to end.
+    pub held_since: Option<Timestamp>,
 }
 
+/// How long a due switch waits for its agent's switchover in flight or
+/// drill to end before it is refused. A switchover ends within its own
+/// timeouts, far sooner; a drill's `--lifetime` may not, and a switch that
+/// long overdue is no longer what the operator planned.
+pub(crate) const HOLD_AT_MOST: Duration = Duration::from_secs(600);
+
 impl Scheduled {
+    /// When it fires: at its time, or once held, when the hold runs out
+    /// (what holds it ending wakes the loop before that).
+    fn due(&self) -> Timestamp {
+        match self.held_since {
+            Some(since) => since + HOLD_AT_MOST,
+            None => self.at,
+        }
+    }
+
     /// Its row for `status`, the time left counted from `now`.
-    pub(crate) fn row(&self, agent: &str, now: Timestamp) -> ScheduledRow {
+    pub(crate) fn row(&self, agent: &str, now: Timestamp, holder: Option<String>) -> ScheduledRow {
         ScheduledRow {
             agent: agent.to_owned(),
             at: rfc3339(self.wall),
@@ -151,6 +197,10 @@ impl Scheduled {
             by: self.by.clone(),
             reason: self.intent.why.clone().unwrap_or_default(),
             skip_gates: self.intent.skip.clone(),
+            held: self.held_since.zip(holder).map(|(_, by)| Held {
+                by,
+                at_most: left(self.due(), now),
+            }),
         }
     }
 
@@ -318,16 +368,33 @@ fn left(at: Timestamp, now: Timestamp) -> String {
 
 impl<B: Backend> Host<B> {
     /// Agent `i`'s scheduled switch, if any.
-    pub(crate) fn scheduled(&self, i: usize) -> Option<&Scheduled> {
-        self.plans.scheduled.iter().find(|s| s.agent == i)
+    /// Agent `i`'s scheduled switch, as `status` shows it.
+    pub(crate) fn scheduled_row(&self, i: usize, now: Timestamp) -> Option<ScheduledRow> {
+        let s = self.plans.scheduled.iter().find(|s| s.agent == i)?;
+        let holder = s.held_since.and_then(|_| self.holder(i, &self.plans));
+        Some(s.row(&self.agent_name(i), now, holder))
     }
 
-    /// Every scheduled switch, with its agent's name.
-    pub(crate) fn all_scheduled(&self) -> impl Iterator<Item = (&str, &Scheduled)> {
-        self.plans.scheduled.iter().filter_map(|s| {
-            self.engine(s.agent)
-                .map(|e| (e.config().username.as_str(), s))
-        })
+    /// Every scheduled switch's row for a fleet's `status`.
+    pub(crate) fn scheduled_rows(&self, now: Timestamp) -> Vec<ScheduledRow> {
+        let agents = self.plans.scheduled.iter().map(|s| s.agent);
+        agents.filter_map(|i| self.scheduled_row(i, now)).collect()
+    }
+
+    /// Agent `i`'s drill under way, as `status` shows it.
+    pub(crate) fn drill_row(&self, i: usize, now: Timestamp) -> Option<DrillRow> {
+        let run = self.plans.drills.iter().find(|d| d.agent == i)?;
+        Some(run.row(now))
+    }
+
+    /// Every drill under way, for a fleet's `status`.
+    pub(crate) fn drill_rows(&self, now: Timestamp) -> Vec<DrillRow> {
+        self.plans.drills.iter().map(|d| d.row(now)).collect()
+    }
+
+    /// Agent `i`'s scheduled switch, if any.
+    pub(crate) fn scheduled(&self, i: usize) -> Option<&Scheduled> {
+        self.plans.scheduled.iter().find(|s| s.agent == i)
     }
 
     /// The wave plan in progress, for `status`.
@@ -372,7 +439,7 @@ impl<B: Backend> Host<B> {
         }
         let now = self.now();
         s.at = now + ahead;
-        let row = s.row(&name, now);
+        let row = s.row(&name, now, None);
         tracing::info!(
             "{name}: switch to {} scheduled at {} by {} ({})",
             row.to.as_deref().unwrap_or("the other site"),
@@ -400,7 +467,7 @@ impl<B: Backend> Host<B> {
             to: s.to.clone(),
         };
         self.note(i, now, &note, &s.intent, by);
-        Some(s.row(&name, now))
+        Some(s.row(&name, now, None))
     }
 
     /// Starts `wave` (its first wave now).
@@ -458,8 +525,33 @@ impl<B: Backend> Host<B> {
             .into_iter()
             .partition(|s| s.at <= now);
         plans.scheduled = later;
-        for s in due {
-            self.fire(s, now)?;
+        for mut s in due {
+            // A switch due while its agent is switching over or in a drill
+            // waits for that to end (then starts), not refused at once.
+            match self.holder(s.agent, plans) {
+                Some(by) if s.held_since.is_none_or(|since| since + HOLD_AT_MOST > now) => {
+                    if s.held_since.is_none() {
+                        s.held_since = Some(now);
+                        tracing::info!(
+                            "{}: the switch scheduled at {} is due; it waits for the {by} to end \
+                             (at most {})",
+                            self.agent_name(s.agent),
+                            rfc3339(s.wall),
+                            humantime::format_duration(HOLD_AT_MOST)
+                        );
+                    }
+                    plans.scheduled.push(s);
+                }
+                // Held too long: refused without touching what holds it.
+                Some(by) => {
+                    let why = format!(
+                        "the {by} had not ended {} after the switch was due",
+                        humantime::format_duration(HOLD_AT_MOST)
+                    );
+                    self.fire(s, now, Some(why))?;
+                }
+                None => self.fire(s, now, None)?,
+            }
         }
         if let Some(wave) = plans.wave.take() {
             plans.wave = self.step_wave(wave, now)?;
@@ -472,18 +564,38 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
-    /// A scheduled switch is due: started as an immediate one would be.
-    fn fire(&mut self, s: Scheduled, now: Timestamp) -> Result<(), HostError> {
+    /// What holds agent `i` from starting a switch now: its switchover in
+    /// flight (any phase but watching) or its drill.
+    fn holder(&self, i: usize, plans: &Plans) -> Option<String> {
+        if plans.drills.iter().any(|d| d.agent == i) {
+            return Some("drill".to_owned());
+        }
+        let phase = self.engine(i)?.view().phase;
+        (phase != PhaseKind::Watching).then(|| format!("phase {}", phase.as_str()))
+    }
+
+    /// A scheduled switch is due: started as an immediate one would be,
+    /// unless already `refused`.
+    fn fire(
+        &mut self,
+        s: Scheduled,
+        now: Timestamp,
+        refused: Option<String>,
+    ) -> Result<(), HostError> {
         let name = self.agent_name(s.agent);
-        let started = self.begin_switch(
-            s.agent,
-            s.to.clone(),
-            s.intent.clone(),
-            &s.by,
-            None,
-            Stream::Named(name.clone()),
-        )?;
-        let refused = started.err();
+        let refused = match refused {
+            Some(why) => Some(why),
+            None => self
+                .begin_switch(
+                    s.agent,
+                    s.to.clone(),
+                    s.intent.clone(),
+                    &s.by,
+                    None,
+                    Stream::Named(name.clone()),
+                )?
+                .err(),
+        };
         match &refused {
             None => tracing::info!("{name}: the switch scheduled at {} starts", rfc3339(s.wall)),
             Some(why) => tracing::warn!(
@@ -682,7 +794,7 @@ impl<B: Backend> Host<B> {
             (&origin, &target),
             &view,
             order.limits,
-            None,
+            self.identity.as_ref().and_then(|id| id.recording.clone()),
         );
         tracing::info!(
             "{name}: drill to {target} for {} ({})",
@@ -1023,5 +1135,90 @@ impl<B: Backend> Host<B> {
         reply.switched = Some(table);
         reply.drill = Some(Box::new(report));
         reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::observe::{Observer, Shared};
+    use crate::host::tests::Silent;
+    use crate::host::Clock;
+    use drctl_plugin_api::messages::Password;
+    use drctl_policy::{Engine, EngineConfig, Event};
+    use std::sync::Arc;
+
+    /// The switch notes the host gave its observers.
+    #[derive(Default)]
+    struct Notes(Vec<Note>);
+
+    impl Observer for Notes {
+        fn note(
+            &mut self,
+            _t: Timestamp,
+            _agent: &str,
+            note: &Note,
+            _why: Option<&str>,
+            _by: Option<&str>,
+        ) {
+            self.0.push(note.clone());
+        }
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::ZERO + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_due_switch_waits_while_its_agent_is_not_watching_and_is_refused_after_the_hold() {
+        let engine = Engine::new(EngineConfig::two_sites("ann")).unwrap();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let agents = vec![("s-ann".to_owned(), Password::new(""), engine)];
+        let mut host = Host::fleet(agents, Silent, Clock::virtual_at_zero(), wake);
+        let notes = Rc::new(RefCell::new(Notes::default()));
+        host.observe(Box::new(Shared(notes.clone())));
+        // Starting up, never answered: not watching, so not switchable.
+        host.inject(0, Event::Start).unwrap();
+        host.plans.scheduled.push(Scheduled {
+            agent: 0,
+            at: at(1),
+            wall: SystemTime::UNIX_EPOCH,
+            to: Some("site2".to_owned()),
+            intent: OperatorIntent {
+                skip: Vec::new(),
+                why: Some("CHG-1".to_owned()),
+            },
+            by: "uid 0 (root)".to_owned(),
+            held_since: None,
+        });
+        assert_eq!(host.plans.deadline(), Some(at(1)));
+
+        // Due: held, its deadline the end of the hold, shown in status.
+        host.clock = Clock::Virtual { now: at(2) };
+        host.step_plans(at(2)).unwrap();
+        let row = host.scheduled_row(0, at(2)).expect("still scheduled");
+        let held = row.held.expect("held");
+        assert!(held.by.starts_with("phase "), "{held:?}");
+        assert_eq!(held.at_most, "10m");
+        assert_eq!(host.plans.deadline(), Some(at(2) + HOLD_AT_MOST));
+        assert!(notes.borrow().0.is_empty());
+
+        // Still not watching when the hold ends: refused, naming why; gone.
+        let end = at(2) + HOLD_AT_MOST;
+        host.clock = Clock::Virtual { now: end };
+        host.step_plans(end).unwrap();
+        assert!(host.scheduled_row(0, end).is_none());
+        let notes = notes.borrow();
+        let [Note::SwitchFired {
+            refused: Some(why), ..
+        }] = notes.0.as_slice()
+        else {
+            panic!("{:?}", notes.0);
+        };
+        assert!(why.starts_with("the phase "), "{why}");
+        assert!(
+            why.ends_with(" had not ended 10m after the switch was due"),
+            "{why}"
+        );
     }
 }

@@ -57,6 +57,11 @@ impl Recorder {
         })
     }
 
+    /// The file it writes (under `--record-dir`, the name chosen at open).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Runs one write; the first error ends the recording.
     fn write(&mut self, f: impl FnOnce(&mut RecordWriter<BufWriter<File>>) -> std::io::Result<()>) {
         let Some(writer) = &mut self.writer else {

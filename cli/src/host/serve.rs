@@ -247,6 +247,7 @@ impl<B: Backend> Host<B> {
             to,
             intent,
             by: by.to_owned(),
+            held_since: None,
         };
         match self.schedule(s) {
             Ok(row) => Reply {
@@ -525,10 +526,8 @@ impl<B: Backend> Host<B> {
             agents: rows,
             summary,
             wave: self.wave_report(),
-            scheduled: self
-                .all_scheduled()
-                .map(|(name, s)| s.row(name, now))
-                .collect(),
+            scheduled: self.scheduled_rows(now),
+            drills: self.drill_rows(now),
         }
     }
 
@@ -633,9 +632,8 @@ impl<B: Backend> Host<B> {
                 from: s.from.to_string(),
                 to: s.to.to_string(),
             }),
-            scheduled: self
-                .scheduled(i)
-                .map(|s| s.row(&self.agents[i].engine.config().username, now)),
+            scheduled: self.scheduled_row(i, now),
+            drill: self.drill_row(i, now),
             dr_options: [
                 ("site-timeout", v.site_timeout, v.site_timeout_source),
                 (

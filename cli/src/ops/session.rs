@@ -31,6 +31,8 @@ pub struct Prepared {
     pub config: Config,
     /// Whether it runs the config's `[[agents]]` (a fleet watcher).
     pub fleet: bool,
+    /// The recording's file (`--record`, or the one `--record-dir` named).
+    pub recording: Option<std::path::PathBuf>,
 }
 
 /// Loads config and plugin and builds the session (SPEC §4, §7), printing
@@ -86,6 +88,7 @@ pub fn prepare(
     } else {
         agent_name(&cfg)
     };
+    let mut recording = None;
     if let Some(target) = args.record_target(&record_name) {
         let mut header = recording_header(&cfg, &backend, kind, args.clock, cached);
         if fleet {
@@ -95,6 +98,7 @@ pub fn prepare(
             header.agents = recorded_agents;
         }
         let recorder = Recorder::open(&target, &header).map_err(CliError::bad_input)?;
+        recording = Some(recorder.path().to_owned());
         host.observe(Box::new(recorder));
     }
     if !caches.is_empty() {
@@ -130,6 +134,7 @@ pub fn prepare(
         session: Session::new(host).map_err(CliError::failed)?,
         config: cfg,
         fleet,
+        recording,
     })
 }
 

@@ -80,8 +80,6 @@ pub struct DrillOptions {
     pub lifetime: Option<Duration>,
     /// `--rto`: the expected recovery time.
     pub rto: Option<Duration>,
-    /// `--record`'s file, for the report.
-    pub recording: Option<String>,
 }
 
 /// What a drill found: the timing table, the experiment's report and the
@@ -172,7 +170,7 @@ pub fn switch(
         (&landed, &target),
         &view,
         limits,
-        opts.recording.clone(),
+        prepared.recording.as_ref().map(|p| p.display().to_string()),
     );
     drill.borrow_mut().from.clone_from(&landed);
     if !exp.origin_healthy(&view) {

@@ -53,6 +53,7 @@ pub fn watch(
         mut session,
         config: cfg,
         fleet,
+        recording,
     } = prepare(
         global,
         args,
@@ -111,6 +112,7 @@ pub fn watch(
             agent: agent.clone(),
             backend: backend.name().to_owned(),
             started: std::time::SystemTime::now(),
+            recording: recording.map(|p| p.display().to_string()),
         };
         serve_control(&mut session, server, identity)
     });
