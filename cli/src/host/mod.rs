@@ -11,7 +11,7 @@ pub mod drill;
 pub mod explain;
 pub mod gate;
 pub mod observe;
-mod plans;
+pub mod plans;
 pub mod record;
 pub mod serve;
 pub mod session;

@@ -54,8 +54,10 @@ pub(crate) struct DrillRun {
     to: Option<String>,
     /// Gates to skip, and why (`--reason`, required).
     intent: OperatorIntent,
-    /// Who asked.
-    by: String,
+    /// Who asked (`None`: this process, a local drill).
+    by: Option<String>,
+    /// Whether the client gets the decisions too (a local drill prints its own).
+    streams: bool,
     /// The client (gone: the drill goes on to its end).
     client: Option<UnboundedSender<Reply>>,
     /// The report so far.
@@ -111,7 +113,7 @@ impl DrillRun {
             stage: self.stage.name().to_owned(),
             ends_in: left(self.stage.until(), now),
             started: r.started.clone(),
-            by: self.by.clone(),
+            by: self.by.clone().unwrap_or_default(),
             reason: self.intent.why.clone().unwrap_or_default(),
         }
     }
@@ -146,10 +148,14 @@ pub(crate) struct DrillOrder {
     pub to: Option<String>,
     /// Gates to skip, and why.
     pub intent: OperatorIntent,
-    /// Who asked.
-    pub by: String,
+    /// Who asked (`None`: this process, a local drill).
+    pub by: Option<String>,
     /// `--timeout`, `--abort-after`, `--lifetime`, `--rto`.
     pub limits: crate::host::drill::Limits,
+    /// Whether the client gets the decisions too (a local drill prints its own).
+    pub streams: bool,
+    /// The recording its report names (`None`: the watcher's, if any).
+    pub recording: Option<String>,
 }
 
 /// A switch due later (`switch --at`).
@@ -447,7 +453,7 @@ impl<B: Backend> Host<B> {
             row.by,
             crate::logging::escape(&row.reason)
         );
-        self.note(s.agent, now, &s.note_scheduled(), &s.intent, &s.by);
+        self.note(s.agent, now, &s.note_scheduled(), &s.intent, Some(&s.by));
         self.plans.scheduled.push(s);
         Ok(row)
     }
@@ -466,7 +472,7 @@ impl<B: Backend> Host<B> {
             at: rfc3339(s.wall),
             to: s.to.clone(),
         };
-        self.note(i, now, &note, &s.intent, by);
+        self.note(i, now, &note, &s.intent, Some(by));
         Some(s.row(&name, now, None))
     }
 
@@ -493,12 +499,19 @@ impl<B: Backend> Host<B> {
     }
 
     /// Tells the observers (the history) of `note` for agent `i`.
-    fn note(&mut self, i: usize, now: Timestamp, note: &Note, intent: &OperatorIntent, by: &str) {
+    fn note(
+        &mut self,
+        i: usize,
+        now: Timestamp,
+        note: &Note,
+        intent: &OperatorIntent,
+        by: Option<&str>,
+    ) {
         let Some(session) = self.session(i).map(str::to_owned) else {
             return;
         };
         for o in &mut self.observers {
-            o.note(now, &session, note, intent.why.as_deref(), Some(by));
+            o.note(now, &session, note, intent.why.as_deref(), by);
         }
     }
 
@@ -590,7 +603,7 @@ impl<B: Backend> Host<B> {
                     s.agent,
                     s.to.clone(),
                     s.intent.clone(),
-                    &s.by,
+                    Some(&s.by),
                     None,
                     Stream::Named(name.clone()),
                 )?
@@ -608,7 +621,7 @@ impl<B: Backend> Host<B> {
             to: s.to.clone(),
             refused,
         };
-        self.note(s.agent, now, &note, &s.intent, &s.by);
+        self.note(s.agent, now, &note, &s.intent, Some(&s.by));
         Ok(())
     }
 
@@ -661,7 +674,7 @@ impl<B: Backend> Host<B> {
             tracing::info!("{}", note.describe());
             wave.progress(&note);
             if let Some((first, _)) = agents.first() {
-                self.note(*first, now, &note, &wave.intent, &wave.by);
+                self.note(*first, now, &note, &wave.intent, Some(&wave.by));
             }
             let mut drills = Vec::with_capacity(agents.len());
             for (i, name) in agents {
@@ -669,7 +682,7 @@ impl<B: Backend> Host<B> {
                     i,
                     wave.to.clone(),
                     wave.intent.clone(),
-                    &wave.by,
+                    Some(&wave.by),
                     wave.client.clone(),
                     Stream::Named(name.clone()),
                 )?;
@@ -728,7 +741,7 @@ impl<B: Backend> Host<B> {
             why: why.clone(),
         };
         if let Some((first, _)) = wave.waves.first().and_then(|w| w.first()) {
-            self.note(*first, self.now(), &note, &wave.intent, &wave.by);
+            self.note(*first, self.now(), &note, &wave.intent, Some(&wave.by));
         }
         wave.tell(Reply {
             wave: Some(report),
@@ -794,11 +807,14 @@ impl<B: Backend> Host<B> {
             (&origin, &target),
             &view,
             order.limits,
-            self.identity.as_ref().and_then(|id| id.recording.clone()),
+            order
+                .recording
+                .clone()
+                .or_else(|| self.identity.as_ref().and_then(|id| id.recording.clone())),
         );
         tracing::info!(
             "{name}: drill to {target} for {} ({})",
-            order.by,
+            order.by.as_deref().unwrap_or("this process"),
             crate::logging::escape(order.intent.why.as_deref().unwrap_or("-"))
         );
         if !exp.origin_healthy(&view) {
@@ -808,8 +824,8 @@ impl<B: Backend> Host<B> {
             i,
             order.to.clone(),
             order.intent.clone(),
-            &order.by,
-            Some(client.clone()),
+            order.by.as_deref(),
+            order.streams.then(|| client.clone()),
             Stream::Decisions,
         )?;
         let drill = match started {
@@ -825,6 +841,7 @@ impl<B: Backend> Host<B> {
             to: order.to,
             intent: order.intent,
             by: order.by,
+            streams: order.streams,
             client: Some(client),
             exp,
             drill,
@@ -998,15 +1015,15 @@ impl<B: Backend> Host<B> {
                         to: origin.clone(),
                     };
                     run.progress(&note);
-                    self.note(i, now, &note, &run.intent, &run.by);
+                    self.note(i, now, &note, &run.intent, run.by.as_deref());
                     run.drill.borrow_mut().mute();
                     let intent = return_intent(self.gate_names(), &why);
                     let back = self.begin_switch(
                         i,
                         Some(origin.clone()),
                         intent,
-                        &run.by,
-                        run.client.clone(),
+                        run.by.as_deref(),
+                        run.client.clone().filter(|_| run.streams),
                         Stream::Decisions,
                     )?;
                     match back {
@@ -1082,7 +1099,7 @@ impl<B: Backend> Host<B> {
             exp,
             ..
         } = run;
-        let reply = self.drill_reply(agent, exp, pass, table, &intent, &by);
+        let reply = self.drill_reply(agent, exp, pass, table, &intent, by.as_deref());
         if let Some(c) = client {
             // Gone: the verdict is in the history all the same.
             let _ = c.send(reply);
@@ -1105,7 +1122,7 @@ impl<B: Backend> Host<B> {
             from: origin,
             ..Default::default()
         };
-        self.drill_reply(i, exp, false, table, &order.intent, &order.by)
+        self.drill_reply(i, exp, false, table, &order.intent, order.by.as_deref())
     }
 
     fn drill_reply(
@@ -1115,7 +1132,7 @@ impl<B: Backend> Host<B> {
         pass: bool,
         table: crate::report::SwitchReport,
         intent: &OperatorIntent,
-        by: &str,
+        by: Option<&str>,
     ) -> Reply {
         let (report, first) = exp.finish(pass);
         let name = self.agent_name(i);

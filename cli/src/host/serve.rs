@@ -138,8 +138,10 @@ impl<B: Backend> Host<B> {
                         let order = crate::host::plans::DrillOrder {
                             to,
                             intent,
-                            by,
+                            by: Some(by),
                             limits,
+                            streams: true,
+                            recording: None,
                         };
                         match self.start_drill(i, order, incoming.reply.clone())? {
                             Some(reply) => reply,
@@ -163,7 +165,7 @@ impl<B: Backend> Host<B> {
                     i,
                     to,
                     intent,
-                    &by,
+                    Some(&by),
                     Some(incoming.reply.clone()),
                     Stream::Answers,
                 )? {
@@ -295,7 +297,7 @@ impl<B: Backend> Host<B> {
         i: usize,
         to: Option<String>,
         intent: OperatorIntent,
-        by: &str,
+        by: Option<&str>,
         client: Option<tokio::sync::mpsc::UnboundedSender<Reply>>,
         stream: Stream,
     ) -> Result<Result<Rc<RefCell<Drill>>, String>, HostError> {
@@ -323,7 +325,7 @@ impl<B: Backend> Host<B> {
         let drill = Rc::new(RefCell::new(drill));
         let times = drill.borrow().times.clone();
         self.observe(Box::new(SharedDrill(drill.clone())));
-        self.before_operator_switch(i, intent, Some(by));
+        self.before_operator_switch(i, intent, by);
         self.inject(
             i,
             Event::OperatorSwitch {
@@ -336,6 +338,10 @@ impl<B: Backend> Host<B> {
         if times.borrow().started.is_none() && !waiting {
             // Take the observer out again: the engine refused (e.g. already there).
             self.observers.pop();
+            // Gates that answered in the same instant (a virtual clock) refused it.
+            if let Some(refused) = times.borrow().refused.clone() {
+                return Ok(Err(refused));
+            }
             let why = self
                 .recent(i)
                 .last()

@@ -3,18 +3,16 @@
 use crate::args::{GlobalArgs, SessionArgs};
 use crate::drill_report::DrillReport;
 use crate::exit::CliError;
-use crate::host::drill::{back_already, no_site_watched, return_intent, Drill, Experiment, Limits};
+use crate::host::drill::Limits;
 use crate::host::gate::OperatorIntent;
-use crate::host::observe::Shared;
+use crate::host::plans::DrillOrder;
 use crate::host::Host;
-use crate::ops::agents::{SessionKind, SESSION};
+use crate::ops::agents::SessionKind;
 use crate::ops::backend::{agent_name, load_backend, setup};
 use crate::ops::session::{prepare, start_up};
 use crate::report::SwitchReport;
 use anyhow::anyhow;
-use drctl_policy::{Event, ListenerStatus, PhaseKind, Reason, Timestamp};
-use std::cell::RefCell;
-use std::rc::Rc;
+use drctl_policy::{ListenerStatus, PhaseKind};
 use std::time::Duration;
 
 /// The one agent a local drill runs (index in the host).
@@ -105,15 +103,13 @@ impl DrillOptions {
     }
 }
 
-/// The host loop of a local drill.
-type Loop = crate::host::session::Session<crate::host::supervise::Supervised>;
-
-/// Runs a drill as an experiment: start up; the steady state before (the
-/// origin's telephony ON, the gates passing); the operator switchover; its
-/// verification at the target within `--abort-after` (else back to the
-/// origin) or `--timeout`; the steady state after (target telephony ON, DN
-/// in service, the gates passing); with `--lifetime`, the return to the
-/// origin at its end. Decisions go to `out`.
+/// Runs a drill as an experiment: start up, then the drill a watcher runs
+/// for a client ([`Host::start_drill`], one driver for both): the steady
+/// state before (the origin's telephony ON, the gates passing); the operator
+/// switchover; its verification at the target within `--abort-after` (else
+/// back to the origin) or `--timeout`; the steady state after (target
+/// telephony ON, DN in service, the gates passing); with `--lifetime`, the
+/// return to the origin at its end. Decisions go to `out`.
 pub fn switch(
     global: &GlobalArgs,
     args: &SessionArgs,
@@ -124,7 +120,7 @@ pub fn switch(
     say("starting up (S1-S4)");
     let to = opts.to.as_deref();
     let mut prepared = prepare(global, args, SessionKind::Switch, out)?;
-    let agent = agent_name(&prepared.config);
+    let recording = prepared.recording.as_ref().map(|p| p.display().to_string());
     let s = &mut prepared.session;
     crate::gates::check_skips(&s.host.gate_names(), &opts.intent.skip)
         .map_err(CliError::bad_input)?;
@@ -135,14 +131,7 @@ pub fn switch(
         .map(|x| x.name.clone())
         .collect();
     known_site(to, &sites)?;
-    let drill = Rc::new(RefCell::new(Drill::new(
-        SESSION.to_owned(),
-        String::new(),
-        to.map(str::to_owned),
-        None,
-    )));
-    s.host.observe(Box::new(Shared(drill.clone())));
-    let mut view = start_up(s)?;
+    let view = start_up(s)?;
     if view.phase != PhaseKind::Watching {
         return Err(CliError::failed(anyhow!("startup failed: no site reached")));
     }
@@ -153,205 +142,82 @@ pub fn switch(
                 .is_some_and(|e| e.view().telephony != ListenerStatus::Unknown)
         };
         s.run(Some(until), heard).map_err(CliError::failed)?;
-        view = engine_view(s)?;
     }
-    let landed = view.site.as_deref().unwrap_or_default().to_owned();
-    let target = to.map(str::to_owned).unwrap_or_else(|| {
-        sites
-            .iter()
-            .find(|x| **x != landed)
-            .cloned()
-            .unwrap_or_default()
-    });
-    let limits = opts.limits();
-    let mut exp = Experiment::new(
-        agent,
-        opts.intent.why.clone(),
-        (&landed, &target),
-        &view,
-        limits,
-        prepared.recording.as_ref().map(|p| p.display().to_string()),
-    );
-    drill.borrow_mut().from.clone_from(&landed);
-    if !exp.origin_healthy(&view) {
-        return finish(s, drill, exp, false);
+    let landed = view.site.as_deref().unwrap_or("-");
+    if to == Some(landed) {
+        // Asked for where the agent is: nothing to drill (the engine would
+        // suppress the switchover).
+        return Err(CliError::bad_input(anyhow!(
+            "--to {}: the agent is on {landed} already: nothing to switch",
+            crate::logging::escape(landed)
+        )));
     }
     say(&format!(
         "switching from {landed}: gates, kill factory, connect, listeners"
     ));
-    s.host
-        .before_operator_switch(AGENT, opts.intent.clone(), None);
-    s.inject(
-        AGENT,
-        Event::OperatorSwitch {
-            to: to.map(Into::into),
-        },
-    )
-    .map_err(CliError::failed)?;
-    s.host.set_intent(AGENT, None);
-    wait_for_gates(s, opts.timeout, say)?;
-    let (refused, gates_before) = {
-        let d = drill.borrow();
-        let t = d.times.borrow();
-        (t.refused.clone(), t.gates.clone())
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let order = DrillOrder {
+        to: opts.to.clone(),
+        intent: opts.intent.clone(),
+        by: None,
+        limits: opts.limits(),
+        streams: false,
+        recording,
     };
-    if !exp.before(&view, gates_before, refused) {
-        return finish(s, drill, exp, false);
-    }
-    let Some(trigger) = drill.borrow().times.borrow().started else {
-        return Err(CliError::bad_input(anyhow!(
-            "no switchover from {landed}: see the switchover-suppressed record"
-        )));
-    };
-    // Where the agent was when the operator switchover started.
-    let from = drill.borrow().origin();
-    say("verifying: telephony ON and DN back in service");
-    let in_service = |host: &Host<_>| {
-        host.engine(AGENT)
-            .is_some_and(|e| drill.borrow().in_service(e))
-    };
-    s.run(Some(trigger + limits.verify_for()), in_service)
-        .map_err(CliError::failed)?;
-    let verified = in_service(&s.host) && drill.borrow().verdict_ok(to);
-    let view = engine_view(s)?;
-    if let Some(dn_back) = drill.borrow().times.borrow().dn_back.filter(|_| verified) {
-        exp.measured(trigger, dn_back);
-    }
-    if !verified {
-        if let Some(why) = exp.not_verified(&from, &view) {
-            go_back(s, &from, trigger, &why, &opts, say, &mut exp)?;
-        }
-    } else {
-        let landed = view.site.as_deref().unwrap_or_default().to_owned();
-        say("steady state after: running the gates");
-        let gates = s
-            .host
-            .gates_now(AGENT, Reason::Operator, &from, &landed, &opts.intent);
-        exp.after(&landed, &view, gates);
-        if let Some(lifetime) = opts.lifetime {
-            say("holding the drill until --lifetime ends");
-            s.run(Some(trigger + lifetime), |_| false)
-                .map_err(CliError::failed)?;
-            if let Some(why) = exp.lifetime_ended() {
-                go_back(s, &from, trigger, &why, &opts, say, &mut exp)?;
-            }
-        }
-    }
-    exp.timeline(&drill.borrow(), trigger);
-    let ok = exp.report.failures.is_empty();
-    finish(s, drill, exp, ok)
-}
-
-/// The engine's view of the drill's agent.
-fn engine_view(s: &Loop) -> Result<drctl_policy::View, CliError> {
-    s.host
-        .engine(AGENT)
-        .map(|e| e.view())
-        .ok_or_else(|| CliError::failed(anyhow!("the drill has no agent")))
-}
-
-/// Runs the loop while the engine waits on its gates (at most `timeout`).
-fn wait_for_gates(s: &mut Loop, timeout: Duration, say: Say<'_>) -> Result<(), CliError> {
-    let waiting = |host: &Host<_>| host.engine(AGENT).is_some_and(|e| e.waiting_on_gates());
-    if waiting(&s.host) {
-        say("running the switchover gates");
-        let deadline = s.host.now() + timeout;
-        s.run(Some(deadline), |h| !waiting(h))
-            .map_err(CliError::failed)?;
-    }
-    Ok(())
-}
-
-/// Switches the agent back to `origin` (`why`: `--abort-after 10s`), its
-/// gates skipped and recorded so; verified like the drill's own switchover.
-fn go_back(
-    s: &mut Loop,
-    origin: &str,
-    trigger: Timestamp,
-    why: &str,
-    opts: &DrillOptions,
-    say: Say<'_>,
-    exp: &mut Experiment,
-) -> Result<(), CliError> {
-    say(&format!("{why}: switching back to {origin}"));
-    let watching = |h: &Host<_>| {
-        h.engine(AGENT)
-            .is_some_and(|e| e.view().phase == PhaseKind::Watching)
-    };
-    // A switchover still in flight (W4 retrying) is let finish first.
-    let deadline = s.host.now() + opts.timeout;
-    s.run(Some(deadline), watching).map_err(CliError::failed)?;
-    let at_s = s
+    let at_once = s
         .host
-        .now()
-        .saturating_duration_since(trigger)
-        .as_secs_f64();
-    let view = engine_view(s)?;
-    let here = view.site.as_deref().unwrap_or_default().to_owned();
-    if here == origin {
-        let ok = view.telephony == ListenerStatus::On;
-        exp.returned_without_switch(why, at_s, back_already(origin, &view), ok);
-        return Ok(());
-    }
-    if !watching(&s.host) {
-        exp.returned_without_switch(why, at_s, no_site_watched(opts.timeout), false);
-        return Ok(());
-    }
-    let back = Rc::new(RefCell::new(Drill::new(
-        SESSION.to_owned(),
-        here.clone(),
-        Some(origin.to_owned()),
-        None,
-    )));
-    s.host.observe(Box::new(Shared(back.clone())));
-    let intent = return_intent(s.host.gate_names(), why);
-    s.host.before_operator_switch(AGENT, intent, None);
-    s.inject(
-        AGENT,
-        Event::OperatorSwitch {
-            to: Some(origin.into()),
-        },
-    )
-    .map_err(CliError::failed)?;
-    s.host.set_intent(AGENT, None);
-    wait_for_gates(s, opts.timeout, say)?;
-    let Some(started) = back.borrow().times.borrow().started else {
-        exp.returned_without_switch(
-            why,
-            at_s,
-            format!("refused: no switchover from {here} to {origin}"),
-            false,
-        );
-        return Ok(());
-    };
-    let in_service = |host: &Host<_>| {
-        host.engine(AGENT)
-            .is_some_and(|e| back.borrow().in_service(e))
-    };
-    s.run(Some(started + opts.timeout), in_service)
+        .start_drill(AGENT, order, tx)
         .map_err(CliError::failed)?;
-    let ok = in_service(&s.host) && back.borrow().verdict_ok(Some(origin));
-    exp.returned(why, origin, trigger, started, &back.borrow(), ok);
-    Ok(())
+    let reply = match at_once {
+        Some(reply) => reply,
+        None => {
+            // The drill's progress (its return) as it comes, then its report.
+            let mut last = None;
+            s.run(None, |host| {
+                while let Ok(reply) = rx.try_recv() {
+                    if let Some(note) = &reply.progress {
+                        say(&progress_text(note));
+                    }
+                    if reply.drill.is_some() {
+                        last = Some(reply);
+                    }
+                }
+                last.is_some() || !host.drill_running(AGENT)
+            })
+            .map_err(CliError::failed)?;
+            while let Ok(reply) = rx.try_recv() {
+                if reply.drill.is_some() {
+                    last = Some(reply);
+                }
+            }
+            last.ok_or_else(|| CliError::failed(anyhow!("the session ended before the drill")))?
+        }
+    };
+    s.shutdown().map_err(CliError::failed)?;
+    outcome(reply)
 }
 
-/// Ends the session and builds the outcome: the timing table, the report
+/// A drill's progress note (`drill-return`) as the spinner says it.
+fn progress_text(note: &serde_json::Value) -> String {
+    match (note["why"].as_str(), note["to"].as_str()) {
+        (Some(why), Some(to)) => format!("{why}: switching back to {to}"),
+        _ => "the drill goes on".to_owned(),
+    }
+}
+
+/// The drill's last reply as the outcome: the timing table, the report
 /// with its verdict, and the exit (an error naming the first failure).
-fn finish(
-    s: &mut Loop,
-    drill: Rc<RefCell<Drill>>,
-    exp: Experiment,
-    pass: bool,
-) -> Result<DrillOutcome, CliError> {
-    s.shutdown().map_err(CliError::failed)?;
-    let table = drill.borrow().table();
-    let (report, first) = exp.finish(pass);
-    let verdict = match first {
+fn outcome(reply: crate::control::Reply) -> Result<DrillOutcome, CliError> {
+    let report = reply
+        .drill
+        .map(|r| *r)
+        .ok_or_else(|| CliError::failed(anyhow!("the drill ended without its report")))?;
+    let verdict = match reply.error {
         None => Ok(()),
-        Some(first) => Err(CliError::failed(anyhow!("drill FAIL: {first}"))),
+        Some(first) => Err(CliError::failed(anyhow!("{first}"))),
     };
     Ok(DrillOutcome {
-        table,
+        table: reply.switched.unwrap_or_default(),
         report,
         verdict,
     })
