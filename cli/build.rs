@@ -18,15 +18,16 @@ fn main() {
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=DRCTL_GIT_COMMIT={commit}");
     // Rebuilt when HEAD moves: HEAD itself (a checkout), the branch it names
-    // (a commit) and packed-refs (a gc). Worktrees keep these elsewhere: ask git.
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={p}");
+    // (a commit) and packed-refs (a gc). Worktrees keep these elsewhere: ask
+    // git. Only files that exist: cargo takes a missing one as changed on
+    // every build (a repository without packed-refs rebuilt drctl each time).
+    let mut paths = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    paths.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for path in paths {
+        if let Some(p) = git(&["rev-parse", "--git-path", &path]) {
+            if std::path::Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
         }
     }
 }
