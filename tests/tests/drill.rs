@@ -131,7 +131,10 @@ fn a_report_in_each_format_with_the_measured_rto() {
                 assert_eq!(r["rto"]["measured_s"], 1.2);
                 assert_eq!(r["rto"]["met"], true);
                 assert_eq!(r["hypothesis"]["target"], "site2");
+                // Before: the origin as it was before the switchover started.
                 assert_eq!(r["steady_state_before"]["ok"], true);
+                assert_eq!(r["steady_state_before"]["site"], "site1", "{r}");
+                assert_eq!(r["steady_state_before"]["telephony"], "on", "{r}");
                 assert_eq!(r["steady_state_after"]["dn"], "on");
                 assert_eq!(r["recording"], rec.as_str());
                 assert_eq!(r["reason"], "CHG-7 drill");

@@ -141,6 +141,8 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
     let rto = r["rto"]["measured_s"].as_f64().unwrap();
     assert!(rto > 0.0, "{r}");
     assert_eq!(r["rto"]["met"], true);
+    assert_eq!(r["steady_state_before"]["site"], "site1", "{r}");
+    assert_eq!(r["steady_state_before"]["telephony"], "on", "{r}");
     assert_eq!(r["steady_state_after"]["site"], "site2", "{r}");
     assert_eq!(r["steady_state_after"]["dn"], "on");
     assert_eq!(r["abort_conditions"][1]["triggered"], true, "{r}");

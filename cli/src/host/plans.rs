@@ -62,6 +62,9 @@ pub(crate) struct DrillRun {
     client: Option<UnboundedSender<Reply>>,
     /// The report so far.
     exp: Experiment,
+    /// The agent before the switchover (the steady state before: once the
+    /// switchover starts, its listeners are being reset).
+    before: drctl_policy::View,
     /// The drill's own switchover.
     drill: Rc<RefCell<Drill>>,
     /// Where it is.
@@ -844,6 +847,7 @@ impl<B: Backend> Host<B> {
             streams: order.streams,
             client: Some(client),
             exp,
+            before: view,
             drill,
             stage: Stage::Gating {
                 until: now + order.limits.timeout,
@@ -879,11 +883,11 @@ impl<B: Backend> Host<B> {
                     };
                     match (refused, started) {
                         (Some(why), _) => {
-                            run.exp.before(&view, gates, Some(why));
+                            run.exp.before(&run.before, gates, Some(why));
                             return Ok(self.end_drill(run, false));
                         }
                         (None, Some(trigger)) => {
-                            run.exp.before(&view, gates, None);
+                            run.exp.before(&run.before, gates, None);
                             let from = run.drill.borrow().origin();
                             Stage::Verifying {
                                 trigger,
@@ -893,7 +897,7 @@ impl<B: Backend> Host<B> {
                         }
                         (None, None) if now >= until => {
                             run.exp.before(
-                                &view,
+                                &run.before,
                                 gates,
                                 Some(format!(
                                     "the switchover's gates did not answer within {}",
