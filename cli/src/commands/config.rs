@@ -73,7 +73,13 @@ fn show(global: &GlobalArgs, origin: bool) -> CliResult {
 /// DR option (D1, D4) comes from.
 fn derived(config: &Config) -> String {
     let mut out = String::from("# derived (not keys: what drctl works out from them)\n");
-    // Where the watcher binds it.
+    out.push_str(&socket_line(config));
+    out.push_str(&dr_option_lines(config));
+    out
+}
+
+/// Where the watcher binds its control socket, and why there.
+fn socket_line(config: &Config) -> String {
     let socket = crate::control::socket_path(config.control.socket.as_deref(), &agent_name(config));
     let how = match &config.control.socket {
         Some(_) => "control.socket".to_owned(),
@@ -82,10 +88,16 @@ fn derived(config: &Config) -> String {
             agent_name(config)
         ),
     };
-    out.push_str(&format!(
+    format!(
         "control socket = {:?}   # {how}\n",
         socket.display().to_string()
-    ));
+    )
+}
+
+/// The DR options in force (S3) and where each comes from: the config,
+/// the mock scenario, or the AIL Application read at startup.
+fn dr_option_lines(config: &Config) -> String {
+    let mut out = String::new();
     let origins = config.origins();
     let origin_of = |key: &str| {
         origins

@@ -3,7 +3,7 @@
 
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::exit::{CliError, CliResult};
-use crate::ops::explore::{explore, Exploration, FaultKind, Property};
+use crate::ops::explore::{explore, Exploration, FaultKind, Finding, Property};
 use anyhow::anyhow;
 use clap::Args;
 use std::fmt::Write as _;
@@ -77,9 +77,32 @@ pub fn run(args: ExploreArgs, global: &GlobalArgs) -> CliResult {
         &|_| bar.inc(1),
     )?;
     bar.finish_and_clear();
+    let text = findings_text(&findings, args.output)?;
+    tracing::info!(
+        "{} seeds, {} runs, {} properties broken",
+        args.seeds,
+        runs,
+        findings.len()
+    );
+    super::print_stdout(&text)?;
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(anyhow!(
+            "{} of {} seeds broke a property (scenarios in {})",
+            findings.len(),
+            args.seeds,
+            args.out.display()
+        )))
+    }
+}
+
+/// Each broken property, as `--output` asks: a JSON line, or the seed, the
+/// property, the shrunk faults and the scenario file written.
+fn findings_text(findings: &[Finding], output: OutputFormat) -> Result<String, CliError> {
     let mut text = String::new();
-    for f in &findings {
-        match args.output {
+    for f in findings {
+        match output {
             OutputFormat::Json => {
                 let line = serde_json::to_string(f).map_err(CliError::failed)?;
                 let _ = writeln!(text, "{line}");
@@ -99,21 +122,5 @@ pub fn run(args: ExploreArgs, global: &GlobalArgs) -> CliResult {
             }
         }
     }
-    tracing::info!(
-        "{} seeds, {} runs, {} properties broken",
-        args.seeds,
-        runs,
-        findings.len()
-    );
-    super::print_stdout(&text)?;
-    if findings.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::failed(anyhow!(
-            "{} of {} seeds broke a property (scenarios in {})",
-            findings.len(),
-            args.seeds,
-            args.out.display()
-        )))
-    }
+    Ok(text)
 }

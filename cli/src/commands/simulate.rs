@@ -6,7 +6,7 @@ use crate::args::{GlobalArgs, OutputFormat};
 use crate::exit::{CliError, CliResult};
 use crate::fleet::plot::{plot, Line};
 use crate::fleet::Report;
-use crate::ops::simulate::simulate;
+use crate::ops::simulate::{simulate, Run};
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -70,23 +70,7 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
             run.report.end_s,
             started.elapsed().as_secs_f64()
         );
-        match set {
-            // One line per compared value: every site's agents together.
-            Some((key, value)) => lines.push(Line {
-                label: format!("{key}={value}"),
-                values: run.series.iter().map(|c| c.iter().sum()).collect(),
-            }),
-            None => lines.extend(run.sites.iter().enumerate().map(|(k, site)| {
-                Line {
-                    label: site.clone(),
-                    values: run
-                        .series
-                        .iter()
-                        .map(|c| c.get(k).copied().unwrap_or(0))
-                        .collect(),
-                }
-            })),
-        }
+        lines.extend(plot_lines(set.as_ref(), &run));
         reports.push((set.clone(), run.report.clone()));
         first.get_or_insert((run.report.end_s, run.marks));
     }
@@ -97,10 +81,40 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
         };
         plot(path, &title, &lines, *end_s, marks).map_err(CliError::failed)?;
     }
-    let text = match (args.output, &args.compare) {
-        (OutputFormat::Json, None) => {
-            serde_json::to_string(&reports[0].1).unwrap_or_default() + "\n"
-        }
+    super::print_stdout(&report_text(&args, &reports))
+}
+
+/// The chart's lines of one run: one per site, or with `--compare` one per
+/// compared value (every site's agents together).
+fn plot_lines(set: Option<&(String, String)>, run: &Run) -> Vec<Line> {
+    match set {
+        Some((key, value)) => vec![Line {
+            label: format!("{key}={value}"),
+            values: run.series.iter().map(|c| c.iter().sum()).collect(),
+        }],
+        None => run
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(k, site)| Line {
+                label: site.clone(),
+                values: run
+                    .series
+                    .iter()
+                    .map(|c| c.get(k).copied().unwrap_or(0))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The report (or the comparison) as `--output` asks.
+fn report_text(args: &SimulateArgs, reports: &[(Option<(String, String)>, Report)]) -> String {
+    let Some((_, first)) = reports.first() else {
+        return String::new();
+    };
+    match (args.output, &args.compare) {
+        (OutputFormat::Json, None) => serde_json::to_string(first).unwrap_or_default() + "\n",
         (OutputFormat::Json, Some((key, _))) => {
             let rows: Vec<_> = reports
                 .iter()
@@ -114,10 +128,9 @@ pub fn run(args: SimulateArgs, global: &GlobalArgs) -> CliResult {
                 .collect();
             serde_json::to_string(&rows).unwrap_or_default() + "\n"
         }
-        (OutputFormat::Text, None) => render(&reports[0].1),
-        (OutputFormat::Text, Some((key, _))) => render_compare(key, &reports),
-    };
-    super::print_stdout(&text)
+        (OutputFormat::Text, None) => render(first),
+        (OutputFormat::Text, Some((key, _))) => render_compare(key, reports),
+    }
 }
 
 fn secs(v: Option<f64>) -> String {

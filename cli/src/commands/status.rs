@@ -385,22 +385,7 @@ pub fn render(s: &StatusReport) -> String {
             l.telephony, l.configuration, l.statistic, l.dn
         ),
     );
-    let paused = match (&s.pause, s.paused) {
-        (_, false) => "no".to_owned(),
-        (None, true) => "yes: automatic switchovers are held (drctl resume)".to_owned(),
-        (Some(p), true) => {
-            let until = p.left.as_ref().map_or_else(
-                || "until drctl resume".to_owned(),
-                |left| format!("resumes by itself in {left}"),
-            );
-            let why = p
-                .reason
-                .as_ref()
-                .map_or_else(String::new, |r| format!(": {}", crate::logging::escape(r)));
-            format!("yes, by {}, {until}{why}", p.by)
-        }
-    };
-    line("paused", paused);
+    line("paused", paused_text(s));
     let timers = s
         .timers
         .iter()
@@ -424,6 +409,25 @@ pub fn render(s: &StatusReport) -> String {
         out.push_str(&decision_line(d));
     }
     out
+}
+
+/// Whether automatic switchovers are held, by whom, why and until when.
+fn paused_text(s: &StatusReport) -> String {
+    match (&s.pause, s.paused) {
+        (_, false) => "no".to_owned(),
+        (None, true) => "yes: automatic switchovers are held (drctl resume)".to_owned(),
+        (Some(p), true) => {
+            let until = p.left.as_ref().map_or_else(
+                || "until drctl resume".to_owned(),
+                |left| format!("resumes by itself in {left}"),
+            );
+            let why = p
+                .reason
+                .as_ref()
+                .map_or_else(String::new, |r| format!(": {}", crate::logging::escape(r)));
+            format!("yes, by {}, {until}{why}", p.by)
+        }
+    }
 }
 
 /// A scheduled switch in one line: when, where to, who asked and why.

@@ -160,13 +160,42 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         return waves(&args, global);
     }
     let plan = plan(&args, global)?;
+    if let Some(path) = &args.report {
+        crate::drill_report::Format::of(path).map_err(CliError::bad_input)?;
+    }
+    if args.dry_run {
+        println!(
+            "{}\n(dry run: nothing was changed)",
+            plan_text(&plan, &args)
+        );
+        return Ok(());
+    }
+    refuse_mismatches(&args, &plan, at.is_some())?;
+    if !args.yes {
+        confirm(&plan)?;
+    }
+    match (&plan.watcher, at) {
+        (Some(target), Some(at)) => schedule(target, &args, at),
+        (Some(target), None) => {
+            eprintln!(
+                "a drctl watch runs for this agent: {} performs the switchover",
+                plan.actor
+            );
+            through_watcher(target, &args)
+        }
+        (None, _) => local(&args, global),
+    }
+}
+
+/// What the switch will do, for `--dry-run`.
+fn plan_text(plan: &Plan, args: &SwitchArgs) -> String {
     let (from, to) = (plan.origin_text(), plan.target_text());
     let start = if plan.from.is_none() {
         "start up (S1-S4), then "
     } else {
         ""
     };
-    let text = format!(
+    format!(
         "plan: agent {agent}, {from} -> {to} (reason operator), performed by {actor}:\n  \
          {start}switch:\n  \
          1. kill the AIL factory\n  2. restart AIL against {to}'s CS Proxy with loading/on-demand\n  \
@@ -175,15 +204,13 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         humantime::format_duration(args.timeout),
         agent = crate::logging::escape(&plan.agent),
         actor = plan.actor,
-    );
-    if let Some(path) = &args.report {
-        crate::drill_report::Format::of(path).map_err(CliError::bad_input)?;
-    }
-    if args.dry_run {
-        println!("{text}\n(dry run: nothing was changed)");
-        return Ok(());
-    }
-    if at.is_some() && plan.watcher.is_none() {
+    )
+}
+
+/// Flags that do not fit who acts (exit 2, nothing changed): `--at`
+/// without a watcher, no `--reason` through one, drill options with `--at`.
+fn refuse_mismatches(args: &SwitchArgs, plan: &Plan, at: bool) -> CliResult {
+    if at && plan.watcher.is_none() {
         return Err(CliError::bad_input(anyhow!(
             "--at schedules the switch in a running drctl watch, and none answers for this agent \
              ({}): nothing was scheduled",
@@ -196,25 +223,17 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
              (recorded in its history); nothing was changed"
         )));
     }
-    if at.is_some() && args.drill().is_some() {
+    if at && args.drill().is_some() {
         return Err(CliError::bad_input(anyhow!(
             "--abort-after, --lifetime, --rto and --report are for a drill that runs now, not one \
              scheduled with --at: nothing was scheduled"
         )));
     }
-    if !args.yes {
-        confirm(&plan)?;
-    }
-    if let (Some(target), Some(at)) = (&plan.watcher, at) {
-        return schedule(target, &args, at);
-    }
-    if let Some(target) = &plan.watcher {
-        eprintln!(
-            "a drctl watch runs for this agent: {} performs the switchover",
-            plan.actor
-        );
-        return through_watcher(target, &args);
-    }
+    Ok(())
+}
+
+/// The drill in this process (no watcher runs for the agent).
+fn local(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
     let mut global = global.clone();
     if let Some(agent) = &args.agent.agent {
         global
@@ -239,8 +258,7 @@ pub fn run(args: SwitchArgs, global: &GlobalArgs) -> CliResult {
         })?;
     progress.finish();
     outcome.table.print_table();
-    let r = &outcome.report;
-    show_drill(r, args.report.as_deref())?;
+    show_drill(&outcome.report, args.report.as_deref())?;
     outcome.verdict?;
     eprintln!(
         "switched {} -> {}: telephony ON, DN back in service",
@@ -477,28 +495,7 @@ fn cancel(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
 /// agents in waves; shows each wave and each decision as they come; exit 1
 /// when a wave fails (the later ones are not started).
 fn waves(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
-    if args.session.backend.is_some() || args.session.scenario.is_some() {
-        return Err(CliError::bad_input(anyhow!(
-            "--agents and --wave move agents of a running fleet watcher (drctl watch --agents \
-             FILE), not a local drill: drop --backend and --scenario"
-        )));
-    }
-    let flags = [
-        ("--abort-after", args.abort_after.is_some()),
-        ("--lifetime", args.lifetime.is_some()),
-        ("--rto", args.rto.is_some()),
-        ("--report", args.report.is_some()),
-    ];
-    if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
-        return Err(CliError::bad_input(anyhow!(
-            "{flag} is for one agent's drill, not a wave plan: nothing was changed"
-        )));
-    }
-    if args.reason.is_none() {
-        return Err(CliError::bad_input(anyhow!(
-            "a wave plan needs --reason TEXT (recorded in the watcher's history); nothing was changed"
-        )));
-    }
+    refuse_for_waves(args)?;
     let target = one(global, None)?;
     if let Some(to) = &args.to {
         if let Ok(status) = target.answer(&Request::Status) {
@@ -555,6 +552,34 @@ fn waves(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
     }
     let moved = reply.wave.as_ref().map_or(0, |w| w.selected);
     eprintln!("moved {moved} agents: telephony ON, DN back in service, wave after wave");
+    Ok(())
+}
+
+/// Flags a wave plan does not take (exit 2, nothing changed): a local
+/// session's, a drill's, and no `--reason`.
+fn refuse_for_waves(args: &SwitchArgs) -> CliResult {
+    if args.session.backend.is_some() || args.session.scenario.is_some() {
+        return Err(CliError::bad_input(anyhow!(
+            "--agents and --wave move agents of a running fleet watcher (drctl watch --agents \
+             FILE), not a local drill: drop --backend and --scenario"
+        )));
+    }
+    let flags = [
+        ("--abort-after", args.abort_after.is_some()),
+        ("--lifetime", args.lifetime.is_some()),
+        ("--rto", args.rto.is_some()),
+        ("--report", args.report.is_some()),
+    ];
+    if let Some((flag, _)) = flags.iter().find(|(_, set)| *set) {
+        return Err(CliError::bad_input(anyhow!(
+            "{flag} is for one agent's drill, not a wave plan: nothing was changed"
+        )));
+    }
+    if args.reason.is_none() {
+        return Err(CliError::bad_input(anyhow!(
+            "a wave plan needs --reason TEXT (recorded in the watcher's history); nothing was changed"
+        )));
+    }
     Ok(())
 }
 
