@@ -12,7 +12,8 @@ pub mod terminal;
 pub mod watcher;
 
 pub use dir::{
-    agent_config, control_section, read_test_scenario, test_scenario, TestDir, TWO_SITES,
+    agent_config, control_section, read_test_scenario, test_scenario, watch_test_scenario, TestDir,
+    TWO_SITES,
 };
 pub use run::{Drctl, Ran};
 pub use running::{Running, PATIENCE};
