@@ -87,13 +87,14 @@ fn every_shipped_scenario_has_an_expectation() {
     }
 }
 
+/// The lines of `lines` that `keep` keeps.
+fn only(lines: &[String], keep: impl Fn(&str) -> bool) -> Vec<String> {
+    lines.iter().filter(|l| keep(l)).cloned().collect()
+}
+
 /// The decisions that are not alarms (alarm rules are not what these tests show).
 fn no_alarms(decisions: &[String]) -> Vec<String> {
-    decisions
-        .iter()
-        .filter(|d| !d.contains(" alarm-"))
-        .cloned()
-        .collect()
+    only(decisions, |d| !d.contains(" alarm-"))
 }
 
 /// The commands of a recording: `"<t ns> <type> <site>"`.
@@ -317,23 +318,13 @@ fn policy_failback_auto_returns_to_the_preferred_site_after_failback_after() {
 #[test]
 fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
     let scenario = "d4-logouts.toml";
-    let relaunches = |rec: &[Value]| -> Vec<String> {
-        commands(rec)
-            .into_iter()
-            .filter(|c| c.contains("relaunch_endpoint"))
-            .collect()
-    };
+    let relaunches = |rec: &[Value]| only(&commands(rec), |c| c.contains("relaunch_endpoint"));
     let (off, rec_off) = watch_test_scenario(scenario, &[]);
     assert_eq!(relaunches(&rec_off), Vec::<String>::new());
     let (on, rec_on) = watch_test_scenario(scenario, &["agent.embedded-endpoint=true"]);
     assert_eq!(relaunches(&rec_on), [at(10 * S, "relaunch_endpoint")]);
-    let cleared = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| d.ends_with("alarm-cleared sip-registration-lost"))
-            .cloned()
-            .collect()
-    };
+    let is_cleared = |d: &str| d.ends_with("alarm-cleared sip-registration-lost");
+    let cleared = |decisions: &[String]| only(decisions, is_cleared);
     assert_eq!(
         cleared(&off),
         [at(20 * S, "alarm-cleared sip-registration-lost")]
@@ -342,13 +333,7 @@ fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
         cleared(&on),
         [at(12 * S, "alarm-cleared sip-registration-lost")]
     );
-    let rest = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| !d.ends_with("alarm-cleared sip-registration-lost"))
-            .cloned()
-            .collect()
-    };
+    let rest = |decisions: &[String]| only(decisions, |d| !is_cleared(d));
     assert_eq!(rest(&off), rest(&on));
 }
 
@@ -357,12 +342,10 @@ fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
 #[test]
 fn policy_supervisor_logout_reasons_classify_a_listed_reason_as_supervisor() {
     let scenario = "d4-logouts.toml";
-    let class = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| d.contains("logout-classified team_lead_logout"))
-            .cloned()
-            .collect()
+    let class = |decisions: &[String]| {
+        only(decisions, |d| {
+            d.contains("logout-classified team_lead_logout")
+        })
     };
     let (default, _) = watch_test_scenario(scenario, &[]);
     assert_eq!(
