@@ -167,18 +167,17 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
     });
     let config = w.dir().at("drctl.toml");
     let report = w.dir().at("drill.json");
-    let client = Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let client = Drctl::new(&switch_to(
         "site2",
-        "--lifetime",
-        "4s",
-        "--reason",
-        "CHG-20 drill",
-        "--report",
-        &report,
-    ])
+        &[
+            "--lifetime",
+            "4s",
+            "--reason",
+            "CHG-20 drill",
+            "--report",
+            &report,
+        ],
+    ))
     .config(&config)
     .spawn(w.dir().path());
     // Verified on site2, held until its lifetime ends: status says so.
@@ -202,7 +201,7 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
     let out = client.finish();
     assert!(out.success(), "{}", out.all());
     // The report names the watcher's recording, which holds the drill.
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["recording"], recording.as_str(), "{r}");
     let recorded = std::fs::read_to_string(&recording).unwrap();
     assert!(recorded.contains("\"switchover-started\""), "{recorded}");

@@ -146,16 +146,10 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
 fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
     let w = watcher();
     let config = w.dir().at("drctl.toml");
-    let drill = drctl_e2e::Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let drill = drctl_e2e::Drctl::new(&switch_to(
         "site2",
-        "--lifetime",
-        "5s",
-        "--reason",
-        "CHG-30 drill",
-    ])
+        &["--lifetime", "5s", "--reason", "CHG-30 drill"],
+    ))
     .config(&config)
     .spawn(w.dir().path());
     w.wait_for("the drill to hold on site2", |s| {
@@ -163,9 +157,7 @@ fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
     });
     // Due in the drill's lifetime: it waits for the drill, then moves the
     // agent to site2 again from where the drill returned it.
-    let out = w.run(&[
-        "switch", "--yes", "--to", "site2", "--at", "+1s", "--reason", "CHG-31",
-    ]);
+    let out = w.run(&switch_to("site2", &["--at", "+1s", "--reason", "CHG-31"]));
     assert!(out.success(), "{}", out.all());
     let s = w.wait_for("the due switch to wait for the drill", |s| {
         s["scheduled"]["held"]["by"] == "drill"
