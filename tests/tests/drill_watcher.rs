@@ -7,9 +7,7 @@
 //! Real clock: times are checked as lower bounds only (a loaded machine is
 //! late, never early).
 
-use drctl_e2e::{
-    read_json, read_test_scenario, strings_at, switch_to, Drctl, Ran, TestDir, Watcher,
-};
+use drctl_e2e::{read_json, read_test_scenario, strings_at, switch_to, Ran, TestDir, Watcher};
 
 /// The agent on site1, both sites healthy, for ten minutes.
 const CALM: &str = "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
@@ -165,9 +163,8 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
     let w = Watcher::spawn_with(dir, |c| {
         c.args(["--record", &recording]);
     });
-    let config = w.dir().at("drctl.toml");
     let report = w.dir().at("drill.json");
-    let client = Drctl::new(&switch_to(
+    let client = w.spawn_client(&switch_to(
         "site2",
         &[
             "--lifetime",
@@ -177,9 +174,7 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
             "--report",
             &report,
         ],
-    ))
-    .config(&config)
-    .spawn(w.dir().path());
+    ));
     // Verified on site2, held until its lifetime ends: status says so.
     let s = w.wait_for("the drill to hold on site2", |s| {
         s["drill"]["stage"] == "holding"
@@ -214,13 +209,10 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
 #[test]
 fn a_drill_whose_client_is_killed_still_returns_and_is_recorded() {
     let w = watcher(CALM);
-    let config = w.dir().at("drctl.toml");
-    let client = Drctl::new(&switch_to(
+    let client = w.spawn_client(&switch_to(
         "site2",
         &["--lifetime", "3s", "--reason", "CHG-12 drill"],
-    ))
-    .config(&config)
-    .spawn(w.dir().path());
+    ));
     w.wait_for("the drill to land on site2", |s| {
         s["site"] == "site2" && s["listeners"]["dn"] == "on"
     });

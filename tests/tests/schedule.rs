@@ -145,13 +145,10 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
 #[test]
 fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
     let w = watcher();
-    let config = w.dir().at("drctl.toml");
-    let drill = drctl_e2e::Drctl::new(&switch_to(
+    let drill = w.spawn_client(&switch_to(
         "site2",
         &["--lifetime", "5s", "--reason", "CHG-30 drill"],
-    ))
-    .config(&config)
-    .spawn(w.dir().path());
+    ));
     w.wait_for("the drill to hold on site2", |s| {
         s["drill"]["stage"] == "holding"
     });
