@@ -136,20 +136,22 @@ impl Metrics {
         m
     }
 
+    /// What the endpoint serves and the `--shadow` observer counts.
+    pub fn handles(&self) -> Handles {
+        self.common.handles()
+    }
+}
+
+/// What a metrics observer (one agent's or a fleet's) shares once the host
+/// owns it: the HTTP endpoint's registry and readiness, and the counter the
+/// `--shadow` observer bumps.
+pub struct Handles {
     /// The registry, for the HTTP endpoint.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.common.registry.clone()
-    }
-
-    /// The readiness this observer keeps, for `GET /readyz`.
-    pub fn health(&self) -> Arc<Health> {
-        self.common.health.clone()
-    }
-
-    /// `drctl_shadow_divergences_total`, for the `--shadow` observer to count.
-    pub fn shadow_divergences(&self) -> Counter {
-        self.common.shadow_divergences.clone()
-    }
+    pub registry: Arc<Registry>,
+    /// The readiness the observer keeps, for `GET /readyz`.
+    pub health: Arc<Health>,
+    /// `drctl_shadow_divergences_total`.
+    pub shadow_divergences: Counter,
 }
 
 /// What the one-agent and the fleet watcher keep alike: the registry and
@@ -164,6 +166,14 @@ struct Common {
 }
 
 impl Common {
+    fn handles(&self) -> Handles {
+        Handles {
+            registry: self.registry.clone(),
+            health: self.health.clone(),
+            shadow_divergences: self.shadow_divergences.clone(),
+        }
+    }
+
     /// Every series at 0 (each reason and outcome, each phase); the
     /// registry empty until the watcher has registered its series.
     fn new() -> Common {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use drctl_policy::BackoffConfig;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +130,7 @@ pub struct StartupConfig {
     #[serde(with = "duration")]
     pub timeout: Duration,
     /// Backoff between connect rounds (S1, W4).
+    #[serde(with = "BackoffForm")]
     pub backoff: BackoffConfig,
 }
 
@@ -144,31 +146,28 @@ impl Default for StartupConfig {
     }
 }
 
-/// `startup.backoff`: exponential backoff with jitter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct BackoffConfig {
+/// `startup.backoff`: the engine's own [`BackoffConfig`], read and written
+/// in the file's form (kebab-case keys, humantime durations, engine defaults
+/// for keys left out). A serde remote definition: the compiler checks it
+/// field for field against the engine's type, so there is one definition.
+#[derive(Serialize, Deserialize)]
+#[serde(
+    remote = "BackoffConfig",
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    default = "BackoffConfig::default"
+)]
+pub(crate) struct BackoffForm {
     /// Delay before the first retry round (> 0).
     #[serde(with = "duration")]
-    pub initial: Duration,
+    initial: Duration,
     /// Growth factor per round (>= 1).
-    pub factor: f64,
+    factor: f64,
     /// Cap of the delay (>= initial).
     #[serde(with = "duration")]
-    pub max: Duration,
+    max: Duration,
     /// Relative jitter in `[0, 1)`: the delay is scaled by `1 ± jitter`.
-    pub jitter: f64,
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        BackoffConfig {
-            initial: Duration::from_secs(1),
-            factor: 2.0,
-            max: Duration::from_secs(60),
-            jitter: 0.2,
-        }
-    }
+    jitter: f64,
 }
 
 /// `policy.failback` (E2).

@@ -57,15 +57,21 @@ fn expect_invalid(extra: &str, key: &str, expected: &str) {
 fn expect_invalid_text(text: &str, key: &str, expected: &str) {
     Jail::expect_with(|jail| {
         let err = load_text(jail, text).expect_err("config must be rejected");
+        assert_refused(&err, key, expected);
         let text = err.to_string();
-        assert_eq!(err.key(), Some(key), "{text}");
-        assert!(text.contains(expected), "{text:?} lacks {expected:?}");
         assert!(
             text.starts_with("drctl.toml"),
             "{text:?} does not name the file"
         );
         Ok(())
     });
+}
+
+/// Asserts `err` names `key` and says `says`.
+fn assert_refused(err: &ConfigError, key: &str, says: &str) {
+    let text = err.to_string();
+    assert_eq!(err.key(), Some(key), "{text}");
+    assert!(text.contains(says), "{text:?} lacks {says:?}");
 }
 
 fn example() -> PathBuf {
@@ -343,11 +349,10 @@ fn sites_exactly_two_distinct_with_ports() {
             "[[sites]]\nname = \"a\"\ncs-proxy = \"h:1\"\napp-name = \"x\"\n",
         )?;
         let err = Config::load(&jail_options(jail)).expect_err("one site");
-        assert_eq!(err.key(), Some("sites"));
-        assert!(
-            err.to_string()
-                .contains("expected exactly two [[sites]] tables, found 1"),
-            "{err}"
+        assert_refused(
+            &err,
+            "sites",
+            "expected exactly two [[sites]] tables, found 1",
         );
         Ok(())
     });
@@ -490,11 +495,10 @@ fn resolve_password_from_env_and_file() {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
                 .map_err(|e| e.to_string())?;
             let err = config.resolve_password().expect_err("world-readable");
-            assert_eq!(err.key(), Some("agent.password-file"));
-            assert!(
-                err.to_string()
-                    .contains("readable by group or others (mode 644)"),
-                "{err}"
+            assert_refused(
+                &err,
+                "agent.password-file",
+                "readable by group or others (mode 644)",
             );
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| e.to_string())?;
@@ -720,11 +724,10 @@ fn password_credential_reads_the_systemd_credential() {
         let config = Config::load(&jail_options(jail)).map_err(|e| e.to_string())?;
         config.validate_agent().map_err(|e| e.to_string())?;
         let err = config.resolve_password().expect_err("not under systemd");
-        assert_eq!(err.key(), Some("agent.password-credential"));
-        assert!(
-            err.to_string()
-                .contains("$CREDENTIALS_DIRECTORY is not set"),
-            "{err}"
+        assert_refused(
+            &err,
+            "agent.password-credential",
+            "$CREDENTIALS_DIRECTORY is not set",
         );
         jail.set_env("CREDENTIALS_DIRECTORY", creds.display());
         assert_eq!(
@@ -742,10 +745,10 @@ fn password_credential_reads_the_systemd_credential() {
             &BASE.replace("dn = ", "password-credential = \"password\"\ndn = "),
         )?;
         let err = Config::load(&jail_options(jail)).expect_err("two sources");
-        assert_eq!(err.key(), Some("agent.password-credential"));
-        assert!(
-            err.to_string().contains("conflicting password sources"),
-            "{err}"
+        assert_refused(
+            &err,
+            "agent.password-credential",
+            "conflicting password sources",
         );
         let body = BASE.replace(
             "password-env = \"DRCTL_AGENT_PASSWORD\"",
@@ -806,8 +809,7 @@ fn agent_login_keys_and_their_dn() {
         let body = BASE.replace("dn = \"7001\"", "login = true");
         jail.create_file("drctl.toml", &body)?;
         let err = Config::load(&jail_options(jail)).expect_err("W5 without a DN");
-        assert_eq!(err.key(), Some("agent.login"));
-        assert!(err.to_string().contains("needs the agent's DN"), "{err}");
+        assert_refused(&err, "agent.login", "needs the agent's DN");
         jail.create_file(
             "drctl.toml",
             &format!("{BASE}\n[[agents]]\nusername = \"ann\"\nlogin = true\n"),

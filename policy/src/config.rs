@@ -17,7 +17,8 @@ pub struct SiteConfig {
     pub app_name: String,
 }
 
-/// Exponential backoff with jitter between connect rounds (S1, W4).
+/// Exponential backoff with jitter between connect rounds (S1, W4). The one
+/// definition: `drctl-config` reads `startup.backoff` straight into it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackoffConfig {
     /// Delay before the first retry round.

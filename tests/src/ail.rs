@@ -1082,6 +1082,11 @@ impl Rig {
             .stderr(Stdio::piped());
         cmd
     }
+
+    /// Runs drctl with `args` in this rig to its end (killed after `within`).
+    pub fn run(&self, args: &[&str], within: Duration) -> Run {
+        finish(self.drctl(args).spawn().expect("spawn drctl"), within)
+    }
 }
 
 /// What a run printed.

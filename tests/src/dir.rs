@@ -27,6 +27,28 @@ pub fn test_scenario(name: &str) -> String {
     format!("tests/scenarios/{name}")
 }
 
+/// `drctl watch` of the test scenario `name` on the virtual clock to its end
+/// with `--set` for each of `sets`, recorded: the decisions (as
+/// [`crate::records`]) and the recording's records. A failed run fails the
+/// test, naming the scenario and the sets.
+pub fn watch_test_scenario(name: &str, sets: &[&str]) -> (Vec<String>, Vec<serde_json::Value>) {
+    let dir = TestDir::new();
+    let rec = dir.at("run.jsonl");
+    let out = Drctl::watch(test_scenario(name))
+        .virtual_to_end()
+        .json()
+        .record(&rec)
+        .sets(sets)
+        .run();
+    assert!(
+        out.success(),
+        "{name} {sets:?}: exit {:?}\n{}",
+        out.code,
+        out.stderr
+    );
+    (out.records(), crate::recorded(rec.as_ref()))
+}
+
 /// The text of the scenario `name` of `tests/scenarios/`.
 pub fn read_test_scenario(name: &str) -> String {
     let path = crate::repo().join(test_scenario(name));

@@ -12,7 +12,8 @@ pub mod terminal;
 pub mod watcher;
 
 pub use dir::{
-    agent_config, control_section, read_test_scenario, test_scenario, TestDir, TWO_SITES,
+    agent_config, control_section, read_test_scenario, test_scenario, watch_test_scenario, TestDir,
+    TWO_SITES,
 };
 pub use run::{Drctl, Ran};
 pub use running::{Running, PATIENCE};
@@ -110,6 +111,29 @@ pub fn command(args: &[&str], runtime: &Path) -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// The JSON file at `path` (a `--report`, a cache), parsed.
+pub fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The `key` string of each element of the JSON array `list`, elements
+/// without one skipped: a status's decision types, a drill's phases.
+pub fn strings_at<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .filter_map(|v| v[key].as_str())
+        .collect()
+}
+
+/// The arguments of `drctl switch --yes --to SITE` followed by `flags`.
+pub fn switch_to<'a>(site: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
+    [&["switch", "--yes", "--to", site], flags].concat()
 }
 
 /// `bytes` as text (invalid UTF-8 replaced).

@@ -79,6 +79,12 @@ impl Watcher {
         self.dir.run(&Drctl::new(args).config(&self.config))
     }
 
+    /// `drctl --config <its drctl.toml> ARGS` in the background: a client
+    /// of it that the test waits for, or kills, later.
+    pub fn spawn_client(&self, args: &[&str]) -> Running {
+        Drctl::new(args).config(&self.config).spawn(self.dir.path())
+    }
+
     /// Its `status --output json`, or `None` while it does not answer.
     pub fn status(&self) -> Option<serde_json::Value> {
         let out = self.run(&["status", "--output", "json"]);

@@ -10,7 +10,7 @@
 use drctl_e2e::ail::{
     ail_bridge_tool, build_ail_bridge, compile_standin, decisions, finish, interrupt, rig,
     scale_scenario, standin_classes, watch_bridge, watch_bridge_with, watch_mock, watch_mock_with,
-    Deployment, Variant, PASSWORD,
+    Deployment, Rig, Run, Variant, PASSWORD,
 };
 use drctl_e2e::repo;
 use std::path::PathBuf;
@@ -557,14 +557,10 @@ fn a_killed_jvm_is_restarted_and_the_host_keeps_running() {
     );
 }
 
-#[test]
-fn switch_against_the_standin_prints_the_timing_table() {
-    build_ail_bridge();
-    let scratch = tempfile::tempdir().unwrap();
-    let deployment = Deployment::start(&quiet(scratch.path()));
-    let rig = rig(&deployment, "site1", &standin_classes(Variant::A), "");
-    let child = rig
-        .drctl(&[
+/// `drctl switch --yes --to site2` on the adapter in `rig`, decisions as JSON.
+fn switch_to_site2(rig: &Rig) -> Run {
+    rig.run(
+        &[
             "switch",
             "--backend",
             "ail-bridge",
@@ -575,10 +571,18 @@ fn switch_against_the_standin_prints_the_timing_table() {
             "30s",
             "--output",
             "json",
-        ])
-        .spawn()
-        .unwrap();
-    let run = finish(child, Duration::from_secs(90));
+        ],
+        Duration::from_secs(90),
+    )
+}
+
+#[test]
+fn switch_against_the_standin_prints_the_timing_table() {
+    build_ail_bridge();
+    let scratch = tempfile::tempdir().unwrap();
+    let deployment = Deployment::start(&quiet(scratch.path()));
+    let rig = rig(&deployment, "site1", &standin_classes(Variant::A), "");
+    let run = switch_to_site2(&rig);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         decisions(&run.records),
@@ -705,11 +709,10 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
     // The plugin refuses to start on the renamed method, naming it; nothing connects.
     let deployment = Deployment::start(&quiet(scratch.path()));
     let rig = rig(&deployment, "site1", &classes, "");
-    let child = rig
-        .drctl(&["watch", "--backend", "ail-bridge"])
-        .spawn()
-        .unwrap();
-    let run = finish(child, Duration::from_secs(60));
+    let run = rig.run(
+        &["watch", "--backend", "ail-bridge"],
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr
@@ -731,24 +734,7 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
         &classes,
         &format!("names = {:?}", names.display().to_string()),
     );
-    let run = finish(
-        rig_named
-            .drctl(&[
-                "switch",
-                "--backend",
-                "ail-bridge",
-                "--yes",
-                "--to",
-                "site2",
-                "--timeout",
-                "30s",
-                "--output",
-                "json",
-            ])
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(90),
-    );
+    let run = switch_to_site2(&rig_named);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         deployment.control_log().iter().any(|l| l == "KILL"),
@@ -768,10 +754,8 @@ fn a_missing_java_is_a_clear_error() {
         &standin_classes(Variant::A),
         "java = \"/nonexistent/bin/java\"",
     );
-    let run = finish(
-        rig.drctl(&["watch", "--backend", "ail-bridge"])
-            .spawn()
-            .unwrap(),
+    let run = rig.run(
+        &["watch", "--backend", "ail-bridge"],
         Duration::from_secs(30),
     );
     assert_eq!(run.code, Some(2), "{}", run.stderr);

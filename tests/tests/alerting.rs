@@ -9,7 +9,7 @@ use drctl_e2e::alerting::{
     Scrape,
 };
 use drctl_e2e::service::{skip, tool_or_skip};
-use drctl_e2e::{free_port, read_test_scenario, scrape, wait_until, Watcher, PATIENCE};
+use drctl_e2e::{free_port, read_test_scenario, scrape, strings_at, wait_until, Watcher, PATIENCE};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -62,12 +62,7 @@ fn the_dashboard_is_importable_grafana_json() {
             );
         }
     }
-    let vars: Vec<&str> = dash["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v["name"].as_str())
-        .collect();
+    let vars = strings_at(&dash["templating"]["list"], "name");
     assert_eq!(vars, ["datasource", "agent"]);
 }
 

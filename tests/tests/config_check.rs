@@ -43,6 +43,15 @@ fn check(dir: &Path, cfg: &str, more: &[&str]) -> (Option<i32>, String, String) 
     )
 }
 
+/// Asserts `config check` of `cfg` with `more` exits 2 saying each of `says`.
+fn refused(dir: &Path, cfg: &str, more: &[&str], says: &[&str]) {
+    let (code, _, err) = check(dir, cfg, more);
+    assert_eq!(code, Some(2), "{err}");
+    for s in says {
+        assert!(err.contains(s), "{err:?} lacks {s:?}");
+    }
+}
+
 #[test]
 fn config_check_refuses_what_watch_refuses_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,31 +63,26 @@ fn config_check_refuses_what_watch_refuses_before_connecting() {
 
     // The password file readable by others, as watch refuses it.
     std::fs::set_permissions(d.join("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, _, err) = check(d, &cfg, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("agent.password-file") && err.contains("readable by group or others"),
-        "{err}"
+    refused(
+        d,
+        &cfg,
+        &[],
+        &["agent.password-file", "readable by group or others"],
     );
     // A missing password file.
     std::fs::remove_file(d.join("pw")).unwrap();
-    let (code, _, err) = check(d, &cfg, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("agent.password-file") && err.contains("cannot open"),
-        "{err}"
-    );
+    refused(d, &cfg, &[], &["agent.password-file", "cannot open"]);
 
     // An exec sink whose command does not exist, or is not executable.
     let cfg = config(
         d,
         "[[alarms.sinks]]\ntype = \"exec\"\ncommand = [\"drctl-no-such-pager\"]\n",
     );
-    let (code, _, err) = check(d, &cfg, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("alarms.sinks[0].command: command drctl-no-such-pager: not found"),
-        "{err}"
+    refused(
+        d,
+        &cfg,
+        &[],
+        &["alarms.sinks[0].command: command drctl-no-such-pager: not found"],
     );
     let script = d.join("page.sh");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
@@ -88,25 +92,26 @@ fn config_check_refuses_what_watch_refuses_before_connecting() {
         script.display()
     );
     let cfg = config(d, &sink);
-    let (code, _, err) = check(d, &cfg, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("not executable"), "{err}");
+    refused(d, &cfg, &[], &["not executable"]);
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(check(d, &cfg, &[]).0, Some(0));
 
     // A plugin that is not there.
-    let (code, _, err) = check(d, &cfg, &["--set", "backend.name=nope"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("plugin `nope` not found"), "{err}");
+    refused(
+        d,
+        &cfg,
+        &["--set", "backend.name=nope"],
+        &["plugin `nope` not found"],
+    );
 
     // A socket directory others can write.
     std::fs::create_dir(d.join("run")).unwrap();
     std::fs::set_permissions(d.join("run"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (code, _, err) = check(d, &cfg, &[]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("control socket directory") && err.contains("writable by you only"),
-        "{err}"
+    refused(
+        d,
+        &cfg,
+        &[],
+        &["control socket directory", "writable by you only"],
     );
     std::fs::set_permissions(d.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(check(d, &cfg, &[]).0, Some(0));

@@ -3,7 +3,7 @@
 //! the virtual clock, so times are exact), `--report` in each format with the
 //! measured RTO, and `--reason` required through a running watcher.
 
-use drctl_e2e::{read_test_scenario, test_scenario, Drctl, Ran, TestDir, Watcher};
+use drctl_e2e::{read_json, read_test_scenario, test_scenario, Drctl, Ran, TestDir, Watcher};
 
 /// `drctl switch --yes --output json` of `scenario` on the virtual clock.
 fn drill(dir: &TestDir, scenario: &str, extra: &[&str]) -> Ran {
@@ -14,10 +14,6 @@ fn drill(dir: &TestDir, scenario: &str, extra: &[&str]) -> Ran {
             .args(&["--yes", "--to", "site2"])
             .args(extra),
     )
-}
-
-fn json(path: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -50,7 +46,7 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
         "{}",
         out.stderr
     );
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["verdict"], "FAIL");
     assert_eq!(r["abort_conditions"][0]["triggered"], true);
     assert_eq!(r["rollback"]["ok"], true, "{r}");

@@ -7,7 +7,7 @@
 //! Real clock: times are checked as lower bounds only (a loaded machine is
 //! late, never early).
 
-use drctl_e2e::{read_test_scenario, Drctl, TestDir, Watcher};
+use drctl_e2e::{read_json, read_test_scenario, strings_at, switch_to, Ran, TestDir, Watcher};
 
 /// The agent on site1, both sites healthy, for ten minutes.
 const CALM: &str = "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
@@ -22,8 +22,9 @@ fn watcher(scenario: &str) -> Watcher {
     Watcher::spawn(dir)
 }
 
-fn json(path: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// `drctl switch --yes --to site2` with the drill's `flags`, through `w`.
+fn drill(w: &Watcher, flags: &[&str]) -> Ran {
+    w.run(&switch_to("site2", flags))
 }
 
 /// The history's notes of the drill (`drill-return`, `drill-ended`).
@@ -41,20 +42,18 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
     // site2's telephony is off: the DN never comes back in service there.
     let w = watcher(&read_test_scenario("drill-target-dead.toml"));
     let report = w.dir().at("drill.json");
-    let out = w
-        .run(&[
-            "switch",
-            "--yes",
-            "--to",
-            "site2",
+    let out = drill(
+        &w,
+        &[
             "--abort-after",
             "2s",
             "--reason",
             "CHG-9 drill",
             "--report",
             &report,
-        ])
-        .expect_code(1);
+        ],
+    )
+    .expect_code(1);
     assert!(
         out.stderr
             .contains("drill FAIL: switchover from site1 not verified within 2s"),
@@ -80,7 +79,7 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
         "{}",
         out.stdout
     );
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["verdict"], "FAIL", "{r}");
     assert_eq!(r["reason"], "CHG-9 drill");
     assert_eq!(r["hypothesis"]["origin"], "site1");
@@ -91,12 +90,7 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
     assert!(r["rollback"]["at_s"].as_f64().unwrap() >= 2.0, "{r}");
     assert!(r["rto"]["measured_s"].is_null(), "{r}");
     assert!(r.get("steady_state_after").is_none(), "{r}");
-    let phases: Vec<&str> = r["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["phase"].as_str())
-        .collect();
+    let phases = strings_at(&r["timeline"], "phase");
     assert!(phases.contains(&"return: connect"), "{phases:?}");
 
     let s = w.status().unwrap();
@@ -113,20 +107,19 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
 fn lifetime_returns_and_the_report_carries_the_measured_rto() {
     let w = watcher(CALM);
     let report = w.dir().at("drill.json");
-    let out = w.run(&[
-        "switch",
-        "--yes",
-        "--to",
-        "site2",
-        "--lifetime",
-        "3s",
-        "--rto",
-        "30s",
-        "--reason",
-        "CHG-10 drill",
-        "--report",
-        &report,
-    ]);
+    let out = drill(
+        &w,
+        &[
+            "--lifetime",
+            "3s",
+            "--rto",
+            "30s",
+            "--reason",
+            "CHG-10 drill",
+            "--report",
+            &report,
+        ],
+    );
     assert!(out.success(), "{}", out.all());
     assert!(out.stderr.contains("RTO "), "{}", out.stderr);
     assert!(
@@ -136,7 +129,7 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
         out.stderr
     );
     assert!(out.stderr.contains("(PASS)"), "{}", out.stderr);
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["verdict"], "PASS", "{r}");
     let rto = r["rto"]["measured_s"].as_f64().unwrap();
     assert!(rto > 0.0, "{r}");
@@ -153,12 +146,7 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
 
     // The verdict is the exit code: an RTO of a millisecond is missed.
     let md = w.dir().at("drill.md");
-    let out = w
-        .run(&[
-            "switch", "--yes", "--to", "site2", "--rto", "1ms", "--reason", "CHG-11", "--report",
-            &md,
-        ])
-        .expect_code(1);
+    let out = drill(&w, &["--rto", "1ms", "--reason", "CHG-11", "--report", &md]).expect_code(1);
     assert!(out.stderr.contains("drill FAIL: RTO "), "{}", out.stderr);
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.starts_with("# Drill report: FAIL"), "{text}");
@@ -175,22 +163,18 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
     let w = Watcher::spawn_with(dir, |c| {
         c.args(["--record", &recording]);
     });
-    let config = w.dir().at("drctl.toml");
     let report = w.dir().at("drill.json");
-    let client = Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let client = w.spawn_client(&switch_to(
         "site2",
-        "--lifetime",
-        "4s",
-        "--reason",
-        "CHG-20 drill",
-        "--report",
-        &report,
-    ])
-    .config(&config)
-    .spawn(w.dir().path());
+        &[
+            "--lifetime",
+            "4s",
+            "--reason",
+            "CHG-20 drill",
+            "--report",
+            &report,
+        ],
+    ));
     // Verified on site2, held until its lifetime ends: status says so.
     let s = w.wait_for("the drill to hold on site2", |s| {
         s["drill"]["stage"] == "holding"
@@ -212,7 +196,7 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
     let out = client.finish();
     assert!(out.success(), "{}", out.all());
     // The report names the watcher's recording, which holds the drill.
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["recording"], recording.as_str(), "{r}");
     let recorded = std::fs::read_to_string(&recording).unwrap();
     assert!(recorded.contains("\"switchover-started\""), "{recorded}");
@@ -225,19 +209,10 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
 #[test]
 fn a_drill_whose_client_is_killed_still_returns_and_is_recorded() {
     let w = watcher(CALM);
-    let config = w.dir().at("drctl.toml");
-    let client = Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let client = w.spawn_client(&switch_to(
         "site2",
-        "--lifetime",
-        "3s",
-        "--reason",
-        "CHG-12 drill",
-    ])
-    .config(&config)
-    .spawn(w.dir().path());
+        &["--lifetime", "3s", "--reason", "CHG-12 drill"],
+    ));
     w.wait_for("the drill to land on site2", |s| {
         s["site"] == "site2" && s["listeners"]["dn"] == "on"
     });
@@ -278,26 +253,24 @@ fn a_vetoing_gate_fails_the_drill_before_anything_changes() {
     ));
     let w = Watcher::spawn(dir);
     let report = w.dir().at("drill.json");
-    let out = w
-        .run(&[
-            "switch",
-            "--yes",
-            "--to",
-            "site2",
+    let out = drill(
+        &w,
+        &[
             "--abort-after",
             "5s",
             "--reason",
             "CHG-13",
             "--report",
             &report,
-        ])
-        .expect_code(1);
+        ],
+    )
+    .expect_code(1);
     assert!(
         out.stderr.contains("drill FAIL: steady state before: ") && out.stderr.contains("freeze"),
         "{}",
         out.stderr
     );
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["verdict"], "FAIL", "{r}");
     let before = &r["steady_state_before"];
     assert_eq!(before["ok"], false, "{r}");

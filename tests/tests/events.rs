@@ -6,7 +6,7 @@
 
 use drctl_e2e::running::Running;
 use drctl_e2e::service::{http, promtool_check_metrics, skip, tool};
-use drctl_e2e::{free_port, Drctl, TestDir, PATIENCE};
+use drctl_e2e::{free_port, strings_at, Drctl, TestDir, PATIENCE};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
@@ -120,12 +120,7 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
     .json();
     assert_eq!(bob["agent"], "bob");
     assert_eq!(bob["site"], "site2");
-    let types: Vec<&str> = bob["last_decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["type"].as_str())
-        .collect();
+    let types = strings_at(&bob["last_decisions"], "type");
     assert!(types.contains(&"switchover-completed"), "{bob}");
     let out = client(&dir, &config, &["status", "--agent", "cid"]);
     assert!(

@@ -5,50 +5,15 @@
 //! recorded commands. (D1's and D4's alarms are in the shipped scenarios'
 //! expectations, `tests/tests/scenarios.rs`.)
 
-use drctl_e2e::{drctl, recorded, records};
+use drctl_e2e::watch_test_scenario;
 use serde_json::Value;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
-/// `drctl watch` of `tests/scenarios/<scenario>` on the virtual clock to its
-/// end with `--set` for each of `sets`, recorded: the decisions (as
-/// [`records`]) and the recording's records.
-fn run_with(scenario: &str, sets: &[&str]) -> (Vec<String>, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("run.jsonl");
-    let path = format!("tests/scenarios/{scenario}");
-    let rec_arg = rec.to_string_lossy().into_owned();
-    let mut args = vec![
-        "watch",
-        "--backend",
-        "mock",
-        "--scenario",
-        &path,
-        "--clock",
-        "virtual",
-        "--until-end",
-        "--output",
-        "json",
-        "--record",
-        &rec_arg,
-    ];
-    for set in sets {
-        args.extend(["--set", set]);
-    }
-    let out = drctl(&args);
-    assert!(
-        out.status.success(),
-        "{scenario} {sets:?}: exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (records(&out.stdout), recorded(&rec))
-}
-
-/// [`run_with`], checking the switchover decisions are `want`.
+/// [`watch_test_scenario`], checking the switchover decisions are `want`.
 fn run_switching(scenario: &str, sets: &[&str], want: Vec<String>) -> (Vec<String>, Vec<Value>) {
-    let (decisions, rec) = run_with(scenario, sets);
+    let (decisions, rec) = watch_test_scenario(scenario, sets);
     assert_eq!(switchovers(&decisions), want, "{scenario} {sets:?}");
     (decisions, rec)
 }
@@ -206,7 +171,7 @@ fn s3_a_switchover_follows_the_cs_proxy_ops_moved() {
 /// old address no longer answers: W4 takes the agent back to site1).
 #[test]
 fn s3_an_unreadable_application_falls_back_to_the_local_site_and_says_so() {
-    let (decisions, rec) = run_with("s3-application-unreadable.toml", &[]);
+    let (decisions, rec) = watch_test_scenario("s3-application-unreadable.toml", &[]);
     assert_eq!(
         decisions[..2],
         [
@@ -260,6 +225,6 @@ fn w5_a_refused_login_is_a_failed_switchover_and_the_retry_logs_in() {
     assert_eq!(epochs, [1, 2, 3, 4], "a login on every connection");
     assert!(logins.iter().all(|l| l.2 == "7001"));
     // Off by default: no login at all.
-    let (_, rec) = run_with("w5-login-refused.toml", &[]);
+    let (_, rec) = watch_test_scenario("w5-login-refused.toml", &[]);
     assert!(commands(&rec, "login").is_empty());
 }

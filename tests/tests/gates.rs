@@ -2,7 +2,7 @@
 //! a drill and names itself with its output; `--skip-gate NAME --reason TEXT`
 //! passes, recorded as `gate-skipped` (decision, recording, history).
 
-use drctl_e2e::{Drctl, Ran, TestDir, Watcher};
+use drctl_e2e::{switch_to, Drctl, Ran, TestDir, Watcher};
 
 const SC: &str = "plugins/mock/scenarios";
 
@@ -185,7 +185,7 @@ fn a_watcher_runs_the_gates_and_records_a_skip_in_the_history() {
         &drctl_e2e::read_test_scenario("operator-surface.toml"),
         &extra,
     );
-    let out = w.run(&["switch", "--yes", "--to", "site2", "--reason", "drill"]);
+    let out = w.run(&switch_to("site2", &["--reason", "drill"]));
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(
         out.stderr.contains(
@@ -195,16 +195,10 @@ fn a_watcher_runs_the_gates_and_records_a_skip_in_the_history() {
         out.stderr
     );
     assert_eq!(w.status().unwrap()["site"], "site1");
-    let out = w.run(&[
-        "switch",
-        "--yes",
-        "--to",
+    let out = w.run(&switch_to(
         "site2",
-        "--skip-gate",
-        "freeze",
-        "--reason",
-        "INC-42 site1 burning",
-    ]);
+        &["--skip-gate", "freeze", "--reason", "INC-42 site1 burning"],
+    ));
     assert!(out.success(), "{}", out.all());
     assert!(out.stdout.contains("gate-skipped"), "{}", out.stdout);
     let (_, _dir) = w.stop();

@@ -3,7 +3,9 @@
 //! alarm sinks (a webhook server and an exec command started by the test),
 //! the Prometheus endpoint, one watcher per agent, stale sockets.
 
-use drctl_e2e::{free_port, read_test_scenario, scrape, wait_until, Drctl, TestDir, Watcher};
+use drctl_e2e::{
+    free_port, read_test_scenario, scrape, switch_to, wait_until, Drctl, TestDir, Watcher,
+};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,7 +72,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     );
 
     // switch: the watcher performs it and answers with the timing table.
-    let out = w.run(&["switch", "--yes", "--to", "site2", "--reason", "drill"]);
+    let out = w.run(&switch_to("site2", &["--reason", "drill"]));
     assert!(out.success(), "{}", out.stderr);
     let stderr = &out.stderr;
     assert!(
@@ -290,16 +292,7 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     let w = watcher(&extra);
     let switch = |to: &str| {
         // Sinks that waited an hour inside the engine would make the drill time out.
-        let out = w.run(&[
-            "switch",
-            "--yes",
-            "--to",
-            to,
-            "--timeout",
-            "20s",
-            "--reason",
-            "drill",
-        ]);
+        let out = w.run(&switch_to(to, &["--timeout", "20s", "--reason", "drill"]));
         assert!(out.success(), "{}", out.stderr);
     };
     switch("site2");

@@ -4,7 +4,7 @@
 //! engine takes from the config, showing the key's effect (the key at two
 //! values, the scenarios in `tests/scenarios/`).
 
-use drctl_e2e::{recorded, repo, test_scenario, Drctl, TestDir};
+use drctl_e2e::{repo, watch_test_scenario, Drctl};
 use serde_json::Value;
 
 const S: u64 = 1_000_000_000;
@@ -87,34 +87,14 @@ fn every_shipped_scenario_has_an_expectation() {
     }
 }
 
-/// `drctl watch` of `tests/scenarios/<scenario>` on the virtual clock to its
-/// end with `--set` for each of `sets`, recorded: the decisions (as
-/// [`records`]) and the recording's records.
-fn run_with(scenario: &str, sets: &[&str]) -> (Vec<String>, Vec<Value>) {
-    let dir = TestDir::new();
-    let rec = dir.at("run.jsonl");
-    let out = Drctl::watch(test_scenario(scenario))
-        .virtual_to_end()
-        .json()
-        .record(&rec)
-        .sets(sets)
-        .run();
-    assert!(
-        out.success(),
-        "{scenario} {sets:?}: exit {:?}\n{}",
-        out.code,
-        out.stderr
-    );
-    (out.records(), recorded(rec.as_ref()))
+/// The lines of `lines` that `keep` keeps.
+fn only(lines: &[String], keep: impl Fn(&str) -> bool) -> Vec<String> {
+    lines.iter().filter(|l| keep(l)).cloned().collect()
 }
 
 /// The decisions that are not alarms (alarm rules are not what these tests show).
 fn no_alarms(decisions: &[String]) -> Vec<String> {
-    decisions
-        .iter()
-        .filter(|d| !d.contains(" alarm-"))
-        .cloned()
-        .collect()
+    only(decisions, |d| !d.contains(" alarm-"))
 }
 
 /// The commands of a recording: `"<t ns> <type> <site>"`.
@@ -203,7 +183,7 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
         max: 60.0,
         jitter: 0.2,
     };
-    let (decisions, rec) = run_with(scenario, &[]);
+    let (decisions, rec) = watch_test_scenario(scenario, &[]);
     let gaps = check_backoff(&rec, &defaults);
     // Jitter is applied: the delays are not exactly the base ones.
     let exact = gaps
@@ -231,7 +211,7 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
         max: 10.0,
         jitter: 0.1,
     };
-    let (_, rec) = run_with(
+    let (_, rec) = watch_test_scenario(
         scenario,
         &[
             "startup.backoff.initial=500ms",
@@ -242,7 +222,7 @@ fn s1_backoff_spacing_follows_initial_factor_max_and_jitter() {
     );
     check_backoff(&rec, &other);
 
-    let (_, rec) = run_with(scenario, &["startup.backoff.jitter=0"]);
+    let (_, rec) = watch_test_scenario(scenario, &["startup.backoff.jitter=0"]);
     let gaps = check_backoff(
         &rec,
         &Backoff {
@@ -269,13 +249,13 @@ fn policy_hold_down_delays_the_next_automatic_switchover() {
         "40 switchover-started telephony-timeout site1 site2",
         "40.2 switchover-completed telephony-timeout site1 site2",
     ];
-    let (off, _) = run_with(scenario, &[]);
+    let (off, _) = watch_test_scenario(scenario, &[]);
     let back = [
         "80 switchover-started telephony-timeout site2 site1",
         "80.2 switchover-completed telephony-timeout site2 site1",
     ];
     assert_eq!(no_alarms(&off), in_ns_all(&[&first, &back]));
-    let (on, _) = run_with(scenario, &["policy.hold-down=120s"]);
+    let (on, _) = watch_test_scenario(scenario, &["policy.hold-down=120s"]);
     let held_back = [
         "80 switchover-suppressed telephony-timeout hold-down",
         "160.2 switchover-started telephony-timeout site2 site1",
@@ -297,7 +277,7 @@ fn policy_failback_auto_returns_to_the_preferred_site_after_failback_after() {
             .find(|d| d.contains(" switchover-started failback site2 site1"))
             .map(|d| d.split(' ').next().unwrap().parse().unwrap())
     };
-    let (manual, _) = run_with(scenario, &[]);
+    let (manual, _) = watch_test_scenario(scenario, &[]);
     assert!(
         manual
             .iter()
@@ -308,7 +288,7 @@ fn policy_failback_auto_returns_to_the_preferred_site_after_failback_after() {
     assert!(!manual.iter().any(|d| d.contains("failback")), "{manual:?}");
     let mut times = Vec::new();
     for after in [60, 180] {
-        let (auto, _) = run_with(
+        let (auto, _) = watch_test_scenario(
             scenario,
             &[
                 "policy.failback=auto",
@@ -338,23 +318,13 @@ fn policy_failback_auto_returns_to_the_preferred_site_after_failback_after() {
 #[test]
 fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
     let scenario = "d4-logouts.toml";
-    let relaunches = |rec: &[Value]| -> Vec<String> {
-        commands(rec)
-            .into_iter()
-            .filter(|c| c.contains("relaunch_endpoint"))
-            .collect()
-    };
-    let (off, rec_off) = run_with(scenario, &[]);
+    let relaunches = |rec: &[Value]| only(&commands(rec), |c| c.contains("relaunch_endpoint"));
+    let (off, rec_off) = watch_test_scenario(scenario, &[]);
     assert_eq!(relaunches(&rec_off), Vec::<String>::new());
-    let (on, rec_on) = run_with(scenario, &["agent.embedded-endpoint=true"]);
+    let (on, rec_on) = watch_test_scenario(scenario, &["agent.embedded-endpoint=true"]);
     assert_eq!(relaunches(&rec_on), [at(10 * S, "relaunch_endpoint")]);
-    let cleared = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| d.ends_with("alarm-cleared sip-registration-lost"))
-            .cloned()
-            .collect()
-    };
+    let is_cleared = |d: &str| d.ends_with("alarm-cleared sip-registration-lost");
+    let cleared = |decisions: &[String]| only(decisions, is_cleared);
     assert_eq!(
         cleared(&off),
         [at(20 * S, "alarm-cleared sip-registration-lost")]
@@ -363,13 +333,7 @@ fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
         cleared(&on),
         [at(12 * S, "alarm-cleared sip-registration-lost")]
     );
-    let rest = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| !d.ends_with("alarm-cleared sip-registration-lost"))
-            .cloned()
-            .collect()
-    };
+    let rest = |decisions: &[String]| only(decisions, |d| !is_cleared(d));
     assert_eq!(rest(&off), rest(&on));
 }
 
@@ -378,19 +342,17 @@ fn agent_embedded_endpoint_relaunches_the_endpoint_after_a_dr_force_logout() {
 #[test]
 fn policy_supervisor_logout_reasons_classify_a_listed_reason_as_supervisor() {
     let scenario = "d4-logouts.toml";
-    let class = |decisions: &[String]| -> Vec<String> {
-        decisions
-            .iter()
-            .filter(|d| d.contains("logout-classified team_lead_logout"))
-            .cloned()
-            .collect()
+    let class = |decisions: &[String]| {
+        only(decisions, |d| {
+            d.contains("logout-classified team_lead_logout")
+        })
     };
-    let (default, _) = run_with(scenario, &[]);
+    let (default, _) = watch_test_scenario(scenario, &[]);
     assert_eq!(
         class(&default),
         [at(30 * S, "logout-classified team_lead_logout manual")]
     );
-    let (listed, _) = run_with(
+    let (listed, _) = watch_test_scenario(
         scenario,
         &[r#"policy.supervisor-logout-reasons=["team_lead_logout"]"#],
     );

@@ -4,7 +4,7 @@
 //! path; times that have passed or lie too far ahead are refused; the
 //! history keeps the schedule, the cancellation and the firing.
 
-use drctl_e2e::{TestDir, Watcher};
+use drctl_e2e::{switch_to, TestDir, Watcher};
 
 /// The agent on site1, both sites healthy, for ten minutes.
 const CALM: &str = "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
@@ -24,16 +24,10 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     let w = watcher();
 
     // Schedule an hour out: the answer and the status say when, where, who and why.
-    let out = w.run(&[
-        "switch",
-        "--yes",
-        "--to",
+    let out = w.run(&switch_to(
         "site2",
-        "--at",
-        "+1h",
-        "--reason",
-        "CHG-1 drill",
-    ]);
+        &["--at", "+1h", "--reason", "CHG-1 drill"],
+    ));
     assert!(out.success(), "{}", out.all());
     assert!(
         out.stdout.contains("switch of agent to site2 at ") && out.stdout.contains(": CHG-1 drill"),
@@ -104,9 +98,7 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     assert!(out.stderr.contains("--reason"), "{}", out.stderr);
 
     // Two seconds out: it fires through the watcher's switchover (gates and all).
-    let out = w.run(&[
-        "switch", "--yes", "--to", "site2", "--at", "+2s", "--reason", "CHG-2",
-    ]);
+    let out = w.run(&switch_to("site2", &["--at", "+2s", "--reason", "CHG-2"]));
     assert!(out.success(), "{}", out.all());
     assert_eq!(w.status().unwrap()["scheduled"]["to"], "site2");
     let s = w.wait_for("the scheduled switch to land on site2", |s| {
@@ -153,27 +145,16 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
 #[test]
 fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
     let w = watcher();
-    let config = w.dir().at("drctl.toml");
-    let drill = drctl_e2e::Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let drill = w.spawn_client(&switch_to(
         "site2",
-        "--lifetime",
-        "5s",
-        "--reason",
-        "CHG-30 drill",
-    ])
-    .config(&config)
-    .spawn(w.dir().path());
+        &["--lifetime", "5s", "--reason", "CHG-30 drill"],
+    ));
     w.wait_for("the drill to hold on site2", |s| {
         s["drill"]["stage"] == "holding"
     });
     // Due in the drill's lifetime: it waits for the drill, then moves the
     // agent to site2 again from where the drill returned it.
-    let out = w.run(&[
-        "switch", "--yes", "--to", "site2", "--at", "+1s", "--reason", "CHG-31",
-    ]);
+    let out = w.run(&switch_to("site2", &["--at", "+1s", "--reason", "CHG-31"]));
     assert!(out.success(), "{}", out.all());
     let s = w.wait_for("the due switch to wait for the drill", |s| {
         s["scheduled"]["held"]["by"] == "drill"

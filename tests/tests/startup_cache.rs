@@ -1,7 +1,7 @@
 //! S5 end to end: the preferred-site cache written after S2 and read at the
 //! next start, on the mock (demo: starts at site2, prefers site1).
 
-use drctl_e2e::{assert_replays_identically, recorded, Drctl, Ran, TestDir};
+use drctl_e2e::{assert_replays_identically, read_json, recorded, Drctl, Ran, TestDir};
 use std::path::Path;
 
 /// `drctl startup --backend mock --scenario DEMO --clock virtual` with the
@@ -53,8 +53,7 @@ fn s5_the_second_start_tries_the_cached_site_first_and_still_runs_s2_to_s4() {
             .any(|r| r.contains("switchover-completed startup-relocate")),
         "{first:?}"
     );
-    let cached: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    let cached = read_json(&cache);
     assert_eq!(cached["preferred"], "site1", "{cached}");
 
     // Second start: the cached site first, no relocation, and S2-S4 still run.

@@ -2,7 +2,7 @@
 //! a pseudo-terminal, and what lands in files and pipes.
 
 use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, AgentWatcher};
-use drctl_e2e::{command, Drctl};
+use drctl_e2e::{command, strings_at, Drctl};
 
 /// The demo, watched in virtual time to its end.
 fn demo_to_end() -> Drctl {
@@ -293,12 +293,7 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
         .output()
         .unwrap();
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    let types: Vec<&str> = status["last_decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["type"].as_str())
-        .collect();
+    let types = strings_at(&status["last_decisions"], "type");
     assert_eq!(types, ["startup-connected"], "nothing suppressed: {status}");
 
     // The confirmation names the agent, both sites and who acts.

@@ -4,7 +4,7 @@
 //! one is verified; `status` shows the plan in progress; a wave that does
 //! not verify stops the plan (exit 1), the later waves never started.
 
-use drctl_e2e::{Drctl, Ran, Running, TestDir, PATIENCE};
+use drctl_e2e::{switch_to, Drctl, Ran, Running, TestDir, PATIENCE};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -82,16 +82,7 @@ fn a_wave_switch_moves_ten_percent_then_the_rest_wave_after_wave() {
     let out = client(
         &dir,
         &config,
-        &[
-            "switch",
-            "--yes",
-            "--to",
-            "site2",
-            "--agents",
-            "10%",
-            "--reason",
-            "CHG-7 readiness",
-        ],
+        &switch_to("site2", &["--agents", "10%", "--reason", "CHG-7 readiness"]),
     );
     assert!(out.success(), "{}", out.all());
     assert!(
@@ -110,18 +101,17 @@ fn a_wave_switch_moves_ten_percent_then_the_rest_wave_after_wave() {
     assert_eq!(on(&s, "site2"), ["a00"]);
 
     // The rest, in waves of half of them, two seconds apart.
-    let mut cmd = Drctl::new(&[
-        "switch",
-        "--yes",
-        "--to",
+    let mut cmd = Drctl::new(&switch_to(
         "site2",
-        "--wave",
-        "50%",
-        "--wave-interval",
-        "2s",
-        "--reason",
-        "CHG-7 readiness",
-    ])
+        &[
+            "--wave",
+            "50%",
+            "--wave-interval",
+            "2s",
+            "--reason",
+            "CHG-7 readiness",
+        ],
+    ))
     .config(&config)
     .command(dir.path());
     cmd.stdin(Stdio::null());
@@ -180,20 +170,19 @@ fn a_wave_that_does_not_verify_stops_the_plan() {
     let out = client(
         &dir,
         &config,
-        &[
-            "switch",
-            "--yes",
-            "--to",
+        &switch_to(
             "site2",
-            "--wave",
-            "50%",
-            "--wave-interval",
-            "1s",
-            "--timeout",
-            "2s",
-            "--reason",
-            "CHG-8",
-        ],
+            &[
+                "--wave",
+                "50%",
+                "--wave-interval",
+                "1s",
+                "--timeout",
+                "2s",
+                "--reason",
+                "CHG-8",
+            ],
+        ),
     );
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(

@@ -179,23 +179,17 @@ impl AlarmSinks {
         let mut tasks = Vec::new();
         for sink in sinks {
             let (tx, rx) = mpsc::channel(QUEUE);
+            // The URL as `Display` shows it: credentials redacted.
+            let url = || {
+                sink.url
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            };
             let name = match sink.kind {
-                // The URL as `Display` shows it: credentials redacted.
-                SinkKind::Webhook => format!(
-                    "webhook {}",
-                    sink.url
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                ),
+                SinkKind::Webhook => format!("webhook {}", url()),
                 SinkKind::Exec => format!("exec {}", sink.command.join(" ")),
-                SinkKind::Alertmanager => format!(
-                    "alertmanager {}",
-                    sink.url
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                ),
+                SinkKind::Alertmanager => format!("alertmanager {}", url()),
             };
             let deliver = Delivery::new(sink)?;
             tasks.push(tokio::spawn(deliver.run(rx, name.clone())));

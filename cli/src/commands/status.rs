@@ -307,7 +307,7 @@ pub fn one(global: &GlobalArgs, agent: Option<&str>) -> Result<Target, CliError>
 impl Target {
     /// Sends a one-answer request to the watcher; one agent's status or a fleet's.
     pub fn answer(&self, request: &Request) -> Result<Answer, CliError> {
-        let reply = self.accepted(request)?;
+        let reply = self.accepted(request, "the watcher refused: ")?;
         Ok(match reply.fleet {
             Some(fleet) => Answer::Fleet(Box::new(fleet)),
             None => Answer::One(Box::new(reply.status.unwrap_or_default())),
@@ -316,11 +316,15 @@ impl Target {
 
     /// Sends a one-answer request to the watcher; its status on success.
     pub fn ask(&self, request: &Request) -> Result<StatusReport, CliError> {
-        Ok(self.accepted(request)?.status.unwrap_or_default())
+        Ok(self
+            .accepted(request, "the watcher refused: ")?
+            .status
+            .unwrap_or_default())
     }
 
-    /// The watcher's reply to `request`, which it must have accepted.
-    fn accepted(&self, request: &Request) -> Result<control::Reply, CliError> {
+    /// The watcher's reply to `request`, which it must have accepted; a
+    /// refusal fails with `refused` followed by the watcher's reason.
+    pub fn accepted(&self, request: &Request, refused: &str) -> Result<control::Reply, CliError> {
         let reply = control::request(
             &self.path,
             self.agent.as_deref(),
@@ -331,7 +335,7 @@ impl Target {
         .map_err(CliError::from)?;
         if reply.ok != Some(true) {
             return Err(CliError::failed(anyhow!(
-                "the watcher refused: {}",
+                "{refused}{}",
                 reply.error.unwrap_or_default()
             )));
         }

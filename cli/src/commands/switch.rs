@@ -462,20 +462,7 @@ fn schedule(target: &Target, args: &SwitchArgs, at: std::time::SystemTime) -> Cl
 /// the wave plan in progress; exit 1 when there is none.
 fn cancel(args: &SwitchArgs, global: &GlobalArgs) -> CliResult {
     let target = one(global, args.agent.agent.as_deref())?;
-    let reply = control::request(
-        &target.path,
-        target.agent.as_deref(),
-        &Request::Cancel,
-        crate::commands::status::ANSWER_TIMEOUT,
-        |_| {},
-    )
-    .map_err(CliError::from)?;
-    if reply.ok != Some(true) {
-        return Err(CliError::failed(anyhow!(
-            "{}",
-            reply.error.unwrap_or_default()
-        )));
-    }
+    let reply = target.accepted(&Request::Cancel, "")?;
     if let Some(row) = &reply.scheduled {
         println!(
             "cancelled: {}",

@@ -9,10 +9,9 @@
 //! numbers nobody reads per agent.
 
 use super::{
-    gauge_value, listeners, series, up, Common, InFlight, PhaseLabel, SiteLabel, LISTENERS,
+    gauge_value, listeners, series, up, Common, Handles, InFlight, PhaseLabel, SiteLabel, LISTENERS,
 };
 use crate::host::observe::Observer;
-use crate::http::Health;
 use drctl_plugin_api::messages::{Event as WireEvent, Output};
 use drctl_policy::{Alarm, Decision, Engine, ListenerStatus, PhaseKind, Timestamp};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,7 +20,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Agent {
@@ -182,14 +180,11 @@ impl FleetMetrics {
         m
     }
 
-    /// The registry, for the HTTP endpoint.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.common.registry.clone()
-    }
-
-    /// Ready (`GET /readyz`) once every agent watches a site.
-    pub fn health(&self) -> Arc<Health> {
-        self.common.health.clone()
+    /// What the endpoint serves: ready (`GET /readyz`) once every agent
+    /// watches a site; `drctl_shadow_divergences_total` stays 0 (a fleet
+    /// runs no shadow today).
+    pub fn handles(&self) -> Handles {
+        self.common.handles()
     }
 
     fn agent(agent: &str) -> Agent {
@@ -335,13 +330,6 @@ impl Observer for FleetMetrics {
     }
 }
 
-impl FleetMetrics {
-    /// `drctl_shadow_divergences_total` (a fleet runs no shadow today: it stays 0).
-    pub fn shadow_divergences(&self) -> Counter {
-        self.common.shadow_divergences.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +338,7 @@ mod tests {
 
     fn scrape(m: &FleetMetrics) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &m.registry()).unwrap();
+        prometheus_client::encoding::text::encode(&mut out, &m.handles().registry).unwrap();
         out
     }
 

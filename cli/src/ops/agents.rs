@@ -7,9 +7,7 @@ use crate::ops::cache;
 use anyhow::anyhow;
 use drctl_config::{Config, FailbackMode};
 use drctl_plugin_api::messages::Password;
-use drctl_policy::{
-    BackoffConfig, DirectiveNames, Engine, EngineConfig, Failback, LoginConfig, SiteConfig,
-};
+use drctl_policy::{DirectiveNames, Engine, EngineConfig, Failback, LoginConfig, SiteConfig};
 
 /// Which subcommand runs the session (recorded in the header; `startup` gives
 /// up after `startup.timeout`).
@@ -103,12 +101,7 @@ pub fn engine_config(cfg: &Config, kind: SessionKind) -> Result<EngineConfig, Cl
         sites,
         cached_preferred: None,
         startup_timeout: kind.gives_up().then_some(cfg.startup.timeout),
-        backoff: BackoffConfig {
-            initial: cfg.startup.backoff.initial,
-            factor: cfg.startup.backoff.factor,
-            max: cfg.startup.backoff.max,
-            jitter: cfg.startup.backoff.jitter,
-        },
+        backoff: cfg.startup.backoff.clone(),
         site_timeout: cfg.policy.site_timeout,
         site_sip_register_timeout: cfg.policy.site_sip_register_timeout,
         supervisor_logout_reasons: cfg.policy.supervisor_logout_reasons.clone(),

@@ -5,12 +5,12 @@ use crate::alarms::AlarmSinks;
 use crate::args::{ClockKind, GlobalArgs, SessionArgs};
 use crate::control::Server;
 use crate::exit::CliError;
-use crate::host::observe::Shared;
+use crate::host::observe::{Observer, Shared};
 use crate::host::session::Session;
 use crate::host::shadow::Shadow;
 use crate::host::supervise::Supervised;
 use crate::host::Stop;
-use crate::metrics::{FleetMetrics, Metrics};
+use crate::metrics::{FleetMetrics, Handles, Metrics};
 use crate::ops::agents::{checked, engine_config, SessionKind};
 use crate::ops::backend::watcher_name;
 use crate::ops::session::{prepare, Prepared};
@@ -161,34 +161,23 @@ fn serve_metrics(
         .map_err(CliError::bad_input)?;
     let sites: Vec<String> = cfg.sites.iter().map(|s| s.name.clone()).collect();
     let limits = crate::http::Limits::of(&cfg.metrics);
-    let (registry, health, divergences) = if fleet {
+    let (handles, observer): (Handles, Box<dyn Observer>) = if fleet {
         let agents: Vec<String> = session.host.engines().map(|(s, _)| s.to_owned()).collect();
         let metrics = FleetMetrics::new(&agents, &sites);
-        let parts = (
-            metrics.registry(),
-            metrics.health(),
-            metrics.shadow_divergences(),
-        );
-        session.host.observe(Box::new(metrics));
-        parts
+        (metrics.handles(), Box::new(metrics))
     } else {
         let metrics = Metrics::new(agent, &sites);
-        let parts = (
-            metrics.registry(),
-            metrics.health(),
-            metrics.shadow_divergences(),
-        );
-        session.host.observe(Box::new(metrics));
-        parts
+        (metrics.handles(), Box::new(metrics))
     };
+    session.host.observe(observer);
     let endpoint = crate::http::Endpoint {
-        registry,
-        health,
+        registry: handles.registry,
+        health: handles.health,
         events,
     };
     session.spawn(crate::http::serve(listener, endpoint, limits));
     tracing::info!("metrics on http://{listen}/metrics (and /livez, /readyz, /events)");
-    Ok(Some(divergences))
+    Ok(Some(handles.shadow_divergences))
 }
 
 /// The alarm sinks (`[[alarms.sinks]]`), when configured.

@@ -43,59 +43,14 @@ public final class AilFactory {
 
     static AilFactory login(String host, int port, String app, String user, String password, int retryInterval,
             String onDemand) throws Exception {
-        Link link = Link.open(host, port, 5000);
-        try {
-            link.timeout(10_000);
-            link.send("LOGIN", app, user, password, onDemand, Integer.toString(retryInterval));
-            Map<String, Map<String, Map<String, String>>> annexes = new LinkedHashMap<>();
-            Map<String, String[]> apps = new LinkedHashMap<>();
-            Map<String, Map<String, Map<String, String>>> options = new LinkedHashMap<>();
-            Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new LinkedHashMap<>();
-            while (true) {
-                String[] m = link.read();
-                if (m == null) {
-                    throw new IOException("CS Proxy " + host + ":" + port + " closed the connection during login");
-                }
-                switch (m[0]) {
-                    case "PERSON":
-                        annexes.computeIfAbsent(m[1], k -> new LinkedHashMap<>())
-                                .computeIfAbsent(m[2], k -> new LinkedHashMap<>()).put(m[3], m[4]);
-                        break;
-                    case "APP":
-                        apps.put(m[1], new String[] {m[2], m[3]});
-                        break;
-                    case "OPTION":
-                        options.computeIfAbsent(m[1], k -> new LinkedHashMap<>())
-                                .computeIfAbsent(m[2], k -> new LinkedHashMap<>()).put(m[3], m[4]);
-                        break;
-                    case "STATUS":
-                        statuses.put(ServiceStatus.Type.valueOf(m[1]), ServiceStatus.Status.valueOf(m[2]));
-                        break;
-                    case "ERR":
-                        throw new Exception(m.length > 1 ? m[1] : "login refused");
-                    case "OK": {
-                        Map<String, Person> persons = new ConcurrentHashMap<>();
-                        annexes.forEach((u, annex) -> persons.put(u, new Person(u, annex)));
-                        Map<String, Application> applications = new ConcurrentHashMap<>();
-                        apps.forEach((name, hp) -> applications.put(name, new Application(name, hp[0],
-                                Integer.parseInt(hp[1]), options.getOrDefault(name, Map.of()))));
-                        AilFactory factory = new AilFactory(link, persons, applications);
-                        factory.statuses.putAll(statuses);
-                        factory.statuses.put(ServiceStatus.Type.AIL, ServiceStatus.Status.ON);
-                        link.timeout(0);
-                        Thread reader = new Thread(factory::read, "ail-standin-events");
-                        reader.setDaemon(true);
-                        reader.start();
-                        return factory;
-                    }
-                    default:
-                        break;
-                }
-            }
-        } catch (Exception e) {
-            link.close();
-            throw e;
-        }
+        LoginAnswer answer = LoginAnswer.login(host, port, app, user, password, retryInterval, onDemand);
+        AilFactory factory = new AilFactory(answer.link, answer.persons, answer.applications);
+        factory.statuses.putAll(answer.statuses);
+        factory.statuses.put(ServiceStatus.Type.AIL, ServiceStatus.Status.ON);
+        Thread reader = new Thread(factory::read, "ail-standin-events");
+        reader.setDaemon(true);
+        reader.start();
+        return factory;
     }
 
     /** The Person object of {@code userName}, or null. */
