@@ -309,17 +309,7 @@ fn fallback_dir(uid: u32) -> PathBuf {
 
 /// `<agent>.sock`, with anything but letters, digits, `-`, `_` and `.` as `_`.
 fn socket_name(agent: &str) -> String {
-    let agent: String = agent
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{agent}.sock")
+    format!("{}.sock", crate::paths::file_safe(agent))
 }
 
 /// How many entries of the socket directory [`running_watchers`] looks at.

@@ -63,6 +63,20 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// `name` as a file name's part: anything but letters, digits, `-`, `_` and
+/// `.` becomes `_` (an agent's name in a socket's or a recording's name).
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +91,12 @@ mod tests {
         );
         unsafe { std::env::set_var("DRCTL_TEST_DIR_VAR", "relative") };
         assert_eq!(systemd_dir("DRCTL_TEST_DIR_VAR"), None);
+    }
+
+    #[test]
+    fn a_name_keeps_letters_digits_dash_underscore_dot_and_nothing_else() {
+        assert_eq!(super::file_safe("ann-1_b.c"), "ann-1_b.c");
+        // No separator survives: the name stays one path component.
+        assert_eq!(super::file_safe("../x y/é"), ".._x_y__");
     }
 }

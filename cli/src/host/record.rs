@@ -175,17 +175,7 @@ fn private_new() -> std::fs::OpenOptions {
 /// The prefix of `agent`'s recordings: `drctl-<agent>-`, with anything but
 /// letters, digits, `-`, `_` and `.` in the name as `_`.
 fn prefix(agent: &str) -> String {
-    let agent: String = agent
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("drctl-{agent}-")
+    format!("drctl-{}-", crate::paths::file_safe(agent))
 }
 
 /// `20261128T023422Z`: ISO 8601 basic format, UTC, sorting as time does.

@@ -37,25 +37,12 @@ struct Cached {
 /// `None` when no state directory can be found (no home, no
 /// `$STATE_DIRECTORY`): the cache is then off, with a warning.
 pub fn path(cfg: &Config, username: &str, fleet: bool) -> Option<PathBuf> {
-    let name = format!("preferred-{}.json", file_safe(username));
+    let name = format!("preferred-{}.json", paths::file_safe(username));
     match &cfg.startup.cache_file {
         Some(file) if !fleet => Some(file.clone()),
         Some(file) => Some(file.parent().unwrap_or(Path::new(".")).join(name)),
         None => paths::state_dir().map(|d| d.join(name)),
     }
-}
-
-/// `name` with anything but `[A-Za-z0-9._-]` replaced, for a file name.
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// The cached preferred site of `username` at `path`, if it is one of
