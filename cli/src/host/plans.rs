@@ -874,8 +874,12 @@ impl<B: Backend> Host<B> {
                 Some(e) => e.view(),
                 None => return Ok(None),
             };
+            // Each stage waits for its event until its deadline.
+            if self.drill_waits(&run, &view) && now < run.stage.until() {
+                return Ok(Some(run));
+            }
             let next = match std::mem::replace(&mut run.stage, Stage::Gating { until: now }) {
-                Stage::Gating { until } => {
+                Stage::Gating { .. } => {
                     let (refused, gates, started) = {
                         let d = run.drill.borrow();
                         let t = d.times.borrow();
@@ -895,7 +899,7 @@ impl<B: Backend> Host<B> {
                                 until: trigger + limits.verify_for(),
                             }
                         }
-                        (None, None) if now >= until => {
+                        (None, None) => {
                             run.exp.before(
                                 &run.before,
                                 gates,
@@ -906,28 +910,12 @@ impl<B: Backend> Host<B> {
                             );
                             return Ok(self.end_drill(run, false));
                         }
-                        (None, None) => {
-                            run.stage = Stage::Gating { until };
-                            return Ok(Some(run));
-                        }
                     }
                 }
-                Stage::Verifying {
-                    trigger,
-                    from,
-                    until,
-                } => {
+                Stage::Verifying { trigger, from, .. } => {
                     let in_service = self
                         .engine(i)
                         .is_some_and(|e| run.drill.borrow().in_service(e));
-                    if !in_service && now < until {
-                        run.stage = Stage::Verifying {
-                            trigger,
-                            from,
-                            until,
-                        };
-                        return Ok(Some(run));
-                    }
                     let verified = in_service && run.drill.borrow().verdict_ok(run.to.as_deref());
                     let dn_back = run.drill.borrow().times.borrow().dn_back;
                     if let Some(dn_back) = dn_back.filter(|_| verified) {
@@ -958,45 +946,22 @@ impl<B: Backend> Host<B> {
                         }
                     }
                 }
-                Stage::Holding {
-                    trigger,
-                    from,
-                    until,
-                } => {
-                    if now < until {
-                        run.stage = Stage::Holding {
-                            trigger,
-                            from,
-                            until,
-                        };
-                        return Ok(Some(run));
-                    }
-                    match run.exp.lifetime_ended() {
-                        Some(why) => Stage::Settling {
-                            trigger,
-                            origin: from,
-                            why,
-                            until: now + limits.timeout,
-                        },
-                        None => return Ok(self.end_drill_at(run, trigger)),
-                    }
-                }
+                Stage::Holding { trigger, from, .. } => match run.exp.lifetime_ended() {
+                    Some(why) => Stage::Settling {
+                        trigger,
+                        origin: from,
+                        why,
+                        until: now + limits.timeout,
+                    },
+                    None => return Ok(self.end_drill_at(run, trigger)),
+                },
                 Stage::Settling {
                     trigger,
                     origin,
                     why,
-                    until,
+                    ..
                 } => {
                     let watching = view.phase == PhaseKind::Watching;
-                    if !watching && now < until {
-                        run.stage = Stage::Settling {
-                            trigger,
-                            origin,
-                            why,
-                            until,
-                        };
-                        return Ok(Some(run));
-                    }
                     let at_s = now.saturating_duration_since(trigger).as_secs_f64();
                     let here = view.site.as_deref().unwrap_or_default().to_owned();
                     if here == origin {
@@ -1055,20 +1020,9 @@ impl<B: Backend> Host<B> {
                     why,
                     back,
                     started,
-                    until,
+                    ..
                 } => {
                     let in_service = self.engine(i).is_some_and(|e| back.borrow().in_service(e));
-                    if !in_service && now < until {
-                        run.stage = Stage::Returning {
-                            trigger,
-                            origin,
-                            why,
-                            back,
-                            started,
-                            until,
-                        };
-                        return Ok(Some(run));
-                    }
                     let ok = in_service && back.borrow().verdict_ok(Some(&origin));
                     run.exp
                         .returned(&why, &origin, trigger, started, &back.borrow(), ok);
@@ -1079,6 +1033,29 @@ impl<B: Backend> Host<B> {
             run.stage = next;
             // Looked at again at once: the next stage may be due already
             // (verified in the same instant on the mock's virtual clock).
+        }
+    }
+
+    /// Whether `run`'s stage still waits for its event: the gates' verdict
+    /// (or the switchover's start), the agent in service at the target,
+    /// `--lifetime`'s end (only its deadline ends it), the switchover in
+    /// flight to finish, the return in service at the origin.
+    fn drill_waits(&self, run: &DrillRun, view: &drctl_policy::View) -> bool {
+        let i = run.agent;
+        match &run.stage {
+            Stage::Gating { .. } => {
+                let d = run.drill.borrow();
+                let t = d.times.borrow();
+                t.refused.is_none() && t.started.is_none()
+            }
+            Stage::Verifying { .. } => !self
+                .engine(i)
+                .is_some_and(|e| run.drill.borrow().in_service(e)),
+            Stage::Holding { .. } => true,
+            Stage::Settling { .. } => view.phase != PhaseKind::Watching,
+            Stage::Returning { back, .. } => {
+                !self.engine(i).is_some_and(|e| back.borrow().in_service(e))
+            }
         }
     }
 
