@@ -652,29 +652,34 @@ fn fast_prefix(line: &[u8]) -> Option<(u64, Kind, usize)> {
     const T: &[u8] = b"{\"t\":";
     const KIND: &[u8] = b",\"kind\":\"";
     let rest = line.strip_prefix(T)?;
-    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    // One pass over the digits; past u64 is not ours (the whole parse says why).
+    let mut t: u64 = 0;
+    let mut digits = 0;
+    for &c in rest {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        t = t.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        digits += 1;
+    }
     if digits == 0 {
         return None;
     }
-    let mut t: u64 = 0;
-    for &d in &rest[..digits] {
-        // Past u64: not ours (the whole parse says why).
-        t = t.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
     let tag = rest[digits..].strip_prefix(KIND)?;
-    let kind = [
-        (&b"event\""[..], Kind::Event),
-        (b"decision\"", Kind::Decision),
-        (b"command\"", Kind::Command),
-        (b"result\"", Kind::Result),
-        (b"operator\"", Kind::Operator),
-    ]
-    .into_iter()
-    .find(|(name, _)| tag.starts_with(name))
-    .map_or_else(
-        || memchr::memchr(b'"', tag).map(|_| Kind::Other),
-        |(_, kind)| Some(kind),
-    )?;
+    // On the tag's first byte: one comparison per line, not one per kind.
+    let (name, kind): (&[u8], Kind) = match tag.first()? {
+        b'e' => (b"event\"", Kind::Event),
+        b'd' => (b"decision\"", Kind::Decision),
+        b'c' => (b"command\"", Kind::Command),
+        b'r' => (b"result\"", Kind::Result),
+        b'o' => (b"operator\"", Kind::Operator),
+        _ => (b"", Kind::Other),
+    };
+    let kind = if !name.is_empty() && tag.starts_with(name) {
+        kind
+    } else {
+        memchr::memchr(b'"', tag).map(|_| Kind::Other)?
+    };
     Some((t, kind, T.len() + digits + 1))
 }
 
@@ -771,30 +776,69 @@ impl<W: Write> RecordWriter<W> {
         message: &M,
     ) -> io::Result<()> {
         self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, message)?;
-        let fields = match self.scratch.split_first() {
-            Some((b'{', rest)) => rest,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "a record must serialize as a JSON object",
-                ))
-            }
-        };
+        record_body(&mut self.scratch, kind, session, message)?;
+        // The body without its `{`, after `t`: what a reader lends out as the
+        // body is then exactly `record_body`'s (`decision_body` relies on it).
         write!(self.out, "{{\"t\":{t},")?;
-        if let Some(kind) = kind {
-            write!(self.out, "\"kind\":\"{kind}\"")?;
-            if let Some(session) = session {
-                self.out.write_all(b",\"session\":")?;
-                serde_json::to_writer(&mut self.out, session)?;
-            }
-            if fields != b"}" {
-                self.out.write_all(b",")?;
-            }
-        }
-        self.out.write_all(fields)?;
+        self.out.write_all(&self.scratch[1..])?;
         self.out.write_all(b"\n")
     }
+}
+
+/// Appends the body of a decision record as [`RecordWriter`] writes it
+/// and [`RecordReader`] lends it out (`{"kind":"decision",...}`, with
+/// `"session"` after the kind for a fleet's): a recorded decision with
+/// exactly these bytes is this decision, so a replay that compares
+/// decisions need not parse the ones that agree.
+pub fn decision_body<D: Serialize>(
+    out: &mut Vec<u8>,
+    session: Option<&str>,
+    decision: &D,
+) -> io::Result<()> {
+    record_body(out, Some("decision"), session, decision)
+}
+
+/// Appends `{` [`"kind":"K",` [`"session":"S",`]] then the message's own
+/// fields; nothing on an error.
+fn record_body<M: Serialize>(
+    out: &mut Vec<u8>,
+    kind: Option<&str>,
+    session: Option<&str>,
+    message: &M,
+) -> io::Result<()> {
+    let start = out.len();
+    let written = (|| {
+        if let Some(kind) = kind {
+            out.extend_from_slice(b"{\"kind\":\"");
+            out.extend_from_slice(kind.as_bytes());
+            out.push(b'"');
+            if let Some(session) = session {
+                out.extend_from_slice(b",\"session\":");
+                serde_json::to_writer(&mut *out, session)?;
+            }
+        }
+        let fields = out.len();
+        serde_json::to_writer(&mut *out, message)?;
+        if out.get(fields) != Some(&b'{') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a record must serialize as a JSON object",
+            ));
+        }
+        // The message's `{` goes: its fields follow the kind's.
+        if kind.is_some() {
+            if out.len() - fields > 2 {
+                out[fields] = b',';
+            } else {
+                out.remove(fields);
+            }
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
 }
 
 #[cfg(test)]
