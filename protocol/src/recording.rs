@@ -1031,6 +1031,34 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_body_is_what_the_reader_lends_for_that_decision() {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Decision {
+            AlarmRaised { alarm: &'static str },
+            Ended {},
+        }
+        let d = Decision::AlarmRaised { alarm: "a\"b" };
+        let mut w = RecordWriter::new(Vec::new(), &header()).unwrap();
+        w.decision(7, &d).unwrap();
+        w.fleet_decision(8, "b\"ob", &d).unwrap();
+        w.decision(9, &Decision::Ended {}).unwrap();
+        let bytes = w.into_inner();
+        let (_, mut r) = RecordReader::new(&bytes[..], Path::new("rec.jsonl")).unwrap();
+        let mut body = Vec::new();
+        for (session, d) in [(None, &d), (Some("b\"ob"), &d), (None, &Decision::Ended {})] {
+            body.clear();
+            decision_body(&mut body, session, d).unwrap();
+            let rec = r.next_record().unwrap().unwrap();
+            assert_eq!(rec.body.as_bytes(), body, "{}", rec.body);
+        }
+        // Not an object: nothing appended.
+        body.clear();
+        assert!(decision_body(&mut body, None, &3).is_err());
+        assert!(body.is_empty());
+    }
+
+    #[test]
     fn the_session_of_records_in_another_layout_is_read_whole() {
         let mut bytes = serde_json::to_vec(&header()).unwrap();
         bytes.extend_from_slice(

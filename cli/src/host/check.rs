@@ -383,7 +383,8 @@ impl Checker {
         while let Some(rec) = self.reader.next_record()? {
             let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
             let known = self.known.as_slice();
-            let same = rec.kind == Kind::Decision && !known.is_empty() && rec.body.as_bytes() == known;
+            let same =
+                rec.kind == Kind::Decision && !known.is_empty() && rec.body.as_bytes() == known;
             let decision = match &mut self.checks {
                 Some(checks) => checks.record(&rec, false, known),
                 None if same => Ok(None),
