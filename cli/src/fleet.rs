@@ -5,8 +5,8 @@ pub mod plot;
 use crate::host::observe::Observer;
 use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
 use drctl_policy::{Decision, Timestamp};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// One agent as the statistics follow it.
 #[derive(Debug, Default, Clone)]
@@ -25,8 +25,9 @@ struct Follow {
 pub struct FleetStats {
     sites: Vec<String>,
     agents: Vec<Follow>,
-    /// (agent, command id) -> site of a connect in flight.
-    connects: HashMap<(usize, u64), usize>,
+    /// (agent, command id) -> site of a connect in flight (Fx: every
+    /// connect and result of a fleet goes through it).
+    connects: FxHashMap<(usize, u64), usize>,
     /// Successful logins per site per second of session time.
     logins: Vec<Vec<u32>>,
     /// Login attempts (connects sent) per site per second: the load a CS Proxy sees.
@@ -45,7 +46,7 @@ impl FleetStats {
         FleetStats {
             sites,
             agents: vec![Follow::default(); n],
-            connects: HashMap::new(),
+            connects: FxHashMap::default(),
             logins: vec![Vec::new(); k],
             attempts: vec![Vec::new(); k],
             failed_logins: vec![0; k],
