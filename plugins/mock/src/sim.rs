@@ -61,6 +61,7 @@
 use crate::scenario::{
     ConfigChange, Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets,
 };
+use compact_str::CompactString;
 use drctl_plugin_api::messages::{
     Command, CommandError, ConfigObject, Event, Input, Output, Reply, Service, ServiceState,
     MAX_APPLICATION_OPTIONS,
@@ -68,7 +69,6 @@ use drctl_plugin_api::messages::{
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A site as the host's config names it.
@@ -85,9 +85,8 @@ pub struct SiteInfo {
 /// One agent's connection state.
 #[derive(Clone, Debug)]
 struct Session {
-    /// The session id, as the host names it (one allocation, shared with
-    /// `Sim::by_id`).
-    id: Arc<str>,
+    /// The session id, as the host names it (inline up to 24 bytes).
+    id: CompactString,
     /// Connected site (index into `Sim::sites`) and epoch.
     connected: Option<(usize, u64)>,
     subscribed: bool,
@@ -148,9 +147,10 @@ pub struct Sim {
     next_happening: usize,
     /// Sessions in the order of their first command (the order fractions take).
     sessions: Vec<Session>,
-    /// Session id -> index in `sessions` (looked up for every command: Fx,
-    /// not SipHash; the host names its own sessions).
-    by_id: FxHashMap<Arc<str>, usize>,
+    /// Session id -> index in `sessions`, looked up for every command: Fx,
+    /// not SipHash (the host names its own sessions), the ids inline in
+    /// the table (no pointer to follow, a cache miss each in a fleet).
+    by_id: FxHashMap<CompactString, usize>,
     /// Scheduled work by (time ns, sequence) so equal times keep their order.
     pending: BTreeMap<(u64, u64), Pending>,
     seq: u64,
@@ -223,7 +223,7 @@ impl Sim {
         let i = self.session_index(session);
         if let Some(result) = self.command(now, i, id, command) {
             self.push(Output::Result {
-                session: self.sessions[i].id.to_string(),
+                session: self.sessions[i].id.as_str().to_owned(),
                 id,
                 result,
             });
@@ -237,7 +237,7 @@ impl Sim {
             return i;
         }
         let i = self.sessions.len();
-        let id: Arc<str> = id.into();
+        let id = CompactString::from(id);
         self.by_id.insert(id.clone(), i);
         self.sessions.push(Session {
             id,
@@ -455,7 +455,7 @@ impl Sim {
     /// and the DN back in service after `register-delay`.
     fn after_login(&mut self, now: u64, i: usize, site: usize, epoch: u64, id: u64) {
         self.push(Output::Result {
-            session: self.sessions[i].id.to_string(),
+            session: self.sessions[i].id.as_str().to_owned(),
             id,
             result: Ok(Reply::Done),
         });
@@ -497,7 +497,7 @@ impl Sim {
                     status,
                 }) => {
                     return Some(Output::Event {
-                        session: self.sessions[session].id.to_string(),
+                        session: self.sessions[session].id.as_str().to_owned(),
                         epoch,
                         event: Event::ServiceStatus { service, status },
                     })
@@ -569,7 +569,7 @@ impl Sim {
                     ))),
                 };
                 self.push(Output::Result {
-                    session: self.sessions[session].id.to_string(),
+                    session: self.sessions[session].id.as_str().to_owned(),
                     id,
                     result,
                 });
@@ -582,7 +582,7 @@ impl Sim {
                 let sip_up = self.sites[site].state.telephony == ServiceState::On;
                 if current == epoch && s.subscribed && sip_up {
                     self.push(Output::Event {
-                        session: s.id.to_string(),
+                        session: s.id.as_str().to_owned(),
                         epoch,
                         event: Event::DnBackInService {
                             dn: self.dn.clone(),
@@ -653,7 +653,7 @@ impl Sim {
             };
             if let Some(epoch) = epoch {
                 self.push(Output::Event {
-                    session: s.id.to_string(),
+                    session: s.id.as_str().to_owned(),
                     epoch,
                     event: event.clone(),
                 });
@@ -676,7 +676,7 @@ impl Sim {
         for i in self.targets(agents) {
             if let Some((_, epoch)) = self.sessions[i].connected {
                 self.push(Output::Event {
-                    session: self.sessions[i].id.to_string(),
+                    session: self.sessions[i].id.as_str().to_owned(),
                     epoch,
                     event: Event::Disconnected,
                 });
