@@ -4,19 +4,15 @@ use crate::config::BackoffConfig;
 use rand_chacha::rand_core::Rng;
 use std::time::Duration;
 
-/// The delay schedule between connect rounds.
-#[derive(Clone, Debug, PartialEq)]
+/// Where the delay schedule between connect rounds is (its settings are
+/// the engine config's, which a fleet shares).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Backoff {
-    cfg: BackoffConfig,
     /// Rounds failed since the last success.
     failures: u32,
 }
 
 impl Backoff {
-    pub(crate) fn new(cfg: BackoffConfig) -> Self {
-        Backoff { cfg, failures: 0 }
-    }
-
     /// Forget past failures (after a successful connect).
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
@@ -24,11 +20,11 @@ impl Backoff {
 
     /// The delay before the next round: `min(initial * factor^n, max)`,
     /// scaled by a factor drawn uniformly from `[1 - jitter, 1 + jitter)`.
-    pub(crate) fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
-        let exp = self.cfg.factor.powi(self.failures.min(1_000) as i32);
-        let base = (self.cfg.initial.as_secs_f64() * exp).min(self.cfg.max.as_secs_f64());
+    pub(crate) fn next_delay(&mut self, cfg: &BackoffConfig, rng: &mut impl Rng) -> Duration {
+        let exp = cfg.factor.powi(self.failures.min(1_000) as i32);
+        let base = (cfg.initial.as_secs_f64() * exp).min(cfg.max.as_secs_f64());
         self.failures = self.failures.saturating_add(1);
-        let scale = 1.0 + self.cfg.jitter * (2.0 * unit(rng) - 1.0);
+        let scale = 1.0 + cfg.jitter * (2.0 * unit(rng) - 1.0);
         Duration::from_secs_f64(base * scale)
     }
 }

@@ -45,7 +45,7 @@ impl Engine {
         self.directives.vetoed = false;
         match object {
             ConfigObject::Person
-                if name == self.cfg.username
+                if name == self.username()
                     && section == names.person_section
                     && option == names.preferred_option =>
             {
@@ -96,8 +96,7 @@ impl Engine {
     /// E5: the site whose AIL Application is `app` (as S3 read it, or as
     /// the local `[[sites]]` name it).
     fn e5_site_of(&self, app: &str) -> Option<SiteIdx> {
-        (0..2)
-            .find(|&k| self.learned.targets[k].app_name == app || self.cfg.sites[k].app_name == app)
+        (0..2).find(|&k| self.target_app_name(k) == app || self.cfg.sites[k].app_name == app)
     }
 
     /// E5: whether automatic switchovers must keep away from `site`.

@@ -17,6 +17,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Index of a site in [`EngineConfig::sites`].
 pub(crate) type SiteIdx = usize;
@@ -98,10 +99,11 @@ pub(crate) enum Phase {
         cmd: CommandId,
     },
     /// S3: the preferred Application; the secondary one is read next.
+    /// The two names are boxed: they live for one command's round trip,
+    /// and inline they would double every engine's phase.
     ReadingApplication {
         cmd: CommandId,
-        preferred_app: String,
-        secondary_app: String,
+        apps: Box<PersonApps>,
     },
     /// S3: the secondary Application, which names how `site` is reached.
     ReadingSecondary {
@@ -157,6 +159,13 @@ impl Phase {
             _ => None,
         }
     }
+}
+
+/// The Person object's two Applications (S2), while S3 reads the first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PersonApps {
+    pub preferred: String,
+    pub secondary: String,
 }
 
 /// A listener's last known status.
@@ -254,11 +263,23 @@ pub enum SiteSource {
 }
 
 /// How a site is reached: its CS Proxy and the Application to log in as (S3).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Mostly the local `[[sites]]` entry's own names (before S3, or an
+/// Application naming what the entry names): those are read from the
+/// config a fleet shares, and only an Application naming others keeps
+/// its own copy here (a fleet of 100 000 would hold 400 000 strings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Target {
+    /// `None`: the local entry's CS Proxy and Application name.
+    pub names: Option<Box<TargetNames>>,
+    pub source: SiteSource,
+}
+
+/// A CS Proxy and Application name that differ from the local entry's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TargetNames {
     pub cs_proxy: String,
     pub app_name: String,
-    pub source: SiteSource,
 }
 
 /// Per-connection listener state; reset whenever the epoch changes.
@@ -400,8 +421,16 @@ fn alarm_bit(alarm: Alarm) -> u16 {
 /// The DR policy engine for one agent. See the crate docs for the calling loop.
 #[derive(Debug)]
 pub struct Engine {
-    pub(crate) cfg: EngineConfig,
-    pub(crate) rng: ChaCha8Rng,
+    /// Shared by a fleet of identical agents ([`Engine::for_agent`]).
+    pub(crate) cfg: Arc<EngineConfig>,
+    /// The agent's own login name when it is not the config's (a fleet
+    /// sharing one config).
+    username: Option<Box<str>>,
+    /// The RNG's seed: the RNG is made on its first draw (most engines
+    /// never draw: no failed connect, no E4 jitter), which gives the same
+    /// draws as one made at the start and spares ~300 bytes an engine.
+    seed: u64,
+    rng: Option<Box<ChaCha8Rng>>,
     /// Latest `now` seen; time never goes backwards inside the engine.
     pub(crate) now: Timestamp,
     pub(crate) phase: Phase,
@@ -426,24 +455,42 @@ pub struct Engine {
 impl Engine {
     /// An engine that has not started; feed it [`Event::Start`].
     pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
+        let seed = cfg.seed;
+        Engine::build(Arc::new(cfg), None, seed)
+    }
+
+    /// An engine for one agent of a fleet that shares `cfg`: `username`
+    /// and `seed` are this agent's, in place of the config's (which
+    /// [`Engine::config`] still shows). A fleet of 100 000 identical agents
+    /// then holds one config, not 100 000 copies.
+    pub fn for_agent(
+        cfg: Arc<EngineConfig>,
+        username: &str,
+        seed: u64,
+    ) -> Result<Engine, ConfigError> {
+        let own = (username != cfg.username).then(|| username.into());
+        Engine::build(cfg, own, seed)
+    }
+
+    fn build(
+        cfg: Arc<EngineConfig>,
+        username: Option<Box<str>>,
+        seed: u64,
+    ) -> Result<Engine, ConfigError> {
         cfg.validate()?;
-        let backoff = Backoff::new(cfg.backoff.clone());
-        // S1 bootstraps from the local `[[sites]]`; S3 replaces them.
-        let targets = cfg.sites.clone().map(|s| Target {
-            cs_proxy: s.cs_proxy,
-            app_name: s.app_name,
-            source: SiteSource::Local,
-        });
         Ok(Engine {
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             cfg,
+            username,
+            seed,
+            rng: None,
             now: Timestamp::ZERO,
             phase: Phase::Idle,
             conn: Connection::default(),
             learned: Learned {
                 preferred: None,
                 dr: DrOptions::default(),
-                targets,
+                // S1 bootstraps from the local `[[sites]]`; S3 replaces them.
+                targets: Default::default(),
             },
             failback: FailbackState::default(),
             directives: Default::default(),
@@ -455,7 +502,7 @@ impl Engine {
                     order: [0, 1],
                     next: 0,
                 },
-                backoff,
+                backoff: Backoff::default(),
             },
             timers: TimerTable::default(),
             alarms: AlarmSet::default(),
@@ -463,9 +510,68 @@ impl Engine {
         })
     }
 
-    /// The configuration the engine runs with.
+    /// The configuration the engine runs with (shared by a fleet made with
+    /// [`Engine::for_agent`]: its username and seed are then the
+    /// template's, and [`Engine::username`] the agent's).
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// The agent's login name.
+    pub fn username(&self) -> &str {
+        self.username.as_deref().unwrap_or(&self.cfg.username)
+    }
+
+    /// The seed of the engine's RNG (the agent's own, as [`Engine::username`]).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The engine's RNG (backoff jitter, E4), made from the seed on first use.
+    pub(crate) fn rng(&mut self) -> &mut ChaCha8Rng {
+        let seed = self.seed;
+        self.rng
+            .get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)))
+    }
+
+    /// S1/W4: the delay before the next connect round.
+    pub(crate) fn backoff_delay(&mut self) -> std::time::Duration {
+        let seed = self.seed;
+        let rng = self
+            .rng
+            .get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
+        self.retry.backoff.next_delay(&self.cfg.backoff, rng)
+    }
+
+    /// The CS Proxy that reaches `site` (S3; S1: the local entry's).
+    pub(crate) fn target_cs_proxy(&self, site: SiteIdx) -> &str {
+        match &self.learned.targets[site].names {
+            Some(n) => &n.cs_proxy,
+            None => &self.cfg.sites[site].cs_proxy,
+        }
+    }
+
+    /// The Application `site` is logged in as (S3; S1: the local entry's).
+    pub(crate) fn target_app_name(&self, site: SiteIdx) -> &str {
+        match &self.learned.targets[site].names {
+            Some(n) => &n.app_name,
+            None => &self.cfg.sites[site].app_name,
+        }
+    }
+
+    /// Sets how `site` is reached: names equal to the local entry's are
+    /// read from the shared config rather than kept.
+    pub(crate) fn set_target(
+        &mut self,
+        site: SiteIdx,
+        cs_proxy: String,
+        app_name: String,
+        source: SiteSource,
+    ) {
+        let local = &self.cfg.sites[site];
+        let names = (cs_proxy != local.cs_proxy || app_name != local.app_name)
+            .then(|| Box::new(TargetNames { cs_proxy, app_name }));
+        self.learned.targets[site] = Target { names, source };
     }
 
     /// Feeds one input. Timers due at or before `now` fire first, so an event
@@ -664,14 +770,11 @@ impl Engine {
                 .known
                 .then_some(self.learned.dr.sip_register_timeout_source),
             sites: (0..2)
-                .map(|i| {
-                    let t = &self.learned.targets[i];
-                    SiteView {
-                        name: self.site_name(i),
-                        cs_proxy: t.cs_proxy.clone(),
-                        app_name: t.app_name.clone(),
-                        source: t.source,
-                    }
+                .map(|i| SiteView {
+                    name: self.site_name(i),
+                    cs_proxy: self.target_cs_proxy(i).to_owned(),
+                    app_name: self.target_app_name(i).to_owned(),
+                    source: self.learned.targets[i].source,
                 })
                 .collect(),
             failback: self.e2_view(),

@@ -125,7 +125,7 @@ impl Engine {
         };
         let cmd = self.command(CommandKind::Probe {
             site: self.site_name(pref).to_string(),
-            cs_proxy: self.learned.targets[pref].cs_proxy.clone(),
+            cs_proxy: self.target_cs_proxy(pref).to_owned(),
         });
         self.failback.probe = Some((cmd, self.now));
         self.e2_arm_probe_timer(self.now + self.cfg.failback_probe_interval);

@@ -13,7 +13,8 @@
 //! `policy.*` key overrides them.
 
 use crate::engine::{
-    other, DrOptionSource, DrOptions, Engine, Listeners, Phase, Round, SiteIdx, SiteSource, Target,
+    other, DrOptionSource, DrOptions, Engine, Listeners, PersonApps, Phase, Round, SiteIdx,
+    SiteSource, Target,
 };
 use crate::input::CommandId;
 use crate::output::CommandKind;
@@ -61,12 +62,11 @@ impl Engine {
         self.timers.stop(TimerKind::Backoff);
         let site = self.retry.round.order[self.retry.round.next];
         // S3: where the site's Application says it is reached (S1: the local entry).
-        let target = &self.learned.targets[site];
         let kind = CommandKind::Connect {
             site: self.cfg.sites[site].name.to_string(),
-            cs_proxy: target.cs_proxy.clone(),
-            app_name: target.app_name.clone(),
-            username: self.cfg.username.clone(),
+            cs_proxy: self.target_cs_proxy(site).to_owned(),
+            app_name: self.target_app_name(site).to_owned(),
+            username: self.username().to_owned(),
             // The host fills the secret in at the edge; it never reaches the engine.
             password: Password::default(),
             // W1: on-demand loading shortens the AIL restart of a switchover.
@@ -99,7 +99,7 @@ impl Engine {
         self.clear(Alarm::BackendDisconnected);
         // S2: always read the Person object, even with a cached preferred site (S5).
         let cmd = self.command(CommandKind::ReadPersonSites {
-            username: self.cfg.username.clone(),
+            username: self.username().to_owned(),
         });
         self.phase = Phase::ReadingPerson { cmd };
     }
@@ -125,7 +125,7 @@ impl Engine {
             self.s1_connect_next();
         } else {
             self.retry.round.next = 0;
-            let delay = self.retry.backoff.next_delay(&mut self.rng);
+            let delay = self.backoff_delay();
             self.timers.set(TimerKind::Backoff, self.now + delay);
             self.phase = Phase::Backoff;
         }
@@ -144,8 +144,10 @@ impl Engine {
                 });
                 self.phase = Phase::ReadingApplication {
                     cmd,
-                    preferred_app,
-                    secondary_app,
+                    apps: Box::new(PersonApps {
+                        preferred: preferred_app,
+                        secondary: secondary_app,
+                    }),
                 };
             }
             _ => self.s3_preferred_unknown(),
@@ -178,11 +180,7 @@ impl Engine {
                 };
                 self.s3_set_dr_options(site_timeout, site_sip_register_timeout);
                 self.e5_on_application_read(preferred, &options);
-                self.learned.targets[preferred] = Target {
-                    cs_proxy,
-                    app_name,
-                    source: SiteSource::Application,
-                };
+                self.set_target(preferred, cs_proxy, app_name, SiteSource::Application);
                 preferred
             }
             other => {
@@ -228,11 +226,7 @@ impl Engine {
                 ..
             }) => {
                 self.e5_on_application_read(site, &options);
-                self.learned.targets[site] = Target {
-                    cs_proxy,
-                    app_name,
-                    source: SiteSource::Application,
-                };
+                self.set_target(site, cs_proxy, app_name, SiteSource::Application);
             }
             other => {
                 let error = failure("read_application", other);
@@ -245,10 +239,8 @@ impl Engine {
     /// S3: `site`'s Application could not be read: reach it through its
     /// local `[[sites]]` entry, and say so.
     fn s3_fall_back_to_local(&mut self, site: SiteIdx, error: String) {
-        let local = &self.cfg.sites[site];
         self.learned.targets[site] = Target {
-            cs_proxy: local.cs_proxy.clone(),
-            app_name: local.app_name.clone(),
+            names: None,
             source: SiteSource::Local,
         };
         self.decide(Decision::ApplicationFallback {
@@ -403,11 +395,13 @@ impl Engine {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Connecting { site, .. } => self.s1_on_connect_result(site, result),
             Phase::ReadingPerson { .. } => self.s2_on_person_sites(result),
-            Phase::ReadingApplication {
-                preferred_app,
-                secondary_app,
-                ..
-            } => self.s3_on_application(&preferred_app, secondary_app, result),
+            Phase::ReadingApplication { apps, .. } => {
+                let PersonApps {
+                    preferred,
+                    secondary,
+                } = *apps;
+                self.s3_on_application(&preferred, secondary, result)
+            }
             Phase::ReadingSecondary { site, .. } => self.s3_on_secondary_application(site, result),
             Phase::KillingFactory { .. } => self.w1_on_factory_killed(result),
             Phase::Subscribing { .. } => self.w2_on_subscribed(result),

@@ -102,7 +102,7 @@ impl Engine {
         }
         match self.timers.get(TimerKind::SwitchoverJitter) {
             None => {
-                let delay = jitter.mul_f64(unit(&mut self.rng));
+                let delay = jitter.mul_f64(unit(self.rng()));
                 self.timers
                     .set(TimerKind::SwitchoverJitter, self.now + delay);
                 // A zero draw starts at once; anything else waits for its timer.

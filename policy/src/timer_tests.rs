@@ -261,3 +261,61 @@ fn d4_dr_force_logout_before_the_options_are_read_waits_from_the_logout() {
     });
     assert_eq!(engine.poll_timeout(), Some(Timestamp::from_secs(61)));
 }
+
+/// A fleet agent's engine on a shared config ([`Engine::for_agent`]) acts as
+/// an engine with its own config naming the same username and seed: the
+/// same commands (its username in them), decisions and deadlines, the
+/// backoff and E4 jitter drawn from its own seed (lazily made RNG).
+#[test]
+fn a_fleet_agent_on_a_shared_config_acts_as_one_with_its_own() {
+    let mut own = EngineConfig::two_sites("a7");
+    own.seed = 7;
+    own.switchover_jitter = Duration::from_secs(30);
+    let mut template = own.clone();
+    template.username = "template".into();
+    template.seed = 0;
+    let template = std::sync::Arc::new(template);
+    let mut engines = [
+        Engine::new(own).expect("valid config"),
+        Engine::for_agent(template.clone(), "a7", 7).expect("valid config"),
+    ];
+    // Another agent of the same fleet draws other delays from its seed.
+    let mut other = Engine::for_agent(template, "a8", 8).expect("valid config");
+    let mut epochs = [0; 3];
+    let mut seen = Vec::new();
+    for (k, engine) in engines.iter_mut().chain([&mut other]).enumerate() {
+        let epoch = &mut epochs[k];
+        let mut log = Vec::new();
+        engine.handle_event(Timestamp::ZERO, Event::Start);
+        // Both sites refuse: the backoff's jitter is the RNG's first draw.
+        log.push(answer(engine, Timestamp::ZERO, true, epoch));
+        let backoff = engine.poll_timeout().expect("a backoff");
+        engine.handle_timeout(backoff);
+        log.push(answer(engine, backoff, false, epoch));
+        // D1 after 30 s, then E4's random delay: the second draw.
+        let off = backoff + Duration::from_secs(1);
+        telephony_off(engine, off, *epoch);
+        log.push(answer(engine, off, false, epoch));
+        let timeout = engine.poll_timeout().expect("site-timeout");
+        engine.handle_timeout(timeout);
+        let jitter = engine.poll_timeout().expect("the E4 delay");
+        engine.handle_timeout(jitter);
+        log.push(answer(engine, jitter, false, epoch));
+        seen.push((
+            log,
+            [backoff, timeout, jitter],
+            engine.username().to_owned(),
+        ));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[1].2, "a7");
+    let connect_user = seen[1].0[1].1.iter().find_map(|c| match c {
+        CommandKind::Connect { username, .. } => Some(username.clone()),
+        _ => None,
+    });
+    assert_eq!(connect_user.as_deref(), Some("a7"));
+    assert!(switch_decisions(&seen[1].0[3].0)
+        .iter()
+        .any(|d| matches!(d, Decision::SwitchoverStarted { .. })));
+    assert_ne!(seen[1].1, seen[2].1, "seed 8 draws other delays");
+}

@@ -78,7 +78,7 @@ impl<B: Backend> Host<B> {
             reason,
             from: from.to_owned(),
             to: to.to_owned(),
-            agent: engine.config().username.clone(),
+            agent: engine.username().to_owned(),
         };
         // A gate the operator skipped for this drill is skipped here too.
         runner
@@ -122,14 +122,14 @@ impl<B: Backend> Host<B> {
     /// What the operator asks along with agent `i`'s next operator switchover.
     pub fn set_intent(&mut self, i: usize, intent: Option<OperatorIntent>) {
         if let Some(a) = self.agents.get_mut(i) {
-            a.intent = intent;
+            a.intent = intent.map(Box::new);
         }
     }
 
     /// Agent `i`'s engine asks for the gates of `reason` (`from` -> `to`).
     pub(super) fn check_gates(&mut self, i: usize, reason: Reason, from: SiteName, to: SiteName) {
         let intent = if reason == Reason::Operator {
-            self.agents[i].intent.take().unwrap_or_default()
+            self.agents[i].intent.take().map(|b| *b).unwrap_or_default()
         } else {
             OperatorIntent::default()
         };
@@ -146,7 +146,7 @@ impl<B: Backend> Host<B> {
             reason,
             from: from.to_string(),
             to: to.to_string(),
-            agent: self.agents[i].engine.config().username.clone(),
+            agent: self.agents[i].engine.username().to_owned(),
         };
         tracing::info!(
             "{}: running the switchover gates ({}, {from} -> {to})",

@@ -22,10 +22,12 @@ pub mod supervise;
 use crate::control::Incoming;
 use crate::host::observe::Observer;
 use crate::report::Identity;
+use compact_str::CompactString;
 use drctl_plugin_api::messages::{Input, Output, Password};
 use drctl_policy::{Action, Alarm, CommandId, Decision, Engine, Event, Timestamp};
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -205,10 +207,11 @@ struct Agent {
     /// The engine ran since the observers last saw it settle.
     touched: bool,
     /// E3 with an owner: who paused, why, and until when (`pause --for`).
-    pause: Option<PauseInfo>,
+    /// Boxed, as `intent`: rare, and a fleet holds 100 000 agents.
+    pause: Option<Box<PauseInfo>>,
     /// What the operator asked along with the next operator switchover
     /// (gates to skip, why), taken when its gates are checked.
-    intent: Option<gate::OperatorIntent>,
+    intent: Option<Box<gate::OperatorIntent>>,
     /// Tests: the entry point that panics for this agent.
     #[cfg(test)]
     fault: Option<Entry>,
@@ -250,8 +253,11 @@ impl Entry {
 /// served by one backend instance through their session ids (SPEC §5).
 pub struct Host<B: Backend> {
     agents: Vec<Agent>,
-    /// Session id -> index in `agents`.
-    by_session: HashMap<String, usize>,
+    /// Session id -> index in `agents`, looked up for every backend
+    /// output: Fx, not SipHash (the keys are the host's own session ids),
+    /// and the ids inline in the table (a pointer to each would cost a
+    /// cache miss a lookup in a fleet of 100 000).
+    by_session: FxHashMap<CompactString, usize>,
     /// Every agent's next deadline; stale entries are skipped when popped.
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
     backend: B,
@@ -366,7 +372,7 @@ impl<B: Backend> Host<B> {
         let by_session = agents
             .iter()
             .enumerate()
-            .map(|(i, a)| (a.session.clone(), i))
+            .map(|(i, a)| (CompactString::from(a.session.as_str()), i))
             .collect();
         Ok(Host {
             agents,
@@ -480,7 +486,7 @@ impl<B: Backend> Host<B> {
 
     /// Agent `i`'s pause: who, why, until when (`None`: not paused by `drctl pause`).
     pub fn pause_info(&self, i: usize) -> Option<&PauseInfo> {
-        self.agents.get(i).and_then(|a| a.pause.as_ref())
+        self.agents.get(i).and_then(|a| a.pause.as_deref())
     }
 
     /// Records who paused agent `i` (or clears it: `None`); a pause with an
@@ -490,7 +496,7 @@ impl<B: Backend> Host<B> {
             self.pause_ends.push(Reverse((until, i)));
         }
         if let Some(agent) = self.agents.get_mut(i) {
-            agent.pause = pause;
+            agent.pause = pause.map(Box::new);
         }
     }
 
@@ -648,7 +654,7 @@ impl<B: Backend> Host<B> {
                 Output::Result { session, .. } | Output::Event { session, .. } => session,
                 _ => continue,
             };
-            let Some(&i) = self.by_session.get(session) else {
+            let Some(&i) = self.by_session.get(session.as_str()) else {
                 tracing::debug!("output for unknown session {session:?} ignored");
                 continue;
             };

@@ -181,7 +181,7 @@ impl<B: Backend> Host<B> {
                 },
                 None => Reply::error(format!(
                     "no switch is scheduled for {}: nothing was cancelled",
-                    self.agents[i].engine.config().username
+                    self.agents[i].engine.username()
                 )),
             },
             // The socket's task streams these from the event hub itself.
@@ -195,11 +195,7 @@ impl<B: Backend> Host<B> {
     /// or session id), else the watcher's only agent; why not otherwise.
     fn addressed(&self, agent: Option<&str>) -> Result<usize, String> {
         let names = || {
-            let names: Vec<&str> = self
-                .agents
-                .iter()
-                .map(|a| a.engine.config().username.as_str())
-                .collect();
+            let names: Vec<&str> = self.agents.iter().map(|a| a.engine.username()).collect();
             names.join(", ")
         };
         match agent {
@@ -212,7 +208,7 @@ impl<B: Backend> Host<B> {
             Some(name) => self
                 .agents
                 .iter()
-                .position(|a| a.engine.config().username == name || a.session == name)
+                .position(|a| a.engine.username() == name || a.session == name)
                 .ok_or_else(|| {
                     format!(
                         "this watcher does not run agent {}; it runs {}",
@@ -434,7 +430,7 @@ impl<B: Backend> Host<B> {
                 there += usize::from(watching && at_target);
                 watching && !at_target
             })
-            .map(|(i, a)| (i, a.engine.config().username.clone()))
+            .map(|(i, a)| (i, a.engine.username().to_owned()))
             .collect();
         let selected = crate::schedule::select(candidates, self.len(), agents);
         if selected.is_empty() {
@@ -504,7 +500,7 @@ impl<B: Backend> Host<B> {
             }
             if rows.len() < FLEET_ROWS {
                 rows.push(AgentRow {
-                    agent: agent.engine.config().username.clone(),
+                    agent: agent.engine.username().to_owned(),
                     phase: v.phase.as_str().to_owned(),
                     site,
                     dn: v.dn.as_str().to_owned(),
@@ -590,7 +586,7 @@ impl<B: Backend> Host<B> {
         StatusReport {
             // In a fleet the watcher's identity is not this agent's name.
             agent: if self.len() > 1 {
-                Some(self.agents[i].engine.config().username.clone())
+                Some(self.agents[i].engine.username().to_owned())
             } else {
                 self.identity.as_ref().map(|i| i.agent.clone())
             },

@@ -189,14 +189,15 @@ fn open_history(
 pub fn recorded_agents(agents: &[crate::ops::agents::AgentSpec]) -> Vec<RecordedAgent> {
     agents
         .iter()
-        .map(|(session, _, engine)| {
-            let c = engine.config();
-            RecordedAgent {
-                session: session.clone(),
-                username: c.username.clone(),
-                seed: c.seed,
-                cached_preferred: c.cached_preferred.as_ref().map(|s| s.to_string()),
-            }
+        .map(|(session, _, engine)| RecordedAgent {
+            session: session.clone(),
+            username: engine.username().to_owned(),
+            seed: engine.seed(),
+            cached_preferred: engine
+                .config()
+                .cached_preferred
+                .as_ref()
+                .map(|s| s.to_string()),
         })
         .collect()
 }

@@ -61,11 +61,13 @@
 use crate::scenario::{
     ConfigChange, Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets,
 };
+use compact_str::CompactString;
 use drctl_plugin_api::messages::{
     Command, CommandError, ConfigObject, Event, Input, Output, Reply, Service, ServiceState,
     MAX_APPLICATION_OPTIONS,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -83,8 +85,8 @@ pub struct SiteInfo {
 /// One agent's connection state.
 #[derive(Clone, Debug)]
 struct Session {
-    /// The session id, as the host names it.
-    id: String,
+    /// The session id, as the host names it (inline up to 24 bytes).
+    id: CompactString,
     /// Connected site (index into `Sim::sites`) and epoch.
     connected: Option<(usize, u64)>,
     subscribed: bool,
@@ -145,8 +147,10 @@ pub struct Sim {
     next_happening: usize,
     /// Sessions in the order of their first command (the order fractions take).
     sessions: Vec<Session>,
-    /// Session id -> index in `sessions`.
-    by_id: HashMap<String, usize>,
+    /// Session id -> index in `sessions`, looked up for every command: Fx,
+    /// not SipHash (the host names its own sessions), the ids inline in
+    /// the table (no pointer to follow, a cache miss each in a fleet).
+    by_id: FxHashMap<CompactString, usize>,
     /// Scheduled work by (time ns, sequence) so equal times keep their order.
     pending: BTreeMap<(u64, u64), Pending>,
     seq: u64,
@@ -201,7 +205,7 @@ impl Sim {
             dn,
             next_happening: 0,
             sessions: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: FxHashMap::default(),
             pending: BTreeMap::new(),
             seq: 0,
             next_epoch: 0,
@@ -219,7 +223,7 @@ impl Sim {
         let i = self.session_index(session);
         if let Some(result) = self.command(now, i, id, command) {
             self.push(Output::Result {
-                session: self.sessions[i].id.clone(),
+                session: self.sessions[i].id.as_str().to_owned(),
                 id,
                 result,
             });
@@ -229,10 +233,11 @@ impl Sim {
 
     /// The index of session `id`, created on its first command.
     fn session_index(&mut self, id: String) -> usize {
-        if let Some(&i) = self.by_id.get(&id) {
+        if let Some(&i) = self.by_id.get(id.as_str()) {
             return i;
         }
         let i = self.sessions.len();
+        let id = CompactString::from(id);
         self.by_id.insert(id.clone(), i);
         self.sessions.push(Session {
             id,
@@ -450,7 +455,7 @@ impl Sim {
     /// and the DN back in service after `register-delay`.
     fn after_login(&mut self, now: u64, i: usize, site: usize, epoch: u64, id: u64) {
         self.push(Output::Result {
-            session: self.sessions[i].id.clone(),
+            session: self.sessions[i].id.as_str().to_owned(),
             id,
             result: Ok(Reply::Done),
         });
@@ -492,7 +497,7 @@ impl Sim {
                     status,
                 }) => {
                     return Some(Output::Event {
-                        session: self.sessions[session].id.clone(),
+                        session: self.sessions[session].id.as_str().to_owned(),
                         epoch,
                         event: Event::ServiceStatus { service, status },
                     })
@@ -564,7 +569,7 @@ impl Sim {
                     ))),
                 };
                 self.push(Output::Result {
-                    session: self.sessions[session].id.clone(),
+                    session: self.sessions[session].id.as_str().to_owned(),
                     id,
                     result,
                 });
@@ -577,7 +582,7 @@ impl Sim {
                 let sip_up = self.sites[site].state.telephony == ServiceState::On;
                 if current == epoch && s.subscribed && sip_up {
                     self.push(Output::Event {
-                        session: s.id.clone(),
+                        session: s.id.as_str().to_owned(),
                         epoch,
                         event: Event::DnBackInService {
                             dn: self.dn.clone(),
@@ -648,7 +653,7 @@ impl Sim {
             };
             if let Some(epoch) = epoch {
                 self.push(Output::Event {
-                    session: s.id.clone(),
+                    session: s.id.as_str().to_owned(),
                     epoch,
                     event: event.clone(),
                 });
@@ -662,7 +667,7 @@ impl Sim {
         match agents {
             Targets::All => 0..n,
             Targets::Fraction(f) => 0..Targets::fraction_of(*f, n),
-            Targets::One(id) => self.by_id.get(id).map_or(0..0, |&i| i..i + 1),
+            Targets::One(id) => self.by_id.get(id.as_str()).map_or(0..0, |&i| i..i + 1),
         }
     }
 
@@ -671,7 +676,7 @@ impl Sim {
         for i in self.targets(agents) {
             if let Some((_, epoch)) = self.sessions[i].connected {
                 self.push(Output::Event {
-                    session: self.sessions[i].id.clone(),
+                    session: self.sessions[i].id.as_str().to_owned(),
                     epoch,
                     event: Event::Disconnected,
                 });
