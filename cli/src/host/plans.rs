@@ -497,7 +497,7 @@ impl<B: Backend> Host<B> {
     /// Agent `i`'s login name.
     fn agent_name(&self, i: usize) -> String {
         self.engine(i)
-            .map(|e| e.config().username.clone())
+            .map(|e| e.username().to_owned())
             .unwrap_or_default()
     }
 
