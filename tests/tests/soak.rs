@@ -38,10 +38,18 @@ struct Run {
 /// One virtual day in the decisions' `t` (nanoseconds).
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
-/// The live heap bytes the shim last published in `path`.
+/// The live heap bytes the shim last published in `path`: two reads that
+/// agree (a read racing the child's store could see half of each value),
+/// `None` when the child keeps changing it.
 fn heap_bytes(path: &std::path::Path) -> Option<i64> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(i64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
+    let read = || -> Option<i64> {
+        let bytes = std::fs::read(path).ok()?;
+        Some(i64::from_ne_bytes(bytes.get(..8)?.try_into().ok()?))
+    };
+    (0..3).find_map(|_| {
+        let first = read()?;
+        (read()? == first).then_some(first)
+    })
 }
 
 /// Runs `days` of the soak scenario (the whole of it, or only its first
