@@ -173,7 +173,14 @@ pub fn switch(
         None => {
             // The drill's progress (its return) as it comes, then its report.
             let mut last = None;
+            let mut stage = String::new();
             s.run(None, |host| {
+                // The spinner follows the drill's stage, then its notes.
+                let now = host.now();
+                if let Some(row) = host.drill_row(AGENT, now).filter(|r| r.stage != stage) {
+                    say(stage_text(&row.stage));
+                    stage = row.stage;
+                }
                 while let Ok(reply) = rx.try_recv() {
                     if let Some(note) = &reply.progress {
                         say(&progress_text(note));
@@ -195,6 +202,17 @@ pub fn switch(
     };
     s.shutdown().map_err(CliError::failed)?;
     outcome(reply)
+}
+
+/// What the spinner says in a drill's stage.
+fn stage_text(stage: &str) -> &'static str {
+    match stage {
+        "gating" => "running the switchover gates",
+        "verifying" => "verifying: telephony ON and DN back in service",
+        "holding" => "holding the drill until --lifetime ends",
+        "settling" => "letting the switchover in flight finish before the return",
+        _ => "switching back: telephony ON and DN back in service at the origin",
+    }
 }
 
 /// A drill's progress note (`drill-return`) as the spinner says it.
