@@ -380,14 +380,19 @@ impl<B: Backend> Host<B> {
     /// Agent `i`'s scheduled switch, as `status` shows it.
     pub(crate) fn scheduled_row(&self, i: usize, now: Timestamp) -> Option<ScheduledRow> {
         let s = self.plans.scheduled.iter().find(|s| s.agent == i)?;
-        let holder = s.held_since.and_then(|_| self.holder(i, &self.plans));
-        Some(s.row(&self.agent_name(i), now, holder))
+        Some(self.status_row(s, now))
     }
 
     /// Every scheduled switch's row for a fleet's `status`.
     pub(crate) fn scheduled_rows(&self, now: Timestamp) -> Vec<ScheduledRow> {
-        let agents = self.plans.scheduled.iter().map(|s| s.agent);
-        agents.filter_map(|i| self.scheduled_row(i, now)).collect()
+        let rows = self.plans.scheduled.iter();
+        rows.map(|s| self.status_row(s, now)).collect()
+    }
+
+    /// `s` as `status` shows it: held by what, if it is.
+    fn status_row(&self, s: &Scheduled, now: Timestamp) -> ScheduledRow {
+        let holder = s.held_since.and_then(|_| self.holder(s.agent, &self.plans));
+        s.row(&self.agent_name(s.agent), now, holder)
     }
 
     /// Agent `i`'s drill under way, as `status` shows it.
