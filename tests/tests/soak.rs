@@ -52,17 +52,16 @@ fn heap_bytes(path: &std::path::Path) -> Option<i64> {
     })
 }
 
-/// Runs `days` of the soak scenario (the whole of it, or only its first
-/// `stop_after_days`), checks every decision as it streams, returns the run's figures.
-fn run(days: u64, seed: u64, stop_after_days: Option<u64>) -> Run {
-    run_with(days, seed, stop_after_days, &[], None)
+/// Runs `days` of the soak scenario to its end, checks every decision as
+/// it streams, returns the run's figures.
+fn run(days: u64, seed: u64) -> Run {
+    run_with(days, seed, &[], None)
 }
 
 /// [`run`] with `--set` for each of `sets`, recorded to `record` if given.
 fn run_with(
     days: u64,
     seed: u64,
-    stop_after_days: Option<u64>,
     sets: &[&str],
     record: Option<&std::path::Path>,
 ) -> Run {
@@ -72,11 +71,8 @@ fn run_with(
         .arg("-q")
         .virtual_clock()
         .json()
-        .sets(sets);
-    watch = match stop_after_days {
-        Some(d) => watch.args(&["--for", &format!("{}s", d * 86_400)]),
-        None => watch.arg("--until-end"),
-    };
+        .sets(sets)
+        .arg("--until-end");
     if let Some(path) = record {
         watch = watch.record(path);
     }
@@ -120,9 +116,7 @@ fn run_with(
         "exit {status}"
     );
     // Run to its end (an hour of calm at the end of every soak scenario), every switchover ends.
-    if stop_after_days.is_none() {
-        assert!(invariants.in_flight.is_none(), "a switchover never ended");
-    }
+    assert!(invariants.in_flight.is_none(), "a switchover never ended");
     Run {
         decisions: invariants.decisions,
         switchovers: invariants.switchovers,
@@ -203,7 +197,7 @@ fn days_of_random_faults_keep_the_invariants_and_memory_flat() {
     const SLACK: i64 = 64 * 1024;
     let days = env("SOAK_DAYS", 21);
     for seed in 1..=env("SOAK_SEEDS", 3) {
-        let run = run(days, seed, None);
+        let run = run(days, seed);
         assert!(
             run.switchovers > 20 * days.min(7),
             "too few switchovers: {}",
@@ -322,7 +316,7 @@ fn soak_variants_switch_only_for_their_causes() {
         let dir = TestDir::new();
         let rec = dir.path().join("soak.jsonl");
         let seed = 2;
-        let r = run_with(days, seed, None, sets, Some(&rec));
+        let r = run_with(days, seed, sets, Some(&rec));
         let reasons = check_causes(&rec, sets.iter().any(|s| s.contains("failback=auto")));
         eprintln!("{name}: {} switchovers: {reasons:?}", r.switchovers);
         // Enough of each kind for the check to mean something.
