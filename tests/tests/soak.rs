@@ -59,12 +59,7 @@ fn run(days: u64, seed: u64) -> Run {
 }
 
 /// [`run`] with `--set` for each of `sets`, recorded to `record` if given.
-fn run_with(
-    days: u64,
-    seed: u64,
-    sets: &[&str],
-    record: Option<&std::path::Path>,
-) -> Run {
+fn run_with(days: u64, seed: u64, sets: &[&str], record: Option<&std::path::Path>) -> Run {
     let dir = TestDir::new();
     let path = dir.file("soak.toml", &soak_scenario(days, seed));
     let mut watch = Drctl::watch(&path)
