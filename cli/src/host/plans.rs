@@ -401,6 +401,12 @@ impl<B: Backend> Host<B> {
         Some(run.row(now))
     }
 
+    /// The stage of agent `i`'s drill under way (`verifying`, ...).
+    pub(crate) fn drill_stage(&self, i: usize) -> Option<&'static str> {
+        let run = self.plans.drills.iter().find(|d| d.agent == i)?;
+        Some(run.stage.name())
+    }
+
     /// Every drill under way, for a fleet's `status`.
     pub(crate) fn drill_rows(&self, now: Timestamp) -> Vec<DrillRow> {
         self.plans.drills.iter().map(|d| d.row(now)).collect()

@@ -171,32 +171,31 @@ pub fn switch(
     let reply = match at_once {
         Some(reply) => reply,
         None => {
-            // The drill's progress (its return) as it comes, then its report.
+            // The spinner follows the drill's stage and its notes (the
+            // return) as they come; its report is its last reply, sent as
+            // it ends.
+            let mut stage = None;
             let mut last = None;
-            let mut stage = String::new();
-            s.run(None, |host| {
-                // The spinner follows the drill's stage, then its notes.
-                let now = host.now();
-                if let Some(row) = host.drill_row(AGENT, now).filter(|r| r.stage != stage) {
-                    say(stage_text(&row.stage));
-                    stage = row.stage;
-                }
+            let mut take = || {
                 while let Ok(reply) = rx.try_recv() {
                     if let Some(note) = &reply.progress {
                         say(&progress_text(note));
-                    }
-                    if reply.drill.is_some() {
+                    } else if reply.drill.is_some() {
                         last = Some(reply);
                     }
                 }
-                last.is_some() || !host.drill_running(AGENT)
+            };
+            s.run(None, |host| {
+                let now_in = host.drill_stage(AGENT);
+                if now_in.is_some() && now_in != stage {
+                    stage = now_in;
+                    say(stage_text(now_in.unwrap_or_default()));
+                }
+                take();
+                !host.drill_running(AGENT)
             })
             .map_err(CliError::failed)?;
-            while let Ok(reply) = rx.try_recv() {
-                if reply.drill.is_some() {
-                    last = Some(reply);
-                }
-            }
+            take();
             last.ok_or_else(|| CliError::failed(anyhow!("the session ended before the drill")))?
         }
     };
