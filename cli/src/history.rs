@@ -10,9 +10,12 @@
 //!
 //! Several processes append to one file: each line is one `write(2)` on an
 //! `O_APPEND` descriptor, under an exclusive `flock` of `history.lock`
-//! beside it (which also serialises rotation). Lines of switchover decisions
-//! are fsynced before the loop goes on, so a `SIGKILL` or a power cut right
-//! after a switchover keeps it. A line cut by a crash is skipped by the
+//! beside it (which also serialises rotation). Every line is written before
+//! the loop goes on, so a `SIGKILL` right after a switchover keeps it. Lines
+//! of switchovers and operator plans are also fsynced, against a power cut,
+//! by a thread of their own: a slow disk must delay neither the switchover's
+//! commands nor the next timer (SPEC §8), and the process waits for those
+//! syncs before it exits. A line cut by a crash is skipped by the
 //! reader with a warning. Rotation renames the log to `.1` (`.1` to `.2`, …)
 //! before it would grow past `history.max-bytes`; `history.keep` files are kept.
 
@@ -114,6 +117,86 @@ pub struct HistoryLog {
     /// Per agent session: the operator's reason and who asked, for the
     /// decisions of an operator switchover a watcher runs for a client.
     operator: std::collections::HashMap<String, (Option<String>, Option<String>)>,
+    /// fsyncs what must survive a power cut, off the loop.
+    syncer: Syncer,
+}
+
+/// Makes a written file durable: `File::sync_data`, or a test's stand-in.
+type SyncFn = std::sync::Arc<dyn Fn(&File) -> std::io::Result<()> + Send + Sync>;
+
+/// The most files waiting for their fsync; beyond it the loop syncs itself
+/// (a disk that slow is better felt than a queue without bound).
+const SYNC_QUEUE: usize = 256;
+
+/// fsyncs history files on a thread of its own.
+struct Syncer {
+    tx: Option<std::sync::mpsc::SyncSender<File>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    sync: SyncFn,
+    path: PathBuf,
+}
+
+impl Syncer {
+    /// A syncer running `sync` for the log at `path` (named in warnings).
+    fn start(path: &Path, sync: SyncFn) -> Syncer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<File>(SYNC_QUEUE);
+        let (work, shown) = (sync.clone(), path.to_owned());
+        let thread = std::thread::Builder::new()
+            .name("history-sync".into())
+            .spawn(move || {
+                let mut failures = 0u64;
+                for file in rx {
+                    if let Err(e) = work(&file) {
+                        failures += 1;
+                        if failures % 100 == 1 {
+                            tracing::warn!("history {}: cannot fsync ({e})", shown.display());
+                        }
+                    }
+                }
+            });
+        // Without a thread (none can be made), every sync is the loop's own.
+        let (tx, thread) = match thread {
+            Ok(thread) => (Some(tx), Some(thread)),
+            Err(e) => {
+                tracing::warn!("history: no fsync thread ({e}); syncing in the loop");
+                (None, None)
+            }
+        };
+        Syncer {
+            tx,
+            thread,
+            sync,
+            path: path.to_owned(),
+        }
+    }
+
+    /// Has `file` synced: by the thread, or here when its queue is full.
+    fn sync(&self, file: File) -> std::io::Result<()> {
+        let file = match &self.tx {
+            Some(tx) => match tx.try_send(file) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::TrySendError::Full(f))
+                | Err(std::sync::mpsc::TrySendError::Disconnected(f)) => f,
+            },
+            None => file,
+        };
+        tracing::debug!("history {}: fsync queue full", self.path.display());
+        (self.sync)(&file)
+    }
+
+    /// Waits for every queued sync.
+    fn finish(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Why the history cannot be opened.
@@ -132,6 +215,23 @@ impl HistoryLog {
         cfg: &HistoryConfig,
         context: Context,
         names: std::collections::HashMap<String, String>,
+    ) -> Result<HistoryLog, HistoryError> {
+        Self::open_syncing(
+            path,
+            cfg,
+            context,
+            names,
+            std::sync::Arc::new(File::sync_data),
+        )
+    }
+
+    /// [`HistoryLog::open`], making lines durable with `sync`.
+    fn open_syncing(
+        path: &Path,
+        cfg: &HistoryConfig,
+        context: Context,
+        names: std::collections::HashMap<String, String>,
+        sync: SyncFn,
     ) -> Result<HistoryLog, HistoryError> {
         let err = |source| HistoryError {
             path: path.to_owned(),
@@ -159,11 +259,12 @@ impl HistoryLog {
             names,
             failures: 0,
             operator: std::collections::HashMap::new(),
+            syncer: Syncer::start(path, sync),
         })
     }
 
     /// Appends one line (under the lock), rotating first if it would grow
-    /// past the limit; `sync`: fsync before returning.
+    /// past the limit; `sync`: have it fsynced (off the loop).
     fn append(&mut self, line: &[u8], sync: bool) -> std::io::Result<()> {
         let _locked = Flock::exclusive(&self.lock)?;
         let mut file = open_log(&self.path)?;
@@ -175,7 +276,7 @@ impl HistoryLog {
         // One write(2) per line: appends of other processes never interleave.
         file.write_all(line)?;
         if sync {
-            file.sync_data()?;
+            self.syncer.sync(file)?;
         }
         Ok(())
     }
@@ -203,6 +304,10 @@ impl HistoryLog {
 }
 
 impl Observer for HistoryLog {
+    fn close(&mut self) {
+        self.syncer.finish();
+    }
+
     fn note(
         &mut self,
         t: Timestamp,
@@ -483,6 +588,69 @@ mod tests {
                 deadline: None,
             },
         )
+    }
+
+    /// A switchover's line is in the file when the loop goes on, but its
+    /// fsync is not the loop's: a disk that does not answer delays nothing.
+    /// Closing waits for the fsync.
+    #[test]
+    fn a_switchover_fsync_never_holds_the_loop_and_close_waits_for_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Arc, Mutex};
+        let wait = std::time::Duration::from_secs(60);
+        let dir = tempfile::tempdir().unwrap();
+        let (asked_tx, asked) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let synced = Arc::new(AtomicBool::new(false));
+        let seen = synced.clone();
+        // A disk that answers an fsync only when the test says so.
+        let sync: SyncFn = Arc::new(move |f: &File| {
+            let _ = asked_tx.send(());
+            let _ = released.lock().unwrap().recv();
+            // A slow disk: a close that did not wait would look before this.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            seen.store(true, Ordering::SeqCst);
+            f.sync_data()
+        });
+        let cfg = HistoryConfig {
+            enabled: true,
+            file: None,
+            max_bytes: 1 << 20,
+            keep: 1,
+        };
+        let ctx = Context::this_process("watch", "abcd".into(), None);
+        let path = dir.path().join("h.jsonl");
+        let mut log = HistoryLog::open_syncing(&path, &cfg, ctx, Default::default(), sync).unwrap();
+
+        let (returned_tx, returned) = mpsc::channel();
+        let looping = std::thread::spawn(move || {
+            let started = Decision::SwitchoverStarted {
+                reason: drctl_policy::Reason::TelephonyTimeout,
+                from: "site1".into(),
+                to: "site2".into(),
+            };
+            log.decision(Timestamp::from_nanos(5), "ann", &started);
+            let _ = returned_tx.send(());
+            log
+        });
+        asked
+            .recv_timeout(wait)
+            .expect("the switchover's line was never fsynced");
+        returned
+            .recv_timeout(wait)
+            .expect("the loop waited for the fsync of the switchover's line");
+        assert!(!synced.load(Ordering::SeqCst));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"switchover-started\""), "{text}");
+
+        let mut log = looping.join().unwrap();
+        release.send(()).unwrap();
+        log.close();
+        assert!(
+            synced.load(Ordering::SeqCst),
+            "close returned before the fsync was done"
+        );
     }
 
     /// A history file (the log or a rotated one) that is a symbolic link is

@@ -6,8 +6,11 @@
 //!   the whole line, builds no value); prints the line count. The floor of
 //!   `replay --check` (a parse into `serde_json::Value` is about 4x slower).
 //! - `bench-floor sleep < DEADLINES`: a bare OS sleep (`std::thread::sleep`)
-//!   to each deadline (ns from the start, one a line, ascending); prints how
-//!   late each wake-up was, in ms, one a line. The floor of timer lateness.
+//!   to each deadline (ns from the start, one a line, ascending); at each
+//!   wake-up it writes a `switchover-started` line (`t` = the deadline) to
+//!   stdout and flushes it, as drctl writes a decision. Piped through
+//!   `stamp`, it is the floor of timer lateness measured the way drctl's is:
+//!   the pipe and the stamping reader's own wake-up are in both figures.
 //! - `bench-floor stamp < DECISIONS`: reads a real-clock run's `--output
 //!   json` decisions as drctl writes them and prints, for each
 //!   `switchover-started`, its `t` (ns) and when the line arrived (ns since
@@ -77,18 +80,17 @@ fn sleep() -> Result<(), String> {
         deadlines.push(Duration::from_nanos(ns));
     }
     let start = Instant::now();
-    let mut late = Vec::with_capacity(deadlines.len());
+    let mut out = std::io::stdout().lock();
     for d in deadlines {
         let due = start + d;
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
         }
-        late.push(Instant::now().saturating_duration_since(due));
-    }
-    let mut out = std::io::stdout().lock();
-    for l in late {
-        writeln!(out, "{:.6}", l.as_secs_f64() * 1e3).map_err(|e| e.to_string())?;
+        let t = d.as_nanos();
+        writeln!(out, r#"{{"t":{t},"kind":"switchover-started"}}"#)
+            .and_then(|()| out.flush())
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
