@@ -64,10 +64,7 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     assert!(out.success(), "{}", out.stderr);
     let shown = &out.stdout;
     assert_contains(shown, "site1 (preferred site1), epoch 1, watching");
-    assert_contains(
-        shown,
-        "telephony on, configuration on, statistic on, DN on",
-    );
+    assert_contains(shown, "telephony on, configuration on, statistic on, DN on");
 
     // switch: the watcher performs it and answers with the timing table.
     let out = w.run(&switch_to("site2", &["--reason", "drill"]));
