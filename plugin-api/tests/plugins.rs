@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use drctl_plugin_api::loader::{self, LogSink};
 use drctl_plugin_api::{
-    Capabilities, Command, Encoding, Event, Input, Instance, Listener, LogLevel, Output, Password,
-    Plugin, PluginError, Reply, Service, ServiceState, ABI_MAJOR, ABI_MINOR,
+    Capabilities, Command, Encoding, Event, Input, Instance, Listener, LogLevel, Output, Plugin,
+    PluginError, Reply, Service, ServiceState, ABI_MAJOR, ABI_MINOR,
 };
 use serde_json::json;
-use support::fixture;
+use support::{fixture, wire};
 
 type Lines = Arc<Mutex<Vec<(LogLevel, String)>>>;
 
@@ -74,23 +74,15 @@ fn echo() -> Plugin {
     loader::load(&fixture("echo")).expect("load echo fixture")
 }
 
+/// The session of every command and output here.
+const AGENT: &str = "agent-1";
+
 fn command(id: u64, command: Command) -> Input {
-    Input::Command {
-        session: "agent-1".into(),
-        id,
-        command,
-    }
+    wire::input(AGENT, id, command)
 }
 
 fn connect(password: &str) -> Command {
-    Command::Connect {
-        site: "site1".into(),
-        cs_proxy: "csp1.example:7000".into(),
-        app_name: "AIL_site1".into(),
-        username: "jdoe".into(),
-        password: Password::new(password),
-        on_demand_loading: true,
-    }
+    wire::connect("site1", "csp1.example:7000", password)
 }
 
 fn drain(instance: &mut Instance, now: u64) -> Vec<Output> {
@@ -102,19 +94,11 @@ fn drain(instance: &mut Instance, now: u64) -> Vec<Output> {
 }
 
 fn result(id: u64, result: Result<Reply, drctl_plugin_api::CommandError>) -> Output {
-    Output::Result {
-        session: "agent-1".into(),
-        id,
-        result,
-    }
+    wire::result(AGENT, id, result)
 }
 
 fn event(epoch: u64, event: Event) -> Output {
-    Output::Event {
-        session: "agent-1".into(),
-        epoch,
-        event,
-    }
+    wire::event(AGENT, epoch, event)
 }
 
 #[test]
@@ -183,15 +167,15 @@ fn round_trip(encoding: Encoding) {
             2_000,
             &command(
                 2,
-                Command::Subscribe {
-                    epoch: 1,
-                    listeners: vec![
+                wire::subscribe(
+                    1,
+                    vec![
                         Listener::Telephony,
                         Listener::Configuration,
                         Listener::Statistic,
                         Listener::Dn,
                     ],
-                },
+                ),
             ),
         )
         .unwrap();
@@ -211,15 +195,7 @@ fn round_trip(encoding: Encoding) {
     );
 
     instance
-        .handle(
-            3_000,
-            &command(
-                3,
-                Command::ReadApplication {
-                    app_name: "AIL_site2".into(),
-                },
-            ),
-        )
+        .handle(3_000, &command(3, wire::read_application("AIL_site2")))
         .unwrap();
     instance
         .handle(3_000, &command(4, Command::KillFactory))
@@ -332,15 +308,7 @@ fn command_error_and_backend_error_differ() {
     );
     // ... a backend fault is an error of the call, and the instance goes on.
     let err = instance
-        .handle(
-            0,
-            &command(
-                2,
-                Command::ReadApplication {
-                    app_name: "fail".into(),
-                },
-            ),
-        )
+        .handle(0, &command(2, wire::read_application("fail")))
         .unwrap_err();
     assert!(
         matches!(

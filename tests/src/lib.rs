@@ -505,3 +505,13 @@ pub fn scrape(port: u16) -> Option<String> {
     s.read_to_string(&mut text).ok()?;
     Some(text)
 }
+
+/// Asserts that `haystack` (a command's output, a report) contains `needle`;
+/// the failure shows both, and points at the caller.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(
+        haystack.contains(needle),
+        "{needle:?} not found in:\n{haystack}"
+    );
+}

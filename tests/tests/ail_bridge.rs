@@ -12,7 +12,7 @@ use drctl_e2e::ail::{
     scale_scenario, standin_classes, watch_bridge, watch_bridge_with, watch_mock, watch_mock_with,
     Deployment, Rig, Run, Variant, PASSWORD,
 };
-use drctl_e2e::repo;
+use drctl_e2e::{assert_contains, repo};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -606,11 +606,7 @@ fn switch_against_the_standin_prints_the_timing_table() {
             .unwrap_or_else(|| panic!("no {phase:?} row in\n{}", run.stderr));
         assert!(row.trim_end().ends_with('s'), "{row}");
     }
-    assert!(
-        run.stderr.contains("switched site1 -> site2"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "switched site1 -> site2");
     let log = deployment.control_log();
     let loaders: Vec<&String> = log.iter().filter(|l| l.starts_with("LOADER ")).collect();
     assert_eq!(loaders.len(), 2, "{log:?}");
@@ -649,9 +645,9 @@ fn self_test_names_a_renamed_method_and_create_refuses_it() {
     let cp = |dir: &std::path::Path| vec![std::ffi::OsString::from("--classpath"), dir.into()];
     let (code, stdout) = self_test(&cp(&classes), &cache);
     assert_eq!(code, Some(1), "{stdout}");
-    assert!(
-        stdout.contains("MISSING  com.genesyslab.ail.AilLoader.killFactory(): no such method"),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        "MISSING  com.genesyslab.ail.AilLoader.killFactory(): no such method",
     );
     assert!(
         stdout.contains("1 of 48 AIL names missing: com.genesyslab.ail.AilLoader.killFactory()")

@@ -4,7 +4,8 @@
 //! instance and carries on.
 
 use drctl_e2e::{
-    agent_config, assert_replays_identically, drctl_bin, recorded, Drctl, Ran, TestDir,
+    agent_config, assert_contains, assert_replays_identically, drctl_bin, recorded, Drctl, Ran,
+    TestDir,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -307,10 +308,7 @@ fn malformed_json_from_a_plugin_is_a_fault_not_a_crash() {
     // Every command failed with the fault that replaced its instance.
     for r in recorded.iter().filter(|r| r["kind"] == "result") {
         let message = r["result"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains("returned malformed output from poll_output"),
-            "{message}"
-        );
+        assert_contains(message, "returned malformed output from poll_output");
     }
     // Logged each time, and a new instance for each command after the first.
     let faults = logged(stderr, "ERROR");

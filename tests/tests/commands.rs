@@ -1,7 +1,8 @@
 //! `drctl startup`, `drctl switch` and `watch` on the real clock, end to end.
 
 use drctl_e2e::{
-    assert_replays_identically, recorded_steps, test_scenario, without_times, Drctl, Ran, TestDir,
+    assert_contains, assert_replays_identically, recorded_steps, test_scenario, without_times,
+    Drctl, Ran, TestDir,
 };
 
 const SC: &str = "plugins/mock/scenarios";
@@ -173,7 +174,7 @@ fn watch_stops_cleanly_on_sigint() {
     watch.signal(libc::SIGINT);
     let out = watch.finish();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("watch stopped"), "{}", out.stderr);
+    assert_contains(&out.stderr, "watch stopped");
     assert_eq!(
         without_times(&out.records()),
         [

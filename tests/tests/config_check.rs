@@ -2,7 +2,7 @@
 //! connecting anywhere, and `config show --origin` explains a bad config
 //! (issue 16, item 6).
 
-use drctl_e2e::command;
+use drctl_e2e::{assert_contains, command};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -144,7 +144,7 @@ fn config_show_origin_marks_the_bad_key_and_shows_derived_values() {
         bad.contains(&format!("{cfg}:")) && bad.contains("<-- error: invalid value \"3x\""),
         "{text}"
     );
-    assert!(text.contains("agent.username = \"ann\""), "{text}");
+    assert_contains(&text, "agent.username = \"ann\"");
 
     let cfg = config(d, "");
     let out = command(&["--config", &cfg, "config", "show", "--origin"], d)
@@ -160,8 +160,8 @@ fn config_show_origin_marks_the_bad_key_and_shows_derived_values() {
         )),
         "{text}"
     );
-    assert!(
-        text.contains("site-timeout = \"30s\"   # the mock scenario's deployment.site-timeout"),
-        "{text}"
+    assert_contains(
+        &text,
+        "site-timeout = \"30s\"   # the mock scenario's deployment.site-timeout",
     );
 }

@@ -3,7 +3,9 @@
 //! the virtual clock, so times are exact), `--report` in each format with the
 //! measured RTO, and `--reason` required through a running watcher.
 
-use drctl_e2e::{read_json, read_test_scenario, test_scenario, Drctl, Ran, TestDir, Watcher};
+use drctl_e2e::{
+    assert_contains, read_json, read_test_scenario, test_scenario, Drctl, Ran, TestDir, Watcher,
+};
 
 /// `drctl switch --yes --output json` of `scenario` on the virtual clock.
 fn drill(dir: &TestDir, scenario: &str, extra: &[&str]) -> Ran {
@@ -40,11 +42,9 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
             "10400000000 switchover-completed operator site2 site1",
         ]
     );
-    assert!(
-        out.stderr
-            .contains("drill FAIL: switchover from site1 not verified within 10s"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "drill FAIL: switchover from site1 not verified within 10s",
     );
     let r = read_json(&report);
     assert_eq!(r["verdict"], "FAIL");
@@ -71,11 +71,9 @@ fn lifetime_returns_to_the_origin_on_time() {
             "30400000000 switchover-completed operator site2 site1",
         ]
     );
-    assert!(
-        out.stderr
-            .contains("--lifetime 30s: back on site1: telephony ON, DN in service 1.200s"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "--lifetime 30s: back on site1: telephony ON, DN in service 1.200s",
     );
 }
 
@@ -118,7 +116,7 @@ fn a_report_in_each_format_with_the_measured_rto() {
         // The verdict is the exit code: 1.2 s misses a 1 s RTO.
         let pass = rto == "2s";
         assert_eq!(out.success(), pass, "{}", out.all());
-        assert!(out.stderr.contains("RTO 1.200s"), "{}", out.stderr);
+        assert_contains(&out.stderr, "RTO 1.200s");
         let text = std::fs::read_to_string(&report).unwrap();
         match ext {
             "json" => {
@@ -147,14 +145,8 @@ fn a_report_in_each_format_with_the_measured_rto() {
             }
             "md" => {
                 assert!(text.starts_with("# Drill report: PASS"), "{text}");
-                assert!(
-                    text.contains("measured 1.200s against 2.000s expected: met"),
-                    "{text}"
-                );
-                assert!(
-                    text.contains("| DN back in service | +0.200s | 1.000s |"),
-                    "{text}"
-                );
+                assert_contains(&text, "measured 1.200s against 2.000s expected: met");
+                assert_contains(&text, "| DN back in service | +0.200s | 1.000s |");
             }
             _ => {
                 assert!(text.starts_with("<!DOCTYPE html>"), "{text}");
@@ -185,7 +177,7 @@ fn a_report_in_each_format_with_the_measured_rto() {
 fn a_switch_through_a_watcher_needs_a_reason() {
     let w = Watcher::start(&read_test_scenario("operator-surface.toml"), "");
     let out = w.run(&["switch", "--yes", "--to", "site2"]).expect_code(2);
-    assert!(out.stderr.contains("needs --reason TEXT"), "{}", out.stderr);
+    assert_contains(&out.stderr, "needs --reason TEXT");
     assert_eq!(w.status().unwrap()["site"], "site1");
     let (_, _) = w.stop();
 }

@@ -7,7 +7,9 @@
 //! Real clock: times are checked as lower bounds only (a loaded machine is
 //! late, never early).
 
-use drctl_e2e::{read_json, read_test_scenario, strings_at, switch_to, Ran, TestDir, Watcher};
+use drctl_e2e::{
+    assert_contains, read_json, read_test_scenario, strings_at, switch_to, Ran, TestDir, Watcher,
+};
 
 /// The agent on site1, both sites healthy, for ten minutes.
 const CALM: &str = "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
@@ -54,17 +56,13 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
         ],
     )
     .expect_code(1);
-    assert!(
-        out.stderr
-            .contains("drill FAIL: switchover from site1 not verified within 2s"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "drill FAIL: switchover from site1 not verified within 2s",
     );
-    assert!(
-        out.stderr
-            .contains("--abort-after 2s: back on site1: telephony ON, DN in service"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "--abort-after 2s: back on site1: telephony ON, DN in service",
     );
     // The decisions streamed: the drill's switchover and its return, each once.
     assert_eq!(
@@ -73,11 +71,9 @@ fn abort_after_switches_back_when_the_target_never_verifies() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .contains("drill: --abort-after 2s: switching back to site1"),
-        "{}",
-        out.stdout
+    assert_contains(
+        &out.stdout,
+        "drill: --abort-after 2s: switching back to site1",
     );
     let r = read_json(&report);
     assert_eq!(r["verdict"], "FAIL", "{r}");
@@ -121,14 +117,12 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
         ],
     );
     assert!(out.success(), "{}", out.all());
-    assert!(out.stderr.contains("RTO "), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("--lifetime 3s: back on site1: telephony ON, DN in service"),
-        "{}",
-        out.stderr
+    assert_contains(&out.stderr, "RTO ");
+    assert_contains(
+        &out.stderr,
+        "--lifetime 3s: back on site1: telephony ON, DN in service",
     );
-    assert!(out.stderr.contains("(PASS)"), "{}", out.stderr);
+    assert_contains(&out.stderr, "(PASS)");
     let r = read_json(&report);
     assert_eq!(r["verdict"], "PASS", "{r}");
     let rto = r["rto"]["measured_s"].as_f64().unwrap();
@@ -147,10 +141,10 @@ fn lifetime_returns_and_the_report_carries_the_measured_rto() {
     // The verdict is the exit code: an RTO of a millisecond is missed.
     let md = w.dir().at("drill.md");
     let out = drill(&w, &["--rto", "1ms", "--reason", "CHG-11", "--report", &md]).expect_code(1);
-    assert!(out.stderr.contains("drill FAIL: RTO "), "{}", out.stderr);
+    assert_contains(&out.stderr, "drill FAIL: RTO ");
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.starts_with("# Drill report: FAIL"), "{text}");
-    assert!(text.contains("expected: MISSED"), "{text}");
+    assert_contains(&text, "expected: MISSED");
     w.stop();
 }
 
@@ -189,17 +183,14 @@ fn a_drill_under_way_is_in_status_and_its_report_names_the_recording() {
         "{row}"
     );
     let text = w.run(&["status"]).stdout;
-    assert!(
-        text.contains("agent site1 -> site2, holding (at most "),
-        "{text}"
-    );
+    assert_contains(&text, "agent site1 -> site2, holding (at most ");
     let out = client.finish();
     assert!(out.success(), "{}", out.all());
     // The report names the watcher's recording, which holds the drill.
     let r = read_json(&report);
     assert_eq!(r["recording"], recording.as_str(), "{r}");
     let recorded = std::fs::read_to_string(&recording).unwrap();
-    assert!(recorded.contains("\"switchover-started\""), "{recorded}");
+    assert_contains(&recorded, "\"switchover-started\"");
     let s = w.status().unwrap();
     assert!(s.get("drill").is_none(), "{s}");
     assert!(!w.run(&["status"]).stdout.contains("drill"));

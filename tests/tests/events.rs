@@ -6,7 +6,7 @@
 
 use drctl_e2e::running::Running;
 use drctl_e2e::service::{http, promtool_check_metrics, skip, tool};
-use drctl_e2e::{free_port, strings_at, Drctl, TestDir, PATIENCE};
+use drctl_e2e::{assert_contains, free_port, strings_at, Drctl, TestDir, PATIENCE};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
@@ -103,15 +103,9 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
         text.starts_with("fleet      2 agents (backend mock"),
         "{text}"
     );
-    assert!(
-        text.contains("summary    2 watching, 2 in service, 0 switching"),
-        "{text}"
-    );
-    assert!(text.contains("sites      site1 0, site2 2"), "{text}");
-    assert!(
-        text.contains("  bob              site2    watching     on "),
-        "{text}"
-    );
+    assert_contains(text, "summary    2 watching, 2 in service, 0 switching");
+    assert_contains(text, "sites      site1 0, site2 2");
+    assert_contains(text, "  bob              site2    watching     on ");
     let bob = client(
         &dir,
         &config,
@@ -175,7 +169,7 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
     if let Some(mut sse) = sse {
         sse.lines.wait_for("switchover-completed");
         let seen = sse.lines.seen.join("\n");
-        assert!(seen.contains("event: decision\ndata: {\"t\":4000000000,\"agent\":\"ann\",\"type\":\"switchover-started\""), "{seen}");
+        assert_contains(&seen, "event: decision\ndata: {\"t\":4000000000,\"agent\":\"ann\",\"type\":\"switchover-started\"");
         assert!(!seen.contains("\"bob\""), "{seen}");
     } else {
         skip("curl is not installed: the SSE client is not run");
@@ -202,11 +196,7 @@ fn a_fleet_watch_answers_status_streams_events_and_is_scraped() {
     }
     let ready = http(port, "GET", "/readyz", &[]).unwrap();
     assert_eq!(ready.status, 200, "{}", ready.body);
-    assert!(
-        ready.body.contains("2 of 2 agents watching"),
-        "{}",
-        ready.body
-    );
+    assert_contains(&ready.body, "2 of 2 agents watching");
     promtool_check_metrics(&body);
 
     watch.signal(libc::SIGINT);

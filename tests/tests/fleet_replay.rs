@@ -2,7 +2,7 @@
 //! replayed and checked agent by agent, one agent replayed alone, a
 //! tampered decision named by agent and line, `--record-dir` naming.
 
-use drctl_e2e::{recorded, Drctl, Ran, TestDir};
+use drctl_e2e::{assert_contains, recorded, Drctl, Ran, TestDir};
 use std::path::Path;
 
 /// D1: site1's telephony is off from 10 s for good; site-timeout 30 s.
@@ -97,7 +97,7 @@ fn a_fleet_watch_is_recorded_in_one_file_and_replays_identically_agent_by_agent(
     assert_eq!(timeline.code, Some(0), "{}", timeline.stderr);
     assert_eq!(decisions(&timeline), watched);
     let text = replay(file, &[]).stdout;
-    assert!(text.contains(" bob "), "{text}");
+    assert_contains(&text, " bob ");
 
     // One agent alone: only its decisions, checked against its own.
     let bob = replay(file, &["--agent", "bob", "--output", "json"]);
@@ -233,7 +233,7 @@ fn what_follows_one_engine_needs_an_agent_on_a_fleet_recording() {
     assert_eq!(state.json()["site"], "site2", "{}", state.stdout);
     let explained = replay(file, &["--agent", "ann", "--explain"]);
     assert_eq!(explained.code, Some(0), "{}", explained.all());
-    assert!(explained.stdout.contains("D1"), "{}", explained.stdout);
+    assert_contains(&explained.stdout, "D1");
     // An agent the recording does not have is named, with those it has.
     let unknown = replay(file, &["--agent", "dan"]);
     assert_eq!(unknown.code, Some(2));

@@ -2,7 +2,7 @@
 //! a drill and names itself with its output; `--skip-gate NAME --reason TEXT`
 //! passes, recorded as `gate-skipped` (decision, recording, history).
 
-use drctl_e2e::{switch_to, Drctl, Ran, TestDir, Watcher};
+use drctl_e2e::{assert_contains, switch_to, Drctl, Ran, TestDir, Watcher};
 
 const SC: &str = "plugins/mock/scenarios";
 
@@ -163,11 +163,9 @@ fn skip_gate_passes_and_is_recorded_and_an_unknown_name_is_refused() {
     drctl_e2e::assert_replays_identically(std::path::Path::new(&rec), &[]);
 
     let out = drill(&dir, &config, &["--skip-gate", "frezee", "--reason", "x"]).expect_code(2);
-    assert!(
-        out.stderr
-            .contains("--skip-gate frezee: no such gate; the configured gates are: freeze"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "--skip-gate frezee: no such gate; the configured gates are: freeze",
     );
     // --skip-gate without --reason is a usage error.
     drill(&dir, &config, &["--skip-gate", "freeze"]).expect_code(2);
@@ -200,7 +198,7 @@ fn a_watcher_runs_the_gates_and_records_a_skip_in_the_history() {
         &["--skip-gate", "freeze", "--reason", "INC-42 site1 burning"],
     ));
     assert!(out.success(), "{}", out.all());
-    assert!(out.stdout.contains("gate-skipped"), "{}", out.stdout);
+    assert_contains(&out.stdout, "gate-skipped");
     let (_, _dir) = w.stop();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&history)
         .unwrap()

@@ -4,7 +4,8 @@
 //! and a `--for` end landing on a timer.
 
 use drctl_e2e::{
-    assert_replays_identically, flapping_scenario, free_port, scrape, test_scenario, Drctl, TestDir,
+    assert_contains, assert_replays_identically, flapping_scenario, free_port, scrape,
+    test_scenario, Drctl, TestDir,
 };
 use std::path::Path;
 
@@ -56,14 +57,11 @@ fn a_failed_recording_is_an_active_alarm_in_status_and_metrics() {
         "{human}"
     );
     let metrics = scrape(port).expect("the metrics endpoint answers");
-    assert!(
-        metrics.contains("drctl_alarm_active{agent=\"agent\",alarm=\"recording-failed\"} 1"),
-        "{metrics}"
+    assert_contains(
+        &metrics,
+        "drctl_alarm_active{agent=\"agent\",alarm=\"recording-failed\"} 1",
     );
-    assert!(
-        metrics.contains("drctl_alarms_active{agent=\"agent\"} 1"),
-        "{metrics}"
-    );
+    assert_contains(&metrics, "drctl_alarms_active{agent=\"agent\"} 1");
     watcher.signal(libc::SIGTERM);
     let out = watcher.finish();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -148,12 +146,12 @@ fn sighup_stops_a_watch_cleanly_like_sigterm() {
     let dir = TestDir::new();
     let (mut watcher, rec) = dir.spawn_recorded_watch("timer-at-5s.toml");
     let first = watcher.lines.next_line();
-    assert!(first.contains("startup-connected"), "{first}");
+    assert_contains(&first, "startup-connected");
     watcher.signal(libc::SIGHUP);
     let out = watcher.finish();
     // The clean stop of SIGTERM: exit 0, `shutdown` sent, the recording closed.
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("SIGHUP"), "{}", out.stderr);
+    assert_contains(&out.stderr, "SIGHUP");
     let recording = std::fs::read_to_string(&rec).unwrap();
     assert!(recording.ends_with('\n'));
     let tail: Vec<&str> = recording.lines().rev().take(3).collect();
@@ -186,7 +184,7 @@ fn interrupted_replay(rec: &str, extra: &[&str], signal: i32, runtime: &Path) {
         !stdout.contains("differs") && !stdout.contains("identical"),
         "{stdout}"
     );
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_contains(stderr, "interrupted");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! the Prometheus endpoint, one watcher per agent, stale sockets.
 
 use drctl_e2e::{
-    free_port, read_test_scenario, scrape, switch_to, wait_until, Drctl, TestDir, Watcher,
+    assert_contains, free_port, read_test_scenario, scrape, switch_to, wait_until, Drctl, TestDir,
+    Watcher,
 };
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -62,25 +63,16 @@ fn status_switch_pause_trigger_resume_through_socket_webhook_exec_and_metrics() 
     let out = w.run(&["status"]);
     assert!(out.success(), "{}", out.stderr);
     let shown = &out.stdout;
-    assert!(
-        shown.contains("site1 (preferred site1), epoch 1, watching"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("telephony on, configuration on, statistic on, DN on"),
-        "{shown}"
-    );
+    assert_contains(shown, "site1 (preferred site1), epoch 1, watching");
+    assert_contains(shown, "telephony on, configuration on, statistic on, DN on");
 
     // switch: the watcher performs it and answers with the timing table.
     let out = w.run(&switch_to("site2", &["--reason", "drill"]));
     assert!(out.success(), "{}", out.stderr);
     let stderr = &out.stderr;
-    assert!(
-        stderr.contains("a drctl watch runs for this agent"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("switched site1 -> site2"), "{stderr}");
-    assert!(stderr.contains("DN back in service"), "{stderr}");
+    assert_contains(stderr, "a drctl watch runs for this agent");
+    assert_contains(stderr, "switched site1 -> site2");
+    assert_contains(stderr, "DN back in service");
     let progress = &out.stdout;
     assert!(
         progress.contains("switchover-started     operator site1 -> site2")
@@ -208,10 +200,7 @@ fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
     ]);
     assert_eq!(second.code, Some(2));
     let stderr = &second.stderr;
-    assert!(
-        stderr.contains("another drctl watch is running for agent agent"),
-        "{stderr}"
-    );
+    assert_contains(stderr, "another drctl watch is running for agent agent");
     let (out, dir) = w.stop();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!socket.exists(), "the socket is removed on a clean stop");
@@ -221,11 +210,7 @@ fn one_watcher_per_agent_and_a_stale_socket_is_replaced() {
     assert!(socket.exists());
     let w = Watcher::spawn(dir);
     let (out, _) = w.stop();
-    assert!(
-        out.stderr.contains("replacing the stale control socket"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "replacing the stale control socket");
 }
 
 #[test]
@@ -303,9 +288,9 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
         || !hang_got.lock().unwrap().is_empty(),
     );
     let first = hang_got.lock().unwrap()[0].clone();
-    assert!(
-        first.contains("\"event\":\"switchover\",\"state\":\"started\",\"reason\":\"operator\""),
-        "{first}"
+    assert_contains(
+        &first,
+        "\"event\":\"switchover\",\"state\":\"started\",\"reason\":\"operator\"",
     );
     wait_until("the exec sink to start", Duration::from_secs(30), || {
         std::fs::read_to_string(marker.path()).is_ok_and(|m| !m.is_empty())
@@ -339,11 +324,9 @@ fn sinks_that_hang_or_are_down_never_stall_the_watcher() {
     // The documented 5 s drain, with 2 s to spare for a loaded machine.
     let (out, _) = w.stop_within(Duration::from_secs(7));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("undelivered notifications dropped after 5s at shutdown"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "undelivered notifications dropped after 5s at shutdown",
     );
 }
 

@@ -1,7 +1,7 @@
 //! `drctl pause --for D --reason TEXT` (maintenance with an owner and an
 //! end): `status` says who paused, why and when it ends; it resumes by itself.
 
-use drctl_e2e::{read_test_scenario, Watcher};
+use drctl_e2e::{assert_contains, read_test_scenario, Watcher};
 
 #[test]
 fn a_pause_with_an_end_names_its_owner_and_reason_and_resumes_by_itself() {
@@ -14,7 +14,7 @@ fn a_pause_with_an_end_names_its_owner_and_reason_and_resumes_by_itself() {
         "SIP Server upgrade CHG-1234",
     ]);
     assert!(out.success(), "{}", out.all());
-    assert!(out.stderr.contains("held for 2s"), "{}", out.stderr);
+    assert_contains(&out.stderr, "held for 2s");
     let s = w.status().unwrap();
     assert_eq!(s["paused"], true, "{s}");
     // SO_PEERCRED: the client's own uid (and name, when it has one).

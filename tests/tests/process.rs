@@ -2,7 +2,8 @@
 //! in the middle of a recording; at a stop, alarm sinks get 5 s to drain.
 
 use drctl_e2e::{
-    assert_replays_identically, recorded_steps, test_scenario, Drctl, Ran, Running, TestDir,
+    assert_contains, assert_replays_identically, recorded_steps, test_scenario, Drctl, Ran,
+    Running, TestDir,
 };
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ fn sigkill_during_a_recording_leaves_a_file_that_replays() {
     let (_, rec, _dir) = signal_mid_switchover(libc::SIGKILL);
     let text = std::fs::read_to_string(&rec).unwrap();
     // Flushed at every decision: the switchover's start made it to disk.
-    assert!(text.contains("\"type\":\"switchover-started\""), "{text}");
+    assert_contains(&text, "\"type\":\"switchover-started\"");
     assert!(!text.contains("\"action\":\"shutdown\""));
     assert_replays_identically(rec.as_ref(), &[]);
 }
@@ -93,7 +94,7 @@ fn queued_notifications_are_delivered_at_a_stop() {
         format!("[[alarms.sinks]]\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"20s\"\n");
     let mut watch = watch_relocation_with_sinks(&dir, &sinks);
     let first = bodies.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert!(first.contains("\"state\":\"started\""), "{first}");
+    assert_contains(&first, "\"state\":\"started\"");
     watch.signal(libc::SIGTERM);
     signalled.send(()).unwrap();
     let status = watch.wait_within(Duration::from_secs(7)).expect("stopped");
@@ -101,10 +102,7 @@ fn queued_notifications_are_delivered_at_a_stop() {
     let second = bodies
         .try_recv()
         .expect("the queued notification, delivered at the stop");
-    assert!(
-        second.contains("\"event\":\"switchover\",\"state\":\"completed\""),
-        "{second}"
-    );
+    assert_contains(&second, "\"event\":\"switchover\",\"state\":\"completed\"");
 }
 
 /// A sink that hangs (an exec sink that never ends, with a 1 h timeout) does
@@ -134,8 +132,8 @@ fn a_hung_sink_does_not_hold_the_stop_past_the_drain_bound() {
     // It waited for the sink (the 5 s grace) before giving up on it.
     assert!(took >= Duration::from_millis(4900), "{took:?}");
     let stderr = watch.finish().stderr;
-    assert!(
-        stderr.contains("undelivered notifications dropped after 5s at shutdown"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "undelivered notifications dropped after 5s at shutdown",
     );
 }

@@ -2,7 +2,8 @@
 //! replayed identically, what-if divergences, damaged recordings, passwords.
 
 use drctl_e2e::{
-    assert_replays_identically, flapping_scenario, repo, without_times, Drctl, Ran, TestDir,
+    assert_contains, assert_replays_identically, flapping_scenario, repo, without_times, Drctl,
+    Ran, TestDir,
 };
 use std::path::{Path, PathBuf};
 
@@ -153,14 +154,11 @@ fn commands_the_recording_lacks_are_divergences_answered_with_errors() {
         "{recs:#?}"
     );
     let stderr = out.stderr;
-    assert!(
-        stderr.contains("the policy sent kill_factory where the recording has shutdown"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "the policy sent kill_factory where the recording has shutdown",
     );
-    assert!(
-        stderr.contains("they differ from decision 2 on"),
-        "{stderr}"
-    );
+    assert_contains(&stderr, "they differ from decision 2 on");
 }
 
 #[test]
@@ -196,7 +194,7 @@ fn a_corrupt_line_is_refused_naming_it_before_anything_is_printed() {
     assert_eq!(out.code, Some(2));
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     let stderr = out.stderr;
-    assert!(stderr.contains("demo.jsonl:7: corrupt record:"), "{stderr}");
+    assert_contains(&stderr, "demo.jsonl:7: corrupt record:");
 
     // Valid JSON that is not a record of its kind is as bad.
     lines[6] = "{\"t\":400000000,\"kind\":\"event\",\"session\":\"agent-1\",\"epoch\":1,\"event\":{\"type\":\"volcano\"}}";
@@ -215,9 +213,9 @@ fn another_format_or_a_newer_version_is_refused() {
     let out = replay(&file, &["--check"]);
     assert_eq!(out.code, Some(2));
     let stderr = out.stderr;
-    assert!(
-        stderr.contains("recording format version 3 is newer than this drctl reads (version 2)"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "recording format version 3 is newer than this drctl reads (version 2)",
     );
 
     std::fs::write(&file, "hello\n").unwrap();
@@ -304,11 +302,7 @@ fn a_generated_long_recording_replays_identically() {
     let out = replay(&file, &["--check"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(
-        out.stderr.contains(":5001: corrupt record"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, ":5001: corrupt record");
     lines[5000] = original;
     let cut = lines.join("\n");
     let cut = &cut[..cut.len() - 10];

@@ -1,7 +1,7 @@
 //! `drctl replay --until T [--state]`: the engine's view at a moment of a
 //! recorded incident, and a check of the decisions up to it.
 
-use drctl_e2e::{Drctl, Ran, TestDir};
+use drctl_e2e::{assert_contains, Drctl, Ran, TestDir};
 
 /// The demo recorded on the virtual clock (switchover at +110 s).
 fn demo_recording(dir: &TestDir) -> String {
@@ -46,11 +46,8 @@ fn the_state_at_a_moment_shows_site_listeners_pending_timer_and_alarms() {
         text.starts_with("at         +120.000s (replay of "),
         "{text}"
     );
-    assert!(
-        text.contains("site       site2 (preferred site1)"),
-        "{text}"
-    );
-    assert!(text.contains("timers     none"), "{text}");
+    assert_contains(&text, "site       site2 (preferred site1)");
+    assert_contains(&text, "timers     none");
 }
 
 #[test]
@@ -120,9 +117,9 @@ fn explain_names_the_rule_the_cause_and_the_config_used() {
     );
     // Text for people: the same, beside each decision.
     let text = replay(&rec, &["--explain"]).stdout;
-    assert!(
-        text.contains("rule D1; because timer site-timeout armed at +80.000s, due +110.000s"),
-        "{text}"
+    assert_contains(
+        &text,
+        "rule D1; because timer site-timeout armed at +80.000s, due +110.000s",
     );
     // Without a local value the DR option is the Application's, not a default.
     assert!(

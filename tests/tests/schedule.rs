@@ -4,7 +4,7 @@
 //! path; times that have passed or lie too far ahead are refused; the
 //! history keeps the schedule, the cancellation and the firing.
 
-use drctl_e2e::{switch_to, TestDir, Watcher};
+use drctl_e2e::{assert_contains, switch_to, TestDir, Watcher};
 
 /// The agent on site1, both sites healthy, for ten minutes.
 const CALM: &str = "[deployment]\npreferred-site = \"site1\"\nfirst-site = \"site1\"\n\
@@ -43,19 +43,12 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     assert!(left.starts_with("59m"), "time left from now: {left}");
     assert!(row["at"].as_str().unwrap().ends_with('Z'), "{row}");
     let text = w.run(&["status"]).stdout;
-    assert!(
-        text.contains("scheduled  switch of agent to site2 at "),
-        "{text}"
-    );
+    assert_contains(&text, "scheduled  switch of agent to site2 at ");
 
     // A second one for the same agent is refused until the first is cancelled.
     let out = w.run(&["switch", "--yes", "--at", "+2h", "--reason", "again"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr.contains("is scheduled already"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "is scheduled already");
 
     let out = w.run(&["switch", "--cancel"]);
     assert!(out.success(), "{}", out.all());
@@ -70,11 +63,9 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     assert!(!w.run(&["status"]).stdout.contains("scheduled"));
     let out = w.run(&["switch", "--cancel"]);
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(
-        out.stderr
-            .contains("no switch is scheduled for agent: nothing was cancelled"),
-        "{}",
-        out.stderr
+    assert_contains(
+        &out.stderr,
+        "no switch is scheduled for agent: nothing was cancelled",
     );
 
     // Past, too far ahead, unreadable, without a reason: exit 2 naming the value.
@@ -95,7 +86,7 @@ fn a_switch_is_scheduled_shown_cancelled_and_then_fires() {
     }
     let out = w.run(&["switch", "--yes", "--at", "+1m"]);
     assert_eq!(out.code, Some(2), "{}", out.all());
-    assert!(out.stderr.contains("--reason"), "{}", out.stderr);
+    assert_contains(&out.stderr, "--reason");
 
     // Two seconds out: it fires through the watcher's switchover (gates and all).
     let out = w.run(&switch_to("site2", &["--at", "+2s", "--reason", "CHG-2"]));
@@ -167,10 +158,7 @@ fn a_switch_due_during_a_drill_waits_for_its_end_then_starts() {
         "{s}"
     );
     let text = w.run(&["status"]).stdout;
-    assert!(
-        text.contains("(due, waiting for the drill to end (at most 9m"),
-        "{text}"
-    );
+    assert_contains(&text, "(due, waiting for the drill to end (at most 9m");
     let out = drill.finish();
     assert!(out.success(), "{}", out.all());
     let s = w.wait_for(

@@ -7,7 +7,7 @@
 //! field included: the password stays out of it only because the host's
 //! `Password` type prints `<redacted>`.
 
-use drctl_e2e::{agent_config, control_section, wait_until, Drctl, TestDir};
+use drctl_e2e::{agent_config, assert_contains, control_section, wait_until, Drctl, TestDir};
 use std::path::Path;
 use std::time::Duration;
 
@@ -64,11 +64,11 @@ fn a_known_password_appears_nowhere() {
         // The runs did what they should: a panic whose message holds the
         // connect command with its password field, trace logs, a connect
         // with a password.
-        assert!(
-            seen.contains("panicked in handle: chaos: panic in handle with Command"),
-            "{seen}"
+        assert_contains(
+            &seen,
+            "panicked in handle: chaos: panic in handle with Command",
         );
-        assert!(seen.contains("password: <redacted>"), "{seen}");
+        assert_contains(&seen, "password: <redacted>");
         assert!(seen.contains("TRACE") || seen.contains("\"level\":\"TRACE\""));
         assert!(seen.contains("\"password\":\"<redacted>\""));
     }

@@ -1,7 +1,7 @@
 //! `drctl watch --shadow`: a candidate config runs beside the live policy on
 //! the same inputs, never acts, and its divergences are reported.
 
-use drctl_e2e::{Drctl, Ran};
+use drctl_e2e::{assert_contains, Drctl, Ran};
 
 /// `drctl watch --output json` of the demo on the virtual clock to its end.
 fn demo(extra: &[&str]) -> Ran {
@@ -36,14 +36,11 @@ fn a_shadow_never_acts_and_reports_where_it_would_decide_otherwise() {
         )),
         "{log}"
     );
-    assert!(log.contains("diverged from the live session"), "{log}");
+    assert_contains(log, "diverged from the live session");
 
     // A candidate equal to the live config agrees throughout.
     let log = demo(&["--shadow", "policy.hold-down=0s"]).stderr;
-    assert!(
-        log.contains("the candidate config decided as the live one"),
-        "{log}"
-    );
+    assert_contains(&log, "the candidate config decided as the live one");
     assert!(!log.contains("shadow divergence"), "{log}");
 }
 

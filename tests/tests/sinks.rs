@@ -5,7 +5,9 @@
 //! follow no redirect, say why a delivery failed, and a sink URL's
 //! credentials appear nowhere.
 
-use drctl_e2e::{agent_config, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir};
+use drctl_e2e::{
+    agent_config, assert_contains, read_test_scenario, wait_until, Drctl, Ran, Running, TestDir,
+};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -192,7 +194,7 @@ fn an_exec_sinks_output_goes_to_the_log_never_to_drctls_stdout() {
         assert!(stderr.contains(want), "no {want} in the log:\n{stderr}");
     }
     // 100 000 bytes of output: the log gets a bounded part and says so.
-    assert!(stderr.contains("more byte(s) not logged"), "{stderr}");
+    assert_contains(stderr, "more byte(s) not logged");
     assert!(stderr.len() < 60_000, "{} bytes of log", stderr.len());
 }
 
@@ -213,7 +215,7 @@ fn an_exec_sink_killed_at_its_timeout_leaves_no_grandchild() {
     drctl.signal(libc::SIGINT);
     exits_0_and_closes_stdout(&mut drctl, secs(30), secs(10));
     let err = drctl.finish().stderr;
-    assert!(err.contains("killed after 1s"), "{err}");
+    assert_contains(&err, "killed after 1s");
 }
 
 #[test]
@@ -294,9 +296,9 @@ fn a_failed_webhook_delivery_says_why() {
     let out = run_with_sinks(sinks);
     let stderr = &out.stderr;
     assert_eq!(hits.load(Ordering::SeqCst), 4, "{stderr}");
-    assert!(
-        stderr.contains("not delivered: HTTP 500 Internal Server Error (after 2 attempt(s))"),
-        "{stderr}"
+    assert_contains(
+        stderr,
+        "not delivered: HTTP 500 Internal Server Error (after 2 attempt(s))",
     );
     let refused = stderr
         .lines()
@@ -332,7 +334,7 @@ fn a_webhook_urls_credentials_appear_nowhere() {
         assert!(out.success(), "{}", out.stderr);
         seen += &out.all();
     }
-    assert!(seen.contains("/hook?token=<redacted>"), "{seen}");
+    assert_contains(&seen, "/hook?token=<redacted>");
     for extra in [&["-vv"][..], &["-vv", "--log-format", "json"]] {
         let watch = drctl_in(&dir).args(extra).virtual_to_end().json();
         // The same recording each round: replaced on purpose.
@@ -342,7 +344,7 @@ fn a_webhook_urls_credentials_appear_nowhere() {
         seen += &std::fs::read_to_string(&recording).unwrap();
     }
     // The failures were logged, naming the sinks (redacted).
-    assert!(seen.contains("HTTP 500"), "{seen}");
+    assert_contains(&seen, "HTTP 500");
     assert!(
         seen.contains(&format!("127.0.0.1:{down}/hook?token=<redacted>")),
         "{seen}"
@@ -389,11 +391,7 @@ fn a_suppressed_switchover_reaches_the_sinks_with_its_reason_and_why() {
     );
     let out = run_virtual(&dir);
     assert!(out.success(), "{}", out.stderr);
-    assert!(
-        out.stdout.contains("\"switchover-suppressed\""),
-        "{}",
-        out.stdout
-    );
+    assert_contains(&out.stdout, "\"switchover-suppressed\"");
     let env = std::fs::read_to_string(dir.at("env.switchover.suppressed"))
         .unwrap_or_else(|e| panic!("the sink did not hear the suppressed switchover: {e}"));
     for want in [

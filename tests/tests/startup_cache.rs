@@ -1,7 +1,9 @@
 //! S5 end to end: the preferred-site cache written after S2 and read at the
 //! next start, on the mock (demo: starts at site2, prefers site1).
 
-use drctl_e2e::{assert_replays_identically, read_json, recorded, Drctl, Ran, TestDir};
+use drctl_e2e::{
+    assert_contains, assert_replays_identically, read_json, recorded, Drctl, Ran, TestDir,
+};
 use std::path::Path;
 
 /// `drctl startup --backend mock --scenario DEMO --clock virtual` with the
@@ -108,7 +110,7 @@ fn s5_a_corrupt_or_foreign_cache_is_ignored_with_a_warning() {
         );
         // It is rewritten with what S2 read.
         let cached = std::fs::read_to_string(&cache).unwrap();
-        assert!(cached.contains("\"preferred\":\"site1\""), "{cached}");
+        assert_contains(&cached, "\"preferred\":\"site1\"");
         std::fs::remove_file(&rec).unwrap();
     }
 }

@@ -2,7 +2,7 @@
 //! a pseudo-terminal, and what lands in files and pipes.
 
 use drctl_e2e::terminal::{drctl_in_pty, has_ansi, strip_ansi, AgentWatcher};
-use drctl_e2e::{command, strings_at, Drctl};
+use drctl_e2e::{assert_contains, command, strings_at, Drctl};
 
 /// The demo, watched in virtual time to its end.
 fn demo_to_end() -> Drctl {
@@ -90,7 +90,7 @@ fn colours_only_on_the_terminal_each_stream_asked_on_its_own() {
     let run = drctl_in_pty(&args, &redirect, &[], runtime.path());
     assert_eq!(run.code, Some(0), "{}", run.terminal);
     let logs = std::fs::read_to_string(&err).unwrap();
-    assert!(logs.contains("INFO"), "{logs}");
+    assert_contains(&logs, "INFO");
     assert!(!has_ansi(&logs), "no colours in a log file: {logs:?}");
     assert!(has_ansi(&run.terminal), "{}", run.terminal);
 
@@ -107,7 +107,7 @@ fn colours_only_on_the_terminal_each_stream_asked_on_its_own() {
     // NO_COLOR: none anywhere, even on a terminal.
     let run = drctl_in_pty(&args, "", &[("NO_COLOR", "1")], runtime.path());
     assert_eq!(run.code, Some(0), "{}", run.terminal);
-    assert!(run.terminal.contains("INFO"), "{}", run.terminal);
+    assert_contains(&run.terminal, "INFO");
     assert!(!has_ansi(&run.terminal), "NO_COLOR: {:?}", run.terminal);
 }
 
@@ -189,9 +189,9 @@ fn without_a_config_clients_find_the_watchers_running_here() {
     let out = command(&["status"], runtime.path()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("2 watchers run here; drctl status --agent NAME for one"),
-        "{text}"
+    assert_contains(
+        &text,
+        "2 watchers run here; drctl status --agent NAME for one",
     );
     for (name, pid) in [("ann", ann.pid()), ("bob", bob.pid())] {
         let row = text
@@ -239,12 +239,12 @@ fn switch_after_a_startup_relocation_is_verified_from_where_the_drill_started() 
     let out = Drctl::mock("switch", Drctl::DEMO).arg("--yes").run();
     let err = &out.stderr;
     assert_eq!(out.code, Some(0), "{err}");
-    assert!(
-        err.contains("switched site1 -> site2: telephony ON, DN back in service"),
-        "{err}"
+    assert_contains(
+        err,
+        "switched site1 -> site2: telephony ON, DN back in service",
     );
     // The table times the drill, not the relocation: the DN (register-delay 2 s).
-    assert!(err.contains("DN back in service         2.000s"), "{err}");
+    assert_contains(err, "DN back in service         2.000s");
 }
 
 #[test]
@@ -259,14 +259,14 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
     let out = run(&[&["--dry-run", "--to", "site9"][..], &demo].concat());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("--to site9: unknown site; expected one of: site1, site2"),
-        "{err}"
+    assert_contains(
+        &err,
+        "--to site9: unknown site; expected one of: site1, site2",
     );
     let out = run(&[&["--dry-run"][..], &demo].concat());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("performed by this process (pid "), "{text}");
+    assert_contains(&text, "performed by this process (pid ");
 
     // A running watcher acts: the plan names it; an unknown site is refused
     // before it reaches the watcher's engine.
@@ -285,9 +285,9 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
     let out = run(&["--yes", "--to", "site9"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("--to site9: unknown site; expected one of: site1, site2"),
-        "{err}"
+    assert_contains(
+        &err,
+        "--to site9: unknown site; expected one of: site1, site2",
     );
     let status = command(&["status", "--output", "json"], runtime.path())
         .output()
@@ -312,11 +312,7 @@ fn switch_dry_run_checks_the_target_and_says_who_acts() {
         "{}",
         run.terminal
     );
-    assert!(
-        run.terminal.contains("not confirmed; nothing was changed"),
-        "{}",
-        run.terminal
-    );
+    assert_contains(&run.terminal, "not confirmed; nothing was changed");
 }
 
 #[test]
@@ -408,6 +404,6 @@ fn man_pages_render_with_man() {
         .output();
     if let Ok(r) = rendered {
         let text = String::from_utf8_lossy(&r.stdout);
-        assert!(text.contains("--dry-run"), "{text}");
+        assert_contains(&text, "--dry-run");
     }
 }

@@ -4,7 +4,7 @@
 //! one is verified; `status` shows the plan in progress; a wave that does
 //! not verify stops the plan (exit 1), the later waves never started.
 
-use drctl_e2e::{switch_to, Drctl, Ran, Running, TestDir, PATIENCE};
+use drctl_e2e::{assert_contains, switch_to, Drctl, Ran, Running, TestDir, PATIENCE};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -85,18 +85,12 @@ fn a_wave_switch_moves_ten_percent_then_the_rest_wave_after_wave() {
         &switch_to("site2", &["--agents", "10%", "--reason", "CHG-7 readiness"]),
     );
     assert!(out.success(), "{}", out.all());
-    assert!(
-        out.stdout.contains("wave 1/1 switching: a00\n"),
-        "{}",
-        out.stdout
+    assert_contains(&out.stdout, "wave 1/1 switching: a00\n");
+    assert_contains(
+        &out.stdout,
+        "a00        switchover-started     operator site1 -> site2",
     );
-    assert!(
-        out.stdout
-            .contains("a00        switchover-started     operator site1 -> site2"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stderr.contains("moved 1 agents"), "{}", out.stderr);
+    assert_contains(&out.stderr, "moved 1 agents");
     let s = wait_status(&dir, &config, |s| s["summary"]["in_service"] == 10);
     assert_eq!(on(&s, "site2"), ["a00"]);
 
@@ -135,10 +129,7 @@ fn a_wave_switch_moves_ten_percent_then_the_rest_wave_after_wave() {
     assert_eq!(plan["reason"], "CHG-7 readiness");
     assert_eq!(on(&s, "site2").len(), 6, "{s}");
     let text = client(&dir, &config, &["status"]).stdout;
-    assert!(
-        text.contains("waves      running: 9 agents to site2 in 2 waves"),
-        "{text}"
-    );
+    assert_contains(&text, "waves      running: 9 agents to site2 in 2 waves");
 
     let out = waves.finish_within(PATIENCE);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -155,7 +146,7 @@ fn a_wave_switch_moves_ten_percent_then_the_rest_wave_after_wave() {
     assert!(at("wave 2/2 switching") < at("a06        switchover-started"));
     assert!(at("a05        switchover-completed") < at("wave 1/2 verified"));
     assert!(at("wave 2/2 switching") < at("wave 2/2 verified"));
-    assert!(out.stderr.contains("moved 9 agents"), "{}", out.stderr);
+    assert_contains(&out.stderr, "moved 9 agents");
     let s = wait_status(&dir, &config, |s| s["summary"]["in_service"] == 10);
     assert_eq!(on(&s, "site2").len(), 10, "{s}");
     assert!(s.get("wave").is_none(), "the plan is over: {s}");
@@ -193,11 +184,7 @@ fn a_wave_that_does_not_verify_stops_the_plan() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("wave 2: skipped (a02, a03)"),
-        "{}",
-        out.stderr
-    );
+    assert_contains(&out.stderr, "wave 2: skipped (a02, a03)");
     assert!(!out.stdout.contains("wave 2/2 switching"), "{}", out.stdout);
     let s = wait_status(&dir, &config, |s| s["summary"]["watching"] == 4);
     assert_eq!(

@@ -1,10 +1,12 @@
 //! The simulated deployment answers as SPEC §6 says, and every shipped scenario parses.
 
-use drctl_plugin_api::messages::{
-    Command, Event, Input, Output, Password, Reply, Service, ServiceState,
-};
+use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
 use drctl_plugin_mock::{Scenario, Sim, SiteInfo};
 use std::path::Path;
+use wire::read_application;
+
+#[path = "../../../plugin-api/tests/support/wire.rs"]
+mod wire;
 
 fn sites() -> Vec<SiteInfo> {
     (1..=2)
@@ -21,22 +23,19 @@ fn names() -> Vec<String> {
 }
 
 fn cmd(id: u64, command: Command) -> Input {
-    Input::Command {
-        session: "a".into(),
-        id,
-        command,
-    }
+    wire::input("a", id, command)
 }
 
 fn connect(site: &str) -> Command {
-    Command::Connect {
-        site: site.into(),
-        cs_proxy: String::new(),
-        app_name: String::new(),
-        username: "u".into(),
-        password: Password::new("p"),
-        on_demand_loading: false,
-    }
+    connect_at(site, "")
+}
+
+fn connect_at(site: &str, cs_proxy: &str) -> Command {
+    wire::connect(site, cs_proxy, "p")
+}
+
+fn subscribe(epoch: u64) -> Command {
+    wire::subscribe(epoch, vec![])
 }
 
 /// Everything the sim emits up to `now`.
@@ -96,17 +95,7 @@ fn subscribe_reports_statuses_then_dn_back_after_register_delay_and_scenario_cha
     let mut sim = Sim::new(sc, sites(), "7001".into());
     sim.handle(0, cmd(1, connect("site1"))).unwrap();
     drain(&mut sim, 0);
-    sim.handle(
-        0,
-        cmd(
-            2,
-            Command::Subscribe {
-                epoch: 1,
-                listeners: vec![],
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(0, cmd(2, subscribe(1))).unwrap();
     let out = drain(&mut sim, 0);
     assert_eq!(out.len(), 4, "{out:?}");
     assert!(matches!(
@@ -171,11 +160,7 @@ impl Driver {
     /// Sends a command from `session` now.
     fn send(&mut self, session: &str, command: Command) {
         self.next_id += 1;
-        let input = Input::Command {
-            session: session.into(),
-            id: self.next_id,
-            command,
-        };
+        let input = wire::input(session, self.next_id, command);
         self.sim.handle(self.now, input).unwrap();
     }
 
@@ -191,12 +176,8 @@ impl Driver {
                 } = &out
                 {
                     if self.subscribe {
-                        let sub = Command::Subscribe {
-                            epoch: *epoch,
-                            listeners: vec![],
-                        };
                         let session = session.clone();
-                        self.send(&session, sub);
+                        self.send(&session, subscribe(*epoch));
                     }
                 }
                 self.seen.push((self.now, out));
@@ -268,27 +249,9 @@ fn sessions_have_independent_connections_and_epochs() {
         ["200 agent-a connected 1", "200 agent-b connected 2"]
     );
     // One session's epoch is not another's.
-    d.send(
-        "agent-b",
-        Command::Subscribe {
-            epoch: 1,
-            listeners: vec![],
-        },
-    );
-    d.send(
-        "agent-a",
-        Command::Subscribe {
-            epoch: 1,
-            listeners: vec![],
-        },
-    );
-    d.send(
-        "agent-b",
-        Command::Subscribe {
-            epoch: 2,
-            listeners: vec![],
-        },
-    );
+    d.send("agent-b", subscribe(1));
+    d.send("agent-a", subscribe(1));
+    d.send("agent-b", subscribe(2));
     let out = lines(&d.run_until(200 * MS));
     assert_eq!(
         out[0],
@@ -814,17 +777,6 @@ fn result_of(out: &[Output], id: u64) -> Option<Result<Reply, String>> {
     })
 }
 
-fn connect_at(site: &str, cs_proxy: &str) -> Command {
-    Command::Connect {
-        site: site.into(),
-        cs_proxy: cs_proxy.into(),
-        app_name: String::new(),
-        username: "u".into(),
-        password: Password::new("p"),
-        on_demand_loading: false,
-    }
-}
-
 fn probe(site: &str, cs_proxy: &str) -> Command {
     Command::Probe {
         site: site.into(),
@@ -841,17 +793,7 @@ fn probe_answers_from_the_sites_state_without_leaving_the_current_site() {
     );
     sim.handle(0, cmd(1, connect("site2"))).unwrap();
     drain(&mut sim, 200 * MS);
-    sim.handle(
-        200 * MS,
-        cmd(
-            2,
-            Command::Subscribe {
-                epoch: 1,
-                listeners: vec![],
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(200 * MS, cmd(2, subscribe(1))).unwrap();
     drain(&mut sim, 200 * MS);
     let health = |sim: &mut Sim, now: u64, id: u64| match result_of(
         &{
@@ -874,17 +816,7 @@ fn probe_answers_from_the_sites_state_without_leaving_the_current_site() {
     let (h, detail) = health(&mut sim, 20_000 * MS, 5);
     assert!(!h && detail.contains("refused"), "{detail}");
     // Still on site2, epoch 1: a subscribe there works.
-    sim.handle(
-        20_000 * MS,
-        cmd(
-            6,
-            Command::Subscribe {
-                epoch: 1,
-                listeners: vec![],
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(20_000 * MS, cmd(6, subscribe(1))).unwrap();
     assert_eq!(
         result_of(&drain(&mut sim, 20_000 * MS), 6),
         Some(Ok(Reply::Done))
@@ -900,16 +832,8 @@ fn a_moved_cs_proxy_answers_only_at_the_address_its_application_names() {
     sim.handle(0, cmd(1, connect_at("site1", "csproxy1:7000")))
         .unwrap();
     drain(&mut sim, 200 * MS);
-    sim.handle(
-        200 * MS,
-        cmd(
-            2,
-            Command::ReadApplication {
-                app_name: "AIL_site2".into(),
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(200 * MS, cmd(2, read_application("AIL_site2")))
+        .unwrap();
     match result_of(&drain(&mut sim, 200 * MS), 2) {
         Some(Ok(Reply::Application { cs_proxy, .. })) => assert_eq!(cs_proxy, "csp2-new:7001"),
         other => panic!("{other:?}"),
@@ -941,16 +865,8 @@ fn an_unreadable_application_fails_to_read() {
     sim.handle(0, cmd(1, connect("site1"))).unwrap();
     drain(&mut sim, 200 * MS);
     for (id, app, ok) in [(2, "AIL_site1", true), (3, "AIL_site2", false)] {
-        sim.handle(
-            200 * MS,
-            cmd(
-                id,
-                Command::ReadApplication {
-                    app_name: app.into(),
-                },
-            ),
-        )
-        .unwrap();
+        sim.handle(200 * MS, cmd(id, read_application(app)))
+            .unwrap();
         let r = result_of(&drain(&mut sim, 200 * MS), id);
         assert_eq!(r.as_ref().is_some_and(|r| r.is_ok()), ok, "{app}: {r:?}");
     }
@@ -979,17 +895,7 @@ fn login_is_answered_and_refused_where_the_scenario_says() {
         result_of(&drain(&mut sim, 200 * MS), 2),
         Some(Err(_))
     ));
-    sim.handle(
-        200 * MS,
-        cmd(
-            3,
-            Command::Subscribe {
-                epoch: 1,
-                listeners: vec![],
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(200 * MS, cmd(3, subscribe(1))).unwrap();
     drain(&mut sim, 200 * MS);
     sim.handle(1_000 * MS, cmd(4, login(1))).unwrap();
     assert_eq!(
@@ -1015,17 +921,7 @@ fn login_is_answered_and_refused_where_the_scenario_says() {
     // site2 refuses logins until 10 s.
     sim.handle(3_000 * MS, cmd(5, connect("site2"))).unwrap();
     drain(&mut sim, 3_200 * MS);
-    sim.handle(
-        3_200 * MS,
-        cmd(
-            6,
-            Command::Subscribe {
-                epoch: 2,
-                listeners: vec![],
-            },
-        ),
-    )
-    .unwrap();
+    sim.handle(3_200 * MS, cmd(6, subscribe(2))).unwrap();
     sim.handle(3_200 * MS, cmd(7, login(2))).unwrap();
     match result_of(&drain(&mut sim, 3_200 * MS), 7) {
         Some(Err(e)) => assert_eq!(e, "login refused at site2"),
@@ -1070,8 +966,7 @@ fn application_options_are_read_and_follow_config_events() {
         .unwrap();
     drain(&mut sim, 200 * MS);
     let read = |sim: &mut Sim, id: u64, at: u64| {
-        let app_name = "AIL_site1".to_owned();
-        sim.handle(at, cmd(id, Command::ReadApplication { app_name }))
+        sim.handle(at, cmd(id, read_application("AIL_site1")))
             .unwrap();
         match result_of(&drain(sim, at), id) {
             Some(Ok(Reply::Application { options, .. })) => options,

@@ -1,50 +1,63 @@
 //! The replay player on hand-made recordings: events by time, commands by
 //! kind and order with their recorded latency, divergence, cut recordings.
 
-use drctl_plugin_api::messages::{
-    Command, Event, Input, Output, Password, Reply, Service, ServiceState,
-};
+use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
 use drctl_plugin_replay::Player;
 use drctl_protocol::recording::{Header, OperatorAction, RecordWriter, FORMAT, VERSION};
 use std::io::Write;
+use wire::input;
+
+#[path = "../../../plugin-api/tests/support/wire.rs"]
+mod wire;
 
 const MS: u64 = 1_000_000;
 
+/// The session of the single-agent recording.
+const AGENT: &str = "agent-1";
+
 fn cmd(id: u64, command: Command) -> Input {
-    Input::Command {
-        session: "agent-1".into(),
-        id,
-        command,
-    }
+    input(AGENT, id, command)
 }
 
 fn connect(site: &str) -> Command {
-    Command::Connect {
-        site: site.into(),
-        cs_proxy: format!("{site}:7000"),
-        app_name: format!("AIL_{site}"),
-        username: "agent".into(),
-        password: Password::new("s3cret"),
-        on_demand_loading: false,
-    }
+    wire::connect(site, &format!("{site}:7000"), "s3cret")
 }
 
 fn result(id: u64, reply: Reply) -> Output {
-    Output::Result {
-        session: "agent-1".into(),
-        id,
-        result: Ok(reply),
-    }
+    wire::result(AGENT, id, Ok(reply))
 }
 
-fn telephony(epoch: u64, status: ServiceState) -> Output {
-    Output::Event {
-        session: "agent-1".into(),
-        epoch,
-        event: Event::ServiceStatus {
-            service: Service::Telephony,
-            status,
-        },
+fn telephony(session: &str, epoch: u64, status: ServiceState) -> Output {
+    let event = Event::ServiceStatus {
+        service: Service::Telephony,
+        status,
+    };
+    wire::event(session, epoch, event)
+}
+
+/// A recording's header: `version`, the single agent's `session` (empty in
+/// a fleet recording), the fleet's `agents`.
+fn header(version: u32, session: &str, agents: &[&str]) -> Header {
+    Header {
+        format: FORMAT.into(),
+        version,
+        drctl: "0.1.0".into(),
+        backend: "mock".into(),
+        started: "2026-11-24T19:00:00Z".into(),
+        command: "watch".into(),
+        clock: "virtual".into(),
+        session: session.into(),
+        config: serde_json::json!({}),
+        cached_preferred: None,
+        agents: agents
+            .iter()
+            .map(|a| drctl_protocol::recording::RecordedAgent {
+                session: (*a).into(),
+                username: (*a).into(),
+                seed: 0,
+                cached_preferred: None,
+            })
+            .collect(),
     }
 }
 
@@ -52,24 +65,12 @@ fn telephony(epoch: u64, status: ServiceState) -> Output {
 /// kill_factory at 31 s (answered at once), connect site2 (answered 250 ms later).
 fn recording() -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
-    let header = Header {
-        format: FORMAT.into(),
-        version: VERSION,
-        drctl: "0.1.0".into(),
-        backend: "mock".into(),
-        started: "2026-11-24T19:00:00Z".into(),
-        command: "watch".into(),
-        clock: "virtual".into(),
-        session: "agent-1".into(),
-        config: serde_json::json!({}),
-        cached_preferred: None,
-        agents: Vec::new(),
-    };
+    let header = header(VERSION, AGENT, &[]);
     let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
     w.command(0, &cmd(1, connect("site1"))).unwrap();
     w.output(200 * MS, &result(1, Reply::Connected { epoch: 1 }))
         .unwrap();
-    w.output(1_000 * MS, &telephony(1, ServiceState::Off))
+    w.output(1_000 * MS, &telephony(AGENT, 1, ServiceState::Off))
         .unwrap();
     w.command(31_000 * MS, &cmd(2, Command::KillFactory))
         .unwrap();
@@ -78,7 +79,7 @@ fn recording() -> tempfile::NamedTempFile {
     w.operator(31_100 * MS, &OperatorAction::Pause).unwrap();
     w.output(31_250 * MS, &result(3, Reply::Connected { epoch: 2 }))
         .unwrap();
-    w.output(31_300 * MS, &telephony(2, ServiceState::On))
+    w.output(31_300 * MS, &telephony(AGENT, 2, ServiceState::On))
         .unwrap();
     file.write_all(&w.into_inner()).unwrap();
     file
@@ -117,7 +118,7 @@ fn matching_commands_get_the_recorded_results_with_their_latency_and_the_hosts_i
         out,
         [
             (200 * MS, result(10, Reply::Connected { epoch: 1 })),
-            (1_000 * MS, telephony(1, ServiceState::Off)),
+            (1_000 * MS, telephony(AGENT, 1, ServiceState::Off)),
         ]
     );
     // A shorter site-timeout: kill_factory at 5 s instead of 31 s still matches.
@@ -222,27 +223,7 @@ fn fleet_recording(
     agents: &[&str],
     write: impl FnOnce(&mut RecordWriter<Vec<u8>>),
 ) -> tempfile::NamedTempFile {
-    let header = Header {
-        format: FORMAT.into(),
-        version: drctl_protocol::recording::FLEET_VERSION,
-        drctl: "0.1.0".into(),
-        backend: "mock".into(),
-        started: "2026-11-24T19:00:00Z".into(),
-        command: "watch".into(),
-        clock: "virtual".into(),
-        session: String::new(),
-        config: serde_json::json!({}),
-        cached_preferred: None,
-        agents: agents
-            .iter()
-            .map(|a| drctl_protocol::recording::RecordedAgent {
-                session: (*a).into(),
-                username: (*a).into(),
-                seed: 0,
-                cached_preferred: None,
-            })
-            .collect(),
-    };
+    let header = header(drctl_protocol::recording::FLEET_VERSION, "", agents);
     let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
     write(&mut w);
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -250,41 +231,22 @@ fn fleet_recording(
     file
 }
 
-fn of(session: &str, id: u64, command: Command) -> Input {
-    Input::Command {
-        session: session.into(),
-        id,
-        command,
-    }
-}
-
 /// Ann's 5 000 kill-factories (each answered at once), then bob's connect
 /// (answered 200 ms later) and an event of bob's.
 fn ann_busy_then_bob() -> tempfile::NamedTempFile {
     fleet_recording(&["ann", "bob"], |w| {
         for id in 1..=5_000 {
-            w.command(id * MS, &of("ann", id, Command::KillFactory))
+            w.command(id * MS, &input("ann", id, Command::KillFactory))
                 .unwrap();
-            let done = Output::Result {
-                session: "ann".into(),
-                id,
-                result: Ok(Reply::Done),
-            };
+            let done = wire::result("ann", id, Ok(Reply::Done));
             w.output(id * MS, &done).unwrap();
         }
-        w.command(6_000 * MS, &of("bob", 1, connect("site2")))
+        w.command(6_000 * MS, &input("bob", 1, connect("site2")))
             .unwrap();
-        let connected = Output::Result {
-            session: "bob".into(),
-            id: 1,
-            result: Ok(Reply::Connected { epoch: 7 }),
-        };
+        let connected = wire::result("bob", 1, Ok(Reply::Connected { epoch: 7 }));
         w.output(6_200 * MS, &connected).unwrap();
-        let mut on = telephony(7, ServiceState::On);
-        if let Output::Event { session, .. } = &mut on {
-            *session = "bob".into();
-        }
-        w.output(6_300 * MS, &on).unwrap();
+        w.output(6_300 * MS, &telephony("bob", 7, ServiceState::On))
+            .unwrap();
     })
 }
 
@@ -293,22 +255,18 @@ fn each_session_meets_its_own_next_command_however_far_ahead_it_was_recorded() {
     let file = ann_busy_then_bob();
     let mut p = Player::open(file.path()).unwrap();
     // Bob first, though ann's 5 000 commands come before his in the file.
-    p.handle(0, of("bob", 42, connect("site2")));
+    p.handle(0, input("bob", 42, connect("site2")));
     let out = drain(&mut p, 0, 250 * MS);
     assert_eq!(
         out,
         [(
             200 * MS,
-            Output::Result {
-                session: "bob".into(),
-                id: 42,
-                result: Ok(Reply::Connected { epoch: 7 }),
-            }
+            wire::result("bob", 42, Ok(Reply::Connected { epoch: 7 }))
         )]
     );
     // Then ann's, each matched in her order.
     for id in 1..=5_000 {
-        p.handle(300 * MS, of("ann", id, Command::KillFactory));
+        p.handle(300 * MS, input("ann", id, Command::KillFactory));
     }
     let out = drain(&mut p, 300 * MS, 300 * MS);
     assert_eq!(out.len(), 5_000);
@@ -327,9 +285,9 @@ fn a_player_for_some_sessions_plays_only_their_records() {
     let file = ann_busy_then_bob();
     let only_bob = Some(std::iter::once("bob".to_owned()).collect());
     let mut p = Player::open_for(file.path(), only_bob).unwrap();
-    p.handle(0, of("bob", 1, connect("site2")));
+    p.handle(0, input("bob", 1, connect("site2")));
     // Ann's commands are not played: hers diverge.
-    p.handle(0, of("ann", 1, Command::KillFactory));
+    p.handle(0, input("ann", 1, Command::KillFactory));
     let out = drain(&mut p, 0, u64::MAX);
     let brief: Vec<String> = out
         .iter()

@@ -54,9 +54,9 @@ pub struct Harness {
     pub connect_latency: Duration,
     /// When false, commands are logged but never answered.
     pub answer: bool,
-    /// Commands (by [`command_name`]) answered with an error instead.
+    /// Commands (by [`CommandKind::type_name`]) answered with an error instead.
     pub failing: Vec<&'static str>,
-    /// Commands (by [`command_name`]) kept unanswered until [`Harness::reply`].
+    /// Commands (by [`CommandKind::type_name`]) kept unanswered until [`Harness::reply`].
     pub hold: Vec<&'static str>,
     held: Vec<Command>,
     answers: Vec<Answer>,
@@ -192,7 +192,7 @@ impl Harness {
         let i = self
             .held
             .iter()
-            .position(|c| command_name(&c.kind) == name)
+            .position(|c| c.kind.type_name() == name)
             .unwrap_or_else(|| panic!("no held {name}: {:?}", self.held));
         let cmd = self.held.remove(i);
         if let Ok(Reply::Connected { epoch }) = &result {
@@ -287,7 +287,7 @@ impl Harness {
             return;
         }
         let now = self.now;
-        let name = command_name(&cmd.kind);
+        let name = cmd.kind.type_name();
         if self.hold.contains(&name) {
             self.held.push(cmd.clone());
             return;
@@ -552,21 +552,6 @@ macro_rules! first_match {
             _ => None,
         })
     };
-}
-
-/// A command's name, as `failing` lists it.
-pub fn command_name(kind: &CommandKind) -> &'static str {
-    match kind {
-        CommandKind::Connect { .. } => "connect",
-        CommandKind::ReadPersonSites { .. } => "read_person_sites",
-        CommandKind::ReadApplication { .. } => "read_application",
-        CommandKind::Subscribe { .. } => "subscribe",
-        CommandKind::KillFactory => "kill_factory",
-        CommandKind::RelaunchEndpoint => "relaunch_endpoint",
-        CommandKind::Probe { .. } => "probe",
-        CommandKind::Login { .. } => "login",
-        CommandKind::Shutdown => "shutdown",
-    }
 }
 
 /// A one-line description of a decision.

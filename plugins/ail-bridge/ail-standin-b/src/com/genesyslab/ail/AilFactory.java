@@ -2,7 +2,6 @@ package com.genesyslab.ail;
 
 import com.genesyslab.ail.event.DnEvent;
 import com.genesyslab.ail.event.ServiceListener;
-import java.io.IOException;
 import java.lang.ref.WeakReference;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -30,14 +29,10 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * {@code INFO_CHANGED} events.</li>
  * </ul>
  */
-public final class AilFactory {
+public final class AilFactory extends FactoryBase {
     /** How long a service stays RESTORING after its first listener. */
     private static final long SETTLE_MS = 150;
 
-    private final Link link;
-    private final Map<String, Person> persons;
-    private final Map<String, Application> applications;
-    private final Map<ServiceStatus.Type, ServiceStatus.Status> statuses = new ConcurrentHashMap<>();
     private final List<WeakReference<com.genesyslab.ail.event.ConfigListener>> configListeners =
             new CopyOnWriteArrayList<>();
     private final Map<ServiceStatus.Type, List<WeakReference<ServiceListener>>> serviceListeners =
@@ -49,42 +44,15 @@ public final class AilFactory {
     private final Map<ServiceStatus.Type, ServiceStatus.Status> pending = new LinkedHashMap<>();
     /** Services whose first listener came: they settle (or have settled). */
     private final Set<ServiceStatus.Type> settling = ConcurrentHashMap.newKeySet();
-    private volatile boolean killed;
 
-    private AilFactory(Link link, Map<String, Person> persons, Map<String, Application> applications) {
-        this.link = link;
-        this.persons = persons;
-        this.applications = applications;
-    }
-
-    static AilFactory login(String host, int port, String app, String user, String password, int retryInterval,
-            String onDemand) throws Exception {
-        LoginAnswer answer = LoginAnswer.login(host, port, app, user, password, retryInterval, onDemand);
-        AilFactory factory = new AilFactory(answer.link, answer.persons, answer.applications);
+    /** The factory of one login; its event thread starts at once. */
+    AilFactory(LoginAnswer answer) {
+        super(answer);
         for (ServiceStatus.Type type : answer.statuses.keySet()) {
-            factory.statuses.put(type, ServiceStatus.Status.RESTORING);
+            statuses.put(type, ServiceStatus.Status.RESTORING);
         }
-        factory.pending.putAll(answer.statuses);
-        factory.statuses.put(ServiceStatus.Type.AIL, ServiceStatus.Status.ON);
-        Thread reader = new Thread(factory::read, "ail-standin-b-events");
-        reader.setDaemon(true);
-        reader.start();
-        return factory;
-    }
-
-    /** The Person object of {@code userName}, or null. */
-    public Person getPerson(String userName) {
-        return persons.get(userName);
-    }
-
-    /** The AIL Application called {@code name}, or null. */
-    public Application getApplication(String name) {
-        return applications.get(name);
-    }
-
-    /** A service's current status. */
-    public ServiceStatus.Status getServiceStatus(ServiceStatus.Type type) {
-        return statuses.getOrDefault(type, ServiceStatus.Status.UNKNOWN);
+        pending.putAll(answer.statuses);
+        start("ail-standin-b-events");
     }
 
     /**
@@ -130,12 +98,6 @@ public final class AilFactory {
             }
             return dn;
         }
-    }
-
-    void kill() {
-        killed = true;
-        link.send("BYE");
-        link.close();
     }
 
     /** Fires one status to the live listeners of its type; reports a loss if none is left. */
@@ -188,50 +150,37 @@ public final class AilFactory {
         }
     }
 
-    /** The event thread: deployment messages become listener callbacks. */
-    private void read() {
-        try {
-            String[] m;
-            while ((m = link.read()) != null) {
-                // Whatever the client holds only weakly is gone by now.
-                System.gc();
-                if (m[0].equals("STATUS") && m.length >= 3) {
-                    ServiceStatus.Type type = ServiceStatus.Type.valueOf(m[1]);
-                    ServiceStatus.Status status = ServiceStatus.Status.valueOf(m[2]);
-                    synchronized (this) {
-                        if (!pending.containsKey(type)) {
-                            apply(type, status);
-                        } else {
-                            pending.put(type, status);
-                        }
-                    }
-                } else if (m[0].equals("CONFIG") && m.length >= 5) {
-                    String value = m.length > 5 ? m[5] : null;
-                    for (WeakReference<com.genesyslab.ail.event.ConfigListener> r : configListeners) {
-                        com.genesyslab.ail.event.ConfigListener l = r.get();
-                        if (l != null) {
-                            l.configChanged(m[1], m[2], m[3], m[4], value);
-                        } else {
-                            Control.report("LOST", "CONFIG", m[2], m[4]);
-                        }
-                    }
-                } else if (m[0].equals("AGENTLOGIN") && m.length >= 2) {
-                    link.loginAnswered(m[1], m.length > 2 ? m[2] : "");
-                } else if (m[0].equals("DN") && m.length >= 3) {
-                    dnEvent(m);
-                }
+    /** Whatever the client holds only weakly is gone by now. */
+    @Override
+    void beforeMessage() {
+        System.gc();
+    }
+
+    @Override
+    void onStatus(ServiceStatus.Type type, ServiceStatus.Status status) {
+        synchronized (this) {
+            if (!pending.containsKey(type)) {
+                apply(type, status);
+            } else {
+                pending.put(type, status);
             }
-        } catch (IOException | RuntimeException e) {
-            // Same as end of stream: the session is gone.
-        }
-        link.failLogins("the CS Proxy connection was lost during the login");
-        if (!killed) {
-            fire(ServiceStatus.Type.AIL, ServiceStatus.Status.RESTORING);
-            fire(ServiceStatus.Type.AIL, ServiceStatus.Status.OFF);
         }
     }
 
-    private void dnEvent(String[] m) {
+    @Override
+    void onConfig(String objectType, String name, String section, String option, String value) {
+        for (WeakReference<com.genesyslab.ail.event.ConfigListener> r : configListeners) {
+            com.genesyslab.ail.event.ConfigListener l = r.get();
+            if (l != null) {
+                l.configChanged(objectType, name, section, option, value);
+            } else {
+                Control.report("LOST", "CONFIG", name, option);
+            }
+        }
+    }
+
+    @Override
+    void onDn(String[] m) {
         String id = m[1];
         Dn.Status status = Dn.Status.valueOf(m[2]);
         // B keeps every T-event key in the extensions, the reason code too.
@@ -254,5 +203,11 @@ public final class AilFactory {
         if (delivered == 0 && listenedDns.contains(id)) {
             Control.report("LOST", "DN", id, status.name());
         }
+    }
+
+    @Override
+    void onLost() {
+        fire(ServiceStatus.Type.AIL, ServiceStatus.Status.RESTORING);
+        fire(ServiceStatus.Type.AIL, ServiceStatus.Status.OFF);
     }
 }

@@ -89,7 +89,7 @@ public class AilLoader {
 
         void load(String host, int port, String app, String user, String password, int retry, String onDemand) {
             try {
-                factory = AilFactory.login(host, port, app, user, password, retry, onDemand);
+                factory = new AilFactory(LoginAnswer.login(host, port, app, user, password, retry, onDemand));
             } catch (Exception e) {
                 initException = e;
             } finally {

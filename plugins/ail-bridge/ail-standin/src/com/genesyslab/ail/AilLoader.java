@@ -22,7 +22,8 @@ public class AilLoader {
         factory = null;
         initException = null;
         try {
-            factory = AilFactory.login(host, port, applicationName, userName, password, retryInterval, onDemand);
+            factory = new AilFactory(
+                    LoginAnswer.login(host, port, applicationName, userName, password, retryInterval, onDemand));
         } catch (Exception e) {
             initException = e;
         }
