@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The longest history line read back (decision records are a few hundred bytes).
@@ -145,11 +145,24 @@ impl Syncer {
             .name("history-sync".into())
             .spawn(move || {
                 let mut failures = 0u64;
-                for file in rx {
-                    if let Err(e) = work(&file) {
-                        failures += 1;
-                        if failures % 100 == 1 {
-                            tracing::warn!("history {}: cannot fsync ({e})", shown.display());
+                while let Ok(first) = rx.recv() {
+                    // A burst (a fleet's switchovers) is one fsync per file:
+                    // an fsync makes every write to its file durable,
+                    // whichever descriptor made it, and every line queued
+                    // here is written. Rotation may have made several files.
+                    let mut files = vec![first];
+                    files.extend(rx.try_iter().take(SYNC_QUEUE));
+                    let mut seen = std::collections::HashSet::new();
+                    for file in &files {
+                        let id = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+                        if id.is_some() && !seen.insert(id) {
+                            continue;
+                        }
+                        if let Err(e) = work(file) {
+                            failures += 1;
+                            if failures % 100 == 1 {
+                                tracing::warn!("history {}: cannot fsync ({e})", shown.display());
+                            }
                         }
                     }
                 }
@@ -592,7 +605,7 @@ mod tests {
 
     /// A switchover's line is in the file when the loop goes on, but its
     /// fsync is not the loop's: a disk that does not answer delays nothing.
-    /// Closing waits for the fsync.
+    /// A burst queued meanwhile is one fsync; closing waits for them.
     #[test]
     fn a_switchover_fsync_never_holds_the_loop_and_close_waits_for_it() {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -604,8 +617,11 @@ mod tests {
         let released = Mutex::new(released);
         let synced = Arc::new(AtomicBool::new(false));
         let seen = synced.clone();
+        let syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = syncs.clone();
         // A disk that answers an fsync only when the test says so.
         let sync: SyncFn = Arc::new(move |f: &File| {
+            counted.fetch_add(1, Ordering::SeqCst);
             let _ = asked_tx.send(());
             let _ = released.lock().unwrap().recv();
             // A slow disk: a close that did not wait would look before this.
@@ -645,12 +661,26 @@ mod tests {
         assert!(text.contains("\"switchover-started\""), "{text}");
 
         let mut log = looping.join().unwrap();
+        // While the disk is busy, a burst of switchovers queues up: one
+        // fsync of the file covers them all.
+        for n in 0..9 {
+            let failed = Decision::SwitchoverFailed {
+                to: "site2".into(),
+                error: format!("attempt {n}"),
+            };
+            log.decision(Timestamp::from_nanos(6 + n), "ann", &failed);
+        }
         release.send(()).unwrap();
+        release.send(()).unwrap();
+        drop(release);
         log.close();
         assert!(
             synced.load(Ordering::SeqCst),
             "close returned before the fsync was done"
         );
+        assert_eq!(syncs.load(Ordering::SeqCst), 2, "one fsync for the burst");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 10, "{text}");
     }
 
     /// A history file (the log or a rotated one) that is a symbolic link is
