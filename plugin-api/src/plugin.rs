@@ -13,9 +13,10 @@
 //! its global dispatcher never reach the host. Two ways that do:
 //! - [`HostHandle::log`] (and `error`/`warn`/`info`/`debug`/`trace`), usable
 //!   from any thread until the instance is destroyed;
-//! - plain `tracing::info!(...)` inside the trait methods: the glue installs,
-//!   for the duration of each call, a subscriber that forwards to the host's
-//!   `log` callback. In threads of your own, wrap the work in
+//! - plain `tracing::info!(...)` inside the trait methods: the glue makes a
+//!   subscriber that forwards to the host's `log` callback the default of
+//!   the thread that calls (left in place between calls, replaced when
+//!   another instance is called on that thread). In threads of your own, wrap the work in
 //!   `tracing::dispatcher::with_default(&host.dispatch(), || ...)`.
 //!
 //! Spans are not forwarded, only events (message plus `key=value` fields).
@@ -56,6 +57,21 @@ pub trait Backend: Send + Sized + 'static {
             Some(output) => serde_json::to_writer(out, &output)
                 .map(|()| true)
                 .map_err(|e| format!("cannot serialize output: {e}")),
+        }
+    }
+
+    /// [`Backend::poll_output`] in the compact encoding (the host took up
+    /// [`Capabilities::COMPACT`]), appended to `out` (empty): `Ok(true)` when
+    /// there was an output. The default encodes `poll_output`'s; a backend
+    /// that keeps its outputs' parts (a fleet's mock: session ids) writes
+    /// them borrowed with [`compact::encode_output_ref`], building no
+    /// [`Output`]. `Err` is a backend fault.
+    fn poll_output_compact(&mut self, now_ns: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        match self.poll_output(now_ns) {
+            None => Ok(false),
+            Some(output) => compact::encode_output(&output, out)
+                .map(|()| true)
+                .map_err(|e| format!("cannot encode output: {e}")),
         }
     }
 
@@ -304,6 +320,9 @@ pub mod __private {
         backend: Option<B>,
         host: HostHandle,
         dispatch: tracing::Dispatch,
+        /// This instance among all the plugin's (never reused, unlike its
+        /// address): which dispatcher a thread has installed.
+        id: u64,
         /// Set by a panic: which export, and the message.
         poisoned: Option<(&'static str, String)>,
         /// The host took up [`Capabilities::COMPACT`]: messages are compact both ways.
@@ -317,6 +336,46 @@ pub mod __private {
         static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
         /// Output buffers handed back by `free_buf`, reused by `poll_output`.
         static BUF_POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        /// The instance whose host dispatcher is this thread's default, left
+        /// in place between calls: setting and restoring it around every
+        /// call cost a fleet a few percent of its time, and the host calls
+        /// one instance from one thread. Another instance's call replaces it.
+        static INSTALLED: RefCell<Option<(u64, tracing::dispatcher::DefaultGuard)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Numbers the instances ([`Glue::id`]).
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+    /// Makes instance `id`'s `dispatch` this thread's default, unless it is
+    /// already; `false` when the thread cannot keep one (it is exiting, or a
+    /// call is nested), and the caller sets it for the call only.
+    fn install(id: u64, dispatch: &tracing::Dispatch) -> bool {
+        INSTALLED
+            .try_with(|slot| {
+                let Ok(mut slot) = slot.try_borrow_mut() else {
+                    return false;
+                };
+                if slot.as_ref().is_none_or(|(current, _)| *current != id) {
+                    // The previous guard goes first: it restores the
+                    // thread's own default, which the new one then saves.
+                    *slot = None;
+                    *slot = Some((id, tracing::dispatcher::set_default(dispatch)));
+                }
+                true
+            })
+            .unwrap_or(false)
+    }
+
+    /// Removes instance `id`'s dispatcher from this thread, if installed (destroy).
+    fn uninstall(id: u64) {
+        let _ = INSTALLED.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                if slot.as_ref().is_some_and(|(current, _)| *current == id) {
+                    *slot = None;
+                }
+            }
+        });
     }
 
     const POOL_MAX: usize = 16;
@@ -419,7 +478,14 @@ pub mod __private {
                 return Err(status::POISONED);
             };
             let dispatch = &self.dispatch;
-            match guarded(|| tracing::dispatcher::with_default(dispatch, || f(backend))) {
+            let installed = install(self.id, dispatch);
+            match guarded(|| {
+                if installed {
+                    f(backend)
+                } else {
+                    tracing::dispatcher::with_default(dispatch, || f(backend))
+                }
+            }) {
                 Ok(r) => Ok(r),
                 Err(message) => {
                     write_msg(out, &message);
@@ -506,6 +572,7 @@ pub mod __private {
                     backend: Some(backend),
                     host: handle,
                     dispatch,
+                    id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     poisoned: None,
                     compact,
                 });
@@ -586,7 +653,7 @@ pub mod __private {
         let compact = glue.compact;
         let code = match glue.call("poll_output", out, |b| {
             if compact {
-                poll_output_compact(b, now_ns, &mut bytes)
+                b.poll_output_compact(now_ns, &mut bytes)
             } else {
                 b.poll_output_json(now_ns, &mut bytes)
             }
@@ -606,20 +673,6 @@ pub mod __private {
         // Unused (nothing due, or an error): kept for the next call.
         recycle(bytes);
         code
-    }
-
-    /// [`Backend::poll_output`] in the compact encoding, appended to `out`.
-    fn poll_output_compact<B: Backend>(
-        b: &mut B,
-        now_ns: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, String> {
-        match b.poll_output(now_ns) {
-            None => Ok(false),
-            Some(output) => compact::encode_output(&output, out)
-                .map(|()| true)
-                .map_err(|e| format!("cannot encode output: {e}")),
-        }
     }
 
     /// The `poll_timeout` export for backend `B`.
@@ -685,6 +738,10 @@ pub mod __private {
         }
         // SAFETY: inst is the Box<Glue<B>> leaked by create; the host gives it back once.
         let mut glue = unsafe { Box::from_raw(inst.cast::<Glue<B>>()) };
+        // Another thread that called this instance keeps its dispatcher
+        // until it calls another instance or exits: detached below, it
+        // forwards nothing.
+        uninstall(glue.id);
         let backend = glue.backend.take();
         let dispatch = glue.dispatch.clone();
         let dropped =

@@ -92,6 +92,57 @@ pub fn decode_input(bytes: &[u8]) -> Result<Input, CompactError> {
     })
 }
 
+/// An [`Output::Result`] or [`Output::Event`] with every part borrowed: a
+/// backend that keeps its sessions' ids (a fleet's mock) writes it without
+/// building an [`Output`] and a copy of the id ([`encode_output_ref`]).
+#[derive(Debug, Clone, Copy)]
+pub enum OutputRef<'a> {
+    /// [`Output::Result`].
+    Result {
+        /// The session id.
+        session: &'a str,
+        /// The command's id.
+        id: u64,
+        /// Its result.
+        result: &'a CommandResult,
+    },
+    /// [`Output::Event`].
+    Event {
+        /// The session id.
+        session: &'a str,
+        /// The connection epoch.
+        epoch: u64,
+        /// The event.
+        event: &'a Event,
+    },
+}
+
+/// Appends `output`'s compact form to `out`: the bytes [`encode_output`]
+/// writes for the same [`Output`].
+pub fn encode_output_ref(output: OutputRef<'_>, out: &mut Vec<u8>) -> Result<(), CompactError> {
+    let wire = match output {
+        OutputRef::Result {
+            session,
+            id,
+            result,
+        } => WireOutput::Result {
+            session,
+            id,
+            result: WireResult::of(result),
+        },
+        OutputRef::Event {
+            session,
+            epoch,
+            event,
+        } => WireOutput::Event {
+            session,
+            epoch,
+            event: WireEvent::of(event),
+        },
+    };
+    write(&wire, out)
+}
+
 /// Appends `output`'s compact form to `out` ([`Output::Unknown`] has none).
 pub fn encode_output(output: &Output, out: &mut Vec<u8>) -> Result<(), CompactError> {
     let wire = match output {
@@ -99,20 +150,32 @@ pub fn encode_output(output: &Output, out: &mut Vec<u8>) -> Result<(), CompactEr
             session,
             id,
             result,
-        } => WireOutput::Result {
-            session,
-            id: *id,
-            result: WireResult::of(result),
-        },
+        } => {
+            let (session, id) = (session.as_str(), *id);
+            return encode_output_ref(
+                OutputRef::Result {
+                    session,
+                    id,
+                    result,
+                },
+                out,
+            );
+        }
         Output::Event {
             session,
             epoch,
             event,
-        } => WireOutput::Event {
-            session,
-            epoch: *epoch,
-            event: WireEvent::of(event),
-        },
+        } => {
+            let (session, epoch) = (session.as_str(), *epoch);
+            return encode_output_ref(
+                OutputRef::Event {
+                    session,
+                    epoch,
+                    event,
+                },
+                out,
+            );
+        }
         Output::Divergence {
             session,
             id,
