@@ -197,7 +197,9 @@ pub type StopFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
 /// One agent's session: its engine and what the host needs to speak for it.
 struct Agent {
-    session: String,
+    /// Inline (ids up to 24 bytes): [`Host::index_of`] compares it where
+    /// the agent is, without following a pointer.
+    session: CompactString,
     password: Password,
     engine: Engine,
     /// The deadline last pushed on the timer heap for this agent.
@@ -258,6 +260,10 @@ pub struct Host<B: Backend> {
     /// and the ids inline in the table (a pointer to each would cost a
     /// cache miss a lookup in a fleet of 100 000).
     by_session: FxHashMap<CompactString, usize>,
+    /// The agent of the last output: a fleet's outputs come for one agent
+    /// again or for the next one mostly (a site change tells every agent in
+    /// turn, a queue serves them in order), which is checked before the map.
+    last_output: usize,
     /// Every agent's next deadline; stale entries are skipped when popped.
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
     backend: B,
@@ -356,7 +362,7 @@ impl<B: Backend> Host<B> {
         for agent in agents {
             let (session, password, engine) = agent?;
             all.push(Agent {
-                session,
+                session: CompactString::from(session),
                 password,
                 engine,
                 armed: None,
@@ -372,11 +378,12 @@ impl<B: Backend> Host<B> {
         let by_session = agents
             .iter()
             .enumerate()
-            .map(|(i, a)| (CompactString::from(a.session.as_str()), i))
+            .map(|(i, a)| (a.session.clone(), i))
             .collect();
         Ok(Host {
             agents,
             by_session,
+            last_output: 0,
             timers: BinaryHeap::new(),
             backend,
             clock,
@@ -654,7 +661,7 @@ impl<B: Backend> Host<B> {
                 Output::Result { session, .. } | Output::Event { session, .. } => session,
                 _ => continue,
             };
-            let Some(&i) = self.by_session.get(session.as_str()) else {
+            let Some(i) = self.index_of(session) else {
                 tracing::debug!("output for unknown session {session:?} ignored");
                 continue;
             };
@@ -673,6 +680,19 @@ impl<B: Backend> Host<B> {
         self.step_plans(now)?;
         self.observer_alarms(now);
         Ok(())
+    }
+
+    /// The agent whose session id is `session`: the last output's agent or
+    /// the next one when it is either (an id is unique, so that is the one
+    /// the map would give), else the map's.
+    fn index_of(&mut self, session: &str) -> Option<usize> {
+        let last = self.last_output;
+        let i = [last, last.wrapping_add(1)]
+            .into_iter()
+            .find(|&i| self.agents.get(i).is_some_and(|a| a.session == session))
+            .or_else(|| self.by_session.get(session).copied())?;
+        self.last_output = i;
+        Some(i)
     }
 
     /// Alarms raised by observers (the recorder): the host's, so every
@@ -778,7 +798,7 @@ impl<B: Backend> Host<B> {
                     // The edge: the engine's wire command, enveloped for the
                     // session and given the password the engine never sees.
                     let input = Input::Command {
-                        session: agent.session.clone(),
+                        session: agent.session.as_str().to_owned(),
                         id: cmd.id.0,
                         command: cmd.kind.with_password(&agent.password),
                     };

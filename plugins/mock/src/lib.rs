@@ -69,6 +69,12 @@ impl Backend for MockBackend {
         self.sim.poll_output(now_ns)
     }
 
+    fn poll_output_compact(&mut self, now_ns: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.sim
+            .poll_output_compact(now_ns, out)
+            .map_err(|e| format!("cannot encode output: {e}"))
+    }
+
     fn poll_timeout(&self) -> Option<u64> {
         self.sim.poll_timeout()
     }

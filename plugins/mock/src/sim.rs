@@ -62,11 +62,13 @@ use crate::scenario::{
     ConfigChange, Happening, Scenario, SiteApplication, SitePatch, SiteState, Targets,
 };
 use compact_str::CompactString;
+use drctl_plugin_api::messages::compact::{self, OutputRef};
 use drctl_plugin_api::messages::{
-    Command, CommandError, ConfigObject, Event, Input, Output, Reply, Service, ServiceState,
-    MAX_APPLICATION_OPTIONS,
+    Command, CommandError, CommandResult, ConfigObject, Event, Input, Output, Reply, Service,
+    ServiceState, MAX_APPLICATION_OPTIONS,
 };
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::time::Duration;
@@ -151,27 +153,55 @@ pub struct Sim {
     /// not SipHash (the host names its own sessions), the ids inline in
     /// the table (no pointer to follow, a cache miss each in a fleet).
     by_id: FxHashMap<CompactString, usize>,
+    /// The session of the last command: a fleet's host sends commands for
+    /// one agent again or for the next one mostly, which is checked before
+    /// the map.
+    last_command: usize,
     /// Scheduled work by (time ns, sequence) so equal times keep their order.
     pending: BTreeMap<(u64, u64), Pending>,
     seq: u64,
     next_epoch: u64,
     ready: VecDeque<Ready>,
+    /// `dn_back_in_service` of the DN, which every [`Ready::DnBack`] borrows.
+    dn_back: Event,
 }
 
-/// An output waiting in [`Sim`]'s queue. A site change queues one status
-/// event per agent at once (100 000 for a fleet losing a site): those wait
-/// as a few words each and become an [`Output`] when polled.
+/// An output waiting in [`Sim`]'s queue, for a session (index): the id is
+/// borrowed when it is written ([`Sim::poll_output_compact`]). A site
+/// change queues one status event per agent at once (100 000 for a fleet
+/// losing a site): those, and the fleet's other common outputs, wait as a
+/// few words each.
 #[derive(Debug)]
 enum Ready {
-    /// A service's status for a session (index) on a connection epoch.
+    /// A service's status on a connection epoch.
     Status {
         session: usize,
         epoch: u64,
         service: Service,
         status: ServiceState,
     },
+    /// The DN (every session's) back in service on a connection epoch.
+    DnBack { session: usize, epoch: u64 },
+    /// Command `id` done.
+    Done { session: usize, id: u64 },
+    /// Command `id` (a connect) connected on `epoch`.
+    Connected { session: usize, id: u64, epoch: u64 },
     /// Any other output.
-    Output(Box<Output>),
+    Other { session: usize, body: Box<Body> },
+}
+
+/// The rest of [`Ready::Other`]'s output.
+#[derive(Debug)]
+enum Body {
+    Result { id: u64, result: CommandResult },
+    Event { epoch: u64, event: Event },
+}
+
+/// An output's parts other than its session id, borrowed from the queue
+/// entry or made on the stack.
+enum Parts<'a> {
+    Result(u64, Cow<'a, CommandResult>),
+    Event(u64, Cow<'a, Event>),
 }
 
 fn ns(d: Duration) -> u64 {
@@ -202,10 +232,12 @@ impl Sim {
             limit,
             scenario,
             infos: sites,
+            dn_back: Event::DnBackInService { dn: dn.clone() },
             dn,
             next_happening: 0,
             sessions: Vec::new(),
             by_id: FxHashMap::default(),
+            last_command: 0,
             pending: BTreeMap::new(),
             seq: 0,
             next_epoch: 0,
@@ -222,21 +254,25 @@ impl Sim {
         } = input;
         let i = self.session_index(session);
         if let Some(result) = self.command(now, i, id, command) {
-            self.push(Output::Result {
-                session: self.sessions[i].id.as_str().to_owned(),
-                id,
-                result,
-            });
+            self.push_result(i, id, result);
         }
         Ok(())
     }
 
     /// The index of session `id`, created on its first command.
     fn session_index(&mut self, id: String) -> usize {
-        if let Some(&i) = self.by_id.get(id.as_str()) {
+        let last = self.last_command;
+        // An id is unique: the session found here is the one the map gives.
+        let known = [last, last.wrapping_add(1)]
+            .into_iter()
+            .find(|&i| self.sessions.get(i).is_some_and(|s| s.id == id))
+            .or_else(|| self.by_id.get(id.as_str()).copied());
+        if let Some(i) = known {
+            self.last_command = i;
             return i;
         }
         let i = self.sessions.len();
+        self.last_command = i;
         let id = CompactString::from(id);
         self.by_id.insert(id.clone(), i);
         self.sessions.push(Session {
@@ -454,11 +490,7 @@ impl Sim {
     /// After a (re)login: the subscribe answer, the services' current status,
     /// and the DN back in service after `register-delay`.
     fn after_login(&mut self, now: u64, i: usize, site: usize, epoch: u64, id: u64) {
-        self.push(Output::Result {
-            session: self.sessions[i].id.as_str().to_owned(),
-            id,
-            result: Ok(Reply::Done),
-        });
+        self.ready.push_back(Ready::Done { session: i, id });
         let st = self.sites[site].state;
         for (service, status) in [
             (Service::Telephony, st.telephony),
@@ -476,8 +508,66 @@ impl Sim {
         self.schedule(at, Pending::DnBack { session: i, epoch });
     }
 
-    fn push(&mut self, output: Output) {
-        self.ready.push_back(Ready::Output(Box::new(output)));
+    /// Queues command `id`'s result for session `i`.
+    fn push_result(&mut self, i: usize, id: u64, result: CommandResult) {
+        self.ready.push_back(match result {
+            Ok(Reply::Done) => Ready::Done { session: i, id },
+            Ok(Reply::Connected { epoch }) => Ready::Connected {
+                session: i,
+                id,
+                epoch,
+            },
+            result => Ready::Other {
+                session: i,
+                body: Box::new(Body::Result { id, result }),
+            },
+        });
+    }
+
+    /// Queues `event` for session `i` on `epoch`.
+    fn push_event(&mut self, i: usize, epoch: u64, event: Event) {
+        self.ready.push_back(Ready::Other {
+            session: i,
+            body: Box::new(Body::Event { epoch, event }),
+        });
+    }
+
+    /// A queued output's session and parts.
+    fn parts<'a>(&'a self, ready: &'a Ready) -> (usize, Parts<'a>) {
+        match ready {
+            Ready::Status {
+                session,
+                epoch,
+                service,
+                status,
+            } => (
+                *session,
+                Parts::Event(
+                    *epoch,
+                    Cow::Owned(Event::ServiceStatus {
+                        service: *service,
+                        status: *status,
+                    }),
+                ),
+            ),
+            Ready::DnBack { session, epoch } => {
+                (*session, Parts::Event(*epoch, Cow::Borrowed(&self.dn_back)))
+            }
+            Ready::Done { session, id } => {
+                (*session, Parts::Result(*id, Cow::Owned(Ok(Reply::Done))))
+            }
+            Ready::Connected { session, id, epoch } => (
+                *session,
+                Parts::Result(*id, Cow::Owned(Ok(Reply::Connected { epoch: *epoch }))),
+            ),
+            Ready::Other { session, body } => (
+                *session,
+                match &**body {
+                    Body::Result { id, result } => Parts::Result(*id, Cow::Borrowed(result)),
+                    Body::Event { epoch, event } => Parts::Event(*epoch, Cow::Borrowed(event)),
+                },
+            ),
+        }
     }
 
     fn schedule(&mut self, at: u64, what: Pending) {
@@ -487,22 +577,56 @@ impl Sim {
 
     /// The next output due at or before `now`.
     pub fn poll_output(&mut self, now: u64) -> Option<Output> {
+        let ready = self.next_ready(now)?;
+        let (i, parts) = self.parts(&ready);
+        let session = self.sessions[i].id.as_str().to_owned();
+        Some(match parts {
+            Parts::Result(id, result) => Output::Result {
+                session,
+                id,
+                result: result.into_owned(),
+            },
+            Parts::Event(epoch, event) => Output::Event {
+                session,
+                epoch,
+                event: event.into_owned(),
+            },
+        })
+    }
+
+    /// [`Sim::poll_output`] in the compact encoding, appended to `out`:
+    /// the same bytes, written from the queue entry and the session's id
+    /// as they are. `Ok(true)` when there was an output.
+    pub fn poll_output_compact(
+        &mut self,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, compact::CompactError> {
+        let Some(ready) = self.next_ready(now) else {
+            return Ok(false);
+        };
+        let (i, parts) = self.parts(&ready);
+        let session = self.sessions[i].id.as_str();
+        let output = match &parts {
+            Parts::Result(id, result) => OutputRef::Result {
+                session,
+                id: *id,
+                result,
+            },
+            Parts::Event(epoch, event) => OutputRef::Event {
+                session,
+                epoch: *epoch,
+                event,
+            },
+        };
+        compact::encode_output_ref(output, out).map(|()| true)
+    }
+
+    /// The next queue entry due at or before `now`.
+    fn next_ready(&mut self, now: u64) -> Option<Ready> {
         loop {
-            match self.ready.pop_front() {
-                Some(Ready::Output(out)) => return Some(*out),
-                Some(Ready::Status {
-                    session,
-                    epoch,
-                    service,
-                    status,
-                }) => {
-                    return Some(Output::Event {
-                        session: self.sessions[session].id.as_str().to_owned(),
-                        epoch,
-                        event: Event::ServiceStatus { service, status },
-                    })
-                }
-                None => {}
+            if let Some(ready) = self.ready.pop_front() {
+                return Some(ready);
             }
             let happening = self
                 .scenario
@@ -568,11 +692,7 @@ impl Sim {
                         "CS Proxy {site} refused the connection"
                     ))),
                 };
-                self.push(Output::Result {
-                    session: self.sessions[session].id.as_str().to_owned(),
-                    id,
-                    result,
-                });
+                self.push_result(session, id, result);
             }
             Pending::DnBack { session, epoch } => {
                 let s = &self.sessions[session];
@@ -581,13 +701,7 @@ impl Sim {
                 };
                 let sip_up = self.sites[site].state.telephony == ServiceState::On;
                 if current == epoch && s.subscribed && sip_up {
-                    self.push(Output::Event {
-                        session: s.id.as_str().to_owned(),
-                        epoch,
-                        event: Event::DnBackInService {
-                            dn: self.dn.clone(),
-                        },
-                    });
+                    self.ready.push_back(Ready::DnBack { session, epoch });
                 }
             }
         }
@@ -652,11 +766,7 @@ impl Sim {
                 s.connected.filter(|_| s.subscribed).map(|c| c.1)
             };
             if let Some(epoch) = epoch {
-                self.push(Output::Event {
-                    session: s.id.as_str().to_owned(),
-                    epoch,
-                    event: event.clone(),
-                });
+                self.push_event(i, epoch, event.clone());
             }
         }
     }
@@ -675,11 +785,7 @@ impl Sim {
     fn drop_targets(&mut self, agents: &Targets) {
         for i in self.targets(agents) {
             if let Some((_, epoch)) = self.sessions[i].connected {
-                self.push(Output::Event {
-                    session: self.sessions[i].id.as_str().to_owned(),
-                    epoch,
-                    event: Event::Disconnected,
-                });
+                self.push_event(i, epoch, Event::Disconnected);
             }
             self.disconnect(i);
         }
