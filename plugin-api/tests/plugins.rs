@@ -624,6 +624,41 @@ fn instances_on_several_threads() {
     }
 }
 
+/// The glue leaves an instance's dispatcher installed on the thread that
+/// called it: a call of another instance on that thread (or of one made
+/// after it was destroyed) must still log to its own host, on any thread.
+#[test]
+fn each_instance_logs_to_its_own_host_whatever_was_called_before_on_the_thread() {
+    let plugin = echo();
+    let got = |host: &TestHost| {
+        host.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, line)| line.starts_with("echo fixture got a command"))
+            .count()
+    };
+    let (a, b) = (TestHost::new(), TestHost::new());
+    let mut first = a.create(&plugin, json!({})).unwrap();
+    let mut second = b.create(&plugin, json!({})).unwrap();
+    first.handle(0, &command(0, connect("x"))).unwrap();
+    second.handle(0, &command(1, connect("x"))).unwrap();
+    first.handle(0, &command(2, connect("x"))).unwrap();
+    assert_eq!((got(&a), got(&b)), (2, 1));
+    drop(second);
+    let c = TestHost::new();
+    let mut third = c.create(&plugin, json!({})).unwrap();
+    third.handle(0, &command(9, connect("x"))).unwrap();
+    first.handle(0, &command(3, connect("x"))).unwrap();
+    assert_eq!((got(&a), got(&b), got(&c)), (3, 1, 1));
+    // The same instance called from another thread logs there too.
+    std::thread::scope(|s| {
+        s.spawn(|| third.handle(0, &command(10, connect("x"))).unwrap());
+    });
+    first.handle(0, &command(4, connect("x"))).unwrap();
+    assert_eq!((got(&a), got(&b), got(&c)), (4, 1, 2));
+}
+
 #[test]
 fn plugin_logs_land_in_host_tracing_with_the_plugin_field() {
     let captured = Arc::new(Mutex::new(Vec::new()));
