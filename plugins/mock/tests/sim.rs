@@ -1,6 +1,8 @@
 //! The simulated deployment answers as SPEC §6 says, and every shipped scenario parses.
 
-use drctl_plugin_api::messages::{Command, Event, Input, Output, Reply, Service, ServiceState};
+use drctl_plugin_api::messages::{
+    compact, Command, Event, Input, Output, Reply, Service, ServiceState,
+};
 use drctl_plugin_mock::{Scenario, Sim, SiteInfo};
 use std::path::Path;
 use wire::read_application;
@@ -143,6 +145,9 @@ struct Driver {
     subscribe: bool,
     /// Every output, with the time it came out.
     seen: Vec<(u64, Output)>,
+    /// Poll in the compact encoding (`Sim::poll_output_compact`), as a
+    /// host that took it up does, and read each output back.
+    compact: bool,
 }
 
 impl Driver {
@@ -154,7 +159,19 @@ impl Driver {
             next_id: 0,
             subscribe,
             seen: Vec::new(),
+            compact: false,
         }
+    }
+
+    /// The next output now, polled as [`Driver::compact`] says.
+    fn poll(&mut self) -> Option<Output> {
+        if !self.compact {
+            return self.sim.poll_output(self.now);
+        }
+        let mut bytes = Vec::new();
+        let polled = self.sim.poll_output_compact(self.now, &mut bytes).unwrap();
+        assert_eq!(polled, !bytes.is_empty());
+        polled.then(|| compact::decode_output(&bytes).unwrap())
     }
 
     /// Sends a command from `session` now.
@@ -168,7 +185,7 @@ impl Driver {
     fn run_until(&mut self, t: u64) -> Vec<(u64, Output)> {
         let start = self.seen.len();
         loop {
-            while let Some(out) = self.sim.poll_output(self.now) {
+            while let Some(out) = self.poll() {
                 if let Output::Result {
                     session,
                     result: Ok(Reply::Connected { epoch }),
@@ -461,7 +478,13 @@ fn unreachable_sites_refuse_without_queueing_and_a_lost_site_refuses_waiting_log
 /// Ten sessions known in this first-command order (not id order); agent-3
 /// never connects, the others connect to site1 and subscribe.
 fn ten_sessions(events: &str) -> Driver {
+    ten_sessions_polled(events, false)
+}
+
+/// [`ten_sessions`], polled in the compact encoding if `compact`.
+fn ten_sessions_polled(events: &str, compact: bool) -> Driver {
     let mut d = Driver::new(&format!("{DEPLOYMENT}{events}"), true);
+    d.compact = compact;
     for n in [7, 3, 10, 1, 9, 2, 8, 4, 6, 5] {
         let s = format!("agent-{n}");
         if n == 3 {
@@ -476,6 +499,56 @@ fn ten_sessions(events: &str) -> Driver {
 
 fn event(at: &str, what: &str, agents: &str) -> String {
     format!("[[events]]\nat = \"{at}\"\n{what}\nagents = {agents}\n")
+}
+
+/// The mock writes compact outputs from its queue (no [`Output`] built):
+/// they must be the bytes of the outputs `poll_output` gives, in the same order.
+#[test]
+fn compact_outputs_are_the_outputs_poll_output_gives() {
+    let events = [
+        event("10s", "dn-out-of-service = true", "\"all\""),
+        event("11s", "dn-back-in-service = true", "0.5"),
+        event("12s", "logout = \"dr-force_logout\"", "\"agent-9\""),
+        "[[events]]\nat = \"13s\"\nsite = \"site1\"\nset = { telephony = \"off\", statistic = \"off\" }\n"
+            .to_owned(),
+        event("14s", "disconnect = true", "\"all\""),
+    ]
+    .concat();
+    let run = |compact: bool| {
+        let mut d = ten_sessions_polled(&events, compact);
+        d.send("agent-1", connect("nowhere"));
+        d.send("agent-2", read_application("AIL_site1"));
+        d.send(
+            "agent-4",
+            Command::Probe {
+                site: "site2".into(),
+                cs_proxy: "csproxy2:7000".into(),
+            },
+        );
+        d.run_until(20_000 * MS);
+        d.seen
+    };
+    let (plain, packed) = (run(false), run(true));
+    assert!(plain.len() > 40, "{}", plain.len());
+    assert_eq!(plain, packed);
+    // Every kind the queue holds came out: statuses, DN back, done,
+    // connected, a refusal, other results and events.
+    let all: Vec<String> = plain.iter().map(|(t, o)| line(*t, o)).collect();
+    for kind in [
+        "Telephony Off",
+        "dn-back",
+        "dn-out",
+        " ok",
+        "connected",
+        "error",
+        "logout",
+        "disconnected",
+    ] {
+        assert!(
+            all.iter().any(|l| l.contains(kind)),
+            "no {kind} in {all:#?}"
+        );
+    }
 }
 
 #[test]
