@@ -26,6 +26,7 @@ use crate::abi::{
     ENTRY_SYMBOL, MAGIC, NO_TIMEOUT,
 };
 use crate::messages::{compact, Input, Output};
+use drctl_protocol::memo::ParseMemo;
 
 /// The largest output the host reads (1 MiB): real outputs are a few hundred bytes.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -771,6 +772,7 @@ impl Plugin {
                 input: Vec::with_capacity(256),
                 pending: Cell::new(None),
                 encoding,
+                memo: None,
             }),
             status::OK => Err(PluginError::Malformed {
                 plugin: self.inner.label.clone(),
@@ -881,7 +883,14 @@ pub struct Instance {
     pending: Cell<Option<PluginError>>,
     /// How messages cross to and from this instance.
     encoding: Encoding,
+    /// JSON outputs parsed before, by their bytes ([`Instance::memoize_outputs`]).
+    memo: Option<ParseMemo<Output>>,
 }
+
+/// How many distinct outputs [`Instance::memoize_outputs`] keeps.
+const MEMO_ENTRIES: usize = 256;
+/// The longest output it keeps (a recorded event is about 130 bytes).
+const MEMO_LONGEST: usize = 1024;
 
 /// How an instance's messages cross the ABI (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -919,6 +928,15 @@ impl Instance {
     /// How this instance's messages cross the ABI.
     pub fn encoding(&self) -> Encoding {
         self.encoding
+    }
+
+    /// Parse each distinct JSON output once: an output with the bytes of one
+    /// parsed before is that output again (a replay backend's recorded
+    /// events repeat: SPEC §8). Bounded ([`ParseMemo`]); an output that does
+    /// not parse is refused each time, as without it.
+    pub fn memoize_outputs(&mut self) {
+        self.memo
+            .get_or_insert_with(|| ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST));
     }
 
     /// Give the backend one input at host time `now_ns`.
@@ -986,8 +1004,11 @@ impl Instance {
             match self.encoding {
                 Encoding::Compact if !compact::is_json(bytes) => compact::decode_output(bytes)
                     .map_err(|e| self.malformed("poll_output", &e, bytes)),
-                _ => serde_json::from_slice::<Output>(bytes)
-                    .map_err(|e| self.malformed("poll_output", &e, bytes)),
+                _ => match &mut self.memo {
+                    Some(memo) => memo.get_or_parse(bytes, |b| serde_json::from_slice::<Output>(b)),
+                    None => serde_json::from_slice::<Output>(bytes),
+                }
+                .map_err(|e| self.malformed("poll_output", &e, bytes)),
             }
         };
         // SAFETY: the buffer came from this plugin and is freed once, by it.

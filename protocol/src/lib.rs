@@ -7,10 +7,12 @@
 //! - [`decision`]: the decision records (SPEC §6) and the names they use.
 //! - [`recording`]: the recording format (SPEC §6), with the operator
 //!   actions it records, its writer and its streaming reader.
+//! - [`memo`]: parsing the bytes of a repeated line once (a replay's events and decisions).
 
 #![warn(missing_docs)]
 
 pub mod decision;
+pub mod memo;
 pub mod messages;
 pub mod recording;
 

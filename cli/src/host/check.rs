@@ -5,6 +5,7 @@
 use crate::host::observe::{describe, DecisionRecord, Observer};
 use drctl_plugin_api::messages::{Input, Output};
 use drctl_policy::{Decision, Event, Timestamp};
+use drctl_protocol::memo::ParseMemo;
 use drctl_protocol::recording::{Kind, OperatorAction, RawRecord, RecordReader, RecordingError};
 use serde::de::IgnoredAny;
 use serde::Serialize;
@@ -31,7 +32,7 @@ pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
     let mut checks = Validation::default();
     while let Some(rec) = reader.next_record()? {
         let line = rec.line;
-        if let Err(e) = checks.record(&rec, true, &[]) {
+        if let Err(e) = checks.record(&rec, true) {
             return Err(reader.corrupt(line, e));
         }
     }
@@ -40,41 +41,64 @@ pub fn scan(path: &Path) -> Result<Summary, RecordingError> {
 }
 
 /// The checks of [`scan`], one record at a time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Validation {
     summary: Summary,
     /// Event records seen.
     events: u64,
+    /// Decisions by their bytes: a replay's repeat themselves (SPEC §8).
+    decisions: ParseMemo<Decision>,
+    /// Events by their bytes, when they are parsed here.
+    outputs: ParseMemo<Output>,
+}
+
+/// How many distinct recorded decisions or events a memo keeps.
+const MEMO_ENTRIES: usize = 256;
+/// The longest line a memo keeps (a recorded decision is about 100 bytes).
+const MEMO_LONGEST: usize = 1024;
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation {
+            summary: Summary::default(),
+            events: 0,
+            decisions: ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST),
+            outputs: ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST),
+        }
+    }
 }
 
 impl Validation {
     /// Checks one record: parsed as its kind (an event only with
     /// `parse_events`), its time not before the last one's. A decision
-    /// comes back parsed, unless its body is `known` (bytes known to be a
-    /// well-formed decision: today's, as the recorder writes it).
+    /// comes back parsed.
     fn record(
         &mut self,
         rec: &RawRecord<'_>,
         parse_events: bool,
-        known: &[u8],
     ) -> Result<Option<Decision>, String> {
         let t = rec.t;
         let mut decision = None;
+        let body = rec.body.as_bytes();
         let parsed = match rec.kind {
-            Kind::Decision if !known.is_empty() && rec.body.as_bytes() == known => Ok(()),
             Kind::Event => {
                 self.events += 1;
                 if parse_events {
-                    serde_json::from_str::<Output>(rec.body).map(drop)
+                    self.outputs
+                        .get_or_parse(body, |b| serde_json::from_slice::<Output>(b))
+                        .map(drop)
                 } else {
                     Ok(())
                 }
             }
             Kind::Result => serde_json::from_str::<Output>(rec.body).map(drop),
             Kind::Command => serde_json::from_str::<Input>(rec.body).map(drop),
-            Kind::Decision => serde_json::from_str::<Decision>(rec.body).map(|d| {
-                decision = Some(d);
-            }),
+            Kind::Decision => self
+                .decisions
+                .get_or_parse(body, |b| serde_json::from_slice::<Decision>(b))
+                .map(|d| {
+                    decision = Some(d);
+                }),
             Kind::Operator => serde_json::from_str::<OperatorAction>(rec.body).map(|a| {
                 self.summary.ended |= a == OperatorAction::Shutdown;
             }),
@@ -256,16 +280,8 @@ pub struct Checker {
     recorded_uncompared: u64,
     /// A fleet recording's per-agent comparison.
     fleet: Option<Fleet>,
-    /// Today's decision as the recorder writes it ([`Checker::next_recorded_like`]).
-    known: Vec<u8>,
-}
-
-/// A recorded decision as [`Checker::next_recorded_like`] reads it.
-enum Recorded {
-    /// Byte for byte today's decision (not parsed), recorded at this time.
-    Same(Timestamp),
-    /// Another one, parsed.
-    Timed(Timed),
+    /// Recorded decisions by their bytes (without [`Checker::validating`]'s checks).
+    decisions: ParseMemo<Decision>,
 }
 
 /// A fleet recording's decisions, compared agent by agent: each agent's
@@ -322,7 +338,7 @@ impl Checker {
             uncompared: 0,
             recorded_uncompared: 0,
             fleet: None,
-            known: Vec::with_capacity(256),
+            decisions: ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST),
         })
     }
 
@@ -370,38 +386,6 @@ impl Checker {
         Ok(self.next_recorded_of()?.map(|(_, _, timed)| timed))
     }
 
-    /// The next recorded decision (one agent's recording), compared with
-    /// today's `now` first as the recorder writes it: a recorded one with the
-    /// same bytes is `now`'s decision, known well-formed, and is not parsed
-    /// (`Same` with its time). Most of a replay's decisions agree.
-    fn next_recorded_like(&mut self, now: &Decision) -> Result<Option<Recorded>, RecordingError> {
-        self.known.clear();
-        if drctl_protocol::recording::decision_body(&mut self.known, None, now).is_err() {
-            // It always serializes; if not, every decision is parsed.
-            self.known.clear();
-        }
-        while let Some(rec) = self.reader.next_record()? {
-            let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
-            let known = self.known.as_slice();
-            let same =
-                rec.kind == Kind::Decision && !known.is_empty() && rec.body.as_bytes() == known;
-            let decision = match &mut self.checks {
-                Some(checks) => checks.record(&rec, false, known),
-                None if same => Ok(None),
-                None => serde_json::from_str(rec.body)
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
-            };
-            match decision {
-                Ok(Some(decision)) => return Ok(Some(Recorded::Timed(Timed { t, decision }))),
-                Ok(None) if same => return Ok(Some(Recorded::Same(t))),
-                Ok(None) => {}
-                Err(e) => return Err(self.reader.corrupt(line, e)),
-            }
-        }
-        Ok(None)
-    }
-
     /// The next recorded decision with its line and session (`None` in one
     /// agent's recording); in a fleet's, of the sessions replayed only.
     #[allow(clippy::type_complexity)]
@@ -409,14 +393,23 @@ impl Checker {
         while let Some(rec) = self.reader.next_record()? {
             let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
             let decision = match &mut self.checks {
-                Some(checks) => checks.record(&rec, false, &[]),
-                None => serde_json::from_str(rec.body)
+                Some(checks) => checks.record(&rec, false),
+                None => self
+                    .decisions
+                    .get_or_parse(rec.body.as_bytes(), |b| {
+                        serde_json::from_slice::<Decision>(b)
+                    })
                     .map(Some)
                     .map_err(|e| e.to_string()),
             };
             match decision {
                 Ok(Some(decision)) => {
-                    let session = rec.session().map(|s| s.into_owned());
+                    // Only a fleet's decisions name their session (and a
+                    // body without one would be parsed again to find out).
+                    let session = match self.fleet {
+                        Some(_) => rec.session().map(|s| s.into_owned()),
+                        None => None,
+                    };
                     let only = self.fleet.as_ref().and_then(|f| f.sessions.as_ref());
                     if only.is_some_and(|o| session.as_ref().is_none_or(|s| !o.contains(s))) {
                         continue;
@@ -661,14 +654,8 @@ impl Observer for Checker {
         if self.mismatch.is_some() || self.fault.is_some() {
             return;
         }
-        let recorded = match self.next_recorded_like(d) {
-            Ok(r) => r.map(|r| match r {
-                Recorded::Same(t) => Timed {
-                    t,
-                    decision: d.clone(),
-                },
-                Recorded::Timed(timed) => timed,
-            }),
+        let recorded = match self.next_recorded() {
+            Ok(r) => r,
             Err(e) => {
                 self.fault = Some(e);
                 return;

@@ -105,7 +105,10 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         Some(sessions) => serde_json::json!({ "recording": recording, "sessions": sessions }),
     };
     let plugin = load_backend(&cfg, &BackendKind::Replay, clock_kind)?;
-    let (instance, wake) = start_backend(&plugin, &plugin_cfg)?;
+    let (mut instance, wake) = start_backend(&plugin, &plugin_cfg)?;
+    // The recorded events repeat (their lines are their JSON): each distinct
+    // one is parsed once.
+    instance.memoize_outputs();
     let clock = match args.speed {
         Some(speed) => Clock::scaled(speed),
         None => Clock::virtual_at_zero(),
