@@ -773,6 +773,7 @@ impl Plugin {
                 pending: Cell::new(None),
                 encoding,
                 memo: None,
+                timeouts: None,
             }),
             status::OK => Err(PluginError::Malformed {
                 plugin: self.inner.label.clone(),
@@ -885,6 +886,9 @@ pub struct Instance {
     encoding: Encoding,
     /// JSON outputs parsed before, by their bytes ([`Instance::memoize_outputs`]).
     memo: Option<ParseMemo<Output>>,
+    /// The deadline `poll_timeout` last gave, kept until the next `handle`
+    /// or `poll_output` ([`Instance::cache_timeouts`]; `None`: not cached).
+    timeouts: Option<Cell<Option<Option<u64>>>>,
 }
 
 /// How many distinct outputs [`Instance::memoize_outputs`] keeps.
@@ -939,8 +943,31 @@ impl Instance {
             .get_or_insert_with(|| ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST));
     }
 
+    /// Ask a [`Capabilities::DETERMINISTIC`] plugin for its deadline once
+    /// between two of its `handle` or `poll_output` calls: its state changes
+    /// only in them (it reads no clock and has no thread of its own), so
+    /// asking again in between gives the same answer, at the price of a
+    /// call across the ABI. No effect on another plugin.
+    pub fn cache_timeouts(&mut self) {
+        if self
+            .plugin
+            .capabilities()
+            .contains(Capabilities::DETERMINISTIC)
+        {
+            self.timeouts.get_or_insert_with(|| Cell::new(None));
+        }
+    }
+
+    /// Forgets the cached deadline (the plugin is called).
+    fn touched(&self) {
+        if let Some(cached) = &self.timeouts {
+            cached.set(None);
+        }
+    }
+
     /// Give the backend one input at host time `now_ns`.
     pub fn handle(&mut self, now_ns: u64, input: &Input) -> Result<(), PluginError> {
+        self.touched();
         self.take_pending()?;
         self.input.clear();
         match self.encoding {
@@ -975,6 +1002,7 @@ impl Instance {
 
     /// The next output at host time `now_ns`, if any.
     pub fn poll_output(&mut self, now_ns: u64) -> Result<Option<Output>, PluginError> {
+        self.touched();
         self.take_pending()?;
         let mut out = Buf::EMPTY;
         // SAFETY: live instance, writable out.
@@ -1022,8 +1050,16 @@ impl Instance {
     /// [`Instance::handle`] or [`Instance::poll_output`]; use
     /// [`Instance::try_poll_timeout`] to see it at once.
     pub fn poll_timeout(&self) -> Option<u64> {
+        if let Some(deadline) = self.timeouts.as_ref().and_then(Cell::get) {
+            return deadline;
+        }
         match self.try_poll_timeout() {
-            Ok(deadline) => deadline,
+            Ok(deadline) => {
+                if let Some(cached) = &self.timeouts {
+                    cached.set(Some(deadline));
+                }
+                deadline
+            }
             Err(e) => {
                 let mut pending = self.pending.take();
                 pending.get_or_insert(e);

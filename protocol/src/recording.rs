@@ -427,13 +427,14 @@ impl<R: Read> RecordReader<R> {
             // Not asked for: skipped on the tag (a last line without its
             // newline is judged whole, so that a cut one is reported).
             let fast = fast_prefix(&self.buf[s..e]);
-            if let Some((_, kind, _)) = fast {
+            if let Some((kind, _, _)) = fast {
                 if whole && self.only & kind.bit() == 0 {
                     continue;
                 }
             }
             let split = match fast {
-                Some((t, kind, rest)) => {
+                Some((kind, digits, rest)) => {
+                    let t = prefix_t(&self.buf[s..e], digits);
                     // `{"t":N,"kind":...` -> `{"kind":...`, in place.
                     let open = s + rest - 1;
                     self.buf[open] = b'{';
@@ -645,24 +646,20 @@ fn split_record(line: &[u8], body: &mut String) -> Result<(u64, Kind), String> {
     Ok((t, kind))
 }
 
-/// Our layout, `{"t":123,"kind":"event",...`: `(123, Kind::Event, where
-/// "kind" starts)`; `None` for any other (then the line is parsed whole).
-/// Every line of a recording goes through it in each reader: no search.
-fn fast_prefix(line: &[u8]) -> Option<(u64, Kind, usize)> {
-    const T: &[u8] = b"{\"t\":";
+/// Our layout, `{"t":123,"kind":"event",...`: `(Kind::Event, 3 (the
+/// digits of t), where "kind" starts)`; `None` for any other (then the line
+/// is parsed whole). Every line of a recording goes through it in each
+/// reader, most of them to be skipped on their kind: no search, and `t` is
+/// read only for the lines kept ([`prefix_t`]).
+fn fast_prefix(line: &[u8]) -> Option<(Kind, usize, usize)> {
     const KIND: &[u8] = b",\"kind\":\"";
-    let rest = line.strip_prefix(T)?;
-    // One pass over the digits; past u64 is not ours (the whole parse says why).
-    let mut t: u64 = 0;
-    let mut digits = 0;
-    for &c in rest {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        t = t.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        digits += 1;
-    }
-    if digits == 0 {
+    let rest = line.strip_prefix(T_PREFIX)?;
+    let digits = rest
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    // Any 19 digits fit a u64; past u64 is not ours (the whole parse says why).
+    if digits == 0 || (digits > 19 && checked_t(&rest[..digits]).is_none()) {
         return None;
     }
     let tag = rest[digits..].strip_prefix(KIND)?;
@@ -680,7 +677,27 @@ fn fast_prefix(line: &[u8]) -> Option<(u64, Kind, usize)> {
     } else {
         memchr::memchr(b'"', tag).map(|_| Kind::Other)?
     };
-    Some((t, kind, T.len() + digits + 1))
+    Some((kind, digits, T_PREFIX.len() + digits + 1))
+}
+
+/// How a record of our layout starts.
+const T_PREFIX: &[u8] = b"{\"t\":";
+
+/// `t` of a line [`fast_prefix`] took, which has `digits` digits after [`T_PREFIX`].
+fn prefix_t(line: &[u8], digits: usize) -> u64 {
+    let d = &line[T_PREFIX.len()..T_PREFIX.len() + digits];
+    if digits > 19 {
+        // Checked by fast_prefix: it fits.
+        return checked_t(d).unwrap_or(u64::MAX);
+    }
+    d.iter().fold(0u64, |t, &c| t * 10 + u64::from(c - b'0'))
+}
+
+/// ASCII digits as a u64, `None` past it.
+fn checked_t(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |t, &c| {
+        t.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })
 }
 
 /// Writes a recording: a header, then records, one line each.
@@ -1147,6 +1164,19 @@ mod tests {
         let records = read_all(&bytes).unwrap();
         assert_eq!(records.len(), 8);
         assert!(records[5..].iter().all(|r| r.3.len() == long.len() - 9));
+    }
+
+    #[test]
+    fn times_up_to_u64_max_read_and_past_it_are_refused() {
+        let mut bytes = write_sample();
+        bytes.extend_from_slice(b"{\"t\":18446744073709551615,\"kind\":\"other\"}\n");
+        bytes.extend_from_slice(b"{\"t\":9999999999999999999,\"kind\":\"other\"}\n");
+        let records = read_all(&bytes).unwrap();
+        assert_eq!(records[5].1, u64::MAX);
+        assert_eq!(records[6].1, 9_999_999_999_999_999_999);
+        bytes.extend_from_slice(b"{\"t\":18446744073709551616,\"kind\":\"other\"}\n");
+        let err = read_all(&bytes).unwrap_err().to_string();
+        assert!(err.contains(":9: corrupt record"), "{err}");
     }
 
     #[test]

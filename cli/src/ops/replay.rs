@@ -109,6 +109,8 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
     // The recorded events repeat (their lines are their JSON): each distinct
     // one is parsed once.
     instance.memoize_outputs();
+    // The loop asks for the deadline more often than the backend changes it.
+    instance.cache_timeouts();
     let clock = match args.speed {
         Some(speed) => Clock::scaled(speed),
         None => Clock::virtual_at_zero(),
