@@ -10,7 +10,9 @@ use drctl_protocol::recording::{Kind, OperatorAction, RawRecord, RecordReader, R
 use serde::de::IgnoredAny;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::cell::RefCell;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// What a full read of a recording found.
@@ -159,59 +161,107 @@ pub fn tail_summary(path: &Path) -> Option<Summary> {
     Some(s)
 }
 
+/// An operator input: when, for which session (`None`: every agent), what.
+type Input_ = (Timestamp, Option<String>, Event);
+
 /// The recording's operator inputs, in order, one ahead.
+///
+/// Shared with a [`Checker`] ([`OperatorInputs::shared`]), they are found by
+/// its reader on its way through the recorded decisions, so that a replay
+/// reads the file once on the host's side: looking for the next input, the
+/// checker reads ahead a window of recorded decisions (at most
+/// [`AHEAD`]), which today's replay then takes. When it does not take them
+/// (today's decisions differ), the inputs go on with a reader of their own.
 pub struct OperatorInputs {
-    reader: RecordReader,
+    /// The checker whose reader finds the inputs, until they go on alone.
+    shared: Option<Rc<RefCell<Checker>>>,
+    /// Their own reader, taking the records after line `.1` (those before
+    /// were the checker's to find).
+    own: Option<(RecordReader, u64)>,
+    path: std::path::PathBuf,
     /// The sessions replayed (`None`: all); others' inputs are skipped.
     sessions: Option<HashSet<String>>,
-    /// The next input, and the session it is for (`None`: every agent).
-    next: Option<(Timestamp, Option<String>, Event)>,
+    /// The next input.
+    next: Option<Input_>,
+    /// No input before this time (shared: the checker read that far).
+    horizon: Option<Timestamp>,
     done: bool,
 }
 
 impl OperatorInputs {
-    /// A cursor over `path` (already [`scan`]ned) taking only the inputs for
-    /// `sessions` (and those for every agent); `None`: every input.
-    pub fn open_for(
+    /// The inputs of `path` (already [`scan`]ned, or checked on the way by
+    /// `checker`) for `sessions` (and those for every agent; `None`: every
+    /// input), found by `checker`'s reader (one pass over the file).
+    pub fn shared(
+        checker: Rc<RefCell<Checker>>,
         path: &Path,
         sessions: Option<HashSet<String>>,
-    ) -> Result<Self, RecordingError> {
-        let (_, reader) = RecordReader::open(path)?;
-        Ok(OperatorInputs {
-            reader: reader.only(&[Kind::Operator]),
+    ) -> Self {
+        checker.borrow_mut().collect_inputs(sessions.clone());
+        OperatorInputs {
+            shared: Some(checker),
+            own: None,
+            path: path.to_owned(),
             sessions,
             next: None,
+            horizon: None,
             done: false,
-        })
+        }
     }
 
-    /// When the next operator input is due.
+    /// How far the replay may run before asking again: the time of the next
+    /// operator input, or (shared) a time before which there is none; `None`
+    /// when no input is left.
     pub fn next_at(&mut self) -> Result<Option<Timestamp>, RecordingError> {
-        while self.next.is_none() && !self.done {
-            let Some(rec) = self.reader.next_record()? else {
+        if let Some((t, _, _)) = &self.next {
+            return Ok(Some(*t));
+        }
+        if let Some(t) = self.horizon {
+            return Ok(Some(t));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        if let Some(checker) = &self.shared {
+            match checker.borrow_mut().input_ahead()? {
+                Lookahead::Input(input) => {
+                    let t = input.0;
+                    self.next = Some(input);
+                    return Ok(Some(t));
+                }
+                Lookahead::Horizon(t) => {
+                    self.horizon = Some(t);
+                    return Ok(Some(t));
+                }
+                Lookahead::End => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Lookahead::Alone(through) => {
+                    let (_, reader) = RecordReader::open(&self.path)?;
+                    self.own = Some((reader.only(&[Kind::Operator]), through));
+                }
+            }
+            self.shared = None;
+        }
+        let Some((reader, through)) = &mut self.own else {
+            self.done = true;
+            return Ok(None);
+        };
+        while self.next.is_none() {
+            let Some(rec) = reader.next_record()? else {
                 self.done = true;
                 break;
             };
-            let session = rec.session().map(|s| s.into_owned());
-            if let (Some(only), Some(s)) = (&self.sessions, &session) {
-                if !only.contains(s) {
-                    continue;
-                }
+            if rec.line <= *through {
+                continue;
             }
             let line = rec.line;
-            let t = Timestamp::from_nanos(rec.t);
-            let action: OperatorAction =
-                serde_json::from_str(rec.body).map_err(|e| self.reader.corrupt(line, e))?;
-            let event = match action {
-                OperatorAction::Switch { to } => Event::OperatorSwitch {
-                    to: to.map(Into::into),
-                },
-                OperatorAction::Pause => Event::Pause,
-                OperatorAction::Resume => Event::Resume,
-                OperatorAction::Shutdown => Event::Shutdown,
-                OperatorAction::Gates { verdict } => Event::GateVerdict(verdict),
-            };
-            self.next = Some((t, session, event));
+            match operator_input(&rec, self.sessions.as_ref()) {
+                Ok(Some(input)) => self.next = Some(input),
+                Ok(None) => {}
+                Err(e) => return Err(reader.corrupt(line, e)),
+            }
         }
         Ok(self.next.as_ref().map(|(t, _, _)| *t))
     }
@@ -222,11 +272,64 @@ impl OperatorInputs {
         &mut self,
         now: Timestamp,
     ) -> Result<Option<(Option<String>, Event)>, RecordingError> {
+        // Reached: look further.
+        if self.horizon.is_some_and(|h| h <= now) {
+            self.horizon = None;
+        }
         match self.next_at()? {
             Some(t) if t <= now => Ok(self.next.take().map(|(_, s, e)| (s, e))),
             _ => Ok(None),
         }
     }
+}
+
+/// An operator record as the input it feeds, if it is for one of `sessions`
+/// (or for every agent); `None` for another agent's.
+fn operator_input(
+    rec: &RawRecord<'_>,
+    sessions: Option<&HashSet<String>>,
+) -> Result<Option<Input_>, String> {
+    let session = rec.session().map(|s| s.into_owned());
+    if let (Some(only), Some(s)) = (sessions, &session) {
+        if !only.contains(s) {
+            return Ok(None);
+        }
+    }
+    let action: OperatorAction = serde_json::from_str(rec.body).map_err(|e| e.to_string())?;
+    let event = match action {
+        OperatorAction::Switch { to } => Event::OperatorSwitch {
+            to: to.map(Into::into),
+        },
+        OperatorAction::Pause => Event::Pause,
+        OperatorAction::Resume => Event::Resume,
+        OperatorAction::Shutdown => Event::Shutdown,
+        OperatorAction::Gates { verdict } => Event::GateVerdict(verdict),
+    };
+    Ok(Some((Timestamp::from_nanos(rec.t), session, event)))
+}
+
+/// What [`Checker::input_ahead`] found.
+enum Lookahead {
+    /// The next operator input.
+    Input(Input_),
+    /// None before this time (the last record read).
+    Horizon(Timestamp),
+    /// None left.
+    End,
+    /// Not looking further: the inputs after this line are for a reader of their own.
+    Alone(u64),
+}
+
+/// How many recorded decisions the checker reads ahead of today's replay
+/// while looking for the next operator input.
+const AHEAD: usize = 4096;
+
+/// Operator inputs a [`Checker`] collects for [`OperatorInputs`].
+struct Inputs {
+    /// The sessions replayed (`None`: all).
+    sessions: Option<HashSet<String>>,
+    /// Found and not taken yet.
+    queue: VecDeque<Input_>,
 }
 
 /// A decision with its time.
@@ -282,6 +385,13 @@ pub struct Checker {
     fleet: Option<Fleet>,
     /// Recorded decisions by their bytes (without [`Checker::validating`]'s checks).
     decisions: ParseMemo<Decision>,
+    /// Recorded decisions read ahead, looking for the next operator input
+    /// ([`Checker::input_ahead`]), with their line and session.
+    ahead: VecDeque<(u64, Option<String>, Timed)>,
+    /// Operator inputs found on the way ([`OperatorInputs::shared`]).
+    inputs: Option<Inputs>,
+    /// The line and time of the last record read.
+    read: (u64, Timestamp),
 }
 
 /// A fleet recording's decisions, compared agent by agent: each agent's
@@ -324,7 +434,8 @@ impl Checker {
     ) -> Result<Self, RecordingError> {
         let (_, reader) = RecordReader::open(path)?;
         Ok(Checker {
-            reader: reader.only(&[Kind::Decision]),
+            // Operator records too: the inputs may be found on the way.
+            reader: reader.only(&[Kind::Decision, Kind::Operator]),
             checks: None,
             events_now: 0,
             tolerance,
@@ -339,6 +450,9 @@ impl Checker {
             recorded_uncompared: 0,
             fleet: None,
             decisions: ParseMemo::new(MEMO_ENTRIES, MEMO_LONGEST),
+            ahead: VecDeque::new(),
+            inputs: None,
+            read: (1, Timestamp::ZERO),
         })
     }
 
@@ -390,10 +504,22 @@ impl Checker {
     /// agent's recording); in a fleet's, of the sessions replayed only.
     #[allow(clippy::type_complexity)]
     fn next_recorded_of(&mut self) -> Result<Option<(u64, Option<String>, Timed)>, RecordingError> {
+        if let Some(ahead) = self.ahead.pop_front() {
+            return Ok(Some(ahead));
+        }
+        self.read_recorded()
+    }
+
+    /// Reads on to the next recorded decision, handing the operator inputs
+    /// met on the way to [`Checker::inputs`].
+    #[allow(clippy::type_complexity)]
+    fn read_recorded(&mut self) -> Result<Option<(u64, Option<String>, Timed)>, RecordingError> {
         while let Some(rec) = self.reader.next_record()? {
             let (line, t) = (rec.line, Timestamp::from_nanos(rec.t));
+            self.read = (line, t);
             let decision = match &mut self.checks {
                 Some(checks) => checks.record(&rec, false),
+                None if rec.kind != Kind::Decision => Ok(None),
                 None => self
                     .decisions
                     .get_or_parse(rec.body.as_bytes(), |b| {
@@ -402,6 +528,13 @@ impl Checker {
                     .map(Some)
                     .map_err(|e| e.to_string()),
             };
+            if let (Kind::Operator, Some(inputs), Ok(_)) = (rec.kind, &mut self.inputs, &decision) {
+                match operator_input(&rec, inputs.sessions.as_ref()) {
+                    Ok(Some(input)) => inputs.queue.push_back(input),
+                    Ok(None) => {}
+                    Err(e) => return Err(self.reader.corrupt(line, e)),
+                }
+            }
             match decision {
                 Ok(Some(decision)) => {
                     // Only a fleet's decisions name their session (and a
@@ -421,6 +554,47 @@ impl Checker {
             }
         }
         Ok(None)
+    }
+
+    /// Collect the operator inputs (for `sessions`; `None`: all) met on the way.
+    fn collect_inputs(&mut self, sessions: Option<HashSet<String>>) {
+        self.inputs = Some(Inputs {
+            sessions,
+            queue: VecDeque::new(),
+        });
+    }
+
+    /// Looks for the next operator input, reading recorded decisions ahead
+    /// of today's replay (at most [`AHEAD`]). When the last window was not
+    /// taken (today's decisions differ from them), it stops collecting
+    /// inputs: they are for a reader of their own from here.
+    fn input_ahead(&mut self) -> Result<Lookahead, RecordingError> {
+        let Some(inputs) = &mut self.inputs else {
+            return Ok(Lookahead::Alone(self.read.0));
+        };
+        if let Some(input) = inputs.queue.pop_front() {
+            return Ok(Lookahead::Input(input));
+        }
+        if self.ahead.len() >= AHEAD {
+            self.inputs = None;
+            return Ok(Lookahead::Alone(self.read.0));
+        }
+        loop {
+            if self.ahead.len() >= AHEAD {
+                return Ok(Lookahead::Horizon(self.read.1));
+            }
+            let read = self.read_recorded()?;
+            if let Some(input) = self.inputs.as_mut().and_then(|i| i.queue.pop_front()) {
+                if let Some(d) = read {
+                    self.ahead.push_back(d);
+                }
+                return Ok(Lookahead::Input(input));
+            }
+            match read {
+                Some(d) => self.ahead.push_back(d),
+                None => return Ok(Lookahead::End),
+            }
+        }
     }
 
     /// Fleet: reads recorded decisions into their agents' queues until
@@ -604,6 +778,8 @@ impl Checker {
 
     /// Reads the rest of the recorded decisions; then the verdict.
     pub fn finish(&mut self) -> Result<Verdict, RecordingError> {
+        // The replay is over: no input is taken any more.
+        self.inputs = None;
         if let Some(e) = self.fault.take() {
             return Err(e);
         }

@@ -166,7 +166,8 @@ pub fn replay(global: &GlobalArgs, args: &Replay) -> Result<Option<State>, CliEr
         inject::parse(&args.inject, &args.inject_files, &sites, &dn)
             .map_err(CliError::bad_input)?
             .into();
-    let mut inputs = OperatorInputs::open_for(path, only).map_err(CliError::bad_input)?;
+    // The checker's reader finds the operator inputs too: one pass over the file.
+    let mut inputs = OperatorInputs::shared(checker.clone(), path, only);
     let mut session = Session::new(host).map_err(CliError::failed)?;
     let replayed = feed(&mut session, &mut inputs, &sessions, &mut injections, end);
     if let Ok(Some((signal, at))) = replayed {
