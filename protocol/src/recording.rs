@@ -370,6 +370,11 @@ impl<R: Read> RecordReader<R> {
         self.truncated
     }
 
+    /// The number of the last line read (1: the header), skipped ones included.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
     /// The recording's path.
     pub fn path(&self) -> &Path {
         &self.path

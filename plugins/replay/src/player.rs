@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 /// past it, that agent reads the file on its own cursor from there.
 const SHARED_AHEAD: usize = 4096;
 
+/// How many recorded events the shared reader may hold while it reads
+/// ahead for a command or result; past it, the commands go on with a reader
+/// of their own from there.
+const EVENTS_AHEAD: usize = 1024;
+
 /// How many agents may have a cursor of their own (each holds a 64 KiB
 /// buffer); past it they look ahead on the shared one, whatever it holds.
 const OWN_CURSORS: usize = 64;
@@ -28,7 +33,7 @@ pub struct Player {
 }
 
 impl Player {
-    /// Opens the recording (two cursors over it) and checks its header.
+    /// Opens the recording (one reader for events, commands and results) and checks its header.
     pub fn open(path: &Path) -> Result<Player, RecordingError> {
         Player::open_for(path, None)
     }
@@ -39,19 +44,20 @@ impl Player {
         path: &Path,
         sessions: Option<HashSet<String>>,
     ) -> Result<Player, RecordingError> {
-        let (_, events) = RecordReader::open(path)?;
-        let (_, commands) = RecordReader::open(path)?;
+        let (_, reader) = RecordReader::open(path)?;
         Ok(Player {
             events: EventCursor {
-                reader: events.only(&[Kind::Event]),
+                reader: reader.only(&[Kind::Event, Kind::Command, Kind::Result]),
                 sessions: sessions.clone(),
-                next: None,
-                json: Vec::new(),
+                pending: VecDeque::new(),
+                passed: VecDeque::new(),
+                following: true,
+                followed: 1,
                 done: false,
             },
             commands: CommandCursor {
                 path: path.to_owned(),
-                shared: commands.only(&[Kind::Command, Kind::Result]),
+                shared: None,
                 sessions,
                 queues: HashMap::new(),
                 buffered: 0,
@@ -77,7 +83,7 @@ impl Player {
             command,
         } = input;
         let sent = command.redacted();
-        let matched = match self.commands.front(&session) {
+        let matched = match self.commands.front(&session, &mut self.events) {
             Ok(next) => next.is_some_and(|r| r.command == sent),
             Err(e) => {
                 self.fail(e);
@@ -85,7 +91,7 @@ impl Player {
             }
         };
         if matched {
-            match self.commands.take_front(&session) {
+            match self.commands.take_front(&session, &mut self.events) {
                 Ok(Some((_, Some(result)))) => {
                     let due = now.saturating_add(result.t.saturating_sub(result.sent_at));
                     self.schedule(
@@ -106,7 +112,7 @@ impl Player {
         }
         let recorded = self
             .commands
-            .front(&session)
+            .front(&session, &mut self.events)
             .ok()
             .flatten()
             .map(|r| RecordedCommand {
@@ -202,7 +208,7 @@ impl Player {
     /// When the next answer or event is due.
     pub fn poll_timeout(&self) -> Option<u64> {
         let answer = self.scheduled.keys().next().map(|k| k.0);
-        let event = self.events.next.map(|e| e.0);
+        let event = self.events.pending.front().map(|e| e.0);
         match (answer, event) {
             (Some(a), Some(e)) => Some(a.min(e)),
             (a, e) => a.or(e),
@@ -239,15 +245,42 @@ enum Due {
     Event,
 }
 
-/// The recorded events, one ahead, as their recorded JSON.
+/// The one reader of the recording: events, one ahead (more while the
+/// commands look further), as their recorded JSON; the commands and
+/// results it passes are kept for the [`CommandCursor`] while it follows.
 struct EventCursor {
     reader: RecordReader,
     /// The sessions played (`None`: all); the others' events are skipped.
     sessions: Option<HashSet<String>>,
-    /// The next event's time and line; its JSON is in `json`.
-    next: Option<(u64, u64)>,
-    json: Vec<u8>,
+    /// Events read and not played yet: time, line, JSON.
+    pending: VecDeque<(u64, u64, Vec<u8>)>,
+    /// Commands and results read and not taken by the command cursor yet.
+    passed: VecDeque<Passed>,
+    /// Whether the command cursor takes its records from here (else it
+    /// has a reader of its own, after the last line passed).
+    following: bool,
+    /// The line of the last record read while following.
+    followed: u64,
     done: bool,
+}
+
+/// A command or result record the event cursor read.
+struct Passed {
+    line: u64,
+    t: u64,
+    kind: Kind,
+    body: String,
+}
+
+impl Passed {
+    fn raw(&self) -> RawRecord<'_> {
+        RawRecord {
+            line: self.line,
+            t: self.t,
+            kind: self.kind,
+            body: &self.body,
+        }
+    }
 }
 
 /// Whether `rec` is of one of `sessions` (`None`: every session is played).
@@ -259,35 +292,72 @@ fn played(sessions: &Option<HashSet<String>>, rec: &RawRecord<'_>) -> bool {
 
 impl EventCursor {
     fn peek(&mut self) -> Result<Option<(u64, u64)>, RecordingError> {
-        while self.next.is_none() && !self.done {
-            match self.reader.next_record()? {
-                Some(rec) if !played(&self.sessions, &rec) => {}
-                Some(rec) => {
-                    self.json.clear();
-                    self.json.extend_from_slice(rec.body.as_bytes());
-                    self.next = Some((rec.t, rec.line));
-                }
-                None => self.done = true,
-            }
+        while self.pending.is_empty() && self.read_one()? {}
+        Ok(self.pending.front().map(|&(t, line, _)| (t, line)))
+    }
+
+    /// Reads one more record: `false` at the end. An event played goes to
+    /// `pending`; a command or result to `passed` while the command cursor
+    /// follows (when it holds too much, the command cursor reads on alone).
+    fn read_one(&mut self) -> Result<bool, RecordingError> {
+        if self.done {
+            return Ok(false);
         }
-        Ok(self.next)
+        let Some(rec) = self.reader.next_record()? else {
+            self.done = true;
+            return Ok(false);
+        };
+        if self.following {
+            self.followed = rec.line;
+        }
+        match rec.kind {
+            Kind::Event if played(&self.sessions, &rec) => {
+                self.pending
+                    .push_back((rec.t, rec.line, rec.body.as_bytes().to_vec()));
+            }
+            Kind::Command | Kind::Result if self.following => {
+                self.passed.push_back(Passed {
+                    line: rec.line,
+                    t: rec.t,
+                    kind: rec.kind,
+                    body: rec.body.to_owned(),
+                });
+                if self.passed.len() > SHARED_AHEAD {
+                    self.following = false;
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    /// Stops passing commands and results on: the line through which it
+    /// did (the command cursor's own reader takes those after it).
+    fn stop_following(&mut self) -> u64 {
+        if self.following {
+            self.following = false;
+            self.followed = self.reader.line();
+        }
+        self.followed
     }
 
     /// Appends the next event's JSON to `out`: `false` when there is none.
     fn take_json(&mut self, out: &mut Vec<u8>) -> bool {
-        let taken = self.next.take().is_some();
-        if taken {
-            out.extend_from_slice(&self.json);
+        match self.pending.pop_front() {
+            Some((_, _, json)) => {
+                out.extend_from_slice(&json);
+                true
+            }
+            None => false,
         }
-        taken
     }
 
     /// The next event, parsed.
     fn take(&mut self) -> Result<Option<Output>, RecordingError> {
-        let Some((_, line)) = self.next.take() else {
+        let Some((_, line, json)) = self.pending.pop_front() else {
             return Ok(None);
         };
-        serde_json::from_slice(&self.json)
+        serde_json::from_slice(&json)
             .map(Some)
             .map_err(|e| self.reader.corrupt(line, format!("event: {e}")))
     }
@@ -314,14 +384,18 @@ struct Answer {
 /// The recorded commands not yet matched, per session, in order, with
 /// their results: each agent's commands are matched by order among its own.
 ///
-/// One shared cursor reads the file for every agent, handing each record
-/// to its session's queue: while today's agents follow the recording this
+/// One shared stream of records serves every agent, handing each record
+/// to its session's queue: it takes them from the [`EventCursor`] (one
+/// reader of the file for both), or, once it had to look too far ahead of
+/// the events or they of it, from a reader of its own. While while today's agents follow the recording this
 /// holds a few records. When an agent's next command or result lies further
 /// ahead than [`SHARED_AHEAD`] others' (a what-if where it diverges), that
 /// agent goes on with a cursor of its own from there, so memory stays bounded.
 struct CommandCursor {
     path: PathBuf,
-    shared: RecordReader,
+    /// The shared stream's own reader, after the line given, once it stopped
+    /// following the [`EventCursor`] (`None`: it follows).
+    shared: Option<(RecordReader, u64)>,
     /// The sessions played (`None`: all); the others' records are skipped.
     sessions: Option<HashSet<String>>,
     queues: HashMap<String, Queue>,
@@ -343,12 +417,16 @@ struct Queue {
 
 impl CommandCursor {
     /// The session's next unmatched recorded command.
-    fn front(&mut self, session: &str) -> Result<Option<&Pending>, RecordingError> {
+    fn front(
+        &mut self,
+        session: &str,
+        events: &mut EventCursor,
+    ) -> Result<Option<&Pending>, RecordingError> {
         while self
             .queues
             .get(session)
             .is_none_or(|q| q.pending.is_empty())
-            && self.read_one(session)?
+            && self.read_one(session, events)?
         {}
         Ok(self.queues.get(session).and_then(|q| q.pending.front()))
     }
@@ -359,8 +437,9 @@ impl CommandCursor {
     fn take_front(
         &mut self,
         session: &str,
+        events: &mut EventCursor,
     ) -> Result<Option<(Command, Option<Answer>)>, RecordingError> {
-        if self.front(session)?.is_none() {
+        if self.front(session, events)?.is_none() {
             return Ok(None);
         }
         while self
@@ -368,7 +447,7 @@ impl CommandCursor {
             .get(session)
             .and_then(|q| q.pending.front())
             .is_some_and(|p| p.result.is_none())
-            && self.read_one(session)?
+            && self.read_one(session, events)?
         {}
         let popped = self
             .queues
@@ -383,7 +462,11 @@ impl CommandCursor {
     /// Reads up to the next command or result for `session` (from its own
     /// cursor if it has one, else the shared one, which hands the records
     /// of others to their queues); `false` at the end.
-    fn read_one(&mut self, session: &str) -> Result<bool, RecordingError> {
+    fn read_one(
+        &mut self,
+        session: &str,
+        events: &mut EventCursor,
+    ) -> Result<bool, RecordingError> {
         if let Some(queue) = self.queues.get_mut(session) {
             if let Some((reader, from)) = &mut queue.own {
                 if queue.own_done {
@@ -407,9 +490,36 @@ impl CommandCursor {
             if self.done {
                 return Ok(false);
             }
-            let Some(rec) = self.shared.next_record()? else {
-                self.done = true;
-                return Ok(false);
+            let passed;
+            let rec = match &mut self.shared {
+                None => match events.passed.pop_front() {
+                    Some(p) => {
+                        passed = p;
+                        passed.raw()
+                    }
+                    None if !events.following || events.pending.len() >= EVENTS_AHEAD => {
+                        // On alone, after what the events' reader read.
+                        let (_, reader) = RecordReader::open(&self.path)?;
+                        let reader = reader.only(&[Kind::Command, Kind::Result]);
+                        self.shared = Some((reader, events.stop_following()));
+                        continue;
+                    }
+                    None => {
+                        if !events.read_one()? {
+                            self.done = true;
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                },
+                Some((reader, after)) => match reader.next_record()? {
+                    Some(rec) if rec.line <= *after => continue,
+                    Some(rec) => rec,
+                    None => {
+                        self.done = true;
+                        return Ok(false);
+                    }
+                },
             };
             if !played(&self.sessions, &rec) {
                 continue;
