@@ -312,3 +312,69 @@ fn a_player_for_some_sessions_plays_only_their_records() {
         ]
     );
 }
+
+/// connect (answered at once), `events` telephony events a millisecond
+/// apart, then `commands` kill-factories (each answered at once) after
+/// them: every kind of record in one agent's file, for the one reader.
+fn events_then_commands(events: u64, commands: u64) -> tempfile::NamedTempFile {
+    fleet_recording(&[AGENT], |w| {
+        w.command(0, &cmd(1, connect("site1"))).unwrap();
+        w.output(0, &result(1, Reply::Connected { epoch: 1 }))
+            .unwrap();
+        for i in 0..events {
+            let status = if i % 2 == 0 {
+                ServiceState::Off
+            } else {
+                ServiceState::On
+            };
+            w.output((i + 1) * MS, &telephony(AGENT, 1, status))
+                .unwrap();
+        }
+        for id in 2..2 + commands {
+            let t = (events + 1) * MS;
+            w.command(t, &cmd(id, Command::KillFactory)).unwrap();
+            w.output(t, &result(id, Reply::Done)).unwrap();
+        }
+    })
+}
+
+#[test]
+fn a_command_recorded_past_many_events_is_found_and_the_events_still_play_in_order() {
+    // 3 000 events between the connect and the kill-factory: more than the
+    // one reader holds while it looks for a command, so the commands read
+    // on alone from there.
+    let file = events_then_commands(3_000, 1);
+    let mut p = Player::open(file.path()).unwrap();
+    p.handle(0, cmd(10, connect("site1")));
+    p.handle(0, cmd(11, Command::KillFactory));
+    let out = drain(&mut p, 0, 10_000 * MS);
+    assert_eq!(out[0], (0, result(10, Reply::Connected { epoch: 1 })));
+    assert_eq!(out[1], (0, result(11, Reply::Done)));
+    let events: Vec<_> = out[2..].iter().map(|(t, _)| *t).collect();
+    assert_eq!(events, (1..=3_000).map(|i| i * MS).collect::<Vec<_>>());
+    assert!(p.fault().is_none());
+}
+
+#[test]
+fn commands_passed_by_the_events_long_before_the_host_sends_them_still_match_in_order() {
+    // The host plays every event first; the 6 000 commands after them pass
+    // the one reader before the host sends any: more than it keeps, so
+    // the commands read on alone after the last one it kept.
+    let file = events_then_commands(10, 6_000);
+    let mut p = Player::open(file.path()).unwrap();
+    p.handle(0, cmd(1, connect("site1")));
+    let out = drain(&mut p, 0, 10_000 * MS);
+    assert_eq!(out.len(), 11);
+    for id in 2..6_002 {
+        p.handle(20 * MS, cmd(id, Command::KillFactory));
+    }
+    let out = drain(&mut p, 20 * MS, 20 * MS);
+    assert_eq!(out.len(), 6_000);
+    assert!(
+        out.iter()
+            .zip(2..)
+            .all(|((_, o), id)| *o == result(id, Reply::Done)),
+        "a command did not meet its recorded result"
+    );
+    assert!(p.fault().is_none());
+}
