@@ -1048,3 +1048,120 @@ impl Verdict {
         serde_json::to_string(&json).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drctl_policy::Alarm;
+    use drctl_protocol::recording::{Header, RecordWriter, FORMAT, VERSION};
+    use std::io::Write;
+
+    const MS: u64 = 1_000_000;
+    /// Past two windows of decisions read ahead.
+    const DECISIONS: u64 = 2 * AHEAD as u64 + 100;
+
+    fn raised(i: u64) -> Decision {
+        let alarm = if i % 2 == 0 {
+            Alarm::StatisticServiceDown
+        } else {
+            Alarm::TelephonyServiceDown
+        };
+        Decision::AlarmRaised {
+            alarm,
+            deadline: None,
+        }
+    }
+
+    /// Decision i at i ms, then a pause, then the session's end.
+    fn recording() -> tempfile::NamedTempFile {
+        let header = Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            drctl: "0.1.0".into(),
+            backend: "mock".into(),
+            started: "2026-11-24T19:00:00Z".into(),
+            command: "watch".into(),
+            clock: "virtual".into(),
+            session: "agent-1".into(),
+            config: serde_json::json!({}),
+            cached_preferred: None,
+            agents: Vec::new(),
+        };
+        let mut w = RecordWriter::new(Vec::new(), &header).unwrap();
+        for i in 1..=DECISIONS {
+            w.decision(i * MS, &raised(i)).unwrap();
+        }
+        w.operator((DECISIONS + 1) * MS, &OperatorAction::Pause)
+            .unwrap();
+        w.operator((DECISIONS + 2) * MS, &OperatorAction::Shutdown)
+            .unwrap();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&w.into_inner()).unwrap();
+        file
+    }
+
+    /// Runs the inputs' loop as `drctl replay` does, today's decisions
+    /// being the recorded ones up to `today` (none after it): the inputs
+    /// fed, and whether they were found by the checker's reader alone.
+    fn replay(today: u64) -> (Vec<(Timestamp, Event)>, bool, Verdict) {
+        let file = recording();
+        let checker = Checker::validating(file.path(), Duration::ZERO, None).unwrap();
+        let checker = Rc::new(RefCell::new(checker));
+        let mut inputs = OperatorInputs::shared(checker.clone(), file.path(), None);
+        let (mut fed, mut decided) = (Vec::new(), 0);
+        for _ in 0..100 {
+            let Some(until) = inputs.next_at().unwrap() else {
+                break;
+            };
+            assert!(checker.borrow().ahead.len() <= AHEAD);
+            while decided < today && Timestamp::from_nanos((decided + 1) * MS) <= until {
+                decided += 1;
+                let t = Timestamp::from_nanos(decided * MS);
+                checker
+                    .borrow_mut()
+                    .decision(t, "agent-1", &raised(decided));
+            }
+            while let Some((_, event)) = inputs.take_due(until).unwrap() {
+                fed.push((until, event));
+            }
+        }
+        let shared = inputs.shared.is_some();
+        let verdict = checker.borrow_mut().finish().unwrap();
+        (fed, shared, verdict)
+    }
+
+    #[test]
+    fn the_checkers_reader_finds_the_inputs_through_windows_of_decisions() {
+        let (fed, shared, verdict) = replay(DECISIONS);
+        let at = |ms| Timestamp::from_nanos(ms * MS);
+        assert_eq!(
+            fed,
+            [
+                (at(DECISIONS + 1), Event::Pause),
+                (at(DECISIONS + 2), Event::Shutdown)
+            ]
+        );
+        assert!(shared, "the inputs went on alone");
+        assert!(verdict.identical());
+        assert_eq!(verdict.recorded, DECISIONS);
+    }
+
+    #[test]
+    fn when_todays_decisions_stop_the_inputs_go_on_alone_and_the_verdict_counts_all() {
+        let (fed, shared, verdict) = replay(10);
+        let at = |ms| Timestamp::from_nanos(ms * MS);
+        assert_eq!(
+            fed,
+            [
+                (at(DECISIONS + 1), Event::Pause),
+                (at(DECISIONS + 2), Event::Shutdown)
+            ]
+        );
+        assert!(!shared, "a window not taken is not read past");
+        let m = verdict.mismatch.expect("today's decisions stop at 10");
+        assert_eq!(
+            (m.index, verdict.recorded, verdict.now),
+            (11, DECISIONS, 10)
+        );
+    }
+}
