@@ -19,9 +19,11 @@
 //!   subscribe it does not have is refused, and the replay goes on.
 //! - A command recorded without a result (the recording ends first) is never answered.
 //!
-//! Two cursors stream the file, one for events and one for commands and
-//! results (an agent whose commands run far from the recording's order
-//! gets a third of its own): memory stays bounded whatever the recording's size. Recorded
+//! One reader streams the file for events, commands and results (the
+//! commands read on alone when they must look far ahead of the events or
+//! the events of them; an agent whose commands run far from the recording's
+//! order gets a cursor of its own): memory stays bounded whatever the
+//! recording's size. Recorded
 //! events cross the ABI as the recording has them (their lines are the
 //! events' JSON), unparsed here: the host reads them once.
 
