@@ -942,21 +942,7 @@ fn play(shared: &Arc<Shared>) {
                     continue;
                 };
                 let before = *state;
-                if let Some(v) = patch.telephony {
-                    state.telephony = v;
-                }
-                if let Some(v) = patch.configuration {
-                    state.configuration = v;
-                }
-                if let Some(v) = patch.statistic {
-                    state.statistic = v;
-                }
-                if let Some(v) = patch.reachable {
-                    state.reachable = v;
-                }
-                if let Some(v) = patch.login_fails {
-                    state.login_fails = v;
-                }
+                state.apply(&patch);
                 let after = *state;
                 write_health(shared.health.path(), &site, &after);
                 if let Some(c) = st.conn.as_mut().filter(|c| c.site == site) {

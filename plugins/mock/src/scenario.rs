@@ -275,6 +275,27 @@ fn on() -> ServiceState {
     ServiceState::On
 }
 
+impl SiteState {
+    /// This state with `patch`'s fields set.
+    pub fn apply(&mut self, patch: &SitePatch) {
+        if let Some(v) = patch.telephony {
+            self.telephony = v;
+        }
+        if let Some(v) = patch.configuration {
+            self.configuration = v;
+        }
+        if let Some(v) = patch.statistic {
+            self.statistic = v;
+        }
+        if let Some(v) = patch.reachable {
+            self.reachable = v;
+        }
+        if let Some(v) = patch.login_fails {
+            self.login_fails = v;
+        }
+    }
+}
+
 impl Default for SiteState {
     fn default() -> Self {
         SiteState {

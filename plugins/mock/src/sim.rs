@@ -798,21 +798,7 @@ impl Sim {
         };
         let st = &mut self.sites[t].state;
         let before = *st;
-        if let Some(v) = patch.telephony {
-            st.telephony = v;
-        }
-        if let Some(v) = patch.configuration {
-            st.configuration = v;
-        }
-        if let Some(v) = patch.statistic {
-            st.statistic = v;
-        }
-        if let Some(v) = patch.reachable {
-            st.reachable = v;
-        }
-        if let Some(v) = patch.login_fails {
-            st.login_fails = v;
-        }
+        st.apply(&patch);
         let after = *st;
         // A stale change went out on the previous connection there; there is
         // no index of those, but stale drills are single events, so a scan is fine.
