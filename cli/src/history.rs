@@ -193,7 +193,10 @@ impl Syncer {
             },
             None => file,
         };
-        tracing::debug!("history {}: fsync queue full", self.path.display());
+        tracing::debug!(
+            "history {}: fsync in the loop (its thread is busy or gone)",
+            self.path.display()
+        );
         (self.sync)(&file)
     }
 
