@@ -120,62 +120,57 @@ pub enum OutputRef<'a> {
 /// Appends `output`'s compact form to `out`: the bytes [`encode_output`]
 /// writes for the same [`Output`].
 pub fn encode_output_ref(output: OutputRef<'_>, out: &mut Vec<u8>) -> Result<(), CompactError> {
-    let wire = match output {
-        OutputRef::Result {
-            session,
-            id,
-            result,
-        } => WireOutput::Result {
-            session,
-            id,
-            result: WireResult::of(result),
-        },
-        OutputRef::Event {
-            session,
-            epoch,
-            event,
-        } => WireOutput::Event {
-            session,
-            epoch,
-            event: WireEvent::of(event),
-        },
-    };
-    write(&wire, out)
+    write(&WireOutput::of_ref(output), out)
+}
+
+impl<'a> WireOutput<'a> {
+    /// The wire form of a borrowed result or event.
+    fn of_ref(output: OutputRef<'a>) -> Self {
+        match output {
+            OutputRef::Result {
+                session,
+                id,
+                result,
+            } => WireOutput::Result {
+                session,
+                id,
+                result: WireResult::of(result),
+            },
+            OutputRef::Event {
+                session,
+                epoch,
+                event,
+            } => WireOutput::Event {
+                session,
+                epoch,
+                event: WireEvent::of(event),
+            },
+        }
+    }
 }
 
 /// Appends `output`'s compact form to `out` ([`Output::Unknown`] has none).
 pub fn encode_output(output: &Output, out: &mut Vec<u8>) -> Result<(), CompactError> {
+    // Results and events go through the borrowed form: one encoding of each.
     let wire = match output {
         Output::Result {
             session,
             id,
             result,
-        } => {
-            let (session, id) = (session.as_str(), *id);
-            return encode_output_ref(
-                OutputRef::Result {
-                    session,
-                    id,
-                    result,
-                },
-                out,
-            );
-        }
+        } => WireOutput::of_ref(OutputRef::Result {
+            session,
+            id: *id,
+            result,
+        }),
         Output::Event {
             session,
             epoch,
             event,
-        } => {
-            let (session, epoch) = (session.as_str(), *epoch);
-            return encode_output_ref(
-                OutputRef::Event {
-                    session,
-                    epoch,
-                    event,
-                },
-                out,
-            );
-        }
+        } => WireOutput::of_ref(OutputRef::Event {
+            session,
+            epoch: *epoch,
+            event,
+        }),
         Output::Divergence {
             session,
             id,
