@@ -162,7 +162,7 @@ pub fn tail_summary(path: &Path) -> Option<Summary> {
 }
 
 /// An operator input: when, for which session (`None`: every agent), what.
-type Input_ = (Timestamp, Option<String>, Event);
+type OperatorInput = (Timestamp, Option<String>, Event);
 
 /// The recording's operator inputs, in order, one ahead.
 ///
@@ -182,7 +182,7 @@ pub struct OperatorInputs {
     /// The sessions replayed (`None`: all); others' inputs are skipped.
     sessions: Option<HashSet<String>>,
     /// The next input.
-    next: Option<Input_>,
+    next: Option<OperatorInput>,
     /// No input before this time (shared: the checker read that far).
     horizon: Option<Timestamp>,
     done: bool,
@@ -288,7 +288,7 @@ impl OperatorInputs {
 fn operator_input(
     rec: &RawRecord<'_>,
     sessions: Option<&HashSet<String>>,
-) -> Result<Option<Input_>, String> {
+) -> Result<Option<OperatorInput>, String> {
     let session = rec.session().map(|s| s.into_owned());
     if let (Some(only), Some(s)) = (sessions, &session) {
         if !only.contains(s) {
@@ -311,7 +311,7 @@ fn operator_input(
 /// What [`Checker::input_ahead`] found.
 enum Lookahead {
     /// The next operator input.
-    Input(Input_),
+    Input(OperatorInput),
     /// None before this time (the last record read).
     Horizon(Timestamp),
     /// None left.
@@ -329,7 +329,7 @@ struct Inputs {
     /// The sessions replayed (`None`: all).
     sessions: Option<HashSet<String>>,
     /// Found and not taken yet.
-    queue: VecDeque<Input_>,
+    queue: VecDeque<OperatorInput>,
 }
 
 /// A decision with its time.
